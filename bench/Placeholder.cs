@@ -1,0 +1,2 @@
+namespace Sharpen.Bench;
+internal static class Placeholder { }

@@ -1,0 +1,2 @@
+Sharpen.Torch.TorchRuntime.EnsureLoaded();
+Console.WriteLine("sharpen: commands arrive in the next commits");
