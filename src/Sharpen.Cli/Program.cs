@@ -1,2 +1,8 @@
-Sharpen.Torch.TorchRuntime.EnsureLoaded();
-Console.WriteLine("sharpen: commands arrive in the next commits");
+using System.CommandLine;
+using Sharpen.Cli.Commands;
+
+var root = new RootCommand("sharpen: teach language models with rewards (RL, preferences, process supervision, search) on TorchSharp.");
+root.Subcommands.Add(InitCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+return await root.Parse(args).InvokeAsync();

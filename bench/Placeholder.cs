@@ -1,2 +1,0 @@
-namespace Sharpen.Bench;
-internal static class Placeholder { }

@@ -1,0 +1,138 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using Sharpen.Torch;
+using static TorchSharp.torch;
+
+namespace Sharpen.Checkpoints;
+
+/// <summary>A model, and what was stored beside it, read from a checkpoint folder.</summary>
+public sealed record LoadedModel(CausalLM Model, ITokenizer? Tokenizer, ScalarHead? Head, GenerationConfig Generation, string Directory);
+
+/// <summary>
+/// The Hugging Face folder layout: <c>config.json</c>, <c>generation_config.json</c>,
+/// <c>model.safetensors</c> (or shards with <c>model.safetensors.index.json</c>), the tokenizer's
+/// files, and Sharpen's optional <c>scalar_head.safetensors</c>.
+/// </summary>
+public static class HfCheckpoint
+{
+    /// <summary>Weights file of an unsharded checkpoint.</summary>
+    public const string WeightsFile = "model.safetensors";
+    /// <summary>Index of a sharded checkpoint.</summary>
+    public const string IndexFile = "model.safetensors.index.json";
+
+    /// <summary>
+    /// Writes a checkpoint folder (created if needed). <paramref name="storeAs"/> is Float32 or
+    /// BFloat16; <c>torch_dtype</c> in config.json says which.
+    /// </summary>
+    public static void Save(string directory, CausalLM model, ITokenizer? tokenizer = null, ScalarHead? head = null,
+        ScalarType storeAs = ScalarType.Float32, GenerationConfig? generation = null)
+    {
+        TorchRuntime.EnsureLoaded();
+        if (storeAs is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new ArgumentException($"checkpoints are written as Float32 or BFloat16, not {storeAs}");
+        Directory.CreateDirectory(directory);
+        var config = model.Config with { TorchDtype = storeAs == ScalarType.BFloat16 ? "bfloat16" : "float32" };
+        config.Save(Path.Combine(directory, "config.json"));
+        (generation ?? GenerationConfig.From(config)).Save(Path.Combine(directory, "generation_config.json"));
+        var weights = model.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach());
+        Safetensors.Save(Path.Combine(directory, WeightsFile), weights, storeAs, new Dictionary<string, string> { ["format"] = "pt" });
+        if (head is not null)
+            Safetensors.Save(Path.Combine(directory, ScalarHead.FileName),
+                head.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()), ScalarType.Float32);
+        tokenizer?.Save(directory);
+    }
+
+    /// <summary>
+    /// Reads a checkpoint folder: validates config.json, loads the weights (F32/F16/BF16 → float32),
+    /// the tokenizer if its files are there (<paramref name="requireTokenizer"/> makes it mandatory),
+    /// and the scalar head if present.
+    /// </summary>
+    public static LoadedModel Load(string directory, bool requireTokenizer = false)
+    {
+        TorchRuntime.EnsureLoaded();
+        if (!System.IO.Directory.Exists(directory)) throw new CheckpointException($"{directory}: checkpoint folder not found");
+        var configPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(configPath)) throw new CheckpointException($"{directory}: no config.json (expected a Hugging Face model folder)");
+        var config = ModelConfig.Load(configPath) with { TorchDtype = "float32" };
+        var model = new CausalLM(config);
+        using (var scope = NewDisposeScope())
+        {
+            Dictionary<string, Tensor> weights;
+            string source;
+            var single = Path.Combine(directory, WeightsFile);
+            var index = Path.Combine(directory, IndexFile);
+            if (File.Exists(single)) { weights = Safetensors.Load(single); source = single; }
+            else if (File.Exists(index)) { weights = Safetensors.LoadSharded(index); source = index; }
+            else if (File.Exists(Path.Combine(directory, "pytorch_model.bin")))
+                throw new CheckpointException($"{directory}: only pytorch_model.bin found; Sharpen reads safetensors (convert with save_pretrained(safe_serialization=True))");
+            else throw new CheckpointException($"{directory}: no {WeightsFile} or {IndexFile}");
+            model.LoadWeights(weights, source);
+            foreach (var w in weights.Values) w.Dispose();
+        }
+        ScalarHead? head = null;
+        var headPath = Path.Combine(directory, ScalarHead.FileName);
+        if (File.Exists(headPath))
+        {
+            head = new ScalarHead(config.HiddenSize);
+            var hw = Safetensors.Load(headPath);
+            var own = head.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var missing = own.Keys.Where(k => !hw.ContainsKey(k)).ToList();
+            if (missing.Count > 0) throw new CheckpointException($"{headPath}: missing {string.Join(", ", missing)}");
+            using (no_grad())
+                foreach (var (k, p) in own)
+                {
+                    if (!hw[k].shape.SequenceEqual(p.shape))
+                        throw new CheckpointException($"{headPath}: tensor '{k}' has shape [{string.Join(",", hw[k].shape)}], expected [{string.Join(",", p.shape)}]");
+                    p.copy_(hw[k]);
+                }
+            foreach (var t in hw.Values) t.Dispose();
+        }
+        ITokenizer? tokenizer = null;
+        if (requireTokenizer || TokenizerFiles.Exists(directory)) tokenizer = TokenizerFiles.Load(directory);
+        var genPath = Path.Combine(directory, "generation_config.json");
+        var gen = File.Exists(genPath) ? GenerationConfig.Load(genPath) : GenerationConfig.From(config);
+        return new LoadedModel(model, tokenizer, head, gen, directory);
+    }
+}
+
+/// <summary>The part of <c>generation_config.json</c> Sharpen reads and writes.</summary>
+public sealed record GenerationConfig(int? BosTokenId, IReadOnlyList<int> EosTokenIds, int? PadTokenId,
+    bool DoSample = true, double Temperature = 1.0, double TopP = 1.0, int TopK = 0)
+{
+    /// <summary>Defaults taken from a model config.</summary>
+    public static GenerationConfig From(ModelConfig c) => new(c.BosTokenId, c.EosTokenIds, c.PadTokenId);
+
+    /// <summary>Writes the file.</summary>
+    public void Save(string path)
+    {
+        var o = new JsonObject { ["do_sample"] = DoSample, ["temperature"] = Temperature, ["top_p"] = TopP, ["top_k"] = TopK };
+        if (BosTokenId is { } b) o["bos_token_id"] = b;
+        if (EosTokenIds.Count == 1) o["eos_token_id"] = EosTokenIds[0];
+        else if (EosTokenIds.Count > 1) o["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
+        if (PadTokenId is { } p) o["pad_token_id"] = p;
+        File.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Reads the file; unknown keys are ignored, wrong types are errors naming the key.</summary>
+    public static GenerationConfig Load(string path)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new CheckpointException($"{path}: expected a JSON object"); }
+        catch (JsonException e) { throw new CheckpointException($"{path}: invalid JSON: {e.Message}"); }
+        int? I(string k) => o[k] is null ? null : o[k] is JsonValue v && v.TryGetValue(out int i) ? i : throw new CheckpointException($"{path}: '{k}' must be an integer");
+        double D(string k, double f) => o[k] is null ? f : o[k] is JsonValue v && v.TryGetValue(out double d) ? d : throw new CheckpointException($"{path}: '{k}' must be a number");
+        var eos = o["eos_token_id"] switch
+        {
+            null => new List<int>(),
+            JsonArray a => a.Select((x, i) => x is JsonValue v && v.TryGetValue(out int n) ? n : throw new CheckpointException($"{path}: 'eos_token_id[{i}]' must be an integer")).ToList(),
+            _ => [I("eos_token_id")!.Value],
+        };
+        bool sample = o["do_sample"] is JsonValue dv && dv.TryGetValue(out bool bb) ? bb : true;
+        return new GenerationConfig(I("bos_token_id"), eos, I("pad_token_id"), sample, D("temperature", 1.0), D("top_p", 1.0), I("top_k") ?? 0);
+    }
+}
+
+/// <summary>A checkpoint folder that cannot be read; the message names the folder or file.</summary>
+public sealed class CheckpointException(string message) : Exception(message);

@@ -1,0 +1,197 @@
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sharpen.Generation;
+
+/// <summary>
+/// Batched sampling with a KV cache. Prompts of different lengths are left-padded and prefilled
+/// once; for N samples per prompt the prompt's cache is repeated N times (the prompt is not
+/// encoded again). Each step samples one token for every unfinished sequence in one batched call.
+/// </summary>
+public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer)
+{
+    /// <summary>The policy being sampled.</summary>
+    public CausalLM Model { get; } = model;
+    /// <summary>Its tokenizer.</summary>
+    public ITokenizer Tokenizer { get; } = tokenizer;
+
+    /// <summary>Ids that end a sequence: the model config's EOS ids and the tokenizer's EOS.</summary>
+    public IReadOnlySet<int> EosIds { get; } =
+        model.Config.EosTokenIds.Concat(tokenizer.EosTokenId is { } e ? [e] : []).ToHashSet();
+
+    int PadId => Tokenizer.PadTokenId ?? Model.Config.PadTokenId ?? EosIds.DefaultIfEmpty(0).First();
+
+    /// <summary>Encodes each prompt (special tokens as the tokenizer's post-processor says) and generates.</summary>
+    public IReadOnlyList<Rollout> Generate(IReadOnlyList<string> prompts, SamplingOptions options) =>
+        Generate(prompts.Select(p => (IReadOnlyList<int>)Tokenizer.Encode(p)).ToList(), options);
+
+    /// <summary>
+    /// Generates <see cref="SamplingOptions.SamplesPerPrompt"/> completions for every prompt.
+    /// Results are ordered prompt by prompt, samples of one prompt together.
+    /// </summary>
+    public IReadOnlyList<Rollout> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingOptions options)
+    {
+        options.Validate();
+        if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("a prompt encodes to no tokens");
+        var results = new List<Rollout>(prompts.Count * options.SamplesPerPrompt);
+        var generator = new Generator((ulong)options.Seed);
+        int promptsPerChunk = Math.Max(1, options.MaxBatchSequences / options.SamplesPerPrompt);
+        bool wasTraining = Model.training;
+        Model.eval();
+        try
+        {
+            using var _ = no_grad();
+            for (int start = 0; start < prompts.Count; start += promptsPerChunk)
+            {
+                int count = Math.Min(promptsPerChunk, prompts.Count - start);
+                results.AddRange(GenerateChunk(prompts, start, count, options, generator));
+            }
+        }
+        finally
+        {
+            if (wasTraining) Model.train();
+            generator.Dispose();
+        }
+        return results;
+    }
+
+    IEnumerable<Rollout> GenerateChunk(IReadOnlyList<IReadOnlyList<int>> prompts, int start, int count,
+        SamplingOptions o, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        int g = o.SamplesPerPrompt, n = count * g, maxNew = o.MaxNewTokens;
+        int p = Enumerable.Range(start, count).Max(i => prompts[i].Count);
+        int total = p + maxNew;
+        if (total > Model.Config.MaxPositionEmbeddings)
+            throw new ArgumentException($"prompt ({p} tokens) + max new tokens ({maxNew}) exceed max_position_embeddings ({Model.Config.MaxPositionEmbeddings})");
+
+        // Left-padded prompts (count, P) and a mask over the full length (n, P + maxNew).
+        var ids = new long[count * p];
+        var mask = new long[n * total];
+        for (int i = 0; i < count; i++)
+        {
+            var pr = prompts[start + i];
+            int pad = p - pr.Count;
+            for (int j = 0; j < p; j++) ids[i * p + j] = j < pad ? PadId : pr[j - pad];
+            for (int s = 0; s < g; s++)
+            {
+                int row = i * g + s;
+                for (int j = pad; j < total; j++) mask[row * total + j] = 1;
+            }
+        }
+        var promptIds = tensor(ids).view(count, p);                          // (count, P)
+        var fullMask = tensor(mask).view(n, total);                           // (n, P+maxNew)
+        var repeat = arange(count, dtype: ScalarType.Int64).repeat_interleave(g);   // (n)
+
+        KvCache? cache = null;
+        Tensor seq;                                                           // (n, P + generated) without cache
+        Tensor logits;                                                        // (n, V)
+        try
+        {
+            if (o.UseKvCache)
+            {
+                cache = Model.CreateCache(count, total);
+                var outp = Model.Forward(promptIds, fullMask.index_select(0, arange(0, n, g)).narrow(1, 0, p), cache, lastLogitsOnly: true);
+                logits = outp.Logits.squeeze(1).index_select(0, repeat);      // (n, V)
+                if (g > 1) cache.SelectRows(repeat);
+                seq = promptIds.index_select(0, repeat);
+            }
+            else
+            {
+                seq = promptIds.index_select(0, repeat);                      // (n, P)
+                logits = Model.Forward(seq, fullMask.narrow(1, 0, p), lastLogitsOnly: true).Logits.squeeze(1);
+            }
+
+            var tokens = new List<int>[n];
+            var logps = new List<float>[n];
+            var stop = new StopReason?[n];
+            var texts = new string[n];
+            for (int i = 0; i < n; i++) { tokens[i] = new List<int>(maxNew); logps[i] = new List<float>(maxNew); }
+            var finished = new bool[n];
+            var stopStrings = o.StopStrings;
+            int maxStop = stopStrings.Count == 0 ? 0 : stopStrings.Max(s => s.Length);
+
+            for (int step = 0; step < maxNew; step++)
+            {
+                using var stepScope = NewDisposeScope();
+                var next = Sample(logits, o, generator);                      // (n)
+                var lp = Scoring.TokenLogProbs(logits.unsqueeze(1), next.view(n, 1)).view(n);   // (n) at temperature 1
+                var nextArr = next.data<long>().ToArray();
+                var lpArr = lp.data<float>().ToArray();
+
+                bool allDone = true;
+                for (int i = 0; i < n; i++)
+                {
+                    if (finished[i]) { nextArr[i] = PadId; continue; }
+                    int tok = (int)nextArr[i];
+                    tokens[i].Add(tok);
+                    logps[i].Add(lpArr[i]);
+                    if (o.StopAtEos && EosIds.Contains(tok)) { finished[i] = true; stop[i] = StopReason.Eos; }
+                    else if (maxStop > 0 && StopStringHit(tokens[i], stopStrings, maxStop)) { finished[i] = true; stop[i] = StopReason.StopString; }
+                    if (!finished[i]) allDone = false;
+                }
+                if (allDone || step == maxNew - 1) break;
+
+                var fed = tensor(nextArr).view(n, 1);                         // finished rows are fed padding; their outputs are ignored
+                if (cache is not null)
+                {
+                    logits = Model.Forward(fed, fullMask.narrow(1, 0, p + step + 1), cache).Logits.squeeze(1);
+                }
+                else
+                {
+                    var grown = cat([seq, fed], 1).DetachFromDisposeScope();
+                    seq.Dispose();
+                    seq = grown;
+                    logits = Model.Forward(seq, fullMask.narrow(1, 0, p + step + 1), lastLogitsOnly: true).Logits.squeeze(1);
+                }
+                logits = logits.MoveToOuterDisposeScope();
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                int promptIndex = start + i / g;
+                var comp = tokens[i].ToArray();
+                texts[i] = Tokenizer.Decode(comp, skipSpecialTokens: true);
+                yield return new Rollout(promptIndex, i % g, prompts[promptIndex].ToArray(), comp, texts[i],
+                    logps[i].ToArray(), stop[i] ?? StopReason.MaxTokens);
+            }
+        }
+        finally
+        {
+            cache?.Dispose();
+        }
+    }
+
+    bool StopStringHit(List<int> tokens, IReadOnlyList<string> stops, int maxStop)
+    {
+        // Decode only a tail long enough to contain any stop string that the last token completed.
+        int take = Math.Min(tokens.Count, maxStop + 8);
+        var tail = Tokenizer.Decode(tokens.GetRange(tokens.Count - take, take), skipSpecialTokens: true);
+        foreach (var s in stops)
+            if (tail.Contains(s, StringComparison.Ordinal)) return true;
+        return false;
+    }
+
+    /// <summary>Samples one token per row from (n, V) logits with temperature, top-k and top-p.</summary>
+    internal static Tensor Sample(Tensor logits, SamplingOptions o, Generator generator)
+    {
+        if (o.Greedy) return logits.argmax(-1);
+        var l = logits.to(ScalarType.Float32) / o.Temperature;                 // (n, V)
+        if (o.TopK > 0 && o.TopK < l.shape[1])
+        {
+            var kth = l.topk(o.TopK, dim: -1).values.narrow(1, o.TopK - 1, 1);  // (n, 1)
+            l = l.masked_fill(l < kth, double.NegativeInfinity);
+        }
+        if (o.TopP < 1.0)
+        {
+            var (sorted, idx) = l.sort(-1, descending: true);                    // (n, V)
+            var probs = sorted.softmax(-1);
+            var before = probs.cumsum(-1) - probs;                               // mass strictly before each token
+            sorted = sorted.masked_fill(before >= o.TopP, double.NegativeInfinity); // keep the smallest set reaching P; the top token always stays
+            l = full_like(l, double.NegativeInfinity).scatter(-1, idx, sorted);
+        }
+        return l.softmax(-1).multinomial(1, generator: generator).squeeze(-1);   // (n)
+    }
+}

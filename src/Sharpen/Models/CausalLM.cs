@@ -1,0 +1,336 @@
+using Sharpen.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Sharpen.Models;
+
+/// <summary>What a forward pass returns. Both tensors belong to the caller's dispose scope.</summary>
+/// <param name="Logits">(B, T, V), or (B, 1, V) when only the last position was asked for.</param>
+/// <param name="Hidden">(B, T, C) final normalised hidden states, when asked for.</param>
+public sealed record ModelOutput(Tensor Logits, Tensor? Hidden);
+
+/// <summary>
+/// Decoder-only Llama-family transformer: token embedding, N blocks of (RMSNorm → grouped-query
+/// attention with rotary embeddings → residual, RMSNorm → SwiGLU MLP → residual), final RMSNorm,
+/// LM head (optionally tied to the embedding). Parameter names are exactly Hugging Face's
+/// (<c>model.embed_tokens.weight</c>, <c>model.layers.{i}.self_attn.q_proj.weight</c>,
+/// <c>lm_head.weight</c>, ...), so checkpoints load without a mapping table.
+/// </summary>
+public sealed class CausalLM : nn.Module
+{
+    /// <summary>The architecture this model was built from.</summary>
+    public ModelConfig Config { get; }
+
+    readonly DecoderStack _model;
+    readonly Linear? _lmHead;
+    readonly RotaryTable _rope;
+
+    /// <summary>Builds a randomly initialised model (normal(0, initializer_range) weights, unit norms).</summary>
+    public CausalLM(ModelConfig config, long? seed = null) : base("CausalLM")
+    {
+        TorchRuntime.EnsureLoaded();
+        Config = config.Validate();
+        using var _ = NewDisposeScope();
+        if (seed is { } s) torch.manual_seed(s);
+        _model = new DecoderStack(config);
+        register_module("model", _model);
+        if (!config.TieWordEmbeddings)
+        {
+            _lmHead = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+            register_module("lm_head", _lmHead);
+        }
+        _rope = new RotaryTable(config);
+        InitWeights();
+    }
+
+    void InitWeights()
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else nn.init.normal_(p, 0.0, Config.InitializerRange);
+        }
+    }
+
+    /// <summary>Number of parameters (tied weights counted once).</summary>
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// Runs the model.
+    /// </summary>
+    /// <param name="inputIds">(B, T) token ids (int64).</param>
+    /// <param name="attentionMask">(B, P+T) 1 for real tokens, 0 for padding, covering the cached
+    /// positions P and the new ones; left or right padding. Null means no padding.</param>
+    /// <param name="cache">KV cache; the new keys and values are appended and its length advanced by T.</param>
+    /// <param name="returnHidden">Also return the final hidden states (for value and reward heads).</param>
+    /// <param name="lastLogitsOnly">Compute logits for the last position only (prefill in generation).</param>
+    public ModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null,
+        bool returnHidden = false, bool lastLogitsOnly = false)
+    {
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        long past = cache?.Length ?? 0;
+        if (attentionMask is not null && (attentionMask.shape[0] != b || attentionMask.shape[1] != past + t))
+            throw new ArgumentException($"attention mask has shape [{string.Join(",", attentionMask.shape)}], expected [{b},{past + t}] (cached + new positions)");
+        if (cache is not null && past + t > cache.Capacity)
+            throw new ArgumentException($"KV cache holds {cache.Capacity} positions; {past} used + {t} new do not fit");
+
+        // Positions count real tokens only, so left padding does not shift a prompt's rotary phases.
+        Tensor pos;                                                   // (B, T)
+        Tensor? mask = null;                                          // (B, 1, T, P+T) bool, true = may attend
+        if (attentionMask is not null)
+        {
+            var am = attentionMask.to(ScalarType.Int64);
+            pos = (am.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+            var keyOk = am.to(ScalarType.Bool).view(b, 1, 1, past + t);
+            var qIdx = arange(past, past + t, dtype: ScalarType.Int64).view(t, 1);
+            var kIdx = arange(0, past + t, dtype: ScalarType.Int64).view(1, past + t);
+            var causal = kIdx <= qIdx;                                // (T, P+T)
+            var self = kIdx == qIdx;                                  // keeps padded query rows from being all-masked
+            mask = (keyOk & causal.view(1, 1, t, past + t)) | self.view(1, 1, t, past + t);
+        }
+        else
+        {
+            pos = arange(past, past + t, dtype: ScalarType.Int64).view(1, t).expand(b, t);
+            if (t > 1 && past > 0)
+            {
+                var qIdx = arange(past, past + t, dtype: ScalarType.Int64).view(t, 1);
+                var kIdx = arange(0, past + t, dtype: ScalarType.Int64).view(1, past + t);
+                mask = (kIdx <= qIdx).view(1, 1, t, past + t);
+            }
+        }
+        bool isCausal = attentionMask is null && past == 0 && t > 1;
+
+        var (cos, sin) = _rope.Lookup(pos);                           // (B, 1, T, D) each
+        var h = _model.Forward(inputIds, cos, sin, mask, isCausal, cache);   // (B, T, C)
+        cache?.Advance(t);
+
+        var last = lastLogitsOnly ? h.narrow(1, t - 1, 1) : h;
+        var logits = _lmHead is not null ? _lmHead.forward(last) : nn.functional.linear(last, _model.EmbedWeight);  // (B, T, V)
+        return new ModelOutput(logits, returnHidden ? h : null);
+    }
+
+    /// <summary>A KV cache sized for this model.</summary>
+    public KvCache CreateCache(long batch, long capacity) =>
+        new(Config.NumHiddenLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim);
+
+    /// <summary>
+    /// Copies weights from a state dict with Hugging Face names. Every parameter must be present
+    /// with the right shape; extra entries are an error unless listed in <paramref name="ignore"/>
+    /// (e.g. <c>lm_head.weight</c> stored alongside tied embeddings). <paramref name="source"/> names the file in errors.
+    /// </summary>
+    public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source, Func<string, bool>? ignore = null)
+    {
+        var own = named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var missing = own.Keys.Where(k => !weights.ContainsKey(k)).ToList();
+        var unexpected = weights.Keys.Where(k => !own.ContainsKey(k) && !IsBenign(k) && !(ignore?.Invoke(k) ?? false)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new ModelConfigException($"{source}: weights do not match the {Config.ModelType} architecture in config.json" +
+                (missing.Count > 0 ? $"; missing: {Preview(missing)}" : "") +
+                (unexpected.Count > 0 ? $"; unexpected: {Preview(unexpected)}" : ""));
+        using var _ = no_grad();
+        foreach (var (name, p) in own)
+        {
+            var w = weights[name];
+            if (!w.shape.SequenceEqual(p.shape))
+                throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", w.shape)}], expected [{string.Join(",", p.shape)}]");
+            p.copy_(w);
+        }
+    }
+
+    bool IsBenign(string key) =>
+        key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
+        (Config.TieWordEmbeddings && key == "lm_head.weight");
+
+    static string Preview(List<string> names) =>
+        string.Join(", ", names.Take(8)) + (names.Count > 8 ? $" (+{names.Count - 8} more)" : "");
+
+    /// <summary>Parameters by Hugging Face name.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> Weights() =>
+        named_parameters().Select(p => (p.name, (Tensor)p.parameter));
+}
+
+/// <summary><c>model.*</c>: embeddings, decoder layers, final norm.</summary>
+sealed class DecoderStack : nn.Module
+{
+    readonly Embedding _embed;
+    readonly ModuleList<DecoderLayer> _layers;
+    readonly RmsNorm _norm;
+
+    public DecoderStack(ModelConfig c) : base("model")
+    {
+        _embed = nn.Embedding(c.VocabSize, c.HiddenSize);
+        _layers = new ModuleList<DecoderLayer>();
+        for (int i = 0; i < c.NumHiddenLayers; i++) _layers.Add(new DecoderLayer(c, i));
+        _norm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        register_module("embed_tokens", _embed);
+        register_module("layers", _layers);
+        register_module("norm", _norm);
+    }
+
+    public Tensor EmbedWeight => _embed.weight!;
+
+    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
+    {
+        var h = _embed.forward(ids);                                  // (B, T, C)
+        foreach (var layer in _layers) h = layer.Forward(h, cos, sin, mask, isCausal, cache);
+        return _norm.forward(h);
+    }
+}
+
+/// <summary><c>model.layers.{i}.*</c>: pre-norm attention and SwiGLU MLP with residuals.</summary>
+sealed class DecoderLayer : nn.Module
+{
+    readonly Attention _attn;
+    readonly SwiGlu _mlp;
+    readonly RmsNorm _inNorm, _postNorm;
+
+    public DecoderLayer(ModelConfig c, int index) : base($"layer{index}")
+    {
+        _attn = new Attention(c, index);
+        _mlp = new SwiGlu(c);
+        _inNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        _postNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        register_module("self_attn", _attn);
+        register_module("mlp", _mlp);
+        register_module("input_layernorm", _inNorm);
+        register_module("post_attention_layernorm", _postNorm);
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
+    {
+        var h = x + _attn.Forward(_inNorm.forward(x), cos, sin, mask, isCausal, cache);
+        return h + _mlp.forward(_postNorm.forward(h));
+    }
+}
+
+/// <summary>Grouped-query self-attention with rotary position embeddings.</summary>
+sealed class Attention : nn.Module
+{
+    readonly Linear _q, _k, _v, _o;
+    readonly int _heads, _kvHeads, _headDim, _layer;
+
+    public Attention(ModelConfig c, int layer) : base("self_attn")
+    {
+        _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _layer = layer;
+        _q = nn.Linear(c.HiddenSize, _heads * _headDim, hasBias: c.QkvBias);
+        _k = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.QkvBias);
+        _v = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.QkvBias);
+        _o = nn.Linear(_heads * _headDim, c.HiddenSize, hasBias: c.OutputBias);
+        register_module("q_proj", _q);
+        register_module("k_proj", _k);
+        register_module("v_proj", _v);
+        register_module("o_proj", _o);
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var q = _q.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);      // (B, H, T, D)
+        var k = _k.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
+        var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
+        q = RotaryTable.Apply(q, cos, sin);
+        k = RotaryTable.Apply(k, cos, sin);
+        if (cache is not null) (k, v) = cache.Append(_layer, k, v);              // (B, Hkv, P+T, D)
+        if (_kvHeads != _heads)
+        {
+            k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                  // (B, H, P+T, D)
+            v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
+        }
+        var y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: isCausal); // (B, H, T, D)
+        return _o.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));   // (B, T, C)
+    }
+}
+
+/// <summary>SwiGLU MLP: down(silu(gate(x)) * up(x)).</summary>
+sealed class SwiGlu : nn.Module<Tensor, Tensor>
+{
+    readonly Linear _gate, _up, _down;
+
+    public SwiGlu(ModelConfig c) : base("mlp")
+    {
+        _gate = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
+        _up = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
+        _down = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: false);
+        register_module("gate_proj", _gate);
+        register_module("up_proj", _up);
+        register_module("down_proj", _down);
+    }
+
+    public override Tensor forward(Tensor x) => _down.forward(nn.functional.silu(_gate.forward(x)) * _up.forward(x));
+}
+
+/// <summary>RMSNorm: x / sqrt(mean(x²) + eps) · weight, computed in float32.</summary>
+sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter _weight;
+    readonly double _eps;
+
+    public RmsNorm(long dim, double eps) : base("norm")
+    {
+        _weight = new Parameter(ones(dim));
+        _eps = eps;
+        register_parameter("weight", _weight);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var x32 = x.to(ScalarType.Float32);
+        var normed = x32 * (x32.pow(2).mean([-1L], keepdim: true) + _eps).rsqrt();
+        return _weight * normed.to(x.dtype);
+    }
+}
+
+/// <summary>Precomputed rotary cos/sin tables (Hugging Face's rotate-half convention).</summary>
+sealed class RotaryTable
+{
+    readonly double[] _invFreq;
+    readonly int _headDim;
+    Tensor _cos, _sin;                                                // (L, D)
+    long _length;
+
+    public RotaryTable(ModelConfig c)
+    {
+        _headDim = c.HeadDim;
+        var inv = new double[_headDim / 2];
+        for (int i = 0; i < inv.Length; i++) inv[i] = 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / _headDim);
+        _invFreq = c.RopeScaling?.Apply(inv) ?? inv;
+        (_cos, _sin) = Build(Math.Min(c.MaxPositionEmbeddings, 2048));
+    }
+
+    (Tensor, Tensor) Build(long length)
+    {
+        using var scope = NewDisposeScope();
+        var t = arange(length, dtype: ScalarType.Float64);
+        var freqs = outer(t, tensor(_invFreq, dtype: ScalarType.Float64));   // (L, D/2)
+        var emb = cat([freqs, freqs], -1);                                  // (L, D)
+        _length = length;
+        var c = emb.cos().to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var s = emb.sin().to(ScalarType.Float32).MoveToOuterDisposeScope();
+        c.DetachFromDisposeScope(); s.DetachFromDisposeScope();
+        return (c, s);
+    }
+
+    public (Tensor Cos, Tensor Sin) Lookup(Tensor pos)
+    {
+        long need = pos.numel() == 0 ? 0 : pos.max().item<long>() + 1;
+        if (need > _length)
+        {
+            var old = (_cos, _sin);
+            (_cos, _sin) = Build(Math.Max(need, _length * 2));
+            old._cos.Dispose(); old._sin.Dispose();
+        }
+        long b = pos.shape[0], t = pos.shape[1];
+        var flat = pos.reshape(-1);
+        return (_cos.index_select(0, flat).view(b, 1, t, _headDim), _sin.index_select(0, flat).view(b, 1, t, _headDim));
+    }
+
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        long half = x.shape[^1] / 2;
+        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+}

@@ -1,0 +1,316 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Sharpen.Models;
+
+/// <summary>
+/// Architecture of a decoder-only Llama-family transformer, read from and written to a
+/// Hugging Face <c>config.json</c>. Covers Llama 2/3, Qwen2/Qwen2.5 (q/k/v bias), Mistral and
+/// SmolLM (which is <c>model_type: llama</c>). Field names follow Hugging Face's keys.
+/// </summary>
+public sealed record ModelConfig
+{
+    /// <summary>Architectures this implementation runs.</summary>
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "mistral"];
+
+    /// <summary><c>model_type</c>: one of <see cref="SupportedModelTypes"/>.</summary>
+    public string ModelType { get; init; } = "llama";
+    /// <summary><c>vocab_size</c>: rows of the embedding and of the LM head.</summary>
+    public int VocabSize { get; init; } = 32;
+    /// <summary><c>hidden_size</c>: width of the residual stream.</summary>
+    public int HiddenSize { get; init; } = 64;
+    /// <summary><c>intermediate_size</c>: width of the SwiGLU MLP.</summary>
+    public int IntermediateSize { get; init; } = 172;
+    /// <summary><c>num_hidden_layers</c>.</summary>
+    public int NumHiddenLayers { get; init; } = 2;
+    /// <summary><c>num_attention_heads</c>: query heads.</summary>
+    public int NumAttentionHeads { get; init; } = 4;
+    /// <summary><c>num_key_value_heads</c>: key/value heads (grouped-query attention when fewer than query heads).</summary>
+    public int NumKeyValueHeads { get; init; } = 4;
+    /// <summary><c>head_dim</c>; when absent, hidden_size / num_attention_heads.</summary>
+    public int? HeadDimOverride { get; init; }
+    /// <summary><c>rms_norm_eps</c>.</summary>
+    public double RmsNormEps { get; init; } = 1e-6;
+    /// <summary><c>rope_theta</c>: base of the rotary frequencies.</summary>
+    public double RopeTheta { get; init; } = 10000.0;
+    /// <summary><c>rope_scaling</c>: null, or Llama 3's frequency scaling (<c>rope_type: llama3</c>) or <c>linear</c>.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+    /// <summary><c>max_position_embeddings</c>: longest sequence the rotary table covers.</summary>
+    public int MaxPositionEmbeddings { get; init; } = 512;
+    /// <summary><c>tie_word_embeddings</c>: the LM head reuses the embedding matrix.</summary>
+    public bool TieWordEmbeddings { get; init; }
+    /// <summary><c>attention_bias</c>: bias on q/k/v (and o for Llama). Qwen2 always has q/k/v bias and no o bias.</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary><c>bos_token_id</c>.</summary>
+    public int? BosTokenId { get; init; }
+    /// <summary><c>eos_token_id</c>: Hugging Face allows one id or a list.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    /// <summary><c>pad_token_id</c>.</summary>
+    public int? PadTokenId { get; init; }
+    /// <summary><c>torch_dtype</c> of the stored weights ("float32", "bfloat16", "float16"); computation is float32 on CPU.</summary>
+    public string TorchDtype { get; init; } = "float32";
+    /// <summary><c>initializer_range</c>: std of the normal init of linear and embedding weights.</summary>
+    public double InitializerRange { get; init; } = 0.02;
+    /// <summary><c>sliding_window</c> (Mistral). Recorded; attention is full, which is exact while sequences are shorter than the window.</summary>
+    public int? SlidingWindow { get; init; }
+
+    /// <summary>Width of one attention head.</summary>
+    public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
+
+    /// <summary>Whether q/k/v projections carry a bias.</summary>
+    public bool QkvBias => ModelType == "qwen2" || AttentionBias;
+
+    /// <summary>Whether the output projection carries a bias.</summary>
+    public bool OutputBias => ModelType != "qwen2" && AttentionBias;
+
+    /// <summary>Keys of the original file this record does not model, kept so a round trip loses nothing.</summary>
+    public JsonObject? Extra { get; init; }
+
+    /// <summary>Parameters of the model (embedding, layers, head) for this configuration.</summary>
+    public long ParameterCount()
+    {
+        long d = HiddenSize, kv = (long)NumKeyValueHeads * HeadDim, q = (long)NumAttentionHeads * HeadDim;
+        long attn = d * q + 2 * d * kv + q * d + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? d : 0);
+        long mlp = 3 * d * IntermediateSize;
+        long layer = attn + mlp + 2 * d;
+        long emb = (long)VocabSize * d;
+        return emb + NumHiddenLayers * layer + d + (TieWordEmbeddings ? 0 : emb);
+    }
+
+    /// <summary>Throws <see cref="ModelConfigException"/> naming the first invalid field.</summary>
+    public ModelConfig Validate(string source = "config")
+    {
+        void Require(bool ok, string key, string what)
+        {
+            if (!ok) throw new ModelConfigException($"{source}: '{key}' {what}");
+        }
+        Require(SupportedModelTypes.Contains(ModelType), "model_type",
+            $"is '{ModelType}'; supported: {string.Join(", ", SupportedModelTypes)}");
+        Require(VocabSize > 0, "vocab_size", $"must be positive, got {VocabSize}");
+        Require(HiddenSize > 0, "hidden_size", $"must be positive, got {HiddenSize}");
+        Require(IntermediateSize > 0, "intermediate_size", $"must be positive, got {IntermediateSize}");
+        Require(NumHiddenLayers > 0, "num_hidden_layers", $"must be positive, got {NumHiddenLayers}");
+        Require(NumAttentionHeads > 0, "num_attention_heads", $"must be positive, got {NumAttentionHeads}");
+        Require(NumKeyValueHeads > 0 && NumAttentionHeads % NumKeyValueHeads == 0, "num_key_value_heads",
+            $"must divide num_attention_heads ({NumAttentionHeads}), got {NumKeyValueHeads}");
+        Require(HeadDimOverride is not null || HiddenSize % NumAttentionHeads == 0, "hidden_size",
+            $"({HiddenSize}) must be a multiple of num_attention_heads ({NumAttentionHeads}) when head_dim is absent");
+        Require(HeadDim > 0 && HeadDim % 2 == 0, "head_dim", $"must be a positive even number, got {HeadDim}");
+        Require(RmsNormEps > 0, "rms_norm_eps", $"must be positive, got {RmsNormEps}");
+        Require(RopeTheta > 0, "rope_theta", $"must be positive, got {RopeTheta}");
+        Require(MaxPositionEmbeddings > 0, "max_position_embeddings", $"must be positive, got {MaxPositionEmbeddings}");
+        Require(TorchDtype is "float32" or "bfloat16" or "float16", "torch_dtype",
+            $"is '{TorchDtype}'; supported: float32, bfloat16, float16");
+        foreach (var id in EosTokenIds)
+            Require(id >= 0 && id < VocabSize, "eos_token_id", $"{id} is outside [0, vocab_size={VocabSize})");
+        Require(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize), "bos_token_id", $"{BosTokenId} is outside [0, {VocabSize})");
+        Require(PadTokenId is null || (PadTokenId >= 0 && PadTokenId < VocabSize), "pad_token_id", $"{PadTokenId} is outside [0, {VocabSize})");
+        return this;
+    }
+
+    // ---------------------------------------------------------------- config.json
+
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    static readonly HashSet<string> KnownKeys =
+    [
+        "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+        "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
+        "tie_word_embeddings", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
+        "initializer_range", "sliding_window", "hidden_act", "mlp_bias", "use_sliding_window", "architectures",
+    ];
+
+    /// <summary>Reads and validates a Hugging Face <c>config.json</c>.</summary>
+    public static ModelConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new ModelConfigException($"{path}: file not found (expected a Hugging Face config.json)");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses the text of a <c>config.json</c>; <paramref name="source"/> names it in errors.</summary>
+    public static ModelConfig Parse(string json, string source = "config.json")
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }) as JsonObject
+                   ?? throw new ModelConfigException($"{source}: expected a JSON object at the top level");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException($"{source}: invalid JSON: {e.Message}");
+        }
+
+        string Str(string key, string fallback)
+        {
+            if (root[key] is null) return fallback;
+            return root[key] is JsonValue v && v.TryGetValue(out string? s) ? s : throw Bad(key, "a string");
+        }
+        int Int(string key, int? fallback)
+        {
+            if (root[key] is null) return fallback ?? throw new ModelConfigException($"{source}: missing required key '{key}'");
+            return IntOf(root[key], key);
+        }
+        int? OptInt(string key) => root[key] is null ? null : IntOf(root[key], key);
+        int IntOf(JsonNode? node, string key)
+        {
+            if (node is JsonValue v)
+            {
+                if (v.TryGetValue(out int i)) return i;
+                if (v.TryGetValue(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue) return (int)d;
+            }
+            throw Bad(key, "an integer");
+        }
+        double Dbl(string key, double fallback)
+        {
+            if (root[key] is null) return fallback;
+            return root[key] is JsonValue v && v.TryGetValue(out double d) && double.IsFinite(d) ? d : throw Bad(key, "a finite number");
+        }
+        bool Bool(string key, bool fallback)
+        {
+            if (root[key] is null) return fallback;
+            return root[key] is JsonValue v && v.TryGetValue(out bool b) ? b : throw Bad(key, "true or false");
+        }
+        ModelConfigException Bad(string key, string expected) =>
+            new($"{source}: '{key}' must be {expected}, got {root[key]?.ToJsonString() ?? "null"}");
+
+        var modelType = Str("model_type", "");
+        if (modelType.Length == 0) throw new ModelConfigException($"{source}: missing required key 'model_type' (supported: {string.Join(", ", SupportedModelTypes)})");
+        if (!SupportedModelTypes.Contains(modelType))
+            throw new ModelConfigException($"{source}: 'model_type' is '{modelType}'; supported: {string.Join(", ", SupportedModelTypes)}");
+        var act = Str("hidden_act", "silu");
+        if (act != "silu") throw new ModelConfigException($"{source}: 'hidden_act' is '{act}'; only 'silu' (SwiGLU) is supported");
+        if (Bool("mlp_bias", false)) throw new ModelConfigException($"{source}: 'mlp_bias' true is not supported");
+
+        var eos = new List<int>();
+        switch (root["eos_token_id"])
+        {
+            case null: break;
+            case JsonArray arr:
+                for (int i = 0; i < arr.Count; i++) eos.Add(IntOf(arr[i], $"eos_token_id[{i}]"));
+                break;
+            default: eos.Add(IntOf(root["eos_token_id"], "eos_token_id")); break;
+        }
+
+        var heads = Int("num_attention_heads", null);
+        var extra = new JsonObject();
+        foreach (var (k, v) in root)
+            if (!KnownKeys.Contains(k)) extra[k] = v?.DeepClone();
+
+        var cfg = new ModelConfig
+        {
+            ModelType = modelType,
+            VocabSize = Int("vocab_size", null),
+            HiddenSize = Int("hidden_size", null),
+            IntermediateSize = Int("intermediate_size", null),
+            NumHiddenLayers = Int("num_hidden_layers", null),
+            NumAttentionHeads = heads,
+            NumKeyValueHeads = Int("num_key_value_heads", heads),
+            HeadDimOverride = OptInt("head_dim"),
+            RmsNormEps = Dbl("rms_norm_eps", 1e-6),
+            RopeTheta = Dbl("rope_theta", 10000.0),
+            RopeScaling = RopeScaling.Parse(root["rope_scaling"], source),
+            MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
+            TieWordEmbeddings = Bool("tie_word_embeddings", false),
+            AttentionBias = Bool("attention_bias", false),
+            BosTokenId = OptInt("bos_token_id"),
+            EosTokenIds = eos,
+            PadTokenId = OptInt("pad_token_id"),
+            TorchDtype = Str("torch_dtype", "float32"),
+            InitializerRange = Dbl("initializer_range", 0.02),
+            SlidingWindow = OptInt("sliding_window"),
+            Extra = extra.Count > 0 ? extra : null,
+        };
+        return cfg.Validate(source);
+    }
+
+    /// <summary>The <c>config.json</c> text for this configuration (Hugging Face keys).</summary>
+    public string ToJson()
+    {
+        var o = new JsonObject
+        {
+            ["architectures"] = new JsonArray(ModelType switch
+            {
+                "qwen2" => "Qwen2ForCausalLM",
+                "mistral" => "MistralForCausalLM",
+                _ => "LlamaForCausalLM",
+            }),
+            ["model_type"] = ModelType,
+            ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize,
+            ["intermediate_size"] = IntermediateSize,
+            ["num_hidden_layers"] = NumHiddenLayers,
+            ["num_attention_heads"] = NumAttentionHeads,
+            ["num_key_value_heads"] = NumKeyValueHeads,
+            ["hidden_act"] = "silu",
+            ["rms_norm_eps"] = RmsNormEps,
+            ["rope_theta"] = RopeTheta,
+            ["max_position_embeddings"] = MaxPositionEmbeddings,
+            ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["attention_bias"] = AttentionBias,
+            ["initializer_range"] = InitializerRange,
+            ["torch_dtype"] = TorchDtype,
+        };
+        if (HeadDimOverride is { } hd) o["head_dim"] = hd;
+        if (RopeScaling is { } rs) o["rope_scaling"] = rs.ToJson();
+        if (BosTokenId is { } b) o["bos_token_id"] = b;
+        if (EosTokenIds.Count == 1) o["eos_token_id"] = EosTokenIds[0];
+        else if (EosTokenIds.Count > 1) o["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
+        if (PadTokenId is { } p) o["pad_token_id"] = p;
+        if (SlidingWindow is { } sw) o["sliding_window"] = sw;
+        if (Extra is not null)
+            foreach (var (k, v) in Extra) o[k] = v?.DeepClone();
+        return o.ToJsonString(Indented);
+    }
+
+    /// <summary>Writes <c>config.json</c>.</summary>
+    public void Save(string path) => File.WriteAllText(path, ToJson());
+}
+
+/// <summary>Rotary-embedding frequency scaling (<c>rope_scaling</c> in config.json).</summary>
+public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1.0, double HighFreqFactor = 4.0,
+    int OriginalMaxPositionEmbeddings = 8192)
+{
+    internal static RopeScaling? Parse(JsonNode? node, string source)
+    {
+        if (node is null) return null;
+        if (node is not JsonObject o) throw new ModelConfigException($"{source}: 'rope_scaling' must be an object or null");
+        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? "";
+        double D(string k, double f) => o[k] is JsonValue v && v.TryGetValue(out double d) ? d : f;
+        return type switch
+        {
+            "default" => null,
+            "linear" => new RopeScaling("linear", D("factor", 1.0)),
+            "llama3" => new RopeScaling("llama3", D("factor", 8.0), D("low_freq_factor", 1.0), D("high_freq_factor", 4.0),
+                (int)D("original_max_position_embeddings", 8192)),
+            _ => throw new ModelConfigException($"{source}: 'rope_scaling.rope_type' is '{type}'; supported: default, linear, llama3"),
+        };
+    }
+
+    internal JsonObject ToJson() => Type == "llama3"
+        ? new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = Factor, ["low_freq_factor"] = LowFreqFactor,
+            ["high_freq_factor"] = HighFreqFactor, ["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings,
+        }
+        : new JsonObject { ["rope_type"] = Type, ["factor"] = Factor };
+
+    /// <summary>Applies the scaling to the inverse frequencies (Llama 3.1's rule, or plain division for linear).</summary>
+    internal double[] Apply(double[] invFreq)
+    {
+        if (Type == "linear") return invFreq.Select(f => f / Factor).ToArray();
+        double lowWavelen = OriginalMaxPositionEmbeddings / LowFreqFactor;
+        double highWavelen = OriginalMaxPositionEmbeddings / HighFreqFactor;
+        return invFreq.Select(f =>
+        {
+            double wavelen = 2 * Math.PI / f;
+            if (wavelen < highWavelen) return f;
+            if (wavelen > lowWavelen) return f / Factor;
+            double smooth = (OriginalMaxPositionEmbeddings / wavelen - LowFreqFactor) / (HighFreqFactor - LowFreqFactor);
+            return (1 - smooth) * f / Factor + smooth * f;
+        }).ToArray();
+    }
+}
+
+/// <summary>An invalid or unsupported model configuration; the message names the file and key.</summary>
+public sealed class ModelConfigException(string message) : Exception(message);
