@@ -90,7 +90,7 @@ public static class HfCheckpoint
             foreach (var t in hw.Values) t.Dispose();
         }
         ITokenizer? tokenizer = null;
-        if (requireTokenizer || TokenizerFiles.Exists(directory)) tokenizer = TokenizerFiles.Load(directory);
+        if (requireTokenizer || File.Exists(Path.Combine(directory, CharTokenizer.FileName)) || File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))) tokenizer = TokenizerFiles.Load(directory);
         var genPath = Path.Combine(directory, "generation_config.json");
         var gen = File.Exists(genPath) ? GenerationConfig.Load(genPath) : GenerationConfig.From(config);
         return new LoadedModel(model, tokenizer, head, gen, directory);

@@ -31,7 +31,6 @@ public sealed class CausalLM : nn.Module
     {
         TorchRuntime.EnsureLoaded();
         Config = config.Validate();
-        using var _ = NewDisposeScope();
         if (seed is { } s) torch.manual_seed(s);
         _model = new DecoderStack(config);
         register_module("model", _model);
@@ -270,7 +269,7 @@ sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public RmsNorm(long dim, double eps) : base("norm")
     {
-        _weight = new Parameter(ones(dim));
+        _weight = new Parameter(ones(dim).DetachFromDisposeScope());
         _eps = eps;
         register_parameter("weight", _weight);
     }
