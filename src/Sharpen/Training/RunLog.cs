@@ -1,0 +1,60 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// The files every training or evaluation command leaves in its output folder:
+/// <c>metrics.jsonl</c> (one JSON object per logged step, appended and flushed as it goes) and
+/// <c>summary.json</c> (written atomically at the end).
+/// </summary>
+public sealed class RunLog
+{
+    static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true };
+
+    /// <summary>The output folder.</summary>
+    public string Directory { get; }
+    /// <summary>Path of metrics.jsonl.</summary>
+    public string MetricsPath => Path.Combine(Directory, "metrics.jsonl");
+    /// <summary>Path of summary.json.</summary>
+    public string SummaryPath => Path.Combine(Directory, "summary.json");
+
+    /// <summary>Opens the folder; <paramref name="append"/> keeps existing metrics (a resumed run), otherwise they are cleared.</summary>
+    public RunLog(string directory, bool append = false)
+    {
+        Directory = directory;
+        System.IO.Directory.CreateDirectory(directory);
+        if (!append && File.Exists(MetricsPath)) File.Delete(MetricsPath);
+    }
+
+    /// <summary>Appends one row.</summary>
+    public void Metrics(JsonObject row)
+    {
+        File.AppendAllText(MetricsPath, row.ToJsonString() + "\n");
+    }
+
+    /// <summary>Keeps only rows whose <c>step</c> is at most <paramref name="step"/> (a resumed run drops rows logged after its checkpoint).</summary>
+    public void TruncateAfter(int step)
+    {
+        if (!File.Exists(MetricsPath)) return;
+        var keep = File.ReadAllLines(MetricsPath)
+            .Where(l => l.Length > 0 && (JsonNode.Parse(l)?["step"]?.GetValue<int>() ?? 0) <= step);
+        WriteAtomically(MetricsPath, string.Concat(keep.Select(l => l + "\n")));
+    }
+
+    /// <summary>Reads all rows back.</summary>
+    public IReadOnlyList<JsonObject> ReadMetrics() => File.Exists(MetricsPath)
+        ? File.ReadAllLines(MetricsPath).Where(l => l.Length > 0).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList()
+        : [];
+
+    /// <summary>Writes summary.json.</summary>
+    public void Summary(JsonObject summary) => WriteAtomically(SummaryPath, summary.ToJsonString(Pretty));
+
+    /// <summary>Writes a file through a temporary sibling and a rename, so readers never see half a file.</summary>
+    public static void WriteAtomically(string path, string text)
+    {
+        var tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,69 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// Resumable training checkpoints: <c>checkpoints/step-NNNNNNN/</c> holding a Hugging Face model
+/// folder plus <c>optimizer.bin</c> and <c>trainer_state.json</c>. Each is written into a
+/// temporary folder and renamed into place, so a crash leaves either the old set or the new one;
+/// only the last K are kept.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    const string Prefix = "step-";
+
+    /// <summary>Writes checkpoint <paramref name="step"/> under <paramref name="root"/> and prunes old ones. Returns its folder.</summary>
+    public static string Save(string root, int step, CausalLM model, ITokenizer tokenizer, optim.Optimizer optimizer,
+        JsonObject state, int keep, ScalarHead? head = null)
+    {
+        Directory.CreateDirectory(root);
+        var final = Path.Combine(root, $"{Prefix}{step:D7}");
+        var tmp = Path.Combine(root, $".tmp-{Prefix}{step:D7}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        HfCheckpoint.Save(tmp, model, tokenizer, head);
+        ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        state["step"] = step;
+        File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(tmp, final);
+        foreach (var old in List(root).SkipLast(keep)) Directory.Delete(old, recursive: true);
+        foreach (var stale in Directory.EnumerateDirectories(root, ".tmp-*")) Directory.Delete(stale, recursive: true);
+        return final;
+    }
+
+    /// <summary>Complete checkpoint folders under <paramref name="root"/>, oldest first.</summary>
+    public static IReadOnlyList<string> List(string root) => Directory.Exists(root)
+        ? Directory.EnumerateDirectories(root, Prefix + "*")
+            .Where(d => File.Exists(Path.Combine(d, "trainer_state.json")))
+            .OrderBy(d => d, StringComparer.Ordinal).ToList()
+        : [];
+
+    /// <summary>The newest complete checkpoint, or null.</summary>
+    public static string? Latest(string root) => List(root).LastOrDefault();
+
+    /// <summary>Loads weights and optimizer state into existing objects and returns the trainer state.</summary>
+    public static JsonObject Restore(string dir, CausalLM model, optim.Optimizer optimizer, ScalarHead? head = null)
+    {
+        var loaded = HfCheckpoint.Load(dir);
+        using (loaded.Model)
+        {
+            model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
+        }
+        if (head is not null)
+        {
+            if (loaded.Head is null) throw new CheckpointException($"{dir}: expected {ScalarHead.FileName}");
+            using var _ = no_grad();
+            var src = loaded.Head.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in head.named_parameters()) p.copy_(src[name]);
+        }
+        ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(Path.Combine(dir, "optimizer.bin"));
+        var statePath = Path.Combine(dir, "trainer_state.json");
+        return JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject
+               ?? throw new CheckpointException($"{statePath}: expected a JSON object");
+    }
+}

@@ -1,0 +1,23 @@
+using Sharpen.Training;
+
+namespace Sharpen.Tests.Training;
+
+public class EvaluationTests
+{
+    [Theory]
+    [InlineData(5, 2, 2, 0.7)]          // 1 − C(3,2)/C(5,2) = 1 − 3/10
+    [InlineData(10, 0, 3, 0.0)]
+    [InlineData(4, 3, 2, 1.0)]          // fewer than k failures: some k-subset always passes
+    [InlineData(3, 1, 1, 1.0 / 3)]
+    [InlineData(8, 2, 3, 1 - 20.0 / 56)] // 1 − C(6,3)/C(8,3)
+    public void Pass_at_k_is_the_unbiased_estimator(int n, int c, int k, double expected) =>
+        Assert.Equal(expected, Evaluation.PassAtK(n, c, k), 12);
+
+    [Fact]
+    public void Majority_vote_counts_answers_and_breaks_ties_by_first_appearance()
+    {
+        Assert.Equal("a", Evaluation.MajorityVote(["a", null, "b", "b", "a"]));
+        Assert.Equal("b", Evaluation.MajorityVote(["a", "b", "b"]));
+        Assert.Null(Evaluation.MajorityVote([null, null]));
+    }
+}
