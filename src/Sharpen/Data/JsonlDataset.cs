@@ -1,0 +1,153 @@
+using System.Text.Json;
+
+namespace Sharpen.Data;
+
+/// <summary>
+/// Reads JSONL datasets in the formats TRL uses. One JSON object per line; blank lines are ignored.
+/// A malformed line throws <see cref="DatasetFormatException"/> (<c>file:line: what is wrong (expected ...)</c>),
+/// or, with <c>skipBadLines</c>, is skipped and counted in the <see cref="LoadResult{T}"/>.
+/// <list type="bullet">
+/// <item>SFT, standard: <c>{"prompt": "...", "completion": "..."}</c>.</item>
+/// <item>SFT, conversational: <c>{"messages": [{"role": "...", "content": "..."}, ...]}</c>: the messages before the
+/// last assistant message are the prompt, rendered with <see cref="ChatTemplate"/>; the last assistant message
+/// is the completion; nothing may follow it. <c>prompt</c> may also be a message list and <c>completion</c> a
+/// one-message list from the assistant.</item>
+/// <item>Preference: <c>{"prompt": ..., "chosen": ..., "rejected": ...}</c>, each as above.</item>
+/// </list>
+/// Other keys of a row go to the example's <c>Fields</c>.
+/// </summary>
+public static class JsonlDataset
+{
+    /// <summary>How many skipped-line messages a <see cref="LoadResult{T}"/> keeps.</summary>
+    public const int MaxReportedErrors = 10;
+
+    const string SftExpected =
+        "{\"prompt\": string, \"completion\": string} or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
+    const string PreferenceExpected = "{\"prompt\": string, \"chosen\": string, \"rejected\": string}";
+
+    /// <summary>Reads an SFT file (prompt/completion or messages rows, mixed freely).</summary>
+    public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
+        Read(path, SftExpected, ParseSft, skipBadLines);
+
+    /// <summary>Reads a preference file (prompt/chosen/rejected rows).</summary>
+    public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false) =>
+        Read(path, PreferenceExpected, ParsePreference, skipBadLines);
+
+    /// <summary>
+    /// Reads any JSONL file: each non-blank line must be a JSON object, which <paramref name="parse"/> turns into
+    /// an item (throwing through <see cref="JsonRow.Error"/> when the row is malformed).
+    /// </summary>
+    /// <param name="path">The file, named as it should appear in errors.</param>
+    /// <param name="expected">What a well-formed row looks like, for error messages.</param>
+    /// <param name="parse">Row to item.</param>
+    /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
+    public static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines = false)
+    {
+        var items = new List<T>();
+        var errors = new List<string>();
+        var skipped = 0;
+        using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
+        var lineNo = 0;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                items.Add(ParseLine(path, lineNo, line, expected, parse));
+            }
+            catch (DatasetFormatException e) when (skipBadLines)
+            {
+                skipped++;
+                if (errors.Count < MaxReportedErrors) errors.Add(e.Message);
+            }
+        }
+        return new LoadResult<T>(items, skipped, errors);
+    }
+
+    static T ParseLine<T>(string path, int lineNo, string line, string expected, Func<JsonRow, T> parse)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(line);
+        }
+        catch (JsonException e)
+        {
+            throw new DatasetFormatException(path, lineNo, $"not valid JSON ({FirstSentence(e.Message)})", expected);
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new DatasetFormatException(path, lineNo, $"the line is {JsonRow.Describe(doc.RootElement.ValueKind)}, not a JSON object", expected);
+            return parse(new JsonRow(path, lineNo, doc.RootElement, expected));
+        }
+    }
+
+    static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(". ", StringComparison.Ordinal);
+        return (cut >= 0 ? message[..cut] : message).TrimEnd('.');
+    }
+
+    static SftExample ParseSft(JsonRow row)
+    {
+        if (row.Has("messages"))
+        {
+            var messages = Messages(row, "messages");
+            var last = messages.FindLastIndex(m => m.Role == "assistant");
+            if (last < 0) throw row.Error("\"messages\" has no message with role \"assistant\"");
+            if (last != messages.Count - 1)
+                throw row.Error($"\"messages\" continues after the last assistant message (message {last + 1} of {messages.Count})");
+            if (last == 0) throw row.Error("\"messages\" has no message before the assistant's, so the prompt is empty");
+            return new SftExample(ChatTemplate.RenderPrompt(messages.Take(last)), messages[last].Content, row.ExtraFields("messages"));
+        }
+        return new SftExample(Prompt(row), Completion(row, "completion"), row.ExtraFields("prompt", "completion"));
+    }
+
+    static PreferenceExample ParsePreference(JsonRow row) =>
+        new(Prompt(row), Completion(row, "chosen"), Completion(row, "rejected"))
+        {
+            Fields = row.ExtraFields("prompt", "chosen", "rejected"),
+        };
+
+    static string Prompt(JsonRow row)
+    {
+        var value = row.Get("prompt");
+        if (value.ValueKind == JsonValueKind.Array)
+        {
+            var messages = Messages(row, "prompt");
+            if (messages.Count == 0) throw row.Error("\"prompt\" is an empty message list");
+            return ChatTemplate.RenderPrompt(messages);
+        }
+        return row.AsString(value, "\"prompt\"", nonEmpty: true);
+    }
+
+    static string Completion(JsonRow row, string key)
+    {
+        var value = row.Get(key);
+        if (value.ValueKind != JsonValueKind.Array) return row.AsString(value, $"\"{key}\"");
+        var messages = Messages(row, key);
+        if (messages.Count != 1 || messages[0].Role != "assistant")
+            throw row.Error($"\"{key}\" is a message list but not exactly one assistant message");
+        return messages[0].Content;
+    }
+
+    static List<ChatMessage> Messages(JsonRow row, string key)
+    {
+        var value = row.Get(key);
+        if (value.ValueKind != JsonValueKind.Array) throw row.Error($"\"{key}\" is {JsonRow.Describe(value.ValueKind)}, not a list of messages");
+        var messages = new List<ChatMessage>();
+        var i = 0;
+        foreach (var m in value.EnumerateArray())
+        {
+            i++;
+            var what = $"\"{key}\"[{i - 1}]";
+            if (m.ValueKind != JsonValueKind.Object) throw row.Error($"{what} is {JsonRow.Describe(m.ValueKind)}, not a message object");
+            if (!m.TryGetProperty("role", out var role)) throw row.Error($"{what} has no \"role\"");
+            if (!m.TryGetProperty("content", out var content)) throw row.Error($"{what} has no \"content\"");
+            messages.Add(new ChatMessage(row.AsString(role, what + ".role", nonEmpty: true), row.AsString(content, what + ".content")));
+        }
+        return messages;
+    }
+}
