@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Sharpen.Tasks;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// A YAML recipe: one file that says which model, which data or task, and which settings. Keys are
+/// snake_case versions of the option records' properties (the same records the library and CLI
+/// use), and an unknown key is an error naming it.
+/// </summary>
+/// <example>
+/// <code>
+/// kind: sft
+/// output: runs/sft-countdown
+/// model: { init: { hidden_size: 192, num_hidden_layers: 4, num_attention_heads: 6, intermediate_size: 512 } }
+/// task: { name: countdown, min_numbers: 3, max_numbers: 3 }
+/// sft: { max_steps: 400, batch_size: 64, learning_rate: 0.002 }
+/// </code>
+/// </example>
+public sealed record Recipe
+{
+    /// <summary>What to run: <c>sft</c>.</summary>
+    public string Kind { get; init; } = "sft";
+    /// <summary>Output folder (relative paths are relative to the working directory).</summary>
+    public string Output { get; init; } = "runs/out";
+    /// <summary>Seed for data generation and model initialisation.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>Where the policy comes from.</summary>
+    public ModelSection Model { get; init; } = new();
+    /// <summary>The verifiable task (data generation and evaluation).</summary>
+    public TaskSection? Task { get; init; }
+    /// <summary>Data files or generation counts.</summary>
+    public DataSection Data { get; init; } = new();
+    /// <summary>SFT settings.</summary>
+    public SftOptions Sft { get; init; } = new();
+    /// <summary>Final evaluation settings.</summary>
+    public EvalSection Eval { get; init; } = new();
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        NumberHandling = JsonNumberHandling.Strict,
+    };
+
+    /// <summary>Reads and validates a recipe file.</summary>
+    public static Recipe Load(string path)
+    {
+        if (!File.Exists(path)) throw new RecipeException($"{path}: recipe not found");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses recipe text; <paramref name="source"/> names it in errors.</summary>
+    public static Recipe Parse(string yaml, string source = "recipe.yaml")
+    {
+        var node = YamlToJson.Convert(yaml, source);
+        Recipe recipe;
+        try
+        {
+            recipe = node.Deserialize<Recipe>(Json) ?? throw new RecipeException($"{source}: the recipe is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: {Describe(e)}");
+        }
+        if (recipe.Kind != "sft") throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft");
+        if (recipe.Model.Path is null == recipe.Model.Init is null)
+            throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
+        try { recipe.Sft.Validate(); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: {e.Message}"); }
+        if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
+        if (recipe.Task is null && recipe.Data.Train is null)
+            throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
+        return recipe;
+    }
+
+    static string Describe(JsonException e)
+    {
+        var path = (e.Path ?? "$").TrimStart('$').TrimStart('.');
+        var msg = e.Message;
+        int cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
+        if (cut > 0) msg = msg[..cut];
+        return path.Length > 0 ? $"'{path}': {msg}" : msg;
+    }
+}
+
+/// <summary>The <c>model</c> section: a checkpoint folder, or the config of a freshly initialised model.</summary>
+public sealed record ModelSection
+{
+    /// <summary>A Hugging Face folder (config.json, model.safetensors, tokenizer).</summary>
+    public string? Path { get; init; }
+    /// <summary>config.json keys for a fresh model; model_type defaults to llama and vocab_size/special ids come from the tokenizer.</summary>
+    public JsonObject? Init { get; init; }
+    /// <summary>For <c>init</c>: <c>task</c> (a character tokenizer over the task's alphabet, the default), <c>chars:ALPHABET</c>, or a folder with tokenizer.json.</summary>
+    public string Tokenizer { get; init; } = "task";
+}
+
+/// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>
+public sealed record TaskSection
+{
+    /// <summary>Task name (countdown, game24, arithmetic, gsm8k).</summary>
+    public string Name { get; init; } = "";
+    /// <summary>The task's option keys (snake_case of its options record).</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
+
+    static readonly Dictionary<string, Type> OptionTypes = new()
+    {
+        ["countdown"] = typeof(CountdownOptions), ["game24"] = typeof(Game24Options),
+        ["arithmetic"] = typeof(ArithmeticOptions), ["gsm8k"] = typeof(Gsm8kOptions),
+    };
+
+    /// <summary>Creates the task; errors name the recipe file and the key.</summary>
+    public IVerifiableTask Build(string source)
+    {
+        if (!OptionTypes.TryGetValue(Name, out var type))
+            throw new RecipeException($"{source}: 'task.name' is '{Name}'; known: {string.Join(", ", OptionTypes.Keys)}");
+        TaskOptions options;
+        try
+        {
+            var obj = new JsonObject();
+            foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            options = (TaskOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'task' options"));
+            options.Validate();
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: 'task.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new RecipeException($"{source}: 'task' options: {e.Message}");
+        }
+        return TaskRegistry.Create(Name, options);
+    }
+}
+
+/// <summary>The <c>data</c> section.</summary>
+public sealed record DataSection
+{
+    /// <summary>Training JSONL (prompt/completion or messages). Default: generated from the task.</summary>
+    public string? Train { get; init; }
+    /// <summary>Held-out JSONL. Default: a split generated from the task that shares no problem with training.</summary>
+    public string? Test { get; init; }
+    /// <summary>Training problems to generate when <see cref="Train"/> is absent.</summary>
+    public int TrainProblems { get; init; } = 20000;
+    /// <summary>Held-out problems to generate when <see cref="Test"/> is absent.</summary>
+    public int TestProblems { get; init; } = 500;
+    /// <summary>Skip and count malformed JSONL lines instead of stopping at the first.</summary>
+    public bool SkipBadLines { get; init; }
+}
+
+/// <summary>The <c>eval</c> section: the evaluation after training.</summary>
+public sealed record EvalSection
+{
+    /// <summary>Held-out problems evaluated (at most the held-out set).</summary>
+    public int Problems { get; init; } = 500;
+    /// <summary>Samples per problem for pass@k and maj@k (1 = greedy only).</summary>
+    public int Samples { get; init; } = 1;
+    /// <summary>Sampling temperature for pass@k and maj@k.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Most new tokens per completion.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+}
+
+/// <summary>A recipe that cannot be used; the message names the file and the key.</summary>
+public sealed class RecipeException(string message) : Exception(message);
+
+/// <summary>YAML → JSON with typed plain scalars (int, float, bool, null), so System.Text.Json can bind records.</summary>
+static class YamlToJson
+{
+    public static JsonNode Convert(string yaml, string source)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new RecipeException($"{source}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
+        }
+        if (stream.Documents.Count == 0) throw new RecipeException($"{source}: the recipe is empty");
+        return Node(stream.Documents[0].RootNode, source, 0) ?? throw new RecipeException($"{source}: the recipe is empty");
+    }
+
+    static JsonNode? Node(YamlNode node, string source, int depth)
+    {
+        if (depth > 32) throw new RecipeException($"{source}:{node.Start.Line}: nesting deeper than 32 levels");
+        switch (node)
+        {
+            case YamlMappingNode map:
+                var o = new JsonObject();
+                foreach (var (k, v) in map.Children)
+                {
+                    var key = (k as YamlScalarNode)?.Value ?? throw new RecipeException($"{source}:{k.Start.Line}: keys must be plain strings");
+                    if (o.ContainsKey(key)) throw new RecipeException($"{source}:{k.Start.Line}: duplicate key '{key}'");
+                    o[key] = Node(v, source, depth + 1);
+                }
+                return o;
+            case YamlSequenceNode seq:
+                var a = new JsonArray();
+                foreach (var item in seq.Children) a.Add(Node(item, source, depth + 1));
+                return a;
+            case YamlScalarNode s:
+                var text = s.Value ?? "";
+                if (s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded) return JsonValue.Create(text);
+                if (text is "" or "~" or "null" or "Null" or "NULL") return null;
+                if (text is "true" or "True" or "TRUE") return JsonValue.Create(true);
+                if (text is "false" or "False" or "FALSE") return JsonValue.Create(false);
+                if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)) return JsonValue.Create(d);
+                return JsonValue.Create(text);
+            default:
+                throw new RecipeException($"{source}:{node.Start.Line}: unsupported YAML node");
+        }
+    }
+}
