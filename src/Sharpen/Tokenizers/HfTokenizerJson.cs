@@ -34,7 +34,7 @@ internal static class HfTokenizerJson
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw file.Error("(root)", "expected a JSON object");
 
-        var model = file.RequireObject(root, "", "model");
+        var model = file.RequireObject(root, "", "model", "an object with type \"BPE\", vocab and merges");
         var type = file.OptionalString(model, "model", "type") ?? (model.TryGetProperty("merges", out _) ? "BPE" : null);
         if (type is null) throw file.Error("model.type", "is missing; expected \"BPE\"");
         if (type != "BPE")
@@ -42,7 +42,7 @@ internal static class HfTokenizerJson
         CheckUnsupportedModelOptions(file, model);
 
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in file.RequireObject(model, "model", "vocab").EnumerateObject())
+        foreach (var p in file.RequireObject(model, "model", "vocab", "an object mapping token strings to ids").EnumerateObject())
             vocab[p.Name] = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var id) && id >= 0
                 ? id : throw file.Error($"model.vocab.{p.Name}", $"is {p.Value.GetRawText()}; expected a non-negative integer id");
         if (vocab.Count == 0) throw file.Error("model.vocab", "is empty; expected token → id entries");

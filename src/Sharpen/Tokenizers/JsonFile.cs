@@ -24,8 +24,8 @@ internal sealed class JsonFile(string path)
     public TokenizerFileException Error(string key, string problem, Exception? inner = null) => new(Path, key, problem, inner);
 
     /// <summary>The member <paramref name="name"/> of <paramref name="parent"/>, which must be an object.</summary>
-    public JsonElement RequireObject(JsonElement parent, string parentKey, string name) =>
-        Require(parent, parentKey, name, JsonValueKind.Object, "an object");
+    public JsonElement RequireObject(JsonElement parent, string parentKey, string name, string expected = "an object") =>
+        Require(parent, parentKey, name, JsonValueKind.Object, expected);
 
     public JsonElement RequireArray(JsonElement parent, string parentKey, string name) =>
         Require(parent, parentKey, name, JsonValueKind.Array, "an array");

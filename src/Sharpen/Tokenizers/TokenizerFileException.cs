@@ -6,7 +6,7 @@ namespace Sharpen.Tokenizers;
 /// </summary>
 public sealed class TokenizerFileException : FormatException
 {
-    /// <summary>Creates the exception; the message becomes "<c>file: key: problem</c>".</summary>
+    /// <summary>Creates the exception; the message becomes "<c>file: 'key': problem</c>".</summary>
     /// <param name="filePath">The file that was being read.</param>
     /// <param name="key">The dotted JSON path of the offending key, e.g. <c>model.vocab</c>.</param>
     /// <param name="problem">What is wrong and what was expected.</param>

@@ -129,6 +129,45 @@ public sealed class HfTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Bytes_missing_from_the_vocab_are_dropped_like_rust()
+    {
+        // 'z' and 'q' have no token and there is no unk_token: the Rust tokenizer leaves them out of the word,
+        // so the h and e around the z become neighbours and merge.
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "tokenizer.json");
+        File.WriteAllText(path, TinyJson(merges: MergeForm.Strings));
+        using var oracle = new Oracle(path);
+        Assert.Equal([24, 9], oracle.Encode("hze").Select(u => (int)u));
+        Assert.Equal([24, 9], Tiny().Encode("hze"));
+        Assert.Equal([24, 12], Tiny().Encode("qhello"));
+    }
+
+    [Theory]
+    // lstrip+rstrip: the spaces around <|eot|> belong to it; "world" = w (o r) (l d) = [4, 14, 16]
+    [InlineData("\"single_word\": false, \"lstrip\": true, \"rstrip\": true", "hello <|eot|> world", new[] { 12, 23, 4, 14, 16 })]
+    // lstrip only: the space after stays and joins " world"
+    [InlineData("\"single_word\": false, \"lstrip\": true, \"rstrip\": false", "hello <|eot|> world", new[] { 12, 23, 17 })]
+    // neither: "hello", " " (alone, before the token), <|eot|>, " world"
+    [InlineData("\"single_word\": false, \"lstrip\": false, \"rstrip\": false", "hello <|eot|> world", new[] { 12, 7, 23, 17 })]
+    // single_word: inside "hello<|eot|>" it is not a word of its own, so it is not matched; the ids come from the
+    // Rust tokenizer, as the leftover characters are partly missing from the vocab (see the test above).
+    [InlineData("\"single_word\": true, \"lstrip\": false, \"rstrip\": false", "hello<|eot|>", null)]
+    [InlineData("\"single_word\": true, \"lstrip\": false, \"rstrip\": false", "hello <|eot|>", new[] { 12, 7, 23 })]
+    public void Added_token_strip_and_single_word_options(string options, string text, int[]? expected)
+    {
+        var json = TinyJson(postProcessor: "null", merges: MergeForm.Strings)
+            .Replace("\"content\": \"<|eot|>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false", $"\"content\": \"<|eot|>\", {options}");
+        Assert.Contains(options, json);
+        Directory.CreateDirectory(_dir);
+        var path = Path.Combine(_dir, "tokenizer.json");
+        File.WriteAllText(path, json);
+        using var oracle = new Oracle(path);
+        var rust = oracle.Encode(text).Select(u => (int)u).ToArray();
+        if (expected is not null) Assert.Equal(expected, rust);
+        Assert.Equal(rust, HfTokenizer.FromJson(json).Encode(text));
+    }
+
+    [Fact]
     public void Ignore_merges_emits_a_whole_vocab_word_that_merges_cannot_build()
     {
         Assert.Equal([2, 3], Tiny(ignoreMerges: false).Encode("lo", addSpecialTokens: false));
