@@ -12,8 +12,15 @@ namespace Sharpen.Tokenizers;
 /// <see cref="Encode"/> adds around the text.
 /// </summary>
 /// <remarks>
+/// Supported: <c>model.type</c> BPE with <c>ignore_merges</c>; merges as <c>"a b"</c> or <c>["a", "b"]</c>;
+/// <c>added_tokens</c> with <c>lstrip</c>/<c>rstrip</c>/<c>single_word</c>; normalizers NFC/NFD/NFKC/NFKD/Sequence;
+/// pre-tokenizers ByteLevel, Split (Isolated or Removed) and Sequence; post-processors TemplateProcessing,
+/// ByteLevel, RobertaProcessing, BertProcessing and Sequence. Anything else is rejected with a
+/// <see cref="TokenizerFileException"/> naming the key.
 /// Departures from Hugging Face: added tokens marked <c>normalized: true</c> are matched in the raw text, like the
-/// others (identical unless the normalizer changes the token's own characters).
+/// others (identical unless the normalizer changes the token's own characters); an added token's <c>id</c> field is
+/// used as given, whereas the Rust library renumbers added tokens that are missing from the vocab from the vocab
+/// size on (the two agree for real files, where added tokens follow the vocab without gaps).
 /// </remarks>
 public sealed class HfTokenizer : ITokenizer
 {
