@@ -1,0 +1,202 @@
+using System.Text;
+using Microsoft.ML.Tokenizers;
+
+namespace Sharpen.Tokenizers;
+
+/// <summary>
+/// A Hugging Face <c>tokenizer.json</c> with a byte-level BPE model (GPT-2, Llama 3, Qwen2 style), producing the
+/// same ids as Hugging Face's Rust <c>tokenizers</c>. Pipeline: added tokens are cut out of the raw text first;
+/// each remaining stretch is normalized (NFC etc.), split by the pre-tokenizer (<c>Split</c> regexes, ByteLevel's
+/// GPT-2 regex), mapped to byte-level characters and merged by Microsoft.ML.Tokenizers' <see cref="BpeTokenizer"/>.
+/// The post-processor (and <c>add_bos_token</c>/<c>add_eos_token</c> of <c>tokenizer_config.json</c>) decides what
+/// <see cref="Encode"/> adds around the text.
+/// </summary>
+/// <remarks>
+/// Supported: <c>model.type</c> BPE with <c>ignore_merges</c>; merges as <c>"a b"</c> or <c>["a", "b"]</c>;
+/// <c>added_tokens</c> with <c>lstrip</c>/<c>rstrip</c>/<c>single_word</c>; normalizers NFC/NFD/NFKC/NFKD/Sequence;
+/// pre-tokenizers ByteLevel, Split (Isolated or Removed) and Sequence; post-processors TemplateProcessing,
+/// ByteLevel, RobertaProcessing, BertProcessing and Sequence. Anything else is rejected with a
+/// <see cref="TokenizerFileException"/> naming the key.
+/// Departures from Hugging Face: added tokens marked <c>normalized: true</c> are matched in the raw text, like the
+/// others (identical unless the normalizer changes the token's own characters); an added token's <c>id</c> field is
+/// used as given, whereas the Rust library renumbers added tokens that are missing from the vocab from the vocab
+/// size on (the two agree for real files, where added tokens follow the vocab without gaps).
+/// </remarks>
+public sealed class HfTokenizer : ITokenizer
+{
+    /// <summary>The tokenizer file name inside a checkpoint folder.</summary>
+    public const string TokenizerFileName = "tokenizer.json";
+
+    /// <summary>The optional configuration file name (special-token strings, <c>add_bos_token</c>).</summary>
+    public const string ConfigFileName = "tokenizer_config.json";
+
+    readonly string _tokenizerJson;
+    readonly string? _configJson;
+    readonly BpeTokenizer _bpe;
+    readonly Dictionary<string, int> _vocab;
+    readonly bool _ignoreMerges;
+    readonly UnicodeNormalizer? _normalizer;
+    readonly PreTokenizerSteps _preTokenizer;
+    readonly int[] _prefix, _suffix;
+    readonly string?[] _idToToken;
+    readonly bool[] _special;
+    readonly Dictionary<char, AddedToken[]> _addedByFirstChar; // longest first
+
+    HfTokenizer(HfTokenizerDefinition d, string tokenizerJson, string? configJson)
+    {
+        _tokenizerJson = tokenizerJson;
+        _configJson = configJson;
+        _vocab = d.Vocab;
+        _ignoreMerges = d.IgnoreMerges;
+        _normalizer = d.Normalizer;
+        _preTokenizer = d.PreTokenizer;
+        _prefix = [.. d.Prefix];
+        _suffix = [.. d.Suffix];
+        _bpe = BpeTokenizer.Create(new BpeOptions(d.Vocab) { Merges = d.Merges, ByteLevel = true });
+
+        var size = Math.Max(d.Vocab.Values.Max(), d.AddedTokens.Count == 0 ? -1 : d.AddedTokens.Max(t => t.Id)) + 1;
+        _idToToken = new string?[size];
+        _special = new bool[size];
+        foreach (var (token, id) in d.Vocab) _idToToken[id] = token;
+        foreach (var t in d.AddedTokens)
+        {
+            _idToToken[t.Id] = t.Content;
+            _special[t.Id] = t.Special;
+        }
+        _addedByFirstChar = d.AddedTokens.GroupBy(t => t.Content[0])
+            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Content.Length).ToArray());
+        BosTokenId = d.Bos;
+        EosTokenId = d.Eos;
+        PadTokenId = d.Pad;
+    }
+
+    /// <summary>Reads <c>tokenizer.json</c> and, if present, <c>tokenizer_config.json</c> from <paramref name="directory"/>.</summary>
+    /// <exception cref="FileNotFoundException"><c>tokenizer.json</c> does not exist.</exception>
+    /// <exception cref="TokenizerFileException">A file is malformed, misses a key, or is not byte-level BPE.</exception>
+    public static HfTokenizer Load(string directory)
+    {
+        var path = Path.Combine(directory, TokenizerFileName);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Hugging Face tokenizer file not found: {path}", path);
+        var configPath = Path.Combine(directory, ConfigFileName);
+        var config = File.Exists(configPath) ? File.ReadAllText(configPath) : null;
+        return FromJson(File.ReadAllText(path), config, path, configPath);
+    }
+
+    /// <summary>Builds a tokenizer from the text of <c>tokenizer.json</c> and optionally <c>tokenizer_config.json</c>.</summary>
+    /// <param name="tokenizerJson">Contents of <c>tokenizer.json</c>.</param>
+    /// <param name="configJson">Contents of <c>tokenizer_config.json</c>, or null.</param>
+    /// <param name="tokenizerPath">Names the first file in error messages.</param>
+    /// <param name="configPath">Names the second file in error messages.</param>
+    /// <exception cref="TokenizerFileException">A file is malformed, misses a key, or is not byte-level BPE.</exception>
+    public static HfTokenizer FromJson(string tokenizerJson, string? configJson = null,
+        string tokenizerPath = TokenizerFileName, string configPath = ConfigFileName)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizerJson);
+        var definition = HfTokenizerJson.Parse(tokenizerJson, tokenizerPath, configJson, configPath);
+        try
+        {
+            return new HfTokenizer(definition, tokenizerJson, configJson);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new TokenizerFileException(tokenizerPath, "model", $"could not be turned into a BPE model: {e.Message}", e);
+        }
+    }
+
+    /// <inheritdoc/>
+    public int VocabSize => _idToToken.Length;
+    /// <inheritdoc/>
+    public int? BosTokenId { get; }
+    /// <inheritdoc/>
+    public int? EosTokenId { get; }
+    /// <inheritdoc/>
+    public int? PadTokenId { get; }
+
+    /// <summary>The ids <see cref="Encode"/> puts before the text when <c>addSpecialTokens</c> is true.</summary>
+    public IReadOnlyList<int> SpecialPrefix => _prefix;
+
+    /// <summary>The ids <see cref="Encode"/> puts after the text when <c>addSpecialTokens</c> is true.</summary>
+    public IReadOnlyList<int> SpecialSuffix => _suffix;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>(text.Length / 3 + _prefix.Length + _suffix.Length + 1);
+        if (addSpecialTokens) ids.AddRange(_prefix);
+        var at = 0;
+        while (FindAddedToken(text, at) is var (start, end, token))
+        {
+            EncodeOrdinary(text[at..start], ids);
+            ids.Add(token.Id);
+            at = end;
+        }
+        EncodeOrdinary(text[at..], ids);
+        if (addSpecialTokens) ids.AddRange(_suffix);
+        return ids;
+    }
+
+    /// <summary>Text without added tokens: normalize, pre-tokenize, then BPE each byte-level piece.</summary>
+    void EncodeOrdinary(string text, List<int> ids)
+    {
+        if (text.Length == 0) return;
+        if (_normalizer is not null) text = _normalizer.Normalize(text);
+        foreach (var piece in _preTokenizer.Split(text))
+        {
+            // ignore_merges (Llama 3): a piece that is itself a token is emitted whole, even if merging would split it.
+            if (_ignoreMerges && _vocab.TryGetValue(ByteLevel.Encode(piece), out var whole)) ids.Add(whole);
+            else ids.AddRange(_bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
+        }
+    }
+
+    /// <summary>Leftmost-longest added token at or after <paramref name="from"/>, with its span after lstrip/rstrip.</summary>
+    (int Start, int End, AddedToken Token)? FindAddedToken(string text, int from)
+    {
+        if (_addedByFirstChar.Count == 0) return null;
+        for (var i = from; i < text.Length; i++)
+        {
+            if (!_addedByFirstChar.TryGetValue(text[i], out var candidates)) continue;
+            foreach (var t in candidates)
+            {
+                if (string.CompareOrdinal(text, i, t.Content, 0, t.Content.Length) != 0) continue;
+                var end = i + t.Content.Length;
+                if (t.SingleWord && (i > 0 && IsWordChar(text[i - 1]) || end < text.Length && IsWordChar(text[end]))) continue;
+                var start = i;
+                if (t.LStrip) while (start > from && char.IsWhiteSpace(text[start - 1])) start--;
+                if (t.RStrip) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
+                return (start, end, t);
+            }
+        }
+        return null;
+
+        static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
+    }
+
+    /// <inheritdoc/>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var bytes = new List<byte>();
+        foreach (var id in ids)
+        {
+            if (TokenToString(id) is not { } token) continue;
+            if (skipSpecialTokens && _special[id]) continue;
+            ByteLevel.AppendBytes(token, bytes);
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <inheritdoc/>
+    public bool IsSpecial(int id) => id >= 0 && id < _special.Length && _special[id];
+
+    /// <inheritdoc/>
+    public string? TokenToString(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
+
+    /// <summary>Writes the original <c>tokenizer.json</c> (and <c>tokenizer_config.json</c>, if there was one) unchanged.</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, TokenizerFileName), _tokenizerJson);
+        if (_configJson is not null) File.WriteAllText(Path.Combine(directory, ConfigFileName), _configJson);
+    }
+}

@@ -1,0 +1,128 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Sharpen.Tokenizers;
+
+/// <summary>What a regex split keeps (Hugging Face's <c>SplitDelimiterBehavior</c>; only the two we support).</summary>
+internal enum SplitBehavior
+{
+    /// <summary>Matches and the text between them each become pieces.</summary>
+    Isolated,
+    /// <summary>Matches are dropped; the text between them becomes pieces.</summary>
+    Removed,
+}
+
+/// <summary>One regex split of a Hugging Face pre-tokenizer (a <c>Split</c>, or the regex of <c>ByteLevel</c>).</summary>
+internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool invert) : IPreTokenizerStep
+{
+    /// <summary>The regex of Hugging Face's ByteLevel pre-tokenizer (GPT-2's), used when <c>use_regex</c> is true.</summary>
+    public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    public static RegexSplit Gpt2 { get; } = new(Create(Gpt2Pattern), SplitBehavior.Isolated, invert: false);
+
+    public static Regex Create(string pattern) => new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+
+    /// <summary>Splits <paramref name="piece"/> and appends the resulting non-empty pieces.</summary>
+    public void Apply(string piece, List<string> output)
+    {
+        var at = 0;
+        foreach (var (start, length) in Matches(regex, piece))
+        {
+            if (length == 0) continue;
+            if (start > at) Keep(piece[at..start], isMatch: false);
+            Keep(piece.Substring(start, length), isMatch: true);
+            at = start + length;
+        }
+        if (at < piece.Length) Keep(piece[at..], isMatch: false);
+
+        void Keep(string s, bool isMatch)
+        {
+            if (behavior == SplitBehavior.Isolated || isMatch == invert) output.Add(s);
+        }
+    }
+
+    /// <summary>
+    /// Regex matches as (start, length) in <paramref name="text"/>, with code points above U+FFFF treated as single
+    /// characters. .NET matches UTF-16 units, so a letter such as 𝐀 (two surrogates, category Cs each) would fail
+    /// <c>\p{L}</c>, while Hugging Face's Rust regex sees one letter. We match on a copy where each such code point is
+    /// replaced by one BMP character of the same Unicode category, then map positions back.
+    /// </summary>
+    internal static IEnumerable<(int Start, int Length)> Matches(Regex regex, string text)
+    {
+        if (!text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF'))
+        {
+            foreach (Match m in regex.Matches(text)) yield return (m.Index, m.Length);
+            yield break;
+        }
+        var copy = new StringBuilder(text.Length);
+        var origin = new List<int>(text.Length + 1); // origin[i] = index in text of copy[i]
+        for (var i = 0; i < text.Length; i++)
+        {
+            origin.Add(i);
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                copy.Append(StandIn(CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(text[i], text[i + 1]))));
+                i++;
+            }
+            else copy.Append(text[i]);
+        }
+        origin.Add(text.Length);
+        foreach (Match m in regex.Matches(copy.ToString()))
+            yield return (origin[m.Index], origin[m.Index + m.Length] - origin[m.Index]);
+    }
+
+    static readonly char[] StandIns = BuildStandIns();
+
+    static char StandIn(UnicodeCategory category) => StandIns[(int)category];
+
+    /// <summary>For each category, the first non-ASCII BMP character of that category (never a pattern literal).</summary>
+    static char[] BuildStandIns()
+    {
+        var table = new char[32];
+        Array.Fill(table, '\uFFFD');
+        var found = new bool[32];
+        for (int c = 0xA0; c <= 0xFFFF; c++)
+        {
+            if (c is >= 0xD800 and <= 0xDFFF) continue;
+            var cat = (int)CharUnicodeInfo.GetUnicodeCategory((char)c);
+            if (!found[cat]) { found[cat] = true; table[cat] = (char)c; }
+        }
+        return table;
+    }
+}
+
+/// <summary>One step of a Hugging Face pre-tokenizer: turns a piece into smaller pieces.</summary>
+internal interface IPreTokenizerStep
+{
+    void Apply(string piece, List<string> output);
+}
+
+/// <summary>Hugging Face's <c>ByteLevel</c> pre-tokenizer: optionally prefixes each piece with a space, then
+/// (when <c>use_regex</c>) splits it with GPT-2's regex. The byte mapping itself happens after all steps.</summary>
+internal sealed class ByteLevelStep(bool addPrefixSpace, bool useRegex) : IPreTokenizerStep
+{
+    public void Apply(string piece, List<string> output)
+    {
+        if (addPrefixSpace && !piece.StartsWith(' ')) piece = " " + piece;
+        if (useRegex) RegexSplit.Gpt2.Apply(piece, output);
+        else output.Add(piece);
+    }
+}
+
+/// <summary>A Hugging Face pre-tokenizer as steps applied in order (a <c>Sequence</c>, or a single step).</summary>
+internal sealed class PreTokenizerSteps(IReadOnlyList<IPreTokenizerStep> steps)
+{
+    public List<string> Split(string text)
+    {
+        var pieces = new List<string> { text };
+        foreach (var step in steps)
+        {
+            var next = new List<string>(pieces.Count * 2);
+            foreach (var p in pieces) step.Apply(p, next);
+            pieces = next;
+        }
+        pieces.RemoveAll(p => p.Length == 0);
+        return pieces;
+    }
+}
