@@ -46,6 +46,35 @@ public static class QuickstartCommand
         return cmd;
     }
 
+    /// <summary>The SFT stage as a recipe (the same settings as recipes/sft-countdown.yaml).</summary>
+    public static Recipe SftRecipe(Settings s) => new()
+    {
+        Kind = "sft", Output = Path.Combine(s.Out, "sft"), Seed = s.Seed,
+        Model = new ModelSection
+        {
+            Init = new JsonObject
+            {
+                ["hidden_size"] = s.HiddenSize, ["intermediate_size"] = s.HiddenSize * 8 / 3 / 16 * 16, ["num_hidden_layers"] = s.Layers,
+                ["num_attention_heads"] = Math.Max(1, s.HiddenSize / 32), ["max_position_embeddings"] = 128,
+            },
+        },
+        Task = new TaskSection
+        {
+            Name = "countdown",
+            Options = new() { ["min_numbers"] = Json(3), ["max_numbers"] = Json(3), ["max_number"] = Json(20), ["max_target"] = Json(100) },
+        },
+        Data = new DataSection { TrainProblems = s.TrainProblems, TestProblems = s.TestProblems },
+        Sft = new SftOptions
+        {
+            MaxSteps = s.SftSteps, BatchSize = s.BatchSize, LearningRate = 2e-3, WarmupSteps = Math.Min(30, s.SftSteps / 4), MinLrRatio = 0.05,
+            WeightDecay = 0.01, LogEvery = 10, EvalEvery = Math.Max(1, s.SftSteps / 4), EvalExamples = 256, EvalProblems = 200,
+            EvalMaxNewTokens = 48, CheckpointEvery = 0, MaxSequenceLength = 96, Seed = s.Seed,
+        },
+        Eval = new EvalSection { Problems = s.TestProblems, Samples = 1, MaxNewTokens = 48 },
+    };
+
+    static System.Text.Json.JsonElement Json(int v) => System.Text.Json.JsonSerializer.SerializeToElement(v);
+
     public static JsonObject Run(Settings s, Action<string> log)
     {
         var total = Stopwatch.StartNew();
@@ -53,63 +82,32 @@ public static class QuickstartCommand
         var stages = new JsonArray();
         var runLog = new RunLog(s.Out);
 
-        // 1. Data: Countdown with three numbers; held-out problems never appear in training.
-        var sw = Stopwatch.StartNew();
-        var task = TaskRegistry.Create("countdown", new CountdownOptions { MinNumbers = 3, MaxNumbers = 3, MaxNumber = 20, MaxTarget = 100 });
-        var made = DatasetWriter.MakeDataset(task, s.TrainProblems + s.TestProblems, s.Seed, Path.Combine(s.Out, "data", "countdown.jsonl"), s.TestProblems);
-        var train = JsonlDataset.LoadSft(made.Files[0]).Items;
-        var testRows = JsonlDataset.LoadSft(made.Files[1]).Items;
-        var testProblems = testRows.Select(ToProblem).ToList();
-        log($"data: {train.Count} training and {testRows.Count} held-out Countdown problems ({sw.Elapsed.TotalSeconds:F1} s)");
+        // 1–3. Data, a fresh model, SFT on worked solutions, held-out evaluation.
+        var recipe = SftRecipe(s);
+        var sft = SftPipeline.Run(recipe, log);
+        stages.Add(Stage("sft", sft.Eval!, sft.Seconds));
+        log($"sft: held-out greedy accuracy {sft.Eval!.Accuracy:P1} on {sft.Eval.N} problems ({sft.Seconds:F0} s)");
 
-        // 2. A fresh model with a character tokenizer over the task's alphabet.
-        var tokenizer = CharTokenizer.Create(task.Alphabet);
-        var config = new ModelConfig
-        {
-            ModelType = "llama", VocabSize = tokenizer.VocabSize, HiddenSize = s.HiddenSize, IntermediateSize = s.HiddenSize * 8 / 3 / 16 * 16,
-            NumHiddenLayers = s.Layers, NumAttentionHeads = s.HiddenSize / 32, NumKeyValueHeads = s.HiddenSize / 32, MaxPositionEmbeddings = 128,
-            TieWordEmbeddings = true, BosTokenId = tokenizer.BosTokenId, EosTokenIds = [tokenizer.EosTokenId!.Value], PadTokenId = tokenizer.PadTokenId,
-        };
-        using var model = new CausalLM(config, seed: s.Seed);
-        log($"model: {model.ParameterCount():N0} parameters (d={config.HiddenSize}, {config.NumHiddenLayers} layers), vocabulary {tokenizer.VocabSize}");
-        var engine = new RolloutEngine(model, tokenizer);
-
-        // 3. SFT on worked solutions.
-        sw.Restart();
-        var sftOptions = new SftOptions
-        {
-            MaxSteps = s.SftSteps, BatchSize = s.BatchSize, LearningRate = 2e-3, WarmupSteps = 30, MinLrRatio = 0.05,
-            WeightDecay = 0.01, LogEvery = 10, EvalEvery = Math.Max(50, s.SftSteps / 4), EvalExamples = 256, EvalProblems = 200,
-            EvalMaxNewTokens = 48, CheckpointEvery = 0, MaxSequenceLength = 96, Seed = s.Seed,
-        };
-        var sftDir = Path.Combine(s.Out, "sft");
-        var sft = new SftTrainer(model, tokenizer, sftOptions) { Log = log, Task = task, EvalProblems = testProblems }
-            .Run(train, testRows, sftDir);
-        var sftEval = Evaluation.Run(engine, task, testProblems, maxNewTokens: 48);
-        stages.Add(Stage("sft", sftEval, sw.Elapsed.TotalSeconds));
-        log($"sft: held-out greedy accuracy {sftEval.Accuracy:P1} on {sftEval.N} problems ({sw.Elapsed.TotalSeconds:F0} s)");
-
-        // 4. RL stage goes here (next issue): it starts from sft.FinalCheckpoint and adds a row to `stages`.
+        // 4. RL stage goes here (next issue): it starts from sft.Sft.FinalCheckpoint and adds a row to `stages`.
 
         // 5. Report.
-        var metrics = new RunLog(sftDir, append: true).ReadMetrics();
+        var metrics = new RunLog(recipe.Output, append: true).ReadMetrics();
         foreach (var row in metrics) runLog.Metrics((JsonObject)row.DeepClone());
         var summary = new JsonObject
         {
-            ["task"] = "countdown", ["parameters"] = model.ParameterCount(), ["train_examples"] = train.Count,
-            ["stages"] = stages, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["final_checkpoint"] = sft.FinalCheckpoint,
-            ["eval"] = sftEval.ToJson(),
+            ["task"] = "countdown", ["parameters"] = sft.Parameters, ["train_examples"] = sft.TrainExamples,
+            ["stages"] = stages, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["final_checkpoint"] = sft.Sft.FinalCheckpoint,
         };
         runLog.Summary(summary);
         var table = new List<string>
         {
-            $"Countdown (3 numbers from 1–20, targets ≤ 100), {model.ParameterCount():N0}-parameter model, {total.Elapsed.TotalMinutes:F1} minutes.", "",
+            $"Countdown (3 numbers from 1–20, targets ≤ 100), {sft.Parameters:N0}-parameter model, {total.Elapsed.TotalMinutes:F1} minutes.", "",
             "| stage | held-out greedy accuracy | n | seconds |", "| --- | ---: | ---: | ---: |",
         };
         foreach (var st in stages)
             table.Add($"| {st!["name"]} | {st["accuracy"]!.GetValue<double>():P1} | {st["n"]} | {st["seconds"]} |");
         table.Add("");
-        table.Add("Greedy verdicts after SFT: " + string.Join(", ", sftEval.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
+        table.Add("Greedy verdicts after SFT: " + string.Join(", ", sft.Eval.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
         var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table);
         log($"report: {report}");
         foreach (var line in table.Skip(2)) log(line);
@@ -118,6 +116,4 @@ public static class QuickstartCommand
 
     static JsonObject Stage(string name, EvalResult e, double seconds) =>
         new() { ["name"] = name, ["accuracy"] = e.Accuracy, ["n"] = e.N, ["seconds"] = Math.Round(seconds, 1) };
-
-    static Problem ToProblem(SftExample e) => new(e.Fields.GetValueOrDefault("id") ?? e.Prompt, e.Prompt, e.Fields.GetValueOrDefault("answer") ?? "", e.Fields);
 }

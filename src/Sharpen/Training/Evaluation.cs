@@ -15,6 +15,9 @@ namespace Sharpen.Training;
 public sealed record EvalResult(int N, int Samples, double Accuracy, double PassAtK, double MajAtK,
     double MeanCompletionTokens, IReadOnlyDictionary<string, int> Verdicts)
 {
+    /// <summary>Per problem: the greedy completion and its verdict, in problem order.</summary>
+    public IReadOnlyList<(Rollout Completion, Verdict Verdict)> Greedy { get; init; } = [];
+
     /// <summary>The summary.json fields.</summary>
     public JsonObject ToJson()
     {
@@ -73,10 +76,12 @@ public static class Evaluation
         var prompts = problems.Select(p => p.Prompt).ToList();
         var greedy = engine.Generate(prompts, new SamplingOptions { Temperature = 0, MaxNewTokens = maxNewTokens, StopStrings = stopStrings ?? [] });
         var verdicts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var details = new List<(Rollout, Verdict)>(problems.Count);
         int correct = 0;
         for (int i = 0; i < problems.Count; i++)
         {
             var v = task.Verify(problems[i], greedy[i].CompletionText);
+            details.Add((greedy[i], v));
             verdicts[v.Reason] = verdicts.GetValueOrDefault(v.Reason) + 1;
             if (v.Correct) correct++;
         }
@@ -103,6 +108,6 @@ public static class Evaluation
             passAtK = passSum / problems.Count;
             majAtK = majSum / problems.Count;
         }
-        return new EvalResult(problems.Count, samples, accuracy, passAtK, majAtK, meanLen, verdicts);
+        return new EvalResult(problems.Count, samples, accuracy, passAtK, majAtK, meanLen, verdicts) { Greedy = details };
     }
 }

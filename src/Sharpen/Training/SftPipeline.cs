@@ -68,7 +68,6 @@ public static class SftPipeline
         log?.Invoke($"model: {model.ParameterCount():N0} parameters ({model.Config.ModelType}, d={model.Config.HiddenSize}, {model.Config.NumHiddenLayers} layers)");
 
         // Train.
-        var stop = task is null ? Array.Empty<string>() : [];
         var sft = new SftTrainer(model, tokenizer, recipe.Sft) { Log = log, Task = task, EvalProblems = testProblems }
             .Run(train, test, recipe.Output, resume, cancel);
 

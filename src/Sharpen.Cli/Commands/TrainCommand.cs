@@ -1,0 +1,34 @@
+using System.CommandLine;
+using Sharpen.Training;
+
+namespace Sharpen.Cli.Commands;
+
+/// <summary><c>sharpen train RECIPE.yaml [--resume]</c>: run a recipe.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var recipe = new Argument<FileInfo>("recipe") { Description = "YAML recipe (see recipes/)" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the last checkpoint in the output folder" };
+        var output = new Option<string?>("--out") { Description = "Override the recipe's output folder" };
+        var cmd = new Command("train", "Train from a YAML recipe; writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
+            { recipe, resume, output };
+        cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
+        {
+            var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
+            if (pr.GetValue(output) is { } o) r = r with { Output = o };
+            var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
+            var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+            var lines = new List<string>
+            {
+                $"{result.TrainExamples} training examples, {result.Parameters:N0} parameters, {result.Sft.Steps} steps in {result.Seconds:F0} s.",
+                "", $"Final training loss {result.Sft.FinalLoss:F4}" + (result.Sft.EvalLoss is { } el ? $", held-out loss {el:F4}" : "") + ".",
+            };
+            if (result.Eval is { } e)
+                lines.Add($"Held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}.");
+            Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {pr.GetValue(recipe)!.Name}", metrics, lines)}");
+            return 0;
+        })));
+        return cmd;
+    }
+}

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Sharpen.Cli.Commands;
+using Sharpen.Training;
+
+namespace Sharpen.Tests.Cli;
+
+/// <summary>The commands run end to end on real files (tiny sizes).</summary>
+[Collection("console")]
+public class CommandTests
+{
+    static (int Code, string Out, string Err) Invoke(Command cmd, params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (cmd.Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    const string TinyConfig = """
+    {"model_type":"qwen2","vocab_size":40,"hidden_size":32,"intermediate_size":64,"num_hidden_layers":1,
+     "num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":128,"tie_word_embeddings":true}
+    """;
+
+    [Fact]
+    public void Init_then_generate_prints_completions()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), TinyConfig);
+        var (code, _, err) = Invoke(InitCommand.Create(), "--config", dir.File("config.json"), "--tokenizer", "chars:0123456789+-*/=() ", "--out", dir.File("m"));
+        Assert.True(code == 0, err);
+        foreach (var f in new[] { "config.json", "generation_config.json", "model.safetensors", "char_tokenizer.json" })
+            Assert.True(File.Exists(Path.Combine(dir.File("m"), f)), f);
+
+        var (code2, output, err2) = Invoke(GenerateCommand.Create(), "--model", dir.File("m"), "--prompt", "12+3=", "--samples", "3", "--max-new-tokens", "5", "--temperature", "0");
+        Assert.True(code2 == 0, err2);
+        Assert.Equal(3, output.Split('\n').Count(l => l.StartsWith("--- sample ")));
+    }
+
+    [Fact]
+    public void Init_with_a_vocabulary_smaller_than_the_tokenizer_is_a_clear_error()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), TinyConfig.Replace("\"vocab_size\":40", "\"vocab_size\":5"));
+        var (code, _, err) = Invoke(InitCommand.Create(), "--config", dir.File("config.json"), "--tokenizer", "chars:0123456789", "--out", dir.File("m"));
+        Assert.Equal(1, code);
+        Assert.Contains("'vocab_size' is 5 but the tokenizer has 14 tokens", err);
+    }
+
+    [Fact]
+    public void Train_runs_a_recipe_and_resumes_it()
+    {
+        using var dir = new TempDir();
+        var recipe = $"""
+        kind: sft
+        output: {dir.File("run")}
+        model:
+          init: {"{"} hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 96 {"}"}
+        task: {"{"} name: countdown, min_numbers: 3, max_numbers: 3 {"}"}
+        data: {"{"} train_problems: 120, test_problems: 10 {"}"}
+        sft: {"{"} max_steps: 4, batch_size: 8, warmup_steps: 1, log_every: 1, eval_every: 2, eval_problems: 5, eval_max_new_tokens: 8, checkpoint_every: 2 {"}"}
+        eval: {"{"} problems: 10, samples: 2, max_new_tokens: 8 {"}"}
+        """;
+        File.WriteAllText(dir.File("r.yaml"), recipe);
+        var (code, output, err) = Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.True(code == 0, err + output);
+        var run = dir.File("run");
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
+        Assert.Equal(4, summary["steps"]!.GetValue<int>());
+        foreach (var key in new[] { "accuracy", "pass_at_k", "maj_at_k", "n", "samples" }) Assert.NotNull(summary[key]);
+        Assert.Equal(10, summary["n"]!.GetValue<int>());
+        Assert.Equal(2, summary["samples"]!.GetValue<int>());
+        Assert.True(File.Exists(Path.Combine(run, "report.md")));
+        Assert.True(File.Exists(Path.Combine(run, "loss.png")));
+        Assert.True(File.Exists(Path.Combine(run, "final", "model.safetensors")));
+        Assert.Equal(["step-0000002"], Directory.GetDirectories(Path.Combine(run, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(4, new RunLog(run, append: true).ReadMetrics().Count);
+
+        // Resuming a finished run continues from its last checkpoint (step 2) to the end again.
+        var (code2, output2, err2) = Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
+        Assert.True(code2 == 0, err2);
+        Assert.Contains("resumed from", output2);
+        Assert.Equal([1, 2, 3, 4], new RunLog(run, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+    }
+
+    [Fact]
+    public void Eval_writes_summary_fields_and_a_row_per_problem()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), TinyConfig);
+        var task = Sharpen.Tasks.TaskRegistry.Create("countdown");
+        Assert.Equal(0, Invoke(InitCommand.Create(), "--config", dir.File("config.json"), "--tokenizer", "chars:" + task.Alphabet, "--out", dir.File("m")).Code);
+        var (code, _, err) = Invoke(EvalCommand.Create(), "--model", dir.File("m"), "--task", "countdown", "--n", "6", "--samples", "3",
+            "--temperature", "1.0", "--max-new-tokens", "6", "--out", dir.File("e"));
+        Assert.True(code == 0, err);
+        var summary = JsonNode.Parse(File.ReadAllText(dir.File("e/summary.json")))!;
+        Assert.Equal(6, summary["n"]!.GetValue<int>());
+        Assert.Equal(3, summary["samples"]!.GetValue<int>());
+        foreach (var key in new[] { "accuracy", "pass_at_k", "maj_at_k", "mean_completion_tokens", "verdicts" }) Assert.NotNull(summary[key]);
+        Assert.Equal(6, File.ReadAllLines(dir.File("e/metrics.jsonl")).Length);
+    }
+
+    [Fact]
+    public void Quickstart_records_its_stages()
+    {
+        using var dir = new TempDir();
+        var summary = QuickstartCommand.Run(new QuickstartCommand.Settings
+        {
+            Out = dir.Path, TrainProblems = 100, TestProblems = 8, SftSteps = 3, BatchSize = 8, HiddenSize = 32, Layers = 1,
+        }, _ => { });
+        var stage = summary["stages"]!.AsArray().Single()!;
+        Assert.Equal("sft", stage["name"]!.GetValue<string>());
+        Assert.Equal(8, stage["n"]!.GetValue<int>());
+        Assert.InRange(stage["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.True(stage["seconds"]!.GetValue<double>() > 0);
+        Assert.True(File.Exists(Path.Combine(dir.Path, "summary.json")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "report.md")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "metrics.jsonl")));
+    }
+
+    [Fact]
+    public void The_library_example_runs_with_tiny_settings()
+    {
+        using var dir = new TempDir();
+        var (oldOut, w) = (Console.Out, new StringWriter());
+        Console.SetOut(w);
+        try { Assert.Equal(0, Sharpen.Examples.SftCountdown.Main(["--tiny", "--out", dir.Path])); }
+        finally { Console.SetOut(oldOut); }
+        Assert.Contains("held-out greedy accuracy", w.ToString());
+        Assert.True(File.Exists(Path.Combine(dir.Path, "summary.json")));
+    }
+}

@@ -1,0 +1,52 @@
+using Sharpen.Tasks;
+using Sharpen.Training;
+
+namespace Sharpen.Tests.Training;
+
+public class RecipeTests
+{
+    [Fact]
+    public void The_shipped_sft_recipe_parses_into_the_option_records()
+    {
+        var r = Recipe.Load(RepoPaths.Of("recipes", "sft-countdown.yaml"));
+        Assert.Equal("sft", r.Kind);
+        Assert.Equal(400, r.Sft.MaxSteps);
+        Assert.Equal(64, r.Sft.BatchSize);
+        Assert.Equal(0.002, r.Sft.LearningRate);
+        Assert.Equal(192, r.Model.Init!["hidden_size"]!.GetValue<long>());
+        var task = Assert.IsType<CountdownTask>(r.Task!.Build("x"));
+        Assert.Equal(3, task.Options.MaxNumbers);
+        Assert.Equal(4, r.Eval.Samples);
+    }
+
+    const string Minimal = "model: { init: { hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64 } }\ntask: { name: countdown }\n";
+
+    [Theory]
+    [InlineData("sft: { batch_sise: 3 }", "'sft.batch_sise'")]
+    [InlineData("sft: { batch_size: three }", "'sft.batch_size'")]
+    [InlineData("sft: { batch_size: 0 }", "sft.batch_size must be positive")]
+    [InlineData("kind: dpo", "'kind' is 'dpo'")]
+    [InlineData("task: { name: chess }", "'task.name' is 'chess'")]
+    [InlineData("task: { name: countdown, max_numbrs: 3 }", "'task.max_numbrs'")]
+    public void Bad_recipes_name_the_file_and_key(string extra, string expected)
+    {
+        var yaml = extra.StartsWith("task:") ? Minimal.Replace("task: { name: countdown }\n", "") + extra : Minimal + extra;
+        var e = Assert.Throws<RecipeException>(() => Recipe.Parse(yaml, "my.yaml"));
+        Assert.StartsWith("my.yaml", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Yaml_syntax_errors_give_the_line()
+    {
+        var e = Assert.Throws<RecipeException>(() => Recipe.Parse("kind: sft\nmodel: [unclosed\n", "my.yaml"));
+        Assert.StartsWith("my.yaml:", e.Message);
+        Assert.Contains("invalid YAML", e.Message);
+    }
+
+    [Fact]
+    public void A_model_needs_exactly_one_source()
+    {
+        Assert.Contains("exactly one of 'path'", Assert.Throws<RecipeException>(() => Recipe.Parse("task: { name: countdown }\n", "r.yaml")).Message);
+    }
+}
