@@ -31,7 +31,6 @@ public sealed class CausalLM : nn.Module
     {
         TorchRuntime.EnsureLoaded();
         Config = config.Validate();
-        if (seed is { } s) torch.manual_seed(s);
         _model = new DecoderStack(config);
         register_module("model", _model);
         if (!config.TieWordEmbeddings)
@@ -40,17 +39,19 @@ public sealed class CausalLM : nn.Module
             register_module("lm_head", _lmHead);
         }
         _rope = new RotaryTable(config);
-        InitWeights();
+        InitWeights(seed);
     }
 
-    void InitWeights()
+    // A private generator, so initialisation is reproducible even while other threads use torch's global RNG.
+    void InitWeights(long? seed)
     {
         using var _ = no_grad();
+        using var gen = new Generator((ulong)(seed ?? Random.Shared.NextInt64()));
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else nn.init.normal_(p, 0.0, Config.InitializerRange);
+            else p.normal_(0.0, Config.InitializerRange, gen);   // nn.init.normal_ ignores its generator in TorchSharp 0.107
         }
     }
 

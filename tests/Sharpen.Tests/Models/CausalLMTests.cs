@@ -64,6 +64,27 @@ public class CausalLMTests
     }
 
     [Fact]
+    public void The_same_seed_gives_the_same_weights_even_while_the_global_rng_is_in_use()
+    {
+        using var stop = new CancellationTokenSource();
+        var noise = Task.Run(() => { while (!stop.IsCancellationRequested) using (var t = randn(64)) { } });
+        try
+        {
+            using var a = new CausalLM(Tiny(), seed: 21);
+            using var b = new CausalLM(Tiny(), seed: 21);
+            using var c = new CausalLM(Tiny(), seed: 22);
+            var wb = b.Weights().ToDictionary(w => w.Name, w => w.Tensor);
+            var wc = c.Weights().ToDictionary(w => w.Name, w => w.Tensor);
+            foreach (var (name, t) in a.Weights())
+            {
+                Assert.True(t.eq(wb[name]).all().item<bool>(), name);
+                if (!name.EndsWith("norm.weight")) Assert.False(t.eq(wc[name]).all().item<bool>(), name);
+            }
+        }
+        finally { stop.Cancel(); noise.Wait(); }
+    }
+
+    [Fact]
     public void Tied_model_has_no_lm_head_parameter()
     {
         using var model = new CausalLM(Tiny(tied: true), seed: 1);
