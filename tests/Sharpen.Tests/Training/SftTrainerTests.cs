@@ -56,11 +56,11 @@ public class SftTrainerTests
         using var dir = new TempDir();
         using var model = Model();
         var before = Snapshot(model);
-        var o = new SftOptions { MaxSteps = 60, BatchSize = 16, LearningRate = 3e-3, WarmupSteps = 5, LogEvery = 5, EvalEvery = 0, CheckpointEvery = 0 };
-        var result = new SftTrainer(model, Tok, o).Run(Data(64), Data(16, seed: 9), dir.Path);
+        var o = new SftOptions { MaxSteps = 60, BatchSize = 16, LearningRate = 1e-2, WarmupSteps = 5, LogEvery = 5, EvalEvery = 0, CheckpointEvery = 0 };
+        var result = new SftTrainer(model, Tok, o).Run(Data(16), Data(16, seed: 9), dir.Path);   // 16 examples: memorisable
         var rows = new RunLog(dir.Path, append: true).ReadMetrics();
         double first = rows[0]["loss"]!.GetValue<double>(), last = rows[^1]["loss"]!.GetValue<double>();
-        Assert.True(last < 0.6 * first, $"loss went from {first} to {last}");
+        Assert.True(last < 0.5 * first, $"loss went from {first} to {last}");
         Assert.True(double.IsFinite(result.FinalLoss));
         var after = Snapshot(model);
         foreach (var (name, w) in before) Assert.False(w.SequenceEqual(after[name]), $"{name} did not change");
