@@ -48,7 +48,41 @@ public static class BenchReport
                 sb.AppendLine($"| {r!["model"]} | {r["params"]} | {r["batch"]} × {r["seq"]} | {r["tokens_per_s"]} | {r["gflops"]} | {(double)r["fraction_of_matmul"]! * 100:F0}% |");
             sb.AppendLine();
         }
+        var rl = Read(Path.Combine(resultsDir, "rl.json"));
+        if (rl is not null)
+        {
+            sb.AppendLine($"RL algorithms ({rl["date"]}, {rl["machine"]}; same SFT model, prompts and verifier reward; 64 rollouts per iteration; {rl["budget_seconds"]} s training budget each, evaluation excluded):\n");
+            sb.AppendLine("| algorithm | s / iteration | generation s / iteration | peak RSS (MB) | tensor state (MB) | held-out accuracy before → after | iterations |");
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var r in rl["rows"]!.AsArray())
+                sb.AppendLine($"| {r!["algorithm"]} | {r["seconds_per_iteration"]} | {r["generate_seconds_per_iteration"]} | {r["peak_rss_mb"]} | {r["tensor_state_mb"]} | {(double)r["accuracy_before"]!:P1} → {(r["accuracy_after"] is null ? "n/a" : ((double)r["accuracy_after"]!).ToString("P1"))} | {r["iterations"]} |");
+            sb.AppendLine();
+            var rows = rl["rows"]!.AsArray();
+            double Get(string algo, string key) => rows.FirstOrDefault(x => x!["algorithm"]!.GetValue<string>() == algo)?[key]?.GetValue<double>() ?? double.NaN;
+            sb.AppendLine($"Against the ReMax paper's claims: PPO/ReMax time per iteration = {Get("ppo", "seconds_per_iteration") / Get("remax", "seconds_per_iteration"):F2} (paper: about 2); " +
+                          $"ReMax/PPO tensor state = {Get("remax", "tensor_state_mb") / Get("ppo", "tensor_state_mb"):F2} (paper: about 0.5 of GPU memory); " +
+                          $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (the process baseline of .NET and libtorch dominates at this size).\n");
+            sb.AppendLine("![accuracy against training time](results/rl_accuracy.png)\n");
+        }
         return sb.ToString();
+    }
+
+    /// <summary>Held-out accuracy against training seconds, one line per algorithm.</summary>
+    public static void PlotRl(string benchDir, JsonObject rl)
+    {
+        var plot = new ScottPlot.Plot();
+        foreach (var r in rl["rows"]!.AsArray())
+        {
+            var pts = r!["curve"]!.AsArray().Select(p => (x: p!["seconds"]!.GetValue<double>(), y: p["accuracy"]!.GetValue<double>())).ToList();
+            var s = plot.Add.Scatter(pts.Select(p => p.x).ToArray(), pts.Select(p => p.y).ToArray());
+            s.LegendText = r["algorithm"]!.GetValue<string>();
+        }
+        plot.Title("Held-out greedy accuracy against training time");
+        plot.XLabel("training seconds (evaluation excluded)");
+        plot.YLabel("accuracy");
+        plot.ShowLegend();
+        Directory.CreateDirectory(Path.Combine(benchDir, "results"));
+        plot.SavePng(Path.Combine(benchDir, "results", "rl_accuracy.png"), 800, 450);
     }
 
     static JsonNode? Read(string path) => File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) : null;

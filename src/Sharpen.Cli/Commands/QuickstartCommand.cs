@@ -28,6 +28,12 @@ public static class QuickstartCommand
         public int HiddenSize { get; init; } = 192;
         public int Layers { get; init; } = 4;
         public int Seed { get; init; } = 1;
+        public int RlIterations { get; init; } = 40;
+        public int RlPrompts { get; init; } = 32;
+        public int RlSamples { get; init; } = 8;
+        public double RlLearningRate { get; init; } = 2e-4;
+        public double RlBeta { get; init; } = 0.02;
+        public string RlAlgorithm { get; init; } = "grpo";
     }
 
     public static Command Create()
@@ -73,6 +79,25 @@ public static class QuickstartCommand
         Eval = new EvalSection { Problems = s.TestProblems, Samples = 1, MaxNewTokens = 48 },
     };
 
+    /// <summary>The RL stage: the SFT checkpoint, the SFT run's own training prompts and held-out split.</summary>
+    public static Recipe RlRecipe(Settings s, Recipe sftRecipe, string sftCheckpoint)
+    {
+        var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftRecipe.Output, "data", "countdown.jsonl"));
+        return sftRecipe with
+        {
+            Kind = "rl", Output = Path.Combine(s.Out, "rl"),
+            Model = new ModelSection { Path = sftCheckpoint },
+            Data = new DataSection { Train = trainFile, Test = testFile },
+            RlSection = new JsonObject
+            {
+                ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["prompts_per_iteration"] = s.RlPrompts,
+                ["samples_per_prompt"] = s.RlSamples, ["learning_rate"] = s.RlLearningRate, ["beta"] = s.RlBeta,
+                ["max_new_tokens"] = 48, ["eval_every"] = Math.Max(1, s.RlIterations / 4), ["eval_problems"] = 200,
+                ["micro_batch_size"] = 128, ["seed"] = s.Seed,
+            },
+        };
+    }
+
     static System.Text.Json.JsonElement Json(int v) => System.Text.Json.JsonSerializer.SerializeToElement(v);
 
     public static JsonObject Run(Settings s, Action<string> log)
@@ -88,7 +113,11 @@ public static class QuickstartCommand
         stages.Add(Stage("sft", sft.Eval!, sft.Seconds));
         log($"sft: held-out greedy accuracy {sft.Eval!.Accuracy:P1} on {sft.Eval.N} problems ({sft.Seconds:F0} s)");
 
-        // 4. RL stage goes here (next issue): it starts from sft.Sft.FinalCheckpoint and adds a row to `stages`.
+        // 4. RL from the SFT checkpoint on the same training prompts; held-out problems unchanged.
+        var rlRecipe = RlRecipe(s, recipe, sft.Sft.FinalCheckpoint);
+        var rl = RlPipeline.Run(rlRecipe, log);
+        stages.Add(Stage(s.RlAlgorithm, rl.After!, rl.Seconds));
+        log($"{s.RlAlgorithm}: held-out greedy accuracy {rl.After!.Accuracy:P1} (SFT {sft.Eval.Accuracy:P1}) ({rl.Seconds:F0} s)");
 
         // 5. Report.
         var metrics = new RunLog(recipe.Output, append: true).ReadMetrics();
@@ -96,7 +125,8 @@ public static class QuickstartCommand
         var summary = new JsonObject
         {
             ["task"] = "countdown", ["parameters"] = sft.Parameters, ["train_examples"] = sft.TrainExamples,
-            ["stages"] = stages, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["final_checkpoint"] = sft.Sft.FinalCheckpoint,
+            ["stages"] = stages, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1), ["final_checkpoint"] = rl.Rl.FinalCheckpoint,
+            ["rl_gain_points"] = Math.Round(100 * (rl.After.Accuracy - sft.Eval.Accuracy), 1),
         };
         runLog.Summary(summary);
         var table = new List<string>
@@ -108,7 +138,10 @@ public static class QuickstartCommand
             table.Add($"| {st!["name"]} | {st["accuracy"]!.GetValue<double>():P1} | {st["n"]} | {st["seconds"]} |");
         table.Add("");
         table.Add("Greedy verdicts after SFT: " + string.Join(", ", sft.Eval.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
-        var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table);
+        table.Add("");
+        table.Add($"Greedy verdicts after {s.RlAlgorithm}: " + string.Join(", ", rl.After.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
+        var rlMetrics = new RunLog(rlRecipe.Output, append: true).ReadMetrics();
+        var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table, rlMetrics);
         log($"report: {report}");
         foreach (var line in table.Skip(2)) log(line);
         return summary;

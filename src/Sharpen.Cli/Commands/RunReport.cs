@@ -7,15 +7,24 @@ namespace Sharpen.Cli.Commands;
 /// <summary>Writes report.md with PNG plots (loss; evaluation accuracy) from a run's metrics.jsonl.</summary>
 static class RunReport
 {
-    public static string Write(string outDir, string title, IReadOnlyList<JsonObject> metrics, IReadOnlyList<string> tableLines)
+    public static string Write(string outDir, string title, IReadOnlyList<JsonObject> metrics, IReadOnlyList<string> tableLines,
+        IReadOnlyList<JsonObject>? rlMetrics = null)
     {
         var md = new StringBuilder($"# {title}\n\n");
         foreach (var line in tableLines) md.AppendLine(line);
         md.AppendLine();
-        if (Plot(outDir, "loss.png", "Training loss", "loss", metrics, ("loss", "train"), ("eval_loss", "held-out")))
+        if (Plot(outDir, "loss.png", "Training loss (SFT)", "loss", metrics, ("loss", "train"), ("eval_loss", "held-out")))
             md.AppendLine("![loss](loss.png)\n");
-        if (Plot(outDir, "eval_accuracy.png", "Held-out greedy accuracy", "accuracy", metrics, ("eval_accuracy", "accuracy")))
+        if (Plot(outDir, "eval_accuracy.png", "Held-out greedy accuracy (SFT)", "accuracy", metrics, ("eval_accuracy", "accuracy")))
             md.AppendLine("![accuracy](eval_accuracy.png)\n");
+        if (rlMetrics is { Count: > 0 })
+        {
+            if (Plot(outDir, "rl_reward.png", "RL: reward and accuracy per iteration", "value", rlMetrics,
+                    ("reward_mean", "mean reward of rollouts"), ("accuracy", "rollout accuracy"), ("eval_accuracy", "held-out greedy accuracy")))
+                md.AppendLine("![reward](rl_reward.png)\n");
+            if (Plot(outDir, "rl_kl.png", "RL: KL to the reference policy", "KL per sequence", rlMetrics, ("kl", "KL(π‖π_ref)")))
+                md.AppendLine("![kl](rl_kl.png)\n");
+        }
         md.AppendLine("Raw numbers: `metrics.jsonl` (one row per logged step) and `summary.json`.");
         var path = Path.Combine(outDir, "report.md");
         File.WriteAllText(path, md.ToString());

@@ -17,6 +17,7 @@ public static class TrainCommand
         {
             var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
+            if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -30,5 +31,16 @@ public static class TrainCommand
             return 0;
         })));
         return cmd;
+    }
+
+    static int RunRl(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = RlPipeline.Run(r, Console.WriteLine, resume, cancel: ct);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        var lines = new List<string> { $"{r.RlOptions().Algorithm}: {result.Rl.Iterations} iterations, {result.Parameters:N0} parameters, {result.Seconds:F0} s." };
+        if (result.Before is { } b && result.After is { } a)
+            lines.Add($"Held-out greedy accuracy: {b.Accuracy:P1} before, {a.Accuracy:P1} after (n={a.N}); pass@{a.Samples} {a.PassAtK:P1}, maj@{a.Samples} {a.MajAtK:P1}.");
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], lines, metrics)}");
+        return 0;
     }
 }

@@ -24,7 +24,7 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c>.</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning) or <c>rl</c> (online RL).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -40,10 +40,39 @@ public sealed record Recipe
     public SftOptions Sft { get; init; } = new();
     /// <summary>Final evaluation settings.</summary>
     public EvalSection Eval { get; init; } = new();
+    /// <summary>RL settings as written; <see cref="RlOptions"/> applies them over the algorithm's preset.</summary>
+    [JsonPropertyName("rl")] public JsonObject? RlSection { get; init; }
+    /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
+    public List<RewardSection>? Rewards { get; init; }
+
+    /// <summary>The RL options: the preset of <c>rl.algorithm</c> with the recipe's keys on top.</summary>
+    public RlOptions RlOptions(string source = "recipe")
+    {
+        var given = RlSection ?? new JsonObject();
+        var name = given["algorithm"] is JsonValue v && v.TryGetValue(out string? a) ? a : "grpo";
+        RlOptions preset;
+        try { preset = Training.RlOptions.For(name); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'rl.algorithm': {e.Message}"); }
+        var merged = JsonSerializer.SerializeToNode(preset, Json)!.AsObject();
+        foreach (var (k, val) in given) merged[k] = val?.DeepClone();
+        try
+        {
+            return (merged.Deserialize<RlOptions>(Json) ?? preset).Validate();
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: 'rl.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new RecipeException($"{source}: {e.Message}");
+        }
+    }
 
     internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         NumberHandling = JsonNumberHandling.Strict,
     };
@@ -68,7 +97,12 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind != "sft") throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft");
+        if (recipe.Kind is not ("sft" or "rl")) throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl");
+        if (recipe.Kind == "rl")
+        {
+            recipe.RlOptions(source);
+            if (recipe.Task is null) throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward)");
+        }
         if (recipe.Model.Path is null == recipe.Model.Init is null)
             throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
         try { recipe.Sft.Validate(); }
@@ -137,6 +171,15 @@ public sealed record TaskSection
         }
         return TaskRegistry.Create(Name, options);
     }
+}
+
+/// <summary>One entry of the <c>rewards</c> list: a reward by name (the task's verifier is named after the task) and its weight.</summary>
+public sealed record RewardSection
+{
+    /// <summary>Reward name: the task name for its verifier.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>Weight in the summed reward.</summary>
+    public double Weight { get; init; } = 1.0;
 }
 
 /// <summary>The <c>data</c> section.</summary>

@@ -17,9 +17,9 @@ public static class TrainingCheckpoint
 {
     const string Prefix = "step-";
 
-    /// <summary>Writes checkpoint <paramref name="step"/> under <paramref name="root"/> and prunes old ones. Returns its folder.</summary>
+    /// <summary>Writes checkpoint <paramref name="step"/> under <paramref name="root"/> and prunes old ones; <paramref name="extra"/> adds files to the folder before it is renamed into place. Returns its folder.</summary>
     public static string Save(string root, int step, CausalLM model, ITokenizer tokenizer, optim.Optimizer optimizer,
-        JsonObject state, int keep, ScalarHead? head = null)
+        JsonObject state, int keep, ScalarHead? head = null, Action<string>? extra = null)
     {
         Directory.CreateDirectory(root);
         var final = Path.Combine(root, $"{Prefix}{step:D7}");
@@ -28,6 +28,7 @@ public static class TrainingCheckpoint
         HfCheckpoint.Save(tmp, model, tokenizer, head);
         ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(Path.Combine(tmp, "optimizer.bin"));
         state["step"] = step;
+        extra?.Invoke(tmp);   // more files (reference model, critic) that belong to the same checkpoint
         File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
         Directory.Move(tmp, final);

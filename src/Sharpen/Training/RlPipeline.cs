@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Rewards;
+using Sharpen.Tasks;
+using Sharpen.Tokenizers;
+
+namespace Sharpen.Training;
+
+/// <summary>What an RL recipe run produced.</summary>
+public sealed record RlPipelineResult(RlResult Rl, EvalResult? Before, EvalResult? After, long Parameters, double Seconds);
+
+/// <summary>
+/// Runs an <c>rl</c> recipe: load the policy (usually an SFT checkpoint), take prompts from the data
+/// file or the task, reward with the task's verifier (plus any extra reward functions passed in),
+/// run <see cref="RlTrainer"/>, and evaluate before and after on held-out problems.
+/// </summary>
+public static class RlPipeline
+{
+    /// <summary>Runs <paramref name="recipe"/>; <paramref name="extraRewards"/> lets library users add their own reward functions.</summary>
+    public static RlPipelineResult Run(Recipe recipe, Action<string>? log = null, bool resume = false,
+        IReadOnlyList<WeightedReward>? extraRewards = null, CancellationToken cancel = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var options = recipe.RlOptions();
+        var task = recipe.Task!.Build("recipe");
+        Directory.CreateDirectory(recipe.Output);
+
+        // Prompts (training) and problems (held-out).
+        IReadOnlyList<RlPrompt> prompts;
+        IReadOnlyList<Problem> heldOut;
+        if (recipe.Data.Train is { } trainPath)
+        {
+            prompts = JsonlDataset.LoadSft(trainPath, recipe.Data.SkipBadLines).Items
+                .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            heldOut = recipe.Data.Test is { } testPath
+                ? JsonlDataset.LoadSft(testPath, recipe.Data.SkipBadLines).Items.Select(SftPipeline.ToProblem).ToList()
+                : [];
+        }
+        else
+        {
+            var made = DatasetWriter.MakeDataset(task, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
+                Path.Combine(recipe.Output, "data", $"{task.Name}.jsonl"), recipe.Data.TestProblems);
+            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            heldOut = JsonlDataset.LoadSft(made.Files[1]).Items.Select(SftPipeline.ToProblem).ToList();
+        }
+
+        // Policy.
+        CausalLM policy;
+        ITokenizer tokenizer;
+        if (recipe.Model.Path is { } path)
+        {
+            var loaded = HfCheckpoint.Load(path, requireTokenizer: true);
+            policy = loaded.Model;
+            tokenizer = loaded.Tokenizer!;
+        }
+        else
+        {
+            tokenizer = recipe.Model.Tokenizer == "task" ? CharTokenizer.Create(task.Alphabet) : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
+            policy = new CausalLM(SftPipeline.FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed);
+        }
+        using var _ = policy;
+
+        // Rewards.
+        var rewards = new List<WeightedReward>();
+        foreach (var r in recipe.Rewards ?? [new RewardSection { Name = task.Name }])
+        {
+            if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}'); add other reward functions from code");
+            rewards.Add(new WeightedReward(new TaskReward(task), r.Weight));
+        }
+        if (extraRewards is not null) rewards.AddRange(extraRewards);
+
+        var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
+        EvalResult? before = evalProblems.Count > 0
+            ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
+            : null;
+        if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
+
+        var rl = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems }
+            .Run(prompts, recipe.Output, resume, cancel);
+
+        EvalResult? after = evalProblems.Count > 0
+            ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
+                recipe.Eval.MaxNewTokens, recipe.Seed)
+            : null;
+        var runLog = new RunLog(recipe.Output, append: true);
+        var summary = File.Exists(runLog.SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(runLog.SummaryPath))! : new JsonObject();
+        if (after is not null)
+        {
+            foreach (var (k, v) in after.ToJson()) summary[k] = v?.DeepClone();
+            summary["accuracy_before"] = before!.Accuracy;
+            log?.Invoke($"after RL: held-out greedy accuracy {after.Accuracy:P1} (before {before.Accuracy:P1}), pass@{after.Samples} {after.PassAtK:P1}, maj@{after.Samples} {after.MajAtK:P1}");
+        }
+        summary["parameters"] = policy.ParameterCount();
+        runLog.Summary(summary);
+        return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json.Nodes;
+using Sharpen.Models;
+using Sharpen.Rewards;
+using Sharpen.Tests.Models;
+using Sharpen.Tokenizers;
+using Sharpen.Training;
+using static TorchSharp.torch;
+
+namespace Sharpen.Tests.Training;
+
+public class RlTrainerTests
+{
+    // Vocabulary: 4 specials + "abcd" = 8 tokens; the bandit rewards the single token "c".
+    static readonly CharTokenizer Tok = CharTokenizer.Create("abcd");
+
+    static CausalLM Model(long seed = 1) =>
+        new(CausalLMTests.Tiny() with { VocabSize = Tok.VocabSize, InitializerRange = 0.02, MaxPositionEmbeddings = 32 }, seed);
+
+    static readonly IReadOnlyList<WeightedReward> RewardC = [new(new DelegateReward("is_c", c => c.Completion == "c" ? 1.0 : 0.0))];
+
+    static double ProbabilityOfC(CausalLM m)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = Tok.Encode("a").Select(i => (long)i).ToArray();
+        var probs = m.Forward(tensor(ids).view(1, -1)).Logits[0, -1].softmax(-1);
+        return probs[Tok.Encode("c", addSpecialTokens: false)[0]].item<float>();
+    }
+
+    [Theory]
+    [InlineData("grpo")]
+    [InlineData("dr_grpo")]
+    [InlineData("rloo")]
+    [InlineData("remax")]
+    [InlineData("reinforce")]
+    [InlineData("topr")]
+    [InlineData("ppo")]
+    public void Every_algorithm_learns_a_one_token_bandit(string algorithm)
+    {
+        using var dir = new TempDir();
+        using var model = Model();
+        double before = ProbabilityOfC(model);
+        Assert.InRange(before, 0.08, 0.17);   // ≈ 1/8 at initialisation
+        var o = RlOptions.For(algorithm) with
+        {
+            Iterations = 40, PromptsPerIteration = 16, MaxNewTokens = 1, LearningRate = 1e-2, Beta = 0.0, EvalEvery = 0,
+            CriticLearningRate = 1e-2, SamplesPerPrompt = RlOptions.For(algorithm).SamplesPerPrompt == 1 ? 1 : 4,
+        };
+        var prompts = Enumerable.Repeat(new RlPrompt("a", new Dictionary<string, string>()), 16).ToList();
+        new RlTrainer(model, Tok, o, RewardC).Run(prompts, dir.Path);
+        double after = ProbabilityOfC(model);
+        Assert.True(after > 0.9, $"{algorithm}: p(c) went from {before:F3} to {after:F3}");
+    }
+
+    [Fact]
+    public void An_iteration_logs_the_metrics_the_loop_promises()
+    {
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with { Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 4, MaxNewTokens = 3, LearningRate = 1e-3, Beta = 0.05, EvalEvery = 0 };
+        new RlTrainer(model, Tok, o, RewardC).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        var rows = new RunLog(dir.Path, append: true).ReadMetrics();
+        Assert.Equal(2, rows.Count);
+        foreach (var key in new[] { "reward_mean", "reward_std", "reward/is_c", "kl", "entropy", "clip_fraction", "approx_kl", "advantage_mean",
+                     "advantage_std", "zero_advantage_group_fraction", "completion_length", "generation_tokens_per_s", "train_tokens_per_s",
+                     "timing/generate", "timing/score", "timing/reference", "timing/advantage", "timing/update_actor" })
+            Assert.True(rows[0].ContainsKey(key), key);
+        // At the first iteration the policy equals the reference: KL is 0 up to float noise.
+        Assert.True(Math.Abs(rows[0]["kl"]!.GetValue<double>()) < 1e-4);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "summary.json")))!;
+        Assert.Equal("grpo", summary["algorithm"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(dir.Path, "final", "model.safetensors")));
+    }
+
+    [Theory]
+    [InlineData("grpo")]
+    [InlineData("ppo")]
+    public void A_stopped_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(string algorithm)
+    {
+        var prompts = "a b c d ab cd".Split(' ').Select(p => new RlPrompt(p, new Dictionary<string, string>())).ToList();
+        IReadOnlyList<WeightedReward> rewards = [new(new DelegateReward("len", c => c.Completion.Length / 4.0))];
+        var o = RlOptions.For(algorithm) with
+        {
+            Iterations = 5, PromptsPerIteration = 4, SamplesPerPrompt = algorithm == "ppo" ? 1 : 3, MaxNewTokens = 4, LearningRate = 5e-3,
+            Beta = 0.1, TargetKl = 0.05, CheckpointEvery = 2, KeepCheckpoints = 1, EvalEvery = 0, Epochs = 2, MiniBatchSize = 6, MicroBatchSize = 4,
+        };
+        using var straightDir = new TempDir();
+        using var straight = Model(seed: 3);
+        new RlTrainer(straight, Tok, o, rewards).Run(prompts, straightDir.Path);
+
+        using var stoppedDir = new TempDir();
+        using (var first = Model(seed: 3))
+        {
+            using var cts = new CancellationTokenSource();
+            var t = new RlTrainer(first, Tok, o, rewards) { Log = l => { if (l.StartsWith("iter 5/")) cts.Cancel(); } };
+            Assert.Throws<OperationCanceledException>(() => t.Run(prompts, stoppedDir.Path, cancel: cts.Token));
+        }
+        Assert.Equal(["step-0000004"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+        using var resumed = Model(seed: 77);
+        new RlTrainer(resumed, Tok, o, rewards).Run(prompts, stoppedDir.Path, resume: true);
+        var a = resumed.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
+        foreach (var (name, w) in straight.Weights())
+        {
+            var x = w.detach().contiguous().data<float>().ToArray();
+            for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - a[name][i]) < 1e-6, $"{name}[{i}]: {x[i]} vs {a[name][i]}");
+        }
+        Assert.Equal([1, 2, 3, 4, 5], new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+    }
+
+    [Fact]
+    public void Unknown_algorithms_fail_at_once_listing_the_known_ones()
+    {
+        var e = Assert.Throws<ArgumentException>(() => RlOptions.For("a2c"));
+        foreach (var name in new[] { "ppo", "grpo", "dr_grpo", "remax", "rloo", "reinforce", "topr" }) Assert.Contains(name, e.Message);
+        Assert.Throws<ArgumentException>(() => (RlOptions.Grpo() with { Algorithm = "nope" }).Validate());
+        Assert.Contains("samples_per_prompt", Assert.Throws<ArgumentException>(() => (RlOptions.Grpo() with { SamplesPerPrompt = 1 }).Validate()).Message);
+    }
+}
