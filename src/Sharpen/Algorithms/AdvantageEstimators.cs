@@ -1,0 +1,186 @@
+using Sharpen.Torch;
+using static TorchSharp.torch;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>
+/// Advantage estimators as pure functions of tensors (the "estimate" move). Each takes its own typed input record and
+/// returns advantages <c>(B, A)</c> with zeros at padding. Outputs have the rewards' floating dtype (float32 for integer
+/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae".
+/// </summary>
+public static class AdvantageEstimators
+{
+    /// <summary>The registered estimator names.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae"];
+
+    /// <summary>Throws <see cref="ArgumentException"/> listing <see cref="Names"/> when <paramref name="name"/> is not one of them.</summary>
+    public static void EnsureKnown(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!Names.Contains(name))
+            throw new ArgumentException($"Unknown advantage estimator '{name}'. Known: {string.Join(", ", Names)}.", nameof(name));
+    }
+
+    /// <summary>
+    /// GRPO outcome advantage (Shao et al. 2024, arXiv:2402.03300 §4.1.2): Â_i = (r_i − mean_g r) / (std_g r + eps), the
+    /// same value on every token of sequence i. With <paramref name="scaleByStd"/> = false this is Dr. GRPO's
+    /// Â_i = r_i − mean_g r (Liu et al. 2025, arXiv:2503.20783).
+    /// The std is the <b>unbiased</b> (Bessel-corrected, divide by G − 1) sample std, as <c>torch.std</c> computes it in
+    /// the reference implementations (DeepSeekMath's description, TRL, verl), so our advantages match theirs for the small
+    /// G used in practice (for G = 4 the biased std would be √(3/4) ≈ 0.87 of it). With G = 1 every advantage is 0.
+    /// </summary>
+    public static AdvantageOutput Grpo(GroupOutcomeInput x, bool scaleByStd = true, double eps = 1e-6)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentOutOfRangeException.ThrowIfNegative(eps);
+        var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
+        var g = CheckGroups(rewards, x.GroupSize, minimum: 1);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var r = rewards.view(-1, g);                                              // (B/G, G)
+        var centered = r - r.mean([1L], keepdim: true);                           // (B/G, G)  r_i − mean_g, arXiv:2402.03300 §4.1.2
+        var adv = scaleByStd && g > 1
+            ? centered / (r.std(1, unbiased: true, keepdim: true) + eps)          // (B/G, G)  Â_i = (r_i − mean) / (std + eps), arXiv:2402.03300 §4.1.2
+            : centered;                                                           // Dr. GRPO: Â_i = r_i − mean, arXiv:2503.20783
+        return PerToken(adv.reshape(-1), mask);                                  // (B) → (B, A)
+    }
+
+    /// <summary>
+    /// RLOO, REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024, arXiv:2402.14740):
+    /// Â_i = r_i − mean_{j≠i} r_j = G/(G−1)·(r_i − mean_g r). Needs G ≥ 2.
+    /// </summary>
+    public static AdvantageOutput Rloo(GroupOutcomeInput x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
+        var g = CheckGroups(rewards, x.GroupSize, minimum: 2);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var r = rewards.view(-1, g);                                              // (B/G, G)
+        var leaveOneOut = (r.sum(1, keepdim: true) - r) / (g - 1);               // (B/G, G)  mean_{j≠i} r_j
+        var adv = r - leaveOneOut;                                                // Â_i = r_i − mean_{j≠i} r_j, arXiv:2402.14740 Eq. 6
+        return PerToken(adv.reshape(-1), mask);                                  // (B) → (B, A)
+    }
+
+    /// <summary>ReMax (Li et al. 2023, arXiv:2310.10505): Â = r(x, y) − r(x, ȳ_greedy) on every token.</summary>
+    public static AdvantageOutput Remax(RemaxInput x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
+        if (!x.BaselineRewards.shape.SequenceEqual(rewards.shape))
+            throw new ArgumentException($"BaselineRewards has shape [{string.Join(", ", x.BaselineRewards.shape)}] but must be (B) = [{rewards.shape[0]}].", nameof(x));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var adv = rewards - x.BaselineRewards.to_type(rewards.dtype);             // (B)  Â = r(y) − r(ȳ_greedy), arXiv:2310.10505 Alg. 1
+        return PerToken(adv, mask);                                  // (B) → (B, A)
+    }
+
+    /// <summary>REINFORCE with a scalar baseline (Williams 1992): Â = r − b on every token.</summary>
+    public static AdvantageOutput Reinforce(BaselineInput x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var adv = rewards - x.Baseline;                                           // (B)  Â = r − b, Williams 1992
+        return PerToken(adv, mask);                                  // (B) → (B, A)
+    }
+
+    /// <summary>
+    /// Generalized advantage estimation (Schulman et al. 2015, arXiv:1506.02438 Eq. 16), per sequence from its last real
+    /// token backwards: δ_t = r_t + γ V_{t+1} − V_t with V = 0 after the last real token, A_t = δ_t + γλ A_{t+1}; returns
+    /// (value targets) = A + V. The mask must be right-padded (real tokens first); rows may have different lengths. A zero
+    /// inside a row would end the episode there. Rewards and values at padding are ignored; outputs are 0 there.
+    /// </summary>
+    public static AdvantageOutput Gae(GaeInput x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        LossAggregator.RequireSameShape2D(x.TokenRewards, x.Values, nameof(x.Values));
+        LossAggregator.RequireSameShape2D(x.TokenRewards, x.ResponseMask, nameof(x.ResponseMask));
+        if (x.Gamma is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(x), x.Gamma, "Gamma must be in [0, 1].");
+        if (x.Lambda is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(x), x.Lambda, "Lambda must be in [0, 1].");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var dtype = x.TokenRewards.is_floating_point() ? x.TokenRewards.dtype : ScalarType.Float32;
+        var m = x.ResponseMask.to_type(dtype);                                    // (B, A)
+        var r = x.TokenRewards.to_type(dtype) * m;                                // (B, A)
+        var v = x.Values.to_type(dtype) * m;                                      // (B, A)
+        long b = r.shape[0], a = r.shape[1];
+        var nextValue = zeros(b, dtype: dtype, device: r.device);                 // (B)  V_{t+1}; 0 beyond the last real token
+        var nextAdv = zeros(b, dtype: dtype, device: r.device);                   // (B)  A_{t+1}
+        var columns = new Tensor[a];
+        for (long t = a - 1; t >= 0; t--)
+        {
+            var mt = m[.., t];                                                    // (B)
+            var vt = v[.., t];                                                    // (B)
+            var delta = r[.., t] + x.Gamma * nextValue - vt;                      // δ_t = r_t + γ V_{t+1} − V_t, arXiv:1506.02438 Eq. 11
+            nextAdv = (delta + x.Gamma * x.Lambda * nextAdv) * mt;                // A_t = δ_t + γλ A_{t+1}, arXiv:1506.02438 Eq. 16; 0 at padding
+            nextValue = vt;                                                       // already 0 at padding
+            columns[t] = nextAdv;
+        }
+        var adv = stack(columns, 1);                                              // (B) × A → (B, A)
+        var returns = (adv + v) * m;                                              // (B, A)  value target R_t = A_t + V_t
+        scope.MoveToOuter(adv, returns);
+        return new AdvantageOutput(adv, returns);
+    }
+
+    /// <summary>
+    /// Fraction of groups (G consecutive rows of <paramref name="rewards"/> <c>(B)</c>) whose rewards are all equal, so that
+    /// every group-relative advantage in them is 0 (the groups DAPO's dynamic sampling filters out, arXiv:2503.14476).
+    /// </summary>
+    public static double ZeroAdvantageGroupFraction(Tensor rewards, int groupSize)
+    {
+        TorchRuntime.EnsureLoaded();
+        ArgumentNullException.ThrowIfNull(rewards);
+        if (rewards.dim() != 1) throw new ArgumentException($"Rewards must be (B), got shape [{string.Join(", ", rewards.shape)}].", nameof(rewards));
+        var g = CheckGroups(rewards, groupSize, minimum: 1);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var r = rewards.view(-1, g);                                              // (B/G, G)
+        var equal = r.amax([1L]) == r.amin([1L]);                                 // (B/G)
+        return equal.to_type(ScalarType.Float64).mean().item<double>();
+    }
+
+    /// <summary>
+    /// Masked whitening of <paramref name="x"/> <c>(B, A)</c> over the tokens where <paramref name="mask"/> is 1 (PPO advantage
+    /// normalisation): (x − μ) / √(σ² + eps), with μ and the population (biased) variance σ² taken over masked tokens only.
+    /// With <paramref name="shiftMean"/> = false the mean is added back (only the scale changes). Padding comes out 0.
+    /// </summary>
+    public static Tensor Whiten(Tensor x, Tensor mask, bool shiftMean = true, double eps = 1e-8)
+    {
+        LossAggregator.RequireSameShape2D(x, mask, nameof(mask));
+        using var scope = NewDisposeScope();
+        var m = mask.to_type(x.dtype);                                            // (B, A)
+        var n = m.sum().clamp_min(1.0);                                           // scalar
+        var mean = (x * m).sum() / n;                                             // scalar
+        var centered = (x - mean) * m;                                            // (B, A)
+        var variance = (centered * centered).sum() / n;                           // scalar, population variance
+        var whitened = centered * (variance + eps).rsqrt();                       // (B, A)
+        if (!shiftMean) whitened = (whitened + mean) * m;
+        return whitened.MoveToOuterDisposeScope();
+    }
+
+    static (Tensor Rewards, Tensor Mask) CheckOutcome(Tensor rewards, Tensor mask)
+    {
+        TorchRuntime.EnsureLoaded();
+        ArgumentNullException.ThrowIfNull(rewards);
+        ArgumentNullException.ThrowIfNull(mask);
+        if (rewards.dim() != 1) throw new ArgumentException($"Rewards must be (B), got shape [{string.Join(", ", rewards.shape)}].", nameof(rewards));
+        if (mask.dim() != 2 || mask.shape[0] != rewards.shape[0])
+            throw new ArgumentException($"ResponseMask must be (B, A) with B = {rewards.shape[0]}, got shape [{string.Join(", ", mask.shape)}].", nameof(mask));
+        return (rewards.is_floating_point() ? rewards : rewards.to_type(ScalarType.Float32), mask);
+    }
+
+    static int CheckGroups(Tensor rewards, int groupSize, int minimum)
+    {
+        if (groupSize < minimum)
+            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, $"The group size must be at least {minimum}.");
+        if (rewards.shape[0] % groupSize != 0)
+            throw new ArgumentException($"The batch of {rewards.shape[0]} rows is not a whole number of groups of {groupSize}.", nameof(groupSize));
+        return groupSize;
+    }
+
+    /// <summary>Broadcasts a per-sequence advantage <c>(B)</c> over the response tokens, zero at padding, out of the caller's inner scope.</summary>
+    static AdvantageOutput PerToken(Tensor adv, Tensor mask) =>
+        new((adv.unsqueeze(1) * mask.to_type(adv.dtype)).MoveToOuterDisposeScope(), null);   // (B) → (B, 1) → (B, A)
+}
