@@ -24,4 +24,12 @@ public sealed class MovingAverageBaseline(double decay = 0.9)
         Value = Initialized ? _decay * Value + (1 - _decay) * meanReward : meanReward;
         Initialized = true;
     }
+
+    /// <summary>Sets the state saved in a checkpoint (a resumed run continues with the same baseline).</summary>
+    public void Restore(double value)
+    {
+        if (!double.IsFinite(value)) throw new ArgumentOutOfRangeException(nameof(value), value, "The baseline must be finite.");
+        Value = value;
+        Initialized = true;
+    }
 }

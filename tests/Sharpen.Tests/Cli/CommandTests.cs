@@ -109,12 +109,16 @@ public class CommandTests
         var summary = QuickstartCommand.Run(new QuickstartCommand.Settings
         {
             Out = dir.Path, TrainProblems = 100, TestProblems = 8, SftSteps = 3, BatchSize = 8, HiddenSize = 32, Layers = 1,
+            RlIterations = 2, RlPrompts = 4, RlSamples = 2,
         }, _ => { });
-        var stage = summary["stages"]!.AsArray().Single()!;
-        Assert.Equal("sft", stage["name"]!.GetValue<string>());
-        Assert.Equal(8, stage["n"]!.GetValue<int>());
-        Assert.InRange(stage["accuracy"]!.GetValue<double>(), 0, 1);
-        Assert.True(stage["seconds"]!.GetValue<double>() > 0);
+        var stages = summary["stages"]!.AsArray();
+        Assert.Equal(["sft", "grpo"], stages.Select(s => s!["name"]!.GetValue<string>()));
+        foreach (var stage in stages)
+        {
+            Assert.Equal(8, stage!["n"]!.GetValue<int>());
+            Assert.InRange(stage["accuracy"]!.GetValue<double>(), 0, 1);
+            Assert.True(stage["seconds"]!.GetValue<double>() > 0);
+        }
         Assert.True(File.Exists(Path.Combine(dir.Path, "summary.json")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "report.md")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "metrics.jsonl")));

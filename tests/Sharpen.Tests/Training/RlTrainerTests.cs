@@ -81,7 +81,7 @@ public class RlTrainerTests
         IReadOnlyList<WeightedReward> rewards = [new(new DelegateReward("len", c => c.Completion.Length / 4.0))];
         var o = RlOptions.For(algorithm) with
         {
-            Iterations = 5, PromptsPerIteration = 4, SamplesPerPrompt = algorithm == "ppo" ? 1 : 3, MaxNewTokens = 4, LearningRate = 5e-3,
+            Iterations = 6, PromptsPerIteration = 4, SamplesPerPrompt = algorithm == "ppo" ? 1 : 3, MaxNewTokens = 4, LearningRate = 5e-3,
             Beta = 0.1, TargetKl = 0.05, CheckpointEvery = 2, KeepCheckpoints = 1, EvalEvery = 0, Epochs = 2, MiniBatchSize = 6, MicroBatchSize = 4,
         };
         using var straightDir = new TempDir();
@@ -104,7 +104,7 @@ public class RlTrainerTests
             var x = w.detach().contiguous().data<float>().ToArray();
             for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - a[name][i]) < 1e-6, $"{name}[{i}]: {x[i]} vs {a[name][i]}");
         }
-        Assert.Equal([1, 2, 3, 4, 5], new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+        Assert.Equal([1, 2, 3, 4, 5, 6], new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
     }
 
     [Fact]
