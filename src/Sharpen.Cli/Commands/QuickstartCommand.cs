@@ -31,7 +31,7 @@ public static class QuickstartCommand
         public int RlIterations { get; init; } = 40;
         public int RlPrompts { get; init; } = 32;
         public int RlSamples { get; init; } = 8;
-        public double RlLearningRate { get; init; } = 2e-4;
+        public double RlLearningRate { get; init; } = 1e-4;
         public double RlBeta { get; init; } = 0.02;
         public string RlAlgorithm { get; init; } = "grpo";
     }
@@ -79,15 +79,31 @@ public static class QuickstartCommand
         Eval = new EvalSection { Problems = s.TestProblems, Samples = 1, MaxNewTokens = 48 },
     };
 
-    /// <summary>The RL stage: the SFT checkpoint, the SFT run's own training prompts and held-out split.</summary>
-    public static Recipe RlRecipe(Settings s, Recipe sftRecipe, string sftCheckpoint)
+    /// <summary>
+    /// Writes <paramref name="count"/> Countdown problems that appear in neither the SFT training file
+    /// nor the held-out file (matched by problem id) to <paramref name="path"/>. Returns how many.
+    /// </summary>
+    public static int MakeFreshPrompts(Recipe sftRecipe, string path, int count, int seed)
     {
         var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftRecipe.Output, "data", "countdown.jsonl"));
+        var seen = JsonlDataset.LoadSft(trainFile).Items.Concat(JsonlDataset.LoadSft(testFile).Items)
+            .Select(e => e.Fields.GetValueOrDefault("id") ?? e.Prompt).ToHashSet();
+        var task = sftRecipe.Task!.Build("quickstart");
+        var fresh = task.Generate(count * 3, seed).Where(p => seen.Add(p.Id)).Take(count).Select(p => DatasetWriter.ToSftExample(task, p)).ToList();
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        DatasetWriter.WriteSft(path, fresh);
+        return fresh.Count;
+    }
+
+    /// <summary>The RL stage: the SFT checkpoint, fresh prompts, the SFT run's held-out split.</summary>
+    public static Recipe RlRecipe(Settings s, Recipe sftRecipe, string sftCheckpoint)
+    {
+        var (_, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftRecipe.Output, "data", "countdown.jsonl"));
         return sftRecipe with
         {
             Kind = "rl", Output = Path.Combine(s.Out, "rl"),
             Model = new ModelSection { Path = sftCheckpoint },
-            Data = new DataSection { Train = trainFile, Test = testFile },
+            Data = new DataSection { Train = Path.Combine(s.Out, "rl", "data", "prompts.jsonl"), Test = testFile },
             RlSection = new JsonObject
             {
                 ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["prompts_per_iteration"] = s.RlPrompts,
@@ -113,8 +129,11 @@ public static class QuickstartCommand
         stages.Add(Stage("sft", sft.Eval!, sft.Seconds));
         log($"sft: held-out greedy accuracy {sft.Eval!.Accuracy:P1} on {sft.Eval.N} problems ({sft.Seconds:F0} s)");
 
-        // 4. RL from the SFT checkpoint on the same training prompts; held-out problems unchanged.
+        // 4. RL from the SFT checkpoint on fresh prompts (none seen in SFT, none held out): RL on the SFT
+        //    prompts mostly rewards recalling memorised solutions, which does not carry over to new problems.
         var rlRecipe = RlRecipe(s, recipe, sft.Sft.FinalCheckpoint);
+        int freshPrompts = MakeFreshPrompts(recipe, rlRecipe.Data.Train!, s.RlIterations * s.RlPrompts, s.Seed + 1);
+        log($"rl: {freshPrompts} fresh prompts");
         var rl = RlPipeline.Run(rlRecipe, log);
         stages.Add(Stage(s.RlAlgorithm, rl.After!, rl.Seconds));
         log($"{s.RlAlgorithm}: held-out greedy accuracy {rl.After!.Accuracy:P1} (SFT {sft.Eval.Accuracy:P1}) ({rl.Seconds:F0} s)");

@@ -193,6 +193,8 @@ public sealed record DataSection
     public int TrainProblems { get; init; } = 20000;
     /// <summary>Held-out problems to generate when <see cref="Test"/> is absent.</summary>
     public int TestProblems { get; init; } = 500;
+    /// <summary>RL only: scored completions with behaviour log-probs for offline training (TOPR); no generation.</summary>
+    public string? Offline { get; init; }
     /// <summary>Skip and count malformed JSONL lines instead of stopping at the first.</summary>
     public bool SkipBadLines { get; init; }
 }

@@ -79,8 +79,15 @@ public static class RlPipeline
             : null;
         if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
 
-        var rl = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems }
-            .Run(prompts, recipe.Output, resume, cancel);
+        var trainer = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems };
+        RlResult rl;
+        if (recipe.Data.Offline is { } offlinePath)
+        {
+            var scored = ScoredCompletion.Load(offlinePath, recipe.Data.SkipBadLines);
+            if (scored.SkippedLines > 0) log?.Invoke($"{offlinePath}: skipped {scored.SkippedLines} malformed lines; first: {scored.Errors.FirstOrDefault()}");
+            rl = trainer.RunOffline(scored.Items, recipe.Output, cancel);
+        }
+        else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
 
         EvalResult? after = evalProblems.Count > 0
             ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,

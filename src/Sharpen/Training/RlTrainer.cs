@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Sharpen.Algorithms;
 using Sharpen.Checkpoints;
+using Sharpen.Data;
 using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Rewards;
@@ -209,48 +210,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var m = new UpdateMetrics();
             double trainTokens = 0;
             if (it >= _o.CriticWarmupIterations)
-            {
-                for (int ep = 0; ep < _o.Epochs; ep++)
-                {
-                    foreach (var rows in MiniBatches(n, it, ep))
-                    {
-                        opt.zero_grad();
-                        var rowsT = tensor(rows.Select(x => (long)x).ToArray());
-                        var mbMask = mask.index_select(0, rowsT);
-                        var agg = new Aggregation(_o.Aggregation, mbMask.sum().item<float>(), rows.Length, _o.MaxNewTokens);
-                        for (int s0 = 0; s0 < rows.Length; s0 += _o.MicroBatchSize)
-                        {
-                            using var micro = NewDisposeScope();
-                            var idx = rowsT.narrow(0, s0, Math.Min(_o.MicroBatchSize, rows.Length - s0));
-                            var sub = Rows(seq, idx);
-                            var logits = policy.Forward(sub.InputIds, sub.AttentionMask).Logits.narrow(1, seq.PromptLength - 1, a);   // (b, A, V)
-                            var logp = Scoring.TokenLogProbs(logits, sub.CompletionIds) * sub.CompletionMask;                         // (b, A)
-                            var input = new PolicyLossInput(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), sub.CompletionMask);
-                            var (loss, pm) = _spec.PolicyLoss switch
-                            {
-                                "ppo_clip" => PolicyLosses.PpoClip(input, new ClipOptions(_o.ClipLow, _o.ClipHigh, _o.DualClip), agg),
-                                "topr" => PolicyLosses.Topr(input, seqAdv.index_select(0, idx), agg),
-                                _ => PolicyLosses.Vanilla(input, agg),
-                            };
-                            if (_spec.Kl == KlPlacement.InLoss && refLogp is not null && beta > 0)
-                            {
-                                var klLoss = LossAggregator.Aggregate(KlEstimators.Get(_o.KlEstimator)(logp, refLogp.index_select(0, idx)), sub.CompletionMask, agg);
-                                loss = loss + beta * klLoss;
-                            }
-                            loss.backward();
-                            double share = idx.shape[0] / (double)rows.Length;
-                            m.Add(loss.item<float>(), pm, Entropy(logits, sub.CompletionMask), share);
-                            trainTokens += sub.CompletionMask.sum().item<float>();
-                        }
-                        double gn = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm) : double.NaN;
-                        m.GradNorm = gn;
-                        double lr = _o.WarmupSteps > 0 && optSteps < _o.WarmupSteps ? _o.LearningRate * (optSteps + 1) / _o.WarmupSteps : _o.LearningRate;
-                        foreach (var pg in opt.ParamGroups) pg.LearningRate = lr;
-                        opt.step();
-                        optSteps++;
-                    }
-                }
-            }
+                trainTokens = UpdateActor(opt, seq, oldLogp, adv, seqAdv, refLogp, beta, it, m, ref optSteps);
             timing["update_actor"] = Lap();
 
             // ---- update the critic (PPO)
@@ -356,6 +316,132 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         if (eval is not null) foreach (var (k, v) in eval.ToJson()) summary[k] = v?.DeepClone();
         runLog.Summary(summary);
         return new RlResult(lastIteration, eval, finalDir, total.Elapsed.TotalSeconds);
+    }
+
+
+    /// <summary>K epochs of minibatch updates of the policy; returns the completion tokens trained on.</summary>
+    double UpdateActor(optim.Optimizer opt, SequenceBatch seq, Tensor oldLogp, Tensor adv, Tensor seqAdv, Tensor? refLogp, double beta,
+        int it, UpdateMetrics m, ref int optSteps)
+    {
+        long n = seq.InputIds.shape[0], a = seq.CompletionIds.shape[1];
+        var mask = seq.CompletionMask;
+        double trainTokens = 0;
+        for (int ep = 0; ep < _o.Epochs; ep++)
+        {
+            foreach (var rows in MiniBatches((int)n, it, ep))
+            {
+                opt.zero_grad();
+                var rowsT = tensor(rows.Select(x => (long)x).ToArray());
+                var mbMask = mask.index_select(0, rowsT);
+                var agg = new Aggregation(_o.Aggregation, mbMask.sum().item<float>(), rows.Length, _o.MaxNewTokens);
+                for (int s0 = 0; s0 < rows.Length; s0 += _o.MicroBatchSize)
+                {
+                    using var micro = NewDisposeScope();
+                    var idx = rowsT.narrow(0, s0, Math.Min(_o.MicroBatchSize, rows.Length - s0));
+                    var sub = Rows(seq, idx);
+                    var logits = policy.Forward(sub.InputIds, sub.AttentionMask).Logits.narrow(1, seq.PromptLength - 1, a);   // (b, A, V)
+                    var logp = Scoring.TokenLogProbs(logits, sub.CompletionIds) * sub.CompletionMask;                         // (b, A)
+                    var input = new PolicyLossInput(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), sub.CompletionMask);
+                    var (loss, pm) = _spec.PolicyLoss switch
+                    {
+                        "ppo_clip" => PolicyLosses.PpoClip(input, new ClipOptions(_o.ClipLow, _o.ClipHigh, _o.DualClip), agg),
+                        "topr" => PolicyLosses.Topr(input, seqAdv.index_select(0, idx), agg),
+                        _ => PolicyLosses.Vanilla(input, agg),
+                    };
+                    if (_spec.Kl == KlPlacement.InLoss && refLogp is not null && beta > 0)
+                    {
+                        var klLoss = LossAggregator.Aggregate(KlEstimators.Get(_o.KlEstimator)(logp, refLogp.index_select(0, idx)), sub.CompletionMask, agg);
+                        loss = loss + beta * klLoss;
+                    }
+                    loss.backward();
+                    double share = idx.shape[0] / (double)rows.Length;
+                    m.Add(loss.item<float>(), pm, Entropy(logits, sub.CompletionMask), share);
+                    trainTokens += sub.CompletionMask.sum().item<float>();
+                }
+                m.GradNorm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm) : double.NaN;
+                double lr = _o.WarmupSteps > 0 && optSteps < _o.WarmupSteps ? _o.LearningRate * (optSteps + 1) / _o.WarmupSteps : _o.LearningRate;
+                foreach (var pg in opt.ParamGroups) pg.LearningRate = lr;
+                opt.step();
+                optSteps++;
+            }
+        }
+        return trainTokens;
+    }
+
+    /// <summary>
+    /// Offline RL from scored completions with their behaviour log-probs (TOPR, Le Roux et al. 2025):
+    /// no generation; each iteration takes PromptsPerIteration × SamplesPerPrompt rows in a seeded
+    /// order, c is the moving-average reward baseline, and the tapered loss weights positive
+    /// trajectories by 1 and negative ones by the truncated ratio clamp(π/μ, 0, 1).
+    /// </summary>
+    public RlResult RunOffline(IReadOnlyList<ScoredCompletion> data, string outDir, CancellationToken cancel = default)
+    {
+        if (_spec.PolicyLoss != "topr") throw new ArgumentException($"offline training needs an off-policy loss; '{_o.Algorithm}' is on-policy (use topr)");
+        if (data.Count == 0) throw new ArgumentException("no scored completions");
+        var total = Stopwatch.StartNew();
+        int padId = tokenizer.PadTokenId ?? 0;
+        int eos = tokenizer.EosTokenId ?? policy.Config.EosTokenIds.FirstOrDefault();
+        var encoded = new List<(int[] P, int[] C, float[] Lp, double R)>(data.Count);
+        for (int i = 0; i < data.Count; i++)
+        {
+            var d = data[i];
+            var p = tokenizer.Encode(d.Prompt).ToArray();
+            var c = tokenizer.Encode(d.Completion, addSpecialTokens: false).ToList();
+            if (d.LogProbs.Length == c.Count + 1) c.Add(eos);
+            if (d.LogProbs.Length != c.Count)
+                throw new ArgumentException($"scored completion {i + 1}: {d.LogProbs.Length} log-probs but the completion encodes to {c.Count} tokens (or {c.Count + 1} with EOS)");
+            encoded.Add((p, c.ToArray(), d.LogProbs, d.Reward));
+        }
+        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var baseline = new MovingAverageBaseline(_o.BaselineDecay);
+        var runLog = new RunLog(outDir);
+        var engine = new RolloutEngine(policy, tokenizer);
+        int perIteration = _o.PromptsPerIteration * _o.SamplesPerPrompt, position = 0, epoch = 0, optSteps = 0;
+        var order = Permutation(encoded.Count, _o.Seed, epoch);
+        EvalResult? eval = null;
+        for (int it = 0; it < _o.Iterations; it++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var sw = Stopwatch.StartNew();
+            var rows = new List<(int[] P, int[] C, float[] Lp, double R)>(perIteration);
+            while (rows.Count < perIteration)
+            {
+                if (position == encoded.Count) { epoch++; position = 0; order = Permutation(encoded.Count, _o.Seed, epoch); }
+                rows.Add(encoded[order[position++]]);
+            }
+            using var scope = NewDisposeScope();
+            var seq = SequenceBatch.Build(rows.Select(r => (IReadOnlyList<int>)r.P).ToList(), rows.Select(r => (IReadOnlyList<int>)r.C).ToList(), padId);
+            var oldLogp = Pad(rows.Select(r => r.Lp).ToList(), seq.CompletionIds.shape[1]);
+            var r = tensor(rows.Select(x => x.R).ToArray()).to(ScalarType.Float32);
+            double mean = rows.Average(x => x.R);
+            double c = baseline.Initialized ? baseline.Value : mean;
+            var adv = AdvantageEstimators.Reinforce(new BaselineInput(r, seq.CompletionMask, c)).Advantages;
+            var m = new UpdateMetrics();
+            UpdateActor(opt, seq, oldLogp, adv, r - c, null, 0, it, m, ref optSteps);
+            baseline.Update(mean);
+            var row = new JsonObject
+            {
+                ["step"] = it + 1, ["reward_mean"] = mean, ["baseline"] = c, ["loss"] = m.Loss, ["entropy"] = m.Entropy,
+                ["truncated_fraction"] = m.ClipFraction, ["grad_norm"] = m.GradNorm, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 3),
+            };
+            if (Task is not null && EvalProblems.Count > 0 && ((_o.EvalEvery > 0 && (it + 1) % _o.EvalEvery == 0) || it + 1 == _o.Iterations))
+            {
+                eval = Evaluation.Run(engine, Task, EvalProblems.Take(_o.EvalProblems).ToList(), maxNewTokens: _o.MaxNewTokens);
+                row["eval_accuracy"] = eval.Accuracy;
+            }
+            runLog.Metrics(row);
+            Log?.Invoke($"offline iter {it + 1}/{_o.Iterations}  reward {mean:F3}  baseline {c:F3}  loss {m.Loss:F4}" + (row["eval_accuracy"] is not null ? $"  eval_acc {eval!.Accuracy:P1}" : ""));
+        }
+        var finalDir = Path.Combine(outDir, "final");
+        var tmpFinal = Path.Combine(outDir, $".tmp-final-{Guid.NewGuid():N}");
+        HfCheckpoint.Save(tmpFinal, policy, tokenizer);
+        if (Directory.Exists(finalDir)) Directory.Delete(finalDir, recursive: true);
+        Directory.Move(tmpFinal, finalDir);
+        var summary = new JsonObject { ["algorithm"] = _o.Algorithm, ["mode"] = "offline", ["iterations"] = _o.Iterations, ["rows"] = data.Count,
+            ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir };
+        if (eval is not null) foreach (var (k, v) in eval.ToJson()) summary[k] = v?.DeepClone();
+        runLog.Summary(summary);
+        return new RlResult(_o.Iterations, eval, finalDir, total.Elapsed.TotalSeconds);
     }
 
     // ---------------------------------------------------------------- helpers

@@ -50,3 +50,36 @@ public class RecipeTests
         Assert.Contains("exactly one of 'path'", Assert.Throws<RecipeException>(() => Recipe.Parse("task: { name: countdown }\n", "r.yaml")).Message);
     }
 }
+
+public class RlRecipeTests
+{
+    [Theory]
+    [InlineData("grpo-countdown.yaml", "grpo")]
+    [InlineData("dr-grpo-countdown.yaml", "dr_grpo")]
+    [InlineData("ppo-countdown.yaml", "ppo")]
+    [InlineData("remax-countdown.yaml", "remax")]
+    [InlineData("rloo-countdown.yaml", "rloo")]
+    [InlineData("reinforce-countdown.yaml", "reinforce")]
+    [InlineData("topr-countdown.yaml", "topr")]
+    public void Shipped_rl_recipes_parse_over_their_presets(string file, string algorithm)
+    {
+        var r = Recipe.Load(RepoPaths.Of("recipes", file));
+        var o = r.RlOptions();
+        Assert.Equal(algorithm, o.Algorithm);
+        Assert.Equal(60, o.Iterations);
+        Assert.Equal(2e-4, o.LearningRate);
+    }
+
+    [Fact]
+    public void Rl_keys_override_the_preset_and_unknown_keys_fail()
+    {
+        const string head = "kind: rl\nmodel: { path: m }\ntask: { name: countdown }\n";
+        var o = Recipe.Parse(head + "rl: { algorithm: ppo, epochs: 2 }\n").RlOptions();
+        Assert.Equal(2, o.Epochs);
+        Assert.True(o.WhitenAdvantages);   // from the PPO preset
+        Assert.Equal(0.95, o.Lambda);
+        Assert.Contains("'rl.epocs'", Assert.Throws<RecipeException>(() => Recipe.Parse(head + "rl: { algorithm: ppo, epocs: 2 }\n", "r.yaml")).Message);
+        Assert.Contains("known: ppo", Assert.Throws<RecipeException>(() => Recipe.Parse(head + "rl: { algorithm: a3c }\n", "r.yaml")).Message);
+        Assert.Contains("needs a 'task'", Assert.Throws<RecipeException>(() => Recipe.Parse("kind: rl\nmodel: { path: m }\ndata: { train: x }\n", "r.yaml")).Message);
+    }
+}

@@ -116,3 +116,51 @@ public class RlTrainerTests
         Assert.Contains("samples_per_prompt", Assert.Throws<ArgumentException>(() => (RlOptions.Grpo() with { SamplesPerPrompt = 1 }).Validate()).Message);
     }
 }
+
+public class OfflineToprTests
+{
+    static readonly CharTokenizer Tok = CharTokenizer.Create("abcd");
+
+    [Fact]
+    public void Offline_topr_learns_from_scored_completions_and_their_behaviour_log_probs()
+    {
+        using var dir = new TempDir();
+        using var model = new CausalLM(CausalLMTests.Tiny() with { VocabSize = Tok.VocabSize, InitializerRange = 0.02, MaxPositionEmbeddings = 32 }, seed: 4);
+        // The behaviour policy: the model's own log-probs of each one-letter completion (plus EOS).
+        var rows = new List<string>();
+        var prompt = Tok.Encode("a").ToList();
+        foreach (var letter in "abcd")
+        {
+            var lp = Sharpen.Generation.Scoring.Score(model, [prompt], [[Tok.Encode(letter.ToString(), addSpecialTokens: false)[0], Tok.EosTokenId!.Value]], padId: 0)[0];
+            var json = new JsonObject { ["prompt"] = "a", ["completion"] = letter.ToString(), ["reward"] = letter == 'c' ? 1.0 : 0.0,
+                ["logprobs"] = new JsonArray(lp.Select(x => (JsonNode)(double)x).ToArray()) };
+            for (int k = 0; k < 4; k++) rows.Add(json.ToJsonString());
+        }
+        File.WriteAllLines(dir.File("scored.jsonl"), rows);
+        var data = Sharpen.Data.ScoredCompletion.Load(dir.File("scored.jsonl")).Items;
+        var o = RlOptions.Topr() with { Iterations = 40, PromptsPerIteration = 4, SamplesPerPrompt = 4, LearningRate = 1e-2, MaxNewTokens = 2, EvalEvery = 0 };
+        new RlTrainer(model, Tok, o, []).RunOffline(data, dir.File("run"));
+        using var _ = no_grad();
+        var probs = model.Forward(tensor(prompt.Select(i => (long)i).ToArray()).view(1, -1)).Logits[0, -1].softmax(-1);
+        Assert.True(probs[Tok.Encode("c", addSpecialTokens: false)[0]].item<float>() > 0.9);
+        Assert.True(File.Exists(dir.File("run/summary.json")));
+    }
+
+    [Fact]
+    public void Scored_completion_files_are_validated_line_by_line()
+    {
+        using var dir = new TempDir();
+        File.WriteAllLines(dir.File("s.jsonl"), [
+            """{"prompt":"a","completion":"b","reward":1,"logprobs":[-0.5]}""",
+            """{"prompt":"a","completion":"b","reward":1,"logprobs":[0.5]}""",
+        ]);
+        var e = Assert.Throws<Sharpen.Data.DatasetFormatException>(() => Sharpen.Data.ScoredCompletion.Load(dir.File("s.jsonl")));
+        Assert.Contains("s.jsonl:2:", e.Message);
+        Assert.Contains("logprobs", e.Message);
+        var skipped = Sharpen.Data.ScoredCompletion.Load(dir.File("s.jsonl"), skipBadLines: true);
+        Assert.Single(skipped.Items);
+        Assert.Equal(1, skipped.SkippedLines);
+        using var model = new CausalLM(CausalLMTests.Tiny() with { VocabSize = Tok.VocabSize }, seed: 1);
+        Assert.Contains("on-policy", Assert.Throws<ArgumentException>(() => new RlTrainer(model, Tok, RlOptions.Grpo(), []).RunOffline(skipped.Items, dir.Path)).Message);
+    }
+}
