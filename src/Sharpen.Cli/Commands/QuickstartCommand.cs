@@ -28,11 +28,13 @@ public static class QuickstartCommand
         public int HiddenSize { get; init; } = 192;
         public int Layers { get; init; } = 4;
         public int Seed { get; init; } = 1;
-        public int RlIterations { get; init; } = 40;
-        public int RlPrompts { get; init; } = 32;
+        public int MaxNumber { get; init; } = 40;
+        public int RlIterations { get; init; } = 60;
+        public int RlPrompts { get; init; } = 64;
         public int RlSamples { get; init; } = 8;
-        public double RlLearningRate { get; init; } = 1e-4;
-        public double RlBeta { get; init; } = 0.02;
+        public double RlLearningRate { get; init; } = 5e-5;
+        public double RlBeta { get; init; } = 0.01;
+        public double RlTemperature { get; init; } = 0.7;
         public string RlAlgorithm { get; init; } = "grpo";
     }
 
@@ -42,11 +44,22 @@ public static class QuickstartCommand
         var steps = new Option<int>("--sft-steps") { Description = "SFT optimizer steps", DefaultValueFactory = _ => new Settings().SftSteps };
         var test = new Option<int>("--test-problems") { Description = "Held-out problems for evaluation", DefaultValueFactory = _ => 500 };
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation and order", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT), evaluate it on held-out problems, and write a report.")
-            { output, steps, test, seed };
+        var d = new Settings();
+        var maxNumber = new Option<int>("--max-number") { Description = "Largest Countdown number (difficulty)", DefaultValueFactory = _ => d.MaxNumber };
+        var algorithm = new Option<string>("--rl-algorithm") { Description = "RL algorithm of the second stage", DefaultValueFactory = _ => d.RlAlgorithm };
+        var iterations = new Option<int>("--rl-iterations") { Description = "RL iterations", DefaultValueFactory = _ => d.RlIterations };
+        var lr = new Option<double>("--rl-lr") { Description = "RL learning rate", DefaultValueFactory = _ => d.RlLearningRate };
+        var beta = new Option<double>("--rl-beta") { Description = "KL coefficient toward the SFT model", DefaultValueFactory = _ => d.RlBeta };
+        var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
+            { output, steps, test, seed, maxNumber, algorithm, iterations, lr, beta };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            Run(new Settings { Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed) }, Console.WriteLine);
+            Run(new Settings
+            {
+                Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed),
+                MaxNumber = pr.GetValue(maxNumber), RlAlgorithm = pr.GetValue(algorithm)!, RlIterations = pr.GetValue(iterations),
+                RlLearningRate = pr.GetValue(lr), RlBeta = pr.GetValue(beta),
+            }, Console.WriteLine);
             return 0;
         }));
         return cmd;
@@ -67,7 +80,7 @@ public static class QuickstartCommand
         Task = new TaskSection
         {
             Name = "countdown",
-            Options = new() { ["min_numbers"] = Json(3), ["max_numbers"] = Json(3), ["max_number"] = Json(20), ["max_target"] = Json(100) },
+            Options = new() { ["min_numbers"] = Json(3), ["max_numbers"] = Json(3), ["max_number"] = Json(s.MaxNumber), ["max_target"] = Json(100) },
         },
         Data = new DataSection { TrainProblems = s.TrainProblems, TestProblems = s.TestProblems },
         Sft = new SftOptions
@@ -107,8 +120,8 @@ public static class QuickstartCommand
             RlSection = new JsonObject
             {
                 ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["prompts_per_iteration"] = s.RlPrompts,
-                ["samples_per_prompt"] = s.RlSamples, ["learning_rate"] = s.RlLearningRate, ["beta"] = s.RlBeta,
-                ["max_new_tokens"] = 48, ["eval_every"] = Math.Max(1, s.RlIterations / 4), ["eval_problems"] = 200,
+                ["samples_per_prompt"] = s.RlSamples, ["learning_rate"] = s.RlLearningRate, ["beta"] = s.RlBeta, ["temperature"] = s.RlTemperature,
+                ["max_new_tokens"] = 48, ["eval_every"] = Math.Max(1, s.RlIterations / 4), ["eval_problems"] = 500,
                 ["micro_batch_size"] = 128, ["seed"] = s.Seed,
             },
         };
@@ -150,7 +163,7 @@ public static class QuickstartCommand
         runLog.Summary(summary);
         var table = new List<string>
         {
-            $"Countdown (3 numbers from 1–20, targets ≤ 100), {sft.Parameters:N0}-parameter model, {total.Elapsed.TotalMinutes:F1} minutes.", "",
+            $"Countdown (3 numbers from 1–{s.MaxNumber}, targets ≤ 100), {sft.Parameters:N0}-parameter model, {total.Elapsed.TotalMinutes:F1} minutes.", "",
             "| stage | held-out greedy accuracy | n | seconds |", "| --- | ---: | ---: | ---: |",
         };
         foreach (var st in stages)

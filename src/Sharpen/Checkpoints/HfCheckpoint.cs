@@ -44,6 +44,16 @@ public static class HfCheckpoint
         tokenizer?.Save(directory);
     }
 
+    /// <summary>Saves into a temporary sibling folder and renames it over <paramref name="directory"/>, so a crash never leaves half a model.</summary>
+    public static void SaveAtomically(string directory, CausalLM model, ITokenizer? tokenizer = null, ScalarHead? head = null)
+    {
+        var full = Path.GetFullPath(directory);
+        var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".tmp-{Path.GetFileName(full)}-{Guid.NewGuid():N}");
+        Save(tmp, model, tokenizer, head);
+        if (System.IO.Directory.Exists(full)) System.IO.Directory.Delete(full, recursive: true);
+        System.IO.Directory.Move(tmp, full);
+    }
+
     /// <summary>
     /// Reads a checkpoint folder: validates config.json, loads the weights (F32/F16/BF16 → float32),
     /// the tokenizer if its files are there (<paramref name="requireTokenizer"/> makes it mandatory),

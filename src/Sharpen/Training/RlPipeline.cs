@@ -49,19 +49,7 @@ public static class RlPipeline
         }
 
         // Policy.
-        CausalLM policy;
-        ITokenizer tokenizer;
-        if (recipe.Model.Path is { } path)
-        {
-            var loaded = HfCheckpoint.Load(path, requireTokenizer: true);
-            policy = loaded.Model;
-            tokenizer = loaded.Tokenizer!;
-        }
-        else
-        {
-            tokenizer = recipe.Model.Tokenizer == "task" ? CharTokenizer.Create(task.Alphabet) : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
-            policy = new CausalLM(SftPipeline.FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed);
-        }
+        var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, task);
         using var _ = policy;
 
         // Rewards.

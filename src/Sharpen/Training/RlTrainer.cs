@@ -304,10 +304,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         }
 
         var finalDir = Path.Combine(outDir, "final");
-        var tmpFinal = Path.Combine(outDir, $".tmp-final-{Guid.NewGuid():N}");
-        HfCheckpoint.Save(tmpFinal, policy, tokenizer);
-        if (Directory.Exists(finalDir)) Directory.Delete(finalDir, recursive: true);
-        Directory.Move(tmpFinal, finalDir);
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
         var summary = new JsonObject
         {
             ["algorithm"] = _o.Algorithm, ["iterations"] = lastIteration, ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2),
@@ -433,10 +430,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             Log?.Invoke($"offline iter {it + 1}/{_o.Iterations}  reward {mean:F3}  baseline {c:F3}  loss {m.Loss:F4}" + (row["eval_accuracy"] is not null ? $"  eval_acc {eval!.Accuracy:P1}" : ""));
         }
         var finalDir = Path.Combine(outDir, "final");
-        var tmpFinal = Path.Combine(outDir, $".tmp-final-{Guid.NewGuid():N}");
-        HfCheckpoint.Save(tmpFinal, policy, tokenizer);
-        if (Directory.Exists(finalDir)) Directory.Delete(finalDir, recursive: true);
-        Directory.Move(tmpFinal, finalDir);
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
         var summary = new JsonObject { ["algorithm"] = _o.Algorithm, ["mode"] = "offline", ["iterations"] = _o.Iterations, ["rows"] = data.Count,
             ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir };
         if (eval is not null) foreach (var (k, v) in eval.ToJson()) summary[k] = v?.DeepClone();

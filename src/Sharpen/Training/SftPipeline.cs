@@ -49,21 +49,7 @@ public static class SftPipeline
         var testProblems = task is null ? [] : test.Select(ToProblem).ToList();
 
         // Model.
-        CausalLM model;
-        ITokenizer tokenizer;
-        if (recipe.Model.Path is { } modelPath)
-        {
-            var loaded = HfCheckpoint.Load(modelPath, requireTokenizer: true);
-            model = loaded.Model;
-            tokenizer = loaded.Tokenizer!;
-        }
-        else
-        {
-            tokenizer = recipe.Model.Tokenizer == "task"
-                ? CharTokenizer.Create(task?.Alphabet ?? throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task'"))
-                : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
-            model = new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed);
-        }
+        var (model, tokenizer) = LoadPolicy(recipe, task);
         using var _ = model;
         log?.Invoke($"model: {model.ParameterCount():N0} parameters ({model.Config.ModelType}, d={model.Config.HiddenSize}, {model.Config.NumHiddenLayers} layers)");
 
@@ -86,6 +72,20 @@ public static class SftPipeline
         summary["skipped_lines"] = skipped;
         runLog.Summary(summary);
         return new PipelineResult(sft, eval, task, testProblems, model.ParameterCount(), train.Count, skipped, sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The recipe's policy: a checkpoint folder (with its tokenizer) or a fresh model over the recipe's tokenizer.</summary>
+    public static (CausalLM Model, ITokenizer Tokenizer) LoadPolicy(Recipe recipe, IVerifiableTask? task)
+    {
+        if (recipe.Model.Path is { } path)
+        {
+            var loaded = HfCheckpoint.Load(path, requireTokenizer: true);
+            return (loaded.Model, loaded.Tokenizer!);
+        }
+        var tokenizer = recipe.Model.Tokenizer == "task"
+            ? CharTokenizer.Create(task?.Alphabet ?? throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task'"))
+            : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
+        return (new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed), tokenizer);
     }
 
     static IReadOnlyList<SftExample> LoadTest(string path, Recipe recipe, ref int skipped, Action<string>? log)

@@ -137,10 +137,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         }
 
         var finalDir = Path.Combine(outDir, "final");
-        var tmp = Path.Combine(outDir, $".tmp-final-{Guid.NewGuid():N}");
-        HfCheckpoint.Save(tmp, model, tokenizer);
-        if (Directory.Exists(finalDir)) Directory.Delete(finalDir, recursive: true);
-        Directory.Move(tmp, finalDir);
+        HfCheckpoint.SaveAtomically(finalDir, model, tokenizer);
         sw.Stop();
         var summary = new JsonObject
         {

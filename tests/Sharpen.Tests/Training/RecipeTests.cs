@@ -67,7 +67,8 @@ public class RlRecipeTests
         var o = r.RlOptions();
         Assert.Equal(algorithm, o.Algorithm);
         Assert.Equal(60, o.Iterations);
-        Assert.Equal(2e-4, o.LearningRate);
+        Assert.Equal(5e-5, o.LearningRate);
+        Assert.Equal(0.7, o.Temperature);
     }
 
     [Fact]
