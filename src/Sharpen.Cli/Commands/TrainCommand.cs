@@ -11,12 +11,14 @@ public static class TrainCommand
         var recipe = new Argument<FileInfo>("recipe") { Description = "YAML recipe (see recipes/)" };
         var resume = new Option<bool>("--resume") { Description = "Continue from the last checkpoint in the output folder" };
         var output = new Option<string?>("--out") { Description = "Override the recipe's output folder" };
+        var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip and count malformed JSONL lines instead of stopping at the first" };
         var cmd = new Command("train", "Train from a YAML recipe; writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
-            { recipe, resume, output };
+            { recipe, resume, output, skipBad };
         cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
+            if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();

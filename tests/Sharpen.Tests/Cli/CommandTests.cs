@@ -86,6 +86,29 @@ public class CommandTests
     }
 
     [Fact]
+    public void Train_stops_at_a_malformed_line_unless_told_to_skip_and_count()
+    {
+        using var dir = new TempDir();
+        File.WriteAllLines(dir.File("d.jsonl"), [
+            """{"prompt":"1+1=","completion":"2"}""", """{"prompt":"2+2=","completion":"4"}""", """{"prompt":"3+3=" """, """{"prompt":"4+4=","completion":"8"}""",
+        ]);
+        File.WriteAllText(dir.File("r.yaml"), $"""
+        kind: sft
+        output: {dir.File("run")}
+        model: {"{"} init: {"{"} hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2 {"}"}, tokenizer: "chars:0123456789+=" {"}"}
+        data: {"{"} train: {dir.File("d.jsonl")} {"}"}
+        sft: {"{"} max_steps: 2, batch_size: 2, warmup_steps: 0, eval_every: 0, checkpoint_every: 0 {"}"}
+        """);
+        var (code, _, err) = Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.Equal(1, code);
+        Assert.Contains("d.jsonl:3:", err);
+        var (code2, output, err2) = Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--skip-bad-lines");
+        Assert.True(code2 == 0, err2);
+        Assert.Contains("skipped 1 malformed lines", output);
+        Assert.Equal(1, JsonNode.Parse(File.ReadAllText(dir.File("run/summary.json")))!["skipped_lines"]!.GetValue<int>());
+    }
+
+    [Fact]
     public void Eval_writes_summary_fields_and_a_row_per_problem()
     {
         using var dir = new TempDir();
