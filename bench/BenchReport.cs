@@ -61,7 +61,7 @@ public static class BenchReport
             double Get(string algo, string key) => rows.FirstOrDefault(x => x!["algorithm"]!.GetValue<string>() == algo)?[key]?.GetValue<double>() ?? double.NaN;
             sb.AppendLine($"Against the ReMax paper's claims: PPO/ReMax time per iteration = {Get("ppo", "seconds_per_iteration") / Get("remax", "seconds_per_iteration"):F2} (paper: about 2); " +
                           $"ReMax/PPO tensor state = {Get("remax", "tensor_state_mb") / Get("ppo", "tensor_state_mb"):F2} (paper: about 0.5 of GPU memory); " +
-                          $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (the process baseline of .NET and libtorch dominates at this size).\n");
+                          $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (RSS counts the .NET runtime, libtorch and allocator caches as well as tensors).\n");
             sb.AppendLine("![accuracy against training time](results/rl_accuracy.png)\n");
         }
         return sb.ToString();

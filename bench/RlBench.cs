@@ -22,7 +22,7 @@ public static class RlBench
     /// <summary>Same rollouts per iteration for every algorithm: 64 sequences (16 prompts × 4 samples, or 64 prompts × 1).</summary>
     public static RlOptions OptionsFor(string algorithm, double budgetSeconds, int seed) => RlOptions.For(algorithm) with
     {
-        Iterations = 100_000, MaxSeconds = budgetSeconds, Seed = seed, LearningRate = 2e-4, CriticLearningRate = 2e-4,
+        Iterations = 100_000, MaxSeconds = budgetSeconds, Seed = seed, LearningRate = 5e-5, CriticLearningRate = 2e-4, Temperature = 0.7,
         Beta = algorithm == "topr" ? 0.0 : 0.02, MaxNewTokens = 48, MicroBatchSize = 128, EvalEvery = 5, EvalProblems = 200,
         SamplesPerPrompt = algorithm is "grpo" or "rloo" or "dr_grpo" or "topr" ? 4 : 1,
         PromptsPerIteration = algorithm is "grpo" or "rloo" or "dr_grpo" or "topr" ? 16 : 64,
@@ -67,7 +67,10 @@ public static class RlBench
         var sftDir = Path.Combine(workDir, "sft");
         var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftDir, "data", "countdown.jsonl"));
         var task = TaskRegistry.Create("countdown", Countdown);
-        var prompts = JsonlDataset.LoadSft(trainFile).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+        // Fresh problems for RL (none in the SFT training or held-out files): RL on the SFT prompts mostly rewards recall.
+        var seen = JsonlDataset.LoadSft(trainFile).Items.Concat(JsonlDataset.LoadSft(testFile).Items)
+            .Select(e => e.Fields.GetValueOrDefault("id") ?? e.Prompt).ToHashSet();
+        var prompts = task.Generate(30_000, seed: 2).Where(p => seen.Add(p.Id)).Select(RlPrompt.From).ToList();
         var test = JsonlDataset.LoadSft(testFile).Items.Select(SftPipeline.ToProblem).Take(200).ToList();
         var loaded = HfCheckpoint.Load(Path.Combine(sftDir, "final"), requireTokenizer: true);
         using var policy = loaded.Model;
@@ -98,7 +101,7 @@ public static class RlBench
         File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    static readonly CountdownOptions Countdown = new() { MinNumbers = 3, MaxNumbers = 3, MaxNumber = 20, MaxTarget = 100 };
+    static readonly CountdownOptions Countdown = new() { MinNumbers = 3, MaxNumbers = 3, MaxNumber = 40, MaxTarget = 100 };
 
     static Recipe SftRecipe(string output, int steps) => new()
     {
@@ -110,7 +113,7 @@ public static class RlBench
             Options = new()
             {
                 ["min_numbers"] = JsonSerializer.SerializeToElement(3), ["max_numbers"] = JsonSerializer.SerializeToElement(3),
-                ["max_number"] = JsonSerializer.SerializeToElement(20), ["max_target"] = JsonSerializer.SerializeToElement(100),
+                ["max_number"] = JsonSerializer.SerializeToElement(40), ["max_target"] = JsonSerializer.SerializeToElement(100),
             },
         },
         Data = new DataSection { TrainProblems = 20000, TestProblems = 200 },

@@ -62,6 +62,12 @@ public sealed record RlOptions
     public double CriticLearningRate { get; init; } = 1e-5;
     /// <summary>Iterations in which only the critic learns (PPO critic warm-up).</summary>
     public int CriticWarmupIterations { get; init; }
+    /// <summary>
+    /// Train only on groups whose rewards differ (group estimators: GRPO, Dr. GRPO, RLOO). Their advantages
+    /// are all zero otherwise, so the policy gradient is unchanged up to the normaliser, and the update
+    /// costs only what carries signal (the idea behind DAPO's dynamic sampling, Yu et al. 2025).
+    /// </summary>
+    public bool SkipZeroAdvantageGroups { get; init; }
     /// <summary>Whiten advantages over the batch (PPO-max).</summary>
     public bool WhitenAdvantages { get; init; }
     /// <summary>Scale rewards by a running std estimate (PPO-max reward normalisation).</summary>

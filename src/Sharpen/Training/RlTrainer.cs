@@ -209,8 +209,24 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             // ---- update the actor (K epochs of minibatches; micro-batches accumulate with global counts)
             var m = new UpdateMetrics();
             double trainTokens = 0;
+            int trainedRows = n;
             if (it >= _o.CriticWarmupIterations)
-                trainTokens = UpdateActor(opt, seq, oldLogp, adv, seqAdv, refLogp, beta, it, m, ref optSteps);
+            {
+                if (_o.SkipZeroAdvantageGroups && g > 1 && _spec.Estimator is "grpo" or "dr_grpo" or "rloo")
+                {
+                    // Keep the rows of groups whose rewards differ; the others have zero advantage.
+                    var keep = Enumerable.Range(0, n / g).Where(k => rawR.Skip(k * g).Take(g).Distinct().Count() > 1)
+                        .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
+                    trainedRows = keep.Length;
+                    if (keep.Length > 0)
+                    {
+                        var rowsT = tensor(keep);
+                        trainTokens = UpdateActor(opt, Rows(seq, rowsT), oldLogp.index_select(0, rowsT), adv.index_select(0, rowsT),
+                            seqAdv.index_select(0, rowsT), refLogp?.index_select(0, rowsT), beta, it, m, ref optSteps);
+                    }
+                }
+                else trainTokens = UpdateActor(opt, seq, oldLogp, adv, seqAdv, refLogp, beta, it, m, ref optSteps);
+            }
             timing["update_actor"] = Lap();
 
             // ---- update the critic (PPO)
@@ -253,7 +269,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 ["clip_fraction"] = m.ClipFraction, ["approx_kl"] = m.ApproxKl, ["ratio_max"] = m.RatioMax, ["grad_norm"] = m.GradNorm,
                 ["advantage_mean"] = Masked(adv, mask).Mean, ["advantage_std"] = Masked(adv, mask).Std,
                 ["zero_advantage_group_fraction"] = double.IsNaN(zeroGroups) ? null : zeroGroups,
-                ["completion_length"] = rollouts.Average(x => x.CompletionIds.Length),
+                ["completion_length"] = rollouts.Average(x => x.CompletionIds.Length), ["trained_sequences"] = trainedRows,
                 ["stopped_at_eos"] = rollouts.Count(x => x.Stop == StopReason.Eos) / (double)n,
                 ["generation_tokens_per_s"] = Math.Round(genTokens / Math.Max(timing["generate"], 1e-9), 1),
                 ["train_tokens_per_s"] = Math.Round(trainTokens / Math.Max(timing["update_actor"], 1e-9), 1),
