@@ -215,8 +215,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 if (_o.SkipZeroAdvantageGroups && g > 1 && _spec.Estimator is "grpo" or "dr_grpo" or "rloo")
                 {
                     // Keep the rows of groups whose rewards differ; the others have zero advantage.
-                    var keep = Enumerable.Range(0, n / g).Where(k => rawR.Skip(k * g).Take(g).Distinct().Count() > 1)
-                        .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
+                    var keep = RowsOfGroupsWithSignal(rawR, g);
                     trainedRows = keep.Length;
                     if (keep.Length > 0)
                     {
@@ -455,6 +454,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal.</summary>
+    internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g) =>
+        Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1)
+            .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
 
     IEnumerable<int[]> MiniBatches(int n, int iteration, int epoch)
     {

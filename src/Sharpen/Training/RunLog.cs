@@ -27,10 +27,25 @@ public sealed class RunLog
         if (!append && File.Exists(MetricsPath)) File.Delete(MetricsPath);
     }
 
-    /// <summary>Appends one row.</summary>
+    /// <summary>Appends one row. Non-finite numbers (a metric that had nothing to measure) are written as null.</summary>
     public void Metrics(JsonObject row)
     {
-        File.AppendAllText(MetricsPath, row.ToJsonString() + "\n");
+        File.AppendAllText(MetricsPath, Finite(row).ToJsonString() + "\n");
+    }
+
+    /// <summary>Replaces NaN and infinities (which JSON cannot hold) by null, recursively.</summary>
+    static JsonObject Finite(JsonObject o)
+    {
+        foreach (var key in o.Select(kv => kv.Key).ToList())
+        {
+            switch (o[key])
+            {
+                case JsonValue v when v.TryGetValue(out double d) && !double.IsFinite(d): o[key] = null; break;
+                case JsonValue v when v.TryGetValue(out float f) && !float.IsFinite(f): o[key] = null; break;
+                case JsonObject inner: Finite(inner); break;
+            }
+        }
+        return o;
     }
 
     /// <summary>Keeps only rows whose <c>step</c> is at most <paramref name="step"/> (a resumed run drops rows logged after its checkpoint).</summary>
@@ -48,7 +63,7 @@ public sealed class RunLog
         : [];
 
     /// <summary>Writes summary.json.</summary>
-    public void Summary(JsonObject summary) => WriteAtomically(SummaryPath, summary.ToJsonString(Pretty));
+    public void Summary(JsonObject summary) => WriteAtomically(SummaryPath, Finite(summary).ToJsonString(Pretty));
 
     /// <summary>Writes a file through a temporary sibling and a rename, so readers never see half a file.</summary>
     public static void WriteAtomically(string path, string text)

@@ -21,3 +21,17 @@ public class EvaluationTests
         Assert.Null(Evaluation.MajorityVote([null, null]));
     }
 }
+
+public class RunLogTests
+{
+    [Fact]
+    public void Non_finite_metrics_are_written_as_null_and_rows_read_back()
+    {
+        using var dir = new TempDir();
+        var log = new RunLog(dir.Path);
+        log.Metrics(new System.Text.Json.Nodes.JsonObject { ["step"] = 1, ["loss"] = double.NaN, ["x"] = 2.5, ["inner"] = new System.Text.Json.Nodes.JsonObject { ["y"] = double.PositiveInfinity } });
+        Assert.Equal("""{"step":1,"loss":null,"x":2.5,"inner":{"y":null}}""", File.ReadAllText(log.MetricsPath).Trim());
+        log.Summary(new System.Text.Json.Nodes.JsonObject { ["a"] = double.NegativeInfinity });
+        Assert.Contains("\"a\": null", File.ReadAllText(log.SummaryPath));
+    }
+}

@@ -108,6 +108,23 @@ public class RlTrainerTests
     }
 
     [Fact]
+    public void Zero_advantage_groups_can_be_left_out_of_the_update()
+    {
+        // Groups of 3: [1,1,1] carries no signal, [0,1,0] does, [0,0,0] does not, [0.5,0.5,1] does.
+        double[] r = [1, 1, 1, 0, 1, 0, 0, 0, 0, 0.5, 0.5, 1];
+        Assert.Equal([3L, 4, 5, 9, 10, 11], RlTrainer.RowsOfGroupsWithSignal(r, 3));
+
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with { Iterations = 30, PromptsPerIteration = 16, SamplesPerPrompt = 4, MaxNewTokens = 1, LearningRate = 1e-2, Beta = 0.0, EvalEvery = 0, SkipZeroAdvantageGroups = true };
+        new RlTrainer(model, Tok, o, RewardC).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        Assert.True(ProbabilityOfC(model) > 0.9);
+        var trained = new RunLog(dir.Path, append: true).ReadMetrics().Select(x => x["trained_sequences"]!.GetValue<int>()).ToList();
+        Assert.All(trained, t => Assert.Equal(0, t % 4));   // whole groups only
+        Assert.Contains(trained, t => t < 64);               // some groups were all-equal and skipped
+    }
+
+    [Fact]
     public void Unknown_algorithms_fail_at_once_listing_the_known_ones()
     {
         var e = Assert.Throws<ArgumentException>(() => RlOptions.For("a2c"));
