@@ -172,7 +172,9 @@ public static class QuickstartCommand
         table.Add("Greedy verdicts after SFT: " + string.Join(", ", sft.Eval.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
         table.Add("");
         table.Add($"Greedy verdicts after {s.RlAlgorithm}: " + string.Join(", ", rl.After.Verdicts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}")));
-        var rlMetrics = new RunLog(rlRecipe.Output, append: true).ReadMetrics();
+        // The held-out curve starts at the SFT model's accuracy (iteration 0).
+        var rlMetrics = new RunLog(rlRecipe.Output, append: true).ReadMetrics()
+            .Prepend(new JsonObject { ["step"] = 0, ["eval_accuracy"] = rl.Before!.Accuracy }).ToList();
         var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table, rlMetrics);
         log($"report: {report}");
         foreach (var line in table.Skip(2)) log(line);
