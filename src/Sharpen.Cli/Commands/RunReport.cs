@@ -31,6 +31,9 @@ static class RunReport
         return path;
     }
 
+    // Rows read from disk hold JSON numbers; rows built in memory may hold int or double values.
+    static double Number(JsonNode n) => n is JsonValue v && v.TryGetValue(out int i) ? i : n.GetValue<double>();
+
     static bool Plot(string outDir, string file, string title, string yLabel, IReadOnlyList<JsonObject> metrics, params (string Key, string Label)[] series)
     {
         var plot = new Plot();
@@ -38,7 +41,7 @@ static class RunReport
         foreach (var (key, label) in series)
         {
             var pts = metrics.Where(r => r[key] is not null && r["step"] is not null)
-                .Select(r => (x: r["step"]!.GetValue<double>(), y: r[key]!.GetValue<double>())).ToList();
+                .Select(r => (x: Number(r["step"]!), y: Number(r[key]!))).ToList();
             if (pts.Count == 0) continue;
             var s = plot.Add.Scatter(pts.Select(p => p.x).ToArray(), pts.Select(p => p.y).ToArray());
             s.LegendText = label;
