@@ -1,0 +1,21 @@
+using static TorchSharp.torch;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>
+/// Inputs shared by the preference losses: per-sequence <b>summed</b> log-probabilities of the chosen and rejected
+/// completions of the same prompts, <c>(B)</c>.
+/// </summary>
+/// <param name="PolicyChosen">Σ_t log π_θ of the chosen completion, <c>(B)</c>, requires grad.</param>
+/// <param name="PolicyRejected">Σ_t log π_θ of the rejected completion, <c>(B)</c>, requires grad.</param>
+/// <param name="ReferenceChosen">Σ_t log π_ref of the chosen completion, <c>(B)</c>, no grad; null for reference-free losses.</param>
+/// <param name="ReferenceRejected">Σ_t log π_ref of the rejected completion, <c>(B)</c>, no grad; null for reference-free losses.</param>
+/// <param name="ChosenLengths">Number of tokens of the chosen completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
+/// <param name="RejectedLengths">Number of tokens of the rejected completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
+public sealed record PreferenceInput(
+    Tensor PolicyChosen,
+    Tensor PolicyRejected,
+    Tensor? ReferenceChosen,
+    Tensor? ReferenceRejected,
+    Tensor? ChosenLengths = null,
+    Tensor? RejectedLengths = null);

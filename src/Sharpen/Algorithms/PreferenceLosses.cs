@@ -1,0 +1,227 @@
+using Sharpen.Torch;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>
+/// Offline preference-optimisation losses as pure functions of tensors. Each takes per-sequence summed log-probs of a
+/// chosen and a rejected completion <c>(B)</c> (see <see cref="PreferenceInput"/>), returns the batch mean of the per-pair
+/// loss and plain-number metrics. Throughout, h = (log π_θ(c) − log π_ref(c)) − (log π_θ(r) − log π_ref(r)) is the
+/// difference of the summed log-ratios (<b>not</b> length-averaged), and −log σ(z) is computed as softplus(−z).
+/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo".
+/// </summary>
+public static class PreferenceLosses
+{
+    /// <summary>ORPO's log(1 − P) needs P &lt; 1: the length-averaged log-prob is clamped to at most −1e-6 there.</summary>
+    const double MaxAverageLogProb = -1e-6;
+
+    /// <summary>The registered loss names.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo"];
+
+    /// <summary>Throws <see cref="ArgumentException"/> listing <see cref="Names"/> when <paramref name="name"/> is not one of them.</summary>
+    public static void EnsureKnown(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!Names.Contains(name))
+            throw new ArgumentException($"Unknown preference loss '{name}'. Known: {string.Join(", ", Names)}.", nameof(name));
+    }
+
+    /// <summary>
+    /// DPO (Rafailov et al. 2023, arXiv:2305.18290 Eq. 7): loss = −log σ(β·h), mean over B.
+    /// Metrics use the implicit rewards β·(log π_θ − log π_ref).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Dpo(PreferenceInput x, double beta = 0.1)
+    {
+        RequirePositive(beta, nameof(beta));
+        Check(x, reference: true, lengths: false);
+        using var scope = NewDisposeScope();
+        var (chosen, rejected) = LogRatios(x);                                   // (B), (B)
+        var h = chosen - rejected;                                               // (B)
+        var loss = F.softplus(-beta * h).mean();                                 // −log σ(β h), arXiv:2305.18290 Eq. 7
+        var metrics = Metrics(beta * chosen, beta * rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// Conservative DPO (Mitchell 2023, "A note on DPO with noisy preferences"): DPO with label smoothing ε, i.e. the
+    /// binary cross-entropy against a soft label 1 − ε: loss = −(1 − ε) log σ(β h) − ε log σ(−β h), mean over B.
+    /// ε = 0 is DPO. Metrics as <see cref="Dpo"/>.
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) CDpo(PreferenceInput x, double beta = 0.1, double labelSmoothing = 0.1)
+    {
+        RequirePositive(beta, nameof(beta));
+        RequireRate(labelSmoothing, nameof(labelSmoothing));
+        Check(x, reference: true, lengths: false);
+        using var scope = NewDisposeScope();
+        var (chosen, rejected) = LogRatios(x);                                   // (B), (B)
+        var h = chosen - rejected;                                               // (B)
+        var eps = labelSmoothing;
+        var perPair = (1 - eps) * F.softplus(-beta * h) + eps * F.softplus(beta * h);   // −(1−ε) log σ(βh) − ε log σ(−βh), Mitchell 2023
+        var loss = perPair.mean();
+        var metrics = Metrics(beta * chosen, beta * rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// IPO (Azar et al. 2023, arXiv:2310.12036 Eq. 17): loss = (h − 1/(2τ))², mean over B, with h the difference of the
+    /// <b>summed</b> log-ratios as in the paper (no length averaging). Its minimum 0 is at h = 1/(2τ).
+    /// Metrics use τ as the reward scale: rewards τ·(log π_θ − log π_ref).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Ipo(PreferenceInput x, double tau = 0.1)
+    {
+        RequirePositive(tau, nameof(tau));
+        Check(x, reference: true, lengths: false);
+        using var scope = NewDisposeScope();
+        var (chosen, rejected) = LogRatios(x);                                   // (B), (B)
+        var h = chosen - rejected;                                               // (B)
+        var d = h - 1.0 / (2 * tau);                                             // (B)
+        var loss = (d * d).mean();                                               // (h − τ⁻¹/2)², arXiv:2310.12036 Eq. 17
+        var metrics = Metrics(tau * chosen, tau * rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// Robust DPO (Chowdhury et al. 2024, arXiv:2403.00409): an unbiased DPO loss under preference labels flipped with
+    /// known rate ε &lt; 1/2: loss = [(1 − ε)(−log σ(β h)) − ε(−log σ(−β h))] / (1 − 2ε), mean over B. ε = 0 is DPO.
+    /// The per-pair loss can be negative. Metrics as <see cref="Dpo"/>.
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) RDpo(PreferenceInput x, double beta = 0.1, double flipRate = 0.1)
+    {
+        RequirePositive(beta, nameof(beta));
+        RequireRate(flipRate, nameof(flipRate));
+        Check(x, reference: true, lengths: false);
+        using var scope = NewDisposeScope();
+        var (chosen, rejected) = LogRatios(x);                                   // (B), (B)
+        var h = chosen - rejected;                                               // (B)
+        var eps = flipRate;
+        var perPair = ((1 - eps) * F.softplus(-beta * h) - eps * F.softplus(beta * h)) / (1 - 2 * eps);   // arXiv:2403.00409
+        var loss = perPair.mean();
+        var metrics = Metrics(beta * chosen, beta * rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// ORPO (Hong et al. 2024, arXiv:2403.07691 Eq. 6), reference-free: loss = NLL(c) + λ·L_OR, mean over B, with
+    /// NLL(c) = −log π_θ(c)/|c| and L_OR = −log σ(log odds(c) − log odds(r)), where log P(y) = log π_θ(y)/|y| (the
+    /// length-averaged log-prob) and log odds(y) = log P − log(1 − P). log(1 − P) is computed as log(−expm1(log P)) with
+    /// log P clamped to at most −1e-6. Needs both lengths; the reference log-probs are not read.
+    /// Metrics use the unscaled length-averaged log-probs log π_θ(y)/|y| as rewards (their order is the order of the odds).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Orpo(PreferenceInput x, double lambda = 0.1)
+    {
+        RequireNonNegative(lambda, nameof(lambda));
+        Check(x, reference: false, lengths: true);
+        using var scope = NewDisposeScope();
+        var (avgChosen, avgRejected) = AverageLogProbs(x);                       // (B), (B)
+        var nll = -avgChosen;                                                    // (B)  L_SFT, length-averaged NLL of the chosen
+        var logOddsRatio = LogOdds(avgChosen) - LogOdds(avgRejected);            // (B)  log odds(c)/odds(r)
+        var perPair = nll + lambda * F.softplus(-logOddsRatio);                  // L_SFT + λ·(−log σ(log OR)), arXiv:2403.07691 Eq. 6
+        var loss = perPair.mean();
+        var metrics = Metrics(avgChosen, avgRejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// SimPO (Meng et al. 2024, arXiv:2405.14734 Eq. 6), reference-free: loss = −log σ(β/|c|·log π_θ(c) − β/|r|·log π_θ(r) − γ),
+    /// mean over B. Needs both lengths; the reference log-probs are not read. Metrics use SimPO's rewards β/|y|·log π_θ(y)
+    /// (the margin reported does not subtract γ).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) SimPo(PreferenceInput x, double beta = 2.0, double gamma = 1.0)
+    {
+        RequirePositive(beta, nameof(beta));
+        RequireNonNegative(gamma, nameof(gamma));
+        Check(x, reference: false, lengths: true);
+        using var scope = NewDisposeScope();
+        var (avgChosen, avgRejected) = AverageLogProbs(x);                       // (B), (B)
+        var chosen = beta * avgChosen;                                           // (B)  r(c) = β/|c|·log π_θ(c)
+        var rejected = beta * avgRejected;                                       // (B)
+        var loss = F.softplus(-(chosen - rejected - gamma)).mean();              // −log σ(r(c) − r(r) − γ), arXiv:2405.14734 Eq. 6
+        var metrics = Metrics(chosen, rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>Summed log-ratios log π_θ − log π_ref of the chosen and rejected completions, <c>(B)</c> each; the reference is detached.</summary>
+    static (Tensor Chosen, Tensor Rejected) LogRatios(PreferenceInput x) => (
+        x.PolicyChosen - x.ReferenceChosen!.detach().to_type(x.PolicyChosen.dtype),
+        x.PolicyRejected - x.ReferenceRejected!.detach().to_type(x.PolicyRejected.dtype));
+
+    /// <summary>Length-averaged policy log-probs log π_θ(y)/|y| of the chosen and rejected completions, <c>(B)</c> each.</summary>
+    static (Tensor Chosen, Tensor Rejected) AverageLogProbs(PreferenceInput x) => (
+        x.PolicyChosen / x.ChosenLengths!.detach().to_type(x.PolicyChosen.dtype),
+        x.PolicyRejected / x.RejectedLengths!.detach().to_type(x.PolicyRejected.dtype));
+
+    /// <summary>log(P / (1 − P)) from log P, <c>(B)</c>; log(1 − P) = log(−expm1(log P)), accurate for P near 1.</summary>
+    static Tensor LogOdds(Tensor logP) =>
+        logP - (-logP.clamp_max(MaxAverageLogProb).expm1()).log();              // log odds = log P − log(1 − P), arXiv:2403.07691
+
+    /// <summary>Batch means of the two rewards <c>(B)</c> and their difference, and the share of pairs with chosen &gt; rejected.</summary>
+    static PreferenceMetrics Metrics(Tensor chosenReward, Tensor rejectedReward)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var c = chosenReward.detach().to_type(ScalarType.Float32);               // (B)
+        var r = rejectedReward.detach().to_type(ScalarType.Float32);             // (B)
+        var accuracy = (c > r).to_type(ScalarType.Float32).mean().item<float>();
+        var margin = (c - r).mean().item<float>();
+        return new PreferenceMetrics(accuracy, margin, c.mean().item<float>(), r.mean().item<float>());
+    }
+
+    static void Check(PreferenceInput x, bool reference, bool lengths)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(x.PolicyChosen, nameof(x.PolicyChosen));
+        ArgumentNullException.ThrowIfNull(x.PolicyRejected, nameof(x.PolicyRejected));
+        TorchRuntime.EnsureLoaded();
+        if (x.PolicyChosen.dim() != 1 || x.PolicyChosen.shape[0] == 0)
+            throw new ArgumentException(
+                $"PolicyChosen must be a non-empty (B) tensor, got shape [{string.Join(", ", x.PolicyChosen.shape)}].", nameof(x.PolicyChosen));
+        RequireSameShape(x.PolicyChosen, x.PolicyRejected, nameof(x.PolicyRejected));
+        if (reference)
+        {
+            RequireSameShape(x.PolicyChosen, x.ReferenceChosen, nameof(x.ReferenceChosen));
+            RequireSameShape(x.PolicyChosen, x.ReferenceRejected, nameof(x.ReferenceRejected));
+        }
+        if (lengths)
+        {
+            RequirePositiveLengths(x.PolicyChosen, x.ChosenLengths, nameof(x.ChosenLengths));
+            RequirePositiveLengths(x.PolicyChosen, x.RejectedLengths, nameof(x.RejectedLengths));
+        }
+    }
+
+    static void RequireSameShape(Tensor reference, Tensor? other, string otherName)
+    {
+        if (other is null)
+            throw new ArgumentException($"{otherName} is required by this loss.", otherName);
+        if (!reference.shape.SequenceEqual(other.shape))
+            throw new ArgumentException(
+                $"{otherName} has shape [{string.Join(", ", other.shape)}] but must match [{string.Join(", ", reference.shape)}].", otherName);
+    }
+
+    static void RequirePositiveLengths(Tensor reference, Tensor? lengths, string name)
+    {
+        RequireSameShape(reference, lengths, name);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        if ((lengths! <= 0).any().item<bool>())
+            throw new ArgumentException($"{name} must be > 0 for every sequence.", name);
+    }
+
+    static void RequirePositive(double value, string name)
+    {
+        if (!(value > 0) || double.IsInfinity(value))
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number > 0.");
+    }
+
+    static void RequireNonNegative(double value, string name)
+    {
+        if (!(value >= 0) || double.IsInfinity(value))
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number ≥ 0.");
+    }
+
+    static void RequireRate(double value, string name)
+    {
+        if (!(value >= 0 && value < 0.5))
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [0, 0.5).");
+    }
+}
