@@ -1,0 +1,289 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// Offline preference-optimisation settings (the <c>preference</c> section of a recipe). The loss is one of
+/// <see cref="PreferenceLosses.Names"/>; only the coefficients of the chosen loss are read.
+/// </summary>
+public sealed record PreferenceOptions
+{
+    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo or simpo.</summary>
+    public string Loss { get; init; } = "dpo";
+    /// <summary>β: the reward scale of dpo, cdpo, rdpo and simpo.</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>cDPO label smoothing ε in [0, 0.5).</summary>
+    public double LabelSmoothing { get; init; } = 0.0;
+    /// <summary>rDPO's known rate of flipped labels ε in [0, 0.5).</summary>
+    public double FlipRate { get; init; } = 0.1;
+    /// <summary>IPO's τ; its loss is minimal at h = 1/(2τ).</summary>
+    public double Tau { get; init; } = 0.1;
+    /// <summary>ORPO's λ, the weight of the odds-ratio term next to the chosen NLL.</summary>
+    public double Lambda { get; init; } = 0.1;
+    /// <summary>SimPO's target reward margin γ.</summary>
+    public double Gamma { get; init; } = 1.0;
+    /// <summary>Optimizer steps to run.</summary>
+    public int MaxSteps { get; init; } = 200;
+    /// <summary>Preference pairs per step.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Peak learning rate of AdamW (no weight decay).</summary>
+    public double LearningRate { get; init; } = 5e-5;
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 10;
+    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
+    public double MinLrRatio { get; init; } = 0.1;
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Write a metrics row every N steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Seed of the pair order.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
+    public bool NeedsReference => Loss is not ("orpo" or "simpo");
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
+    public PreferenceOptions Validate()
+    {
+        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"preference.{key} must be positive, got {v}"); }
+        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"preference.{key} must be ≥ 0, got {v}"); }
+        void Rate(double v, string key) { if (!(v >= 0 && v < 0.5)) throw new ArgumentException($"preference.{key} must be in [0, 0.5), got {v}"); }
+        if (Loss is null || !PreferenceLosses.Names.Contains(Loss))
+            throw new ArgumentException($"preference.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}.");
+        Positive(Beta, "beta"); Rate(LabelSmoothing, "label_smoothing"); Rate(FlipRate, "flip_rate"); Positive(Tau, "tau");
+        NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma");
+        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
+        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(LogEvery, "log_every");
+        if (MinLrRatio < 0 || MinLrRatio > 1) throw new ArgumentException($"preference.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        return this;
+    }
+}
+
+/// <summary>What a preference run produced.</summary>
+public sealed record PreferenceResult(int Steps, double FinalLoss, double FinalAccuracy, string FinalCheckpoint);
+
+/// <summary>
+/// Offline preference optimisation (DPO and relatives), top to bottom: tokenize the pairs once; score every pair once
+/// with a frozen copy of the starting policy (the reference; cached in <c>reference_logprobs.json</c> under a key of
+/// the reference weights and the tokenized pairs; skipped for the reference-free orpo and simpo); then per step take
+/// BatchSize pairs in a seeded order, score chosen and rejected with the policy in one stacked pass, apply the named
+/// loss from <see cref="PreferenceLosses"/>, clip, AdamW step with warm-up + cosine learning rate, and log.
+/// </summary>
+public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, PreferenceOptions options)
+{
+    /// <summary>Receives one human-readable line per log step and about the reference log-probs.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>The reference cache's file name inside the output directory.</summary>
+    public const string ReferenceFile = "reference_logprobs.json";
+
+    readonly PreferenceOptions _o = options.Validate();
+
+    sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+
+    /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
+    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default)
+    {
+        if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
+        var sw = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        var data = Encode(pairs);
+        int padId = tokenizer.PadTokenId ?? 0;
+        var (refChosen, refRejected) = _o.NeedsReference ? ReferenceLogProbs(data, outDir, padId) : (null, null);
+
+        policy.train();
+        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
+        var runLog = new RunLog(outDir);
+
+        int step = 0, epoch = 0, position = 0;
+        var order = Permutation(data.Count, _o.Seed, epoch);
+        double lastLoss = double.NaN, lastAccuracy = double.NaN;
+        while (step < _o.MaxSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            // The step's pairs, in the seeded order, wrapping into the next epoch.
+            var batch = new List<int>(_o.BatchSize);
+            while (batch.Count < _o.BatchSize)
+            {
+                if (position == data.Count) { epoch++; position = 0; order = Permutation(data.Count, _o.Seed, epoch); }
+                batch.Add(order[position++]);
+            }
+            double lr = schedule.At(step);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+            var (loss, metrics, gradNorm) = TrainStep(opt, data, batch, refChosen, refRejected, padId);   // loss before the update
+            step++;
+            lastLoss = loss;
+            lastAccuracy = metrics.Accuracy;
+
+            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            {
+                runLog.Metrics(new JsonObject
+                {
+                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["accuracy"] = Round(metrics.Accuracy),
+                    ["margin"] = Round(metrics.Margin), ["chosen_reward"] = Round(metrics.ChosenReward),
+                    ["rejected_reward"] = Round(metrics.RejectedReward), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
+                    ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+                });
+                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
+            }
+        }
+
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
+        sw.Stop();
+        runLog.Summary(new JsonObject
+        {
+            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAccuracy),
+            ["pairs"] = data.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+        });
+        return new PreferenceResult(step, lastLoss, lastAccuracy, finalDir);
+    }
+
+    (double Loss, PreferenceMetrics Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Pair> data, List<int> batch,
+        float[]? refChosen, float[]? refRejected, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        int b = batch.Count;
+        var pairs = batch.Select(i => data[i]).ToList();
+        // One stacked pass: rows 0..b-1 are the chosen completions, rows b..2b-1 the rejected ones.
+        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
+            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
+        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
+        var lengths = sb.CompletionMask.sum(1);                                           // (2b)
+        Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
+        Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
+        var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), rc, rr,
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
+        var (loss, metrics) = _o.Loss switch
+        {
+            "dpo" => PreferenceLosses.Dpo(input, _o.Beta),
+            "cdpo" => PreferenceLosses.CDpo(input, _o.Beta, _o.LabelSmoothing),
+            "rdpo" => PreferenceLosses.RDpo(input, _o.Beta, _o.FlipRate),
+            "ipo" => PreferenceLosses.Ipo(input, _o.Tau),
+            "orpo" => PreferenceLosses.Orpo(input, _o.Lambda),
+            "simpo" => PreferenceLosses.SimPo(input, _o.Beta, _o.Gamma),
+            _ => throw new InvalidOperationException($"unhandled loss {_o.Loss}"),
+        };
+        double lossValue = loss.item<float>();
+        loss.backward();
+        double norm = _o.MaxGradNorm > 0
+            ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm)
+            : double.NaN;
+        opt.step();
+        return (lossValue, metrics, norm);
+    }
+
+    /// <summary>
+    /// Summed reference log-probs of every pair's chosen and rejected completion, from the cache when its key matches,
+    /// otherwise computed with a frozen copy of the policy (as it is now) and written to the cache.
+    /// </summary>
+    (float[] Chosen, float[] Rejected) ReferenceLogProbs(List<Pair> data, string outDir, int padId)
+    {
+        var path = Path.Combine(outDir, ReferenceFile);
+        var key = ReferenceKey(data);
+        if (File.Exists(path))
+        {
+            try
+            {
+                var cached = JsonNode.Parse(File.ReadAllText(path));
+                var c = cached?["chosen"]?.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+                var r = cached?["rejected"]?.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+                if (cached?["key"]?.GetValue<string>() == key && c?.Length == data.Count && r?.Length == data.Count)
+                {
+                    Log?.Invoke($"reference log-probs: cached ({path})");
+                    return (c, r);
+                }
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+            {
+                Log?.Invoke($"reference log-probs: unreadable cache {path} ({e.Message}); recomputing");
+            }
+        }
+
+        float[] chosen, rejected;
+        using (var reference = FrozenCopy(policy))
+        {
+            var prompts = data.Select(p => (IReadOnlyList<int>)p.Prompt).ToList();
+            chosen = Scoring.Score(reference, prompts, data.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId).Select(Sum).ToArray();
+            rejected = Scoring.Score(reference, prompts, data.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId).Select(Sum).ToArray();
+        }
+        var json = new JsonObject
+        {
+            ["key"] = key, ["pairs"] = data.Count,
+            ["chosen"] = new JsonArray(chosen.Select(x => (JsonNode)x).ToArray()),
+            ["rejected"] = new JsonArray(rejected.Select(x => (JsonNode)x).ToArray()),
+        };
+        RunLog.WriteAtomically(path, json.ToJsonString());
+        Log?.Invoke($"reference log-probs: computed for {data.Count} pairs ({path})");
+        return (chosen, rejected);
+    }
+
+    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
+
+    /// <summary>A copy of <paramref name="source"/> with the same config and weights, without gradients, in eval mode.</summary>
+    static CausalLM FrozenCopy(CausalLM source)
+    {
+        var copy = new CausalLM(source.Config, seed: 0);
+        copy.LoadWeights(source.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
+        foreach (var p in copy.parameters()) p.requires_grad = false;
+        copy.eval();
+        return copy;
+    }
+
+    /// <summary>SHA-256 over the reference weights (names, shapes, dtypes, bytes) and the tokenized pairs, as hex.</summary>
+    string ReferenceKey(List<Pair> data)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using (no_grad())
+        {
+            foreach (var (name, w) in policy.Weights().OrderBy(w => w.Name, StringComparer.Ordinal))
+            {
+                using var scope = NewDisposeScope();
+                hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{name}:{w.dtype}:[{string.Join(",", w.shape)}];"));
+                var t = w.detach().cpu().contiguous();
+                hash.AppendData(t.bytes);
+            }
+        }
+        void Ints(int[] xs) { hash.AppendData(BitConverter.GetBytes(xs.Length)); hash.AppendData(MemoryMarshal.AsBytes(xs.AsSpan())); }
+        hash.AppendData(BitConverter.GetBytes(data.Count));
+        foreach (var p in data) { Ints(p.Prompt); Ints(p.Chosen); Ints(p.Rejected); }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
+    {
+        var eos = tokenizer.EosTokenId ?? policy.Config.EosTokenIds.FirstOrDefault();
+        return pairs.Select(e =>
+        {
+            var p = tokenizer.Encode(e.Prompt).ToArray();
+            if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{e.Prompt}\"");
+            var c = tokenizer.Encode(e.Chosen, addSpecialTokens: false).Append(eos).ToArray();
+            var r = tokenizer.Encode(e.Rejected, addSpecialTokens: false).Append(eos).ToArray();
+            return new Pair(p, c, r);
+        }).ToList();
+    }
+
+    /// <summary>The pair order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).</summary>
+    static int[] Permutation(int n, int seed, int epoch)
+    {
+        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);   // not HashCode: that is randomised per process
+        var idx = Enumerable.Range(0, n).ToArray();
+        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
+        return idx;
+    }
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}
