@@ -180,6 +180,10 @@ public sealed record RewardSection
     public string Name { get; init; } = "";
     /// <summary>Weight in the summed reward.</summary>
     public double Weight { get; init; } = 1.0;
+    /// <summary>A reward-model checkpoint folder (written by RewardModelTrainer); give this or <see cref="Name"/>, not both.</summary>
+    public string? Model { get; init; }
+    /// <summary>Reward model only: standardise its scores over each batch.</summary>
+    public bool Normalize { get; init; }
 }
 
 /// <summary>The <c>data</c> section.</summary>

@@ -53,12 +53,8 @@ public static class RlPipeline
         using var _ = policy;
 
         // Rewards.
-        var rewards = new List<WeightedReward>();
-        foreach (var r in recipe.Rewards ?? [new RewardSection { Name = task.Name }])
-        {
-            if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}'); add other reward functions from code");
-            rewards.Add(new WeightedReward(new TaskReward(task), r.Weight));
-        }
+        var rewards = BuildRewards(recipe.Rewards, task);
+        using var disposeRewards = new DisposeAll(rewards.Select(w => w.Function).OfType<IDisposable>().ToList());
         if (extraRewards is not null) rewards.AddRange(extraRewards);
 
         var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
@@ -92,5 +88,44 @@ public static class RlPipeline
         summary["parameters"] = policy.ParameterCount();
         runLog.Summary(summary);
         return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry gives exactly one
+    /// of <c>name</c> (the task's verifier) or <c>model</c> (a reward-model folder, loaded as a <see cref="ModelReward"/>,
+    /// which the caller disposes).
+    /// </summary>
+    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask task)
+    {
+        var rewards = new List<WeightedReward>();
+        try
+        {
+            for (int i = 0; i < (sections?.Count ?? 1); i++)
+            {
+                var r = sections?[i] ?? new RewardSection { Name = task.Name };
+                bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model);
+                if (hasName == hasModel)
+                    throw new RecipeException($"recipe: 'rewards[{i}]' needs exactly one of 'name' (the task's verifier) or 'model' (a reward-model folder)");
+                if (hasModel)
+                {
+                    try { rewards.Add(new WeightedReward(new ModelReward(r.Model!, normalize: r.Normalize), r.Weight)); }
+                    catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].model': {e.Message}"); }
+                    continue;
+                }
+                if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}') or a reward model ('model: folder'); add other reward functions from code");
+                rewards.Add(new WeightedReward(new TaskReward(task), r.Weight));
+            }
+        }
+        catch
+        {
+            foreach (var d in rewards.Select(w => w.Function).OfType<IDisposable>()) d.Dispose();
+            throw;
+        }
+        return rewards;
+    }
+
+    sealed class DisposeAll(List<IDisposable> items) : IDisposable
+    {
+        public void Dispose() { foreach (var d in items) d.Dispose(); }
     }
 }

@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training;
+
+/// <summary>Bradley–Terry reward-model settings (recipe keys under <c>reward_model</c>).</summary>
+public sealed record RewardModelOptions
+{
+    /// <summary>Optimizer steps to run.</summary>
+    public int MaxSteps { get; init; } = 200;
+    /// <summary>Preference pairs per step.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Peak learning rate of AdamW (no weight decay), for backbone and head.</summary>
+    public double LearningRate { get; init; } = 5e-5;
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 10;
+    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
+    public double MinLrRatio { get; init; } = 0.1;
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Margin m in −log σ(r_c − r_r − m) (Llama 2's margin variant; 0 = plain Bradley–Terry).</summary>
+    public double Margin { get; init; } = 0.0;
+    /// <summary>Write a metrics row every N steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Seed of the pair order.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
+    public RewardModelOptions Validate()
+    {
+        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"reward_model.{key} must be positive, got {v}"); }
+        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"reward_model.{key} must be ≥ 0, got {v}"); }
+        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
+        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); NonNegative(Margin, "margin");
+        Positive(LogEvery, "log_every");
+        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"reward_model.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        return this;
+    }
+}
+
+/// <summary>What a reward-model run produced.</summary>
+public sealed record RewardModelResult(int Steps, double FinalLoss, double FinalAccuracy, double FinalMargin, string FinalCheckpoint);
+
+/// <summary>
+/// Bradley–Terry reward model (Ouyang et al. 2022): a <see cref="CausalLM"/> backbone plus a <see cref="ScalarHead"/>;
+/// r(x, y) is the head's value at the last real token of prompt + completion + EOS. Per step, BatchSize pairs in a
+/// seeded order are scored in one stacked pass and trained with −log σ(r_c − r_r − m) = softplus(−(r_c − r_r − m)),
+/// AdamW on backbone and head, warm-up + cosine learning rate. The final checkpoint (with
+/// <c>scalar_head.safetensors</c> and the tokenizer) goes to <c>outDir/final</c>; <see cref="Rewards.ModelReward"/> reads it.
+/// </summary>
+public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, ITokenizer tokenizer, RewardModelOptions options)
+{
+    /// <summary>Receives one human-readable line per log step.</summary>
+    public Action<string>? Log { get; init; }
+
+    readonly RewardModelOptions _o = options.Validate();
+
+    sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+
+    /// <summary>The pairwise loss, mean over the batch: softplus(−(r_c − r_r − margin)).</summary>
+    public static Tensor Loss(Tensor chosen, Tensor rejected, double margin = 0.0) =>
+        nn.functional.softplus(-(chosen - rejected - margin)).mean();
+
+    /// <summary>Rewards (N) of a batch: the head's value at each row's last real token.</summary>
+    public static Tensor Rewards(CausalLM model, ScalarHead head, SequenceBatch batch)
+    {
+        var hidden = model.Forward(batch.InputIds, batch.AttentionMask, returnHidden: true).Hidden!;
+        return ScalarHead.AtLastToken(head.forward(hidden), batch.AttentionMask);
+    }
+
+    /// <summary>Prompt tokens (with special tokens) and completion tokens followed by EOS, as the trainer and <see cref="Rewards.ModelReward"/> encode them.</summary>
+    public static (int[] Prompt, int[] Completion) Encode(ITokenizer tokenizer, ModelConfig config, string prompt, string completion)
+    {
+        var eos = tokenizer.EosTokenId ?? config.EosTokenIds.FirstOrDefault();
+        var p = tokenizer.Encode(prompt).ToArray();
+        if (p.Length == 0) throw new ArgumentException($"a prompt encodes to no tokens: \"{prompt}\"");
+        return (p, tokenizer.Encode(completion, addSpecialTokens: false).Append(eos).ToArray());
+    }
+
+    /// <summary>Trains; writes metrics.jsonl, summary.json and final/ (model, head, tokenizer) into <paramref name="outDir"/>.</summary>
+    public RewardModelResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default)
+    {
+        if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
+        var sw = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        var data = pairs.Select(e =>
+        {
+            var (p, c) = Encode(tokenizer, backbone.Config, e.Prompt, e.Chosen);
+            var (_, r) = Encode(tokenizer, backbone.Config, e.Prompt, e.Rejected);
+            return new Pair(p, c, r);
+        }).ToList();
+        int padId = tokenizer.PadTokenId ?? 0;
+
+        backbone.train();
+        head.train();
+        var parameters = backbone.parameters().Concat(head.parameters()).ToList();
+        using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
+        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
+        var runLog = new RunLog(outDir);
+
+        int step = 0, epoch = 0, position = 0;
+        var order = Permutation(data.Count, _o.Seed, epoch);
+        double lastLoss = double.NaN, lastAccuracy = double.NaN, lastMargin = double.NaN;
+        while (step < _o.MaxSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var batch = new List<int>(_o.BatchSize);
+            while (batch.Count < _o.BatchSize)
+            {
+                if (position == data.Count) { epoch++; position = 0; order = Permutation(data.Count, _o.Seed, epoch); }
+                batch.Add(order[position++]);
+            }
+            double lr = schedule.At(step);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+            var (loss, accuracy, margin, gradNorm) = TrainStep(opt, parameters, data, batch, padId);   // before the update
+            step++;
+            (lastLoss, lastAccuracy, lastMargin) = (loss, accuracy, margin);
+
+            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            {
+                runLog.Metrics(new JsonObject
+                {
+                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["accuracy"] = Round(accuracy),
+                    ["margin"] = Round(margin), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
+                    ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+                });
+                Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {accuracy:P0}  margin {margin:F4}  lr {lr:E2}");
+            }
+        }
+
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, backbone, tokenizer, head);
+        sw.Stop();
+        runLog.Summary(new JsonObject
+        {
+            ["steps"] = step, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAccuracy),
+            ["final_margin"] = Round(lastMargin), ["reward_margin"] = _o.Margin, ["pairs"] = data.Count,
+            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+        });
+        return new RewardModelResult(step, lastLoss, lastAccuracy, lastMargin, finalDir);
+    }
+
+    (double Loss, double Accuracy, double Margin, double GradNorm) TrainStep(optim.Optimizer opt, List<TorchSharp.Modules.Parameter> parameters,
+        List<Pair> data, List<int> batch, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        int b = batch.Count;
+        var pairs = batch.Select(i => data[i]).ToList();
+        // One stacked pass: rows 0..b-1 are the chosen completions, rows b..2b-1 the rejected ones.
+        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
+            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
+        var r = Rewards(backbone, head, sb);
+        var rc = r.narrow(0, 0, b);
+        var rr = r.narrow(0, b, b);
+        var loss = Loss(rc, rr, _o.Margin);
+        double lossValue = loss.item<float>();
+        var diff = (rc - rr).detach();
+        double accuracy = (diff > 0).to(ScalarType.Float32).mean().item<float>();
+        double margin = diff.mean().item<float>();
+        loss.backward();
+        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(parameters, _o.MaxGradNorm) : double.NaN;
+        opt.step();
+        return (lossValue, accuracy, margin, norm);
+    }
+
+    /// <summary>The pair order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).</summary>
+    static int[] Permutation(int n, int seed, int epoch)
+    {
+        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);
+        var idx = Enumerable.Range(0, n).ToArray();
+        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
+        return idx;
+    }
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}
