@@ -20,6 +20,7 @@ public static class TrainCommand
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -33,6 +34,18 @@ public static class TrainCommand
             return 0;
         })));
         return cmd;
+    }
+
+    static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        if (resume) throw new ArgumentException("--resume is not supported for preference recipes (they restart from the model)");
+        var result = PreferencePipeline.Run(r, Console.WriteLine, ct);
+        var line = $"{r.PreferenceOptions().Loss}: {result.Result.Steps} steps on {result.Pairs} pairs" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
+        Console.WriteLine(line);
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], [line])}");
+        return 0;
     }
 
     static int RunRl(Recipe r, string name, bool resume, CancellationToken ct)

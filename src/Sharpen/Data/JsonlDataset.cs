@@ -12,7 +12,13 @@ namespace Sharpen.Data;
 /// last assistant message are the prompt, rendered with <see cref="ChatTemplate"/>; the last assistant message
 /// is the completion; nothing may follow it. <c>prompt</c> may also be a message list and <c>completion</c> a
 /// one-message list from the assistant.</item>
-/// <item>Preference: <c>{"prompt": ..., "chosen": ..., "rejected": ...}</c>, each as above.</item>
+/// <item>Preference: <c>{"prompt": ..., "chosen": ..., "rejected": ...}</c>, each as above; or, with the prompt implicit,
+/// <c>{"chosen": [messages], "rejected": [messages]}</c>: each conversation is split at its last assistant message like an
+/// SFT <c>messages</c> row, and both must render the same prompt. Optional numeric <c>score_chosen</c>/<c>score_rejected</c>
+/// are kept in <c>Fields</c>.</item>
+/// <item>Ranked preference: <c>{"prompt": ..., "completions": [string, ...], "ranks": [int, ...]}</c> (rank 1 = best, ties
+/// allowed) expands to every pair (i, j) with rank_i &lt; rank_j, i chosen and j rejected; see <see cref="ExpandRanks"/>.
+/// A malformed ranked line counts as one skipped line.</item>
 /// </list>
 /// Other keys of a row go to the example's <c>Fields</c>.
 /// </summary>
@@ -23,15 +29,35 @@ public static class JsonlDataset
 
     const string SftExpected =
         "{\"prompt\": string, \"completion\": string} or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
-    const string PreferenceExpected = "{\"prompt\": string, \"chosen\": string, \"rejected\": string}";
+    const string PreferenceExpected =
+        "{\"prompt\": string, \"chosen\": string, \"rejected\": string}, {\"chosen\": [messages], \"rejected\": [messages]} " +
+        "or {\"prompt\": string, \"completions\": [string, ...], \"ranks\": [int, ...]}";
 
     /// <summary>Reads an SFT file (prompt/completion or messages rows, mixed freely).</summary>
     public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
         Read(path, SftExpected, ParseSft, skipBadLines);
 
-    /// <summary>Reads a preference file (prompt/chosen/rejected rows).</summary>
-    public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false) =>
-        Read(path, PreferenceExpected, ParsePreference, skipBadLines);
+    /// <summary>Reads a preference file (prompt/chosen/rejected rows, implicit-prompt conversations and ranked lists,
+    /// mixed freely); a ranked line contributes all its pairs, in file order.</summary>
+    public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false)
+    {
+        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines);
+        return new LoadResult<PreferenceExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
+    }
+
+    /// <summary>
+    /// The pairs of a ranked list (rank 1 = best): every (i, j) with <c>ranks[i] &lt; ranks[j]</c>, i chosen. Pairs are
+    /// ordered by the chosen completion's rank (best first, equal ranks in list order), then by the rejected completion's
+    /// position in the list. For ranks [2, 1, 3] over (a, b, c): (b &gt; a), (b &gt; c), (a &gt; c). Tied completions form no pair.
+    /// </summary>
+    public static IReadOnlyList<(int Chosen, int Rejected)> ExpandRanks(IReadOnlyList<int> ranks)
+    {
+        var pairs = new List<(int, int)>();
+        foreach (var i in Enumerable.Range(0, ranks.Count).OrderBy(i => ranks[i]))   // OrderBy is stable
+            for (var j = 0; j < ranks.Count; j++)
+                if (ranks[i] < ranks[j]) pairs.Add((i, j));
+        return pairs;
+    }
 
     /// <summary>
     /// Reads any JSONL file: each non-blank line must be a JSON object, which <paramref name="parse"/> turns into
@@ -105,11 +131,74 @@ public static class JsonlDataset
         return new SftExample(Prompt(row), Completion(row, "completion"), row.ExtraFields("prompt", "completion"));
     }
 
-    static PreferenceExample ParsePreference(JsonRow row) =>
-        new(Prompt(row), Completion(row, "chosen"), Completion(row, "rejected"))
+    static List<PreferenceExample> ParsePreferenceRow(JsonRow row) =>
+        row.Has("completions") || row.Has("ranks") ? ParseRanked(row) : [ParsePreference(row)];
+
+    static PreferenceExample ParsePreference(JsonRow row)
+    {
+        foreach (var key in new[] { "score_chosen", "score_rejected" })
+            if (row.Element.TryGetProperty(key, out var score) && score.ValueKind != JsonValueKind.Number)
+                throw row.Error($"\"{key}\" is {JsonRow.Describe(score.ValueKind)}, not a number");
+        var fields = row.ExtraFields("prompt", "chosen", "rejected");
+        if (row.Has("prompt")) return new(Prompt(row), Completion(row, "chosen"), Completion(row, "rejected")) { Fields = fields };
+
+        // Implicit prompt: chosen and rejected are whole conversations sharing everything before the last assistant message.
+        var (chosenPrompt, chosen) = SplitConversation(row, "chosen");
+        var (rejectedPrompt, rejected) = SplitConversation(row, "rejected");
+        if (chosenPrompt != rejectedPrompt)
+            throw row.Error("\"chosen\" and \"rejected\" differ before their last assistant message, so they do not share a prompt");
+        return new(chosenPrompt, chosen, rejected) { Fields = fields };
+    }
+
+    static (string Prompt, string Completion) SplitConversation(JsonRow row, string key)
+    {
+        var value = row.Get(key);
+        if (value.ValueKind != JsonValueKind.Array)
+            throw row.Error($"\"{key}\" is {JsonRow.Describe(value.ValueKind)}; without \"prompt\" it must be a conversation (a list of messages)");
+        var messages = Messages(row, key);
+        var last = messages.FindLastIndex(m => m.Role == "assistant");
+        if (last < 0) throw row.Error($"\"{key}\" has no message with role \"assistant\"");
+        if (last != messages.Count - 1)
+            throw row.Error($"\"{key}\" continues after the last assistant message (message {last + 1} of {messages.Count})");
+        if (last == 0) throw row.Error($"\"{key}\" has no message before the assistant's, so the prompt is empty");
+        return (ChatTemplate.RenderPrompt(messages.Take(last)), messages[last].Content);
+    }
+
+    static List<PreferenceExample> ParseRanked(JsonRow row)
+    {
+        var prompt = Prompt(row);
+        var completionsValue = row.Get("completions");
+        var ranksValue = row.Get("ranks");
+        if (completionsValue.ValueKind != JsonValueKind.Array)
+            throw row.Error($"\"completions\" is {JsonRow.Describe(completionsValue.ValueKind)}, not a list");
+        if (ranksValue.ValueKind != JsonValueKind.Array)
+            throw row.Error($"\"ranks\" is {JsonRow.Describe(ranksValue.ValueKind)}, not a list");
+        var completions = new List<string>();
+        foreach (var c in completionsValue.EnumerateArray()) completions.Add(row.AsString(c, $"\"completions\"[{completions.Count}]"));
+        var ranks = new List<int>();
+        foreach (var r in ranksValue.EnumerateArray())
         {
-            Fields = row.ExtraFields("prompt", "chosen", "rejected"),
-        };
+            if (r.ValueKind != JsonValueKind.Number || !r.TryGetInt32(out var rank))
+                throw row.Error($"\"ranks\"[{ranks.Count}] is {(r.ValueKind == JsonValueKind.Number ? r.GetRawText() : JsonRow.Describe(r.ValueKind))}, not an integer");
+            if (rank < 1) throw row.Error($"\"ranks\"[{ranks.Count}] is {rank}; ranks start at 1 (the best)");
+            ranks.Add(rank);
+        }
+        if (completions.Count < 2) throw row.Error($"\"completions\" has {completions.Count} item(s); a ranked list needs at least 2");
+        if (ranks.Count != completions.Count)
+            throw row.Error($"\"ranks\" has {ranks.Count} items but \"completions\" has {completions.Count}");
+        var pairs = ExpandRanks(ranks);
+        if (pairs.Count == 0) throw row.Error("all ranks are equal, so the list has no preference pair");
+        var extra = row.ExtraFields("prompt", "completions", "ranks");
+        return pairs.Select(p =>
+        {
+            var fields = new Dictionary<string, string>(extra)
+            {
+                ["rank_chosen"] = ranks[p.Chosen].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["rank_rejected"] = ranks[p.Rejected].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            return new PreferenceExample(prompt, completions[p.Chosen], completions[p.Rejected]) { Fields = fields };
+        }).ToList();
+    }
 
     static string Prompt(JsonRow row)
     {

@@ -24,7 +24,7 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning) or <c>rl</c> (online RL).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL) or <c>preference</c> (DPO and relatives on preference pairs).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -44,6 +44,28 @@ public sealed record Recipe
     [JsonPropertyName("rl")] public JsonObject? RlSection { get; init; }
     /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
     public List<RewardSection>? Rewards { get; init; }
+
+    /// <summary>Preference-optimisation settings as written; <see cref="PreferenceOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("preference")] public JsonObject? PreferenceSection { get; init; }
+
+    /// <summary>The preference options: <see cref="Training.PreferenceOptions"/>' defaults with the recipe's <c>preference</c> keys on top.</summary>
+    public PreferenceOptions PreferenceOptions(string source = "recipe")
+    {
+        var merged = JsonSerializer.SerializeToNode(new Training.PreferenceOptions(), Json)!.AsObject();
+        foreach (var (k, val) in PreferenceSection ?? new JsonObject()) merged[k] = val?.DeepClone();
+        try
+        {
+            return (merged.Deserialize<PreferenceOptions>(Json) ?? new Training.PreferenceOptions()).Validate();
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: 'preference.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new RecipeException($"{source}: {e.Message}");
+        }
+    }
 
     /// <summary>The RL options: the preset of <c>rl.algorithm</c> with the recipe's keys on top.</summary>
     public RlOptions RlOptions(string source = "recipe")
@@ -97,7 +119,9 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl")) throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl");
+        if (recipe.Kind is not ("sft" or "rl" or "preference"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference");
+        if (recipe.Kind == "preference") ValidatePreference(recipe, source);
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
@@ -111,6 +135,15 @@ public sealed record Recipe
         if (recipe.Task is null && recipe.Data.Train is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
         return recipe;
+    }
+
+    static void ValidatePreference(Recipe recipe, string source)
+    {
+        recipe.PreferenceOptions(source);
+        if (recipe.Data.Train is null)
+            throw new RecipeException($"{source}: a preference recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
+        if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+            throw new RecipeException($"{source}: 'model.init' in a preference recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
     }
 
     static string Describe(JsonException e)
