@@ -109,6 +109,18 @@ public class CommandTests
     }
 
     [Fact]
+    public void A_bad_recipe_is_one_error_line_naming_the_key()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("r.yaml"), "model: { path: m }\ntask: { name: countdown }\nsft: { batch_sise: 2 }\n");
+        var (code, output, err) = Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: ", err);
+        Assert.Contains("'sft.batch_sise'", err);
+        Assert.DoesNotContain("   at ", err + output);   // no stack trace
+    }
+
+    [Fact]
     public void Eval_writes_summary_fields_and_a_row_per_problem()
     {
         using var dir = new TempDir();
