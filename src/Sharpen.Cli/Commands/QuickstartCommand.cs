@@ -175,7 +175,7 @@ public static class QuickstartCommand
         // The held-out curve starts at the SFT model's accuracy (iteration 0).
         var rlMetrics = new RunLog(rlRecipe.Output, append: true).ReadMetrics()
             .Prepend(new JsonObject { ["step"] = 0, ["eval_accuracy"] = rl.Before!.Accuracy }).ToList();
-        var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table, rlMetrics);
+        var report = RunReport.Write(s.Out, "Sharpen quickstart", metrics, table, rlMetrics, lossTitle: "Training loss (SFT)");
         log($"report: {report}");
         foreach (var line in table.Skip(2)) log(line);
         return summary;

@@ -7,13 +7,14 @@ namespace Sharpen.Cli.Commands;
 /// <summary>Writes report.md with PNG plots (loss; evaluation accuracy) from a run's metrics.jsonl.</summary>
 static class RunReport
 {
+    /// <summary>Writes report.md; <paramref name="lossTitle"/> titles the loss plot drawn from <paramref name="metrics"/> (e.g. "Training loss (SFT)", "Preference loss").</summary>
     public static string Write(string outDir, string title, IReadOnlyList<JsonObject> metrics, IReadOnlyList<string> tableLines,
-        IReadOnlyList<JsonObject>? rlMetrics = null)
+        IReadOnlyList<JsonObject>? rlMetrics = null, string lossTitle = "Training loss")
     {
         var md = new StringBuilder($"# {title}\n\n");
         foreach (var line in tableLines) md.AppendLine(line);
         md.AppendLine();
-        if (Plot(outDir, "loss.png", "Training loss (SFT)", "loss", metrics, ("loss", "train"), ("eval_loss", "held-out")))
+        if (Plot(outDir, "loss.png", lossTitle, "loss", metrics, ("loss", "train"), ("eval_loss", "held-out")))
             md.AppendLine("![loss](loss.png)\n");
         if (Plot(outDir, "eval_accuracy.png", "Held-out greedy accuracy (SFT)", "accuracy", metrics, ("eval_accuracy", "accuracy")))
             md.AppendLine("![accuracy](eval_accuracy.png)\n");

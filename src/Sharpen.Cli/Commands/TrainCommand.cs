@@ -21,6 +21,7 @@ public static class TrainCommand
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -30,7 +31,7 @@ public static class TrainCommand
             };
             if (result.Eval is { } e)
                 lines.Add($"Held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}.");
-            Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {pr.GetValue(recipe)!.Name}", metrics, lines)}");
+            Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {pr.GetValue(recipe)!.Name}", metrics, lines, lossTitle: "Training loss (SFT)")}");
             return 0;
         })));
         return cmd;
@@ -44,7 +45,22 @@ public static class TrainCommand
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
         Console.WriteLine(line);
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], [line])}");
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Preference loss")}");
+        return 0;
+    }
+
+    static int RunRewardModel(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        if (resume) throw new ArgumentException("--resume is not supported for reward-model recipes (they restart from the model)");
+        var result = RewardModelPipeline.Run(r, Console.WriteLine, ct);
+        var line = $"reward model: {result.Result.Steps} steps on {result.Pairs} pairs" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, " +
+            $"pair accuracy {result.Result.FinalAccuracy:P0}, reward margin {result.Result.FinalMargin:F4}; checkpoint {result.Result.FinalCheckpoint}.";
+        Console.WriteLine(line);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Reward-model loss")}");
         return 0;
     }
 

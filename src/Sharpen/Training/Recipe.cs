@@ -24,7 +24,8 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL) or <c>preference</c> (DPO and relatives on preference pairs).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs)
+    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -49,17 +50,31 @@ public sealed record Recipe
     [JsonPropertyName("preference")] public JsonObject? PreferenceSection { get; init; }
 
     /// <summary>The preference options: <see cref="Training.PreferenceOptions"/>' defaults with the recipe's <c>preference</c> keys on top.</summary>
-    public PreferenceOptions PreferenceOptions(string source = "recipe")
+    public PreferenceOptions PreferenceOptions(string source = "recipe") =>
+        Bind(PreferenceSection, new Training.PreferenceOptions(), "preference", source, o => o.Validate());
+
+    /// <summary>Reward-model settings as written; <see cref="RewardModelOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("reward_model")] public JsonObject? RewardModelSection { get; init; }
+
+    /// <summary>The reward-model options: <see cref="Training.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
+    public RewardModelOptions RewardModelOptions(string source = "recipe") =>
+        Bind(RewardModelSection, new Training.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>
+    /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
+    /// Unknown or mistyped keys and failed validation become a <see cref="RecipeException"/> naming <c>name.key</c>.
+    /// </summary>
+    static T Bind<T>(JsonObject? section, T defaults, string name, string source, Func<T, T> validate) where T : class
     {
-        var merged = JsonSerializer.SerializeToNode(new Training.PreferenceOptions(), Json)!.AsObject();
-        foreach (var (k, val) in PreferenceSection ?? new JsonObject()) merged[k] = val?.DeepClone();
+        var merged = JsonSerializer.SerializeToNode(defaults, Json)!.AsObject();
+        foreach (var (k, val) in section ?? new JsonObject()) merged[k] = val?.DeepClone();
         try
         {
-            return (merged.Deserialize<PreferenceOptions>(Json) ?? new Training.PreferenceOptions()).Validate();
+            return validate(merged.Deserialize<T>(Json) ?? defaults);
         }
         catch (JsonException e)
         {
-            throw new RecipeException($"{source}: 'preference.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+            throw new RecipeException($"{source}: '{name}.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
         }
         catch (ArgumentException e)
         {
@@ -119,9 +134,10 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference");
-        if (recipe.Kind == "preference") ValidatePreference(recipe, source);
+        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model");
+        if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
@@ -137,13 +153,14 @@ public sealed record Recipe
         return recipe;
     }
 
-    static void ValidatePreference(Recipe recipe, string source)
+    /// <summary>Checks of recipes trained on preference pairs (<c>preference</c> and <c>reward_model</c>).</summary>
+    static void ValidatePairsData(Recipe recipe, string source)
     {
-        recipe.PreferenceOptions(source);
+        var kind = recipe.Kind.Replace('_', '-');
         if (recipe.Data.Train is null)
-            throw new RecipeException($"{source}: a preference recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
+            throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
-            throw new RecipeException($"{source}: 'model.init' in a preference recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+            throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
     }
 
     static string Describe(JsonException e)

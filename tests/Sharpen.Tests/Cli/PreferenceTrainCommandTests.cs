@@ -46,5 +46,6 @@ public class PreferenceTrainCommandTests
         Assert.Equal(1, summary["skipped_lines"]!.GetValue<int>());
         Assert.Equal(3, summary["steps"]!.GetValue<int>());
         Assert.True(File.Exists(Path.Combine(run, "final", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(run, "loss.png")));   // the loss plot comes from the preference metrics
     }
 }

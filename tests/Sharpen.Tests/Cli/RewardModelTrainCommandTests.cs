@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Sharpen.Cli.Commands;
+using Sharpen.Models;
+
+namespace Sharpen.Tests.Cli;
+
+/// <summary><c>sharpen train</c> with a <c>kind: reward_model</c> recipe, end to end on a tiny fresh model.</summary>
+[Collection("console")]
+public class RewardModelTrainCommandTests
+{
+    [Fact]
+    public void Train_runs_a_reward_model_recipe()
+    {
+        using var dir = new TempDir();
+        File.WriteAllLines(dir.File("pairs.jsonl"),
+        [
+            """{"prompt": "ab", "chosen": "cd", "rejected": "dc"}""",
+            """{"prompt": "ba", "chosen": "dd", "rejected": "cc", "score_chosen": 1}""",
+            """{"prompt": "cab", "completions": ["a", "bb", "c"], "ranks": [2, 1, 3]}""",
+            "this line is bad",
+        ]);
+        File.WriteAllText(dir.File("r.yaml"), $"""
+            kind: reward_model
+            output: {dir.File("run")}
+            model:
+              init: {"{"} hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 64 {"}"}
+              tokenizer: "chars:abcd"
+            data: {"{"} train: {dir.File("pairs.jsonl")}, skip_bad_lines: true {"}"}
+            reward_model: {"{"} max_steps: 3, batch_size: 2, log_every: 1, warmup_steps: 0 {"}"}
+            """);
+
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        int code;
+        try { code = TrainCommand.Create().Parse([dir.File("r.yaml")]).Invoke(); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        Assert.True(code == 0, e.ToString() + o);
+        Assert.Contains("reward model: 3 steps on 5 pairs (1 lines skipped)", o.ToString());
+
+        var run = dir.File("run");
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Count(l => l.Trim().Length > 0));
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
+        Assert.Equal(5, summary["pairs"]!.GetValue<int>());
+        Assert.Equal(1, summary["skipped_lines"]!.GetValue<int>());
+        Assert.Equal(3, summary["steps"]!.GetValue<int>());
+        Assert.True(summary["parameters"]!.GetValue<long>() > 0);
+        Assert.True(File.Exists(Path.Combine(run, "final", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(run, "final", ScalarHead.FileName)));
+        Assert.Contains("![loss](loss.png)", File.ReadAllText(Path.Combine(run, "report.md")));
+        Assert.True(File.Exists(Path.Combine(run, "loss.png")));
+    }
+}
