@@ -1,0 +1,139 @@
+using Sharpen.Algorithms;
+using static Sharpen.Tests.Algorithms.Tensors;
+using static TorchSharp.torch;
+
+namespace Sharpen.Tests.Algorithms;
+
+public class OfflinePolicyLossesTests
+{
+    [Fact]
+    public void Copg_on_two_pairs_by_hand()
+    {
+        using var scope = NewDisposeScope();
+        // β = 0.5. Log-ratios (π − ref):
+        //   pair 0: y1 −2 − (−3) = +1, y2 −4 − (−3) = −1 → h = 2;  R = (2, 0) → ΔR = 2;  residual ΔR − βh = 2 − 1 = 1
+        //   pair 1: y1 −5 − (−4) = −1, y2 −3 − (−3) =  0 → h = −1; R = (0, 1) → ΔR = −1; residual = −1 + 0.5 = −0.5
+        //   loss = (1² + 0.5²)/2 = 1.25/2 = 0.625
+        var p1 = Vec(-2, -5).requires_grad_(true);
+        var p2 = Vec(-4, -3).requires_grad_(true);
+        var (loss, metrics) = OfflinePolicyLosses.Copg(p1, p2, Vec(-3, -4), Vec(-3, -3), Vec(2, 0), Vec(0, 1), beta: 0.5);
+        Close(0.625, loss.item<float>());
+        // d loss/d p1_i = 2·residual_i·(−β)/B = −0.5·residual_i → [−0.5, 0.25]; d loss/d p2_i = +0.5·residual_i → [0.5, −0.25].
+        loss.backward();
+        Close([-0.5, 0.25], p1.grad!);
+        Close([0.5, -0.25], p2.grad!);
+        // Metrics: ΔR mean (2 − 1)/2 = 0.5; βh mean (1 − 0.5)/2 = 0.25; |residual| mean (1 + 0.5)/2 = 0.75.
+        Close(0.5, metrics.RewardMargin);
+        Close(0.25, metrics.ImplicitMargin);
+        Close(0.75, metrics.AbsResidual);
+    }
+
+    [Fact]
+    public void Copg_with_policy_equal_to_reference_and_equal_rewards_has_zero_loss_and_gradient()
+    {
+        using var scope = NewDisposeScope();
+        // h = 0 and ΔR = 0 for every pair → residual 0 → loss 0 and gradient −2β·0 = 0, whatever β.
+        foreach (var beta in new[] { 0.1, 1.0 })
+        {
+            var p1 = Vec(-3, -7).requires_grad_(true);
+            var p2 = Vec(-2, -4).requires_grad_(true);
+            var (loss, _) = OfflinePolicyLosses.Copg(p1, p2, Vec(-3, -7), Vec(-2, -4), Vec(0.3f, -1), Vec(0.3f, -1), beta);
+            Close(0.0, loss.item<float>());
+            loss.backward();
+            Close([0, 0], p1.grad!);
+            Close([0, 0], p2.grad!);
+        }
+    }
+
+    [Fact]
+    public void Copg_with_preference_only_rewards_is_beta_squared_times_ipo()
+    {
+        using var scope = NewDisposeScope();
+        // R(y_w) = +1/4, R(y_l) = −1/4 → ΔR = 1/2, and τ = β: (1/2 − βh)² = β²(h − 1/(2β))² = β²·IPO(τ = β).
+        // β = 0.5, h = [2, −1]: IPO = ((2 − 1)² + (−1 − 1)²)/2 = 2.5; CoPG = ((0.5 − 1)² + (0.5 + 0.5)²)/2 = 0.625 = 0.25·2.5.
+        const double beta = 0.5;
+        var c = Vec(-2, -5).requires_grad_(true);
+        var r = Vec(-4, -3).requires_grad_(true);
+        var ipo = PreferenceLosses.Ipo(new PreferenceInput(c, r, Vec(-3, -4), Vec(-3, -3)), tau: beta).Loss;
+        Close(2.5, ipo.item<float>());
+        ipo.backward();
+        var ipoChosen = Values(c.grad!);
+        var ipoRejected = Values(r.grad!);
+
+        var p1 = Vec(-2, -5).requires_grad_(true);
+        var p2 = Vec(-4, -3).requires_grad_(true);
+        var (copg, _) = OfflinePolicyLosses.Copg(p1, p2, Vec(-3, -4), Vec(-3, -3), Vec(0.25f, 0.25f), Vec(-0.25f, -0.25f), beta);
+        Close(0.625, copg.item<float>());
+        Close(beta * beta * 2.5, copg.item<float>());
+        copg.backward();
+        Close(ipoChosen.Select(g => beta * beta * g).ToArray(), p1.grad!);
+        Close(ipoRejected.Select(g => beta * beta * g).ToArray(), p2.grad!);
+    }
+
+    [Fact]
+    public void Alol_on_three_rows_by_hand_with_clipped_detached_weight()
+    {
+        using var scope = NewDisposeScope();
+        // ε = 0.2.
+        //   row 0: log π −2, ref −2 → ratio 1 → w = 1;              R 1, V 0.5 → A = 0.5 (kept)
+        //   row 1: log π −1, ref −2 → ratio e ≈ 2.718 → w = 1.2;   R 2, V 0   → A = 2   (kept, clipped)
+        //   row 2: log π −3, ref −1 → ratio e⁻² → w would be 0.8;   R 0, V 1   → A = −1  (dropped)
+        //   K = 2, loss = −(0.5·1·(−2) + 2·1.2·(−1))/2 = −(−1 − 2.4)/2 = 1.7
+        var logp = Vec(-2, -1, -3).requires_grad_(true);
+        var (loss, metrics) = OfflinePolicyLosses.Alol(logp, Vec(-2, -2, -1), Vec(1, 2, 0), Vec(0.5f, 0, 1), clip: 0.2);
+        Close(1.7, loss.item<float>());
+        // Gradient −A·w/K: row 0 −0.5·1/2 = −0.25, row 1 −2·1.2/2 = −1.2, row 2 0.
+        // (Were w not detached, row 0 would get −A·(w + w·log π)/K = −0.5·(1 − 2)/2 = +0.25.)
+        loss.backward();
+        Close([-0.25, -1.2, 0], logp.grad!);
+        // Metrics: kept 2/3; over kept rows A mean 1.25, w mean 1.1, clipped 1 of 2.
+        Close(2.0 / 3, metrics.KeptFraction);
+        Close(1.25, metrics.AdvantageMean);
+        Close(1.1, metrics.WeightMean);
+        Close(0.5, metrics.ClipFraction);
+    }
+
+    [Fact]
+    public void Alol_negative_advantage_rows_contribute_nothing()
+    {
+        using var scope = NewDisposeScope();
+        // Row 1 has A = 0 − 3 = −3: adding it (with any log-probs) changes neither the loss nor the other rows' gradients.
+        //   row 0 alone: ratio 1, A = 1 → loss = −1·1·(−4)/1 = 4, gradient −1.
+        var logp = Vec(-4, -0.5f).requires_grad_(true);
+        var (loss, metrics) = OfflinePolicyLosses.Alol(logp, Vec(-4, -9), Vec(1, 0), Vec(0, 3));
+        Close(4.0, loss.item<float>());
+        loss.backward();
+        Close([-1, 0], logp.grad!);
+        Close(0.5, metrics.KeptFraction);
+
+        // All rows negative: loss 0, zero gradient, metrics 0.
+        var all = Vec(-1, -2).requires_grad_(true);
+        var (none, m) = OfflinePolicyLosses.Alol(all, Vec(-1, -2), Vec(0, 0), Vec(1, 2));
+        Close(0.0, none.item<float>());
+        none.backward();
+        Close([0, 0], all.grad!);
+        Assert.Equal(new AlolMetrics(0, 0, 0, 0), m);
+    }
+
+    [Fact]
+    public void Bad_arguments_name_the_parameter()
+    {
+        using var scope = NewDisposeScope();
+        void Named(string param, Action act) => Assert.Equal(param, Assert.ThrowsAny<ArgumentException>(act).ParamName);
+        var v = Vec(-1, -2);
+        Named("policy1", () => OfflinePolicyLosses.Copg(Mat(1, -1, -2), v, v, v, v, v));
+        Named("policy1", () => OfflinePolicyLosses.Copg(null!, v, v, v, v, v));
+        Named("policy2", () => OfflinePolicyLosses.Copg(v, Vec(-1), v, v, v, v));
+        Named("ref2", () => OfflinePolicyLosses.Copg(v, v, v, Vec(-1, -2, -3), v, v));
+        Named("reward1", () => OfflinePolicyLosses.Copg(v, v, v, v, null!, v));
+        Named("reward2", () => OfflinePolicyLosses.Copg(v, v, v, v, v, Vec(1)));
+        Named("beta", () => OfflinePolicyLosses.Copg(v, v, v, v, v, v, beta: 0));
+        Named("beta", () => OfflinePolicyLosses.Copg(v, v, v, v, v, v, beta: double.NaN));
+        Named("policyLogp", () => OfflinePolicyLosses.Alol(Vec(), Vec(), Vec(), Vec()));
+        Named("refLogp", () => OfflinePolicyLosses.Alol(v, Vec(-1), v, v));
+        Named("rewards", () => OfflinePolicyLosses.Alol(v, v, null!, v));
+        Named("values", () => OfflinePolicyLosses.Alol(v, v, v, Vec(1, 2, 3)));
+        Named("clip", () => OfflinePolicyLosses.Alol(v, v, v, v, clip: 0));
+        Named("clip", () => OfflinePolicyLosses.Alol(v, v, v, v, clip: 1));
+    }
+}
