@@ -147,6 +147,22 @@ public sealed class CausalLM : nn.Module
     static string Preview(List<string> names) =>
         string.Join(", ", names.Take(8)) + (names.Count > 8 ? $" (+{names.Count - 8} more)" : "");
 
+    /// <summary>
+    /// A copy with the same config and weights. A frozen copy (<paramref name="trainable"/> false) has no
+    /// gradients and is in eval mode: a reference policy. A trainable one starts a critic.
+    /// </summary>
+    public CausalLM Copy(bool trainable)
+    {
+        var copy = new CausalLM(Config, seed: 0);
+        copy.LoadWeights(Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
+        if (!trainable)
+        {
+            foreach (var p in copy.parameters()) p.requires_grad = false;
+            copy.eval();
+        }
+        return copy;
+    }
+
     /// <summary>Parameters by Hugging Face name.</summary>
     public IEnumerable<(string Name, Tensor Tensor)> Weights() =>
         named_parameters().Select(p => (p.name, (Tensor)p.parameter));

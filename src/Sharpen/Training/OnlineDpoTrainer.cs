@@ -120,7 +120,6 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         return (chosen, rejected);
     }
 
-    sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
 
     /// <summary>Runs the iterations; writes metrics.jsonl, summary.json and final/ into <paramref name="outDir"/>.</summary>
     public OnlineDpoResult Run(IReadOnlyList<RlPrompt> prompts, string outDir, CancellationToken cancel = default)
@@ -129,13 +128,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);
         int padId = tokenizer.PadTokenId ?? 0;
-        using var reference = _o.NeedsReference ? FrozenCopy(policy) : null;
+        using var reference = _o.NeedsReference ? policy.Copy(trainable: false) : null;
         using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var engine = new RolloutEngine(policy, tokenizer);
         var runLog = new RunLog(outDir);
 
         int position = 0, epoch = 0, totalPairs = 0;
-        var order = Permutation(prompts.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastReward = double.NaN;
         for (int it = 0; it < _o.Iterations; it++)
         {
@@ -144,7 +143,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             var batch = new List<RlPrompt>(_o.PromptsPerIteration);
             while (batch.Count < _o.PromptsPerIteration)
             {
-                if (position == prompts.Count) { epoch++; position = 0; order = Permutation(prompts.Count, _o.Seed, epoch); }
+                if (position == prompts.Count) { epoch++; position = 0; order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch); }
                 batch.Add(prompts[order[position++]]);
             }
             long seed = (long)_o.Seed * 1_000_003 + it;
@@ -161,7 +160,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
 
             // ---- pairs: one per prompt, ties (margin < MinMargin) dropped
             var rng = new Random(unchecked((int)(seed & int.MaxValue)));
-            var pairs = new List<Pair>();
+            var pairs = new List<PreferenceTrainer.Pair>();
             int dropped = 0;
             for (int p = 0; p < batch.Count; p++)
             {
@@ -169,7 +168,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 var pick = SelectPair(group.Select(i => scores[i]).ToList(), _o.PairSelection, _o.MinMargin, rng);
                 if (pick is not { } pr) { dropped++; continue; }
                 var (c, r) = (rollouts[group[pr.Chosen]], rollouts[group[pr.Rejected]]);
-                pairs.Add(new Pair(c.PromptIds, c.CompletionIds, r.CompletionIds));
+                pairs.Add(new PreferenceTrainer.Pair(c.PromptIds, c.CompletionIds, r.CompletionIds));
             }
             totalPairs += pairs.Count;
 
@@ -179,12 +178,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             {
                 policy.train();
                 float[]? refC = null, refR = null;
-                if (reference is not null)
-                {
-                    var pp = pairs.Select(x => (IReadOnlyList<int>)x.Prompt).ToList();
-                    refC = Scoring.Score(reference, pp, pairs.Select(x => (IReadOnlyList<int>)x.Chosen).ToList(), padId).Select(Sum).ToArray();
-                    refR = Scoring.Score(reference, pp, pairs.Select(x => (IReadOnlyList<int>)x.Rejected).ToList(), padId).Select(Sum).ToArray();
-                }
+                if (reference is not null) (refC, refR) = PreferenceTrainer.SummedLogProbs(reference, pairs, padId);
                 for (int u = 0; u < _o.UpdatesPerIteration; u++)
                 {
                     var (l, m) = Step(opt, pairs, refC, refR, padId);
@@ -218,28 +212,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         return new OnlineDpoResult(_o.Iterations, lastLoss, lastReward, totalPairs, finalDir, total.Elapsed.TotalSeconds);
     }
 
-    (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<Pair> pairs, float[]? refC, float[]? refR, int padId)
+    (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
     {
         using var scope = NewDisposeScope();
         opt.zero_grad();
-        int b = pairs.Count;
-        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
-            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
-        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);      // (2b)
-        var lengths = sb.CompletionMask.sum(1);                          // (2b)
-        var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b),
-            refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
-        var d = new PreferenceOptions();
-        var (loss, metrics) = _o.Loss switch
-        {
-            "dpo" => PreferenceLosses.Dpo(input, _o.Beta),
-            "cdpo" => PreferenceLosses.CDpo(input, _o.Beta, d.LabelSmoothing),
-            "rdpo" => PreferenceLosses.RDpo(input, _o.Beta, d.FlipRate),
-            "ipo" => PreferenceLosses.Ipo(input, _o.Beta),
-            "orpo" => PreferenceLosses.Orpo(input, d.Lambda),
-            "simpo" => PreferenceLosses.SimPo(input, _o.Beta, d.Gamma),
-            _ => throw new InvalidOperationException($"unhandled loss {_o.Loss}"),
-        };
+        // The online trainer exposes β only: the other losses keep PreferenceOptions' defaults and IPO's τ is β.
+        var o = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta };
+        var (loss, metrics) = PreferenceTrainer.PairLoss(policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
         double value = loss.item<float>();
         loss.backward();
         if (_o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm);
@@ -247,24 +226,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         return (value, metrics);
     }
 
-    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 
-    static CausalLM FrozenCopy(CausalLM source)
-    {
-        var copy = new CausalLM(source.Config, seed: 0);
-        copy.LoadWeights(source.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        copy.eval();
-        return copy;
-    }
 
-    static int[] Permutation(int n, int seed, int epoch)
-    {
-        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);
-        var idx = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
-        return idx;
-    }
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

@@ -28,8 +28,7 @@ public static class PreferencePipeline
         var trainPath = recipe.Data.Train ?? throw new RecipeException("recipe: a preference recipe needs 'data.train'");
         Directory.CreateDirectory(recipe.Output);
 
-        var loaded = JsonlDataset.LoadPreferences(trainPath, recipe.Data.SkipBadLines);
-        if (loaded.SkippedLines > 0) log?.Invoke($"{trainPath}: skipped {loaded.SkippedLines} malformed lines; first: {loaded.Errors.FirstOrDefault()}");
+        var loaded = JsonlDataset.LoadPreferences(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log);
         log?.Invoke($"data: {loaded.Items.Count} preference pairs");
 
         var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, null);
@@ -39,7 +38,7 @@ public static class PreferencePipeline
         var result = new PreferenceTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, cancel);
 
         var runLog = new RunLog(recipe.Output, append: true);
-        var summary = File.Exists(runLog.SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(runLog.SummaryPath))! : new JsonObject();
+        var summary = runLog.ReadSummary();
         summary["pairs"] = loaded.Items.Count;
         summary["skipped_lines"] = loaded.SkippedLines;
         summary["parameters"] = policy.ParameterCount();

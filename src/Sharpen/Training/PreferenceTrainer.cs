@@ -90,7 +90,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     readonly PreferenceOptions _o = options.Validate();
 
-    sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+    /// <summary>A tokenized preference pair (completions end with EOS).</summary>
+    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default)
@@ -108,7 +109,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var runLog = new RunLog(outDir);
 
         int step = 0, epoch = 0, position = 0;
-        var order = Permutation(data.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAccuracy = double.NaN;
         while (step < _o.MaxSteps)
         {
@@ -117,7 +118,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             var batch = new List<int>(_o.BatchSize);
             while (batch.Count < _o.BatchSize)
             {
-                if (position == data.Count) { epoch++; position = 0; order = Permutation(data.Count, _o.Seed, epoch); }
+                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
                 batch.Add(order[position++]);
             }
             double lr = schedule.At(step);
@@ -156,27 +157,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     {
         using var scope = NewDisposeScope();
         opt.zero_grad();
-        int b = batch.Count;
-        var pairs = batch.Select(i => data[i]).ToList();
-        // One stacked pass: rows 0..b-1 are the chosen completions, rows b..2b-1 the rejected ones.
-        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
-            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
-        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
-        var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
         Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
-        var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), rc, rr,
-            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
-        var (loss, metrics) = _o.Loss switch
-        {
-            "dpo" => PreferenceLosses.Dpo(input, _o.Beta),
-            "cdpo" => PreferenceLosses.CDpo(input, _o.Beta, _o.LabelSmoothing),
-            "rdpo" => PreferenceLosses.RDpo(input, _o.Beta, _o.FlipRate),
-            "ipo" => PreferenceLosses.Ipo(input, _o.Tau),
-            "orpo" => PreferenceLosses.Orpo(input, _o.Lambda),
-            "simpo" => PreferenceLosses.SimPo(input, _o.Beta, _o.Gamma),
-            _ => throw new InvalidOperationException($"unhandled loss {_o.Loss}"),
-        };
+        var (loss, metrics) = PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
         double lossValue = loss.item<float>();
         loss.backward();
         double norm = _o.MaxGradNorm > 0
@@ -184,6 +167,33 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             : double.NaN;
         opt.step();
         return (lossValue, metrics, norm);
+    }
+
+    /// <summary>
+    /// The preference loss <paramref name="o"/> names on a batch of pairs: one stacked policy pass (rows 0..b-1 the
+    /// chosen completions, b..2b-1 the rejected ones), summed log-probs and lengths, then <see cref="PreferenceLosses"/>.
+    /// Shared by the offline and the online trainer.
+    /// </summary>
+    internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, PreferenceOptions o, IReadOnlyList<Pair> pairs,
+        Tensor? refChosen, Tensor? refRejected, int padId)
+    {
+        int b = pairs.Count;
+        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
+            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
+        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
+        var lengths = sb.CompletionMask.sum(1);                                           // (2b)
+        var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
+        return o.Loss switch
+        {
+            "dpo" => PreferenceLosses.Dpo(input, o.Beta),
+            "cdpo" => PreferenceLosses.CDpo(input, o.Beta, o.LabelSmoothing),
+            "rdpo" => PreferenceLosses.RDpo(input, o.Beta, o.FlipRate),
+            "ipo" => PreferenceLosses.Ipo(input, o.Tau),
+            "orpo" => PreferenceLosses.Orpo(input, o.Lambda),
+            "simpo" => PreferenceLosses.SimPo(input, o.Beta, o.Gamma),
+            _ => throw new InvalidOperationException($"unhandled loss {o.Loss}"),
+        };
     }
 
     /// <summary>
@@ -214,12 +224,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         }
 
         float[] chosen, rejected;
-        using (var reference = FrozenCopy(policy))
-        {
-            var prompts = data.Select(p => (IReadOnlyList<int>)p.Prompt).ToList();
-            chosen = Scoring.Score(reference, prompts, data.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId).Select(Sum).ToArray();
-            rejected = Scoring.Score(reference, prompts, data.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId).Select(Sum).ToArray();
-        }
+        using (var reference = policy.Copy(trainable: false))
+            (chosen, rejected) = SummedLogProbs(reference, data, padId);
         var json = new JsonObject
         {
             ["key"] = key, ["pairs"] = data.Count,
@@ -231,17 +237,16 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         return (chosen, rejected);
     }
 
+    /// <summary>Summed log-probs (no gradients) of every pair's chosen and rejected completion under <paramref name="model"/>.</summary>
+    internal static (float[] Chosen, float[] Rejected) SummedLogProbs(CausalLM model, IReadOnlyList<Pair> pairs, int padId)
+    {
+        var prompts = pairs.Select(p => (IReadOnlyList<int>)p.Prompt).ToList();
+        return (Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId).Select(Sum).ToArray(),
+                Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId).Select(Sum).ToArray());
+    }
+
     static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 
-    /// <summary>A copy of <paramref name="source"/> with the same config and weights, without gradients, in eval mode.</summary>
-    static CausalLM FrozenCopy(CausalLM source)
-    {
-        var copy = new CausalLM(source.Config, seed: 0);
-        copy.LoadWeights(source.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        copy.eval();
-        return copy;
-    }
 
     /// <summary>SHA-256 over the reference weights (names, shapes, dtypes, bytes) and the tokenized pairs, as hex.</summary>
     string ReferenceKey(List<Pair> data)
@@ -265,25 +270,17 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
     {
-        var eos = tokenizer.EosTokenId ?? policy.Config.EosTokenIds.FirstOrDefault();
+        var eos = DataOrder.EosId(tokenizer, policy.Config);
         return pairs.Select(e =>
         {
             var p = tokenizer.Encode(e.Prompt).ToArray();
             if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{e.Prompt}\"");
-            var c = tokenizer.Encode(e.Chosen, addSpecialTokens: false).Append(eos).ToArray();
-            var r = tokenizer.Encode(e.Rejected, addSpecialTokens: false).Append(eos).ToArray();
+            var c = DataOrder.CompletionIds(tokenizer, eos, e.Chosen);
+            var r = DataOrder.CompletionIds(tokenizer, eos, e.Rejected);
             return new Pair(p, c, r);
         }).ToList();
     }
 
-    /// <summary>The pair order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).</summary>
-    static int[] Permutation(int n, int seed, int epoch)
-    {
-        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);   // not HashCode: that is randomised per process
-        var idx = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
-        return idx;
-    }
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

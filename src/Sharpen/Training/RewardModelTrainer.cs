@@ -78,10 +78,9 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
     /// <summary>Prompt tokens (with special tokens) and completion tokens followed by EOS, as the trainer and <see cref="Rewards.ModelReward"/> encode them.</summary>
     public static (int[] Prompt, int[] Completion) Encode(ITokenizer tokenizer, ModelConfig config, string prompt, string completion)
     {
-        var eos = tokenizer.EosTokenId ?? config.EosTokenIds.FirstOrDefault();
         var p = tokenizer.Encode(prompt).ToArray();
         if (p.Length == 0) throw new ArgumentException($"a prompt encodes to no tokens: \"{prompt}\"");
-        return (p, tokenizer.Encode(completion, addSpecialTokens: false).Append(eos).ToArray());
+        return (p, DataOrder.CompletionIds(tokenizer, DataOrder.EosId(tokenizer, config), completion));
     }
 
     /// <summary>Trains; writes metrics.jsonl, summary.json and final/ (model, head, tokenizer) into <paramref name="outDir"/>.</summary>
@@ -106,7 +105,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
         var runLog = new RunLog(outDir);
 
         int step = 0, epoch = 0, position = 0;
-        var order = Permutation(data.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAccuracy = double.NaN, lastMargin = double.NaN;
         while (step < _o.MaxSteps)
         {
@@ -114,7 +113,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
             var batch = new List<int>(_o.BatchSize);
             while (batch.Count < _o.BatchSize)
             {
-                if (position == data.Count) { epoch++; position = 0; order = Permutation(data.Count, _o.Seed, epoch); }
+                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
                 batch.Add(order[position++]);
             }
             double lr = schedule.At(step);
@@ -171,14 +170,6 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
         return (lossValue, accuracy, margin, norm);
     }
 
-    /// <summary>The pair order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).</summary>
-    static int[] Permutation(int n, int seed, int epoch)
-    {
-        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);
-        var idx = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
-        return idx;
-    }
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

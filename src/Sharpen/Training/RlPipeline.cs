@@ -67,8 +67,7 @@ public static class RlPipeline
         RlResult rl;
         if (recipe.Data.Offline is { } offlinePath)
         {
-            var scored = ScoredCompletion.Load(offlinePath, recipe.Data.SkipBadLines);
-            if (scored.SkippedLines > 0) log?.Invoke($"{offlinePath}: skipped {scored.SkippedLines} malformed lines; first: {scored.Errors.FirstOrDefault()}");
+            var scored = ScoredCompletion.Load(offlinePath, recipe.Data.SkipBadLines).Reported(offlinePath, log);
             rl = trainer.RunOffline(scored.Items, recipe.Output, cancel);
         }
         else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
@@ -78,7 +77,7 @@ public static class RlPipeline
                 recipe.Eval.MaxNewTokens, recipe.Seed)
             : null;
         var runLog = new RunLog(recipe.Output, append: true);
-        var summary = File.Exists(runLog.SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(runLog.SummaryPath))! : new JsonObject();
+        var summary = runLog.ReadSummary();
         if (after is not null)
         {
             foreach (var (k, v) in after.ToJson()) summary[k] = v?.DeepClone();

@@ -52,8 +52,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         var total = Stopwatch.StartNew();
         int padId = tokenizer.PadTokenId ?? 0;
         bool needReference = _o.Beta > 0 && _spec.Kl != KlPlacement.None;
-        using var reference = needReference ? Clone(policy, trainable: false) : null;
-        using var critic = _spec.UsesCritic ? Clone(policy, trainable: true) : null;
+        using var reference = needReference ? policy.Copy(trainable: false) : null;
+        using var critic = _spec.UsesCritic ? policy.Copy(trainable: true) : null;
         using var head = _spec.UsesCritic ? new ScalarHead(policy.Config.HiddenSize) : null;
         using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
         using var criticOpt = critic is null ? null : optim.AdamW(critic.parameters().Concat(head!.parameters()), lr: _o.CriticLearningRate, weight_decay: 0.0);
@@ -86,7 +86,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             runLog.TruncateAfter(start);
             Log?.Invoke($"resumed from {latest} at iteration {start}");
         }
-        var order = Permutation(prompts.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch);
         EvalResult? eval = null;
         double trainSeconds = 0;   // wall-clock without evaluation
         int lastIteration = start;
@@ -102,7 +102,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var batch = new List<RlPrompt>(_o.PromptsPerIteration);
             while (batch.Count < _o.PromptsPerIteration)
             {
-                if (position == prompts.Count) { epoch++; position = 0; order = Permutation(prompts.Count, _o.Seed, epoch); }
+                if (position == prompts.Count) { epoch++; position = 0; order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch); }
                 batch.Add(prompts[order[position++]]);
             }
             int g = _o.SamplesPerPrompt, n = batch.Count * g;
@@ -392,7 +392,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         if (data.Count == 0) throw new ArgumentException("no scored completions");
         var total = Stopwatch.StartNew();
         int padId = tokenizer.PadTokenId ?? 0;
-        int eos = tokenizer.EosTokenId ?? policy.Config.EosTokenIds.FirstOrDefault();
+        int eos = DataOrder.EosId(tokenizer, policy.Config);
         var encoded = new List<(int[] P, int[] C, float[] Lp, double R)>(data.Count);
         for (int i = 0; i < data.Count; i++)
         {
@@ -409,7 +409,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         var runLog = new RunLog(outDir);
         var engine = new RolloutEngine(policy, tokenizer);
         int perIteration = _o.PromptsPerIteration * _o.SamplesPerPrompt, position = 0, epoch = 0, optSteps = 0;
-        var order = Permutation(encoded.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(encoded.Count, _o.Seed, epoch);
         EvalResult? eval = null;
         for (int it = 0; it < _o.Iterations; it++)
         {
@@ -418,7 +418,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var rows = new List<(int[] P, int[] C, float[] Lp, double R)>(perIteration);
             while (rows.Count < perIteration)
             {
-                if (position == encoded.Count) { epoch++; position = 0; order = Permutation(encoded.Count, _o.Seed, epoch); }
+                if (position == encoded.Count) { epoch++; position = 0; order = DataOrder.Permutation(encoded.Count, _o.Seed, epoch); }
                 rows.Add(encoded[order[position++]]);
             }
             using var scope = NewDisposeScope();
@@ -518,26 +518,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         return Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / xs.Length);
     }
 
-    static int[] Permutation(int n, int seed, int epoch)
-    {
-        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);
-        var idx = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
-        return idx;
-    }
 
-    /// <summary>A copy of <paramref name="source"/> (same config and weights).</summary>
-    static CausalLM Clone(CausalLM source, bool trainable)
-    {
-        var copy = new CausalLM(source.Config, seed: 0);
-        copy.LoadWeights(source.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
-        if (!trainable)
-        {
-            foreach (var p in copy.parameters()) p.requires_grad = false;
-            copy.eval();
-        }
-        return copy;
-    }
 
     static void LoadInto(CausalLM model, string dir)
     {

@@ -62,6 +62,10 @@ public sealed class RunLog
         ? File.ReadAllLines(MetricsPath).Where(l => l.Length > 0).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList()
         : [];
 
+    /// <summary>The summary.json written so far (a trainer's), for a pipeline to add its fields to; empty if there is none.</summary>
+    public JsonObject ReadSummary() =>
+        File.Exists(SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(SummaryPath))! : new JsonObject();
+
     /// <summary>Writes summary.json.</summary>
     public void Summary(JsonObject summary) => WriteAtomically(SummaryPath, Finite(summary).ToJsonString(Pretty));
 

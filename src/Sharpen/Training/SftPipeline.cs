@@ -31,11 +31,8 @@ public static class SftPipeline
         int skipped = 0;
         if (recipe.Data.Train is { } trainPath)
         {
-            var loaded = JsonlDataset.LoadSft(trainPath, recipe.Data.SkipBadLines);
-            train = loaded.Items;
-            skipped += loaded.SkippedLines;
-            if (loaded.SkippedLines > 0) log?.Invoke($"{trainPath}: skipped {loaded.SkippedLines} malformed lines; first: {loaded.Errors.FirstOrDefault()}");
-            test = recipe.Data.Test is { } testPath ? LoadTest(testPath, recipe, ref skipped, log) : [];
+            train = LoadRows(trainPath, recipe, ref skipped, log);
+            test = recipe.Data.Test is { } testPath ? LoadRows(testPath, recipe, ref skipped, log) : [];
         }
         else
         {
@@ -43,7 +40,7 @@ public static class SftPipeline
                 Path.Combine(recipe.Output, "data", $"{task!.Name}.jsonl"), recipe.Data.TestProblems);
             train = JsonlDataset.LoadSft(made.Files[0]).Items;
             test = JsonlDataset.LoadSft(made.Files[1]).Items;
-            if (recipe.Data.Test is { } testPath) test = LoadTest(testPath, recipe, ref skipped, log);
+            if (recipe.Data.Test is { } testPath) test = LoadRows(testPath, recipe, ref skipped, log);
         }
         log?.Invoke($"data: {train.Count} training examples, {test.Count} held-out");
         var testProblems = task is null ? [] : test.Select(ToProblem).ToList();
@@ -60,7 +57,7 @@ public static class SftPipeline
         // Evaluate on held-out problems and add the numbers to summary.json.
         EvalResult? eval = null;
         var runLog = new RunLog(recipe.Output, append: true);
-        var summary = File.Exists(runLog.SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(runLog.SummaryPath))! : new JsonObject();
+        var summary = runLog.ReadSummary();
         if (task is not null && testProblems.Count > 0)
         {
             eval = Evaluation.Run(new RolloutEngine(model, tokenizer), task, testProblems.Take(recipe.Eval.Problems).ToList(),
@@ -88,11 +85,10 @@ public static class SftPipeline
         return (new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed), tokenizer);
     }
 
-    static IReadOnlyList<SftExample> LoadTest(string path, Recipe recipe, ref int skipped, Action<string>? log)
+    static IReadOnlyList<SftExample> LoadRows(string path, Recipe recipe, ref int skipped, Action<string>? log)
     {
-        var loaded = JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines);
+        var loaded = JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines).Reported(path, log);
         skipped += loaded.SkippedLines;
-        if (loaded.SkippedLines > 0) log?.Invoke($"{path}: skipped {loaded.SkippedLines} malformed lines; first: {loaded.Errors.FirstOrDefault()}");
         return loaded.Items;
     }
 

@@ -73,7 +73,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
                 Log?.Invoke($"resumed from {latest} at step {step}");
             }
         }
-        var order = Permutation(data.Count, _o.Seed, epoch);
+        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
 
         double lastLoss = double.NaN, tokensSinceLog = 0;
         var logTimer = Stopwatch.StartNew();
@@ -86,7 +86,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             var batch = new List<Example>(_o.BatchSize * _o.GradientAccumulation);
             while (batch.Count < _o.BatchSize * _o.GradientAccumulation)
             {
-                if (position == data.Count) { epoch++; position = 0; order = Permutation(data.Count, _o.Seed, epoch); }
+                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
                 batch.Add(data[order[position++]]);
             }
             double lr = schedule.At(step);
@@ -208,11 +208,11 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
     List<Example> Encode(IReadOnlyList<SftExample> examples, ref int truncated)
     {
         var result = new List<Example>(examples.Count);
-        var eos = tokenizer.EosTokenId ?? model.Config.EosTokenIds.FirstOrDefault();
+        var eos = DataOrder.EosId(tokenizer, model.Config);
         foreach (var e in examples)
         {
             var p = tokenizer.Encode(e.Prompt, addSpecialTokens: true).ToArray();
-            var c = tokenizer.Encode(e.Completion, addSpecialTokens: false).Append(eos).ToArray();
+            var c = DataOrder.CompletionIds(tokenizer, eos, e.Completion);
             if (p.Length == 0) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
             if (p.Length + c.Length > _o.MaxSequenceLength)
             {
@@ -226,14 +226,6 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         return result;
     }
 
-    /// <summary>The data order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch).</summary>
-    static int[] Permutation(int n, int seed, int epoch)
-    {
-        var rng = new Random(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);   // not HashCode: that is randomised per process
-        var idx = Enumerable.Range(0, n).ToArray();
-        for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (idx[i], idx[j]) = (idx[j], idx[i]); }
-        return idx;
-    }
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }
