@@ -9,15 +9,7 @@ namespace Sharpen.Tests.Cli;
 [Collection("console")]
 public class CommandTests
 {
-    static (int Code, string Out, string Err) Invoke(Command cmd, params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (cmd.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Invoke(Command cmd, params string[] args) => CliHarness.Invoke(cmd, args);
 
     const string TinyConfig = """
     {"model_type":"qwen2","vocab_size":40,"hidden_size":32,"intermediate_size":64,"num_hidden_layers":1,

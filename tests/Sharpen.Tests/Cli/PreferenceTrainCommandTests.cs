@@ -12,13 +12,7 @@ public class PreferenceTrainCommandTests
     public void Train_runs_a_preference_recipe()
     {
         using var dir = new TempDir();
-        File.WriteAllLines(dir.File("pairs.jsonl"),
-        [
-            """{"prompt": "ab", "chosen": "cd", "rejected": "dc"}""",
-            """{"prompt": "ba", "chosen": "dd", "rejected": "cc", "score_chosen": 1}""",
-            """{"prompt": "cab", "completions": ["a", "bb", "c"], "ranks": [2, 1, 3]}""",
-            "this line is bad",
-        ]);
+        CliHarness.WritePairs(dir.File("pairs.jsonl"));
         File.WriteAllText(dir.File("r.yaml"), $"""
             kind: preference
             output: {dir.File("run")}
@@ -29,15 +23,9 @@ public class PreferenceTrainCommandTests
             preference: {"{"} max_steps: 3, batch_size: 2, log_every: 1, warmup_steps: 0 {"}"}
             """);
 
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        int code;
-        try { code = TrainCommand.Create().Parse([dir.File("r.yaml")]).Invoke(); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-        Assert.True(code == 0, e.ToString() + o);
-        Assert.Contains("dpo: 3 steps on 5 pairs (1 lines skipped)", o.ToString());
+        var (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.True(code == 0, err + output);
+        Assert.Contains("dpo: 3 steps on 5 pairs (1 lines skipped)", output);
 
         var run = dir.File("run");
         Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Count(l => l.Trim().Length > 0));

@@ -11,21 +11,10 @@ namespace Sharpen.Tests.Training;
 public class RlTrainerTests
 {
     // Vocabulary: 4 specials + "abcd" = 8 tokens; the bandit rewards the single token "c".
-    static readonly CharTokenizer Tok = CharTokenizer.Create("abcd");
-
-    static CausalLM Model(long seed = 1) =>
-        new(CausalLMTests.Tiny() with { VocabSize = Tok.VocabSize, InitializerRange = 0.02, MaxPositionEmbeddings = 32 }, seed);
-
-    static readonly IReadOnlyList<WeightedReward> RewardC = [new(new DelegateReward("is_c", c => c.Completion == "c" ? 1.0 : 0.0))];
-
-    static double ProbabilityOfC(CausalLM m)
-    {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var ids = Tok.Encode("a").Select(i => (long)i).ToArray();
-        var probs = m.Forward(tensor(ids).view(1, -1)).Logits[0, -1].softmax(-1);
-        return probs[Tok.Encode("c", addSpecialTokens: false)[0]].item<float>();
-    }
+    static CharTokenizer Tok => Bandit.Tok;
+    static CausalLM Model(long seed = 1) => Bandit.Model(seed);
+    static IReadOnlyList<WeightedReward> RewardC => Bandit.RewardC;
+    static double ProbabilityOfC(CausalLM m) => Bandit.ProbabilityOfC(m);
 
     [Theory]
     [InlineData("grpo")]
