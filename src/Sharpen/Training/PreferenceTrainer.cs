@@ -192,6 +192,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             "ipo" => PreferenceLosses.Ipo(input, o.Tau),
             "orpo" => PreferenceLosses.Orpo(input, o.Lambda),
             "simpo" => PreferenceLosses.SimPo(input, o.Beta, o.Gamma),
+            "spin" => SelfPlayLosses.Spin(input, o.Beta),   // online only (OnlineDpoTrainer, SPIN): λ is β
             _ => throw new InvalidOperationException($"unhandled loss {o.Loss}"),
         };
     }

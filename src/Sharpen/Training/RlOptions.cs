@@ -8,7 +8,7 @@ namespace Sharpen.Training;
 /// </summary>
 public sealed record RlOptions
 {
-    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr.</summary>
+    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o.</summary>
     public string Algorithm { get; init; } = "grpo";
     /// <summary>RL iterations (generate → score → estimate → update).</summary>
     public int Iterations { get; init; } = 100;
@@ -111,6 +111,18 @@ public sealed record RlOptions
     /// <summary>TOPR (Le Roux et al. 2025): tapered off-policy REINFORCE, no KL.</summary>
     public static RlOptions Topr() => new() { Algorithm = "topr", SamplesPerPrompt = 4, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSum };
 
+    /// <summary>
+    /// P3O (Wu et al. 2023, arXiv:2310.00212): two samples per prompt, the pairwise policy gradient on the trajectory-level
+    /// ratio with joint clipping (P3O-V2, ε = 0.2), the KL to the reference subtracted from each sample's reward (k1 summed
+    /// over the sequence, the paper's KL-regularised reward). β = 0.1 and two epochs per batch are Sharpen's choices (the
+    /// paper sweeps β for its KL-reward frontier).
+    /// </summary>
+    public static RlOptions P3o() => new()
+    {
+        Algorithm = "p3o", SamplesPerPrompt = 2, Beta = 0.1, KlEstimator = "k1", ClipLow = 0.2, ClipHigh = 0.2, Epochs = 2,
+        Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
     public RlOptions Validate()
     {
@@ -126,6 +138,13 @@ public sealed record RlOptions
         if (DualClip is { } c && c <= 1) throw new ArgumentException($"rl.dual_clip must be > 1, got {c}");
         if (Algorithm is "grpo" or "dr_grpo" or "rloo" && SamplesPerPrompt < 2)
             throw new ArgumentException($"rl.samples_per_prompt must be ≥ 2 for {Algorithm}, got {SamplesPerPrompt}");
+        if (Algorithm == "p3o")
+        {
+            if (SamplesPerPrompt != 2) throw new ArgumentException($"rl.samples_per_prompt must be 2 for p3o (it compares two samples per prompt), got {SamplesPerPrompt}");
+            if (MiniBatchSize % 2 != 0) throw new ArgumentException($"rl.mini_batch_size must be even for p3o (whole pairs), got {MiniBatchSize}");
+            if (MicroBatchSize % 2 != 0) throw new ArgumentException($"rl.micro_batch_size must be even for p3o (whole pairs), got {MicroBatchSize}");
+            if (ClipLow >= 1) throw new ArgumentException($"rl.clip_low must be < 1 for p3o, got {ClipLow}");
+        }
         if (TargetKl is { } t && !(t > 0)) throw new ArgumentException($"rl.target_kl must be positive, got {t}");
         return this;
     }
@@ -157,6 +176,7 @@ public static class RlAlgorithms
         ["remax"] = new("remax", "remax", "vanilla", KlPlacement.InReward, false, true, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"),
         ["rloo"] = new("rloo", "rloo", "vanilla", KlPlacement.InReward, false, false, RlOptions.Rloo, "Ahmadian et al. 2024 (RLOO), arXiv:2402.14740"),
         ["reinforce"] = new("reinforce", "reinforce", "vanilla", KlPlacement.InReward, false, false, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"),
+        ["p3o"] = new("p3o", "p3o", "p3o_clip", KlPlacement.InReward, false, false, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"),
         ["topr"] = new("topr", "reinforce", "topr", KlPlacement.None, false, false, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"),
     };
 

@@ -191,6 +191,15 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                     seqAdv = rr - b;
                     break;
                 }
+                case "p3o":
+                {
+                    // P3O: the KL-regularised reward r − β·KL(y) enters the pairwise loss; its advantages (r − pair mean =
+                    // (r₁ − r₂)/2) are kept for the metrics.
+                    var rr = klInReward ? r - beta * klSeq : r;
+                    adv = AdvantageEstimators.Grpo(new GroupOutcomeInput(rr, mask, g), scaleByStd: false).Advantages;
+                    seqAdv = rr;
+                    break;
+                }
                 default: // reinforce (REINFORCE and TOPR): moving-average baseline c
                 {
                     var rr = klInReward ? r - beta * klSeq : r;
@@ -358,6 +367,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                     {
                         "ppo_clip" => PolicyLosses.PpoClip(input, new ClipOptions(_o.ClipLow, _o.ClipHigh, _o.DualClip), agg),
                         "topr" => PolicyLosses.Topr(input, seqAdv.index_select(0, idx), agg),
+                        "p3o_clip" => PairwisePolicyLosses.P3o(input, seqAdv.index_select(0, idx), _o.ClipLow, rows.Length / 2.0),
                         _ => PolicyLosses.Vanilla(input, agg),
                     };
                     if (_spec.Kl == KlPlacement.InLoss && refLogp is not null && beta > 0)
@@ -463,9 +473,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     IEnumerable<int[]> MiniBatches(int n, int iteration, int epoch)
     {
         var rng = new Random(unchecked(_o.Seed * 7919 + iteration * 104729 + epoch) & int.MaxValue);
-        var rows = Enumerable.Range(0, n).ToArray();
+        // Pairwise losses (P3O) shuffle whole pairs, so the two samples of a prompt stay adjacent in every (micro-)batch.
+        int unit = _spec.PolicyLoss == "p3o_clip" ? 2 : 1;
+        var units = Enumerable.Range(0, n / unit).ToArray();
         if (_o.Epochs > 1 || _o.MiniBatchSize > 0)
-            for (int i = n - 1; i > 0; i--) { int j = rng.Next(i + 1); (rows[i], rows[j]) = (rows[j], rows[i]); }
+            for (int i = units.Length - 1; i > 0; i--) { int j = rng.Next(i + 1); (units[i], units[j]) = (units[j], units[i]); }
+        var rows = units.SelectMany(u => Enumerable.Range(u * unit, unit)).ToArray();
         int size = _o.MiniBatchSize > 0 ? _o.MiniBatchSize : n;
         for (int s = 0; s < n; s += size) yield return rows[s..Math.Min(n, s + size)];
     }

@@ -1,0 +1,67 @@
+using Sharpen.Torch;
+using static TorchSharp.torch;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>
+/// Pairwise Proximal Policy Optimization (P3O; Wu et al. 2023, arXiv:2310.00212) as a pure function of tensors. Rows
+/// come in consecutive pairs (2k, 2k+1): two completions of the same prompt sampled from the behaviour policy μ, with
+/// (KL-regularised) rewards r₁, r₂. Only the reward difference enters, so the loss is invariant to shifting the rewards
+/// of a prompt by a constant.
+/// </summary>
+public static class PairwisePolicyLosses
+{
+    /// <summary>Trajectory log-ratios are clamped to ±20 before exp so that ratios stay finite in float32.</summary>
+    const double MaxLogRatio = 20.0;
+
+    /// <summary>
+    /// P3O with joint clipping (P3O-V2, arXiv:2310.00212 §4.2), per pair:
+    /// R = [π_θ(y₁)/μ(y₁)]·[μ(y₂)/π_θ(y₂)] (trajectory-level, summed over tokens), A = (r₁ − r₂)/2,
+    /// loss = −min(R·A, clip(R, 1 − ε, 1 + ε)·A). At θ = μ the gradient is the pairwise policy gradient of Theorem 1,
+    /// −(r₁ − r₂)/2 · ∇(log π(y₁) − log π(y₂)). The pair losses are summed and divided by <paramref name="totalPairs"/>
+    /// (the pairs of the whole optimizer step), so micro-batches accumulate to the mean over the step.
+    /// <see cref="PolicyLossMetrics.ClipFraction"/> is the share of pairs (as their tokens) where the clipped term was taken.
+    /// </summary>
+    /// <param name="x">Log-probs under π_θ and μ and the mask, <c>(B, A)</c> with B even; <see cref="PolicyLossInput.Advantages"/> is not read.</param>
+    /// <param name="rewards">r per row, <c>(B)</c>, already including any KL penalty.</param>
+    /// <param name="clip">ε (0.2 in PPO and P3O).</param>
+    /// <param name="totalPairs">Pairs in the optimizer step (≥ B/2).</param>
+    public static (Tensor Loss, PolicyLossMetrics Metrics) P3o(PolicyLossInput x, Tensor rewards, double clip, double totalPairs)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(rewards);
+        TorchRuntime.EnsureLoaded();
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.OldLogProbs, nameof(x.OldLogProbs));
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.Mask, nameof(x.Mask));
+        long b = x.LogProbs.shape[0];
+        if (b % 2 != 0) throw new ArgumentException($"P3O needs consecutive pairs of rows; got B = {b}.", nameof(x));
+        if (rewards.dim() != 1 || rewards.shape[0] != b) throw new ArgumentException($"rewards must be (B) with B = {b}.", nameof(rewards));
+        if (!(clip >= 0 && clip < 1)) throw new ArgumentOutOfRangeException(nameof(clip), clip, "ε must be in [0, 1).");
+        if (!(totalPairs >= b / 2) || totalPairs <= 0) throw new ArgumentOutOfRangeException(nameof(totalPairs), totalPairs, $"must be ≥ B/2 = {b / 2}.");
+        using var scope = NewDisposeScope();
+        var m = x.Mask.to_type(x.LogProbs.dtype);                                           // (B, A)
+        var seqLogRatio = ((x.LogProbs - x.OldLogProbs) * m).sum(1).view(-1, 2);            // (B) → (P, 2)  log π_θ(y)/μ(y)
+        var r = rewards.detach().to_type(x.LogProbs.dtype).view(-1, 2);                     // (P, 2)
+        var adv = (r.select(1, 0) - r.select(1, 1)) / 2;                                    // (P)  A = (r₁ − r₂)/2
+        var logR = (seqLogRatio.select(1, 0) - seqLogRatio.select(1, 1)).clamp(-MaxLogRatio, MaxLogRatio);   // (P)
+        var ratio = logR.exp();                                                             // (P)  R = ρ(y₁)/ρ(y₂)
+        var unclipped = -adv * ratio;                                                       // (P)
+        var clipped = -adv * ratio.clamp(1 - clip, 1 + clip);                               // (P)
+        var perPair = maximum(unclipped, clipped);                                          // −min(R·A, clip(R, 1−ε, 1+ε)·A), arXiv:2310.00212 §4.2 (V2)
+        var loss = perPair.sum() / totalPairs;
+        PolicyLossMetrics metrics;
+        using (no_grad())
+        {
+            var taken = (clipped > unclipped).to_type(ScalarType.Float32);                  // (P)
+            var tokens = m.sum(1).view(-1, 2).sum(1).to_type(ScalarType.Float32);           // (P)
+            double n = Math.Max(1, tokens.sum().item<float>());
+            var tokLog = (x.LogProbs.detach() - x.OldLogProbs).to_type(ScalarType.Float32).clamp(-MaxLogRatio, MaxLogRatio) * m;
+            double approxKl = (0.5 * tokLog * tokLog).sum().item<float>() / n;
+            var tokRatio = tokLog.exp();
+            double ratioMean = (tokRatio * m).sum().item<float>() / n;
+            double ratioMax = tokRatio.masked_fill(m == 0, float.NegativeInfinity).max().item<float>();
+            metrics = new PolicyLossMetrics((taken * tokens).sum().item<float>() / n, approxKl, ratioMean, ratioMax);
+        }
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+}
