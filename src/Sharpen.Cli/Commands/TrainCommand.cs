@@ -22,6 +22,7 @@ public static class TrainCommand
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -61,6 +62,22 @@ public static class TrainCommand
         Console.WriteLine(line);
         var metrics = new RunLog(r.Output, append: true).ReadMetrics();
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Reward-model loss")}");
+        return 0;
+    }
+
+    static int RunOnlinePreference(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = OnlineDpoPipeline.Run(r, Console.WriteLine, resume, cancel: ct);
+        var o = r.OnlinePreferenceOptions();
+        var lines = new List<string>
+        {
+            $"{o.Algorithm} ({o.Loss}): {result.Result.Iterations} iterations, {result.Result.TotalPairs} pairs, {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.",
+        };
+        if (result.Before is { } b && result.After is { } a)
+            lines.Add($"Held-out greedy accuracy: {b.Accuracy:P1} before, {a.Accuracy:P1} after (n={a.N}); pass@{a.Samples} {a.PassAtK:P1}, maj@{a.Samples} {a.MajAtK:P1}.");
+        Console.WriteLine(lines[0]);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: $"Preference loss ({o.Algorithm})")}");
         return 0;
     }
 

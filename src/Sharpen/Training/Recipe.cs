@@ -24,8 +24,9 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs)
-    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), or the online preference methods <c>online_dpo</c>,
+    /// <c>dno</c> and <c>spin</c>.</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -59,6 +60,24 @@ public sealed record Recipe
     /// <summary>The reward-model options: <see cref="Training.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
     public RewardModelOptions RewardModelOptions(string source = "recipe") =>
         Bind(RewardModelSection, new Training.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>Online DPO settings as written (<c>kind: online_dpo</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("online_dpo")] public JsonObject? OnlineDpoSection { get; init; }
+    /// <summary>DNO settings as written (<c>kind: dno</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("dno")] public JsonObject? DnoSection { get; init; }
+    /// <summary>SPIN settings as written (<c>kind: spin</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("spin")] public JsonObject? SpinSection { get; init; }
+
+    /// <summary>
+    /// The options of an online preference recipe (<c>online_dpo</c>, <c>dno</c> or <c>spin</c>): the preset of the recipe's
+    /// kind (<see cref="Training.OnlineDpoOptions.For"/>) with the keys of the section named like the kind on top.
+    /// </summary>
+    public OnlineDpoOptions OnlinePreferenceOptions(string source = "recipe")
+    {
+        var section = Kind switch { "dno" => DnoSection, "spin" => SpinSection, _ => OnlineDpoSection };
+        if (section?["algorithm"] is not null) throw new RecipeException($"{source}: '{Kind}.algorithm' is set by 'kind'; remove it");
+        return Bind(section, Training.OnlineDpoOptions.For(Kind is "dno" or "spin" ? Kind : "online_dpo"), Kind, source, o => o.Validate());
+    }
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -134,14 +153,24 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model");
+        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model" or "online_dpo" or "dno" or "spin"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model, online_dpo, dno, spin");
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
             if (recipe.Task is null) throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward)");
+        }
+        if (recipe.Kind is "online_dpo" or "dno" or "spin")
+        {
+            recipe.OnlinePreferenceOptions(source);
+            foreach (var (other, section) in new[] { ("online_dpo", recipe.OnlineDpoSection), ("dno", recipe.DnoSection), ("spin", recipe.SpinSection) })
+                if (section is not null && other != recipe.Kind) throw new RecipeException($"{source}: '{other}' section in a '{recipe.Kind}' recipe; use '{recipe.Kind}'");
+            if (recipe.Kind != "spin" && recipe.Task is null)
+                throw new RecipeException($"{source}: a {recipe.Kind} recipe needs a 'task' (its verifier is the judge; reward models go in 'rewards')");
+            if (recipe.Task is null && recipe.Rewards is not null)
+                throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
         }
         if (recipe.Model.Path is null == recipe.Model.Init is null)
             throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
