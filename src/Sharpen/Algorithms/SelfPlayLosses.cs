@@ -12,7 +12,7 @@ namespace Sharpen.Algorithms;
 public static class SelfPlayLosses
 {
     /// <summary>
-    /// SPIN (arXiv:2401.01335 Eq. 4.7 with the logistic ℓ(t) = log(1 + e^(−t))):
+    /// SPIN (arXiv:2401.01335 §4, L_SPIN with the logistic ℓ(t) = log(1 + e^(−t))):
     /// loss = ℓ(λ log(π_θ(y)/π_t(y)) − λ log(π_θ(y')/π_t(y'))), mean over B. Metrics use λ·(log π_θ − log π_t) as the
     /// implicit reward of each side.
     /// </summary>
@@ -27,7 +27,7 @@ public static class SelfPlayLosses
         using var scope = NewDisposeScope();
         var real = x.PolicyChosen - x.ReferenceChosen.detach();                  // (B)  log π_θ(y)/π_t(y)
         var synthetic = x.PolicyRejected - x.ReferenceRejected.detach();         // (B)  log π_θ(y')/π_t(y')
-        var loss = F.softplus(-lambda * (real - synthetic)).mean();              // ℓ(λ·real − λ·synthetic), arXiv:2401.01335 Eq. 4.7
+        var loss = F.softplus(-lambda * (real - synthetic)).mean();              // ℓ(λ·real − λ·synthetic), arXiv:2401.01335 §4 (L_SPIN)
         PreferenceMetrics metrics;
         using (no_grad())
         {
