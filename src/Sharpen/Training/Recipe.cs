@@ -24,8 +24,9 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs)
-    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs)
+    /// or <c>expert_iteration</c> (ReST-EM / STaR: sample, keep the verified-correct, fine-tune, repeat).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -59,6 +60,20 @@ public sealed record Recipe
     /// <summary>The reward-model options: <see cref="Training.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
     public RewardModelOptions RewardModelOptions(string source = "recipe") =>
         Bind(RewardModelSection, new Training.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>Expert-iteration settings as written; <see cref="ExpertIterationOptions"/> applies them over the preset of <c>method</c>.</summary>
+    [JsonPropertyName("expert_iteration")] public JsonObject? ExpertIterationSection { get; init; }
+
+    /// <summary>The expert-iteration options: the preset of <c>expert_iteration.method</c> (rest_em, star) with the recipe's keys on top,
+    /// and the recipe's <c>sft</c> section as the SFT stage of every iteration.</summary>
+    public ExpertIterationOptions ExpertIterationOptions(string source = "recipe")
+    {
+        var name = ExpertIterationSection?["method"] is JsonValue v && v.TryGetValue(out string? m) ? m : "rest_em";
+        Training.ExpertIterationOptions preset;
+        try { preset = Training.ExpertIterationOptions.For(name); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'expert_iteration.method': {e.Message}"); }
+        return Bind(ExpertIterationSection, preset with { Sft = Sft }, "expert_iteration", source, o => (o with { Sft = Sft }).Validate());
+    }
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -134,8 +149,13 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model");
+        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model" or "expert_iteration"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model, expert_iteration");
+        if (recipe.Kind == "expert_iteration")
+        {
+            recipe.ExpertIterationOptions(source);
+            if (recipe.Task is null) throw new RecipeException($"{source}: an expert_iteration recipe needs a 'task' (its verifier decides what is kept)");
+        }
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "rl")
