@@ -18,7 +18,7 @@ public sealed record ExpertIterationOptions
     public int SamplesPerProblem { get; init; } = 32;
     /// <summary>Sampling temperature (0 = greedy).</summary>
     public double Temperature { get; init; } = 1.0;
-    /// <summary>Top-k truncation of sampling (0 = off; ReST-EM sampled with top-k 40).</summary>
+    /// <summary>Top-k truncation of sampling (0 = off). 40 as in ReST-EM's sampling setup as we recall it (temperature 1, top-k 40; not rechecked against the paper).</summary>
     public int TopK { get; init; } = 40;
     /// <summary>Most new tokens per completion (sampling and held-out evaluation).</summary>
     public int MaxNewTokens { get; init; } = 64;
