@@ -23,6 +23,7 @@ public static class TrainCommand
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "expert_iteration") return RunExpertIteration(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -78,6 +79,25 @@ public static class TrainCommand
         Console.WriteLine(lines[0]);
         var metrics = new RunLog(r.Output, append: true).ReadMetrics();
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: $"Preference loss ({o.Algorithm})")}");
+        return 0;
+    }
+
+    static int RunExpertIteration(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = ExpertIterationPipeline.Run(r, Console.WriteLine, resume, cancel: ct);
+        var o = r.ExpertIterationOptions();
+        static string Pct(double? x) => x is { } v ? v.ToString("P1") : "n/a";
+        var lines = new List<string>
+        {
+            $"{o.Method}: {result.Result.Iterations.Count} iterations on {result.TrainProblems} problems, {result.Parameters:N0} parameters, {result.Seconds:F0} s.",
+            "", "| iteration | held-out accuracy | pass rate of samples | problems solved | examples kept | SFT loss |", "| --- | --- | --- | --- | --- | --- |",
+            $"| base | {Pct(result.Result.BaseAccuracy)} | | | | |",
+        };
+        foreach (var s in result.Result.Iterations)
+            lines.Add($"| {s.Iteration} | {Pct(s.Accuracy)} | {s.PassRate:P1} | {s.ProblemsSolved}/{s.Problems} | {s.ExamplesKept} | {(s.SftLoss is { } l ? l.ToString("F4") : "skipped")} |");
+        if (result.Eval is { } e)
+            lines.AddRange(["", $"Final held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}."]);
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], lines)}");
         return 0;
     }
 

@@ -25,9 +25,12 @@ namespace Sharpen.Training;
 public sealed record Recipe
 {
     /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
-    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), or the online preference methods <c>online_dpo</c>,
-    /// <c>dno</c> and <c>spin</c>.</summary>
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), the online preference methods <c>online_dpo</c>,
+    /// <c>dno</c> and <c>spin</c>, or <c>expert_iteration</c> (ReST-EM / STaR: sample, keep the verified-correct, fine-tune, repeat).</summary>
     public string Kind { get; init; } = "sft";
+
+    /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "expert_iteration"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -77,6 +80,20 @@ public sealed record Recipe
         var section = Kind switch { "dno" => DnoSection, "spin" => SpinSection, _ => OnlineDpoSection };
         if (section?["algorithm"] is not null) throw new RecipeException($"{source}: '{Kind}.algorithm' is set by 'kind'; remove it");
         return Bind(section, Training.OnlineDpoOptions.For(Kind is "dno" or "spin" ? Kind : "online_dpo"), Kind, source, o => o.Validate());
+    }
+
+    /// <summary>Expert-iteration settings as written; <see cref="ExpertIterationOptions"/> applies them over the preset of <c>method</c>.</summary>
+    [JsonPropertyName("expert_iteration")] public JsonObject? ExpertIterationSection { get; init; }
+
+    /// <summary>The expert-iteration options: the preset of <c>expert_iteration.method</c> (rest_em, star) with the recipe's keys on top,
+    /// and the recipe's <c>sft</c> section as the SFT stage of every iteration.</summary>
+    public ExpertIterationOptions ExpertIterationOptions(string source = "recipe")
+    {
+        var name = ExpertIterationSection?["method"] is JsonValue v && v.TryGetValue(out string? m) ? m : "rest_em";
+        Training.ExpertIterationOptions preset;
+        try { preset = Training.ExpertIterationOptions.For(name); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'expert_iteration.method': {e.Message}"); }
+        return Bind(ExpertIterationSection, preset with { Sft = Sft }, "expert_iteration", source, o => (o with { Sft = Sft }).Validate());
     }
 
     /// <summary>
@@ -153,8 +170,13 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model" or "online_dpo" or "dno" or "spin"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model, online_dpo, dno, spin");
+        if (!Kinds.Contains(recipe.Kind))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: {string.Join(", ", Kinds)}");
+        if (recipe.Kind == "expert_iteration")
+        {
+            recipe.ExpertIterationOptions(source);
+            if (recipe.Task is null) throw new RecipeException($"{source}: an expert_iteration recipe needs a 'task' (its verifier decides what is kept)");
+        }
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "rl")
