@@ -77,7 +77,7 @@ public sealed class LmSearchPolicy : ISearchPolicy
         var results = new Continuation[requests.Count][];
         var tok = _engine.Tokenizer;
         // Each request's encoded prompt + prefix, and the prefix's own token count (for the completion length limit).
-        var rows = new List<(int Request, int Slot, IReadOnlyList<int> Ids, int MaxNew)>();
+        var rows = new List<(int Request, int Slot, IReadOnlyList<int> Ids, int MaxNew, int PrefixTokens)>();
         for (int r = 0; r < requests.Count; r++)
         {
             var q = requests[r];
@@ -90,7 +90,7 @@ public sealed class LmSearchPolicy : ISearchPolicy
             for (int s = 0; s < q.Count; s++)
             {
                 if (maxNew < 1) results[r][s] = new Continuation("", 0, 0, 0, Finished: MaxTotalTokens - prefixTokens < 1);
-                else rows.Add((r, s, ids, maxNew));
+                else rows.Add((r, s, ids, maxNew, prefixTokens));
             }
         }
         int call = 0;
@@ -110,14 +110,14 @@ public sealed class LmSearchPolicy : ISearchPolicy
             meter.AddGeneration(outs.Sum(x => (long)x.CompletionIds.Length), passes);
             for (int i = 0; i < outs.Count; i++)
             {
-                var (r, s, ids, _) = members[i];
-                results[r][s] = ToContinuation(outs[i], oneStep, maxNew, requests[r], ids.Count);
+                var (r, s, _, _, prefixTokens) = members[i];
+                results[r][s] = ToContinuation(outs[i], oneStep, prefixTokens);
             }
         }
         return results;
     }
 
-    Continuation ToContinuation(Rollout x, bool oneStep, int maxNew, ContinuationRequest q, int encodedTokens)
+    Continuation ToContinuation(Rollout x, bool oneStep, int prefixTokens)
     {
         string text = x.CompletionText;
         int kept = x.CompletionIds.Length;
@@ -134,7 +134,6 @@ public sealed class LmSearchPolicy : ISearchPolicy
         }
         double logProb = 0;
         for (int t = 0; t < kept; t++) logProb += x.LogProbs[t];
-        int prefixTokens = q.Prefix.Length == 0 ? 0 : encodedTokens - _engine.Tokenizer.Encode(q.Prompt).Count;
         bool atLimit = prefixTokens + x.CompletionIds.Length >= MaxTotalTokens;
         bool finished = !cut && (x.Stop == StopReason.Eos || atLimit || (!oneStep && x.Stop == StopReason.MaxTokens));
         return new Continuation(text, x.CompletionIds.Length, kept, logProb, finished);
