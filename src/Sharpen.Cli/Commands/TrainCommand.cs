@@ -39,8 +39,7 @@ public static class TrainCommand
 
     static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume) throw new ArgumentException("--resume is not supported for preference recipes (they restart from the model)");
-        var result = PreferencePipeline.Run(r, Console.WriteLine, ct);
+        var result = PreferencePipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"{r.PreferenceOptions().Loss}: {result.Result.Steps} steps on {result.Pairs} pairs" +
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
@@ -52,8 +51,7 @@ public static class TrainCommand
 
     static int RunRewardModel(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume) throw new ArgumentException("--resume is not supported for reward-model recipes (they restart from the model)");
-        var result = RewardModelPipeline.Run(r, Console.WriteLine, ct);
+        var result = RewardModelPipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"reward model: {result.Result.Steps} steps on {result.Pairs} pairs" +
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, " +
