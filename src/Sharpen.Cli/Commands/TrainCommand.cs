@@ -22,6 +22,7 @@ public static class TrainCommand
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "offline_pg") return RunOfflinePg(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -59,6 +60,19 @@ public static class TrainCommand
         Console.WriteLine(line);
         var metrics = new RunLog(r.Output, append: true).ReadMetrics();
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Reward-model loss")}");
+        return 0;
+    }
+
+    static int RunOfflinePg(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = OfflinePolicyPipeline.Run(r, Console.WriteLine, resume, ct);
+        var loss = r.OfflinePolicyOptions().Loss;
+        var line = $"{loss}: {result.Result.Steps} steps on {result.Result.Items} {(loss == "copg" ? "pairs" : "positive-advantage rows")} from {result.Rows} scored completions" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
+        Console.WriteLine(line);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Offline policy-gradient loss")}");
         return 0;
     }
 

@@ -24,8 +24,8 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs)
-    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning, optionally C-RLFT), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs) or <c>offline_pg</c> (CoPG or A-LoL on scored completions).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -59,6 +59,13 @@ public sealed record Recipe
     /// <summary>The reward-model options: <see cref="Training.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
     public RewardModelOptions RewardModelOptions(string source = "recipe") =>
         Bind(RewardModelSection, new Training.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>Offline policy-gradient settings as written (<c>kind: offline_pg</c>); <see cref="OfflinePolicyOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("offline_pg")] public JsonObject? OfflinePolicySection { get; init; }
+
+    /// <summary>The offline policy-gradient options: <see cref="Training.OfflinePolicyOptions"/>' defaults with the recipe's <c>offline_pg</c> keys on top.</summary>
+    public OfflinePolicyOptions OfflinePolicyOptions(string source = "recipe") =>
+        Bind(OfflinePolicySection, new Training.OfflinePolicyOptions(), "offline_pg", source, o => o.Validate());
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -134,10 +141,18 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model");
+        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model" or "offline_pg"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model, offline_pg");
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "offline_pg")
+        {
+            recipe.OfflinePolicyOptions(source);
+            if (recipe.Data.Train is null)
+                throw new RecipeException($"{source}: an offline_pg recipe needs 'data.train' (a JSONL of prompt/completion/reward rows)");
+            if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+                throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+        }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
