@@ -24,6 +24,7 @@ public static class TrainCommand
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "expert_iteration") return RunExpertIteration(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "offline_pg") return RunOfflinePg(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -41,8 +42,7 @@ public static class TrainCommand
 
     static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume) throw new ArgumentException("--resume is not supported for preference recipes (they restart from the model)");
-        var result = PreferencePipeline.Run(r, Console.WriteLine, ct);
+        var result = PreferencePipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"{r.PreferenceOptions().Loss}: {result.Result.Steps} steps on {result.Pairs} pairs" +
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
@@ -54,8 +54,7 @@ public static class TrainCommand
 
     static int RunRewardModel(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume) throw new ArgumentException("--resume is not supported for reward-model recipes (they restart from the model)");
-        var result = RewardModelPipeline.Run(r, Console.WriteLine, ct);
+        var result = RewardModelPipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"reward model: {result.Result.Steps} steps on {result.Pairs} pairs" +
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, " +
@@ -98,6 +97,19 @@ public static class TrainCommand
         if (result.Eval is { } e)
             lines.AddRange(["", $"Final held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}."]);
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], lines)}");
+        return 0;
+    }
+
+    static int RunOfflinePg(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = OfflinePolicyPipeline.Run(r, Console.WriteLine, resume, ct);
+        var loss = r.OfflinePolicyOptions().Loss;
+        var line = $"{loss}: {result.Result.Steps} steps on {result.Result.Items} {(loss == "copg" ? "pairs" : "positive-advantage rows")} from {result.Rows} scored completions" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
+        Console.WriteLine(line);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Offline policy-gradient loss")}");
         return 0;
     }
 

@@ -10,7 +10,7 @@ namespace Sharpen.Algorithms;
 public sealed record CopgMetrics(double RewardMargin, double ImplicitMargin, double AbsResidual);
 
 /// <summary>
-/// Metrics of <see cref="OfflinePolicyLosses.Alol"/>: the share of rows kept (advantage ≥ 0) and, over the kept rows
+/// Metrics of <see cref="OfflinePolicyLosses.Alol"/>: the share of rows kept (advantage &gt; 0) and, over the kept rows
 /// (0 when none), the mean advantage, the mean clipped weight and the share of weights that were clipped.
 /// </summary>
 public sealed record AlolMetrics(double KeptFraction, double AdvantageMean, double WeightMean, double ClipFraction);
@@ -29,8 +29,12 @@ public static class OfflinePolicyLosses
     /// ℓ = (R1 − β·log π(y1)/π_ref(y1) − R2 + β·log π(y2)/π_ref(y2))² = (ΔR − β·h)², mean over B,
     /// with ΔR = R1 − R2 and h the difference of the <b>summed</b> log-ratios. Its gradient, −2β(ΔR − β h)·∇(log π(y1) − log π(y2)),
     /// is the pairwise policy gradient in which each completion serves as the other's baseline, corrected by the KL term.
-    /// The loss is symmetric in (y1, y2). For preference-only rewards with ΔR = R(y_w) − R(y_l) = 1/2 (e.g. R = ±1/4) and τ = β,
-    /// ℓ = β²·(h − 1/(2τ))², i.e. β² times IPO's loss (arXiv:2310.12036 Eq. 17); more generally ΔR = β/(2τ) gives β²·IPO(τ).
+    /// The loss is symmetric in (y1, y2). The paper's CoPG ascent direction is (R_β(y1) − R_β(y2))·∇(log π(y1) − log π(y2)),
+    /// so minimising this squared loss follows exactly that direction scaled by 2β (the "supervised-friendly" form).
+    /// Preference-only data (the documented constant): with R(y_w) − R(y_l) = ΔR for every pair,
+    /// (ΔR − βh)² = β²·(h − ΔR/β)² = β²·IPO(τ) with τ = β/(2ΔR) (IPO, arXiv:2310.12036 Eq. 17: (h − 1/(2τ))²).
+    /// Rewards 1/0 (ΔR = 1) give β²·IPO(τ = β/2); rewards ±1 (ΔR = 2) give β²·IPO(τ = β/4). Pairs with equal rewards only
+    /// pull the two log-ratios together (ΔR = 0).
     /// Departure: the paper writes the loss for a single pair; here it is averaged over a batch of B pairs.
     /// </summary>
     public static (Tensor Loss, CopgMetrics Metrics) Copg(Tensor policy1, Tensor policy2, Tensor ref1, Tensor ref2,
@@ -62,13 +66,16 @@ public static class OfflinePolicyLosses
 
     /// <summary>
     /// A-LoL (Baheti et al. 2023, arXiv:2305.14718), the clipped-weight variant, with the whole completion as one action.
-    /// Advantage A = R − V_ref(x) (the reference policy's value estimate of the prompt, given); rows with A &lt; 0 are dropped.
+    /// Advantage A = R − V_ref(x) (the reference policy's value estimate of the prompt, given); rows with A ≤ 0 are dropped
+    /// (the paper drops negative-advantage data; a row with A = 0 would add nothing to the gradient but would count in K).
     /// Importance weight w = clamp(π(y)/π_ref(y), 1 − ε, 1 + ε), computed from the summed log-probs and <b>detached</b>, so the
     /// gradient is −A·w·∇log π(y) per kept row. Loss = −(1/K)·Σ_kept A·w·log π(y), K the number of kept rows; when K = 0 the loss
-    /// is 0 (still attached to the graph, with zero gradient).
+    /// is 0 (still attached to the graph, with zero gradient). The default ε = 0.9 is the clip the A-LoL experiments use.
+    /// The paper's other variants (reference-free: w = 1; A-LoL seq: per-token ratios; A-LoL KL: a KL penalty instead of
+    /// the clip) are not implemented.
     /// </summary>
     public static (Tensor Loss, AlolMetrics Metrics) Alol(Tensor policyLogp, Tensor refLogp, Tensor rewards, Tensor values,
-        double clip = 0.2)
+        double clip = 0.9)
     {
         RequireVector(policyLogp, nameof(policyLogp));
         RequireSameShape(policyLogp, refLogp, nameof(refLogp));
@@ -79,7 +86,7 @@ public static class OfflinePolicyLosses
         using var scope = NewDisposeScope();
         var dtype = policyLogp.dtype;
         var advantage = rewards.detach().to_type(dtype) - values.detach().to_type(dtype);            // (B)  A = R − V_ref(x)
-        var keep = (advantage >= 0).to_type(dtype);                                                   // (B)  1 kept, 0 dropped
+        var keep = (advantage > 0).to_type(dtype);                                                     // (B)  1 kept, 0 dropped
         var ratio = (policyLogp.detach() - refLogp.detach().to_type(dtype)).exp();                   // (B)  π/π_ref
         var weight = ratio.clamp(1 - clip, 1 + clip);                                                 // (B)  detached clipped weight
         var kept = keep.sum().to_type(ScalarType.Float64).item<double>();                    // K

@@ -27,7 +27,7 @@ public static class JsonlDataset
     /// <summary>How many skipped-line messages a <see cref="LoadResult{T}"/> keeps.</summary>
     public const int MaxReportedErrors = 10;
 
-    const string SftExpected =
+    internal const string SftExpected =
         "{\"prompt\": string, \"completion\": string} or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
     const string PreferenceExpected =
         "{\"prompt\": string, \"chosen\": string, \"rejected\": string}, {\"chosen\": [messages], \"rejected\": [messages]} " +
@@ -116,7 +116,7 @@ public static class JsonlDataset
         return (cut >= 0 ? message[..cut] : message).TrimEnd('.');
     }
 
-    static SftExample ParseSft(JsonRow row)
+    internal static SftExample ParseSft(JsonRow row)
     {
         if (row.Has("messages"))
         {

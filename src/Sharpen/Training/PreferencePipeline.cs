@@ -21,7 +21,11 @@ public sealed record PreferencePipelineResult(PreferenceResult Result, int Pairs
 public static class PreferencePipeline
 {
     /// <summary>Runs <paramref name="recipe"/>; <paramref name="log"/> receives progress lines.</summary>
-    public static PreferencePipelineResult Run(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default)
+    public static PreferencePipelineResult Run(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default) =>
+        Run(recipe, log, resume: false, cancel);
+
+    /// <summary>Runs <paramref name="recipe"/>; with <paramref name="resume"/>, continues from the newest checkpoint in its output folder.</summary>
+    public static PreferencePipelineResult Run(Recipe recipe, Action<string>? log, bool resume, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.PreferenceOptions();
@@ -35,7 +39,7 @@ public static class PreferencePipeline
         using var _ = policy;
         log?.Invoke($"model: {policy.ParameterCount():N0} parameters ({policy.Config.ModelType}, d={policy.Config.HiddenSize}, {policy.Config.NumHiddenLayers} layers)");
 
-        var result = new PreferenceTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, cancel);
+        var result = new PreferenceTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
         var runLog = new RunLog(recipe.Output, append: true);
         var summary = runLog.ReadSummary();

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Sharpen.Algorithms;
 using Sharpen.Checkpoints;
@@ -49,6 +47,10 @@ public sealed record PreferenceOptions
     public int LogEvery { get; init; } = 10;
     /// <summary>Seed of the pair order.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept; older ones are deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
     public bool NeedsReference => Loss is not ("orpo" or "simpo");
@@ -65,6 +67,7 @@ public sealed record PreferenceOptions
         NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma");
         Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
         NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(LogEvery, "log_every");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (MinLrRatio < 0 || MinLrRatio > 1) throw new ArgumentException($"preference.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         return this;
     }
@@ -78,7 +81,10 @@ public sealed record PreferenceResult(int Steps, double FinalLoss, double FinalA
 /// with a frozen copy of the starting policy (the reference; cached in <c>reference_logprobs.json</c> under a key of
 /// the reference weights and the tokenized pairs; skipped for the reference-free orpo and simpo); then per step take
 /// BatchSize pairs in a seeded order, score chosen and rejected with the policy in one stacked pass, apply the named
-/// loss from <see cref="PreferenceLosses"/>, clip, AdamW step with warm-up + cosine learning rate, and log.
+/// loss from <see cref="PreferenceLosses"/>, clip, AdamW step with warm-up + cosine learning rate, and log. Checkpoints
+/// hold weights, optimizer moments, step and data position (epoch, position); a resumed run computes the reference from
+/// the starting model it was given (the cache makes that free) before loading the checkpoint, so it ends where an
+/// uninterrupted run would.
 /// </summary>
 public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, PreferenceOptions options)
 {
@@ -94,7 +100,14 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
-    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default)
+    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
+        Run(pairs, outDir, resume: false, cancel);
+
+    /// <summary>
+    /// Trains as <see cref="Run(IReadOnlyList{PreferenceExample}, string, CancellationToken)"/>; with <paramref name="resume"/>,
+    /// continues from the newest checkpoint under <c>outDir/checkpoints</c> (the policy passed in must be the starting model).
+    /// </summary>
+    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
         var sw = Stopwatch.StartNew();
@@ -106,9 +119,11 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         policy.train();
         using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
 
         int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
         var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAccuracy = double.NaN;
         while (step < _o.MaxSteps)
@@ -139,6 +154,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
                 });
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
             }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");
@@ -204,36 +221,13 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     (float[] Chosen, float[] Rejected) ReferenceLogProbs(List<Pair> data, string outDir, int padId)
     {
         var path = Path.Combine(outDir, ReferenceFile);
-        var key = ReferenceKey(data);
-        if (File.Exists(path))
-        {
-            try
-            {
-                var cached = JsonNode.Parse(File.ReadAllText(path));
-                var c = cached?["chosen"]?.AsArray().Select(x => x!.GetValue<float>()).ToArray();
-                var r = cached?["rejected"]?.AsArray().Select(x => x!.GetValue<float>()).ToArray();
-                if (cached?["key"]?.GetValue<string>() == key && c?.Length == data.Count && r?.Length == data.Count)
-                {
-                    Log?.Invoke($"reference log-probs: cached ({path})");
-                    return (c, r);
-                }
-            }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
-            {
-                Log?.Invoke($"reference log-probs: unreadable cache {path} ({e.Message}); recomputing");
-            }
-        }
+        var key = ReferenceCache.Key(policy, data.Count, data.SelectMany(p => new[] { p.Prompt, p.Chosen, p.Rejected }));
+        if (ReferenceCache.TryLoad(path, key, data.Count, ["chosen", "rejected"], Log) is { } cached) return (cached[0], cached[1]);
 
         float[] chosen, rejected;
         using (var reference = policy.Copy(trainable: false))
             (chosen, rejected) = SummedLogProbs(reference, data, padId);
-        var json = new JsonObject
-        {
-            ["key"] = key, ["pairs"] = data.Count,
-            ["chosen"] = new JsonArray(chosen.Select(x => (JsonNode)x).ToArray()),
-            ["rejected"] = new JsonArray(rejected.Select(x => (JsonNode)x).ToArray()),
-        };
-        RunLog.WriteAtomically(path, json.ToJsonString());
+        ReferenceCache.Save(path, key, "pairs", [("chosen", chosen), ("rejected", rejected)]);
         Log?.Invoke($"reference log-probs: computed for {data.Count} pairs ({path})");
         return (chosen, rejected);
     }
@@ -248,26 +242,6 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 
-
-    /// <summary>SHA-256 over the reference weights (names, shapes, dtypes, bytes) and the tokenized pairs, as hex.</summary>
-    string ReferenceKey(List<Pair> data)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using (no_grad())
-        {
-            foreach (var (name, w) in policy.Weights().OrderBy(w => w.Name, StringComparer.Ordinal))
-            {
-                using var scope = NewDisposeScope();
-                hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{name}:{w.dtype}:[{string.Join(",", w.shape)}];"));
-                var t = w.detach().cpu().contiguous();
-                hash.AppendData(t.bytes);
-            }
-        }
-        void Ints(int[] xs) { hash.AppendData(BitConverter.GetBytes(xs.Length)); hash.AppendData(MemoryMarshal.AsBytes(xs.AsSpan())); }
-        hash.AppendData(BitConverter.GetBytes(data.Count));
-        foreach (var p in data) { Ints(p.Prompt); Ints(p.Chosen); Ints(p.Rejected); }
-        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
-    }
 
     List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
     {

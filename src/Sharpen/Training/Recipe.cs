@@ -24,13 +24,14 @@ namespace Sharpen.Training;
 /// </example>
 public sealed record Recipe
 {
-    /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
-    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), the online preference methods <c>online_dpo</c>,
-    /// <c>dno</c> and <c>spin</c>, or <c>expert_iteration</c> (ReST-EM / STaR: sample, keep the verified-correct, fine-tune, repeat).</summary>
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning, optionally C-RLFT), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), <c>offline_pg</c> (CoPG or A-LoL on scored completions),
+    /// the online preference methods <c>online_dpo</c>, <c>dno</c> and <c>spin</c>, or <c>expert_iteration</c> (ReST-EM / STaR: sample,
+    /// keep the verified-correct, fine-tune, repeat).</summary>
     public string Kind { get; init; } = "sft";
 
     /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "expert_iteration"];
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -95,6 +96,13 @@ public sealed record Recipe
         catch (ArgumentException e) { throw new RecipeException($"{source}: 'expert_iteration.method': {e.Message}"); }
         return Bind(ExpertIterationSection, preset with { Sft = Sft }, "expert_iteration", source, o => (o with { Sft = Sft }).Validate());
     }
+
+    /// <summary>Offline policy-gradient settings as written (<c>kind: offline_pg</c>); <see cref="OfflinePolicyOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("offline_pg")] public JsonObject? OfflinePolicySection { get; init; }
+
+    /// <summary>The offline policy-gradient options: <see cref="Training.OfflinePolicyOptions"/>' defaults with the recipe's <c>offline_pg</c> keys on top.</summary>
+    public OfflinePolicyOptions OfflinePolicyOptions(string source = "recipe") =>
+        Bind(OfflinePolicySection, new Training.OfflinePolicyOptions(), "offline_pg", source, o => o.Validate());
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -179,6 +187,14 @@ public sealed record Recipe
         }
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "offline_pg")
+        {
+            recipe.OfflinePolicyOptions(source);
+            if (recipe.Data.Train is null)
+                throw new RecipeException($"{source}: an offline_pg recipe needs 'data.train' (a JSONL of prompt/completion/reward rows)");
+            if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+                throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+        }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);

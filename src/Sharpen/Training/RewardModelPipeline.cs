@@ -22,7 +22,11 @@ public sealed record RewardModelPipelineResult(RewardModelResult Result, int Pai
 public static class RewardModelPipeline
 {
     /// <summary>Runs <paramref name="recipe"/>; <paramref name="log"/> receives progress lines.</summary>
-    public static RewardModelPipelineResult Run(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default)
+    public static RewardModelPipelineResult Run(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default) =>
+        Run(recipe, log, resume: false, cancel);
+
+    /// <summary>Runs <paramref name="recipe"/>; with <paramref name="resume"/>, continues from the newest checkpoint in its output folder.</summary>
+    public static RewardModelPipelineResult Run(Recipe recipe, Action<string>? log, bool resume, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.RewardModelOptions();
@@ -38,7 +42,7 @@ public static class RewardModelPipeline
         long parameters = backbone.ParameterCount() + head.parameters().Sum(p => p.numel());
         log?.Invoke($"model: {parameters:N0} parameters ({backbone.Config.ModelType}, d={backbone.Config.HiddenSize}, {backbone.Config.NumHiddenLayers} layers, scalar head)");
 
-        var result = new RewardModelTrainer(backbone, head, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, cancel);
+        var result = new RewardModelTrainer(backbone, head, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
         var runLog = new RunLog(recipe.Output, append: true);
         var summary = runLog.ReadSummary();

@@ -31,6 +31,10 @@ public sealed record RewardModelOptions
     public int LogEvery { get; init; } = 10;
     /// <summary>Seed of the pair order.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>Save a resumable checkpoint (backbone, head, optimizer, step, data position) every N steps (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept; older ones are deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public RewardModelOptions Validate()
@@ -39,7 +43,7 @@ public sealed record RewardModelOptions
         void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"reward_model.{key} must be ≥ 0, got {v}"); }
         Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
         NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); NonNegative(Margin, "margin");
-        Positive(LogEvery, "log_every");
+        Positive(LogEvery, "log_every"); NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"reward_model.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         return this;
     }
@@ -84,7 +88,15 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
     }
 
     /// <summary>Trains; writes metrics.jsonl, summary.json and final/ (model, head, tokenizer) into <paramref name="outDir"/>.</summary>
-    public RewardModelResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default)
+    public RewardModelResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
+        Run(pairs, outDir, resume: false, cancel);
+
+    /// <summary>
+    /// Trains as <see cref="Run(IReadOnlyList{PreferenceExample}, string, CancellationToken)"/>; with <paramref name="resume"/>,
+    /// continues from the newest checkpoint under <c>outDir/checkpoints</c> (backbone, head, optimizer, step, data position),
+    /// ending with the weights an uninterrupted run would have.
+    /// </summary>
+    public RewardModelResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
         var sw = Stopwatch.StartNew();
@@ -102,9 +114,11 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
         var parameters = backbone.parameters().Concat(head.parameters()).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
 
         int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
         var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAccuracy = double.NaN, lastMargin = double.NaN;
         while (step < _o.MaxSteps)
@@ -132,6 +146,8 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
                 });
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {accuracy:P0}  margin {margin:F4}  lr {lr:E2}");
             }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

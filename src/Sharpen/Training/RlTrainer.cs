@@ -407,12 +407,16 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         for (int i = 0; i < data.Count; i++)
         {
             var d = data[i];
+            var where = d.Source ?? $"scored completion {i + 1}";
+            var lps = d.LogProbs ?? throw new ArgumentException(
+                $"{where}: TOPR needs the behaviour log-prob of every completion token (\"logprobs\": [...]); " +
+                (d.LogProb is null ? "the row has none" : "a sequence-level \"logprob\" is not enough"));
             var p = tokenizer.Encode(d.Prompt).ToArray();
             var c = tokenizer.Encode(d.Completion, addSpecialTokens: false).ToList();
-            if (d.LogProbs.Length == c.Count + 1) c.Add(eos);
-            if (d.LogProbs.Length != c.Count)
-                throw new ArgumentException($"scored completion {i + 1}: {d.LogProbs.Length} log-probs but the completion encodes to {c.Count} tokens (or {c.Count + 1} with EOS)");
-            encoded.Add((p, c.ToArray(), d.LogProbs, d.Reward));
+            if (lps.Length == c.Count + 1) c.Add(eos);
+            if (lps.Length != c.Count)
+                throw new ArgumentException($"{where}: {lps.Length} log-probs but the completion encodes to {c.Count} tokens (or {c.Count + 1} with EOS)");
+            encoded.Add((p, c.ToArray(), lps, d.Reward));
         }
         using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var baseline = new MovingAverageBaseline(_o.BaselineDecay);

@@ -44,6 +44,21 @@ public sealed record SftOptions
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>C-RLFT: the row field that names an example's class (data source), e.g. <c>"source": "gpt4"</c>.</summary>
+    public string ClassField { get; init; } = "source";
+    /// <summary>
+    /// C-RLFT (OpenChat): the loss weight of each class, e.g. <c>{gpt4: 1.0, gpt35: 0.1}</c> (OpenChat weights expert data 1
+    /// and sub-optimal data 0.1). Empty or absent = plain SFT. The class with the largest weight is the expert class.
+    /// </summary>
+    public Dictionary<string, double>? ClassWeights { get; init; }
+    /// <summary>C-RLFT: the condition prefix of each class, prepended verbatim to the prompt (include your own separator); every weighted class needs one.</summary>
+    public Dictionary<string, string>? ClassPrefixes { get; init; }
+
+    /// <summary>Whether C-RLFT is on (<see cref="ClassWeights"/> is non-empty).</summary>
+    public bool ConditionsOnClass() => ClassWeights is { Count: > 0 };
+
+    /// <summary>The expert class: the one with the largest weight (ties: the first in ordinal order); generation conditions on its prefix.</summary>
+    public string ExpertClass() => ClassWeights!.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).First().Key;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public SftOptions Validate()
@@ -57,6 +72,21 @@ public sealed record SftOptions
         Positive(EvalMaxNewTokens, "eval_max_new_tokens"); NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (MinLrRatio < 0 || MinLrRatio > 1) throw new ArgumentException($"sft.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("sft.beta1 and sft.beta2 must be in [0, 1)");
+        if (ConditionsOnClass())
+        {
+            if (string.IsNullOrWhiteSpace(ClassField)) throw new ArgumentException("sft.class_field must name a row field");
+            foreach (var (c, w) in ClassWeights!)
+            {
+                if (!(w >= 0) || double.IsInfinity(w)) throw new ArgumentException($"sft.class_weights.{c} must be a finite number ≥ 0, got {w}");
+                if (ClassPrefixes is null || !ClassPrefixes.ContainsKey(c))
+                    throw new ArgumentException($"sft.class_prefixes has no prefix for class '{c}' (every class in sft.class_weights needs one)");
+            }
+            if (ClassPrefixes!.Keys.FirstOrDefault(c => !ClassWeights!.ContainsKey(c)) is { } extra)
+                throw new ArgumentException($"sft.class_prefixes names class '{extra}', which has no weight in sft.class_weights");
+            if (ClassPrefixes.Values.Distinct().Count() != ClassPrefixes.Count) throw new ArgumentException("sft.class_prefixes must differ between classes (the prefix is the condition)");
+            if (!(ClassWeights!.Values.Max() > 0)) throw new ArgumentException("sft.class_weights needs at least one class with weight > 0");
+        }
+        else if (ClassPrefixes is { Count: > 0 }) throw new ArgumentException("sft.class_prefixes needs sft.class_weights (C-RLFT)");
         return this;
     }
 }

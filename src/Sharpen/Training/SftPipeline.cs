@@ -60,7 +60,7 @@ public static class SftPipeline
         var summary = runLog.ReadSummary();
         if (task is not null && testProblems.Count > 0)
         {
-            eval = Evaluation.Run(new RolloutEngine(model, tokenizer), task, testProblems.Take(recipe.Eval.Problems).ToList(),
+            eval = Evaluation.Run(new RolloutEngine(model, tokenizer), task, SftTrainer.ConditionOnExpert(testProblems, recipe.Sft).Take(recipe.Eval.Problems).ToList(),
                 recipe.Eval.Samples, recipe.Eval.Temperature, recipe.Eval.MaxNewTokens, recipe.Seed);
             foreach (var (k, v) in eval.ToJson()) summary[k] = v?.DeepClone();
             log?.Invoke($"held-out: accuracy {eval.Accuracy:P1}, pass@{eval.Samples} {eval.PassAtK:P1}, maj@{eval.Samples} {eval.MajAtK:P1} (n={eval.N})");
@@ -87,7 +87,9 @@ public static class SftPipeline
 
     static IReadOnlyList<SftExample> LoadRows(string path, Recipe recipe, ref int skipped, Action<string>? log)
     {
-        var loaded = JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines).Reported(path, log);
+        var loaded = (recipe.Sft.ConditionsOnClass()
+            ? ClassConditionedData.LoadSft(path, recipe.Sft.ClassField, recipe.Sft.ClassWeights!.Keys, recipe.Data.SkipBadLines)
+            : JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines)).Reported(path, log);
         skipped += loaded.SkippedLines;
         return loaded.Items;
     }

@@ -20,6 +20,10 @@ public sealed record SftResult(int Steps, double FinalLoss, double? EvalLoss, Ev
 /// tokens, so accumulation equals one large batch), clip, AdamW step with warm-up + cosine learning
 /// rate; log, evaluate and checkpoint on schedule. Resuming restores weights, optimizer moments,
 /// step and data position, so a stopped-and-resumed run ends where an uninterrupted one would.
+/// With <see cref="SftOptions.ClassWeights"/> it is C-RLFT (OpenChat): each example's prompt is prefixed with its class's
+/// condition, and its token log-likelihood is weighted by its class's weight in
+/// <see cref="Algorithms.ClassConditionedLoss.WeightedNll"/> (still divided by the step's unweighted token count, so
+/// accumulation stays exact); generation for evaluation conditions on the expert class's prefix.
 /// </summary>
 public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions options)
 {
@@ -34,7 +38,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
 
     readonly SftOptions _o = options.Validate();
 
-    sealed record Example(int[] Prompt, int[] Completion);
+    sealed record Example(int[] Prompt, int[] Completion, float Weight = 1f);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
     public SftResult Run(IReadOnlyList<SftExample> train, IReadOnlyList<SftExample> heldOut, string outDir, bool resume = false,
@@ -46,6 +50,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         var data = Encode(train, ref truncated);
         var evalData = Encode(heldOut.Take(_o.EvalExamples).ToList(), ref truncated);
         int padId = tokenizer.PadTokenId ?? 0;
+        var evalProblems = ConditionOnExpert(EvalProblems, _o);
 
         model.train();
         var decay = model.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
@@ -113,7 +118,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
                     if (evalData.Count > 0) { evalLoss = EvalLoss(evalData, padId); row["eval_loss"] = Round(evalLoss.Value); }
                     if (Task is not null && EvalProblems.Count > 0)
                     {
-                        eval = Evaluation.Run(new RolloutEngine(model, tokenizer), Task, EvalProblems.Take(_o.EvalProblems).ToList(),
+                        eval = Evaluation.Run(new RolloutEngine(model, tokenizer), Task, evalProblems.Take(_o.EvalProblems).ToList(),
                             maxNewTokens: _o.EvalMaxNewTokens, stopStrings: EvalStopStrings);
                         model.train();
                         row["eval_accuracy"] = eval.Accuracy;
@@ -180,7 +185,9 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             var sb = SequenceBatch.Build(micro.Select(e => (IReadOnlyList<int>)e.Prompt).ToList(),
                 micro.Select(e => (IReadOnlyList<int>)e.Completion).ToList(), padId);
             var logp = Scoring.CompletionLogProbs(model, sb);                                  // (b, A), 0 at padding
-            var loss = -logp.sum() / totalTokens;
+            var loss = _o.ConditionsOnClass()
+                ? Algorithms.ClassConditionedLoss.WeightedNll(logp, tensor(micro.Select(e => e.Weight).ToArray()), totalTokens)
+                : -logp.sum() / totalTokens;
             loss.backward();
             lossSum += loss.item<float>();
         }
@@ -211,7 +218,8 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         var eos = DataOrder.EosId(tokenizer, model.Config);
         foreach (var e in examples)
         {
-            var p = tokenizer.Encode(e.Prompt, addSpecialTokens: true).ToArray();
+            var (prompt, weight) = Condition(e, _o);
+            var p = tokenizer.Encode(prompt, addSpecialTokens: true).ToArray();
             var c = DataOrder.CompletionIds(tokenizer, eos, e.Completion);
             if (p.Length == 0) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
             if (p.Length + c.Length > _o.MaxSequenceLength)
@@ -221,11 +229,30 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
                 if (keep < 1) continue;
                 c = c[..keep];
             }
-            result.Add(new Example(p, c));
+            result.Add(new Example(p, c, (float)weight));
         }
         return result;
     }
 
+
+    /// <summary>
+    /// C-RLFT's view of an example: (its class's prefix + prompt, its class's weight); (prompt, 1) when C-RLFT is off.
+    /// An example without the class field, or with a class that has no weight, is an error naming the known classes.
+    /// </summary>
+    internal static (string Prompt, double Weight) Condition(SftExample e, SftOptions o)
+    {
+        if (!o.ConditionsOnClass()) return (e.Prompt, 1.0);
+        var known = string.Join(", ", o.ClassWeights!.Keys.Order(StringComparer.Ordinal));
+        if (!e.Fields.TryGetValue(o.ClassField, out var c))
+            throw new ArgumentException($"an example has no \"{o.ClassField}\" field (its class; known: {known}): \"{e.Prompt}\"");
+        if (!o.ClassWeights!.TryGetValue(c, out var w))
+            throw new ArgumentException($"an example has the unknown class \"{c}\" in \"{o.ClassField}\" (known: {known}): \"{e.Prompt}\"");
+        return (o.ClassPrefixes![c] + e.Prompt, w);
+    }
+
+    /// <summary>Problems as generation sees them: with C-RLFT, each prompt gets the expert class's prefix.</summary>
+    public static IReadOnlyList<Problem> ConditionOnExpert(IReadOnlyList<Problem> problems, SftOptions o) =>
+        o.ConditionsOnClass() ? problems.Select(p => p with { Prompt = o.ClassPrefixes![o.ExpertClass()] + p.Prompt }).ToList() : problems;
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

@@ -47,6 +47,25 @@ public static class TrainingCheckpoint
     /// <summary>The newest complete checkpoint, or null.</summary>
     public static string? Latest(string root) => List(root).LastOrDefault();
 
+    /// <summary>
+    /// The resume step of the trainers that walk their data in <see cref="DataOrder"/> (state keys <c>step</c>, <c>epoch</c>,
+    /// <c>position</c>): restores the newest checkpoint under <paramref name="root"/> into <paramref name="model"/> (and
+    /// <paramref name="head"/>) and <paramref name="optimizer"/>, drops the metrics rows after its step, and returns
+    /// (step, epoch, position); (0, 0, 0) when there is no checkpoint yet.
+    /// </summary>
+    public static (int Step, int Epoch, int Position) Resume(string root, CausalLM model, optim.Optimizer optimizer, RunLog runLog,
+        Action<string>? log, ScalarHead? head = null)
+    {
+        var latest = Latest(root);
+        if (latest is null) { log?.Invoke($"no checkpoint under {root}; starting from scratch"); return (0, 0, 0); }
+        var state = Restore(latest, model, optimizer, head);
+        int Int(string k) => state[k]?.GetValue<int>() ?? throw new CheckpointException($"{latest}/trainer_state.json: missing '{k}'");
+        var result = (Int("step"), Int("epoch"), Int("position"));
+        runLog.TruncateAfter(result.Item1);
+        log?.Invoke($"resumed from {latest} at step {result.Item1}");
+        return result;
+    }
+
     /// <summary>Loads weights and optimizer state into existing objects and returns the trainer state.</summary>
     public static JsonObject Restore(string dir, CausalLM model, optim.Optimizer optimizer, ScalarHead? head = null)
     {

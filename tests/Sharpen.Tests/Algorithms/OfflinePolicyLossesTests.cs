@@ -70,6 +70,37 @@ public class OfflinePolicyLossesTests
         Close(ipoRejected.Select(g => beta * beta * g).ToArray(), p2.grad!);
     }
 
+    [Theory]
+    [InlineData(1.0, 0.0)]     // rewards 1/0: ΔR = 1 → τ = β/(2ΔR) = β/2
+    [InlineData(1.0, -1.0)]    // rewards ±1:  ΔR = 2 → τ = β/4
+    public void Copg_on_preference_only_rewards_is_beta_squared_times_ipo_with_tau_beta_over_two_delta_r(double rw, double rl)
+    {
+        using var scope = NewDisposeScope();
+        // β = 0.5; log-ratios: pair 0 h = (−2 + 3) − (−4 + 3) = 2, pair 1 h = (−5 + 4) − (−3 + 3) = −1.
+        // The paper's per-pair loss (R(y_w) − β log π/π_ref(y_w) − R(y_l) + β log π/π_ref(y_l))², in plain doubles:
+        const double beta = 0.5;
+        double dr = rw - rl, tau = beta / (2 * dr);
+        double[] h = [2, -1];
+        double copgByHand = h.Average(x => (dr - beta * x) * (dr - beta * x));
+        double ipoByHand = h.Average(x => (x - 1 / (2 * tau)) * (x - 1 / (2 * tau)));
+        Assert.Equal(copgByHand, beta * beta * ipoByHand, 12);
+        // 1/0: ((1 − 1)² + (1 + 0.5)²)/2 = 1.125;  ±1: ((2 − 1)² + (2 + 0.5)²)/2 = 3.625.
+        Assert.Equal(dr == 1 ? 1.125 : 3.625, copgByHand, 12);
+
+        var p1 = Vec(-2, -5).requires_grad_(true);
+        var p2 = Vec(-4, -3).requires_grad_(true);
+        var (copg, _) = OfflinePolicyLosses.Copg(p1, p2, Vec(-3, -4), Vec(-3, -3), Vec((float)rw, (float)rw), Vec((float)rl, (float)rl), beta);
+        Close(copgByHand, copg.item<float>());
+        var c = Vec(-2, -5).requires_grad_(true);
+        var r = Vec(-4, -3).requires_grad_(true);
+        var ipo = PreferenceLosses.Ipo(new PreferenceInput(c, r, Vec(-3, -4), Vec(-3, -3)), tau).Loss;
+        Close(ipoByHand, ipo.item<float>());
+        copg.backward();
+        ipo.backward();
+        Close(Values(c.grad!).Select(g => beta * beta * g).ToArray(), p1.grad!);
+        Close(Values(r.grad!).Select(g => beta * beta * g).ToArray(), p2.grad!);
+    }
+
     [Fact]
     public void Alol_on_three_rows_by_hand_with_clipped_detached_weight()
     {
@@ -113,6 +144,49 @@ public class OfflinePolicyLossesTests
         none.backward();
         Close([0, 0], all.grad!);
         Assert.Equal(new AlolMetrics(0, 0, 0, 0), m);
+
+        // A = 0 is dropped too (A ≤ 0): it would add no gradient but would count in K and halve row 0's.
+        var z = Vec(-4, -1).requires_grad_(true);
+        var (withZero, mz) = OfflinePolicyLosses.Alol(z, Vec(-4, -1), Vec(1, 2), Vec(0, 2));
+        Close(4.0, withZero.item<float>());
+        withZero.backward();
+        Close([-1, 0], z.grad!);
+        Close(0.5, mz.KeptFraction);
+    }
+
+    [Fact]
+    public void Alol_default_clip_is_0_9_so_ratios_in_0_1_to_1_9_pass_unclipped()
+    {
+        using var scope = NewDisposeScope();
+        // ratios e^0.5 ≈ 1.6487 (inside [0.1, 1.9]) and e^1 ≈ 2.718 (clipped to 1.9); A = 1 and 2; K = 2.
+        // gradient −A·w/K: [−1·1.6487/2, −2·1.9/2] = [−0.82436, −1.9].
+        var logp = Vec(-1.5f, -1).requires_grad_(true);
+        var (loss, m) = OfflinePolicyLosses.Alol(logp, Vec(-2, -2), Vec(1, 2), Vec(0, 0));
+        loss.backward();
+        Close([-Math.Exp(0.5) / 2, -1.9], logp.grad!);
+        Close((Math.Exp(0.5) + 1.9) / 2, m.WeightMean);
+        Close(0.5, m.ClipFraction);
+    }
+
+    [Fact]
+    public void Crlft_weighted_nll_by_hand_and_split_into_micro_batches_sums_to_the_whole()
+    {
+        using var scope = NewDisposeScope();
+        // Rows (token log-probs, 0 = padding): r0 [−1, −2] (2 tokens, w 1), r1 [−3, 0] (1 token, w 0.1), r2 [−0.5, −0.5] (2 tokens, w 1).
+        // N = 5 (unweighted tokens of the whole step). Loss = −(1·(−3) + 0.1·(−3) + 1·(−1))/5 = 4.3/5 = 0.86.
+        // Gradient w.r.t. each token log-prob: −w_i/N → r0 −0.2, r1 −0.02 (0 at padding, which the caller masks), r2 −0.2.
+        var logp = Mat(3, -1, -2, -3, 0, -0.5f, -0.5f).requires_grad_(true);
+        var w = Vec(1, 0.1f, 1);
+        var loss = ClassConditionedLoss.WeightedNll(logp, w, totalTokens: 5);
+        Close(0.86, loss.item<float>());
+        loss.backward();
+        Close([-0.2, -0.2, -0.02, -0.02, -0.2, -0.2], logp.grad!.view(-1));
+        // Micro-batches {r0, r1} and {r2} with the same global N: (3 + 0.3)/5 + 1/5 = 0.86, the same loss.
+        var a = ClassConditionedLoss.WeightedNll(Mat(2, -1, -2, -3, 0), Vec(1, 0.1f), 5);
+        var b = ClassConditionedLoss.WeightedNll(Mat(1, -0.5f, -0.5f), Vec(1), 5);
+        Close(0.86, a.item<float>() + b.item<float>());
+        Assert.Equal("weights", Assert.ThrowsAny<ArgumentException>(() => ClassConditionedLoss.WeightedNll(logp, Vec(1, 1), 5)).ParamName);
+        Assert.Equal("totalTokens", Assert.ThrowsAny<ArgumentException>(() => ClassConditionedLoss.WeightedNll(logp, w, 0)).ParamName);
     }
 
     [Fact]

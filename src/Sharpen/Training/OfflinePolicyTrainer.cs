@@ -1,0 +1,286 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// Offline policy-gradient settings on scored completions (the <c>offline_pg</c> section of a recipe): CoPG or A-LoL.
+/// Only the coefficients of the chosen loss are read.
+/// </summary>
+public sealed record OfflinePolicyOptions
+{
+    /// <summary>Names accepted by <see cref="Loss"/>.</summary>
+    public static readonly IReadOnlyList<string> Losses = ["copg", "alol"];
+
+    /// <summary><c>copg</c> (Contrastive Policy Gradient, pairs of completions of one prompt) or <c>alol</c> (A-LoL, one completion = one action).</summary>
+    public string Loss { get; init; } = "copg";
+    /// <summary>CoPG's β, the strength of the KL regularisation towards the reference.</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>A-LoL's importance-weight clip ε: w = clamp(π/π_ref, 1 − ε, 1 + ε), in (0, 1); the paper uses 0.9.</summary>
+    public double Clip { get; init; } = 0.9;
+    /// <summary>A-LoL: full-batch Adam steps fitting the value head V_ref(x) to the training rewards by MSE.</summary>
+    public int ValueFitSteps { get; init; } = 200;
+    /// <summary>A-LoL: learning rate of the value-head fit.</summary>
+    public double ValueLearningRate { get; init; } = 1e-2;
+    /// <summary>Optimizer steps to run.</summary>
+    public int MaxSteps { get; init; } = 200;
+    /// <summary>Items per step: pairs for CoPG, kept rows for A-LoL.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Peak learning rate of AdamW (no weight decay).</summary>
+    public double LearningRate { get; init; } = 2e-5;
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 10;
+    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
+    public double MinLrRatio { get; init; } = 0.1;
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Write a metrics row every N steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept; older ones are deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seed of the data order.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
+    public OfflinePolicyOptions Validate()
+    {
+        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"offline_pg.{key} must be positive, got {v}"); }
+        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"offline_pg.{key} must be ≥ 0, got {v}"); }
+        if (Loss is null || !Losses.Contains(Loss))
+            throw new ArgumentException($"offline_pg.loss: unknown loss '{Loss}'. Known: {string.Join(", ", Losses)}.");
+        Positive(Beta, "beta");
+        if (!(Clip > 0 && Clip < 1)) throw new ArgumentException($"offline_pg.clip must be in (0, 1), got {Clip}");
+        NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
+        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
+        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(LogEvery, "log_every");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
+        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"offline_pg.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        return this;
+    }
+}
+
+/// <summary>What an offline policy-gradient run produced.</summary>
+/// <param name="Steps">Optimizer steps taken.</param>
+/// <param name="FinalLoss">Loss of the last step (before its update).</param>
+/// <param name="Items">What was trained on: pairs (CoPG) or rows with a positive advantage (A-LoL).</param>
+/// <param name="ValueMse">A-LoL: mean squared error of the fitted value head on the training rewards (NaN for CoPG).</param>
+/// <param name="FinalCheckpoint">The final model folder.</param>
+public sealed record OfflinePolicyResult(int Steps, double FinalLoss, int Items, double ValueMse, string FinalCheckpoint);
+
+/// <summary>
+/// Offline policy gradient on scored completions, top to bottom: tokenize once; score every completion once with a frozen
+/// copy of the starting policy (the reference; cached in <c>reference_logprobs.json</c> keyed by the reference weights and
+/// the tokenized rows); then
+/// <list type="bullet">
+/// <item><b>CoPG</b>: the items are <b>all</b> unordered pairs of distinct rows with the same prompt (each pair once, in
+/// row order); per step, BatchSize pairs, one stacked policy pass, <see cref="OfflinePolicyLosses.Copg"/>.</item>
+/// <item><b>A-LoL</b>: V_ref(x) is a <see cref="ScalarHead"/> on the frozen reference's final hidden state at the last
+/// prompt token, fitted by full-batch MSE to the rewards of the training rows (A-LoL fits its value on the reference's
+/// own samples; fitting it on the given rows is the same when they were sampled from the reference); A = R − V; rows
+/// with A ≤ 0 are dropped once, before training; per step, BatchSize kept rows and <see cref="OfflinePolicyLosses.Alol"/>.</item>
+/// </list>
+/// Then clip, AdamW with warm-up + cosine learning rate, log, checkpoint. Behaviour log-probs in the rows are not used.
+/// Checkpoints hold weights, optimizer moments, step and data position; a resumed run is handed the starting model,
+/// rebuilds the reference quantities from it, then loads the checkpoint, so it ends where an uninterrupted run would.
+/// </summary>
+public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, OfflinePolicyOptions options)
+{
+    /// <summary>Receives one human-readable line per log step and about the reference and value fit.</summary>
+    public Action<string>? Log { get; init; }
+
+    readonly OfflinePolicyOptions _o = options.Validate();
+
+    sealed record Row(int[] Prompt, int[] Completion, double Reward);
+
+    /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
+    public OfflinePolicyResult Run(IReadOnlyList<ScoredCompletion> data, string outDir, bool resume = false, CancellationToken cancel = default)
+    {
+        if (data.Count == 0) throw new ArgumentException("no scored completions");
+        var sw = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        int padId = tokenizer.PadTokenId ?? 0;
+        int eos = DataOrder.EosId(tokenizer, policy.Config);
+        var rows = data.Select((d, i) =>
+        {
+            var p = tokenizer.Encode(d.Prompt).ToArray();
+            if (p.Length == 0) throw new ArgumentException($"{d.Source ?? $"scored completion {i + 1}"}: the prompt encodes to no tokens");
+            return new Row(p, DataOrder.CompletionIds(tokenizer, eos, d.Completion), d.Reward);
+        }).ToList();
+
+        // Reference quantities, from the starting weights (before any checkpoint is loaded).
+        var refLogp = ReferenceLogProbs(rows, outDir, padId);
+        double valueMse = double.NaN;
+        List<int[]> items;   // CoPG: [i, j] pairs of rows; A-LoL: [i] kept rows
+        float[]? values = null;
+        if (_o.Loss == "copg")
+        {
+            items = [];
+            foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
+            {
+                var idx = group.ToList();
+                for (int a = 0; a < idx.Count; a++)
+                    for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
+            }
+            if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
+            Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
+        }
+        else
+        {
+            (values, valueMse) = FitValues(rows, padId);
+            items = Enumerable.Range(0, rows.Count).Where(i => rows[i].Reward - values[i] > 0).Select(i => new[] { i }).ToList();
+            Log?.Invoke($"alol: value fit MSE {valueMse:F4}; {items.Count} of {rows.Count} rows have a positive advantage");
+            if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
+        }
+
+        policy.train();
+        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
+        int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
+        var order = DataOrder.Permutation(items.Count, _o.Seed, epoch);
+        double lastLoss = double.NaN;
+        while (step < _o.MaxSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var batch = new List<int[]>(_o.BatchSize);
+            while (batch.Count < _o.BatchSize)
+            {
+                if (position == items.Count) { epoch++; position = 0; order = DataOrder.Permutation(items.Count, _o.Seed, epoch); }
+                batch.Add(items[order[position++]]);
+            }
+            double lr = schedule.At(step);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+            var (loss, metrics, gradNorm) = TrainStep(opt, rows, batch, refLogp, values, padId);   // loss before the update
+            step++;
+            lastLoss = loss;
+            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            {
+                var row = new JsonObject { ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm) };
+                foreach (var (k, v) in metrics) row[k] = Round(v);
+                row["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+                runLog.Metrics(row);
+                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  " + string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")) + $"  lr {lr:E2}");
+            }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+        }
+
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
+        sw.Stop();
+        var summary = new JsonObject
+        {
+            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["rows"] = rows.Count,
+            [_o.Loss == "copg" ? "pairs" : "kept_rows"] = items.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+            ["final_checkpoint"] = finalDir,
+        };
+        if (_o.Loss == "alol") { summary["kept_fraction"] = Round((double)items.Count / rows.Count); summary["value_mse"] = Round(valueMse); }
+        runLog.Summary(summary);
+        return new OfflinePolicyResult(step, lastLoss, items.Count, valueMse, finalDir);
+    }
+
+    (double Loss, Dictionary<string, double> Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Row> rows, List<int[]> batch,
+        float[] refLogp, float[]? values, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        // One stacked pass over every completion of the step: CoPG rows 0..b-1 are the pairs' y1, b..2b-1 their y2.
+        var ids = _o.Loss == "copg" ? batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList() : batch.Select(r => r[0]).ToList();
+        var sb = SequenceBatch.Build(ids.Select(i => (IReadOnlyList<int>)rows[i].Prompt).ToList(),
+            ids.Select(i => (IReadOnlyList<int>)rows[i].Completion).ToList(), padId);
+        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                                      // (n)  log π(y|x)
+        var reference = tensor(ids.Select(i => refLogp[i]).ToArray());                                   // (n)  log π_ref(y|x)
+        var reward = tensor(ids.Select(i => (float)rows[i].Reward).ToArray());                            // (n)
+        Tensor loss;
+        Dictionary<string, double> metrics;
+        if (_o.Loss == "copg")
+        {
+            int b = batch.Count;
+            var (l, m) = OfflinePolicyLosses.Copg(summed.narrow(0, 0, b), summed.narrow(0, b, b), reference.narrow(0, 0, b),
+                reference.narrow(0, b, b), reward.narrow(0, 0, b), reward.narrow(0, b, b), _o.Beta);
+            (loss, metrics) = (l, new() { ["reward_margin"] = m.RewardMargin, ["implicit_margin"] = m.ImplicitMargin, ["abs_residual"] = m.AbsResidual });
+        }
+        else
+        {
+            var (l, m) = OfflinePolicyLosses.Alol(summed, reference, reward, tensor(ids.Select(i => values![i]).ToArray()), _o.Clip);
+            (loss, metrics) = (l, new() { ["advantage"] = m.AdvantageMean, ["weight"] = m.WeightMean, ["clip_fraction"] = m.ClipFraction });
+        }
+        double lossValue = loss.item<float>();
+        loss.backward();
+        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm) : double.NaN;
+        opt.step();
+        return (lossValue, metrics, norm);
+    }
+
+    /// <summary>Summed reference log-probs of every row, from the cache when its key matches, else computed with a frozen copy of the policy.</summary>
+    float[] ReferenceLogProbs(List<Row> rows, string outDir, int padId)
+    {
+        var path = Path.Combine(outDir, PreferenceTrainer.ReferenceFile);
+        var key = ReferenceCache.Key(policy, rows.Count, rows.SelectMany(r => new[] { r.Prompt, r.Completion }));
+        if (ReferenceCache.TryLoad(path, key, rows.Count, ["completion"], Log) is { } cached) return cached[0];
+        float[] summed;
+        using (var reference = policy.Copy(trainable: false))
+            summed = Scoring.Score(reference, rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
+                rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId).Select(xs => (float)xs.Sum(x => (double)x)).ToArray();
+        ReferenceCache.Save(path, key, "rows", [("completion", summed)]);
+        Log?.Invoke($"reference log-probs: computed for {rows.Count} rows ({path})");
+        return summed;
+    }
+
+    /// <summary>
+    /// A-LoL's V_ref(x): the frozen reference's final hidden state at each row's last prompt token (a constant feature, since
+    /// attention is causal), then a zero-initialised <see cref="ScalarHead"/> fitted to the rewards by full-batch MSE with
+    /// Adam. Returns V per row and the final MSE. Deterministic: no sampling, fixed order.
+    /// </summary>
+    (float[] Values, double Mse) FitValues(List<Row> rows, int padId)
+    {
+        using var scope = NewDisposeScope();
+        Tensor features;
+        using (var reference = policy.Copy(trainable: false))
+        using (no_grad())
+        {
+            var chunks = new List<Tensor>();
+            for (int start = 0; start < rows.Count; start += 32)
+            {
+                var chunk = rows.Skip(start).Take(32).ToList();
+                var sb = SequenceBatch.Build(chunk.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
+                    chunk.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
+                var hidden = reference.Forward(sb.InputIds, sb.AttentionMask, returnHidden: true).Hidden!;   // (b, T, C)
+                chunks.Add(hidden.select(1, sb.PromptLength - 1).detach().clone());                           // last prompt token (prompts are left-padded)
+            }
+            features = cat(chunks, 0);                                                                         // (N, C)
+        }
+        var target = tensor(rows.Select(r => (float)r.Reward).ToArray());                                     // (N)
+        using var head = new ScalarHead(policy.Config.HiddenSize);
+        using var opt = optim.Adam(head.parameters(), lr: _o.ValueLearningRate);
+        for (int i = 0; i < _o.ValueFitSteps; i++)
+        {
+            using var stepScope = NewDisposeScope();
+            opt.zero_grad();
+            var v = head.forward(features.unsqueeze(1)).squeeze(1);                                            // (N)
+            var mse = (v - target).pow(2).mean();
+            mse.backward();
+            opt.step();
+        }
+        using (no_grad())
+        {
+            var v = head.forward(features.unsqueeze(1)).squeeze(1);
+            double mse = (v - target).pow(2).mean().item<float>();
+            return (v.data<float>().ToArray(), mse);
+        }
+    }
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}
