@@ -25,7 +25,8 @@ namespace Sharpen.Training;
 public sealed record Recipe
 {
     /// <summary>What to run: <c>sft</c> (supervised fine-tuning), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs)
-    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs).</summary>
+    /// or <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), <c>prm</c> (a process reward model on step labels)
+    /// or <c>implicit_prm</c> (an implicit PRM on outcome labels).</summary>
     public string Kind { get; init; } = "sft";
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
@@ -59,6 +60,20 @@ public sealed record Recipe
     /// <summary>The reward-model options: <see cref="Training.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
     public RewardModelOptions RewardModelOptions(string source = "recipe") =>
         Bind(RewardModelSection, new Training.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>Process-reward-model settings as written (kind <c>prm</c>); <see cref="PrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("prm")] public JsonObject? PrmSection { get; init; }
+
+    /// <summary>The PRM options: <see cref="Training.PrmOptions"/>' defaults with the recipe's <c>prm</c> keys on top.</summary>
+    public PrmOptions PrmOptions(string source = "recipe") =>
+        Bind(PrmSection, new Training.PrmOptions(), "prm", source, o => o.Validate());
+
+    /// <summary>Implicit-PRM settings as written (kind <c>implicit_prm</c>); <see cref="ImplicitPrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("implicit_prm")] public JsonObject? ImplicitPrmSection { get; init; }
+
+    /// <summary>The implicit-PRM options: <see cref="Training.ImplicitPrmOptions"/>' defaults with the recipe's <c>implicit_prm</c> keys on top.</summary>
+    public ImplicitPrmOptions ImplicitPrmOptions(string source = "recipe") =>
+        Bind(ImplicitPrmSection, new Training.ImplicitPrmOptions(), "implicit_prm", source, o => o.Validate());
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -134,10 +149,12 @@ public sealed record Recipe
         {
             throw new RecipeException($"{source}: {Describe(e)}");
         }
-        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model"))
-            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model");
+        if (recipe.Kind is not ("sft" or "rl" or "preference" or "reward_model" or "prm" or "implicit_prm"))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: sft, rl, preference, reward_model, prm, implicit_prm");
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
+        if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
@@ -161,6 +178,16 @@ public sealed record Recipe
             throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
             throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+    }
+
+    /// <summary>Checks of process-reward recipes (<c>prm</c>, <c>implicit_prm</c>): they read <c>data.train</c> and need a tokenizer.</summary>
+    static void ValidateProcessData(Recipe recipe, string source, string rows)
+    {
+        var kind = recipe.Kind.Replace('_', '-');
+        if (recipe.Data.Train is null)
+            throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of {rows})");
+        if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+            throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
     }
 
     static string Describe(JsonException e)
