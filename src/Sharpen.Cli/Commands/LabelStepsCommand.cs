@@ -31,8 +31,9 @@ public static class LabelStepsCommand
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most new tokens per solution or continuation", DefaultValueFactory = _ => 64 };
         var given = new Option<bool>("--given") { Description = "Label the completions in --data instead of sampling solutions" };
         var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip and count malformed lines of --data" };
+        var outcomes = new Option<string?>("--outcomes") { Description = "Also write the labelled solutions with their verdicts as {\"prompt\",\"completion\",\"label\"} JSONL (implicit-PRM data)" };
         var cmd = new Command("label-steps", "Monte-Carlo step labels (Math-Shepherd): from every step prefix of a policy's solutions, N rollouts checked by the task's verifier")
-            { model, data, task, samples, rollouts, steps, output, hard, seed, temperature, maxNew, given, skipBad };
+            { model, data, task, samples, rollouts, steps, output, hard, seed, temperature, maxNew, given, skipBad, outcomes };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             var t = TaskRegistry.Create(pr.GetValue(task)!);
@@ -53,6 +54,9 @@ public static class LabelStepsCommand
                 : labeler.Label(rows.Items.Select(SftPipeline.ToProblem).ToList());
             var outPath = pr.GetValue(output)!;
             StepLabelledExample.Write(outPath, result.Rows, options.Hard);
+            if (pr.GetValue(outcomes) is { } outcomesPath)
+                OutcomeExample.Write(outcomesPath, result.Rows.Select(r => new OutcomeExample(r.Prompt, string.Concat(r.Steps),
+                    r.Fields.GetValueOrDefault("correct") == "true" ? 1 : 0, r.Fields.Where(kv => kv.Key is not ("soft_labels" or "correct" or "rollouts")).ToDictionary())));
             var summaryPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Path.GetFileNameWithoutExtension(outPath) + ".summary.json");
             RunLog.WriteAtomically(summaryPath, new JsonObject
             {

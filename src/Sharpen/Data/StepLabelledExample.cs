@@ -131,6 +131,33 @@ public sealed record OutcomeExample(string Prompt, string Completion, double Lab
 {
     const string Expected = "{\"prompt\": string, \"completion\": string, \"label\": 0/1 or true/false} or a \"reward\" number in [0, 1] instead of \"label\"";
 
+    /// <summary>Writes outcome rows as <c>{"prompt", "completion", "label", ...fields}</c> (label 0/1 as an integer, else a number;
+    /// fields as strings), through a temporary file and a rename; returns the count.</summary>
+    public static int Write(string path, IEnumerable<OutcomeExample> rows)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        int count = 0;
+        using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            foreach (var r in rows)
+            {
+                using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+                {
+                    w.WriteStartObject();
+                    w.WriteString("prompt", r.Prompt);
+                    w.WriteString("completion", r.Completion);
+                    if (r.Label is 0 or 1) w.WriteNumber("label", (int)r.Label); else w.WriteNumber("label", r.Label);
+                    foreach (var (k, v) in r.Fields) if (k is not ("prompt" or "completion" or "label" or "reward")) w.WriteString(k, v);
+                    w.WriteEndObject();
+                }
+                stream.WriteByte((byte)'\n');
+                count++;
+            }
+        File.Move(tmp, full, overwrite: true);
+        return count;
+    }
+
     /// <summary>Reads an outcome-labelled file; malformed lines stop with <c>file:line</c> or are counted and skipped.</summary>
     public static LoadResult<OutcomeExample> Load(string path, bool skipBadLines = false) =>
         JsonlDataset.Read(path, Expected, row =>
