@@ -183,11 +183,11 @@ public sealed record Recipe
     /// <summary>Checks of process-reward recipes (<c>prm</c>, <c>implicit_prm</c>): they read <c>data.train</c> and need a tokenizer.</summary>
     static void ValidateProcessData(Recipe recipe, string source, string rows)
     {
-        var kind = recipe.Kind.Replace('_', '-');
+        var kind = (recipe.Kind == "prm" ? "a " : "an ") + recipe.Kind.Replace('_', '-');
         if (recipe.Data.Train is null)
-            throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of {rows})");
+            throw new RecipeException($"{source}: {kind} recipe needs 'data.train' (a JSONL of {rows})");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
-            throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
+            throw new RecipeException($"{source}: 'model.init' in {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
     }
 
     static string Describe(JsonException e)

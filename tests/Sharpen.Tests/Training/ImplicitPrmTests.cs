@@ -143,3 +143,32 @@ public class ImplicitPrmTests
         Assert.Contains("no prompt has both", ex.Message);
     }
 }
+
+public class ProcessRewardRecipeTests
+{
+    [Theory]
+    [InlineData("kind: prm\nmodel: { path: m }\n", "a prm recipe needs 'data.train'")]
+    [InlineData("kind: prm\nmodel: { path: m }\ndata: { train: x }\nprm: { max_stepz: 3 }\n", "'prm.max_stepz'")]
+    [InlineData("kind: prm\nmodel: { path: m }\ndata: { train: x }\nprm: { step_splitter: sideways }\n", "prm.step_splitter")]
+    [InlineData("kind: prm\nmodel: { init: { hidden_size: 16 } }\ndata: { train: x }\n", "needs 'model.tokenizer'")]
+    [InlineData("kind: implicit_prm\nmodel: { path: m }\ndata: { train: x }\nimplicit_prm: { loss: mse }\n", "implicit_prm.loss is 'mse'")]
+    [InlineData("kind: implicit_prm\nmodel: { path: m }\n", "an implicit-prm recipe needs 'data.train'")]
+    public void Bad_process_reward_recipes_name_the_key(string yaml, string expected)
+    {
+        var e = Assert.Throws<RecipeException>(() => Recipe.Parse(yaml, "r.yaml"));
+        Assert.StartsWith("r.yaml: ", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void The_shipped_process_reward_recipes_parse()
+    {
+        var prm = Recipe.Load(RepoPaths.Of("recipes", "prm-countdown.yaml"));
+        Assert.Equal("prm", prm.Kind);
+        Assert.Equal("countdown", prm.PrmOptions().StepSplitter);
+        var implicitPrm = Recipe.Load(RepoPaths.Of("recipes", "implicit-prm-countdown.yaml"));
+        Assert.Equal("implicit_prm", implicitPrm.Kind);
+        Assert.Equal(0.05, implicitPrm.ImplicitPrmOptions().Beta);
+        Assert.Equal("ce", implicitPrm.ImplicitPrmOptions().Loss);
+    }
+}
