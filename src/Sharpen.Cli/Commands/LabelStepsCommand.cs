@@ -10,7 +10,7 @@ namespace Sharpen.Cli.Commands;
 
 /// <summary>
 /// <c>sharpen data label-steps --model DIR --data problems.jsonl --task countdown --samples-per-problem M --rollouts N
-/// --steps countdown --out FILE [--hard] [--seed S] [--given]</c>: Monte-Carlo step labels (Math-Shepherd) as step-labelled
+/// --steps countdown --out FILE [--hard] [--seed S] [--given] [--outcomes FILE]</c>: Monte-Carlo step labels (Math-Shepherd) as step-labelled
 /// JSONL, plus <c>FILE-stem.summary.json</c> (rows, steps, rollouts, generated tokens, seconds).
 /// </summary>
 public static class LabelStepsCommand
