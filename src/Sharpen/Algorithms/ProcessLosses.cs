@@ -12,7 +12,7 @@ namespace Sharpen.Algorithms;
 public static class ProcessLosses
 {
     /// <summary>
-    /// Per-step binary cross-entropy of a PRM with soft labels y ∈ [0, 1] (Lightman et al. 2023; Math-Shepherd Eq. 3):
+    /// Per-step binary cross-entropy of a PRM with soft labels y ∈ [0, 1] (Lightman et al. 2023; Wang et al. 2024, Math-Shepherd):
     /// ℓ = Σ_steps mask·[−y log σ(z) − (1 − y) log(1 − σ(z))] / count, with z the head's logit at each step's last token.
     /// </summary>
     /// <param name="logits">(N, S) logits, padded steps anything finite.</param>
@@ -34,7 +34,7 @@ public static class ProcessLosses
     }
 
     /// <summary>
-    /// Implicit PRM, cross-entropy variant (Yuan et al. 2024, "Free Process Rewards without Process Labels", Eq. 5):
+    /// Implicit PRM, cross-entropy variant (Yuan et al. 2024, "Free Process Rewards without Process Labels", arXiv:2412.01981):
     /// r = β·(log π_θ(y) − log π_ref(y)); ℓ = Σ [−l log σ(r) − (1 − l) log(1 − σ(r))] / count over completions with
     /// outcome labels l ∈ [0, 1].
     /// </summary>
@@ -80,7 +80,7 @@ public static class ProcessLosses
     }
 
     /// <summary>
-    /// Step rewards of an implicit PRM (Yuan et al. 2024, Prop. 3.1): q_t = β Σ_{i ≤ end_t} log π_θ(y_i|y_&lt;i)/π_ref(y_i|y_&lt;i),
+    /// Step rewards of an implicit PRM (Yuan et al. 2024): q_t = β Σ_{i ≤ end_t} log π_θ(y_i|y_&lt;i)/π_ref(y_i|y_&lt;i),
     /// r_t = q_t − q_{t−1} (q_0 = 0), read from one teacher-forced pass: a cumulative sum of per-token log-ratios gathered
     /// at each step's last token. Σ_t r_t = q_T, the outcome reward through the last step.
     /// </summary>

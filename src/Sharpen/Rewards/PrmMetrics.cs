@@ -10,8 +10,7 @@ public sealed record FirstErrorResult(double ErroneousAccuracy, double CorrectAc
 
 /// <summary>
 /// Metrics of process reward models as pure functions of labels and scores. Step-level error identification follows
-/// ProcessBench (Zheng et al. 2024, "ProcessBench: Identifying Process Errors in Mathematical Reasoning", arXiv:2412.06559
-/// §3): a model's predicted earliest error is the first step it scores below a threshold (or none); accuracy is measured
+/// ProcessBench (Zheng et al. 2024, "ProcessBench: Identifying Process Errors in Mathematical Reasoning", arXiv:2412.06559): a model's predicted earliest error is the first step it scores below a threshold (or none); accuracy is measured
 /// separately on erroneous and on correct solutions, and the F1 score is their harmonic mean.
 /// </summary>
 public static class PrmMetrics
