@@ -25,6 +25,7 @@ public static class TrainCommand
             if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "expert_iteration") return RunExpertIteration(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "offline_pg") return RunOfflinePg(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind is "prm" or "implicit_prm") return ProcessRewardTraining.Run(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>

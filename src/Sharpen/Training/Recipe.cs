@@ -26,12 +26,12 @@ public sealed record Recipe
 {
     /// <summary>What to run: <c>sft</c> (supervised fine-tuning, optionally C-RLFT), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
     /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), <c>offline_pg</c> (CoPG or A-LoL on scored completions),
-    /// the online preference methods <c>online_dpo</c>, <c>dno</c> and <c>spin</c>, or <c>expert_iteration</c> (ReST-EM / STaR: sample,
-    /// keep the verified-correct, fine-tune, repeat).</summary>
+    /// the online preference methods <c>online_dpo</c>, <c>dno</c> and <c>spin</c>, <c>expert_iteration</c> (ReST-EM / STaR: sample,
+    /// keep the verified-correct, fine-tune, repeat), <c>prm</c> (a process reward model on step labels) or <c>implicit_prm</c> (an implicit PRM on outcome labels).</summary>
     public string Kind { get; init; } = "sft";
 
     /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration"];
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -103,6 +103,20 @@ public sealed record Recipe
     /// <summary>The offline policy-gradient options: <see cref="Training.OfflinePolicyOptions"/>' defaults with the recipe's <c>offline_pg</c> keys on top.</summary>
     public OfflinePolicyOptions OfflinePolicyOptions(string source = "recipe") =>
         Bind(OfflinePolicySection, new Training.OfflinePolicyOptions(), "offline_pg", source, o => o.Validate());
+
+    /// <summary>Process-reward-model settings as written (kind <c>prm</c>); <see cref="PrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("prm")] public JsonObject? PrmSection { get; init; }
+
+    /// <summary>The PRM options: <see cref="Training.PrmOptions"/>' defaults with the recipe's <c>prm</c> keys on top.</summary>
+    public PrmOptions PrmOptions(string source = "recipe") =>
+        Bind(PrmSection, new Training.PrmOptions(), "prm", source, o => o.Validate());
+
+    /// <summary>Implicit-PRM settings as written (kind <c>implicit_prm</c>); <see cref="ImplicitPrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("implicit_prm")] public JsonObject? ImplicitPrmSection { get; init; }
+
+    /// <summary>The implicit-PRM options: <see cref="Training.ImplicitPrmOptions"/>' defaults with the recipe's <c>implicit_prm</c> keys on top.</summary>
+    public ImplicitPrmOptions ImplicitPrmOptions(string source = "recipe") =>
+        Bind(ImplicitPrmSection, new Training.ImplicitPrmOptions(), "implicit_prm", source, o => o.Validate());
 
     /// <summary>
     /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
@@ -195,6 +209,8 @@ public sealed record Recipe
             if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
                 throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
         }
+        if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
+        if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
@@ -228,6 +244,16 @@ public sealed record Recipe
             throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
             throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+    }
+
+    /// <summary>Checks of process-reward recipes (<c>prm</c>, <c>implicit_prm</c>): they read <c>data.train</c> and need a tokenizer.</summary>
+    static void ValidateProcessData(Recipe recipe, string source, string rows)
+    {
+        var kind = (recipe.Kind == "prm" ? "a " : "an ") + recipe.Kind.Replace('_', '-');
+        if (recipe.Data.Train is null)
+            throw new RecipeException($"{source}: {kind} recipe needs 'data.train' (a JSONL of {rows})");
+        if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+            throw new RecipeException($"{source}: 'model.init' in {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
     }
 
     static string Describe(JsonException e)
