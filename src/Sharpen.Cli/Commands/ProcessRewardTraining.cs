@@ -7,11 +7,11 @@ static class ProcessRewardTraining
 {
     public static int Run(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume) throw new ArgumentException($"--resume is not supported for {r.Kind} recipes (they restart from the model)");
+        if (resume && r.Kind == "implicit_prm") throw new ArgumentException("--resume is not supported for implicit_prm recipes (they restart from the model)");
         string line;
         if (r.Kind == "prm")
         {
-            var result = ProcessRewardPipelines.RunPrm(r, Console.WriteLine, ct);
+            var result = ProcessRewardPipelines.RunPrm(r, Console.WriteLine, resume, ct);
             var res = result.Result;
             line = $"prm: {res.Steps} steps on {result.Solutions} solutions" + (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
                 $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {res.FinalLoss:F4}, step accuracy {res.FinalStepAccuracy:P0}" +

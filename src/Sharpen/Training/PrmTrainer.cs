@@ -36,6 +36,10 @@ public sealed record PrmOptions
     public int LogEvery { get; init; } = 10;
     /// <summary>Evaluate on the held-out rows every N steps (0 = only at the end).</summary>
     public int EvalEvery { get; init; }
+    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept; older ones are deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; init; } = 1;
 
@@ -47,6 +51,7 @@ public sealed record PrmOptions
         Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); NonNegative(MicroBatchSize, "micro_batch_size");
         Positive(LearningRate, "learning_rate"); NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm");
         Positive(LogEvery, "log_every"); NonNegative(EvalEvery, "eval_every");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"prm.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         if (!(Threshold > 0 && Threshold < 1)) throw new ArgumentException($"prm.threshold must be in (0, 1), got {Threshold}");
         try { Data.StepSplitter.Parse(StepSplitter); }
@@ -64,8 +69,9 @@ public sealed record PrmResult(int Steps, double FinalLoss, double FinalStepAccu
 /// per-step binary cross-entropy against soft or hard labels (<see cref="ProcessLosses.StepBce"/>), the loss divided by
 /// the real steps of the whole batch. AdamW, warm-up + cosine. Writes metrics.jsonl (loss, step accuracy, held-out step
 /// accuracy and first-wrong-step F1), summary.json and <c>final/</c> (model, head, tokenizer and <c>prm.json</c>, which
-/// marks the folder a PRM and records its step splitter); <see cref="ProcessRewardModel"/> loads it. No mid-run checkpoints
-/// or resume: runs are short and restart from the model.
+/// marks the folder a PRM and records its step splitter); <see cref="ProcessRewardModel"/> loads it. Checkpoints every
+/// <see cref="PrmOptions.CheckpointEvery"/> steps (backbone, head, optimizer, data position) make a stopped run resumable
+/// with the weights of an uninterrupted one.
 /// </summary>
 public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer tokenizer, PrmOptions options)
 {
@@ -82,7 +88,13 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
     }
 
     /// <summary>Trains on <paramref name="train"/>, evaluates on <paramref name="heldOut"/> (may be empty); writes into <paramref name="outDir"/>.</summary>
-    public PrmResult Run(IReadOnlyList<StepLabelledExample> train, IReadOnlyList<StepLabelledExample> heldOut, string outDir, CancellationToken cancel = default)
+    public PrmResult Run(IReadOnlyList<StepLabelledExample> train, IReadOnlyList<StepLabelledExample> heldOut, string outDir, CancellationToken cancel = default) =>
+        Run(train, heldOut, outDir, resume: false, cancel);
+
+    /// <summary>As <see cref="Run(IReadOnlyList{StepLabelledExample}, IReadOnlyList{StepLabelledExample}, string, CancellationToken)"/>; with
+    /// <paramref name="resume"/>, continues from the newest checkpoint under <c>outDir/checkpoints</c>.</summary>
+    public PrmResult Run(IReadOnlyList<StepLabelledExample> train, IReadOnlyList<StepLabelledExample> heldOut, string outDir, bool resume,
+        CancellationToken cancel = default)
     {
         if (train.Count == 0) throw new ArgumentException("the step-labelled training set is empty");
         var sw = Stopwatch.StartNew();
@@ -96,9 +108,11 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
         var parameters = backbone.parameters().Concat(head.parameters()).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
 
         int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
         var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAcc = double.NaN, heldAcc = double.NaN;
         FirstErrorResult? heldFirst = null;
@@ -149,6 +163,8 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
                 runLog.Metrics(row);
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  step acc {lastAcc:P0}" + (evalNow ? $"  held-out step acc {heldAcc:P0}, first-error F1 {heldFirst!.F1:F3}" : ""));
             }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -29,7 +29,11 @@ public sealed record ImplicitPrmPipelineResult(ImplicitPrmResult Result, int Com
 public static class ProcessRewardPipelines
 {
     /// <summary>Runs a <c>prm</c> recipe: backbone + a zero-initialised <see cref="ScalarHead"/>, <see cref="PrmTrainer"/>.</summary>
-    public static PrmPipelineResult RunPrm(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default)
+    public static PrmPipelineResult RunPrm(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default) =>
+        RunPrm(recipe, log, resume: false, cancel);
+
+    /// <summary>Runs a <c>prm</c> recipe; with <paramref name="resume"/>, continues from the newest checkpoint in the output folder.</summary>
+    public static PrmPipelineResult RunPrm(Recipe recipe, Action<string>? log, bool resume, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.PrmOptions();
@@ -47,7 +51,7 @@ public static class ProcessRewardPipelines
         long parameters = backbone.ParameterCount() + head.parameters().Sum(p => p.numel());
         log?.Invoke($"model: {parameters:N0} parameters (d={backbone.Config.HiddenSize}, {backbone.Config.NumHiddenLayers} layers, scalar head per step)");
 
-        var result = new PrmTrainer(backbone, head, tokenizer, options) { Log = log }.Run(train.Items, test.Items, recipe.Output, cancel);
+        var result = new PrmTrainer(backbone, head, tokenizer, options) { Log = log }.Run(train.Items, test.Items, recipe.Output, resume, cancel);
         var runLog = new RunLog(recipe.Output, append: true);
         var summary = runLog.ReadSummary();
         summary["skipped_lines"] = train.SkippedLines + test.SkippedLines;

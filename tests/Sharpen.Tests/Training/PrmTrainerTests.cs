@@ -42,6 +42,31 @@ public class PrmTrainerTests
     }
 
     [Fact]
+    public void Stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run()
+    {
+        var data = Synthetic(10, seed: 4);
+        var o = new PrmOptions { MaxSteps = 7, BatchSize = 4, LearningRate = 1e-2, WarmupSteps = 2, LogEvery = 1, CheckpointEvery = 3, KeepCheckpoints = 1 };
+        using var straightDir = new TempDir();
+        using var straight = Model(5);
+        using var straightHead = new ScalarHead(straight.Config.HiddenSize);
+        new PrmTrainer(straight, straightHead, Tok, o).Run(data, [], straightDir.Path);
+
+        using var stoppedDir = new TempDir();
+        using (var first = Model(5))
+        using (var firstHead = new ScalarHead(first.Config.HiddenSize))
+            PreferenceResumeTests.RunUntil("step 5/", (log, ct) => new PrmTrainer(first, firstHead, Tok, o) { Log = log }.Run(data, [], stoppedDir.Path, ct));
+        Assert.Equal(["step-0000003"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+
+        using var resumed = Model(99);                                  // another init: backbone and head come from the checkpoint
+        using var resumedHead = new ScalarHead(resumed.Config.HiddenSize, initStd: 0.5);
+        var result = new PrmTrainer(resumed, resumedHead, Tok, o).Run(data, [], stoppedDir.Path, resume: true);
+        Assert.Equal(7, result.Steps);
+        PreferenceResumeTests.AssertSame(PreferenceResumeTests.Snapshot(straight.named_parameters()), PreferenceResumeTests.Snapshot(resumed.named_parameters()));
+        PreferenceResumeTests.AssertSame(PreferenceResumeTests.Snapshot(straightHead.named_parameters()), PreferenceResumeTests.Snapshot(resumedHead.named_parameters()));
+        Assert.Equal(Enumerable.Range(1, 7), new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+    }
+
+    [Fact]
     public void The_first_loss_is_ln2_and_micro_batching_does_not_change_the_update()
     {
         var data = Synthetic(16, seed: 3);
