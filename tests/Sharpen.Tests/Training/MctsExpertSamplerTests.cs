@@ -190,6 +190,19 @@ public class MctsExpertSamplerTests
     }
 
     [Fact]
+    public void Extra_metrics_columns_survive_the_iteration_record_round_trip_and_never_override_the_loops_own()
+    {
+        var stats = new ExpertIterationStats(2, 0.5, 0.25, 4, 3, 8, 2, 1.5, 3, 99, 1.0)
+            { Extra = new JsonObject { ["value_targets"] = 7, ["value_model"] = "prefix_table", ["generated_tokens"] = -1 } };
+        var json = stats.ToJson();
+        Assert.Equal(99, json["generated_tokens"]!.GetValue<long>());          // the loop's key wins over an extra of the same name
+        Assert.Equal(7, json["value_targets"]!.GetValue<int>());
+        var back = ExpertIterationStats.FromJson(JsonNode.Parse(json.ToJsonString())!.AsObject(), "iteration.json");
+        Assert.Equal(json.ToJsonString(), back.ToJson().ToJsonString());      // what --resume rewrites to metrics.jsonl
+        Assert.Equal(["value_targets", "value_model"], back.Extra!.Select(kv => kv.Key));
+    }
+
+    [Fact]
     public void Recipes_bind_the_rest_mcts_preset_and_its_mcts_section()
     {
         const string head = "kind: expert_iteration\nmodel: { path: m }\ntask: { name: countdown }\n";
