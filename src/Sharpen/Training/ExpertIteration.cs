@@ -24,14 +24,25 @@ namespace Sharpen.Training;
 public sealed record ExpertIterationStats(int Iteration, double? Accuracy, double PassRate, int Problems, int ProblemsSolved, int Candidates,
     int ExamplesKept, double? SftLoss, int SftSteps, long GeneratedTokens, double Seconds)
 {
+    /// <summary>Further columns a sampler reported (<see cref="IReportingExpertSampler"/>, e.g. ReST-MCTS*'s value targets written).</summary>
+    public JsonObject? Extra { get; init; }
+
     /// <summary>The metrics.jsonl row.</summary>
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
     {
-        ["iteration"] = Iteration, ["accuracy"] = Accuracy, ["pass_rate"] = PassRate, ["problems"] = Problems,
-        ["problems_solved"] = ProblemsSolved, ["candidates"] = Candidates, ["examples_kept"] = ExamplesKept,
-        ["sft_loss"] = SftLoss is { } l && double.IsFinite(l) ? Math.Round(l, 6) : null, ["sft_steps"] = SftSteps,
-        ["generated_tokens"] = GeneratedTokens, ["seconds"] = Math.Round(Seconds, 2),
-    };
+        var row = new JsonObject
+        {
+            ["iteration"] = Iteration, ["accuracy"] = Accuracy, ["pass_rate"] = PassRate, ["problems"] = Problems,
+            ["problems_solved"] = ProblemsSolved, ["candidates"] = Candidates, ["examples_kept"] = ExamplesKept,
+            ["sft_loss"] = SftLoss is { } l && double.IsFinite(l) ? Math.Round(l, 6) : null, ["sft_steps"] = SftSteps,
+            ["generated_tokens"] = GeneratedTokens, ["seconds"] = Math.Round(Seconds, 2),
+        };
+        foreach (var (k, v) in Extra ?? []) if (!row.ContainsKey(k)) row[k] = v?.DeepClone();
+        return row;
+    }
+
+    static readonly HashSet<string> OwnKeys = ["iteration", "accuracy", "pass_rate", "problems", "problems_solved", "candidates",
+        "examples_kept", "sft_loss", "sft_steps", "generated_tokens", "seconds"];
 
     /// <summary>Reads a row written by <see cref="ToJson"/>; <paramref name="source"/> names the file in errors.</summary>
     public static ExpertIterationStats FromJson(JsonObject o, string source)
@@ -41,7 +52,12 @@ public sealed record ExpertIterationStats(int Iteration, double? Accuracy, doubl
             return new ExpertIterationStats(o["iteration"]!.GetValue<int>(), o["accuracy"]?.GetValue<double>(), o["pass_rate"]!.GetValue<double>(),
                 o["problems"]!.GetValue<int>(), o["problems_solved"]!.GetValue<int>(), o["candidates"]!.GetValue<int>(),
                 o["examples_kept"]!.GetValue<int>(), o["sft_loss"]?.GetValue<double>(), o["sft_steps"]!.GetValue<int>(),
-                o["generated_tokens"]!.GetValue<long>(), o["seconds"]!.GetValue<double>());
+                o["generated_tokens"]!.GetValue<long>(), o["seconds"]!.GetValue<double>())
+            {
+                Extra = o.Any(kv => !OwnKeys.Contains(kv.Key))
+                    ? new JsonObject(o.Where(kv => !OwnKeys.Contains(kv.Key)).Select(kv => KeyValuePair.Create(kv.Key, kv.Value?.DeepClone())))
+                    : null,
+            };
         }
         catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
         {
@@ -133,7 +149,8 @@ public sealed class ExpertIteration(CausalLM policy, ITokenizer tokenizer, IVeri
                 throw new InvalidOperationException($"the sampler returned candidates for {candidates.Count} problems, expected {train.Count}");
             int total = candidates.Sum(c => c.Count), correct = candidates.Sum(c => c.Count(x => x.Correct));
             int solved = candidates.Count(c => c.Any(x => x.Correct));
-            long tokens = candidates.Sum(c => c.Sum(x => (long)x.Tokens));
+            var report = (Sampler as IReportingExpertSampler)?.LastReport;
+            long tokens = report?.GeneratedTokens ?? candidates.Sum(c => c.Sum(x => (long)x.Tokens));
 
             // 2. Keep the verified-correct completions (deduped, capped) and write them down.
             var prior = _o.Accumulate && k > 1 ? JsonlDataset.LoadSft(Path.Combine(IterationDir(outDir, k - 1), "data.jsonl")).Items : [];
@@ -164,7 +181,7 @@ public sealed class ExpertIteration(CausalLM policy, ITokenizer tokenizer, IVeri
             // 4. Held-out greedy accuracy, then the record that marks the iteration complete.
             double? accuracy = evalProblems.Count > 0 ? Evaluate(evalProblems) : null;
             var row = new ExpertIterationStats(k, accuracy, total == 0 ? 0 : (double)correct / total, train.Count, solved, total,
-                kept.Count, sftLoss, steps, tokens, iterSw.Elapsed.TotalSeconds);
+                kept.Count, sftLoss, steps, tokens, iterSw.Elapsed.TotalSeconds) { Extra = report?.Metrics };
             RunLog.WriteAtomically(Path.Combine(dir, "iteration.json"), row.ToJson().ToJsonString());
             runLog.Metrics(row.ToJson());
             stats.Add(row);

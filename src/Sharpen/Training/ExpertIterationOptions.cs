@@ -5,12 +5,13 @@ namespace Sharpen.Training;
 /// <summary>
 /// Expert-iteration settings (the <c>expert_iteration</c> section of a recipe): sample with the current
 /// policy, keep the verified-correct completions, fine-tune, repeat. <see cref="For"/> gives the presets
-/// <c>rest_em</c> (Singh et al. 2023, "Beyond Human Data") and <c>star</c> (Zelikman et al. 2022); a recipe
+/// <c>rest_em</c> (Singh et al. 2023, "Beyond Human Data"), <c>star</c> (Zelikman et al. 2022) and <c>rest_mcts</c> (Zhang et al. 2024,
+/// ReST-MCTS*: the sample stage is a value-guided tree search, see <see cref="MctsExpertSampler"/>); a recipe
 /// overrides fields on top of the preset. The defaults of the record are ReST-EM's.
 /// </summary>
 public sealed record ExpertIterationOptions
 {
-    /// <summary>Preset name: <c>rest_em</c> or <c>star</c>.</summary>
+    /// <summary>Preset name: <c>rest_em</c>, <c>star</c> or <c>rest_mcts</c>.</summary>
     public string Method { get; init; } = "rest_em";
     /// <summary>Iterations K (each: sample → verify → keep → SFT → evaluate). ReST-EM ran about three on MATH.</summary>
     public int Iterations { get; init; } = 3;
@@ -38,10 +39,12 @@ public sealed record ExpertIterationOptions
     public int MaxBatchSequences { get; init; } = 256;
     /// <summary>Seed of sampling (each iteration samples with a seed derived from this and its number).</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>ReST-MCTS*'s search stage (read only when <see cref="Method"/> is <c>rest_mcts</c>; the <c>mcts</c> key of a recipe).</summary>
+    public RestMctsOptions Mcts { get; init; } = new();
     /// <summary>The SFT stage of every iteration. In a recipe these come from the top-level <c>sft</c> section.</summary>
     [JsonIgnore] public SftOptions Sft { get; init; } = new();
 
-    /// <summary>The preset of a method: <c>rest_em</c> or <c>star</c>.</summary>
+    /// <summary>The preset of a method: <c>rest_em</c>, <c>star</c> or <c>rest_mcts</c>.</summary>
     public static ExpertIterationOptions For(string method) => method switch
     {
         "rest_em" => new ExpertIterationOptions(),
@@ -51,14 +54,18 @@ public sealed record ExpertIterationOptions
         {
             Method = "star", Iterations = 5, SamplesPerProblem = 1, Temperature = 0, TopK = 0, MaxKeptPerProblem = 1, SftStepsGrowth = 1.2,
         },
-        _ => throw new ArgumentException($"unknown expert-iteration method '{method}'; known: rest_em, star"),
+        // ReST-MCTS*: MCTS guided by the value model (rollouts alone before one exists) replaces sampling; its verified-correct
+        // traces are the SFT data and every finished path gets per-step value targets for the value model (see MctsExpertSampler).
+        // Temperature 1 for the expansions; top_k and samples_per_problem are not used by the search.
+        "rest_mcts" => new ExpertIterationOptions { Method = "rest_mcts", Iterations = 2, SamplesPerProblem = 1, TopK = 0, MaxKeptPerProblem = 4 },
+        _ => throw new ArgumentException($"unknown expert-iteration method '{method}'; known: rest_em, star, rest_mcts"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public ExpertIterationOptions Validate()
     {
         void Positive(double v, string key) { if (!(v > 0)) throw new ArgumentException($"expert_iteration.{key} must be positive, got {v}"); }
-        if (Method is not ("rest_em" or "star")) throw new ArgumentException($"expert_iteration.method is '{Method}'; known: rest_em, star");
+        if (Method is not ("rest_em" or "star" or "rest_mcts")) throw new ArgumentException($"expert_iteration.method is '{Method}'; known: rest_em, star, rest_mcts");
         Positive(Iterations, "iterations"); Positive(SamplesPerProblem, "samples_per_problem"); Positive(MaxNewTokens, "max_new_tokens");
         Positive(MaxKeptPerProblem, "max_kept_per_problem"); Positive(MaxBatchSequences, "max_batch_sequences");
         if (!(Temperature >= 0) || double.IsInfinity(Temperature)) throw new ArgumentException($"expert_iteration.temperature must be ≥ 0, got {Temperature}");
@@ -66,6 +73,7 @@ public sealed record ExpertIterationOptions
         if (!(SftStepsGrowth >= 1) || double.IsInfinity(SftStepsGrowth)) throw new ArgumentException($"expert_iteration.sft_steps_growth must be ≥ 1, got {SftStepsGrowth}");
         if (EvalProblems < 0) throw new ArgumentException($"expert_iteration.eval_problems must be ≥ 0, got {EvalProblems}");
         Sft.Validate();
+        Mcts.Validate();
         return this;
     }
 

@@ -21,9 +21,11 @@ public sealed record ExpertIterationPipelineResult(ExpertIterationResult Result,
 /// </summary>
 public static class ExpertIterationPipeline
 {
-    /// <summary>Runs <paramref name="recipe"/>; <paramref name="sampler"/> replaces plain sampling (e.g. a tree search).</summary>
+    /// <summary>Runs <paramref name="recipe"/>; <paramref name="sampler"/> replaces plain sampling (e.g. a tree search). Method
+    /// <c>rest_mcts</c> uses <see cref="MctsExpertSampler"/> with <paramref name="valueTrainer"/> (default: the one
+    /// <c>expert_iteration.mcts.value_model</c> names).</summary>
     public static ExpertIterationPipelineResult Run(Recipe recipe, Action<string>? log = null, bool resume = false,
-        IExpertSampler? sampler = null, CancellationToken cancel = default)
+        IExpertSampler? sampler = null, CancellationToken cancel = default, IValueModelTrainer? valueTrainer = null)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.ExpertIterationOptions();
@@ -50,10 +52,14 @@ public static class ExpertIterationPipeline
         var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, task);
         using var _ = policy;
         log?.Invoke($"model: {policy.ParameterCount():N0} parameters; {options.Method}: {options.Iterations} iterations, " +
-                    $"{options.SamplesPerProblem} samples per problem, at most {options.MaxKeptPerProblem} kept, " +
+                    (options.Method == "rest_mcts" ? $"MCTS with {options.Mcts.BudgetTokens} tokens per problem" : $"{options.SamplesPerProblem} samples per problem") +
+                    $", at most {options.MaxKeptPerProblem} kept, " +
                     (options.RestartFromBase ? "each SFT from the base" : "SFT continues from the previous iterate"));
 
-        var result = new ExpertIteration(policy, tokenizer, task, options) { Log = log, Sampler = sampler ?? new PlainExpertSampler() }
+        sampler ??= options.Method == "rest_mcts"
+            ? new MctsExpertSampler(recipe.Output, valueTrainer ?? (options.Mcts.ValueModel == "table" ? new TableValueModelTrainer() : null)) { Log = log }
+            : new PlainExpertSampler();
+        var result = new ExpertIteration(policy, tokenizer, task, options) { Log = log, Sampler = sampler }
             .Run(train, heldOut, recipe.Output, resume, cancel);
 
         EvalResult? eval = null;

@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Search;
+
+namespace Sharpen.Training;
+
+/// <summary>
+/// One row of <c>value_targets.jsonl</c>, the step-label format <c>{"prompt","steps":[...],"labels":[...]}</c> with soft labels
+/// in [0, 1] (label j is the value target of the prefix steps[0..j]), plus the problem's <c>id</c> and whether the path's
+/// final answer was verified <c>correct</c>.
+/// </summary>
+/// <param name="Prompt">The problem's prompt.</param>
+/// <param name="Steps">The path's steps (they concatenate to its completion).</param>
+/// <param name="Labels">Value target of each prefix, in [0, 1].</param>
+/// <param name="Id">The problem's id.</param>
+/// <param name="Correct">Whether the verifier accepted the path's completion.</param>
+public sealed record ValueTargetRow(string Prompt, IReadOnlyList<string> Steps, IReadOnlyList<double> Labels, string Id, bool Correct)
+{
+    /// <summary>The JSONL object.</summary>
+    public JsonObject ToJson() => new()
+    {
+        ["prompt"] = Prompt, ["steps"] = new JsonArray(Steps.Select(s => (JsonNode)s).ToArray()),
+        ["labels"] = new JsonArray(Labels.Select(l => (JsonNode)l).ToArray()), ["id"] = Id, ["correct"] = Correct,
+    };
+
+    /// <summary>Writes rows as JSONL (atomically: a reader never sees half a file).</summary>
+    public static void WriteAll(string path, IEnumerable<ValueTargetRow> rows)
+    {
+        var sb = new StringBuilder();
+        foreach (var r in rows) sb.Append(r.ToJson().ToJsonString()).Append('\n');
+        RunLog.WriteAtomically(path, sb.ToString());
+    }
+
+    /// <summary>Reads a file written by <see cref="WriteAll"/>; a bad line throws <see cref="InvalidDataException"/> naming the file,
+    /// the line and what was expected. (The general step-label loader lives in <c>Data/</c>; this reads only our own rows.)</summary>
+    public static List<ValueTargetRow> ReadAll(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: value-target file not found", path);
+        var rows = new List<ValueTargetRow>();
+        int line = 0;
+        foreach (var text in File.ReadLines(path))
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            string Where() => $"{path}:{line}";
+            JsonObject o;
+            try { o = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{Where()}: expected a JSON object"); }
+            catch (JsonException e) { throw new InvalidDataException($"{Where()}: not valid JSON: {e.Message}"); }
+            try
+            {
+                var steps = (o["steps"] as JsonArray ?? throw new InvalidDataException($"{Where()}: 'steps' must be an array of strings"))
+                    .Select(s => s!.GetValue<string>()).ToList();
+                var labels = (o["labels"] as JsonArray ?? throw new InvalidDataException($"{Where()}: 'labels' must be an array of numbers"))
+                    .Select(l => l!.GetValue<double>()).ToList();
+                if (labels.Count != steps.Count)
+                    throw new InvalidDataException($"{Where()}: 'labels' has {labels.Count} entries for {steps.Count} steps; expected one per step");
+                if (labels.Any(l => !(l >= 0 && l <= 1))) throw new InvalidDataException($"{Where()}: 'labels' must be in [0, 1]");
+                rows.Add(new ValueTargetRow(o["prompt"]?.GetValue<string>() ?? throw new InvalidDataException($"{Where()}: missing 'prompt'"),
+                    steps, labels, o["id"]?.GetValue<string>() ?? "", o["correct"]?.GetValue<bool>() ?? false));
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+            {
+                throw new InvalidDataException($"{Where()}: expected {{\"prompt\": string, \"steps\": [string], \"labels\": [number]}}: {e.Message}");
+            }
+        }
+        return rows;
+    }
+}
+
+/// <summary>
+/// ReST-MCTS*'s value targets inferred from a search tree whose finished paths were checked by the verifier (the oracle
+/// final answer). Per node s_k at depth k: r_k = 0 when some verified-correct finished node lies in its subtree (the step can
+/// still lead to the right answer), else 1; the reasoning distance m_k = the fewest steps from s_k down to such a correct node
+/// (r_k = 0), or down to the nearest finished node (r_k = 1). Then the paper's recurrence gives the value of each prefix.
+/// Reading of the paper (not rechecked against its text here): r_k and m_k are inferred from the tree exactly as above,
+/// m_k for a wrong step is the distance to where its own search ended. A node with no finished node under it (the budget ran out
+/// there) has no target (NaN), and paths that end unfinished are not written.
+/// </summary>
+public static class MctsValueTargets
+{
+    /// <summary>One step of the recurrence. v_k = max(v_{k−1} + w_k, 0), w_k = (1 − v_{k−1}) / (m_k + 1) · (1 − 2 r_k), v_0 = 0.</summary>
+    /// <param name="previous">v_{k−1} (0 at the root).</param>
+    /// <param name="distance">m_k ≥ 0.</param>
+    /// <param name="leadsToCorrect">r_k = 0 when true, 1 when false.</param>
+    public static double Step(double previous, int distance, bool leadsToCorrect)
+    {
+        if (distance < 0) throw new ArgumentOutOfRangeException(nameof(distance), distance, "the reasoning distance must be ≥ 0");
+        int r = leadsToCorrect ? 0 : 1;
+        return Math.Max(previous + (1 - previous) / (distance + 1) * (1 - 2 * r), 0);
+    }
+
+    /// <summary>
+    /// The value target of every node of <paramref name="trace"/> (NaN for nodes with no finished node in their subtree).
+    /// Nodes must come parents first (as <see cref="MctsSearch"/> writes them: Id = index, Parent = −1 under the root);
+    /// <paramref name="correct"/>[i] says whether node i is finished and its completion verified correct.
+    /// </summary>
+    public static double[] NodeValues(IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct)
+    {
+        int n = trace.Count;
+        if (correct.Count != n) throw new ArgumentException($"{correct.Count} verdicts for {n} nodes");
+        const int Far = int.MaxValue / 2;
+        var toCorrect = new int[n];
+        var toEnd = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            if (trace[i].Id != i) throw new ArgumentException($"trace node {i} has id {trace[i].Id}; expected ids equal to positions");
+            if (trace[i].Parent >= i) throw new ArgumentException($"trace node {i} has parent {trace[i].Parent}; parents must come first");
+            if (correct[i] && !trace[i].Terminal) throw new ArgumentException($"trace node {i} is marked correct but is not finished");
+            toCorrect[i] = correct[i] ? 0 : Far;
+            toEnd[i] = trace[i].Terminal ? 0 : Far;
+        }
+        for (int i = n - 1; i >= 0; i--)
+        {
+            int p = trace[i].Parent;
+            if (p < 0) continue;
+            toCorrect[p] = Math.Min(toCorrect[p], toCorrect[i] + 1);
+            toEnd[p] = Math.Min(toEnd[p], toEnd[i] + 1);
+        }
+        var v = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            if (toEnd[i] >= Far) { v[i] = double.NaN; continue; }
+            double previous = trace[i].Parent < 0 ? 0 : v[trace[i].Parent];
+            bool good = toCorrect[i] < Far;
+            v[i] = Step(previous, good ? toCorrect[i] : toEnd[i], good);
+        }
+        return v;
+    }
+
+    /// <summary>The node ids from the root's child down to <paramref name="leaf"/>.</summary>
+    public static int[] PathTo(IReadOnlyList<SearchNode> trace, int leaf)
+    {
+        var path = new List<int>();
+        for (int i = leaf; i >= 0; i = trace[i].Parent) path.Add(i);
+        path.Reverse();
+        return [.. path];
+    }
+
+    /// <summary>The completion of the path to <paramref name="leaf"/>: its steps concatenated.</summary>
+    public static string TextTo(IReadOnlyList<SearchNode> trace, int leaf) => string.Concat(PathTo(trace, leaf).Select(i => trace[i].Text));
+
+    /// <summary>One row per finished node of the tree (in trace order): the steps of its path and their value targets.</summary>
+    public static List<ValueTargetRow> Rows(string prompt, string id, IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct)
+    {
+        var v = NodeValues(trace, correct);
+        var rows = new List<ValueTargetRow>();
+        for (int i = 0; i < trace.Count; i++)
+        {
+            if (!trace[i].Terminal) continue;
+            var path = PathTo(trace, i);
+            rows.Add(new ValueTargetRow(prompt, path.Select(j => trace[j].Text).ToList(), path.Select(j => v[j]).ToList(), id, correct[i]));
+        }
+        return rows;
+    }
+
+    /// <summary>Labels as a compact JSON array (for a kept example's fields).</summary>
+    internal static string LabelsJson(IEnumerable<double> labels) =>
+        "[" + string.Join(",", labels.Select(l => Math.Round(l, 4).ToString("R", CultureInfo.InvariantCulture))) + "]";
+}

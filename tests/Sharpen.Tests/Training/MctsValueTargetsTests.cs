@@ -1,0 +1,98 @@
+using Sharpen.Search;
+using Sharpen.Training;
+
+namespace Sharpen.Tests.Training;
+
+public class MctsValueTargetsTests
+{
+    static SearchNode N(int id, int parent, string text, bool terminal = false) => new(id, parent, text, text.Length, 0, 0, 1, 0, terminal, null);
+
+    // The hand-built tree (ids in creation order; ✓ = finished and verified correct, ✗ = finished and wrong, … = unfinished leaf):
+    //   root ─ 0 "a " ─┬─ 2 "ans:7" ✓
+    //        │         ├─ 3 "d " ── 5 "ans:2" ✗
+    //        │         └─ 4 "e " …
+    //        ├─ 1 "ans:9" ✗
+    //        └─ 6 "g " ── 7 "h " ─┬─ 8 "ans:7" ✓
+    //                              └─ 9 "ans:4" ✗
+    static readonly SearchNode[] Tree =
+    [
+        N(0, -1, "a "), N(1, -1, "ans:9", true), N(2, 0, "ans:7", true), N(3, 0, "d "), N(4, 0, "e "),
+        N(5, 3, "ans:2", true), N(6, -1, "g "), N(7, 6, "h "), N(8, 7, "ans:7", true), N(9, 7, "ans:4", true),
+    ];
+    static readonly bool[] Correct = [false, false, true, false, false, false, false, false, true, false];
+
+    [Fact]
+    public void The_recurrence_step_matches_the_formula()
+    {
+        // v = max(v' + (1 − v')/(m + 1)·(1 − 2r), 0)
+        Assert.Equal(1.0, MctsValueTargets.Step(0, 0, true), 12);            // 0 + 1/1
+        Assert.Equal(0.4, MctsValueTargets.Step(0.2, 3, true), 12);          // 0.2 + 0.8/4
+        Assert.Equal(0.4, MctsValueTargets.Step(0.6, 1, false), 12);         // 0.6 − 0.4/2
+        Assert.Equal(0.0, MctsValueTargets.Step(0.3, 0, false), 12);         // 0.3 − 0.7 < 0 → 0
+    }
+
+    [Fact]
+    public void Node_values_of_a_hand_built_tree()
+    {
+        var v = MctsValueTargets.NodeValues(Tree, Correct);
+        // 0 "a ": a correct node 1 step below (2) → r = 0, m = 1: 0 + 1/2 = 0.5
+        // 1 "ans:9": wrong end, r = 1, m = 0: max(0 − 1, 0) = 0
+        // 2 "ans:7": correct end, m = 0: 0.5 + 0.5 = 1
+        // 3 "d ": nothing correct below, nearest end 1 step (5): 0.5 − 0.5/2 = 0.25
+        // 4 "e ": no finished node below → no target (NaN)
+        // 5 "ans:2": 0.25 − 0.75 → 0
+        // 6 "g ": correct node 2 steps below (8): 0 + 1/3 = 1/3;  7 "h ": 1/3 + (2/3)/2 = 2/3;  8: 1
+        // 9 "ans:4": wrong end under 7: 2/3 − 1/3 = 1/3
+        double[] expected = [0.5, 0, 1, 0.25, double.NaN, 0, 1.0 / 3, 2.0 / 3, 1, 1.0 / 3];
+        for (int i = 0; i < expected.Length; i++)
+            if (double.IsNaN(expected[i])) Assert.True(double.IsNaN(v[i]), $"node {i}: {v[i]}");
+            else Assert.Equal(expected[i], v[i], 12);
+    }
+
+    [Fact]
+    public void Rows_are_the_finished_paths_with_their_prefix_values()
+    {
+        var rows = MctsValueTargets.Rows("Q:", "q1", Tree, Correct);
+        Assert.Equal(["ans:9", "a |ans:7", "a |d |ans:2", "g |h |ans:7", "g |h |ans:4"], rows.Select(r => string.Join("|", r.Steps)));
+        Assert.Equal([false, true, false, true, false], rows.Select(r => r.Correct));
+        double[][] labels = [[0], [0.5, 1], [0.5, 0.25, 0], [1.0 / 3, 2.0 / 3, 1], [1.0 / 3, 2.0 / 3, 1.0 / 3]];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            Assert.Equal(labels[i].Length, rows[i].Labels.Count);
+            for (int j = 0; j < labels[i].Length; j++) Assert.Equal(labels[i][j], rows[i].Labels[j], 12);
+        }
+        Assert.All(rows, r => Assert.Equal(("Q:", "q1"), (r.Prompt, r.Id)));
+        Assert.Equal("a d ans:2", MctsValueTargets.TextTo(Tree, 5));
+    }
+
+    [Fact]
+    public void Rows_round_trip_through_jsonl_and_a_bad_line_is_named()
+    {
+        using var dir = new TempDir();
+        var rows = MctsValueTargets.Rows("Q:", "q1", Tree, Correct);
+        ValueTargetRow.WriteAll(dir.File("t.jsonl"), rows);
+        var back = ValueTargetRow.ReadAll(dir.File("t.jsonl"));
+        Assert.Equal(rows.Select(r => (r.Prompt, string.Join("|", r.Steps), string.Join(",", r.Labels), r.Id, r.Correct)),
+            back.Select(r => (r.Prompt, string.Join("|", r.Steps), string.Join(",", r.Labels), r.Id, r.Correct)));
+
+        File.WriteAllText(dir.File("bad.jsonl"), "{\"prompt\":\"Q\",\"steps\":[\"a\"],\"labels\":[0.5]}\n{\"prompt\":\"Q\",\"steps\":[\"a\",\"b\"],\"labels\":[0.5]}\n");
+        var e = Assert.Throws<InvalidDataException>(() => ValueTargetRow.ReadAll(dir.File("bad.jsonl")));
+        Assert.Contains("bad.jsonl:2", e.Message);
+        Assert.Contains("one per step", e.Message);
+    }
+
+    [Fact]
+    public void The_prefix_table_is_the_mean_target_per_prefix_and_neutral_elsewhere()
+    {
+        var table = PrefixValueTable.Fit(
+        [
+            new ValueTargetRow("Q", ["a ", "b "], [0.2, 0.4], "q", false),
+            new ValueTargetRow("Q", ["a ", "c "], [0.6, 1.0], "q", true),
+        ]);
+        Assert.Equal(3, table.Count);   // "a ", "a b ", "a c "
+        var s = table.ScoreSteps([("Q", ["a ", "c "]), ("Q", ["a ", "d "]), ("R", ["a "])]);
+        Assert.Equal([0.4, 1.0], s[0].Select(x => Math.Round(x, 12)));   // "a " = (0.2 + 0.6)/2
+        Assert.Equal([0.4, 0.5], s[1].Select(x => Math.Round(x, 12)));   // "a d " unseen → 0.5
+        Assert.Equal([0.5], s[2]);                                       // another prompt → 0.5
+    }
+}
