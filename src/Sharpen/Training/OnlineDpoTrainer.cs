@@ -89,6 +89,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// <summary>Human-readable progress lines.</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>
+    /// Optional pair oracle: given one prompt's sample rewards and the iteration's seeded generator, returns the
+    /// (chosen, rejected) sample indices or null to drop the prompt. Null (the default) uses <see cref="SelectPair"/>
+    /// with the options' PairSelection and MinMargin. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
+    /// </summary>
+    public Func<IReadOnlyList<double>, Random, (int Chosen, int Rejected)?>? PairOracle { get; init; }
+
     readonly OnlineDpoOptions _o = options.Validate();
 
     /// <summary>
@@ -165,7 +172,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             for (int p = 0; p < batch.Count; p++)
             {
                 var group = Enumerable.Range(0, rollouts.Count).Where(i => rollouts[i].PromptIndex == p).ToList();
-                var pick = SelectPair(group.Select(i => scores[i]).ToList(), _o.PairSelection, _o.MinMargin, rng);
+                var groupScores = group.Select(i => scores[i]).ToList();
+                var pick = PairOracle is null ? SelectPair(groupScores, _o.PairSelection, _o.MinMargin, rng) : PairOracle(groupScores, rng);
                 if (pick is not { } pr) { dropped++; continue; }
                 var (c, r) = (rollouts[group[pr.Chosen]], rollouts[group[pr.Rejected]]);
                 pairs.Add(new PreferenceTrainer.Pair(c.PromptIds, c.CompletionIds, r.CompletionIds));
