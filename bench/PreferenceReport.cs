@@ -56,6 +56,7 @@ public static class PreferenceReport
         })
         {
             var plot = new ScottPlot.Plot();
+            var palette = new ScottPlot.Palettes.Category10();
             foreach (var m in PreferenceBench.Methods)
             {
                 var pts = agg.Where(a => a!["method"]!.GetValue<string>() == m).OrderBy(a => a!["epsilon"]!.GetValue<double>()).ToList();
@@ -63,6 +64,7 @@ public static class PreferenceReport
                 double[] ys = pts.Select(a => a![$"{key}_mean"]!.GetValue<double>()).ToArray();
                 double[] es = pts.Select(a => a![$"{key}_half_range"]!.GetValue<double>()).ToArray();
                 var s = plot.Add.Scatter(xs, ys);
+                s.Color = palette.GetColor(Array.IndexOf(PreferenceBench.Methods, m));
                 s.LegendText = m;
                 var e = plot.Add.ErrorBar(xs, ys, es);
                 e.Color = s.Color;
@@ -72,12 +74,13 @@ public static class PreferenceReport
                 var refMean = r["reference"]!.AsArray().Average(x => x!["true_reward"]!.GetValue<double>());
                 var line = plot.Add.HorizontalLine(refMean);
                 line.LinePattern = ScottPlot.LinePattern.Dashed;
+                line.Color = ScottPlot.Colors.Gray;
                 line.LegendText = "reference";
             }
             plot.Title(title);
             plot.XLabel("label-flip rate ε");
             plot.YLabel(ylabel);
-            plot.ShowLegend();
+            plot.ShowLegend(ScottPlot.Alignment.UpperRight);
             plot.SavePng(Path.Combine(dir, file), 800, 500);
         }
     }

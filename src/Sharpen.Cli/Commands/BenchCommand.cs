@@ -45,10 +45,18 @@ public static class BenchCommand
             PreferenceReport.Plot(pr.GetValue(dir)!.FullName, result);
             return 0;
         }));
+        var prefsPlot = new Command("preferences-plot", "Redraws results/preferences*.png from results/preferences.json (no training).") { dir };
+        prefsPlot.SetAction(pr => CliErrors.Run(() =>
+        {
+            var path = Path.Combine(pr.GetValue(dir)!.FullName, "results", "preferences.json");
+            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no results; run `sharpen bench preferences` first");
+            PreferenceReport.Plot(pr.GetValue(dir)!.FullName, System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!);
+            return 0;
+        }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
         var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work };
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, one };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one };
     }
 }
