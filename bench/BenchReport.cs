@@ -64,6 +64,8 @@ public static class BenchReport
                           $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (RSS counts the .NET runtime, libtorch and allocator caches as well as tensors).\n");
             sb.AppendLine("![accuracy against training time](results/rl_accuracy.png)\n");
         }
+        var preferences = Read(Path.Combine(resultsDir, "preferences.json"));
+        if (preferences is not null) sb.Append(PreferenceReport.Table(preferences));
         return sb.ToString();
     }
 

@@ -3,7 +3,7 @@ using Sharpen.Bench;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -26,10 +26,37 @@ public static class BenchCommand
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
             return 0;
         }));
+        var quick = new Option<bool>("--quick") { Description = "Tiny sizes (2 ε values, 2 seeds, a few steps): a smoke test, not a result" };
+        var prefWork = new Option<string>("--work") { Description = "Scratch folder (reference models, per-method runs, metrics.jsonl, summary.json)", DefaultValueFactory = _ => "runs/bench-preferences" };
+        var epsilons = new Option<string?>("--epsilons") { Description = "Comma-separated label-flip rates (default 0,0.1,0.2,0.3,0.4)" };
+        var seeds = new Option<int?>("--seeds") { Description = "Seeds per configuration (≥ 2; default 3)" };
+        var prefs = new Command("preferences", "SFT, DPO, cDPO, IPO, rDPO, SimPO and online DPO on a lexicon task with flipped labels: held-out true reward and KL against ε.") { dir, quick, prefWork, epsilons, seeds };
+        prefs.SetAction(pr => CliErrors.Run(() =>
+        {
+            var options = pr.GetValue(quick) ? PreferenceBenchOptions.Quick : new PreferenceBenchOptions();
+            if (pr.GetValue(epsilons) is { } eps) options = options with { Epsilons = PreferenceBenchOptions.ParseEpsilons(eps) };
+            if (pr.GetValue(seeds) is { } n) options = options with { Seeds = n };
+            // Models this small gain nothing from intra-op threads, and on a shared machine they lose ~20x to oversubscription.
+            Sharpen.Torch.TorchRuntime.EnsureLoaded();
+            if (Environment.GetEnvironmentVariable("SHARPEN_NUM_THREADS") is null) TorchSharp.torch.set_num_threads(1);
+            var result = PreferenceBench.Run(Console.WriteLine, pr.GetValue(prefWork)!, options);
+            result["quick"] = pr.GetValue(quick);
+            BenchReport.Write(pr.GetValue(dir)!.FullName, result);
+            PreferenceReport.Plot(pr.GetValue(dir)!.FullName, result);
+            return 0;
+        }));
+        var prefsPlot = new Command("preferences-plot", "Redraws results/preferences*.png from results/preferences.json (no training).") { dir };
+        prefsPlot.SetAction(pr => CliErrors.Run(() =>
+        {
+            var path = Path.Combine(pr.GetValue(dir)!.FullName, "results", "preferences.json");
+            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no results; run `sharpen bench preferences` first");
+            PreferenceReport.Plot(pr.GetValue(dir)!.FullName, System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!);
+            return 0;
+        }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
         var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work };
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, one };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one };
     }
 }

@@ -173,6 +173,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// <summary>Called after each iteration's update with (iteration 1-based, the policy, the reference it used or null).</summary>
     public Action<int, CausalLM, CausalLM?>? AfterIteration { get; init; }
 
+    /// <summary>
+    /// Optional pair oracle: given one prompt's sample rewards and the iteration's seeded generator, returns the
+    /// (chosen, rejected) sample indices or null to drop the prompt. Null (the default) uses <see cref="SelectPair"/>
+    /// with the options' PairSelection and MinMargin. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
+    /// </summary>
+    public Func<IReadOnlyList<double>, Random, (int Chosen, int Rejected)?>? PairOracle { get; init; }
+
     readonly OnlineDpoOptions _o = options.Validate();
 
     /// <summary>
@@ -297,7 +304,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 var cand = group.Select(i => scores[i]).ToList();
                 int g = goldRows.IndexOf(p);
                 if (g >= 0) { ids.Add(goldIds[p]!); cand.Add(all[rollouts.Count + g]); }
-                var pick = SelectPair(cand, _o.PairSelection, _o.MinMargin, rng);
+                var pick = PairOracle is null ? SelectPair(cand, _o.PairSelection, _o.MinMargin, rng) : PairOracle(cand, rng);
                 if (pick is not { } pr) { dropped++; continue; }
                 pairs.Add(new PreferenceTrainer.Pair(rollouts[group[0]].PromptIds, ids[pr.Chosen], ids[pr.Rejected]));
             }
