@@ -51,13 +51,19 @@ public static class ExpertIterationPipeline
 
         var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, task);
         using var _ = policy;
+        PrmValueModelTrainer? prmValue = null;
         log?.Invoke($"model: {policy.ParameterCount():N0} parameters; {options.Method}: {options.Iterations} iterations, " +
                     (options.Method == "rest_mcts" ? $"MCTS with {options.Mcts.BudgetTokens} tokens per problem" : $"{options.SamplesPerProblem} samples per problem") +
                     $", at most {options.MaxKeptPerProblem} kept, " +
                     (options.RestartFromBase ? "each SFT from the base" : "SFT continues from the previous iterate"));
 
         sampler ??= options.Method == "rest_mcts"
-            ? new MctsExpertSampler(recipe.Output, valueTrainer ?? (options.Mcts.ValueModel == "table" ? new TableValueModelTrainer() : null)) { Log = log }
+            ? new MctsExpertSampler(recipe.Output, valueTrainer ?? options.Mcts.ValueModel switch
+            {
+                "table" => (IValueModelTrainer)new TableValueModelTrainer(),
+                "prm" => prmValue = new PrmValueModelTrainer(() => SftPipeline.LoadPolicy(recipe, task), options.Mcts.ValuePrmOptions(options.Seed)) { Log = log },
+                _ => null,
+            }) { Log = log }
             : new PlainExpertSampler();
         var result = new ExpertIteration(policy, tokenizer, task, options) { Log = log, Sampler = sampler }
             .Run(train, heldOut, recipe.Output, resume, cancel);
@@ -76,6 +82,7 @@ public static class ExpertIterationPipeline
         summary["parameters"] = policy.ParameterCount();
         summary["train_problems"] = train.Count;
         runLog.Summary(summary);
+        prmValue?.Dispose();
         return new ExpertIterationPipelineResult(result, eval, train.Count, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 }

@@ -30,13 +30,20 @@ public sealed record RestMctsOptions
     public double Lambda { get; init; } = 0.5;
     /// <summary><c>simulations</c>: most simulations per problem (0 = until the budget is spent or the tree is exhausted).</summary>
     public int Simulations { get; init; }
-    /// <summary><c>value_model</c>: how the value model is refitted to each iteration's targets: <c>table</c> (mean target per
-    /// exact (prompt, prefix), 0.5 elsewhere: the built-in fallback when no PRM trainer is plugged in) or <c>none</c>
-    /// (every iteration searches with rollouts alone).</summary>
-    public string ValueModel { get; init; } = "table";
+    /// <summary><c>value_model</c>: how the value model is refitted to each iteration's targets: <c>prm</c> (a process reward
+    /// model, <see cref="PrmValueModelTrainer"/>: backbone + scalar head trained on the soft step targets, continued from the
+    /// previous iteration's), <c>table</c> (mean target per exact (prompt, prefix), 0.5 elsewhere: a lookup that does not
+    /// generalise, for tests and tiny runs) or <c>none</c> (every iteration searches with rollouts alone).</summary>
+    public string ValueModel { get; init; } = "prm";
+
+    /// <summary><c>value_steps</c>: PRM optimizer steps per iteration (<c>value_model: prm</c>).</summary>
+    public int ValueSteps { get; init; } = 100;
+
+    /// <summary><c>value_learning_rate</c>: PRM learning rate (<c>value_model: prm</c>).</summary>
+    public double ValueLearningRate { get; init; } = 2e-4;
 
     /// <summary>Known <see cref="ValueModel"/> names.</summary>
-    public static IReadOnlyList<string> ValueModels { get; } = ["table", "none"];
+    public static IReadOnlyList<string> ValueModels { get; } = ["prm", "table", "none"];
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad key (<c>expert_iteration.mcts.KEY</c>).</summary>
     public RestMctsOptions Validate()
@@ -52,9 +59,18 @@ public sealed record RestMctsOptions
         if (Selection is not ("puct" or "uct")) throw new ArgumentException($"{p}selection is '{Selection}'; expected puct or uct");
         if (!(Lambda >= 0 && Lambda <= 1)) throw new ArgumentException($"{p}lambda must be in [0, 1], got {Lambda}");
         if (Simulations < 0) throw new ArgumentException($"{p}simulations must be ≥ 0, got {Simulations}");
+        if (ValueSteps < 1) throw new ArgumentException($"{p}value_steps must be ≥ 1, got {ValueSteps}");
+        if (!(ValueLearningRate > 0) || double.IsInfinity(ValueLearningRate)) throw new ArgumentException($"{p}value_learning_rate must be positive, got {ValueLearningRate}");
         if (!ValueModels.Contains(ValueModel)) throw new ArgumentException($"{p}value_model is '{ValueModel}'; known: {string.Join(", ", ValueModels)}");
         return this;
     }
+
+    /// <summary>The PRM settings of <c>value_model: prm</c>.</summary>
+    public PrmOptions ValuePrmOptions(int seed) => new()
+    {
+        MaxSteps = ValueSteps, LearningRate = ValueLearningRate, BatchSize = 16, WarmupSteps = Math.Min(10, ValueSteps / 10),
+        StepSplitter = StepSplitter, LogEvery = Math.Max(1, ValueSteps / 5), Seed = seed,
+    };
 
     /// <summary>The step splitter <see cref="StepSplitter"/> names.</summary>
     [JsonIgnore] public Data.StepSplitter Splitter => Data.StepSplitter.Parse(StepSplitter);

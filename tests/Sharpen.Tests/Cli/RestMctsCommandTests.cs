@@ -1,3 +1,4 @@
+using Sharpen.Rewards;
 using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
@@ -24,7 +25,7 @@ public class RestMctsCommandTests
           iterations: 2
           max_new_tokens: 10
           eval_problems: 2
-          mcts: {"{"} budget_tokens: 24, expansions: 2, max_steps: 3, max_step_tokens: 4 {"}"}
+          mcts: {"{"} budget_tokens: 24, expansions: 2, max_steps: 3, max_step_tokens: 4, value_steps: 3 {"}"}
         sft: {"{"} max_steps: 1, batch_size: 2, warmup_steps: 0 {"}"}
         eval: {"{"} problems: 2, samples: 1, max_new_tokens: 10 {"}"}
         """);
@@ -33,7 +34,9 @@ public class RestMctsCommandTests
         var run = dir.File("run");
         var rows = new RunLog(run, append: true).ReadMetrics();
         Assert.Equal([1, 2], rows.Select(r => r["iteration"]!.GetValue<int>()));
-        Assert.Equal(["rollouts", "prefix_table"], rows.Select(r => r["value_model"]!.GetValue<string>()));
+        // Iteration 1 searches with rollouts alone; its targets train the PRM value model (iter-1/value_model/final) that iteration 2 uses.
+        Assert.Equal(["rollouts", "value_model"], rows.Select(r => r["value_model"]!.GetValue<string>()));
+        Assert.True(File.Exists(Path.Combine(dir.File("run"), "iter-1", PrmValueModelTrainer.Folder, "final", ProcessRewardModel.MarkerFile)));
         foreach (var r in rows)
             foreach (var key in new[] { "accuracy", "problems_solved", "examples_kept", "value_targets", "value_labels", "search_accuracy", "generated_tokens", "seconds" })
                 Assert.True(r[key] is not null, $"row {r["iteration"]} lacks {key}");

@@ -213,12 +213,12 @@ public class MctsExpertSamplerTests
         Assert.Contains("expert_iteration.mcts.lambda", Assert.Throws<RecipeException>(() =>
             Recipe.Parse(head + "expert_iteration: { method: rest_mcts, mcts: { lambda: 2 } }\n")).Message);
         Assert.Contains("expert_iteration.mcts.value_model", Assert.Throws<RecipeException>(() =>
-            Recipe.Parse(head + "expert_iteration: { method: rest_mcts, mcts: { value_model: prm } }\n")).Message);
+            Recipe.Parse(head + "expert_iteration: { method: rest_mcts, mcts: { value_model: prn } }\n")).Message);
         Assert.Contains("expert_iteration.mcts.step_splitter", Assert.Throws<RecipeException>(() =>
             Recipe.Parse(head + "expert_iteration: { method: rest_mcts, mcts: { step_splitter: commas } }\n")).Message);
 
         var shipped = Recipe.Load(RepoPaths.Of("recipes", "rest-mcts-countdown.yaml"));
         var s = shipped.ExpertIterationOptions();
-        Assert.Equal(("expert_iteration", "rest_mcts", "table"), (shipped.Kind, s.Method, s.Mcts.ValueModel));
+        Assert.Equal(("expert_iteration", "rest_mcts", "prm"), (shipped.Kind, s.Method, s.Mcts.ValueModel));
     }
 }
