@@ -46,11 +46,33 @@ public class PreferenceRecipeTests
     [Fact]
     public void The_shipped_dpo_recipe_parses()
     {
-        var r = Recipe.Load(RepoPaths.Of("recipes", "dpo-pairs.yaml"));
+        var r = Recipe.Load(RepoPaths.Of("recipes", "dpo.yaml"));
         Assert.Equal("preference", r.Kind);
         Assert.NotNull(r.Model.Path);
         Assert.NotNull(r.Data.Train);
         var o = r.PreferenceOptions();
         Assert.Equal(("dpo", 0.1), (o.Loss, o.Beta));
+    }
+
+    [Theory]
+    [InlineData("cdpo")]
+    [InlineData("ipo")]
+    [InlineData("rdpo")]
+    [InlineData("orpo")]
+    [InlineData("simpo")]
+    public void Each_direct_alignment_loss_has_a_recipe_with_its_papers_settings(string loss)
+    {
+        var r = Recipe.Load(RepoPaths.Of("recipes", loss + ".yaml"));
+        Assert.Equal(("preference", "runs/" + loss), (r.Kind, r.Output));
+        var o = r.PreferenceOptions();
+        Assert.Equal(loss, o.Loss);
+        switch (loss)
+        {
+            case "cdpo": Assert.Equal((0.1, 0.1), (o.Beta, o.LabelSmoothing)); break;
+            case "ipo": Assert.Equal(0.1, o.Tau); break;                             // optimum margin 1/(2τ) = 5
+            case "rdpo": Assert.Equal((0.1, 0.1), (o.Beta, o.FlipRate)); break;
+            case "orpo": Assert.Equal(0.1, o.Lambda); Assert.False(o.NeedsReference); break;
+            case "simpo": Assert.Equal((2.0, 1.0), (o.Beta, o.Gamma)); Assert.False(o.NeedsReference); break;
+        }
     }
 }
