@@ -35,6 +35,30 @@ public sealed record EvalResult(int N, int Samples, double Accuracy, double Pass
 public static class Evaluation
 {
     /// <summary>
+    /// Adds a run's held-out evaluation to its summary.json: the numbers after training at the top level (as
+    /// <see cref="EvalResult.ToJson"/>), <c>accuracy_before</c> beside them, the policy's parameter count and any
+    /// <paramref name="extra"/> fields. Returns a one-line description for the log, or null without an evaluation.
+    /// </summary>
+    public static string? RecordBeforeAfter(string outDir, EvalResult? before, EvalResult? after, long parameters,
+        IReadOnlyDictionary<string, JsonNode?>? extra = null)
+    {
+        var runLog = new RunLog(outDir, append: true);
+        var summary = runLog.ReadSummary();
+        string? line = null;
+        if (after is not null)
+        {
+            foreach (var (k, v) in after.ToJson()) summary[k] = v?.DeepClone();
+            if (before is not null) summary["accuracy_before"] = before.Accuracy;
+            line = $"held-out greedy accuracy {after.Accuracy:P1}" + (before is not null ? $" (before {before.Accuracy:P1})" : "") +
+                   $", pass@{after.Samples} {after.PassAtK:P1}, maj@{after.Samples} {after.MajAtK:P1}";
+        }
+        foreach (var (k, v) in extra ?? new Dictionary<string, JsonNode?>()) summary[k] = v?.DeepClone();
+        summary["parameters"] = parameters;
+        runLog.Summary(summary);
+        return line;
+    }
+
+    /// <summary>
     /// Unbiased pass@k from n samples of which c are correct: 1 − C(n−c, k) / C(n, k)
     /// (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"), as a stable product.
     /// </summary>

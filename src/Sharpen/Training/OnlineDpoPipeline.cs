@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Diagnostics;
 using Sharpen.Data;
 using Sharpen.Generation;
@@ -69,17 +70,9 @@ public static class OnlineDpoPipeline
                 ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                     recipe.Eval.MaxNewTokens, recipe.Seed)
                 : null;
-            var runLog = new RunLog(recipe.Output, append: true);
-            var summary = runLog.ReadSummary();
-            if (after is not null)
-            {
-                foreach (var (k, v) in after.ToJson()) summary[k] = v?.DeepClone();
-                summary["accuracy_before"] = before!.Accuracy;
-                log?.Invoke($"after {options.Algorithm}: held-out greedy accuracy {after.Accuracy:P1} (before {before.Accuracy:P1})");
-            }
-            summary["prompts"] = prompts.Count;
-            summary["parameters"] = policy.ParameterCount();
-            runLog.Summary(summary);
+            var line = Evaluation.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount(),
+                new Dictionary<string, JsonNode?> { ["prompts"] = prompts.Count });
+            if (line is not null) log?.Invoke($"after {options.Algorithm}: {line}");
             return new OnlineDpoPipelineResult(result, before, after, prompts.Count, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
         }
         finally

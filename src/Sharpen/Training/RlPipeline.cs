@@ -76,16 +76,7 @@ public static class RlPipeline
             ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                 recipe.Eval.MaxNewTokens, recipe.Seed)
             : null;
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        if (after is not null)
-        {
-            foreach (var (k, v) in after.ToJson()) summary[k] = v?.DeepClone();
-            summary["accuracy_before"] = before!.Accuracy;
-            log?.Invoke($"after RL: held-out greedy accuracy {after.Accuracy:P1} (before {before.Accuracy:P1}), pass@{after.Samples} {after.PassAtK:P1}, maj@{after.Samples} {after.MajAtK:P1}");
-        }
-        summary["parameters"] = policy.ParameterCount();
-        runLog.Summary(summary);
+        if (Evaluation.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount()) is { } line) log?.Invoke($"after RL: {line}");
         return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 
