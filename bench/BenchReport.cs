@@ -64,6 +64,7 @@ public static class BenchReport
                           $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (RSS counts the .NET runtime, libtorch and allocator caches as well as tensors).\n");
             sb.AppendLine("![accuracy against training time](results/rl_accuracy.png)\n");
         }
+        sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
         return sb.ToString();
     }
 
