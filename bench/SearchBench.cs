@@ -60,9 +60,9 @@ public static class SearchBench
         var total = Stopwatch.StartNew();
         var deadline = TimeSpan.FromMinutes(s.MaxMinutes);
         bool q = s.Quick;
-        int[] budgets = q ? [48, 96] : [48, 96, 192, 384, 768];
-        double[] fractions = q ? [1.0] : [0.25, 0.5, 1.0];
-        int labelProblems = q ? 2 : 96, heldOutLabelled = q ? 2 : 64, prmSteps = q ? 2 : 120;
+        int[] budgets = q ? [48, 96] : [48, 80, 128, 208, 336];
+        double[] fractions = q ? [1.0] : [0.25, 1.0];
+        int labelProblems = q ? 2 : 64, heldOutLabelled = q ? 2 : 40, prmSteps = q ? 2 : 60;
         Directory.CreateDirectory(s.WorkDir);
         var task = sftRecipe.Task!.Build("bench");
 
@@ -251,6 +251,7 @@ public static class SearchBench
                     ["temperature"] = Temperature, ["max_new_tokens"] = MaxNewTokens, ["max_step_tokens"] = MaxStepTokens, ["step_splitter"] = "countdown",
                     ["budgets"] = new JsonArray(budgets.Select(b => (JsonNode)b).ToArray()), ["beam_width"] = 4, ["expansions"] = 4,
                     ["mcts"] = "puct c=1.25, no rollouts (lambda 0), best-terminal pick", ["step_aggregation"] = "last",
+                    ["prm_training"] = "AdamW, batch 16, lr 2e-4 (MC PRM, soft labels) and 1e-4 (implicit PRM, ce loss, beta 0.5)",
                     ["prm_steps"] = prmSteps, ["mc_label_problems"] = labelProblems, ["mc_samples_per_problem"] = 4, ["mc_rollouts"] = 4,
                 },
                 ["difficulty"] = new JsonObject
@@ -309,7 +310,7 @@ public static class SearchBench
         if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
         var loaded = HfCheckpoint.Load(policyDir, requireTokenizer: true);
         using var policy = loaded.Model;
-        var o = new ImplicitPrmOptions { Beta = 0.05, MaxSteps = steps, BatchSize = 16, LearningRate = 5e-5, WarmupSteps = Math.Min(10, steps / 4), StepSplitter = "countdown", LogEvery = 50 };
+        var o = new ImplicitPrmOptions { Beta = 0.5, MaxSteps = steps, BatchSize = 16, LearningRate = 1e-4, WarmupSteps = Math.Min(10, steps / 4), StepSplitter = "countdown", LogEvery = 20 };
         new ImplicitPrmTrainer(policy, loaded.Tokenizer!, o).Run(rows, outDir);
     }
 

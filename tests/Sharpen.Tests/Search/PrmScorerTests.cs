@@ -53,6 +53,41 @@ public class PrmScorerTests
         public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items) { seen.Add(items); return rewards; }
     }
 
+    sealed class CountingPolicy : ISearchPolicy
+    {
+        public int Calls;
+        public int MaxStepTokens => 4;
+        public int MaxTotalTokens => 8;
+        public IReadOnlyList<IReadOnlyList<Continuation>> Sample(IReadOnlyList<ContinuationRequest> requests, long seed, SearchMeter meter)
+        {
+            Calls++;
+            meter.AddGeneration(10, 3);
+            return requests.Select(r => (IReadOnlyList<Continuation>)Enumerable.Range(0, r.Count).Select(i => new Continuation($"s{seed}:{i}", 5, 5, -1, true)).ToList()).ToList();
+        }
+    }
+
+    [Fact]
+    public void Shared_sample_policy_replays_identical_calls_and_charges_each_meter_the_same()
+    {
+        var inner = new CountingPolicy();
+        var shared = new Sharpen.Bench.SharedSamplePolicy(inner);
+        ContinuationRequest[] req = [new("p", "", 2, OneStep: false, 8)];
+        var (m1, m2, m3) = (new SearchMeter(new SearchBudget(100)), new SearchMeter(new SearchBudget(100)), new SearchMeter(new SearchBudget(100)));
+        var a = shared.Sample(req, 7, m1);
+        var b = shared.Sample(req, 7, m2);
+        Assert.Equal(1, inner.Calls);
+        Assert.Same(a, b);
+        Assert.Equal((10L, 3L), (m1.GeneratedTokens, m1.ForwardPasses));
+        Assert.Equal((10L, 3L), (m2.GeneratedTokens, m2.ForwardPasses));
+        shared.Sample(req, 8, m3);                                   // another seed: a new call
+        shared.Sample([req[0] with { Count = 3 }], 7, m3);           // another request: a new call
+        Assert.Equal(3, inner.Calls);
+        shared.Clear();
+        shared.Sample(req, 7, m3);
+        Assert.Equal(4, inner.Calls);
+        Assert.Equal(30L, m3.GeneratedTokens);
+    }
+
     /// <summary>A tiny Countdown policy (random weights) saved into <paramref name="dir"/>.</summary>
     internal static string TinyPolicy(TempDir dir, string name = "policy")
     {
