@@ -60,9 +60,9 @@ public static class SearchBench
         var total = Stopwatch.StartNew();
         var deadline = TimeSpan.FromMinutes(s.MaxMinutes);
         bool q = s.Quick;
-        int[] budgets = q ? [48, 96] : [48, 80, 128, 208, 336];
-        double[] fractions = q ? [1.0] : [0.25, 1.0];
-        int labelProblems = q ? 2 : 64, heldOutLabelled = q ? 2 : 40, prmSteps = q ? 2 : 60;
+        int[] budgets = q ? [48, 96] : [48, 96, 192, 384, 768];
+        double[] fractions = q ? [1.0] : [0.125, 0.25, 0.5, 1.0];
+        int labelProblems = q ? 2 : 256, heldOutLabelled = q ? 2 : 100, prmSteps = q ? 2 : 300;
         Directory.CreateDirectory(s.WorkDir);
         var task = sftRecipe.Task!.Build("bench");
 
@@ -108,7 +108,7 @@ public static class SearchBench
         var labelOptions = new StepLabelOptions { SamplesPerProblem = 4, Rollouts = 4, Temperature = Temperature, MaxNewTokens = MaxNewTokens };
         var mcChunks = new List<(List<StepLabelledExample> Rows, long Tokens)>();
         var labelSet = pool.Take(labelProblems).ToList();
-        int chunks = fractions.Length == 1 ? 1 : 4;
+        int chunks = (int)Math.Round(1 / fractions.Min());
         for (int c = 0; c < chunks; c++)
         {
             var part = labelSet.Skip(c * labelProblems / chunks).Take((c + 1) * labelProblems / chunks - c * labelProblems / chunks).ToList();

@@ -63,3 +63,25 @@ public sealed class NonEmptySteps(IStepScorer inner) : IStepScorer
         return result;
     }
 }
+
+/// <summary>
+/// A PRM's outcome score for finished solutions only: a completion with no extractable final answer (cut off by the
+/// budget or the length limit) gets NaN, "not applicable", instead of the PRM's value of an unfinished prefix, which
+/// can be high although the completion cannot be correct. Only answered completions go to the model.
+/// </summary>
+public sealed class AnsweredOnly(IOutcomeScorer inner) : IOutcomeScorer
+{
+    /// <inheritdoc />
+    public string Name => inner.Name;
+
+    /// <inheritdoc />
+    public double[] Score(SearchProblem problem, IReadOnlyList<(string Completion, int Tokens)> completions)
+    {
+        var result = Enumerable.Repeat(double.NaN, completions.Count).ToArray();
+        var answered = Enumerable.Range(0, completions.Count).Where(i => problem.ExtractAnswer(completions[i].Completion) is not null).ToList();
+        if (answered.Count == 0) return result;
+        var s = inner.Score(problem, answered.Select(i => completions[i]).ToList());
+        for (int k = 0; k < answered.Count; k++) result[answered[k]] = s[k];
+        return result;
+    }
+}

@@ -165,6 +165,14 @@ public class PrmScorerTests
             var outcome = s.Outcome.Score(problem, completions.Select(c => (c, 0)).ToList());
             for (int i = 0; i < 2; i++) Assert.Equal(Sigmoid(rewards[i].Sum()), outcome[i], 6);
         }
+        // A completion without a final answer (cut off) is not scored: NaN, below every score in best-of-N.
+        foreach (var spec in new[] { "prm:" + prmDir, "implicit-prm:" + implicitDir })
+        {
+            using var s = SearchScorerRegistry.Create(spec, task, StepSplitter.Countdown, StepAggregation.Last);
+            var outcome = s.Outcome.Score(problem, [(" 3+5=8, 8+7", 0), (completions[0], 0)]);
+            Assert.True(double.IsNaN(outcome[0]));
+            Assert.False(double.IsNaN(outcome[1]));
+        }
 
         var e = Assert.Throws<CheckpointException>(() => SearchScorerRegistry.Create("prm:" + implicitDir, task, StepSplitter.Countdown));
         Assert.Contains(ProcessRewardModel.MarkerFile, e.Message);
