@@ -55,7 +55,7 @@ public static class SearchReport
         sb.AppendLine("| PRM | share of compute | generated tokens | solutions | F1 | erroneous acc | correct acc | best-of-8 |");
         sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var p in prms)
-            sb.AppendLine($"| {p!["kind"]} | {p["fraction"]!.GetValue<double>().ToString("0.##", CultureInfo.InvariantCulture)} | {p["generated_tokens"]} | {p["solutions"]} | " +
+            sb.AppendLine($"| {p!["kind"]} | {p["fraction"]!.GetValue<double>().ToString("0.###", CultureInfo.InvariantCulture)} | {p["generated_tokens"]} | {p["solutions"]} | " +
                           $"{F3(p["first_error_f1"])} | {F3(p["erroneous_accuracy"])} | {F3(p["correct_accuracy"])} | {Pct(p["best_of_8_accuracy"])} |");
 
         var d = r["difficulty"]!;
