@@ -66,6 +66,7 @@ public static class BenchReport
         }
         var preferences = Read(Path.Combine(resultsDir, "preferences.json"));
         if (preferences is not null) sb.Append(PreferenceReport.Table(preferences));
+        sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
         return sb.ToString();
     }
 

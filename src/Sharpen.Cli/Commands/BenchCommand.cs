@@ -3,7 +3,7 @@ using Sharpen.Bench;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -57,6 +57,31 @@ public static class BenchCommand
         var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work };
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one };
+        var search = SearchCommand(dir);
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search };
+    }
+
+    // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
+    static Command SearchCommand(Option<DirectoryInfo> dir)
+    {
+        var policy = new Option<string?>("--policy") { Description = "Policy folder (default: runs/quickstart/rl/final, else runs/quickstart/sft/final, else the quickstart's SFT stage trained into --work)" };
+        var problems = new Option<int>("--problems") { Description = "Most held-out problems", DefaultValueFactory = _ => 200 };
+        var quick = new Option<bool>("--quick") { Description = "A tiny smoke run (2 budgets, a few problems, 2 PRM steps)" };
+        var minutes = new Option<double>("--max-minutes") { Description = "Wall-clock target; the search stops taking new problems after it", DefaultValueFactory = _ => 25 };
+        var work = new Option<string>("--work") { Description = "Scratch folder (labels, PRMs)", DefaultValueFactory = _ => "runs/bench-search" };
+        var search = new Command("search", "Accuracy against generated-token budget: greedy, best-of-N (verifier, PRM, implicit PRM), vote, weighted vote, beam, MCTS; MC vs implicit PRM at equal labelling compute.")
+            { dir, policy, problems, quick, minutes, work };
+        search.SetAction(pr => CliErrors.Run(() =>
+        {
+            var settings = new SearchBenchSettings
+            {
+                Policy = pr.GetValue(policy), Problems = pr.GetValue(problems), Quick = pr.GetValue(quick), MaxMinutes = pr.GetValue(minutes), WorkDir = pr.GetValue(work)!,
+            };
+            var result = SearchBench.Run(Console.WriteLine, settings, QuickstartCommand.SftRecipe(new QuickstartCommand.Settings()));
+            SearchReport.Plot(pr.GetValue(dir)!.FullName, result);
+            BenchReport.Write(pr.GetValue(dir)!.FullName, result);
+            return 0;
+        }));
+        return search;
     }
 }

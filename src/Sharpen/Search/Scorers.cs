@@ -98,7 +98,10 @@ public sealed record SearchScorers(IOutcomeScorer Outcome, Func<SearchProblem, I
 
 /// <summary>
 /// Scorer specs by kind: <c>verifier</c> (the task's verifier; an oracle, since it reads the ground truth) and
-/// <c>reward-model:DIR</c> (a trained ORM). A new kind (e.g. <c>prm:DIR</c>) is one entry in <see cref="Kinds"/>.
+/// <c>reward-model:DIR</c> (a trained ORM), <c>prm:DIR</c> (a <see cref="ProcessRewardModel"/> folder) and <c>implicit-prm:DIR</c>
+/// (an <see cref="ImplicitPrm"/> folder, its steps scored as <see cref="ImplicitPrmValues"/>). A PRM is both the step scorer and,
+/// its step scores aggregated over the completion split with the PRM's own step rule, the outcome scorer of answered completions
+/// (<see cref="AnsweredOnly"/>: one without a final answer scores NaN). A new kind is one entry in <see cref="Kinds"/>.
 /// </summary>
 public static class SearchScorerRegistry
 {
@@ -113,6 +116,8 @@ public static class SearchScorerRegistry
     {
         ["verifier"] = new(false, a => SearchScorers.FromOutcome(new RewardOutcomeScorer(new TaskReward(a.Task)))),
         ["reward-model"] = new(true, a => { var rm = new ModelReward(a.Argument!); return SearchScorers.FromOutcome(new RewardOutcomeScorer(rm), rm); }),
+        ["prm"] = new(true, a => { var prm = new ProcessRewardModel(a.Argument!); var sc = SearchScorers.FromSteps(new NonEmptySteps(prm), prm.Splitter, a.Aggregation, prm); return sc with { Outcome = new AnsweredOnly(sc.Outcome) }; }),
+        ["implicit-prm"] = new(true, a => { var ip = ImplicitPrm.Load(a.Argument!); var sc = SearchScorers.FromSteps(new NonEmptySteps(new ImplicitPrmValues(ip)), ip.Splitter, a.Aggregation, ip); return sc with { Outcome = new AnsweredOnly(sc.Outcome) }; }),
     };
 
     /// <summary>Builds the scorers a spec names; throws listing the known kinds.</summary>
