@@ -47,6 +47,13 @@ public class PrmValueModelTrainerTests
             // The head starts at zero (σ = 0.5 everywhere); 30 steps on the targets separate the right path from the wrong one.
             Assert.True(first[0][^1] > 0.6 && first[1][^1] < 0.4, $"{first[0][^1]} vs {first[1][^1]}");
             Assert.Equal(1, baseLoads);
+            // An empty step (a path that ended at once) is not sent to the PRM: it takes the score of the step before it.
+            var withEmpty = scorer.ScoreSteps([("Q:", ["b ", "c ", "", "ans:7"])])[0];
+            Assert.Equal(4, withEmpty.Length);
+            Assert.Equal(first[0][0], withEmpty[0], 6);
+            Assert.Equal(first[0][1], withEmpty[1], 6);
+            Assert.Equal(first[0][1], withEmpty[2], 6);
+            Assert.Equal(first[0][2], withEmpty[3], 6);
 
             trainer.Train(2, Targets(dir, 2), Path.Combine(dir.Path, "iter-2"));
             Assert.Equal(1, baseLoads);                        // iteration 2 starts from iteration 1's value model, not the base
