@@ -7,7 +7,6 @@ static class ProcessRewardTraining
 {
     public static int Run(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        if (resume && r.Kind == "implicit_prm") throw new ArgumentException("--resume is not supported for implicit_prm recipes (they restart from the model)");
         string line;
         if (r.Kind == "prm")
         {
@@ -20,7 +19,7 @@ static class ProcessRewardTraining
         }
         else
         {
-            var result = ProcessRewardPipelines.RunImplicit(r, Console.WriteLine, ct);
+            var result = ProcessRewardPipelines.RunImplicit(r, Console.WriteLine, resume, ct);
             var res = result.Result;
             line = $"implicit prm ({r.ImplicitPrmOptions().Loss}): {res.Steps} steps on {res.Examples} {(r.ImplicitPrmOptions().Loss == "dpo" ? "pairs" : "completions")}" +
                 (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +

@@ -37,6 +37,10 @@ public sealed record ImplicitPrmOptions
     public string StepSplitter { get; init; } = "newline";
     /// <summary>Write a metrics row every N steps.</summary>
     public int LogEvery { get; init; } = 10;
+    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept; older ones are deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; init; } = 1;
 
@@ -49,6 +53,7 @@ public sealed record ImplicitPrmOptions
         Positive(Beta, "beta"); Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); NonNegative(MicroBatchSize, "micro_batch_size");
         Positive(LearningRate, "learning_rate"); NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm");
         Positive(LogEvery, "log_every");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"implicit_prm.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         try { Data.StepSplitter.Parse(StepSplitter); }
         catch (ArgumentException e) { throw new ArgumentException($"implicit_prm.step_splitter: {e.Message}"); }
@@ -95,7 +100,13 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
     }
 
     /// <summary>Trains on outcome-labelled completions; writes into <paramref name="outDir"/>.</summary>
-    public ImplicitPrmResult Run(IReadOnlyList<OutcomeExample> examples, string outDir, CancellationToken cancel = default)
+    public ImplicitPrmResult Run(IReadOnlyList<OutcomeExample> examples, string outDir, CancellationToken cancel = default) =>
+        Run(examples, outDir, resume: false, cancel);
+
+    /// <summary>As <see cref="Run(IReadOnlyList{OutcomeExample}, string, CancellationToken)"/>; with <paramref name="resume"/>, continues
+    /// from the newest checkpoint under <c>outDir/checkpoints</c>. The policy handed in must be the starting model: the
+    /// reference is a frozen copy of it, taken before the checkpoint's weights are loaded.</summary>
+    public ImplicitPrmResult Run(IReadOnlyList<OutcomeExample> examples, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (examples.Count == 0) throw new ArgumentException("the outcome-labelled set is empty");
         var sw = Stopwatch.StartNew();
@@ -116,8 +127,10 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
         var parameters = policy.parameters().Where(p => p.requires_grad).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
         int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
         var order = DataOrder.Permutation(units.Count, _o.Seed, epoch);
         double lastLoss = double.NaN, lastAcc = double.NaN;
         while (step < _o.MaxSteps)
@@ -172,6 +185,8 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
                 });
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {lastAcc:P0}  lr {lr:E2}");
             }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -61,7 +61,11 @@ public static class ProcessRewardPipelines
     }
 
     /// <summary>Runs an <c>implicit_prm</c> recipe: the model is the policy to train and, frozen, the reference; <see cref="ImplicitPrmTrainer"/>.</summary>
-    public static ImplicitPrmPipelineResult RunImplicit(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default)
+    public static ImplicitPrmPipelineResult RunImplicit(Recipe recipe, Action<string>? log = null, CancellationToken cancel = default) =>
+        RunImplicit(recipe, log, resume: false, cancel);
+
+    /// <summary>Runs an <c>implicit_prm</c> recipe; with <paramref name="resume"/>, continues from the newest checkpoint in the output folder.</summary>
+    public static ImplicitPrmPipelineResult RunImplicit(Recipe recipe, Action<string>? log, bool resume, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.ImplicitPrmOptions();
@@ -76,7 +80,7 @@ public static class ProcessRewardPipelines
         long parameters = policy.ParameterCount();
         log?.Invoke($"model: {parameters:N0} parameters (policy and frozen reference), loss {options.Loss}, beta {options.Beta}");
 
-        var result = new ImplicitPrmTrainer(policy, tokenizer, options) { Log = log }.Run(train.Items, recipe.Output, cancel);
+        var result = new ImplicitPrmTrainer(policy, tokenizer, options) { Log = log }.Run(train.Items, recipe.Output, resume, cancel);
         var runLog = new RunLog(recipe.Output, append: true);
         var summary = runLog.ReadSummary();
         summary["skipped_lines"] = train.SkippedLines;

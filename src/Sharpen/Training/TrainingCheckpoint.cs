@@ -57,7 +57,13 @@ public static class TrainingCheckpoint
         Action<string>? log, ScalarHead? head = null)
     {
         var latest = Latest(root);
-        if (latest is null) { log?.Invoke($"no checkpoint under {root}; starting from scratch"); return (0, 0, 0); }
+        if (latest is null)
+        {
+            // Rows an earlier attempt logged before its first checkpoint are redone from step 1: drop them, so no step appears twice.
+            runLog.TruncateAfter(0);
+            log?.Invoke($"no checkpoint under {root}; starting from scratch");
+            return (0, 0, 0);
+        }
         var state = Restore(latest, model, optimizer, head);
         int Int(string k) => state[k]?.GetValue<int>() ?? throw new CheckpointException($"{latest}/trainer_state.json: missing '{k}'");
         var result = (Int("step"), Int("epoch"), Int("position"));

@@ -122,8 +122,11 @@ public class ProcessRewardCommandTests
         using var prm = ImplicitPrm.Load(Path.Combine(run, "final"));
         Assert.Equal(0.1, prm.Beta);
 
-        (code, _, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
-        Assert.Equal(1, code);
-        Assert.Contains("--resume is not supported for implicit_prm", err);
+        // No checkpoint was written (2 steps, checkpoint_every 100): --resume starts from scratch and the metrics hold each step once.
+        (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("starting from scratch", output);
+        Assert.Equal([1, 2], File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Where(l => l.Trim().Length > 0)
+            .Select(l => JsonNode.Parse(l)!["step"]!.GetValue<int>()));
     }
 }

@@ -78,6 +78,31 @@ public class ImplicitPrmTests
         return rows;
     }
 
+    [Fact]
+    public void Stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run()
+    {
+        // 16 rows, batch 3: the order wraps epochs mid-batch; checkpoint at step 3, stop during step 5.
+        var o = new ImplicitPrmOptions { Loss = "ce", Beta = 0.5, MaxSteps = 7, BatchSize = 3, LearningRate = 1e-2, WarmupSteps = 2, LogEvery = 1, CheckpointEvery = 3, KeepCheckpoints = 1 };
+        using var straightDir = new TempDir();
+        using var straight = Model(seed: 3);
+        new ImplicitPrmTrainer(straight, Tok, o).Run(Outcomes(), straightDir.Path);
+
+        using var stoppedDir = new TempDir();
+        using (var first = Model(seed: 3))
+            PreferenceResumeTests.RunUntil("step 5/", (log, ct) => new ImplicitPrmTrainer(first, Tok, o) { Log = log }.Run(Outcomes(), stoppedDir.Path, ct));
+        Assert.Equal(["step-0000003"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+
+        using var resumed = Model(seed: 3);     // the starting model: the reference is its frozen copy, then step 3 is loaded
+        var result = new ImplicitPrmTrainer(resumed, Tok, o).Run(Outcomes(), stoppedDir.Path, resume: true);
+        Assert.Equal(7, result.Steps);
+        PreferenceResumeTests.AssertSame(PreferenceResumeTests.Snapshot(straight.named_parameters()), PreferenceResumeTests.Snapshot(resumed.named_parameters()));
+        Assert.Equal(Enumerable.Range(1, 7), new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+        // The saved reference is the starting model, not the checkpoint's weights.
+        using var savedRef = HfCheckpoint.Load(Path.Combine(result.FinalCheckpoint, ImplicitPrm.ReferenceFolder)).Model;
+        using var start = Model(seed: 3);
+        PreferenceResumeTests.AssertSame(PreferenceResumeTests.Snapshot(start.named_parameters()), PreferenceResumeTests.Snapshot(savedRef.named_parameters()));
+    }
+
     [Theory]
     [InlineData("ce")]
     [InlineData("dpo")]
