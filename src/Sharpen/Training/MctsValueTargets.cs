@@ -141,7 +141,10 @@ public static class MctsValueTargets
     /// <summary>The completion of the path to <paramref name="leaf"/>: its steps concatenated.</summary>
     public static string TextTo(IReadOnlyList<SearchNode> trace, int leaf) => string.Concat(PathTo(trace, leaf).Select(i => trace[i].Text));
 
-    /// <summary>One row per finished node of the tree (in trace order): the steps of its path and their value targets.</summary>
+    /// <summary>One row per finished node of the tree (in trace order): the steps of its path and their value targets. An
+    /// empty step (a path that ended at once, e.g. an immediate EOS) adds no text, so the prefix it ends is the prefix before
+    /// it: it is left out and its target, the better-informed one, replaces that prefix's. Every step of a row therefore has
+    /// text, as the step-label format (<see cref="Data.StepLabelledExample"/>) and the PRM trainer require.</summary>
     public static List<ValueTargetRow> Rows(string prompt, string id, IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct)
     {
         var v = NodeValues(trace, correct);
@@ -149,8 +152,14 @@ public static class MctsValueTargets
         for (int i = 0; i < trace.Count; i++)
         {
             if (!trace[i].Terminal) continue;
-            var path = PathTo(trace, i);
-            rows.Add(new ValueTargetRow(prompt, path.Select(j => trace[j].Text).ToList(), path.Select(j => v[j]).ToList(), id, correct[i]));
+            var steps = new List<string>();
+            var labels = new List<double>();
+            foreach (var j in PathTo(trace, i))
+            {
+                if (trace[j].Text.Length > 0) { steps.Add(trace[j].Text); labels.Add(v[j]); }
+                else if (labels.Count > 0) labels[^1] = v[j];
+            }
+            if (steps.Count > 0) rows.Add(new ValueTargetRow(prompt, steps, labels, id, correct[i]));
         }
         return rows;
     }

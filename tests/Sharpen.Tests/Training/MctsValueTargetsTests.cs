@@ -66,6 +66,24 @@ public class MctsValueTargetsTests
     }
 
     [Fact]
+    public void An_empty_step_is_left_out_and_its_target_replaces_the_prefix_before_it()
+    {
+        //   root ─ 0 "a " ─┬─ 1 "" ✓ (an immediate end: the completion is "a ")
+        //                  └─ 2 "b " ── 3 "" ✗
+        //        └─ 4 "" ✗ (nothing written at all)
+        SearchNode[] tree = [N(0, -1, "a "), N(1, 0, "", true), N(2, 0, "b "), N(3, 2, "", true), N(4, -1, "", true)];
+        bool[] correct = [false, true, false, false, false];
+        var rows = MctsValueTargets.Rows("Q:", "q2", tree, correct);
+        // Values: 0 "a ": correct end 1 below → 0 + 1/2 = 0.5; 1: 0.5 + 0.5 = 1; 2 "b ": no correct end, end 1 below →
+        // 0.5 − 0.5/2 = 0.25; 3: 0.25 − 0.75 → 0; 4: wrong end at depth 1 → 0. Row 1 "a " takes node 1's 1 (not 0.5);
+        // row 3 "a b " keeps 0.5 and takes node 3's 0 for "b "; node 4's path has no text, so no row.
+        Assert.Equal(["a ", "a |b "], rows.Select(r => string.Join("|", r.Steps)));
+        Assert.Equal([1.0], rows[0].Labels);
+        Assert.Equal([0.5, 0.0], rows[1].Labels);
+        Assert.Equal([true, false], rows.Select(r => r.Correct));
+    }
+
+    [Fact]
     public void Rows_round_trip_through_jsonl_and_a_bad_line_is_named()
     {
         using var dir = new TempDir();
