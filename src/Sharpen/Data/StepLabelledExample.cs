@@ -52,7 +52,7 @@ public sealed record StepLabelledExample(string Prompt, IReadOnlyList<string> St
             if (!(v >= 0 && v <= 1)) throw row.Error($"\"labels\"[{labels.Count}] is {l.GetRawText()}, not in [0, 1]");
             labels.Add(v);
         }
-        if (labels.Count != steps.Count) throw row.Error($"\"labels\" has {labels.Count} items but \"steps\" has {steps.Count}");
+        if (labels.Count != steps.Count) throw row.Error($"\"labels\" has {labels.Count} items but \"steps\" has {steps.Count}; expected one per step");
         return new StepLabelledExample(prompt, steps, labels, row.ExtraFields("prompt", "steps", "labels"));
     }
 

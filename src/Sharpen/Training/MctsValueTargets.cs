@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sharpen.Search;
 
@@ -33,39 +32,19 @@ public sealed record ValueTargetRow(string Prompt, IReadOnlyList<string> Steps, 
         RunLog.WriteAtomically(path, sb.ToString());
     }
 
-    /// <summary>Reads a file written by <see cref="WriteAll"/>; a bad line throws <see cref="InvalidDataException"/> naming the file,
-    /// the line and what was expected. (The general step-label loader lives in <c>Data/</c>; this reads only our own rows.)</summary>
+    /// <summary>Reads a file written by <see cref="WriteAll"/> with the step-label loader (<see cref="Data.StepLabelledExample.Load"/>,
+    /// which keeps <c>id</c> and <c>correct</c> as fields); a bad line throws <see cref="InvalidDataException"/> naming the file,
+    /// the line and what was expected.</summary>
     public static List<ValueTargetRow> ReadAll(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: value-target file not found", path);
-        var rows = new List<ValueTargetRow>();
-        int line = 0;
-        foreach (var text in File.ReadLines(path))
+        try
         {
-            line++;
-            if (string.IsNullOrWhiteSpace(text)) continue;
-            string Where() => $"{path}:{line}";
-            JsonObject o;
-            try { o = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException($"{Where()}: expected a JSON object"); }
-            catch (JsonException e) { throw new InvalidDataException($"{Where()}: not valid JSON: {e.Message}"); }
-            try
-            {
-                var steps = (o["steps"] as JsonArray ?? throw new InvalidDataException($"{Where()}: 'steps' must be an array of strings"))
-                    .Select(s => s!.GetValue<string>()).ToList();
-                var labels = (o["labels"] as JsonArray ?? throw new InvalidDataException($"{Where()}: 'labels' must be an array of numbers"))
-                    .Select(l => l!.GetValue<double>()).ToList();
-                if (labels.Count != steps.Count)
-                    throw new InvalidDataException($"{Where()}: 'labels' has {labels.Count} entries for {steps.Count} steps; expected one per step");
-                if (labels.Any(l => !(l >= 0 && l <= 1))) throw new InvalidDataException($"{Where()}: 'labels' must be in [0, 1]");
-                rows.Add(new ValueTargetRow(o["prompt"]?.GetValue<string>() ?? throw new InvalidDataException($"{Where()}: missing 'prompt'"),
-                    steps, labels, o["id"]?.GetValue<string>() ?? "", o["correct"]?.GetValue<bool>() ?? false));
-            }
-            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"{Where()}: expected {{\"prompt\": string, \"steps\": [string], \"labels\": [number]}}: {e.Message}");
-            }
+            return Data.StepLabelledExample.Load(path).Items
+                .Select(e => new ValueTargetRow(e.Prompt, e.Steps, e.Labels, e.Fields.GetValueOrDefault("id") ?? "", e.Fields.GetValueOrDefault("correct") == "true"))
+                .ToList();
         }
-        return rows;
+        catch (Data.DatasetFormatException e) { throw new InvalidDataException(e.Message, e); }
     }
 }
 
