@@ -23,3 +23,31 @@ static class DataOrder
     public static int[] CompletionIds(Tokenizers.ITokenizer tokenizer, int eos, string completion) =>
         tokenizer.Encode(completion, addSpecialTokens: false).Append(eos).ToArray();
 }
+
+/// <summary>
+/// A walk through <c>count</c> items in the seeded epoch orders of <see cref="DataOrder.Permutation"/>, batch after batch,
+/// wrapping into the next epoch mid-batch. (<see cref="Epoch"/>, <see cref="Position"/>) is what a checkpoint stores: a cursor
+/// made from them continues with exactly the batches the uninterrupted walk would have given.
+/// </summary>
+sealed class DataCursor(int count, int seed, int epoch = 0, int position = 0)
+{
+    int[] _order = DataOrder.Permutation(count, seed, epoch);
+
+    /// <summary>The epoch the next index comes from.</summary>
+    public int Epoch { get; private set; } = epoch;
+
+    /// <summary>How many indices of the current epoch's order have been handed out.</summary>
+    public int Position { get; private set; } = position;
+
+    /// <summary>The next <paramref name="size"/> indices.</summary>
+    public List<int> Next(int size)
+    {
+        var batch = new List<int>(size);
+        while (batch.Count < size)
+        {
+            if (Position == count) { Epoch++; Position = 0; _order = DataOrder.Permutation(count, seed, Epoch); }
+            batch.Add(_order[Position++]);
+        }
+        return batch;
+    }
+}

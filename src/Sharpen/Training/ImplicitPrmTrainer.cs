@@ -131,17 +131,12 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
         var ckptRoot = Path.Combine(outDir, "checkpoints");
         int step = 0, epoch = 0, position = 0;
         if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var order = DataOrder.Permutation(units.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(units.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN, lastAcc = double.NaN;
         while (step < _o.MaxSteps)
         {
             cancel.ThrowIfCancellationRequested();
-            var batch = new List<(int A, int B)>(_o.BatchSize);
-            while (batch.Count < _o.BatchSize)
-            {
-                if (position == units.Count) { epoch++; position = 0; order = DataOrder.Permutation(units.Count, _o.Seed, epoch); }
-                batch.Add(units[order[position++]]);
-            }
+            List<(int A, int B)> batch = cursor.Next(_o.BatchSize).Select(i => units[i]).ToList();
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
             opt.zero_grad();
@@ -179,14 +174,14 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
             {
                 runLog.Metrics(new JsonObject
                 {
-                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["accuracy"] = Round(lastAcc),
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(lastAcc),
                     [dpo ? "reward_margin" : "reward_mean"] = Round(rewardSum / batch.Count),
                     ["lr"] = lr, ["grad_norm"] = Round(norm), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
                 });
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {lastAcc:P0}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -149,17 +149,12 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         var ckptRoot = Path.Combine(outDir, "checkpoints");
         int step = 0, epoch = 0, position = 0;
         if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var order = DataOrder.Permutation(items.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(items.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN;
         while (step < _o.MaxSteps)
         {
             cancel.ThrowIfCancellationRequested();
-            var batch = new List<int[]>(_o.BatchSize);
-            while (batch.Count < _o.BatchSize)
-            {
-                if (position == items.Count) { epoch++; position = 0; order = DataOrder.Permutation(items.Count, _o.Seed, epoch); }
-                batch.Add(items[order[position++]]);
-            }
+            var batch = cursor.Next(_o.BatchSize).Select(i => items[i]).ToList();
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
             var (loss, metrics, gradNorm) = TrainStep(opt, rows, batch, refLogp, values, padId);   // loss before the update
@@ -167,14 +162,14 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
             lastLoss = loss;
             if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
             {
-                var row = new JsonObject { ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm) };
+                var row = new JsonObject { ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm) };
                 foreach (var (k, v) in metrics) row[k] = Round(v);
                 row["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
                 runLog.Metrics(row);
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  " + string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")) + $"  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -245,18 +245,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             runLog.TruncateAfter(start);
             Log?.Invoke($"resumed from {latest} at iteration {start}");
         }
-        var order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(prompts.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN, lastReward = double.NaN;
         for (int it = start; it < _o.Iterations; it++)
         {
             cancel.ThrowIfCancellationRequested();
             var phase = Stopwatch.StartNew();
-            var batch = new List<RlPrompt>(_o.PromptsPerIteration);
-            while (batch.Count < _o.PromptsPerIteration)
-            {
-                if (position == prompts.Count) { epoch++; position = 0; order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch); }
-                batch.Add(prompts[order[position++]]);
-            }
+            var batch = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
             long seed = (long)_o.Seed * 1_000_003 + it;
             policy.eval();
             var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
@@ -354,7 +349,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             {
                 var state = new JsonObject
                 {
-                    ["position"] = position, ["epoch"] = epoch, ["pairs"] = totalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
+                    ["position"] = cursor.Position, ["epoch"] = cursor.Epoch, ["pairs"] = totalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
                 };
                 var dir = TrainingCheckpoint.Save(ckptRoot, it + 1, policy, tokenizer, opt, state, _o.KeepCheckpoints,
                     extra: tmp => { if (reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), reference); });

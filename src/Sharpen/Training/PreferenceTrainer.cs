@@ -124,18 +124,13 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
         int step = 0, epoch = 0, position = 0;
         if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN, lastAccuracy = double.NaN;
         while (step < _o.MaxSteps)
         {
             cancel.ThrowIfCancellationRequested();
             // The step's pairs, in the seeded order, wrapping into the next epoch.
-            var batch = new List<int>(_o.BatchSize);
-            while (batch.Count < _o.BatchSize)
-            {
-                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
-                batch.Add(order[position++]);
-            }
+            var batch = cursor.Next(_o.BatchSize);
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
             var (loss, metrics, gradNorm) = TrainStep(opt, data, batch, refChosen, refRejected, padId);   // loss before the update
@@ -147,7 +142,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             {
                 runLog.Metrics(new JsonObject
                 {
-                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["accuracy"] = Round(metrics.Accuracy),
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(metrics.Accuracy),
                     ["margin"] = Round(metrics.Margin), ["chosen_reward"] = Round(metrics.ChosenReward),
                     ["rejected_reward"] = Round(metrics.RejectedReward), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
                     ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
@@ -155,7 +150,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -113,18 +113,13 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
 
         int step = 0, epoch = 0, position = 0;
         if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
-        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN, lastAcc = double.NaN, heldAcc = double.NaN;
         FirstErrorResult? heldFirst = null;
         while (step < _o.MaxSteps)
         {
             cancel.ThrowIfCancellationRequested();
-            var batch = new List<int>(_o.BatchSize);
-            while (batch.Count < _o.BatchSize)
-            {
-                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
-                batch.Add(order[position++]);
-            }
+            var batch = cursor.Next(_o.BatchSize);
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
 
@@ -156,7 +151,7 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
             {
                 var row = new JsonObject
                 {
-                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["step_accuracy"] = Round(lastAcc),
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["step_accuracy"] = Round(lastAcc),
                     ["lr"] = lr, ["grad_norm"] = Round(norm), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
                 };
                 if (evalNow) AddHeldOut(row, heldAcc, heldFirst!);
@@ -164,7 +159,7 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  step acc {lastAcc:P0}" + (evalNow ? $"  held-out step acc {heldAcc:P0}, first-error F1 {heldFirst!.F1:F3}" : ""));
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -119,17 +119,12 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
 
         int step = 0, epoch = 0, position = 0;
         if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
-        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
         double lastLoss = double.NaN, lastAccuracy = double.NaN, lastMargin = double.NaN;
         while (step < _o.MaxSteps)
         {
             cancel.ThrowIfCancellationRequested();
-            var batch = new List<int>(_o.BatchSize);
-            while (batch.Count < _o.BatchSize)
-            {
-                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
-                batch.Add(order[position++]);
-            }
+            var batch = cursor.Next(_o.BatchSize);
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
             var (loss, accuracy, margin, gradNorm) = TrainStep(opt, parameters, data, batch, padId);   // before the update
@@ -140,14 +135,14 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
             {
                 runLog.Metrics(new JsonObject
                 {
-                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["accuracy"] = Round(accuracy),
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(accuracy),
                     ["margin"] = Round(margin), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
                     ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
                 });
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {accuracy:P0}  margin {margin:F4}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -86,7 +86,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             runLog.TruncateAfter(start);
             Log?.Invoke($"resumed from {latest} at iteration {start}");
         }
-        var order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(prompts.Count, _o.Seed, epoch, position);
         EvalResult? eval = null;
         double trainSeconds = 0;   // wall-clock without evaluation
         int lastIteration = start;
@@ -99,12 +99,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             double Lap() { double s = phase.Elapsed.TotalSeconds; phase.Restart(); return s; }
 
             // ---- generate
-            var batch = new List<RlPrompt>(_o.PromptsPerIteration);
-            while (batch.Count < _o.PromptsPerIteration)
-            {
-                if (position == prompts.Count) { epoch++; position = 0; order = DataOrder.Permutation(prompts.Count, _o.Seed, epoch); }
-                batch.Add(prompts[order[position++]]);
-            }
+            var batch = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
             int g = _o.SamplesPerPrompt, n = batch.Count * g;
             var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
             {
@@ -308,7 +303,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             {
                 var state = new JsonObject
                 {
-                    ["position"] = position, ["epoch"] = epoch, ["optimizer_steps"] = optSteps, ["seed"] = _o.Seed,
+                    ["position"] = cursor.Position, ["epoch"] = cursor.Epoch, ["optimizer_steps"] = optSteps, ["seed"] = _o.Seed,
                     ["baseline"] = baseline.Initialized ? baseline.Value : null, ["kl_beta"] = kl.Value, ["reward_moments"] = rewardStats.ToJson(),
                     ["algorithm"] = _o.Algorithm,
                 };
@@ -423,18 +418,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         var runLog = new RunLog(outDir);
         var engine = new RolloutEngine(policy, tokenizer);
         int perIteration = _o.PromptsPerIteration * _o.SamplesPerPrompt, position = 0, epoch = 0, optSteps = 0;
-        var order = DataOrder.Permutation(encoded.Count, _o.Seed, epoch);
+        var cursor = new DataCursor(encoded.Count, _o.Seed, epoch, position);
         EvalResult? eval = null;
         for (int it = 0; it < _o.Iterations; it++)
         {
             cancel.ThrowIfCancellationRequested();
             var sw = Stopwatch.StartNew();
-            var rows = new List<(int[] P, int[] C, float[] Lp, double R)>(perIteration);
-            while (rows.Count < perIteration)
-            {
-                if (position == encoded.Count) { epoch++; position = 0; order = DataOrder.Permutation(encoded.Count, _o.Seed, epoch); }
-                rows.Add(encoded[order[position++]]);
-            }
+            var rows = cursor.Next(perIteration).Select(i => encoded[i]).ToList();
             using var scope = NewDisposeScope();
             var seq = SequenceBatch.Build(rows.Select(r => (IReadOnlyList<int>)r.P).ToList(), rows.Select(r => (IReadOnlyList<int>)r.C).ToList(), padId);
             var oldLogp = Pad(rows.Select(r => r.Lp).ToList(), seq.CompletionIds.shape[1]);

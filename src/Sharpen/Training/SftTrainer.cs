@@ -64,21 +64,8 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
 
         int step = 0, epoch = 0, position = 0;
         var runLog = new RunLog(outDir, append: resume);
-        if (resume)
-        {
-            var latest = TrainingCheckpoint.Latest(ckptRoot);
-            if (latest is null) Log?.Invoke($"no checkpoint under {ckptRoot}; starting from scratch");
-            else
-            {
-                var state = TrainingCheckpoint.Restore(latest, model, opt);
-                step = state["step"]!.GetValue<int>();
-                epoch = state["epoch"]!.GetValue<int>();
-                position = state["position"]!.GetValue<int>();
-                runLog.TruncateAfter(step);
-                Log?.Invoke($"resumed from {latest} at step {step}");
-            }
-        }
-        var order = DataOrder.Permutation(data.Count, _o.Seed, epoch);
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, model, opt, runLog, Log);
+        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
 
         double lastLoss = double.NaN, tokensSinceLog = 0;
         var logTimer = Stopwatch.StartNew();
@@ -88,12 +75,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         {
             cancel.ThrowIfCancellationRequested();
             // The step's examples, in the seeded order, wrapping into the next epoch.
-            var batch = new List<Example>(_o.BatchSize * _o.GradientAccumulation);
-            while (batch.Count < _o.BatchSize * _o.GradientAccumulation)
-            {
-                if (position == data.Count) { epoch++; position = 0; order = DataOrder.Permutation(data.Count, _o.Seed, epoch); }
-                batch.Add(data[order[position++]]);
-            }
+            var batch = cursor.Next(_o.BatchSize * _o.GradientAccumulation).Select(i => data[i]).ToList();
             double lr = schedule.At(step);
             foreach (var g in opt.ParamGroups) g.LearningRate = lr;
             var (loss, gradNorm, tokens) = TrainStep(opt, batch, padId);
@@ -110,7 +92,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
                 double tps = tokensSinceLog / Math.Max(secs, 1e-9);
                 var row = new JsonObject
                 {
-                    ["step"] = step, ["epoch"] = epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
                     ["tokens_per_s"] = Math.Round(tps, 1), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
                 };
                 if (evalNow)
@@ -136,7 +118,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
             {
                 var dir = TrainingCheckpoint.Save(ckptRoot, step, model, tokenizer, opt,
-                    new JsonObject { ["epoch"] = epoch, ["position"] = position, ["seed"] = _o.Seed }, _o.KeepCheckpoints);
+                    new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints);
                 Log?.Invoke($"checkpoint {dir}");
             }
         }
