@@ -39,6 +39,9 @@ sealed class DataCursor(int count, int seed, int epoch = 0, int position = 0)
     /// <summary>How many indices of the current epoch's order have been handed out.</summary>
     public int Position { get; private set; } = position;
 
+    /// <summary>The trainer state a checkpoint stores for this walk (read back by <see cref="TrainingCheckpoint.Resume"/>).</summary>
+    public System.Text.Json.Nodes.JsonObject CheckpointState() => new() { ["epoch"] = Epoch, ["position"] = Position, ["seed"] = seed };
+
     /// <summary>The next <paramref name="size"/> indices.</summary>
     public List<int> Next(int size)
     {

@@ -181,7 +181,7 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {lastAcc:P0}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

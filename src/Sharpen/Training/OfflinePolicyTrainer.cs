@@ -169,7 +169,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  " + string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")) + $"  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -150,7 +150,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -159,7 +159,7 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  step acc {lastAcc:P0}" + (evalNow ? $"  held-out step acc {heldAcc:P0}, first-error F1 {heldFirst!.F1:F3}" : ""));
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -142,7 +142,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
                 Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {accuracy:P0}  margin {margin:F4}  lr {lr:E2}");
             }
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints, head)}");
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints, head)}");
         }
 
         var finalDir = Path.Combine(outDir, "final");

@@ -118,7 +118,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
             {
                 var dir = TrainingCheckpoint.Save(ckptRoot, step, model, tokenizer, opt,
-                    new JsonObject { ["epoch"] = cursor.Epoch, ["position"] = cursor.Position, ["seed"] = _o.Seed }, _o.KeepCheckpoints);
+                    cursor.CheckpointState(), _o.KeepCheckpoints);
                 Log?.Invoke($"checkpoint {dir}");
             }
         }
