@@ -83,7 +83,11 @@ public sealed class ImplicitPrm : IStepScorer, IDisposable
         : this(policy, reference, tokenizer, beta, splitter, name, microBatch) => _owns = owns;
 
     /// <inheritdoc />
-    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items)
+    /// <remarks>Empty steps (a search step that ended at once) are not encoded: the prefix is unchanged, so their step reward
+    /// is 0 (<see cref="StepScores.SkippingEmpty"/>).</remarks>
+    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items) => StepScores.SkippingEmpty(items, ScoreNonEmpty, empty: 0);
+
+    double[][] ScoreNonEmpty(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items)
     {
         var result = new double[items.Count][];
         for (int i = 0; i < items.Count; i++) result[i] = [];

@@ -51,7 +51,11 @@ public sealed class ProcessRewardModel : IStepScorer, IDisposable
     }
 
     /// <inheritdoc />
-    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items)
+    /// <remarks>Empty steps (a search step that ended at once) are not encoded: each takes the score of the step before it
+    /// (<see cref="StepScores.SkippingEmpty"/>).</remarks>
+    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items) => StepScores.SkippingEmpty(items, ScoreNonEmpty);
+
+    double[][] ScoreNonEmpty(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items)
     {
         var result = new double[items.Count][];
         var nonEmpty = Enumerable.Range(0, items.Count).Where(i => items[i].Steps.Count > 0).ToList();

@@ -14,6 +14,36 @@ public interface IStepScorer
     double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items);
 }
 
+/// <summary>Helpers for step scorers.</summary>
+public static class StepScores
+{
+    /// <summary>
+    /// Scores <paramref name="items"/> with <paramref name="score"/> on their non-empty steps only. An empty step (a search
+    /// step that ended at once, e.g. on end-of-sequence) adds no text and a model cannot encode it; it gets the score of the
+    /// last non-empty step before it, or NaN (not scored) when there is none: the value of an unchanged prefix. Scores that
+    /// are per-step increments (implicit-PRM step rewards) pass <paramref name="empty"/> = 0 instead: an unchanged prefix
+    /// adds nothing.
+    /// </summary>
+    public static double[][] SkippingEmpty(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items,
+        Func<IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)>, double[][]> score, double? empty = null)
+    {
+        var kept = items.Select(x => (x.Prompt, (IReadOnlyList<string>)x.Steps.Where(s => s.Length > 0).ToList())).ToList();
+        var scored = score(kept);
+        var result = new double[items.Count][];
+        for (int i = 0; i < items.Count; i++)
+        {
+            result[i] = new double[items[i].Steps.Count];
+            int k = -1;
+            for (int t = 0; t < result[i].Length; t++)
+            {
+                if (items[i].Steps[t].Length > 0) { k++; result[i][t] = scored[i][k]; }
+                else result[i][t] = empty ?? (k < 0 ? double.NaN : scored[i][k]);
+            }
+        }
+        return result;
+    }
+}
+
 /// <summary>How step scores become one outcome score.</summary>
 public enum StepAggregation
 {

@@ -35,9 +35,10 @@ public sealed class ImplicitPrmValues(IStepScorer implicitPrm) : IStepScorer
 }
 
 /// <summary>
-/// Lets a model-based step scorer see partial solutions with empty steps (a search step that ended at once, e.g. on
-/// end-of-sequence): only the non-empty steps go to the model, which cannot encode an empty step; an empty step adds no
-/// text, so it gets the score of the last non-empty step before it, or NaN (not scored) when there is none.
+/// Lets any step scorer see partial solutions with empty steps (a search step that ended at once, e.g. on end-of-sequence):
+/// only the non-empty steps go to it (<see cref="StepScores.SkippingEmpty"/>, which <see cref="ProcessRewardModel"/> already
+/// applies itself); an empty step gets the score of the last non-empty step before it, or NaN (not scored) when there is none.
+/// The implicit-PRM scorer kind wraps its prefix values (<see cref="ImplicitPrmValues"/>) in it.
 /// </summary>
 public sealed class NonEmptySteps(IStepScorer inner) : IStepScorer
 {
@@ -45,23 +46,7 @@ public sealed class NonEmptySteps(IStepScorer inner) : IStepScorer
     public string Name => inner.Name;
 
     /// <inheritdoc />
-    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items)
-    {
-        var kept = items.Select(x => (x.Prompt, (IReadOnlyList<string>)x.Steps.Where(s => s.Length > 0).ToList())).ToList();
-        var scored = inner.ScoreSteps(kept);
-        var result = new double[items.Count][];
-        for (int i = 0; i < items.Count; i++)
-        {
-            result[i] = new double[items[i].Steps.Count];
-            int k = -1;
-            for (int t = 0; t < result[i].Length; t++)
-            {
-                if (items[i].Steps[t].Length > 0) k++;
-                result[i][t] = k < 0 ? double.NaN : scored[i][k];
-            }
-        }
-        return result;
-    }
+    public double[][] ScoreSteps(IReadOnlyList<(string Prompt, IReadOnlyList<string> Steps)> items) => StepScores.SkippingEmpty(items, inner.ScoreSteps);
 }
 
 /// <summary>

@@ -116,7 +116,7 @@ public static class SearchScorerRegistry
     {
         ["verifier"] = new(false, a => SearchScorers.FromOutcome(new RewardOutcomeScorer(new TaskReward(a.Task)))),
         ["reward-model"] = new(true, a => { var rm = new ModelReward(a.Argument!); return SearchScorers.FromOutcome(new RewardOutcomeScorer(rm), rm); }),
-        ["prm"] = new(true, a => { var prm = new ProcessRewardModel(a.Argument!); var sc = SearchScorers.FromSteps(new NonEmptySteps(prm), prm.Splitter, a.Aggregation, prm); return sc with { Outcome = new AnsweredOnly(sc.Outcome) }; }),
+        ["prm"] = new(true, a => { var prm = new ProcessRewardModel(a.Argument!); var sc = SearchScorers.FromSteps(prm, prm.Splitter, a.Aggregation, prm); return sc with { Outcome = new AnsweredOnly(sc.Outcome) }; }),
         ["implicit-prm"] = new(true, a => { var ip = ImplicitPrm.Load(a.Argument!); var sc = SearchScorers.FromSteps(new NonEmptySteps(new ImplicitPrmValues(ip)), ip.Splitter, a.Aggregation, ip); return sc with { Outcome = new AnsweredOnly(sc.Outcome) }; }),
     };
 

@@ -23,7 +23,6 @@ public sealed class PrmValueModelTrainer(Func<(CausalLM Model, ITokenizer Tokeni
 
     readonly PrmOptions _o = options.Validate();
     ProcessRewardModel? _current;
-    IStepScorer? _scorer;
     string? _currentDir;
 
     /// <summary>Receives the PRM trainer's progress lines.</summary>
@@ -40,7 +39,7 @@ public sealed class PrmValueModelTrainer(Func<(CausalLM Model, ITokenizer Tokeni
             if (rows.Count == 0)
             {
                 Log?.Invoke($"value model: iteration {iteration} wrote no value targets; keeping the previous value model");
-                return _scorer;
+                return _current;
             }
             var previous = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(iterationDir))!, $"iter-{iteration - 1}", Folder, "final");
             bool fromPrevious = iteration > 1 && File.Exists(Path.Combine(previous, ProcessRewardModel.MarkerFile));
@@ -59,12 +58,10 @@ public sealed class PrmValueModelTrainer(Func<(CausalLM Model, ITokenizer Tokeni
             Log?.Invoke($"value model: PRM on {rows.Count} value-target paths from {(fromPrevious ? "the previous value model" : "the base policy")}");
             new PrmTrainer(backbone, head, tokenizer, _o with { CheckpointEvery = 0 }) { Log = Log }.Run(rows, [], outDir);
         }
-        if (_currentDir == final && _current is not null) return _scorer;
+        if (_currentDir == final && _current is not null) return _current;
         _current?.Dispose();
         (_current, _currentDir) = (new ProcessRewardModel(final, name: "value_model"), final);
-        // Search can finish a path with an empty step (an immediate EOS); the PRM cannot encode one, so it takes the step before's score.
-        _scorer = new Search.NonEmptySteps(_current);
-        return _scorer;
+        return _current;
     }
 
     /// <summary>Disposes the loaded value model.</summary>

@@ -131,6 +131,12 @@ public class ImplicitPrmTests
         Assert.Equal("newline", prm.Splitter.Kind);
         var scores = prm.ScoreSteps(items);
         for (int i = 0; i < items.Length; i++) Assert.Equal(inMemory[i], scores[i], (a, b) => Math.Abs(a - b) < 1e-4);
+        // An empty step (a search path that ended at once) leaves the prefix unchanged: step reward 0, the others as without it.
+        var withEmpty = prm.ScoreSteps([("ab", ["a\n", "", "c"])])[0];
+        Assert.Equal(3, withEmpty.Length);
+        Assert.Equal(0.0, withEmpty[1]);
+        Assert.Equal(scores[0][0], withEmpty[0], 4);   // float32, another batch shape: the 1e-4 of the comparison above
+        Assert.Equal(scores[0][1], withEmpty[2], 4);
         // Trained on outcomes only, the correct solutions out-score the incorrect ones of the same prompt.
         Assert.True(scores[0].Sum() > scores[1].Sum(), $"{scores[0].Sum()} vs {scores[1].Sum()}");
         Assert.True(scores[2].Sum() > scores[3].Sum(), $"{scores[2].Sum()} vs {scores[3].Sum()}");
