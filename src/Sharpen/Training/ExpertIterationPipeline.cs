@@ -69,19 +69,15 @@ public static class ExpertIterationPipeline
             .Run(train, heldOut, recipe.Output, resume, cancel);
 
         EvalResult? eval = null;
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
         var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
         if (evalProblems.Count > 0)
         {
             eval = Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                 recipe.Eval.MaxNewTokens, recipe.Seed);
-            foreach (var (k, v) in eval.ToJson()) summary[k] = v?.DeepClone();
             log?.Invoke($"held-out: accuracy {eval.Accuracy:P1} (base {result.BaseAccuracy:P1}), pass@{eval.Samples} {eval.PassAtK:P1}, maj@{eval.Samples} {eval.MajAtK:P1} (n={eval.N})");
         }
-        summary["parameters"] = policy.ParameterCount();
-        summary["train_problems"] = train.Count;
-        runLog.Summary(summary);
+        Evaluation.RecordBeforeAfter(recipe.Output, before: null, after: eval, policy.ParameterCount(),
+            new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["train_problems"] = train.Count });
         prmValue?.Dispose();
         return new ExpertIterationPipelineResult(result, eval, train.Count, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
