@@ -68,6 +68,15 @@ public sealed record RlOptions
     /// costs only what carries signal (the idea behind DAPO's dynamic sampling, Yu et al. 2025).
     /// </summary>
     public bool SkipZeroAdvantageGroups { get; init; }
+    /// <summary>
+    /// DAPO's dynamic sampling (Yu et al. 2025), for the group estimators: when a batch of prompts leaves fewer than
+    /// <see cref="PromptsPerIteration"/> groups whose rewards differ, draw the next prompts and generate again, keeping
+    /// only such groups, until the batch is full or <see cref="MaxSamplingRounds"/> rounds were drawn. Metrics
+    /// (reward, accuracy, zero-advantage fraction) cover every generated group; the update sees the kept ones.
+    /// </summary>
+    public bool DynamicSampling { get; init; }
+    /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
+    public int MaxSamplingRounds { get; init; } = 4;
     /// <summary>Whiten advantages over the batch (PPO-max).</summary>
     public bool WhitenAdvantages { get; init; }
     /// <summary>Scale rewards by a running std estimate (PPO-max reward normalisation).</summary>
@@ -134,7 +143,7 @@ public sealed record RlOptions
         Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
         NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");
         NonNegative(Beta, "beta"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
-        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); NonNegative(Temperature, "temperature");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
         if (DualClip is { } c && c <= 1) throw new ArgumentException($"rl.dual_clip must be > 1, got {c}");
         if (Algorithm is "grpo" or "dr_grpo" or "rloo" && SamplesPerPrompt < 2)
             throw new ArgumentException($"rl.samples_per_prompt must be ≥ 2 for {Algorithm}, got {SamplesPerPrompt}");

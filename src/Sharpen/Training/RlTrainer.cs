@@ -98,33 +98,68 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var phase = Stopwatch.StartNew();
             double Lap() { double s = phase.Elapsed.TotalSeconds; phase.Restart(); return s; }
 
-            // ---- generate
-            var batch = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
-            int g = _o.SamplesPerPrompt, n = batch.Count * g;
-            var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
-            {
-                SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
-                Seed = (long)_o.Seed * 1_000_003 + it, MaxBatchSequences = 512,
-            });
-            IReadOnlyList<Rollout>? greedy = _spec.UsesGreedyBaseline
-                ? engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = _o.MaxNewTokens, MaxBatchSequences = 512 })
-                : null;
-            timing["generate"] = Lap();
-            double genTokens = rollouts.Sum(r => r.CompletionIds.Length) + (greedy?.Sum(r => r.CompletionIds.Length) ?? 0);
-
-            // ---- score
-            var contexts = rollouts.Select(r => new RewardContext(batch[r.PromptIndex].Prompt, r.CompletionText, batch[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
-            var scored = RewardCombiner.ScoreAsync(rewards, contexts, cancel).AsTask().GetAwaiter().GetResult();
-            double[] rawR = scored.Total;
+            // ---- generate and score (with dynamic sampling: more rounds of prompts until the batch holds
+            //      PromptsPerIteration groups whose rewards differ, or MaxSamplingRounds rounds were drawn)
+            int g = _o.SamplesPerPrompt;
+            var batch = new List<RlPrompt>();
+            var rollouts = new List<Rollout>();
+            var kept = new List<double>();
+            var allRewards = new List<double>();
+            var functionSums = new Dictionary<string, (double Sum, int Rounds)>();
+            int rounds = 0, correct = 0;
+            double genTokens = 0;
+            IReadOnlyList<Rollout>? greedy = null;
             double[]? greedyR = null;
-            if (greedy is not null)
+            bool dynamic = _o.DynamicSampling && g > 1 && _spec.Estimator is "grpo" or "dr_grpo" or "rloo";
+            do
             {
-                var gctx = greedy.Select(r => new RewardContext(batch[r.PromptIndex].Prompt, r.CompletionText, batch[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
-                greedyR = RewardCombiner.ScoreAsync(rewards, gctx, cancel).AsTask().GetAwaiter().GetResult().Total;
-            }
-            double? accuracy = Task is null ? null
-                : contexts.Count(c => Task.Verify(TaskReward.ToProblem(c), c.Completion).Correct) / (double)n;
-            timing["score"] = Lap();
+                var round = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
+                var roundPhase = Stopwatch.StartNew();
+                var ro = engine.Generate(round.Select(p => p.Prompt).ToList(), new SamplingOptions
+                {
+                    SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
+                    Seed = (long)_o.Seed * 1_000_003 + it + 7_919L * 1_000_003 * rounds, MaxBatchSequences = 512,
+                });
+                if (_spec.UsesGreedyBaseline)
+                    greedy = engine.Generate(round.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = _o.MaxNewTokens, MaxBatchSequences = 512 });
+                timing["generate"] = timing.GetValueOrDefault("generate") + roundPhase.Elapsed.TotalSeconds;
+                roundPhase.Restart();
+                genTokens += ro.Sum(r => r.CompletionIds.Length) + (greedy?.Sum(r => r.CompletionIds.Length) ?? 0);
+                var ctx = ro.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+                var sc = RewardCombiner.ScoreAsync(rewards, ctx, cancel).AsTask().GetAwaiter().GetResult();
+                if (greedy is not null)
+                {
+                    var gctx = greedy.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+                    greedyR = RewardCombiner.ScoreAsync(rewards, gctx, cancel).AsTask().GetAwaiter().GetResult().Total;
+                }
+                if (Task is not null) correct += ctx.Count(c => Task.Verify(TaskReward.ToProblem(c), c.Completion).Correct);
+                allRewards.AddRange(sc.Total);
+                foreach (var (name, mean) in sc.MeanByFunction)
+                    if (!double.IsNaN(mean)) functionSums[name] = (functionSums.GetValueOrDefault(name).Sum + mean, functionSums.GetValueOrDefault(name).Rounds + 1);
+                    else functionSums.TryAdd(name, (0, 0));
+                rounds++;
+                var signal = g > 1 ? RowsOfGroupsWithSignal(sc.Total, g).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
+                // Without dynamic sampling every group is kept; with it, the groups that carry signal, in prompt order
+                // (and, when no round had any, the last round's groups: their advantages are zero, only the KL term acts).
+                bool lastChance = dynamic && batch.Count == 0 && rounds >= _o.MaxSamplingRounds;
+                for (int k = 0; k < round.Count && batch.Count < _o.PromptsPerIteration; k++)
+                {
+                    if (dynamic && !lastChance && !signal.Contains(k)) continue;
+                    for (int j = 0; j < g; j++)
+                    {
+                        var r0 = ro[k * g + j];
+                        rollouts.Add(r0 with { PromptIndex = batch.Count });
+                        kept.Add(sc.Total[k * g + j]);
+                    }
+                    batch.Add(round[k]);
+                }
+                timing["score"] = timing.GetValueOrDefault("score") + roundPhase.Elapsed.TotalSeconds;
+            } while (dynamic && batch.Count < _o.PromptsPerIteration && rounds < _o.MaxSamplingRounds);
+            int n = rollouts.Count;
+            double[] rawR = [.. kept];
+            double? accuracy = Task is null ? null : correct / (double)allRewards.Count;
+            var meanByFunction = functionSums.ToDictionary(kv => kv.Key, kv => kv.Value.Rounds > 0 ? kv.Value.Sum / kv.Value.Rounds : double.NaN);
+            phase.Restart();
 
             using var iterScope = NewDisposeScope();
             var seq = SequenceBatch.Build(rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
@@ -207,7 +242,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 }
             }
             if (_o.WhitenAdvantages) adv = AdvantageEstimators.Whiten(adv, mask) * mask;
-            double zeroGroups = g > 1 ? AdvantageEstimators.ZeroAdvantageGroupFraction(tensor(rawR).to(ScalarType.Float32), g) : double.NaN;
+            double zeroGroups = g > 1 ? AdvantageEstimators.ZeroAdvantageGroupFraction(tensor(allRewards.ToArray()).to(ScalarType.Float32), g) : double.NaN;  // every generated group
             timing["advantage"] = Lap();
 
             // ---- update the actor (K epochs of minibatches; micro-batches accumulate with global counts)
@@ -267,7 +302,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             kl.Update(klMean, n);
             var row = new JsonObject
             {
-                ["step"] = it + 1, ["reward_mean"] = rawR.Average(), ["reward_std"] = Std(rawR),
+                ["step"] = it + 1, ["reward_mean"] = allRewards.Average(), ["reward_std"] = Std([.. allRewards]),
                 ["kl"] = refLogp is null ? null : klMean, ["beta"] = beta, ["entropy"] = m.Entropy, ["loss"] = m.Loss,
                 ["clip_fraction"] = m.ClipFraction, ["approx_kl"] = m.ApproxKl, ["ratio_max"] = m.RatioMax, ["grad_norm"] = m.GradNorm,
                 ["advantage_mean"] = Masked(adv, mask).Mean, ["advantage_std"] = Masked(adv, mask).Std,
@@ -279,8 +314,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             };
             if (accuracy is { } acc) row["accuracy"] = acc;
             if (greedyR is not null) row["greedy_reward_mean"] = greedyR.Average();
+            if (dynamic) { row["sampling_rounds"] = rounds; row["trained_groups"] = batch.Count; }
             if (critic is not null) { row["value_loss"] = valueLoss; row["value_clip_fraction"] = valueClipFrac; }
-            foreach (var (name, mean) in scored.MeanByFunction) row[$"reward/{name}"] = double.IsNaN(mean) ? null : mean;
+            foreach (var (name, mean) in meanByFunction) row[$"reward/{name}"] = double.IsNaN(mean) ? null : mean;
             foreach (var (name, secs) in timing) row[$"timing/{name}"] = Math.Round(secs, 3);
             bool lastOne = it + 1 == _o.Iterations || (_o.MaxSeconds > 0 && trainSeconds + timing.Values.Sum() >= _o.MaxSeconds);
             if (Task is not null && EvalProblems.Count > 0 && ((_o.EvalEvery > 0 && (it + 1) % _o.EvalEvery == 0) || lastOne))
@@ -294,7 +330,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             row["train_seconds"] = Math.Round(trainSeconds, 3);
             runLog.Metrics(row);
             lastIteration = it + 1;
-            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rawR.Average():F3}" + (accuracy is { } ac2 ? $"  acc {ac2:P1}" : "") +
+            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {allRewards.Average():F3}" + (accuracy is { } ac2 ? $"  acc {ac2:P1}" : "") +
                         (refLogp is null ? "" : $"  kl {klMean:F4}") + $"  len {rollouts.Average(x => x.CompletionIds.Length):F1}" +
                         $"  gen {timing["generate"]:F1}s upd {timing["update_actor"]:F1}s" +
                         (row["eval_accuracy"] is not null ? $"  eval_acc {eval!.Accuracy:P1}" : ""));

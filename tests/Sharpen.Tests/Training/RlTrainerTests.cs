@@ -113,6 +113,71 @@ public class RlTrainerTests
         Assert.Contains(trained, t => t < 64);               // some groups were all-equal and skipped
     }
 
+    /// <summary>
+    /// A reward that makes every third group (in scoring order, counted across rounds and iterations) mixed:
+    /// its first sample gets 1, the others 0; every other group gets 0 throughout.
+    /// </summary>
+    static IReadOnlyList<WeightedReward> EveryThirdGroupMixed(int g)
+    {
+        int call = 0;
+        return [new(new DelegateReward("third", _ => { int c = call++, group = c / g; return group % 3 == 0 && c % g == 0 ? 1.0 : 0.0; }))];
+    }
+
+    [Fact]
+    public void Dynamic_sampling_draws_more_prompts_until_the_batch_holds_only_groups_with_signal()
+    {
+        // 4 prompts per round, G = 2. Groups 0,3 | 6 | 9 of rounds 1–3 are mixed: the batch is full after 3 rounds,
+        // and the pattern repeats every 12 groups, so every iteration takes exactly 3 rounds.
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with
+        {
+            Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0,
+            DynamicSampling = true, MaxSamplingRounds = 5,
+        };
+        new RlTrainer(model, Tok, o, EveryThirdGroupMixed(2)).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        foreach (var row in new RunLog(dir.Path, append: true).ReadMetrics())
+        {
+            Assert.Equal(3, row["sampling_rounds"]!.GetValue<int>());
+            Assert.Equal(4, row["trained_groups"]!.GetValue<int>());
+            Assert.Equal(8, row["trained_sequences"]!.GetValue<int>());
+            // Metrics cover all 12 generated groups: 4 mixed groups with rewards (1, 0), 8 groups of zeros.
+            Assert.Equal(4.0 / 24, row["reward_mean"]!.GetValue<double>(), 9);
+            Assert.Equal(8.0 / 12, row["zero_advantage_group_fraction"]!.GetValue<double>(), 9);
+            // Only mixed groups were trained on: every advantage is ±(1 − 0.5)/std(1, 0) = ±0.5/√0.5 = ±0.7071.
+            Assert.Equal(0.0, row["advantage_mean"]!.GetValue<double>(), 5);
+            Assert.Equal(0.5 / Math.Sqrt(0.5), row["advantage_std"]!.GetValue<double>(), 4);
+        }
+    }
+
+    [Fact]
+    public void Dynamic_sampling_stops_at_its_round_limit_and_trains_on_what_it_found()
+    {
+        // MaxSamplingRounds = 2: iteration 1 finds groups 0, 3 (round 1) and 6 (round 2); iteration 2 finds 9 (round 1)
+        // and 12, 15 (round 2). Three groups each time.
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with
+        {
+            Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0,
+            DynamicSampling = true, MaxSamplingRounds = 2,
+        };
+        new RlTrainer(model, Tok, o, EveryThirdGroupMixed(2)).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        var rows = new RunLog(dir.Path, append: true).ReadMetrics();
+        Assert.Equal([2, 2], rows.Select(r => r["sampling_rounds"]!.GetValue<int>()));
+        Assert.Equal([3, 3], rows.Select(r => r["trained_groups"]!.GetValue<int>()));
+        Assert.Equal([3.0 / 16, 3.0 / 16], rows.Select(r => r["reward_mean"]!.GetValue<double>()));
+
+        // No group with signal at all: the last round's groups are trained on (zero advantages), and the run goes on.
+        using var flatDir = new TempDir();
+        using var flatModel = Model();
+        IReadOnlyList<WeightedReward> flat = [new(new DelegateReward("zero", _ => 0.0))];
+        new RlTrainer(flatModel, Tok, o, flat).Run([new RlPrompt("a", new Dictionary<string, string>())], flatDir.Path);
+        var flatRows = new RunLog(flatDir.Path, append: true).ReadMetrics();
+        Assert.All(flatRows, r => { Assert.Equal(2, r["sampling_rounds"]!.GetValue<int>()); Assert.Equal(4, r["trained_groups"]!.GetValue<int>()); });
+        Assert.All(flatRows, r => Assert.Equal(1.0, r["zero_advantage_group_fraction"]!.GetValue<double>()));
+    }
+
     [Fact]
     public void Unknown_algorithms_fail_at_once_listing_the_known_ones()
     {
