@@ -25,6 +25,18 @@ public static class PolicyLosses
     }
 
     /// <summary>
+    /// Per-token entropy of the policy, H_t = −Σ_v π(v | s_t) log π(v | s_t), from logits <c>(B, A, V)</c>; differentiable.
+    /// An entropy bonus (Williams &amp; Peng 1991; Mnih et al. 2016, arXiv:1602.01783) subtracts
+    /// <c>coef · Aggregate(H, mask)</c> from the loss to keep the policy from collapsing onto one answer per prompt.
+    /// </summary>
+    public static Tensor TokenEntropy(Tensor logits)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        var logp = logits.log_softmax(-1);                                               // (B, A, V)
+        return -(logp.exp() * logp).sum(-1);                                             // (B, A)
+    }
+
+    /// <summary>
     /// PPO clipped surrogate (Schulman et al. 2017, arXiv:1707.06347 Eq. 7) with asymmetric bounds (DAPO clip-higher,
     /// arXiv:2503.14476 Eq. 10) and optional dual clip (Ye et al. 2020, arXiv:1912.09729):
     /// loss_t = −min(ρ_t A_t, clip(ρ_t, 1 − ε_low, 1 + ε_high) A_t), and for A_t &lt; 0 with dual clip c, min(loss_t, −c A_t).

@@ -77,6 +77,8 @@ public sealed record RlOptions
     public bool DynamicSampling { get; init; }
     /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
     public int MaxSamplingRounds { get; init; } = 4;
+    /// <summary>Entropy bonus: subtract this × the aggregated per-token policy entropy from the actor loss (0 = off).</summary>
+    public double EntropyCoefficient { get; init; }
     /// <summary>Whiten advantages over the batch (PPO-max).</summary>
     public bool WhitenAdvantages { get; init; }
     /// <summary>Scale rewards by a running std estimate (PPO-max reward normalisation).</summary>
@@ -142,7 +144,7 @@ public sealed record RlOptions
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration"); Positive(SamplesPerPrompt, "samples_per_prompt");
         Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
         NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");
-        NonNegative(Beta, "beta"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
+        NonNegative(Beta, "beta"); NonNegative(EntropyCoefficient, "entropy_coefficient"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
         if (DualClip is { } c && c <= 1) throw new ArgumentException($"rl.dual_clip must be > 1, got {c}");
         if (Algorithm is "grpo" or "dr_grpo" or "rloo" && SamplesPerPrompt < 2)

@@ -406,6 +406,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                         var klLoss = LossAggregator.Aggregate(KlEstimators.Get(_o.KlEstimator)(logp, refLogp.index_select(0, idx)), sub.CompletionMask, agg);
                         loss = loss + beta * klLoss;
                     }
+                    if (_o.EntropyCoefficient > 0)
+                        loss = loss - _o.EntropyCoefficient * LossAggregator.Aggregate(PolicyLosses.TokenEntropy(logits), sub.CompletionMask, agg);
                     loss.backward();
                     double share = idx.shape[0] / (double)rows.Length;
                     m.Add(loss.item<float>(), pm, Entropy(logits, sub.CompletionMask), share);
@@ -535,8 +537,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     static double Entropy(Tensor logits, Tensor mask)
     {
         using var _ = no_grad();
-        var logp = logits.detach().log_softmax(-1);                                          // (b, A, V)
-        var h = -(logp.exp() * logp).sum(-1);                                                // (b, A)
+        var h = PolicyLosses.TokenEntropy(logits.detach());                                  // (b, A)
         return ((h * mask).sum() / mask.sum().clamp_min(1)).item<float>();
     }
 

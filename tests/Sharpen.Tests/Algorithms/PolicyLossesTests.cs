@@ -144,4 +144,25 @@ public class PolicyLossesTests
         Assert.Contains("'ppo'", e.Message);
         Assert.Contains("ppo_clip, vanilla, topr", e.Message);
     }
+
+    [Fact]
+    public void Token_entropy_and_its_gradient_match_the_closed_form()
+    {
+        using var scope = NewDisposeScope();
+        // Token 0: logits (0, ln 3) → p = (1/4, 3/4), H = −(¼ ln ¼ + ¾ ln ¾) = 0.562335.
+        // Token 1: logits (0, 0) → H = ln 2, the maximum, so its gradient is 0.
+        // dH/dz_i = −p_i (ln p_i + H): token 0 → (−¼(ln ¼ + H), −¾(ln ¾ + H)) = (0.205990, −0.205990).
+        var logits = tensor(new float[] { 0f, MathF.Log(3f), 0f, 0f }).view(1, 2, 2).requires_grad_(true);
+        var h = PolicyLosses.TokenEntropy(logits);
+        Assert.Equal([1L, 2L], h.shape);
+        double h0 = -(0.25 * Math.Log(0.25) + 0.75 * Math.Log(0.75));
+        Assert.Equal(h0, h[0, 0].item<float>(), 5);
+        Assert.Equal(Math.Log(2), h[0, 1].item<float>(), 5);
+        h.sum().backward();
+        var g = logits.grad!.view(-1).data<float>().ToArray();
+        Assert.Equal(-0.25 * (Math.Log(0.25) + h0), g[0], 5);
+        Assert.Equal(-0.75 * (Math.Log(0.75) + h0), g[1], 5);
+        Assert.Equal(0.0, g[2], 6);
+        Assert.Equal(0.0, g[3], 6);
+    }
 }

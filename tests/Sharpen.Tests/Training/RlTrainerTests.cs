@@ -179,6 +179,29 @@ public class RlTrainerTests
     }
 
     [Fact]
+    public void An_entropy_bonus_spreads_a_peaked_policy_when_rewards_carry_no_signal()
+    {
+        // First make the policy peaked on "c" (the bandit), then train with a constant reward: every advantage is 0 and
+        // β = 0, so the entropy bonus is the only gradient. It must move probability off "c"; without it nothing moves.
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with { Iterations = 40, PromptsPerIteration = 16, SamplesPerPrompt = 4, MaxNewTokens = 1, LearningRate = 1e-2, Beta = 0.0, EvalEvery = 0 };
+        var prompts = new[] { new RlPrompt("a", new Dictionary<string, string>()) };
+        new RlTrainer(model, Tok, o, RewardC).Run(prompts, Path.Combine(dir.Path, "peak"));
+        double peaked = ProbabilityOfC(model);
+        Assert.True(peaked > 0.9, $"p(c) = {peaked}");
+
+        IReadOnlyList<WeightedReward> constant = [new(new DelegateReward("one", _ => 1.0))];
+        new RlTrainer(model, Tok, o with { Iterations = 10 }, constant).Run(prompts, Path.Combine(dir.Path, "flat"));
+        Assert.Equal(peaked, ProbabilityOfC(model), 4);
+        new RlTrainer(model, Tok, o with { Iterations = 10, EntropyCoefficient = 0.5 }, constant).Run(prompts, Path.Combine(dir.Path, "entropy"));
+        double spread = ProbabilityOfC(model);
+        Assert.True(spread < peaked - 0.1, $"p(c) went from {peaked:F3} to {spread:F3}");
+        var entropies = new RunLog(Path.Combine(dir.Path, "entropy"), append: true).ReadMetrics().Select(r => r["entropy"]!.GetValue<double>()).ToList();
+        Assert.True(entropies[^1] > entropies[0], string.Join(", ", entropies));
+    }
+
+    [Fact]
     public void Unknown_algorithms_fail_at_once_listing_the_known_ones()
     {
         var e = Assert.Throws<ArgumentException>(() => RlOptions.For("a2c"));
