@@ -123,6 +123,13 @@ public class RlTrainerTests
         return [new(new DelegateReward("third", _ => { int c = call++, group = c / g; return group % 3 == 0 && c % g == 0 ? 1.0 : 0.0; }))];
     }
 
+    /// <summary>GRPO, 2 iterations of 4 prompts × G = 2 one-token samples, no KL, with dynamic sampling.</summary>
+    static RlOptions DynamicSampling(int maxRounds) => RlOptions.Grpo() with
+    {
+        Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0,
+        DynamicSampling = true, MaxSamplingRounds = maxRounds,
+    };
+
     [Fact]
     public void Dynamic_sampling_draws_more_prompts_until_the_batch_holds_only_groups_with_signal()
     {
@@ -130,11 +137,7 @@ public class RlTrainerTests
         // and the pattern repeats every 12 groups, so every iteration takes exactly 3 rounds.
         using var dir = new TempDir();
         using var model = Model();
-        var o = RlOptions.Grpo() with
-        {
-            Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0,
-            DynamicSampling = true, MaxSamplingRounds = 5,
-        };
+        var o = DynamicSampling(maxRounds: 5);
         new RlTrainer(model, Tok, o, EveryThirdGroupMixed(2)).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
         foreach (var row in new RunLog(dir.Path, append: true).ReadMetrics())
         {
@@ -157,11 +160,7 @@ public class RlTrainerTests
         // and 12, 15 (round 2). Three groups each time.
         using var dir = new TempDir();
         using var model = Model();
-        var o = RlOptions.Grpo() with
-        {
-            Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0,
-            DynamicSampling = true, MaxSamplingRounds = 2,
-        };
+        var o = DynamicSampling(maxRounds: 2);
         new RlTrainer(model, Tok, o, EveryThirdGroupMixed(2)).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
         var rows = new RunLog(dir.Path, append: true).ReadMetrics();
         Assert.Equal([2, 2], rows.Select(r => r["sampling_rounds"]!.GetValue<int>()));
