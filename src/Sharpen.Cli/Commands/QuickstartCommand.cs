@@ -29,6 +29,7 @@ public static class QuickstartCommand
         public int Layers { get; init; } = 4;
         public int Seed { get; init; } = 1;
         public int MaxNumber { get; init; } = 40;
+        public bool UseAllNumbers { get; init; }
         public int RlIterations { get; init; } = 60;
         public int RlPrompts { get; init; } = 64;
         public int RlSamples { get; init; } = 8;
@@ -46,18 +47,21 @@ public static class QuickstartCommand
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation and order", DefaultValueFactory = _ => 1 };
         var d = new Settings();
         var maxNumber = new Option<int>("--max-number") { Description = "Largest Countdown number (difficulty)", DefaultValueFactory = _ => d.MaxNumber };
+        var hidden = new Option<int>("--hidden-size") { Description = "Width of the policy", DefaultValueFactory = _ => d.HiddenSize };
+        var layers = new Option<int>("--layers") { Description = "Transformer layers of the policy", DefaultValueFactory = _ => d.Layers };
+        var useAll = new Option<bool>("--use-all-numbers") { Description = "Every number must be used exactly once", DefaultValueFactory = _ => d.UseAllNumbers };
         var algorithm = new Option<string>("--rl-algorithm") { Description = "RL algorithm of the second stage", DefaultValueFactory = _ => d.RlAlgorithm };
         var iterations = new Option<int>("--rl-iterations") { Description = "RL iterations", DefaultValueFactory = _ => d.RlIterations };
         var lr = new Option<double>("--rl-lr") { Description = "RL learning rate", DefaultValueFactory = _ => d.RlLearningRate };
         var beta = new Option<double>("--rl-beta") { Description = "KL coefficient toward the SFT model", DefaultValueFactory = _ => d.RlBeta };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, test, seed, maxNumber, algorithm, iterations, lr, beta };
+            { output, steps, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             Run(new Settings
             {
                 Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed),
-                MaxNumber = pr.GetValue(maxNumber), RlAlgorithm = pr.GetValue(algorithm)!, RlIterations = pr.GetValue(iterations),
+                MaxNumber = pr.GetValue(maxNumber), UseAllNumbers = pr.GetValue(useAll), HiddenSize = pr.GetValue(hidden), Layers = pr.GetValue(layers), RlAlgorithm = pr.GetValue(algorithm)!, RlIterations = pr.GetValue(iterations),
                 RlLearningRate = pr.GetValue(lr), RlBeta = pr.GetValue(beta),
             }, Console.WriteLine);
             return 0;
@@ -80,7 +84,8 @@ public static class QuickstartCommand
         Task = new TaskSection
         {
             Name = "countdown",
-            Options = new() { ["min_numbers"] = Json(3), ["max_numbers"] = Json(3), ["max_number"] = Json(s.MaxNumber), ["max_target"] = Json(100) },
+            Options = new() { ["min_numbers"] = Json(3), ["max_numbers"] = Json(3), ["max_number"] = Json(s.MaxNumber), ["max_target"] = Json(100),
+                ["use_all_numbers"] = System.Text.Json.JsonSerializer.SerializeToElement(s.UseAllNumbers) },
         },
         Data = new DataSection { TrainProblems = s.TrainProblems, TestProblems = s.TestProblems },
         Sft = new SftOptions

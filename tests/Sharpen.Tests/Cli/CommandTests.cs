@@ -152,6 +152,20 @@ public class CommandTests
     }
 
     [Fact]
+    public void Quickstart_settings_reach_the_model_and_the_task()
+    {
+        var recipe = QuickstartCommand.SftRecipe(new QuickstartCommand.Settings { HiddenSize = 64, Layers = 2, UseAllNumbers = true });
+        Assert.Equal(64, recipe.Model.Init!["hidden_size"]!.GetValue<int>());
+        Assert.Equal(2, recipe.Model.Init["num_hidden_layers"]!.GetValue<int>());
+        Assert.Equal(2, recipe.Model.Init["num_attention_heads"]!.GetValue<int>());   // 64 / 32
+        // With every number used, each reference answer has exactly the three given numbers; by default some use two.
+        static int[] NumbersUsed(Sharpen.Tasks.IVerifiableTask t) => t.Generate(200, 5)
+            .Select(p => System.Text.RegularExpressions.Regex.Matches(p.Answer, "[0-9]+").Count).ToArray();
+        Assert.All(NumbersUsed(recipe.Task!.Build("test")), n => Assert.Equal(3, n));
+        Assert.Contains(2, NumbersUsed(QuickstartCommand.SftRecipe(new QuickstartCommand.Settings()).Task!.Build("test")));
+    }
+
+    [Fact]
     public void The_library_example_runs_with_tiny_settings()
     {
         using var dir = new TempDir();
