@@ -61,6 +61,7 @@ public class RlRecipeTests
     [InlineData("rloo-countdown.yaml", "rloo")]
     [InlineData("reinforce-countdown.yaml", "reinforce")]
     [InlineData("topr-countdown.yaml", "topr")]
+    [InlineData("dapo-countdown.yaml", "grpo")]
     public void Shipped_rl_recipes_parse_over_their_presets(string file, string algorithm)
     {
         var r = Recipe.Load(RepoPaths.Of("recipes", file));
@@ -69,6 +70,18 @@ public class RlRecipeTests
         Assert.Equal(60, o.Iterations);
         Assert.Equal(5e-5, o.LearningRate);
         Assert.Equal(0.7, o.Temperature);
+    }
+
+    [Fact]
+    public void The_dapo_recipe_sets_the_papers_four_changes_to_grpo()
+    {
+        var o = Recipe.Load(RepoPaths.Of("recipes", "dapo-countdown.yaml")).RlOptions();
+        Assert.Equal((0.2, 0.28), (o.ClipLow, o.ClipHigh));                 // clip-higher
+        Assert.True(o.DynamicSampling);
+        Assert.Equal(Sharpen.Algorithms.LossAggregation.TokenMean, o.Aggregation);  // token-level loss
+        Assert.Equal(0.0, o.Beta);                                          // no KL
+        Assert.False((RlOptions.Grpo()).DynamicSampling);                     // plain GRPO keeps none of them
+        Assert.Equal(0.2, RlOptions.Grpo().ClipHigh);
     }
 
     [Fact]
