@@ -148,20 +148,7 @@ public sealed record Recipe
         RlOptions preset;
         try { preset = Training.RlOptions.For(name); }
         catch (ArgumentException e) { throw new RecipeException($"{source}: 'rl.algorithm': {e.Message}"); }
-        var merged = JsonSerializer.SerializeToNode(preset, Json)!.AsObject();
-        foreach (var (k, val) in given) merged[k] = val?.DeepClone();
-        try
-        {
-            return (merged.Deserialize<RlOptions>(Json) ?? preset).Validate();
-        }
-        catch (JsonException e)
-        {
-            throw new RecipeException($"{source}: 'rl.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
-        }
-        catch (ArgumentException e)
-        {
-            throw new RecipeException($"{source}: {e.Message}");
-        }
+        return Bind(given, preset, "rl", source, o => o.Validate());
     }
 
     internal static readonly JsonSerializerOptions Json = new()
