@@ -13,48 +13,27 @@ using static TorchSharp.torch;
 namespace Sharpen.Training;
 
 /// <summary>Implicit-PRM settings (recipe keys under <c>implicit_prm</c>). Defaults follow Yuan et al. 2024 where they apply (β = 0.05, cross-entropy).</summary>
-public sealed record ImplicitPrmOptions
+public sealed record ImplicitPrmOptions : StepSchedule
 {
+    /// <summary>The shared schedule's defaults, with a lower peak learning rate.</summary>
+    public ImplicitPrmOptions() { LearningRate = 5e-6; }
+
     /// <summary><c>ce</c> (cross-entropy on outcome labels) or <c>dpo</c> (pairs of a correct and an incorrect completion of one prompt).</summary>
     public string Loss { get; init; } = "ce";
     /// <summary>β in r = β log π_θ/π_ref.</summary>
     public double Beta { get; init; } = 0.05;
-    /// <summary>Optimizer steps to run.</summary>
-    public int MaxSteps { get; init; } = 200;
-    /// <summary>Completions (ce) or pairs (dpo) per optimizer step.</summary>
-    public int BatchSize { get; init; } = 16;
     /// <summary>Completions or pairs per forward pass (0 = the whole batch); the loss is divided by the batch, so this does not change the gradient.</summary>
     public int MicroBatchSize { get; init; }
-    /// <summary>Peak learning rate of AdamW (no weight decay).</summary>
-    public double LearningRate { get; init; } = 5e-6;
-    /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 10;
-    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
-    public double MinLrRatio { get; init; } = 0.1;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>The step rule saved with the model (<see cref="Data.StepSplitter.Parse"/>); completions are tokenised step by step with it, as the scorer does.</summary>
     public string StepSplitter { get; init; } = "newline";
-    /// <summary>Write a metrics row every N steps.</summary>
-    public int LogEvery { get; init; } = 10;
-    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Checkpoints kept; older ones are deleted.</summary>
-    public int KeepCheckpoints { get; init; } = 2;
-    /// <summary>Seed of the data order.</summary>
-    public int Seed { get; init; } = 1;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public ImplicitPrmOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"implicit_prm.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"implicit_prm.{key} must be ≥ 0, got {v}"); }
         if (Loss is not ("ce" or "dpo")) throw new ArgumentException($"implicit_prm.loss is '{Loss}'; expected ce or dpo");
-        Positive(Beta, "beta"); Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); NonNegative(MicroBatchSize, "micro_batch_size");
-        Positive(LearningRate, "learning_rate"); NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm");
-        Positive(LogEvery, "log_every");
-        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
-        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"implicit_prm.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        OptionChecks.Positive("implicit_prm", Beta, "beta");
+        ValidateSchedule("implicit_prm");
+        OptionChecks.NonNegative("implicit_prm", MicroBatchSize, "micro_batch_size");
         try { Data.StepSplitter.Parse(StepSplitter); }
         catch (ArgumentException e) { throw new ArgumentException($"implicit_prm.step_splitter: {e.Message}"); }
         return this;

@@ -15,8 +15,11 @@ namespace Sharpen.Training;
 /// Offline policy-gradient settings on scored completions (the <c>offline_pg</c> section of a recipe): CoPG or A-LoL.
 /// Only the coefficients of the chosen loss are read.
 /// </summary>
-public sealed record OfflinePolicyOptions
+public sealed record OfflinePolicyOptions : StepSchedule
 {
+    /// <summary>The shared schedule's defaults, with a lower peak learning rate.</summary>
+    public OfflinePolicyOptions() { LearningRate = 2e-5; }
+
     /// <summary>Names accepted by <see cref="Loss"/>.</summary>
     public static readonly IReadOnlyList<string> Losses = ["copg", "alol"];
 
@@ -30,41 +33,18 @@ public sealed record OfflinePolicyOptions
     public int ValueFitSteps { get; init; } = 200;
     /// <summary>A-LoL: learning rate of the value-head fit.</summary>
     public double ValueLearningRate { get; init; } = 1e-2;
-    /// <summary>Optimizer steps to run.</summary>
-    public int MaxSteps { get; init; } = 200;
-    /// <summary>Items per step: pairs for CoPG, kept rows for A-LoL.</summary>
-    public int BatchSize { get; init; } = 16;
-    /// <summary>Peak learning rate of AdamW (no weight decay).</summary>
-    public double LearningRate { get; init; } = 2e-5;
-    /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 10;
-    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
-    public double MinLrRatio { get; init; } = 0.1;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
-    /// <summary>Write a metrics row every N steps.</summary>
-    public int LogEvery { get; init; } = 10;
-    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Checkpoints kept; older ones are deleted.</summary>
-    public int KeepCheckpoints { get; init; } = 2;
-    /// <summary>Seed of the data order.</summary>
-    public int Seed { get; init; } = 1;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public OfflinePolicyOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"offline_pg.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"offline_pg.{key} must be ≥ 0, got {v}"); }
+        void Positive(double v, string key) => OptionChecks.Positive("offline_pg", v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative("offline_pg", v, key);
         if (Loss is null || !Losses.Contains(Loss))
             throw new ArgumentException($"offline_pg.loss: unknown loss '{Loss}'. Known: {string.Join(", ", Losses)}.");
         Positive(Beta, "beta");
         if (!(Clip > 0 && Clip < 1)) throw new ArgumentException($"offline_pg.clip must be in (0, 1), got {Clip}");
         NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
-        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
-        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(LogEvery, "log_every");
-        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
-        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"offline_pg.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        ValidateSchedule("offline_pg");
         return this;
     }
 }

@@ -130,8 +130,8 @@ public sealed record OnlineDpoOptions
     public OnlineDpoOptions Validate()
     {
         var k = Kinds.Contains(Algorithm) ? Algorithm : "online_dpo";
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"{k}.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"{k}.{key} must be ≥ 0, got {v}"); }
+        void Positive(double v, string key) => OptionChecks.Positive(k, v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative(k, v, key);
         if (!Kinds.Contains(Algorithm)) throw new ArgumentException($"{k}.algorithm: unknown '{Algorithm}'; known: {string.Join(", ", Kinds)}");
         if (Loss is null || !(PreferenceLosses.Names.Contains(Loss) || Loss == "spin"))
             throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}, spin.");

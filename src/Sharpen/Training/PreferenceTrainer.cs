@@ -15,7 +15,7 @@ namespace Sharpen.Training;
 /// Offline preference-optimisation settings (the <c>preference</c> section of a recipe). The loss is one of
 /// <see cref="PreferenceLosses.Names"/>; only the coefficients of the chosen loss are read.
 /// </summary>
-public sealed record PreferenceOptions
+public sealed record PreferenceOptions : StepSchedule
 {
     /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo or simpo.</summary>
     public string Loss { get; init; } = "dpo";
@@ -31,26 +31,6 @@ public sealed record PreferenceOptions
     public double Lambda { get; init; } = 0.1;
     /// <summary>SimPO's target reward margin γ.</summary>
     public double Gamma { get; init; } = 1.0;
-    /// <summary>Optimizer steps to run.</summary>
-    public int MaxSteps { get; init; } = 200;
-    /// <summary>Preference pairs per step.</summary>
-    public int BatchSize { get; init; } = 16;
-    /// <summary>Peak learning rate of AdamW (no weight decay).</summary>
-    public double LearningRate { get; init; } = 5e-5;
-    /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 10;
-    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
-    public double MinLrRatio { get; init; } = 0.1;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
-    /// <summary>Write a metrics row every N steps.</summary>
-    public int LogEvery { get; init; } = 10;
-    /// <summary>Seed of the pair order.</summary>
-    public int Seed { get; init; } = 1;
-    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Checkpoints kept; older ones are deleted.</summary>
-    public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
     public bool NeedsReference => Loss is not ("orpo" or "simpo");
@@ -58,17 +38,14 @@ public sealed record PreferenceOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PreferenceOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"preference.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"preference.{key} must be ≥ 0, got {v}"); }
+        void Positive(double v, string key) => OptionChecks.Positive("preference", v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative("preference", v, key);
         void Rate(double v, string key) { if (!(v >= 0 && v < 0.5)) throw new ArgumentException($"preference.{key} must be in [0, 0.5), got {v}"); }
         if (Loss is null || !PreferenceLosses.Names.Contains(Loss))
             throw new ArgumentException($"preference.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}.");
         Positive(Beta, "beta"); Rate(LabelSmoothing, "label_smoothing"); Rate(FlipRate, "flip_rate"); Positive(Tau, "tau");
         NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma");
-        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
-        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(LogEvery, "log_every");
-        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
-        if (MinLrRatio < 0 || MinLrRatio > 1) throw new ArgumentException($"preference.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        ValidateSchedule("preference");
         return this;
     }
 }

@@ -12,47 +12,22 @@ using static TorchSharp.torch;
 namespace Sharpen.Training;
 
 /// <summary>Process-reward-model settings (recipe keys under <c>prm</c>).</summary>
-public sealed record PrmOptions
+public sealed record PrmOptions : StepSchedule
 {
-    /// <summary>Optimizer steps to run.</summary>
-    public int MaxSteps { get; init; } = 200;
-    /// <summary>Solutions per optimizer step.</summary>
-    public int BatchSize { get; init; } = 16;
     /// <summary>Solutions per forward pass (0 = the whole batch); the loss is divided by the steps of the whole batch, so this does not change the gradient.</summary>
     public int MicroBatchSize { get; init; }
-    /// <summary>Peak learning rate of AdamW (no weight decay), for backbone and head.</summary>
-    public double LearningRate { get; init; } = 5e-5;
-    /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 10;
-    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
-    public double MinLrRatio { get; init; } = 0.1;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>A step is predicted wrong when its score is below this (step accuracy, first-wrong-step F1).</summary>
     public double Threshold { get; init; } = 0.5;
     /// <summary>The step rule saved with the model (<see cref="StepSplitter.Parse"/>: newline, countdown, delimiter:TEXT, regex:PATTERN); the outcome adapter splits completions with it.</summary>
     public string StepSplitter { get; init; } = "newline";
-    /// <summary>Write a metrics row every N steps.</summary>
-    public int LogEvery { get; init; } = 10;
     /// <summary>Evaluate on the held-out rows every N steps (0 = only at the end).</summary>
     public int EvalEvery { get; init; }
-    /// <summary>Save a resumable checkpoint every N steps (0 = only the final model).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Checkpoints kept; older ones are deleted.</summary>
-    public int KeepCheckpoints { get; init; } = 2;
-    /// <summary>Seed of the data order.</summary>
-    public int Seed { get; init; } = 1;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PrmOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"prm.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"prm.{key} must be ≥ 0, got {v}"); }
-        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); NonNegative(MicroBatchSize, "micro_batch_size");
-        Positive(LearningRate, "learning_rate"); NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm");
-        Positive(LogEvery, "log_every"); NonNegative(EvalEvery, "eval_every");
-        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
-        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"prm.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        ValidateSchedule("prm");
+        OptionChecks.NonNegative("prm", MicroBatchSize, "micro_batch_size"); OptionChecks.NonNegative("prm", EvalEvery, "eval_every");
         if (!(Threshold > 0 && Threshold < 1)) throw new ArgumentException($"prm.threshold must be in (0, 1), got {Threshold}");
         try { Data.StepSplitter.Parse(StepSplitter); }
         catch (ArgumentException e) { throw new ArgumentException($"prm.step_splitter: {e.Message}"); }
@@ -70,7 +45,7 @@ public sealed record PrmResult(int Steps, double FinalLoss, double FinalStepAccu
 /// the real steps of the whole batch. AdamW, warm-up + cosine. Writes metrics.jsonl (loss, step accuracy, held-out step
 /// accuracy and first-wrong-step F1), summary.json and <c>final/</c> (model, head, tokenizer and <c>prm.json</c>, which
 /// marks the folder a PRM and records its step splitter); <see cref="ProcessRewardModel"/> loads it. Checkpoints every
-/// <see cref="PrmOptions.CheckpointEvery"/> steps (backbone, head, optimizer, data position) make a stopped run resumable
+/// <see cref="StepSchedule.CheckpointEvery"/> steps (backbone, head, optimizer, data position) make a stopped run resumable
 /// with the weights of an uninterrupted one.
 /// </summary>
 public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer tokenizer, PrmOptions options)

@@ -11,40 +11,16 @@ using static TorchSharp.torch;
 namespace Sharpen.Training;
 
 /// <summary>Bradley–Terry reward-model settings (recipe keys under <c>reward_model</c>).</summary>
-public sealed record RewardModelOptions
+public sealed record RewardModelOptions : StepSchedule
 {
-    /// <summary>Optimizer steps to run.</summary>
-    public int MaxSteps { get; init; } = 200;
-    /// <summary>Preference pairs per step.</summary>
-    public int BatchSize { get; init; } = 16;
-    /// <summary>Peak learning rate of AdamW (no weight decay), for backbone and head.</summary>
-    public double LearningRate { get; init; } = 5e-5;
-    /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 10;
-    /// <summary>Final learning rate as a fraction of the peak (cosine decay).</summary>
-    public double MinLrRatio { get; init; } = 0.1;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Margin m in −log σ(r_c − r_r − m) (Llama 2's margin variant; 0 = plain Bradley–Terry).</summary>
     public double Margin { get; init; } = 0.0;
-    /// <summary>Write a metrics row every N steps.</summary>
-    public int LogEvery { get; init; } = 10;
-    /// <summary>Seed of the pair order.</summary>
-    public int Seed { get; init; } = 1;
-    /// <summary>Save a resumable checkpoint (backbone, head, optimizer, step, data position) every N steps (0 = only the final model).</summary>
-    public int CheckpointEvery { get; init; } = 100;
-    /// <summary>Checkpoints kept; older ones are deleted.</summary>
-    public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public RewardModelOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0) || double.IsInfinity(v)) throw new ArgumentException($"reward_model.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0) || double.IsInfinity(v)) throw new ArgumentException($"reward_model.{key} must be ≥ 0, got {v}"); }
-        Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(LearningRate, "learning_rate");
-        NonNegative(WarmupSteps, "warmup_steps"); NonNegative(MaxGradNorm, "max_grad_norm"); NonNegative(Margin, "margin");
-        Positive(LogEvery, "log_every"); NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
-        if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"reward_model.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        ValidateSchedule("reward_model");
+        OptionChecks.NonNegative("reward_model", Margin, "margin");
         return this;
     }
 }

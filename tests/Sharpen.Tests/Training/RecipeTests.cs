@@ -51,6 +51,38 @@ public class RecipeTests
     }
 }
 
+public class StepScheduleTests
+{
+    const string Head = "model: { path: m }\ndata: { train: x }\n";
+
+    [Theory]
+    [InlineData("preference", "preference", 5e-5)]
+    [InlineData("reward_model", "reward_model", 5e-5)]
+    [InlineData("offline_pg", "offline_pg", 2e-5)]
+    [InlineData("prm", "prm", 5e-5)]
+    [InlineData("implicit_prm", "implicit_prm", 5e-6)]
+    public void Each_step_trainer_binds_the_shared_schedule_under_its_own_section(string kind, string section, double defaultLr)
+    {
+        StepSchedule Bind(string keys)
+        {
+            var r = Recipe.Parse($"kind: {kind}\n{Head}{section}: {{ {keys} }}\n", "r.yaml");
+            return kind switch
+            {
+                "preference" => r.PreferenceOptions("r.yaml"), "reward_model" => r.RewardModelOptions("r.yaml"),
+                "offline_pg" => r.OfflinePolicyOptions("r.yaml"), "prm" => r.PrmOptions("r.yaml"), _ => r.ImplicitPrmOptions("r.yaml"),
+            };
+        }
+        var d = Bind("");
+        Assert.Equal((200, 16, defaultLr, 10, 0.1, 1.0, 10, 100, 2, 1),
+            (d.MaxSteps, d.BatchSize, d.LearningRate, d.WarmupSteps, d.MinLrRatio, d.MaxGradNorm, d.LogEvery, d.CheckpointEvery, d.KeepCheckpoints, d.Seed));
+        var o = Bind("max_steps: 7, learning_rate: 0.001, keep_checkpoints: 3");
+        Assert.Equal((7, 0.001, 3), (o.MaxSteps, o.LearningRate, o.KeepCheckpoints));
+        Assert.Contains($"{section}.max_steps must be positive, got 0", Assert.Throws<RecipeException>(() => Bind("max_steps: 0")).Message);
+        Assert.Contains($"{section}.warmup_steps must be ≥ 0, got -1", Assert.Throws<RecipeException>(() => Bind("warmup_steps: -1")).Message);
+        Assert.Contains($"{section}.min_lr_ratio must be in [0, 1], got 2", Assert.Throws<RecipeException>(() => Bind("min_lr_ratio: 2")).Message);
+    }
+}
+
 public class RlRecipeTests
 {
     [Theory]
