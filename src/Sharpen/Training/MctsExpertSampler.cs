@@ -138,8 +138,7 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
             var problemRows = MctsValueTargets.Rows(p.Prompt, p.Id, trace, correct);
             rows.AddRange(problemRows);
             var values = MctsValueTargets.NodeValues(trace, correct);
-            result.Add(trace.Where(n => n.Terminal)
-                .OrderByDescending(n => correct[n.Id]).ThenByDescending(n => n.Value).ThenBy(n => n.Id)
+            result.Add(MctsValueTargets.RankFinished(trace, correct, values).Select(id => trace[id])
                 .Select(n =>
                 {
                     var path = MctsValueTargets.PathTo(trace, n.Id);

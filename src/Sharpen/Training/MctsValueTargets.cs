@@ -51,11 +51,13 @@ public sealed record ValueTargetRow(string Prompt, IReadOnlyList<string> Steps, 
 /// <summary>
 /// ReST-MCTS*'s value targets inferred from a search tree whose finished paths were checked by the verifier (the oracle
 /// final answer). Per node s_k at depth k: r_k = 0 when some verified-correct finished node lies in its subtree (the step can
-/// still lead to the right answer), else 1; the reasoning distance m_k = the fewest steps from s_k down to such a correct node
-/// (r_k = 0), or down to the nearest finished node (r_k = 1). Then the paper's recurrence gives the value of each prefix.
-/// Reading of the paper (not rechecked against its text here): r_k and m_k are inferred from the tree exactly as above,
-/// m_k for a wrong step is the distance to where its own search ended. A node with no finished node under it (the budget ran out
-/// there) has no target (NaN), and paths that end unfinished are not written.
+/// still lead to the right answer), else 1. The reasoning distance m_k is the fewest steps from s_k to a correct answer: for
+/// r_k = 0 the steps down to the nearest correct node; for r_k = 1 (no correct answer below) the distance of its nearest
+/// ancestor that still has one below it, the root counting as an ancestor one step above the top-level steps (the rule of the
+/// authors' code, THUDM/ReST-MCTS; the paper defines m_k only for partial solutions that can still reach an answer). Then the
+/// paper's recurrence gives the value of each prefix. A tree with no correct finished node has no targets at all (the
+/// distance to a correct answer is unknown), nor does a node with no finished node under it (the budget ran out there);
+/// paths that end unfinished are not written.
 /// </summary>
 public static class MctsValueTargets
 {
@@ -90,22 +92,46 @@ public static class MctsValueTargets
             toCorrect[i] = correct[i] ? 0 : Far;
             toEnd[i] = trace[i].Terminal ? 0 : Far;
         }
+        int rootToCorrect = Far;
         for (int i = n - 1; i >= 0; i--)
         {
             int p = trace[i].Parent;
-            if (p < 0) continue;
+            if (p < 0) { rootToCorrect = Math.Min(rootToCorrect, toCorrect[i] + 1); continue; }
             toCorrect[p] = Math.Min(toCorrect[p], toCorrect[i] + 1);
             toEnd[p] = Math.Min(toEnd[p], toEnd[i] + 1);
         }
         var v = new double[n];
+        if (rootToCorrect >= Far) { Array.Fill(v, double.NaN); return v; }
+        // m_k of a step with no correct answer below it: the distance of its nearest ancestor that has one.
+        var fallback = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int p = trace[i].Parent;
+            int inherited = p < 0 ? rootToCorrect : fallback[p];
+            fallback[i] = toCorrect[i] < Far ? toCorrect[i] : inherited;
+        }
         for (int i = 0; i < n; i++)
         {
             if (toEnd[i] >= Far) { v[i] = double.NaN; continue; }
             double previous = trace[i].Parent < 0 ? 0 : v[trace[i].Parent];
             bool good = toCorrect[i] < Far;
-            v[i] = Step(previous, good ? toCorrect[i] : toEnd[i], good);
+            v[i] = Step(previous, good ? toCorrect[i] : fallback[i], good);
         }
         return v;
+    }
+
+    /// <summary>
+    /// The finished nodes in the order their paths are offered as SFT data: verified-correct first, ranked by the mean of the
+    /// inferred step values along the path (<paramref name="values"/> from <see cref="NodeValues"/>; k/K on a correct path of
+    /// K steps, so shorter correct traces lead), ties and wrong paths in trace order. The paper selects traces with its value
+    /// model; ranking by the inferred values is this project's reading.
+    /// </summary>
+    public static List<int> RankFinished(IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct, IReadOnlyList<double> values)
+    {
+        double Mean(int leaf) => PathTo(trace, leaf).Select(j => values[j]).Where(x => !double.IsNaN(x)).DefaultIfEmpty(0).Average();
+        return trace.Where(n => n.Terminal)
+            .OrderByDescending(n => correct[n.Id]).ThenByDescending(n => correct[n.Id] ? Mean(n.Id) : 0).ThenBy(n => n.Id)
+            .Select(n => n.Id).ToList();
     }
 
     /// <summary>The node ids from the root's child down to <paramref name="leaf"/>.</summary>
@@ -120,7 +146,8 @@ public static class MctsValueTargets
     /// <summary>The completion of the path to <paramref name="leaf"/>: its steps concatenated.</summary>
     public static string TextTo(IReadOnlyList<SearchNode> trace, int leaf) => string.Concat(PathTo(trace, leaf).Select(i => trace[i].Text));
 
-    /// <summary>One row per finished node of the tree (in trace order): the steps of its path and their value targets. An
+    /// <summary>One row per finished node of the tree (in trace order; none when the tree has no correct finished node): the
+    /// steps of its path and their value targets. An
     /// empty step (a path that ended at once, e.g. an immediate EOS) adds no text, so the prefix it ends is the prefix before
     /// it: it is left out and its target, the better-informed one, replaces that prefix's. Every step of a row therefore has
     /// text, as the step-label format (<see cref="Data.StepLabelledExample"/>) and the PRM trainer require.</summary>
@@ -128,6 +155,7 @@ public static class MctsValueTargets
     {
         var v = NodeValues(trace, correct);
         var rows = new List<ValueTargetRow>();
+        if (!correct.Any(c => c)) return rows;
         for (int i = 0; i < trace.Count; i++)
         {
             if (!trace[i].Terminal) continue;

@@ -34,9 +34,14 @@ public class RestMctsCommandTests
         var run = dir.File("run");
         var rows = new RunLog(run, append: true).ReadMetrics();
         Assert.Equal([1, 2], rows.Select(r => r["iteration"]!.GetValue<int>()));
-        // Iteration 1 searches with rollouts alone; its targets train the PRM value model (iter-1/value_model/final) that iteration 2 uses.
-        Assert.Equal(["rollouts", "value_model"], rows.Select(r => r["value_model"]!.GetValue<string>()));
-        Assert.True(File.Exists(Path.Combine(dir.File("run"), "iter-1", PrmValueModelTrainer.Folder, "final", ProcessRewardModel.MarkerFile)));
+        // The untrained policy answers nothing correctly, so no tree has a correct answer and no value targets are written
+        // (the distance to a correct answer is unknown); without targets no PRM is trained and iteration 2 still searches
+        // with rollouts. (MctsExpertSamplerTests and PrmValueModelTrainerTests cover the path where targets exist.)
+        Assert.Equal([0.0, 0.0], rows.Select(r => r["search_accuracy"]!.GetValue<double>()));
+        Assert.Equal([0, 0], rows.Select(r => r["value_targets"]!.GetValue<int>()));
+        Assert.Equal(["rollouts", "rollouts"], rows.Select(r => r["value_model"]!.GetValue<string>()));
+        Assert.False(Directory.Exists(Path.Combine(dir.File("run"), "iter-1", PrmValueModelTrainer.Folder)));
+        Assert.Contains("iteration 1 wrote no value targets", output);
         foreach (var r in rows)
             foreach (var key in new[] { "accuracy", "problems_solved", "examples_kept", "value_targets", "value_labels", "search_accuracy", "generated_tokens", "seconds" })
                 Assert.True(r[key] is not null, $"row {r["iteration"]} lacks {key}");

@@ -74,13 +74,14 @@ public class MctsExpertSamplerTests
 
         // Value targets by hand (v_k = max(v_{k−1} + (1 − v_{k−1})/(m_k + 1)·(1 − 2r_k), 0), v_0 = 0):
         //   "b ": correct end 2 steps below → 1/3;  "b c ": 1 step → 1/3 + (2/3)/2 = 2/3;  "b c ans:7" → 1
-        //   "b d ": no correct end below, its end 1 step below → 1/3 − (2/3)/2 = 0;  "b d ans:2" → 0
-        //   "a ": no correct end, end 1 below → max(0 − 1/2, 0) = 0;  "a ans:1" → 0
+        //   a wrong step takes m of its nearest ancestor with a correct end below (the root: 2 + 1 steps above "ans:7"):
+        //   "b d ": ancestor "b " (m = 2) → 1/3 − (2/3)/3 = 1/9;  "b d ans:2": m = 2 → 1/9 − (8/9)/3 < 0 → 0
+        //   "a ": the root (m = 3) → max(0 − 1/4, 0) = 0;  "a ans:1" → 0
         var path = Path.Combine(dir.Path, "iter-1", MctsExpertSampler.TargetsFile);
         var rows = ValueTargetRow.ReadAll(path).ToDictionary(r => string.Concat(r.Steps));
         Assert.Equal(3, rows.Count);
         Assert.Equal([1.0 / 3, 2.0 / 3, 1.0], rows["b c ans:7"].Labels.Select(x => Math.Round(x, 12)), new RoundedComparer());
-        Assert.Equal([1.0 / 3, 0, 0], rows["b d ans:2"].Labels, new RoundedComparer());
+        Assert.Equal([1.0 / 3, 1.0 / 9, 0], rows["b d ans:2"].Labels, new RoundedComparer());
         Assert.Equal([0.0, 0], rows["a ans:1"].Labels, new RoundedComparer());
         Assert.Equal([true, false, false], new[] { "b c ans:7", "b d ans:2", "a ans:1" }.Select(k => rows[k].Correct));
         Assert.All(rows.Values, r => Assert.Equal(("Q:", "q7"), (r.Prompt, r.Id)));
@@ -114,6 +115,25 @@ public class MctsExpertSamplerTests
         Assert.Equal([1, 2], resumedTrainer.Calls.Select(x => x.Iteration));
         Assert.Equal(path, resumedTrainer.Calls[0].Path);
         Assert.Equal("prefix_table", resumed.LastReport!.Metrics["value_model"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Correct_traces_are_ranked_by_their_mean_inferred_step_value()
+    {
+        // Two correct answers: "b c ans:7" (3 steps, values 1/3, 2/3, 1: mean 2/3), listed first by the policy,
+        // and "a ans:7" (2 steps, values 1/2, 1: mean 3/4). The shorter, higher-valued trace must come first.
+        var tree = new Dictionary<string, (string, double)[]>
+        {
+            [""] = [("b ", 0.5), ("a ", 0.5)],
+            ["b "] = [("c ", 1.0)],
+            ["b c "] = [("ans:7", 1.0)],
+            ["a "] = [("ans:7", 1.0)],
+        };
+        using var dir = new TempDir();
+        var sampler = new MctsExpertSampler(dir.Path, new TableValueModelTrainer()) { PolicyFactory = _ => new StubPolicy(tree) };
+        var c = Assert.Single(sampler.Sample(Request(new AnsTask(), 1)));
+        Assert.Equal(["a ans:7", "b c ans:7"], c.Select(x => x.Completion));
+        Assert.Equal(["[0.5,1]", "[0.3333,0.6667,1]"], c.Select(x => x.Fields["step_values"]));
     }
 
     sealed class RoundedComparer : IEqualityComparer<double>

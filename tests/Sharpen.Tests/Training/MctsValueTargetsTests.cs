@@ -36,17 +36,56 @@ public class MctsValueTargetsTests
     {
         var v = MctsValueTargets.NodeValues(Tree, Correct);
         // 0 "a ": a correct node 1 step below (2) → r = 0, m = 1: 0 + 1/2 = 0.5
-        // 1 "ans:9": wrong end, r = 1, m = 0: max(0 − 1, 0) = 0
+        // A wrong step's m is the distance of its nearest ancestor with a correct node below; the root is one step above the
+        // top-level steps, so its distance is min(1 via 0, 2 via 6) + 1 = 2.
+        // 1 "ans:9": wrong, nearest such ancestor the root (m = 2): max(0 − 1/3, 0) = 0
         // 2 "ans:7": correct end, m = 0: 0.5 + 0.5 = 1
-        // 3 "d ": nothing correct below, nearest end 1 step (5): 0.5 − 0.5/2 = 0.25
+        // 3 "d ": nothing correct below, ancestor 0 has m = 1: 0.5 − 0.5/2 = 0.25
         // 4 "e ": no finished node below → no target (NaN)
-        // 5 "ans:2": 0.25 − 0.75 → 0
+        // 5 "ans:2": ancestor 0 again (m = 1): 0.25 − 0.75/2 < 0 → 0
         // 6 "g ": correct node 2 steps below (8): 0 + 1/3 = 1/3;  7 "h ": 1/3 + (2/3)/2 = 2/3;  8: 1
-        // 9 "ans:4": wrong end under 7: 2/3 − 1/3 = 1/3
-        double[] expected = [0.5, 0, 1, 0.25, double.NaN, 0, 1.0 / 3, 2.0 / 3, 1, 1.0 / 3];
+        // 9 "ans:4": wrong end under 7 (m = 1): 2/3 − (1/3)/2 = 1/2
+        double[] expected = [0.5, 0, 1, 0.25, double.NaN, 0, 1.0 / 3, 2.0 / 3, 1, 0.5];
         for (int i = 0; i < expected.Length; i++)
             if (double.IsNaN(expected[i])) Assert.True(double.IsNaN(v[i]), $"node {i}: {v[i]}");
             else Assert.Equal(expected[i], v[i], 12);
+    }
+
+    [Fact]
+    public void A_wrong_branch_takes_the_distance_of_its_nearest_ancestor_that_can_still_be_right()
+    {
+        //   root ─ 0 s1 ─┬─ 1 s2 ─┬─ 2 s3 ✓
+        //                │        └─ 3 s3′ ✗
+        //                └─ 4 s2′ ── 5 s3″ ✗
+        SearchNode[] tree = [N(0, -1, "s1 "), N(1, 0, "s2 "), N(2, 1, "s3", true), N(3, 1, "x3", true), N(4, 0, "y2 "), N(5, 4, "y3", true)];
+        bool[] correct = [false, false, true, false, false, false];
+        var v = MctsValueTargets.NodeValues(tree, correct);
+        // s1: m = 2 → 1/3; s2: m = 1 → 1/3 + (2/3)/2 = 2/3; s3 → 1.
+        // s3′: ancestor s2 (m = 1): 2/3 − (1/3)/2 = 1/2.  s2′: ancestor s1 (m = 2): 1/3 − (2/3)/3 = 1/9.
+        // s3″: ancestor s1 (m = 2): 1/9 − (8/9)/3 = −5/27 → 0.
+        double[] expected = [1.0 / 3, 2.0 / 3, 1, 0.5, 1.0 / 9, 0];
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], v[i], 12);
+    }
+
+    [Fact]
+    public void A_tree_without_a_correct_answer_has_no_targets()
+    {
+        SearchNode[] tree = [N(0, -1, "a "), N(1, 0, "ans:2", true), N(2, -1, "ans:3", true)];
+        bool[] correct = [false, false, false];
+        Assert.All(MctsValueTargets.NodeValues(tree, correct), x => Assert.True(double.IsNaN(x)));
+        Assert.Empty(MctsValueTargets.Rows("Q:", "q3", tree, correct));
+    }
+
+    [Fact]
+    public void Finished_paths_are_ranked_correct_first_by_their_mean_inferred_value()
+    {
+        //   root ─ 0 "b " ── 1 "c " ── 2 "ans:7" ✓   (3 steps: 1/3, 2/3, 1 → mean 2/3)
+        //        ├─ 3 "ans:5" ✗
+        //        └─ 4 "a " ── 5 "ans:7" ✓            (2 steps: 1/2, 1 → mean 3/4)
+        SearchNode[] tree = [N(0, -1, "b "), N(1, 0, "c "), N(2, 1, "ans:7", true), N(3, -1, "ans:5", true), N(4, -1, "a "), N(5, 4, "ans:7", true)];
+        bool[] correct = [false, false, true, false, false, true];
+        var v = MctsValueTargets.NodeValues(tree, correct);
+        Assert.Equal([5, 2, 3], MctsValueTargets.RankFinished(tree, correct, v));
     }
 
     [Fact]
@@ -55,7 +94,7 @@ public class MctsValueTargetsTests
         var rows = MctsValueTargets.Rows("Q:", "q1", Tree, Correct);
         Assert.Equal(["ans:9", "a |ans:7", "a |d |ans:2", "g |h |ans:7", "g |h |ans:4"], rows.Select(r => string.Join("|", r.Steps)));
         Assert.Equal([false, true, false, true, false], rows.Select(r => r.Correct));
-        double[][] labels = [[0], [0.5, 1], [0.5, 0.25, 0], [1.0 / 3, 2.0 / 3, 1], [1.0 / 3, 2.0 / 3, 1.0 / 3]];
+        double[][] labels = [[0], [0.5, 1], [0.5, 0.25, 0], [1.0 / 3, 2.0 / 3, 1], [1.0 / 3, 2.0 / 3, 0.5]];
         for (int i = 0; i < rows.Count; i++)
         {
             Assert.Equal(labels[i].Length, rows[i].Labels.Count);
@@ -74,8 +113,8 @@ public class MctsValueTargetsTests
         SearchNode[] tree = [N(0, -1, "a "), N(1, 0, "", true), N(2, 0, "b "), N(3, 2, "", true), N(4, -1, "", true)];
         bool[] correct = [false, true, false, false, false];
         var rows = MctsValueTargets.Rows("Q:", "q2", tree, correct);
-        // Values: 0 "a ": correct end 1 below → 0 + 1/2 = 0.5; 1: 0.5 + 0.5 = 1; 2 "b ": no correct end, end 1 below →
-        // 0.5 − 0.5/2 = 0.25; 3: 0.25 − 0.75 → 0; 4: wrong end at depth 1 → 0. Row 1 "a " takes node 1's 1 (not 0.5);
+        // Values: 0 "a ": correct end 1 below → 0 + 1/2 = 0.5; 1: 0.5 + 0.5 = 1; 2 "b ": no correct end, ancestor 0 has m = 1 →
+        // 0.5 − 0.5/2 = 0.25; 3: 0.25 − 0.75/2 → 0; 4: wrong top-level end, the root's m = 2 → max(0 − 1/3, 0) = 0. Row 1 "a " takes node 1's 1 (not 0.5);
         // row 3 "a b " keeps 0.5 and takes node 3's 0 for "b "; node 4's path has no text, so no row.
         Assert.Equal(["a ", "a |b "], rows.Select(r => string.Join("|", r.Steps)));
         Assert.Equal([1.0], rows[0].Labels);
