@@ -14,12 +14,18 @@ public static class PairwisePolicyLosses
     /// <summary>Trajectory log-ratios are clamped to ±20 before exp so that ratios stay finite in float32.</summary>
     const double MaxLogRatio = 20.0;
 
+    /// <summary>The pair's importance weight ρ₁ρ₂ is clamped to [1/10, 10] (the bound of the first author's code).</summary>
+    public const double MaxPairWeight = 10.0;
+
     /// <summary>
-    /// P3O with joint clipping (P3O-V2, arXiv:2310.00212 §4.2), per pair:
-    /// R = [π_θ(y₁)/μ(y₁)]·[μ(y₂)/π_θ(y₂)] (trajectory-level, summed over tokens), A = (r₁ − r₂)/2,
-    /// loss = −min(R·A, clip(R, 1 − ε, 1 + ε)·A). At θ = μ the gradient is the pairwise policy gradient of Theorem 1,
-    /// −(r₁ − r₂)/2 · ∇(log π(y₁) − log π(y₂)). The pair losses are summed and divided by <paramref name="totalPairs"/>
-    /// (the pairs of the whole optimizer step), so micro-batches accumulate to the mean over the step.
+    /// P3O with joint clipping (P3O-V2, arXiv:2310.00212 §4.2), per pair: ρᵢ = π_θ(yᵢ)/μ(yᵢ) (trajectory-level, summed over
+    /// tokens), R = ρ₁/ρ₂, A = (r₁ − r₂)/2, and
+    /// loss = sg(w/R) · −min(R·A, clip(R, 1 − ε, 1 + ε)·A), w = clamp(ρ₁ρ₂, 1/10, 10).
+    /// Both samples are drawn from μ, so the importance weight of the pair is ρ₁ρ₂; the factor sg(w/R) makes the unclipped
+    /// gradient the off-policy pairwise policy gradient −A·ρ₁ρ₂·∇(log π(y₁) − log π(y₂)) (Theorem 1 reweighted), and at θ = μ
+    /// the loss is the on-policy −min(R·A, clip(R)·A) with R = 1. The clamp on w is the first author's code's; the paper's text
+    /// could not be checked for it. The pair losses are summed and divided by <paramref name="totalPairs"/> (the pairs of the
+    /// whole optimizer step), so micro-batches accumulate to the mean over the step.
     /// <see cref="PolicyLossMetrics.ClipFraction"/> is the share of pairs (as their tokens) where the clipped term was taken.
     /// </summary>
     /// <param name="x">Log-probs under π_θ and μ and the mask, <c>(B, A)</c> with B even; <see cref="PolicyLossInput.Advantages"/> is not read.</param>
@@ -47,7 +53,9 @@ public static class PairwisePolicyLosses
         var ratio = logR.exp();                                                             // (P)  R = ρ(y₁)/ρ(y₂)
         var unclipped = -adv * ratio;                                                       // (P)
         var clipped = -adv * ratio.clamp(1 - clip, 1 + clip);                               // (P)
-        var perPair = maximum(unclipped, clipped);                                          // −min(R·A, clip(R, 1−ε, 1+ε)·A), arXiv:2310.00212 §4.2 (V2)
+        var logW = (seqLogRatio.select(1, 0) + seqLogRatio.select(1, 1)).clamp(-MaxLogRatio, MaxLogRatio);   // (P)  log ρ₁ρ₂
+        var weight = (logW.exp().clamp(1 / MaxPairWeight, MaxPairWeight) / ratio).detach();   // (P)  sg(w/R)
+        var perPair = weight * maximum(unclipped, clipped);                                 // sg(w/R)·−min(R·A, clip(R, 1−ε, 1+ε)·A)
         var loss = perPair.sum() / totalPairs;
         PolicyLossMetrics metrics;
         using (no_grad())

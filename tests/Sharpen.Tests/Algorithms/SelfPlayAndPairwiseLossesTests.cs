@@ -88,6 +88,35 @@ public class SelfPlayAndPairwiseLossesTests
         Assert.Equal(1, m.ClipFraction);
     }
 
+    /// <summary>One pair of one-token completions with log-ratios <paramref name="d1"/>, <paramref name="d2"/> against μ.</summary>
+    static (Tensor LogProbs, Tensor Loss) P3oRatios(float d1, float d2, float r1, float r2)
+    {
+        var logp = Leaf(2, -1.0f, -2.0f);
+        var old = Mat(2, -1.0f - d1, -2.0f - d2);
+        var (loss, _) = PairwisePolicyLosses.P3o(new PolicyLossInput(logp, old, zeros(2, 1), Mat(2, 1f, 1f)), Vec(r1, r2), 0.2, 1);
+        return (logp, loss);
+    }
+
+    [Fact]
+    public void P3o_weighs_the_pair_by_the_product_of_its_two_ratios()
+    {
+        // ρ₁ = 1, ρ₂ = e^−0.1: R = e^0.1 ≈ 1.105 inside [0.8, 1.2]; A = 0.5. Both samples come from μ, so the pairwise
+        // gradient is weighted by ρ₁ρ₂ = e^−0.1: ∂loss/∂log π(y₁) = −A·ρ₁ρ₂ = −0.5·e^−0.1 ≈ −0.452419, +0.452419 for y₂.
+        // (Weighting by R instead would give ∓0.5·e^0.1 ≈ ∓0.552585.) The loss value is sg(ρ₁ρ₂/R)·(−A·R) = −A·ρ₁ρ₂.
+        var (logp, loss) = P3oRatios(0f, -0.1f, 1f, 0f);
+        Close(-0.5 * Math.Exp(-0.1), loss.item<float>());
+        loss.backward();
+        var g = Values(logp.grad!);
+        Close(-0.5 * Math.Exp(-0.1), g[0]); Close(0.5 * Math.Exp(-0.1), g[1]);
+
+        // ρ₁ = ρ₂ = e^1.2: R = 1, ρ₁ρ₂ = e^2.4 ≈ 11.02 is clamped to 10: gradient ∓0.5·10 = ∓5.
+        (logp, loss) = P3oRatios(1.2f, 1.2f, 1f, 0f);
+        Close(-5, loss.item<float>());
+        loss.backward();
+        g = Values(logp.grad!);
+        Close(-5, g[0]); Close(5, g[1]);
+    }
+
     [Fact]
     public void P3o_sees_only_reward_differences_and_divides_by_the_pairs_of_the_step()
     {
