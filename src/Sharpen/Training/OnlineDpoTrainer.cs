@@ -10,13 +10,19 @@ using static TorchSharp.torch;
 
 namespace Sharpen.Training;
 
-/// <summary>How online DPO forms one preference pair from a prompt's scored samples.</summary>
+/// <summary>How online DPO forms preference pairs from a prompt's scored candidates (its samples, plus the data's answer).</summary>
 public enum PairSelection
 {
-    /// <summary>The highest-reward sample (first one on ties) against the lowest-reward sample (first one on ties).</summary>
+    /// <summary>One pair: the highest-reward candidate (first one on ties) against the lowest-reward one (first one on ties).</summary>
     BestVsWorst,
-    /// <summary>Two distinct samples drawn at random; the better one is chosen.</summary>
+    /// <summary>One pair: two distinct candidates drawn at random; the better one is chosen.</summary>
     Random,
+    /// <summary>
+    /// Every (positive, negative) of the candidates whose rewards pass the rule: positive ≥ MinPositiveScore, positive −
+    /// negative ≥ the margin (StudentMargin when the positive is a policy sample) and &gt; 0. DNO-Prct's pairs (Rosset et al.
+    /// 2024, arXiv:2404.03715, §5.1): all large-margin pairs among the samples and the gold answer, not one per prompt.
+    /// </summary>
+    AllMargin,
 }
 
 /// <summary>Which policy the preference loss compares against.</summary>
@@ -57,6 +63,8 @@ public sealed record OnlineDpoOptions
     public int SamplesPerPrompt { get; init; } = 4;
     /// <summary>Sampling temperature (&gt; 0).</summary>
     public double Temperature { get; init; } = 1.0;
+    /// <summary>Nucleus (top-p) mass of the samples, in (0, 1]; 1 = off.</summary>
+    public double TopP { get; init; } = 1.0;
     /// <summary>Completion length cap in tokens.</summary>
     public int MaxNewTokens { get; init; } = 256;
     /// <summary>Preference loss name: dpo, cdpo, ipo, rdpo, orpo, simpo or spin.</summary>
@@ -71,10 +79,17 @@ public sealed record OnlineDpoOptions
     public int UpdatesPerIteration { get; init; } = 1;
     /// <summary>Pairs per optimizer step within a pass (0 = all of the iteration's pairs in one step).</summary>
     public int MiniBatchSize { get; init; }
-    /// <summary>How a prompt's pair is picked from its scored candidates.</summary>
+    /// <summary>How a prompt's pairs are picked from its scored candidates: one best-vs-worst or random pair, or all
+    /// pairs that pass the margin rule (all_margin, DNO's).</summary>
     public PairSelection PairSelection { get; init; } = PairSelection.BestVsWorst;
     /// <summary>Pairs whose reward margin is below this are dropped (the default drops ties); DNO's margin filter.</summary>
     public double MinMargin { get; init; } = 1e-9;
+    /// <summary>Pairs whose chosen side scores below this are dropped (DNO keeps only positives its judge rates highly);
+    /// null = no floor.</summary>
+    public double? MinPositiveScore { get; init; }
+    /// <summary>The margin threshold when the chosen side is one of the policy's samples rather than the data's answer (DNO
+    /// uses a smaller one for student positives); null = <see cref="MinMargin"/>.</summary>
+    public double? StudentMargin { get; init; }
     /// <summary>The loss's reference: the initial policy, or the previous iterate π_t (DNO, SPIN).</summary>
     public ReferenceUpdate ReferenceUpdate { get; init; } = ReferenceUpdate.Initial;
     /// <summary>Sample-vs-sample pairs, or SPIN's data-vs-sample pairs.</summary>
@@ -104,16 +119,19 @@ public sealed record OnlineDpoOptions
     };
 
     /// <summary>
-    /// DNO-Prct (Rosset et al. 2024, arXiv:2404.03715, Algorithm 2): per iteration K = 5 samples per prompt from π_t plus
-    /// the data's gold answer, scored by the oracle; the best and the worst form a pair only if their margin clears the
-    /// threshold; DPO (β = 0.1) against the reference π_t. The margin threshold 0.5 is Sharpen's for rewards in [0, 1] (the
-    /// paper filters on its judge's score scale).
+    /// DNO-Prct (Rosset et al. 2024, arXiv:2404.03715, Algorithm 2 and §5.1): per iteration K = 5 samples per prompt from
+    /// π_t (temperature 0.7, top-p 0.95) plus the data's gold answer, scored by the oracle; every (positive, negative) pair
+    /// among them whose margin clears the threshold is kept (all_margin); DPO (β = 0.1) against the reference π_t, one
+    /// epoch over the pairs in batches of 64 at learning rate 5e-5 (the paper lowers it in later iterations; Sharpen keeps
+    /// it constant). Departure: the paper's thresholds live on its judge's 6-point scale (positive ≥ 5, margin 2, margin 1
+    /// for a student positive); Sharpen's margin 0.5 is for rewards in [0, 1], and the positive floor and the student margin
+    /// are left to the recipe (null: no floor, the same margin), since how a judge's scale maps onto a reward is the recipe's.
     /// </summary>
     public static OnlineDpoOptions Dno() => new()
     {
-        Algorithm = "dno", SamplesPerPrompt = 5, IncludeDataCompletion = true, PairSelection = PairSelection.BestVsWorst,
-        MinMargin = 0.5, Loss = "dpo", Beta = 0.1, ReferenceUpdate = ReferenceUpdate.PreviousIterate, LearningRate = 5e-7,
-        UpdatesPerIteration = 1,
+        Algorithm = "dno", SamplesPerPrompt = 5, IncludeDataCompletion = true, PairSelection = PairSelection.AllMargin,
+        MinMargin = 0.5, Loss = "dpo", Beta = 0.1, ReferenceUpdate = ReferenceUpdate.PreviousIterate, LearningRate = 5e-5,
+        Temperature = 0.7, TopP = 0.95, UpdatesPerIteration = 1, MiniBatchSize = 64,
     };
 
     /// <summary>
@@ -139,12 +157,17 @@ public sealed record OnlineDpoOptions
         if (!Enum.IsDefined(PairSource)) throw new ArgumentException($"{k}.pair_source: unknown value {PairSource}");
         int minSamples = PairSource == PairSource.DataVsSample || IncludeDataCompletion ? 1 : 2;
         if (SamplesPerPrompt < minSamples) throw new ArgumentException($"{k}.samples_per_prompt must be ≥ {minSamples} to form a pair, got {SamplesPerPrompt}");
-        Positive(Temperature, "temperature"); Positive(MaxNewTokens, "max_new_tokens"); Positive(Beta, "beta");
+        Positive(Temperature, "temperature");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"{k}.top_p must be in (0, 1], got {TopP}");
+        Positive(MaxNewTokens, "max_new_tokens"); Positive(Beta, "beta");
         Positive(LearningRate, "learning_rate"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(UpdatesPerIteration, "updates_per_iteration");
         NonNegative(MiniBatchSize, "mini_batch_size");
         if (!Enum.IsDefined(PairSelection)) throw new ArgumentException($"{k}.pair_selection: unknown value {PairSelection}");
         if (!Enum.IsDefined(ReferenceUpdate)) throw new ArgumentException($"{k}.reference_update: unknown value {ReferenceUpdate}");
-        NonNegative(MinMargin, "min_margin"); NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
+        NonNegative(MinMargin, "min_margin");
+        if (StudentMargin is { } sm) NonNegative(sm, "student_margin");
+        if (MinPositiveScore is { } floor && !double.IsFinite(floor)) throw new ArgumentException($"{k}.min_positive_score must be a finite number or null, got {floor}");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         return this;
     }
 }
@@ -158,9 +181,9 @@ public sealed record OnlineDpoResult(int Iterations, double FinalLoss, double Fi
 /// top to bottom: take PromptsPerIteration prompts in a seeded order → sample SamplesPerPrompt completions each from the
 /// current policy π_t (seed from (Seed, iteration)) → score them with the rewards (the judge or oracle) → KL(π_t ‖ ref)
 /// estimate on the samples → with <see cref="ReferenceUpdate.PreviousIterate"/> the reference becomes a copy of π_t →
-/// pairs (one per prompt from its scored candidates with MinMargin, or SPIN's data-vs-sample pairs) → summed reference
-/// log-probs (no_grad) → UpdatesPerIteration passes of AdamW steps of the preference loss over the pairs → π_{t+1} →
-/// metrics row → maybe a checkpoint.
+/// pairs (one per prompt from its scored candidates, or every pair that passes the margin rule with all_margin, or
+/// SPIN's data-vs-sample pairs) → summed reference log-probs (no_grad) → UpdatesPerIteration passes of AdamW steps of the
+/// preference loss over the pairs → π_{t+1} → metrics row → maybe a checkpoint.
 /// </summary>
 public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, OnlineDpoOptions options, IReadOnlyList<WeightedReward> rewards)
 {
@@ -174,41 +197,72 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     public Action<int, CausalLM, CausalLM?>? AfterIteration { get; init; }
 
     /// <summary>
-    /// Optional pair oracle: given one prompt's sample rewards and the iteration's seeded generator, returns the
-    /// (chosen, rejected) sample indices or null to drop the prompt. Null (the default) uses <see cref="SelectPair"/>
-    /// with the options' PairSelection and MinMargin. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
+    /// Optional pair oracle: given one prompt's candidate rewards and the iteration's seeded generator, returns the
+    /// (chosen, rejected) candidate indices or null to drop the prompt. Null (the default) uses <see cref="SelectPairs"/>
+    /// with the options' pair rule. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
     /// </summary>
     public Func<IReadOnlyList<double>, Random, (int Chosen, int Rejected)?>? PairOracle { get; init; }
 
     readonly OnlineDpoOptions _o = options.Validate();
 
     /// <summary>
-    /// The pair of one prompt's samples by <paramref name="selection"/>, or null when its reward margin is below
-    /// <paramref name="minMargin"/> (or fewer than two samples). Random selection draws from <paramref name="rng"/>.
+    /// The pair of one prompt's candidates by <paramref name="selection"/> (best_vs_worst or random), or null when its
+    /// reward margin is below <paramref name="minMargin"/> (or fewer than two candidates). Random selection draws from
+    /// <paramref name="rng"/>. For all_margin, which gives several pairs, use <see cref="SelectPairs"/>.
     /// </summary>
     public static (int Chosen, int Rejected)? SelectPair(IReadOnlyList<double> rewards, PairSelection selection, double minMargin = 1e-9, Random? rng = null)
     {
-        if (rewards.Count < 2) return null;
+        if (selection == PairSelection.AllMargin)
+            throw new ArgumentException("SelectPair picks one pair; all_margin gives several: use SelectPairs", nameof(selection));
+        return SelectPairs(rewards, selection, minMargin, rng: rng) is [var pair] ? pair : null;
+    }
+
+    /// <summary>
+    /// The preference pairs of one prompt, as (chosen, rejected) indices into <paramref name="rewards"/>, the candidates'
+    /// rewards (K) or (K + 1) (NaN never forms a pair). The candidates <c>[0, students)</c> are the policy's samples, the
+    /// rest (the data's gold or teacher answer, last) are not; null <paramref name="students"/> = all are samples. A pair is
+    /// kept when chosen ≠ rejected, the chosen reward is ≥ <paramref name="minPositiveScore"/> (if given) and the margin
+    /// is ≥ <paramref name="minMargin"/>, or ≥ <paramref name="studentMargin"/> (if given) when the chosen side is a
+    /// sample. best_vs_worst and random give at most one pair (random draws from <paramref name="rng"/>); all_margin gives
+    /// every pair that passes with a positive margin, ordered by the chosen index, then by the rejected index.
+    /// </summary>
+    public static IReadOnlyList<(int Chosen, int Rejected)> SelectPairs(IReadOnlyList<double> rewards, PairSelection selection,
+        double minMargin = 1e-9, double? minPositiveScore = null, double? studentMargin = null, int? students = null, Random? rng = null)
+    {
+        int k = students ?? rewards.Count;
+        bool Keeps(int c, int r) =>
+            c != r
+            && !(rewards[c] < (minPositiveScore ?? double.NegativeInfinity))   // NaN fails the margin below
+            && rewards[c] - rewards[r] >= (c < k ? studentMargin ?? minMargin : minMargin);
+        if (rewards.Count < 2) return [];
         int chosen, rejected;
-        if (selection == PairSelection.BestVsWorst)
+        switch (selection)
         {
-            chosen = 0; rejected = 0;
-            for (int i = 1; i < rewards.Count; i++)
-            {
-                if (rewards[i] > rewards[chosen]) chosen = i;
-                if (rewards[i] < rewards[rejected]) rejected = i;
-            }
+            case PairSelection.AllMargin:
+                var pairs = new List<(int, int)>();
+                for (int c = 0; c < rewards.Count; c++)
+                    for (int r = 0; r < rewards.Count; r++)
+                        if (rewards[c] > rewards[r] && Keeps(c, r)) pairs.Add((c, r));
+                return pairs;
+            case PairSelection.BestVsWorst:
+                chosen = 0; rejected = 0;
+                for (int i = 1; i < rewards.Count; i++)
+                {
+                    if (rewards[i] > rewards[chosen]) chosen = i;
+                    if (rewards[i] < rewards[rejected]) rejected = i;
+                }
+                break;
+            case PairSelection.Random:
+                rng ??= new Random(0);
+                int a = rng.Next(rewards.Count);
+                int b = rng.Next(rewards.Count - 1);
+                if (b >= a) b++;
+                (chosen, rejected) = rewards[b] > rewards[a] ? (b, a) : (a, b);
+                break;
+            default:
+                throw new UnreachableException();
         }
-        else
-        {
-            rng ??= new Random(0);
-            int i = rng.Next(rewards.Count);
-            int j = rng.Next(rewards.Count - 1);
-            if (j >= i) j++;
-            (chosen, rejected) = rewards[j] > rewards[i] ? (j, i) : (i, j);
-        }
-        if (chosen == rejected || !(rewards[chosen] - rewards[rejected] >= minMargin)) return null;
-        return (chosen, rejected);
+        return Keeps(chosen, rejected) ? [(chosen, rejected)] : [];
     }
 
     /// <summary>
@@ -256,7 +310,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             policy.eval();
             var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
             {
-                SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, MaxNewTokens = _o.MaxNewTokens,
+                SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
                 Seed = seed, MaxBatchSequences = 512,
             });
             // The data's completions (gold answers) as scored candidates: DNO scores them with the samples.
@@ -286,7 +340,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             // ---- pairs
             var rng = new Random(unchecked((int)(seed & int.MaxValue)));
             var pairs = new List<PreferenceTrainer.Pair>();
-            int dropped = 0;
+            int withoutPairs = 0;   // prompts that gave no pair: ties, margins or positives below the thresholds, or the oracle said no
             for (int p = 0; p < batch.Count; p++)
             {
                 var group = Enumerable.Range(0, rollouts.Count).Where(i => rollouts[i].PromptIndex == p).ToList();
@@ -299,9 +353,11 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 var cand = group.Select(i => scores[i]).ToList();
                 int g = goldRows.IndexOf(p);
                 if (g >= 0) { ids.Add(goldIds[p]!); cand.Add(all[rollouts.Count + g]); }
-                var pick = PairOracle is null ? SelectPair(cand, _o.PairSelection, _o.MinMargin, rng) : PairOracle(cand, rng);
-                if (pick is not { } pr) { dropped++; continue; }
-                pairs.Add(new PreferenceTrainer.Pair(rollouts[group[0]].PromptIds, ids[pr.Chosen], ids[pr.Rejected]));
+                IReadOnlyList<(int Chosen, int Rejected)> picks = PairOracle is null
+                    ? SelectPairs(cand, _o.PairSelection, _o.MinMargin, _o.MinPositiveScore, _o.StudentMargin, students: group.Count, rng)
+                    : PairOracle(cand, rng) is { } one ? [one] : [];
+                if (picks.Count == 0) withoutPairs++;
+                foreach (var (c, r) in picks) pairs.Add(new PreferenceTrainer.Pair(rollouts[group[0]].PromptIds, ids[c], ids[r]));
             }
             totalPairs += pairs.Count;
 
@@ -337,13 +393,13 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
 
             runLog.Metrics(new JsonObject
             {
-                ["step"] = it + 1, ["reward_mean"] = Round(rewardMean), ["pairs"] = pairs.Count, ["dropped_ties"] = dropped,
+                ["step"] = it + 1, ["reward_mean"] = Round(rewardMean), ["pairs"] = pairs.Count, ["prompts_without_pairs"] = withoutPairs,
                 ["loss"] = Round(loss), ["accuracy"] = Round(accuracy), ["margin"] = Round(margin), ["kl_ref"] = Round(klRef),
                 ["completion_length"] = Round(rollouts.Average(r => r.CompletionIds.Length)),
                 ["timing/generate"] = Math.Round(generateSeconds, 4), ["timing/update"] = Math.Round(updateSeconds, 4),
                 ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3),
             });
-            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} (dropped {dropped})  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
+            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
 
             if (_o.CheckpointEvery > 0 && (it + 1) % _o.CheckpointEvery == 0 && it + 1 < _o.Iterations)
             {

@@ -65,8 +65,31 @@ public class OnlinePreferenceTests
         var o = OnlineDpoOptions.Dno() with { Iterations = 2, PromptsPerIteration = 6, SamplesPerPrompt = 2, MaxNewTokens = 1, LearningRate = 1e-2, MinMargin = 1.5 };
         new OnlineDpoTrainer(model, Bandit.Tok, o, Bandit.RewardC).Run(PromptsWithAnswer(6), dir.Path);
         var rows = new RunLog(dir.Path, append: true).ReadMetrics();
-        Assert.All(rows, r => { Assert.Equal(0, r["pairs"]!.GetValue<int>()); Assert.Equal(6, r["dropped_ties"]!.GetValue<int>()); });
+        Assert.All(rows, r => { Assert.Equal(0, r["pairs"]!.GetValue<int>()); Assert.Equal(6, r["prompts_without_pairs"]!.GetValue<int>()); });
         Assert.Equal(0, MaxDiff(before, Snapshot(model)));
+    }
+
+    [Fact]
+    public void Dno_trains_on_every_pair_that_passes_and_online_dpo_on_one_per_prompt()
+    {
+        // The gold answer "cc" is two tokens; the samples are one (max_new_tokens 1), so the judge below scores every sample
+        // 0 and the gold 1. all_margin: the gold against each of the 3 samples = 3 pairs per prompt, 4 prompts → 12;
+        // best_vs_worst: gold vs the first sample = 1 per prompt → 4. No prompt is left without a pair.
+        IReadOnlyList<WeightedReward> judge = [new(new DelegateReward("is_cc", c => c.Completion == "cc" ? 1.0 : 0.0))];
+        var prompts = Enumerable.Repeat(new RlPrompt("a", new Dictionary<string, string> { [OnlineDpoTrainer.DataCompletionField] = "cc" }), 4).ToList();
+        foreach (var (selection, perIteration) in new[] { (PairSelection.AllMargin, 12), (PairSelection.BestVsWorst, 4) })
+        {
+            using var dir = new TempDir();
+            using var model = Bandit.Model();
+            var o = OnlineDpoOptions.Dno() with
+            {
+                Iterations = 2, PromptsPerIteration = 4, SamplesPerPrompt = 3, MaxNewTokens = 1, LearningRate = 1e-3, PairSelection = selection,
+            };
+            var result = new OnlineDpoTrainer(model, Bandit.Tok, o, judge).Run(prompts, dir.Path);
+            var rows = new RunLog(dir.Path, append: true).ReadMetrics();
+            Assert.All(rows, r => { Assert.Equal(perIteration, r["pairs"]!.GetValue<int>()); Assert.Equal(0, r["prompts_without_pairs"]!.GetValue<int>()); });
+            Assert.Equal(2 * perIteration, result.TotalPairs);
+        }
     }
 
     [Fact]
@@ -170,6 +193,44 @@ public class OnlinePreferenceTests
         Assert.Equal(loss, o.Loss);
         Assert.Equal(algorithm == "online_dpo" ? ReferenceUpdate.Initial : ReferenceUpdate.PreviousIterate, o.ReferenceUpdate);
         Assert.Equal(algorithm == "spin" ? PairSource.DataVsSample : PairSource.Samples, o.PairSource);
+    }
+
+    [Fact]
+    public void The_dno_preset_and_recipe_carry_the_papers_settings_and_online_dpo_keeps_best_vs_worst()
+    {
+        // DNO §5.1 (arXiv:2404.03715): learning rate 5e-5, temperature 0.7, top-p 0.95, one epoch, batches of 64; all pairs
+        // that clear the margin.
+        var preset = OnlineDpoOptions.Dno();
+        Assert.Equal(5e-5, preset.LearningRate);
+        Assert.Equal(PairSelection.AllMargin, preset.PairSelection);
+        Assert.Equal(0.7, preset.Temperature);
+        Assert.Equal(0.95, preset.TopP);
+        Assert.Equal(1, preset.UpdatesPerIteration);
+        Assert.Equal(64, preset.MiniBatchSize);
+        Assert.Null(preset.MinPositiveScore);
+        Assert.Null(preset.StudentMargin);
+
+        var recipe = Recipe.Load(RepoPaths.Of("recipes", "dno-countdown.yaml")).OnlinePreferenceOptions();
+        Assert.Equal(5e-5, recipe.LearningRate);
+        Assert.Equal(PairSelection.AllMargin, recipe.PairSelection);
+        Assert.Equal(0.95, recipe.TopP);
+        // A dno section with nothing in it is the preset.
+        const string head = "model: { path: m }\ntask: { name: countdown }\n";
+        var bare = Recipe.Parse("kind: dno\n" + head + "dno: { iterations: 3 }\n").OnlinePreferenceOptions();
+        Assert.Equal((5e-5, PairSelection.AllMargin), (bare.LearningRate, bare.PairSelection));
+
+        // online_dpo is unchanged: one best-vs-worst pair per prompt, no nucleus cut.
+        var online = Recipe.Load(RepoPaths.Of("recipes", "online-dpo-countdown.yaml")).OnlinePreferenceOptions();
+        Assert.Equal(PairSelection.BestVsWorst, online.PairSelection);
+        Assert.Equal((PairSelection.BestVsWorst, 1.0), (new OnlineDpoOptions().PairSelection, new OnlineDpoOptions().TopP));
+
+        // The new keys bind by their snake_case names and are checked with the section's name.
+        var keys = Recipe.Parse("kind: online_dpo\n" + head +
+            "online_dpo: { pair_selection: all_margin, min_positive_score: 0.8, student_margin: 0.25, top_p: 0.9 }\n").OnlinePreferenceOptions();
+        Assert.Equal((PairSelection.AllMargin, 0.8, 0.25, 0.9), (keys.PairSelection, keys.MinPositiveScore, keys.StudentMargin, keys.TopP));
+        string Bad(string yaml) => Assert.Throws<RecipeException>(() => Recipe.Parse(yaml, "r.yaml")).Message;
+        Assert.Contains("dno.student_margin", Bad("kind: dno\n" + head + "dno: { student_margin: -1 }\n"));
+        Assert.Contains("dno.top_p", Bad("kind: dno\n" + head + "dno: { top_p: 0 }\n"));
     }
 
     [Fact]
