@@ -168,6 +168,99 @@ public class OfflinePolicyLossesTests
         Close(0.5, m.ClipFraction);
     }
 
+    // The three hand rows of the A-LoL variants (ε = 0.9, β = 0.1), V = 0.5 for all:
+    //   a: log π −4, log π_ref −5, R 0.8 → A = 0.3, ratio e ≈ 2.718 → w = clamp(e, 0.1, 1.9) = 1.9
+    //   b: log π −6, log π_ref −6, R 0.9 → A = 0.4, ratio 1 → w = 1
+    //   c: log π −3, log π_ref −2, R 0.2 → A = −0.3, dropped (K = 2)
+    static (Tensor Logp, Tensor Ref, Tensor R, Tensor V) HandRows() =>
+        (Vec(-4, -6, -3).requires_grad_(true), Vec(-5, -6, -2), Vec(0.8f, 0.9f, 0.2f), Vec(0.5f, 0.5f, 0.5f));
+
+    [Fact]
+    public void Alol_main_on_the_hand_rows()
+    {
+        using var scope = NewDisposeScope();
+        // loss = −(0.3·1.9·(−4) + 0.4·1·(−6))/2 = (2.28 + 2.4)/2 = 2.34; d loss/d log π = −A·w/K = (−0.285, −0.2, 0).
+        var (logp, refLogp, r, v) = HandRows();
+        var (loss, m) = OfflinePolicyLosses.Alol(logp, refLogp, r, v, clip: 0.9);
+        Close(2.34, loss.item<float>());
+        loss.backward();
+        Close([-0.285, -0.2, 0], logp.grad!);
+        // Kept 2/3; A mean 0.35; w mean (1.9 + 1)/2 = 1.45; 1 of 2 clipped; log-ratio mean (1 + 0)/2 = 0.5.
+        Close(2.0 / 3, m.KeptFraction);
+        Close(0.35, m.AdvantageMean);
+        Close(1.45, m.WeightMean);
+        Close(0.5, m.ClipFraction);
+        Close(0.5, m.LogRatioMean);
+    }
+
+    [Fact]
+    public void Alol_ref_free_has_weight_one()
+    {
+        using var scope = NewDisposeScope();
+        // loss = −(0.3·(−4) + 0.4·(−6))/2 = (1.2 + 2.4)/2 = 1.8; gradient −A/K = (−0.15, −0.2, 0).
+        var (logp, _, r, v) = HandRows();
+        var (loss, m) = OfflinePolicyLosses.AlolRefFree(logp, r, v);
+        Close(1.8, loss.item<float>());
+        loss.backward();
+        Close([-0.15, -0.2, 0], logp.grad!);
+        Assert.Equal((1.0, 0.0, 0.0), (m.WeightMean, m.ClipFraction, m.LogRatioMean));
+        Close(0.35, m.AdvantageMean);
+    }
+
+    [Fact]
+    public void Alol_kl_adds_beta_times_the_log_ratio_and_has_no_weight()
+    {
+        using var scope = NewDisposeScope();
+        // Per kept row A·(−log π) + β·(log π − log π_ref): a 0.3·4 + 0.1·1 = 1.3, b 0.4·6 + 0.1·0 = 2.4 → loss (1.3 + 2.4)/2 = 1.85.
+        // Gradient (β − A)/K: a (0.1 − 0.3)/2 = −0.1, b (0.1 − 0.4)/2 = −0.15, c 0 (dropped, its KL term too).
+        var (logp, refLogp, r, v) = HandRows();
+        var (loss, m) = OfflinePolicyLosses.AlolKl(logp, refLogp, r, v, beta: 0.1);
+        Close(1.85, loss.item<float>());
+        loss.backward();
+        Close([-0.1, -0.15, 0], logp.grad!);
+        Close(0.5, m.LogRatioMean);
+        Assert.Equal((1.0, 0.0), (m.WeightMean, m.ClipFraction));
+    }
+
+    [Fact]
+    public void Alol_seq_clips_each_token_ratio()
+    {
+        using var scope = NewDisposeScope();
+        // Row b with per-token log π (−1, −5) and log π_ref (−2, −4) (sums −6, −6 as in the hand rows), R 0.9, V 0.5 → A = 0.4.
+        //   token ratios e¹ → clamp 1.9, e⁻¹ ≈ 0.36788 (inside [0.1, 1.9]); loss = 0.4·(1.9·1 + 0.36788·5) ≈ 1.49576.
+        // Row c (one token −3 then padding, ref −2): A = −0.3, dropped; its padding column holds 0 and is masked.
+        var logp = Mat(2, -1, -5, -3, 0).requires_grad_(true);
+        var refLogp = Mat(2, -2, -4, -2, 0);
+        var mask = Mat(2, 1, 1, 1, 0);
+        var (loss, m) = OfflinePolicyLosses.AlolSeq(logp, refLogp, mask, Vec(0.9f, 0.2f), Vec(0.5f, 0.5f), clip: 0.9);
+        double e1 = Math.Exp(-1);
+        Close(0.4 * (1.9 * 1 + e1 * 5), loss.item<float>());
+        Close(1.49576, loss.item<float>(), 1e-4);
+        // Gradient −A·w_t/K per token of the kept row (K = 1): (−0.76, −0.4·e⁻¹ ≈ −0.14715); row c 0.
+        loss.backward();
+        Close([-0.76, -0.4 * e1, 0, 0], logp.grad!.view(-1));
+        // Over the kept row's 2 tokens: w mean (1.9 + e⁻¹)/2, 1 of 2 clipped; summed log-ratio 1 − 1 = 0.
+        Close(0.5, m.KeptFraction);
+        Close((1.9 + e1) / 2, m.WeightMean);
+        Close(0.5, m.ClipFraction);
+        Close(0.0, m.LogRatioMean);
+    }
+
+    [Fact]
+    public void Alol_seq_on_one_token_completions_is_the_main_loss()
+    {
+        using var scope = NewDisposeScope();
+        // With one token per completion the per-token ratio is the sequence ratio: same loss and gradient as the main variant.
+        var (logp, refLogp, r, v) = HandRows();
+        var (main, _) = OfflinePolicyLosses.Alol(logp, refLogp, r, v);
+        main.backward();
+        var tokens = Vec(-4, -6, -3).view(3, 1).requires_grad_(true);
+        var (seq, _) = OfflinePolicyLosses.AlolSeq(tokens, refLogp.view(3, 1), Mat(3, 1, 1, 1), r, v);
+        seq.backward();
+        Close(main.item<float>(), seq.item<float>());
+        Close(Values(logp.grad!).Select(x => (double)x).ToArray(), tokens.grad!.view(-1));
+    }
+
     [Fact]
     public void Crlft_weighted_nll_by_hand_and_split_into_micro_batches_sums_to_the_whole()
     {
@@ -209,5 +302,14 @@ public class OfflinePolicyLossesTests
         Named("values", () => OfflinePolicyLosses.Alol(v, v, v, Vec(1, 2, 3)));
         Named("clip", () => OfflinePolicyLosses.Alol(v, v, v, v, clip: 0));
         Named("clip", () => OfflinePolicyLosses.Alol(v, v, v, v, clip: 1));
+        Named("values", () => OfflinePolicyLosses.AlolRefFree(v, v, Vec(1)));
+        Named("beta", () => OfflinePolicyLosses.AlolKl(v, v, v, v, beta: 0));
+        Named("refLogp", () => OfflinePolicyLosses.AlolKl(v, Vec(1), v, v));
+        var t = Mat(2, -1, -2, -3, -4);
+        Named("policyTokenLogp", () => OfflinePolicyLosses.AlolSeq(v, v, v, v, v));
+        Named("mask", () => OfflinePolicyLosses.AlolSeq(t, t, Mat(1, 1, 1), v, v));
+        Named("rewards", () => OfflinePolicyLosses.AlolSeq(t, t, t, Vec(1, 2, 3), Vec(1, 2, 3)));
+        Named("values", () => OfflinePolicyLosses.AlolSeq(t, t, t, v, Vec(1)));
+        Named("clip", () => OfflinePolicyLosses.AlolSeq(t, t, t, v, v, clip: 1.5));
     }
 }
