@@ -33,15 +33,19 @@ static class ReferenceCache
     }
 
     /// <summary>The arrays <paramref name="names"/> (each of length <paramref name="n"/>) from <paramref name="path"/> when its key matches, else null.</summary>
-    public static float[][]? TryLoad(string path, string key, int n, string[] names, Action<string>? log)
+    public static float[][]? TryLoad(string path, string key, int n, string[] names, Action<string>? log) =>
+        TryLoad(path, key, names.Select(name => (name, n)).ToArray(), log);
+
+    /// <summary>The named arrays, each of its own length, from <paramref name="path"/> when its key matches, else null.</summary>
+    public static float[][]? TryLoad(string path, string key, IReadOnlyList<(string Name, int Length)> arraysWanted, Action<string>? log)
     {
         if (!File.Exists(path)) return null;
         try
         {
             var cached = JsonNode.Parse(File.ReadAllText(path));
             if (cached?["key"]?.GetValue<string>() != key) return null;
-            var arrays = names.Select(name => cached[name]?.AsArray().Select(x => x!.GetValue<float>()).ToArray()).ToArray();
-            if (arrays.Any(a => a?.Length != n)) return null;
+            var arrays = arraysWanted.Select(w => cached[w.Name]?.AsArray().Select(x => x!.GetValue<float>()).ToArray()).ToArray();
+            if (arrays.Zip(arraysWanted).Any(p => p.First?.Length != p.Second.Length)) return null;
             log?.Invoke($"reference log-probs: cached ({path})");
             return arrays!;
         }

@@ -110,6 +110,9 @@ public class OfflineRecipeCommandTests
     [InlineData("offline_pg: { bta: 0.1 }", "'offline_pg.bta'")]
     [InlineData("offline_pg: { loss: ppo }", "offline_pg.loss: unknown loss 'ppo'. Known: copg, alol.")]
     [InlineData("offline_pg: { clip: 1.5 }", "offline_pg.clip must be in (0, 1)")]
+    [InlineData("offline_pg: { alol_variant: ppo }", "'offline_pg.alol_variant'")]
+    [InlineData("offline_pg: { alol_sampling: greedy }", "'offline_pg.alol_sampling'")]
+    [InlineData("offline_pg: { value_folds: 0 }", "offline_pg.value_folds must be positive, got 0")]
     public void Bad_offline_pg_keys_are_named(string section, string expected)
     {
         var e = Assert.Throws<RecipeException>(() => Recipe.Parse($"kind: offline_pg\nmodel: {{ path: m }}\ndata: {{ train: d.jsonl }}\n{section}\n", "r.yaml"));
@@ -126,7 +129,19 @@ public class OfflineRecipeCommandTests
         var r = Recipe.Load(RepoPaths.Of("recipes", file));
         Assert.Equal(kind, r.Kind);
         if (file.StartsWith("copg")) Assert.Equal(("copg", 0.1), (r.OfflinePolicyOptions().Loss, r.OfflinePolicyOptions().Beta));
-        if (file.StartsWith("alol")) Assert.Equal(("alol", 0.9), (r.OfflinePolicyOptions().Loss, r.OfflinePolicyOptions().Clip));
+        if (file.StartsWith("alol"))
+        {
+            var o = r.OfflinePolicyOptions();
+            Assert.Equal(("alol", 0.9, AlolVariant.Main, AlolSampling.Advantage, 5), (o.Loss, o.Clip, o.AlolVariant, o.AlolSampling, o.ValueFolds));
+            // Every variant and sampling binds from its recipe spelling.
+            OfflinePolicyOptions With(string key, string value) => Recipe.Parse(string.Join("\n",
+                File.ReadAllLines(RepoPaths.Of("recipes", file)).Select(l => l.StartsWith($"  {key}:") ? $"  {key}: {value}" : l)), "r.yaml").OfflinePolicyOptions();
+            Assert.Equal(AlolVariant.RefFree, With("alol_variant", "ref_free").AlolVariant);
+            Assert.Equal(AlolVariant.Seq, With("alol_variant", "seq").AlolVariant);
+            Assert.Equal(AlolVariant.Kl, With("alol_variant", "kl").AlolVariant);
+            Assert.Equal(AlolSampling.Uniform, With("alol_sampling", "uniform").AlolSampling);
+            Assert.Equal(3, With("value_folds", "3").ValueFolds);
+        }
         if (file.StartsWith("crlft"))
         {
             Assert.Equal(1.0, r.Sft.ClassWeights!["gpt4"]);

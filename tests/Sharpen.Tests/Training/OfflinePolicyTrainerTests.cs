@@ -50,15 +50,24 @@ public class OfflinePolicyTrainerTests
         Assert.Contains("two scored completions of the same prompt", e.Message);
     }
 
-    [Fact]
-    public void Alol_fits_the_reference_value_keeps_only_positive_advantages_and_raises_the_rewarded_completion()
+    [Theory]
+    [InlineData(AlolVariant.Main)]
+    [InlineData(AlolVariant.RefFree)]
+    [InlineData(AlolVariant.Seq)]
+    [InlineData(AlolVariant.Kl)]
+    public void Alol_fits_the_reference_value_keeps_only_positive_advantages_and_raises_the_rewarded_completion(AlolVariant variant)
     {
         using var dir = new TempDir();
         using var model = Bandit.Model(seed: 3);
         double before = Bandit.ProbabilityOfC(model);
-        // One prompt → one feature, so the MSE-optimal value is the mean reward 1/4, with MSE = Var(R) = 1/4·3/4 = 0.1875.
-        // A = R − V: +0.75 for "c", −0.25 for the others → only the "c" row is kept.
-        var o = new OfflinePolicyOptions { Loss = "alol", MaxSteps = 30, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 0, LogEvery = 10, ValueFitSteps = 300 };
+        // One prompt cannot be cross-fitted, so value_folds: 1 (in-sample). One prompt → one feature, so the MSE-optimal value
+        // is the mean reward 1/4, with MSE = Var(R) = 1/4·3/4 = 0.1875. A = R − V: +0.75 for "c", −0.25 for the others → only
+        // the "c" row is kept.
+        var o = new OfflinePolicyOptions
+        {
+            Loss = "alol", AlolVariant = variant, ValueFolds = 1, MaxSteps = 30, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 0,
+            LogEvery = 10, ValueFitSteps = 300,
+        };
         var result = new OfflinePolicyTrainer(model, Bandit.Tok, o).Run(BanditRows(), dir.Path);
         Assert.Equal(0.1875, result.ValueMse, 3);
         Assert.Equal(1, result.Items);
@@ -67,16 +76,53 @@ public class OfflinePolicyTrainerTests
         var summary = Summary(dir.Path);
         Assert.Equal(1, summary["kept_rows"]!.GetValue<int>());
         Assert.Equal(0.25, summary["kept_fraction"]!.GetValue<double>(), 6);
+        Assert.Equal((1, "advantage"), (summary["value_folds"]!.GetValue<int>(), summary["alol_sampling"]!.GetValue<string>()));
+        Assert.Equal(variant.ToString().ToLowerInvariant(), summary["alol_variant"]!.GetValue<string>().Replace("_", ""));
         var first = new RunLog(dir.Path, append: true).ReadMetrics()[0];
         Assert.Equal(0.75, first["advantage"]!.GetValue<double>(), 3);
-        // The weight π/π_ref starts at 1 and is clipped to at most 1 + ε = 1.9.
-        Assert.InRange(first["weight"]!.GetValue<double>(), 1.0, 1.9 + 1e-6);
+        // The sequence weight π/π_ref starts at 1 and rises for "c", clipped to at most 1 + ε = 1.9; ref_free and kl have
+        // none (1); seq's per-token weights (of "c" and EOS) stay within [1 − ε, 1 + ε].
+        var weight = first["weight"]!.GetValue<double>();
+        if (variant is AlolVariant.RefFree or AlolVariant.Kl) Assert.Equal(1.0, weight);
+        else Assert.InRange(weight, variant == AlolVariant.Seq ? 0.1 - 1e-6 : 1.0, 1.9 + 1e-6);
+    }
+
+    [Fact]
+    public void Alol_with_one_prompt_and_the_default_cross_fit_says_what_to_do()
+    {
+        using var dir = new TempDir();
+        using var model = Bandit.Model();
+        var e = Assert.Throws<ArgumentException>(() => new OfflinePolicyTrainer(model, Bandit.Tok, new OfflinePolicyOptions { Loss = "alol" }).Run(BanditRows(), dir.Path));
+        Assert.Contains("offline_pg.value_folds = 5", e.Message);
+        Assert.Contains("value_folds: 1", e.Message);
+    }
+
+    [Fact]
+    public void Alol_cross_fits_the_value_over_the_prompts_it_has()
+    {
+        // Three prompts < value_folds 5 → three folds of one prompt each; the log and summary say so.
+        using var dir = new TempDir();
+        using var model = Bandit.Model(seed: 2);
+        var rows = new List<ScoredCompletion>
+        {
+            new("a", "c", 1, null, NoFields), new("a", "d", 0, null, NoFields), new("b", "a", 0.2, null, NoFields),
+            new("b", "bb", 1, null, NoFields), new("ca", "d", 0.7, null, NoFields), new("ca", "ab", 0.1, null, NoFields),
+        };
+        var log = new List<string>();
+        var o = new OfflinePolicyOptions { Loss = "alol", MaxSteps = 2, BatchSize = 2, WarmupSteps = 0, LogEvery = 1, ValueFitSteps = 50 };
+        new OfflinePolicyTrainer(model, Bandit.Tok, o) { Log = log.Add }.Run(rows, dir.Path);
+        Assert.Contains(log, l => l.Contains("3 distinct prompts < value_folds 5; cross-fitting with 3 folds"));
+        Assert.Contains(log, l => l.Contains("3-fold cross-fitted value MSE"));
+        var summary = Summary(dir.Path);
+        Assert.Equal(3, summary["value_folds"]!.GetValue<int>());
+        Assert.Equal(("main", "advantage"), (summary["alol_variant"]!.GetValue<string>(), summary["alol_sampling"]!.GetValue<string>()));
     }
 
     [Theory]
-    [InlineData("copg")]
-    [InlineData("alol")]
-    public void Stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(string loss)
+    [InlineData("copg", AlolVariant.Main, AlolSampling.Advantage)]
+    [InlineData("alol", AlolVariant.Main, AlolSampling.Advantage)]
+    [InlineData("alol", AlolVariant.Seq, AlolSampling.Uniform)]
+    public void Stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(string loss, AlolVariant variant, AlolSampling sampling)
     {
         // Two prompts with three completions each: CoPG has 6 pairs, A-LoL keeps the rows above each prompt's value.
         var rows = new List<ScoredCompletion>
@@ -84,7 +130,7 @@ public class OfflinePolicyTrainerTests
             new("a", "c", 1, null, NoFields), new("a", "d", 0, null, NoFields), new("a", "cd", 0.5, null, NoFields),
             new("b", "a", 0.2, null, NoFields), new("b", "bb", 1, null, NoFields), new("b", "ab", 0.9, null, NoFields),
         };
-        var o = new OfflinePolicyOptions { Loss = loss, MaxSteps = 7, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 2, LogEvery = 1, CheckpointEvery = 3, KeepCheckpoints = 1, ValueFitSteps = 50 };
+        var o = new OfflinePolicyOptions { Loss = loss, AlolVariant = variant, AlolSampling = sampling, MaxSteps = 7, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 2, LogEvery = 1, CheckpointEvery = 3, KeepCheckpoints = 1, ValueFitSteps = 50 };
         using var straightDir = new TempDir();
         using var straight = Bandit.Model(5);
         new OfflinePolicyTrainer(straight, Bandit.Tok, o).Run(rows, straightDir.Path);
@@ -105,5 +151,10 @@ public class OfflinePolicyTrainerTests
         Assert.Contains("offline_pg.loss", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { Loss = "ppo" }.Validate()).Message);
         Assert.Contains("offline_pg.clip", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { Clip = 1 }.Validate()).Message);
         Assert.Contains("offline_pg.beta", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { Beta = 0 }.Validate()).Message);
+        Assert.Contains("offline_pg.value_folds must be positive, got 0", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { ValueFolds = 0 }.Validate()).Message);
+        Assert.Contains("offline_pg.alol_variant", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { AlolVariant = (AlolVariant)9 }.Validate()).Message);
+        Assert.Contains("offline_pg.alol_sampling", Assert.Throws<ArgumentException>(() => new OfflinePolicyOptions { AlolSampling = (AlolSampling)9 }.Validate()).Message);
+        var d = new OfflinePolicyOptions();
+        Assert.Equal((AlolVariant.Main, AlolSampling.Advantage, 5, 0.9, 0.1), (d.AlolVariant, d.AlolSampling, d.ValueFolds, d.Clip, d.Beta));
     }
 }
