@@ -39,11 +39,13 @@ public static class QuickstartCommand
         public string RlAlgorithm { get; init; } = "grpo";
     }
 
-    public static Command Create()
+    /// <summary>The command; <paramref name="run"/> replaces the run itself (tests read the parsed settings this way).</summary>
+    public static Command Create(Action<Settings>? run = null)
     {
         var output = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "runs/quickstart" };
         var steps = new Option<int>("--sft-steps") { Description = "SFT optimizer steps", DefaultValueFactory = _ => new Settings().SftSteps };
         var test = new Option<int>("--test-problems") { Description = "Held-out problems for evaluation", DefaultValueFactory = _ => 500 };
+        var train = new Option<int>("--train-problems") { Description = "Worked solutions the SFT stage learns from", DefaultValueFactory = _ => new Settings().TrainProblems };
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation and order", DefaultValueFactory = _ => 1 };
         var d = new Settings();
         var maxNumber = new Option<int>("--max-number") { Description = "Largest Countdown number (difficulty)", DefaultValueFactory = _ => d.MaxNumber };
@@ -55,15 +57,17 @@ public static class QuickstartCommand
         var lr = new Option<double>("--rl-lr") { Description = "RL learning rate", DefaultValueFactory = _ => d.RlLearningRate };
         var beta = new Option<double>("--rl-beta") { Description = "KL coefficient toward the SFT model", DefaultValueFactory = _ => d.RlBeta };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta };
+            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            Run(new Settings
+            var settings = new Settings
             {
-                Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed),
+                Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TrainProblems = pr.GetValue(train), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed),
                 MaxNumber = pr.GetValue(maxNumber), UseAllNumbers = pr.GetValue(useAll), HiddenSize = pr.GetValue(hidden), Layers = pr.GetValue(layers), RlAlgorithm = pr.GetValue(algorithm)!, RlIterations = pr.GetValue(iterations),
                 RlLearningRate = pr.GetValue(lr), RlBeta = pr.GetValue(beta),
-            }, Console.WriteLine);
+            };
+            if (run is not null) run(settings);
+            else Run(settings, Console.WriteLine);
             return 0;
         }));
         return cmd;

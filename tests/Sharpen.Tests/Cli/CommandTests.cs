@@ -166,6 +166,18 @@ public class CommandTests
     }
 
     [Fact]
+    public void Quickstart_flags_reach_its_settings()
+    {
+        QuickstartCommand.Settings? seen = null;
+        var code = QuickstartCommand.Create(s => seen = s).Parse(["--train-problems", "2000", "--sft-steps", "300", "--rl-iterations", "80", "--rl-beta", "0"]).Invoke();
+        Assert.Equal(0, code);
+        Assert.Equal((2000, 300, 80, 0.0), (seen!.TrainProblems, seen.SftSteps, seen.RlIterations, seen.RlBeta));
+        Assert.Equal(2000, QuickstartCommand.SftRecipe(seen).Data.TrainProblems);
+        QuickstartCommand.Create(s => seen = s).Parse([]).Invoke();
+        Assert.Equal(new QuickstartCommand.Settings(), seen);   // no flags: the documented defaults
+    }
+
+    [Fact]
     public void The_library_example_runs_with_tiny_settings()
     {
         using var dir = new TempDir();
