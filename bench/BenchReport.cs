@@ -16,6 +16,13 @@ public static class BenchReport
         result["machine"] = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
         result["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd");
         File.WriteAllText(Path.Combine(resultsDir, $"{result["benchmark"]}.json"), result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Refresh(benchDir);
+    }
+
+    /// <summary>Regenerates the tables in bench/README.md from the JSON already in bench/results (no benchmark runs).</summary>
+    public static void Refresh(string benchDir)
+    {
+        var resultsDir = Path.Combine(benchDir, "results");
         var readme = Path.Combine(benchDir, "README.md");
         if (!File.Exists(readme)) return;
         var text = File.ReadAllText(readme);
@@ -62,6 +69,9 @@ public static class BenchReport
             sb.AppendLine($"Against the ReMax paper's claims: PPO/ReMax time per iteration = {Get("ppo", "seconds_per_iteration") / Get("remax", "seconds_per_iteration"):F2} (paper: about 2); " +
                           $"ReMax/PPO tensor state = {Get("remax", "tensor_state_mb") / Get("ppo", "tensor_state_mb"):F2} (paper: about 0.5 of GPU memory); " +
                           $"ReMax/PPO peak RSS = {Get("remax", "peak_rss_mb") / Get("ppo", "peak_rss_mb"):F2} (RSS counts the .NET runtime, libtorch and allocator caches as well as tensors).\n");
+            if (!double.IsNaN(Get("grpo+dynamic", "seconds_per_iteration")))
+                sb.AppendLine($"GRPO with DAPO's dynamic sampling drew {Get("grpo+dynamic", "sampling_rounds_per_iteration"):F2} rounds of prompts per iteration on average " +
+                              $"(its generation column counts every round): {Get("grpo+dynamic", "seconds_per_iteration") / Get("grpo", "seconds_per_iteration"):F2}× GRPO's time per iteration.\n");
             sb.AppendLine("![accuracy against training time](results/rl_accuracy.png)\n");
         }
         var preferences = Read(Path.Combine(resultsDir, "preferences.json"));

@@ -17,10 +17,22 @@ namespace Sharpen.Bench;
 /// </summary>
 public static class RlBench
 {
-    public static readonly string[] Algorithms = ["ppo", "remax", "grpo", "rloo", "reinforce"];
+    /// <summary>The rows: five algorithms, then GRPO with DAPO's dynamic sampling and GRPO with an entropy bonus of 0.01.</summary>
+    public static readonly string[] Algorithms = ["ppo", "remax", "grpo", "rloo", "reinforce", "grpo+dynamic", "grpo+entropy"];
 
-    /// <summary>Same rollouts per iteration for every algorithm: 64 sequences (16 prompts × 4 samples, or 64 prompts × 1).</summary>
-    public static RlOptions OptionsFor(string algorithm, double budgetSeconds, int seed) => RlOptions.For(algorithm) with
+    /// <summary>The registry algorithm of a row name (<c>grpo+dynamic</c> → <c>grpo</c>).</summary>
+    public static string BaseAlgorithm(string row) => row.Split('+')[0];
+
+    /// <summary>Same rollouts per iteration for every algorithm: 64 sequences (16 prompts × 4 samples, or 64 prompts × 1). A
+    /// <c>+dynamic</c> row keeps drawing prompts (up to 4 rounds) until 16 groups have unequal rewards; <c>+entropy</c> adds
+    /// 0.01 × the token entropy to the objective.</summary>
+    public static RlOptions OptionsFor(string row, double budgetSeconds, int seed) => BaseOptions(BaseAlgorithm(row), budgetSeconds, seed) with
+    {
+        DynamicSampling = row.EndsWith("+dynamic", StringComparison.Ordinal),
+        EntropyCoefficient = row.EndsWith("+entropy", StringComparison.Ordinal) ? 0.01 : 0,
+    };
+
+    static RlOptions BaseOptions(string algorithm, double budgetSeconds, int seed) => RlOptions.For(algorithm) with
     {
         Iterations = 100_000, MaxSeconds = budgetSeconds, Seed = seed, LearningRate = 5e-5, CriticLearningRate = 2e-4, Temperature = 0.7,
         Beta = algorithm == "topr" ? 0.0 : 0.02, MaxNewTokens = 48, MicroBatchSize = 128, EvalEvery = 5, EvalProblems = 200,
@@ -83,7 +95,7 @@ public static class RlBench
         var iterSeconds = rows.Select(r => r["timing/generate"]!.GetValue<double>() + r["timing/score"]!.GetValue<double>() +
             r["timing/reference"]!.GetValue<double>() + r["timing/advantage"]!.GetValue<double>() + r["timing/update_actor"]!.GetValue<double>() +
             r["timing/update_critic"]!.GetValue<double>()).ToList();
-        var spec = RlAlgorithms.Get(algorithm);
+        var spec = RlAlgorithms.Get(BaseAlgorithm(algorithm));
         long p = policy.ParameterCount();
         long stateFloats = 4 * p + (options.Beta > 0 && spec.Kl != KlPlacement.None ? p : 0) + (spec.UsesCritic ? 4 * (p + policy.Config.HiddenSize + 1) : 0);
         var curve = new JsonArray { new JsonObject { ["seconds"] = 0.0, ["accuracy"] = before.Accuracy } };
@@ -98,6 +110,8 @@ public static class RlBench
             ["tensor_state_mb"] = Math.Round(stateFloats * 4 / 1048576.0, 2),
             ["accuracy_before"] = before.Accuracy, ["accuracy_after"] = result.Eval?.Accuracy, ["curve"] = curve,
         };
+        if (options.DynamicSampling)
+            json["sampling_rounds_per_iteration"] = Math.Round(rows.Average(r => r["sampling_rounds"]!.GetValue<double>()), 2);
         File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 

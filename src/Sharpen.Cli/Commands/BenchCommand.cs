@@ -15,7 +15,7 @@ public static class BenchCommand
         train.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, TrainBench.Run(Console.WriteLine)); return 0; }));
         var budget = new Option<double>("--budget") { Description = "Training seconds per algorithm", DefaultValueFactory = _ => 90 };
         var work = new Option<string>("--work") { Description = "Scratch folder (SFT model, per-algorithm runs)", DefaultValueFactory = _ => "runs/bench-rl" };
-        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO and REINFORCE on one SFT model: s/iteration, peak memory, accuracy over a time budget.") { dir, budget, work };
+        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget.") { dir, budget, work };
         rl.SetAction(pr => CliErrors.Run(() =>
         {
             var self = Environment.ProcessPath!;
@@ -58,7 +58,9 @@ public static class BenchCommand
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
         var search = SearchCommand(dir);
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search };
+        var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
+        report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, report };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
