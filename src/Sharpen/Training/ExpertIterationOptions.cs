@@ -64,7 +64,7 @@ public sealed record ExpertIterationOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public ExpertIterationOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0)) throw new ArgumentException($"expert_iteration.{key} must be positive, got {v}"); }
+        static void Positive(double v, string key) => OptionChecks.Positive("expert_iteration", v, key);
         if (Method is not ("rest_em" or "star" or "rest_mcts")) throw new ArgumentException($"expert_iteration.method is '{Method}'; known: rest_em, star, rest_mcts");
         Positive(Iterations, "iterations"); Positive(SamplesPerProblem, "samples_per_problem"); Positive(MaxNewTokens, "max_new_tokens");
         Positive(MaxKeptPerProblem, "max_kept_per_problem"); Positive(MaxBatchSequences, "max_batch_sequences");

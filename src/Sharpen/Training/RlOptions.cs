@@ -139,8 +139,8 @@ public sealed record RlOptions
     {
         RlAlgorithms.Get(Algorithm);
         KlEstimators.Get(KlEstimator);
-        void Positive(double v, string key) { if (!(v > 0)) throw new ArgumentException($"rl.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0)) throw new ArgumentException($"rl.{key} must be ≥ 0, got {v}"); }
+        static void Positive(double v, string key) => OptionChecks.Positive("rl", v, key);
+        static void NonNegative(double v, string key) => OptionChecks.NonNegative("rl", v, key);
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration"); Positive(SamplesPerPrompt, "samples_per_prompt");
         Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
         NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");

@@ -63,8 +63,8 @@ public sealed record SftOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public SftOptions Validate()
     {
-        void Positive(double v, string key) { if (!(v > 0)) throw new ArgumentException($"sft.{key} must be positive, got {v}"); }
-        void NonNegative(double v, string key) { if (!(v >= 0)) throw new ArgumentException($"sft.{key} must be ≥ 0, got {v}"); }
+        static void Positive(double v, string key) => OptionChecks.Positive("sft", v, key);
+        static void NonNegative(double v, string key) => OptionChecks.NonNegative("sft", v, key);
         Positive(MaxSteps, "max_steps"); Positive(BatchSize, "batch_size"); Positive(GradientAccumulation, "gradient_accumulation");
         Positive(LearningRate, "learning_rate"); NonNegative(WarmupSteps, "warmup_steps"); NonNegative(WeightDecay, "weight_decay");
         NonNegative(MaxGradNorm, "max_grad_norm"); Positive(MaxSequenceLength, "max_sequence_length"); Positive(LogEvery, "log_every");

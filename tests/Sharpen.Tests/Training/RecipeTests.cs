@@ -53,6 +53,21 @@ public class RecipeTests
 
 public class StepScheduleTests
 {
+    [Fact]
+    public void Sft_rl_and_expert_iteration_options_reject_infinite_values_like_the_other_sections()
+    {
+        double inf = double.PositiveInfinity;
+        Assert.Contains("sft.learning_rate must be positive, got ", Assert.Throws<ArgumentException>(() => (new SftOptions() with { LearningRate = inf }).Validate()).Message);
+        Assert.Contains("sft.max_grad_norm must be ≥ 0", Assert.Throws<ArgumentException>(() => (new SftOptions() with { MaxGradNorm = inf }).Validate()).Message);
+        Assert.Contains("rl.beta must be ≥ 0", Assert.Throws<ArgumentException>(() => (RlOptions.For("grpo") with { Beta = inf }).Validate()).Message);
+        Assert.Contains("rl.learning_rate must be positive", Assert.Throws<ArgumentException>(() => (RlOptions.For("grpo") with { LearningRate = inf }).Validate()).Message);
+        Assert.Contains("expert_iteration.iterations must be positive", Assert.Throws<ArgumentException>(() => (new ExpertIterationOptions() with { Iterations = 0 }).Validate()).Message);
+        // Finite values still pass.
+        (new SftOptions() with { LearningRate = 1e3, MaxGradNorm = 0 }).Validate();
+        (RlOptions.For("grpo") with { Beta = 10, ClipHigh = 5 }).Validate();
+    }
+
+
     const string Head = "model: { path: m }\ndata: { train: x }\n";
 
     [Theory]
