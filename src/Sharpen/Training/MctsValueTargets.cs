@@ -150,10 +150,12 @@ public static class MctsValueTargets
     /// steps of its path and their value targets. An
     /// empty step (a path that ended at once, e.g. an immediate EOS) adds no text, so the prefix it ends is the prefix before
     /// it: it is left out and its target, the better-informed one, replaces that prefix's. Every step of a row therefore has
-    /// text, as the step-label format (<see cref="Data.StepLabelledExample"/>) and the PRM trainer require.</summary>
-    public static List<ValueTargetRow> Rows(string prompt, string id, IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct)
+    /// text, as the step-label format (<see cref="Data.StepLabelledExample"/>) and the PRM trainer require.
+    /// <paramref name="values"/>: the tree's <see cref="NodeValues"/> when the caller already has them (computed here otherwise).</summary>
+    public static List<ValueTargetRow> Rows(string prompt, string id, IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct,
+                                            IReadOnlyList<double>? values = null)
     {
-        var v = NodeValues(trace, correct);
+        var v = values ?? NodeValues(trace, correct);
         var rows = new List<ValueTargetRow>();
         if (!correct.Any(c => c)) return rows;
         for (int i = 0; i < trace.Count; i++)
