@@ -59,6 +59,8 @@ public static class RewardCombiner
         CancellationToken cancel = default)
     {
         if (rewards.Count == 0) throw new ArgumentException("no reward functions");
+        if (rewards.GroupBy(w => w.Function.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new ArgumentException($"{twice.Count()} reward functions are named '{twice.Key}'; names label the metrics (reward/NAME) and must differ");
         var total = new double[batch.Count];
         var means = new Dictionary<string, double>();
         foreach (var (fn, weight) in rewards)

@@ -306,7 +306,7 @@ public sealed record TaskSection
 /// <summary>One entry of the <c>rewards</c> list: a reward by name (the task's verifier is named after the task) and its weight.</summary>
 public sealed record RewardSection
 {
-    /// <summary>Reward name: the task name for its verifier.</summary>
+    /// <summary>Reward name: the task name for its verifier; with <see cref="Url"/>, the label of its metrics (default <c>remote</c>).</summary>
     public string Name { get; init; } = "";
     /// <summary>Weight in the summed reward.</summary>
     public double Weight { get; init; } = 1.0;
@@ -314,6 +314,12 @@ public sealed record RewardSection
     public string? Model { get; init; }
     /// <summary>Reward model only: standardise its scores over each batch.</summary>
     public bool Normalize { get; init; }
+    /// <summary>A reward server's URL (<see cref="Rewards.HttpReward"/>: each batch is POSTed as JSON).</summary>
+    public string? Url { get; init; }
+    /// <summary>Reward server only: seconds one request may take.</summary>
+    public double TimeoutSeconds { get; init; } = 60;
+    /// <summary>Reward server only: how often a failed request (connection, timeout, HTTP 408/429/5xx) is repeated.</summary>
+    public int Retries { get; init; } = 2;
 }
 
 /// <summary>The <c>data</c> section.</summary>

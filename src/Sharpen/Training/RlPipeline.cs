@@ -81,9 +81,9 @@ public static class RlPipeline
     }
 
     /// <summary>
-    /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry gives exactly one
-    /// of <c>name</c> (the task's verifier) or <c>model</c> (a reward-model folder, loaded as a <see cref="ModelReward"/>,
-    /// which the caller disposes).
+    /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry is the task's
+    /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
+    /// server (<c>url</c>, an <see cref="HttpReward"/>, with <c>name</c> as its label). The caller disposes the functions.
     /// </summary>
     public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask task)
     {
@@ -93,17 +93,38 @@ public static class RlPipeline
             for (int i = 0; i < (sections?.Count ?? 1); i++)
             {
                 var r = sections?[i] ?? new RewardSection { Name = task.Name };
-                bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model);
-                if (hasName == hasModel)
-                    throw new RecipeException($"recipe: 'rewards[{i}]' needs exactly one of 'name' (the task's verifier) or 'model' (a reward-model folder)");
-                if (hasModel)
+                var key = $"recipe: 'rewards[{i}]'";
+                bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model), hasUrl = !string.IsNullOrEmpty(r.Url);
+                if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
+                if (!hasUrl && hasName == hasModel)
+                    throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");
+                if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                IRewardFunction fn;
+                if (hasUrl)
                 {
-                    try { rewards.Add(new WeightedReward(new ModelReward(r.Model!, normalize: r.Normalize), r.Weight)); }
-                    catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].model': {e.Message}"); }
-                    continue;
+                    if (!Uri.TryCreate(r.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+                        throw new RecipeException($"recipe: 'rewards[{i}].url' must be an absolute http:// or https:// URL, got '{r.Url}'");
+                    if (!(r.TimeoutSeconds > 0) || !double.IsFinite(r.TimeoutSeconds))
+                        throw new RecipeException($"recipe: 'rewards[{i}].timeout_seconds' must be a positive number of seconds, got {r.TimeoutSeconds}");
+                    if (r.Retries < 0) throw new RecipeException($"recipe: 'rewards[{i}].retries' must be 0 or more, got {r.Retries}");
+                    fn = new HttpReward(url, hasName ? r.Name : "remote", TimeSpan.FromSeconds(r.TimeoutSeconds), r.Retries);
                 }
-                if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}') or a reward model ('model: folder'); add other reward functions from code");
-                rewards.Add(new WeightedReward(new TaskReward(task), r.Weight));
+                else if (hasModel)
+                {
+                    try { fn = new ModelReward(r.Model!, normalize: r.Normalize); }
+                    catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].model': {e.Message}"); }
+                }
+                else
+                {
+                    if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}'), a reward model ('model: folder') or a reward server ('url: http://...'); add other reward functions from code");
+                    fn = new TaskReward(task);
+                }
+                if (rewards.Any(w => w.Function.Name == fn.Name))
+                {
+                    (fn as IDisposable)?.Dispose();
+                    throw new RecipeException($"{key} is named '{fn.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                }
+                rewards.Add(new WeightedReward(fn, r.Weight));
             }
         }
         catch

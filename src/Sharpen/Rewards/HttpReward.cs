@@ -1,0 +1,143 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Sharpen.Rewards;
+
+/// <summary>A reward server failed or answered something other than the protocol of <see cref="HttpReward"/>.</summary>
+public sealed class RewardServerException(string message, Exception? inner = null) : IOException(message, inner);
+
+/// <summary>
+/// A reward computed by a server the user runs, in any language: each batch is one HTTP POST of JSON, so a recipe can use
+/// a reward function that is not .NET code (a judge model behind an API, a sandbox that runs generated code, a grader in Python).
+/// <code>
+/// POST url   {"items": [{"prompt": "...", "completion": "...", "fields": {"answer": "42", ...}, "completion_tokens": 17}, ...]}
+/// 200        {"rewards": [1.0, 0.25, null, ...]}      one entry per item, in order; null = not applicable
+/// </code>
+/// <c>fields</c> are the dataset row's fields (ground truth and the rest) as strings. Connection failures, timeouts,
+/// HTTP 408/429 and 5xx are retried (<see cref="Retries"/> times, waiting 0.5 s, 1 s, 2 s, ...); any other failure, and a
+/// response that breaks the protocol, throws <see cref="RewardServerException"/> naming the URL and what was wrong.
+/// </summary>
+public sealed class HttpReward : IRewardFunction, IDisposable
+{
+    readonly HttpClient _http;
+    readonly bool _ownsClient;
+
+    /// <summary>A reward served at <paramref name="url"/>; <paramref name="client"/> (optional) is used as given and not disposed.</summary>
+    public HttpReward(Uri url, string name = "remote", TimeSpan? timeout = null, int retries = 2, HttpClient? client = null)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            throw new ArgumentException($"reward server URL '{url}' must be an absolute http:// or https:// URL", nameof(url));
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentOutOfRangeException.ThrowIfNegative(retries);
+        var t = timeout ?? TimeSpan.FromSeconds(60);
+        if (t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), "timeout must be positive");
+        Url = url;
+        Name = name;
+        Timeout = t;
+        Retries = retries;
+        _ownsClient = client is null;
+        _http = client ?? new HttpClient { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+    /// <summary>Where the batches are posted.</summary>
+    public Uri Url { get; }
+    /// <summary>How long one request may take before it counts as failed (and is retried).</summary>
+    public TimeSpan Timeout { get; }
+    /// <summary>How many times a failed request is repeated before the run stops.</summary>
+    public int Retries { get; }
+    /// <summary>Requests sent so far, retries included.</summary>
+    public int Requests { get; private set; }
+
+    /// <inheritdoc />
+    public async ValueTask<double?[]> ScoreAsync(IReadOnlyList<RewardContext> batch, CancellationToken cancel = default)
+    {
+        if (batch.Count == 0) return [];
+        var body = RequestBody(batch);
+        for (int attempt = 0; ; attempt++)
+        {
+            string? retryReason;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+            {
+                timeout.CancelAfter(Timeout);
+                try
+                {
+                    Requests++;
+                    using var content = new StringContent(body, Encoding.UTF8);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                    using var response = await _http.PostAsync(Url, content, timeout.Token).ConfigureAwait(false);
+                    var text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
+                    if (response.IsSuccessStatusCode) return ParseResponse(text, batch.Count);
+                    var status = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}: {Excerpt(text)}";
+                    if (!IsTransient(response.StatusCode)) throw Error(status);
+                    retryReason = status;
+                }
+                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                {
+                    retryReason = $"no answer within {Timeout.TotalSeconds:0.###} s";
+                }
+                catch (HttpRequestException e)
+                {
+                    retryReason = e.Message;
+                }
+            }
+            if (attempt >= Retries)
+                throw Error($"{retryReason} (after {attempt + 1} attempt{(attempt == 0 ? "" : "s")})");
+            await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(attempt, 6))), cancel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The JSON posted for <paramref name="batch"/>.</summary>
+    public static string RequestBody(IReadOnlyList<RewardContext> batch)
+    {
+        var items = new JsonArray();
+        foreach (var c in batch)
+        {
+            var fields = new JsonObject();
+            foreach (var (k, v) in c.Fields) fields[k] = v;
+            items.Add(new JsonObject
+            {
+                ["prompt"] = c.Prompt, ["completion"] = c.Completion, ["fields"] = fields, ["completion_tokens"] = c.CompletionTokens,
+            });
+        }
+        return new JsonObject { ["items"] = items }.ToJsonString();
+    }
+
+    double?[] ParseResponse(string text, int expected)
+    {
+        JsonNode? root;
+        try { root = JsonNode.Parse(text); }
+        catch (JsonException e) { throw Error($"the response is not JSON ({e.Message}): {Excerpt(text)}"); }
+        if (root is not JsonObject obj || obj["rewards"] is not JsonArray rewards)
+            throw Error($"expected a JSON object with a 'rewards' array, got: {Excerpt(text)}");
+        if (rewards.Count != expected)
+            throw Error($"'rewards' has {rewards.Count} entries for {expected} completions; the server must answer one per item, in order");
+        var scores = new double?[expected];
+        for (int i = 0; i < expected; i++)
+        {
+            var r = rewards[i];
+            if (r is null) continue;
+            if (r is JsonValue v && v.GetValueKind() == JsonValueKind.Number) scores[i] = v.GetValue<double>();
+            else throw Error($"'rewards'[{i}] is {r.ToJsonString()}; expected a number or null");
+        }
+        return scores;
+    }
+
+    static bool IsTransient(HttpStatusCode code) =>
+        code is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)code >= 500;
+
+    RewardServerException Error(string what) => new($"reward server '{Name}' at {Url}: {what}");
+
+    static string Excerpt(string text) => text.Length <= 200 ? text : text[..200] + "…";
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_ownsClient) _http.Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using System.Text.Json.Nodes;
+using Sharpen.Cli.Commands;
+using Sharpen.Tests.Rewards;
+using Sharpen.Training;
+
+namespace Sharpen.Tests.Cli;
+
+/// <summary><c>sharpen train</c> on a tiny <c>rl</c> recipe whose second reward is a real HTTP server.</summary>
+[Collection("console")]
+public class RlRewardServerCommandTests
+{
+    static string Recipe(string dir, string url) => $"""
+        kind: rl
+        output: {dir}
+        model:
+          init: {"{"} hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 96 {"}"}
+        task: {"{"} name: countdown, min_numbers: 3, max_numbers: 3 {"}"}
+        data: {"{"} train_problems: 8, test_problems: 2 {"}"}
+        rewards:
+          - {"{"} name: countdown {"}"}
+          - {"{"} url: "{url}", name: judge, weight: 0.5, retries: 0 {"}"}
+        rl: {"{"} algorithm: grpo, iterations: 2, prompts_per_iteration: 2, samples_per_prompt: 3, max_new_tokens: 6, eval_every: 0, seed: 3 {"}"}
+        eval: {"{"} problems: 2, samples: 1, max_new_tokens: 6 {"}"}
+        """;
+
+    [Fact]
+    public void An_rl_recipe_scores_with_a_reward_server_and_logs_its_mean()
+    {
+        // The judge: the fraction of digits in the completion. Each request's mean is kept to compare with metrics.jsonl.
+        var means = new List<double>();
+        using var server = new RewardServer((body, _) =>
+        {
+            var r = body["items"]!.AsArray().Select(it =>
+            {
+                var c = it!["completion"]!.GetValue<string>();
+                return c.Length == 0 ? 0.0 : (double)c.Count(char.IsDigit) / c.Length;
+            }).ToArray();
+            lock (means) means.Add(r.Average());
+            return (200, new JsonObject { ["rewards"] = new JsonArray(r.Select(x => (JsonNode?)x).ToArray()) }.ToJsonString());
+        });
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("r.yaml"), Recipe(dir.File("run"), server.Url));
+        var (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.True(code == 0, err + output);
+
+        var requests = server.Requests;
+        Assert.Equal(2, requests.Count);                                            // one request per iteration
+        Assert.All(requests, r => Assert.Equal(2 * 3, r["items"]!.AsArray().Count));  // every sample of the iteration
+        Assert.All(requests.SelectMany(r => r["items"]!.AsArray()), it => Assert.NotNull(it!["fields"]!["target"]));  // the row's fields
+        var rows = new RunLog(dir.File("run"), append: true).ReadMetrics();
+        Assert.Equal(2, rows.Count);
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(means[i], rows[i]["reward/judge"]!.GetValue<double>(), 6);
+        Assert.NotNull(rows[0]["reward/countdown"]);
+    }
+
+    [Fact]
+    public void A_reward_server_that_is_down_stops_the_run_with_one_error_line()
+    {
+        using var dir = new TempDir();
+        var url = $"http://127.0.0.1:{RewardServer.FreePort()}/score";
+        File.WriteAllText(dir.File("r.yaml"), Recipe(dir.File("run"), url));
+        var (code, _, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: reward server 'judge' at " + url, err.Trim());
+        Assert.Contains("(after 1 attempt)", err);
+    }
+}
