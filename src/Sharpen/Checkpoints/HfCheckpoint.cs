@@ -42,6 +42,54 @@ public static class HfCheckpoint
             Safetensors.Save(Path.Combine(directory, ScalarHead.FileName),
                 head.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()), ScalarType.Float32);
         tokenizer?.Save(directory);
+        if (model.Lora is not null) SaveAdapter(Path.Combine(directory, AdapterFolder), model);
+    }
+
+    /// <summary>Subfolder of a checkpoint of a LoRA-trained model that holds the adapters alone (the folder itself holds
+    /// the merged weights, so it loads as a plain model).</summary>
+    public const string AdapterFolder = "adapter";
+    /// <summary>PEFT's adapter config file.</summary>
+    public const string AdapterConfigFile = "adapter_config.json";
+    /// <summary>PEFT's adapter weights file.</summary>
+    public const string AdapterWeightsFile = "adapter_model.safetensors";
+
+    /// <summary>Writes <paramref name="model"/>'s LoRA adapters in Hugging Face PEFT's layout: <c>adapter_config.json</c>
+    /// and <c>adapter_model.safetensors</c> (A and B in float32 under PEFT's names).</summary>
+    public static void SaveAdapter(string directory, CausalLM model, string? baseModel = null)
+    {
+        var lora = model.Lora ?? throw new ArgumentException("the model has no LoRA adapters", nameof(model));
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, AdapterConfigFile),
+            lora.ToPeftConfig(baseModel).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Safetensors.Save(Path.Combine(directory, AdapterWeightsFile), model.AdapterWeights().ToDictionary(w => w.Name, w => w.Tensor.detach()),
+            ScalarType.Float32, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>
+    /// Reads a PEFT LoRA adapter folder into <paramref name="model"/>: attaches adapters with the folder's options when the
+    /// model has none (the base weights stay as they are), or checks that its options match, then loads A and B.
+    /// </summary>
+    public static void LoadAdapter(string directory, CausalLM model)
+    {
+        var configPath = Path.Combine(directory, AdapterConfigFile);
+        var weightsPath = Path.Combine(directory, AdapterWeightsFile);
+        if (!File.Exists(configPath) || !File.Exists(weightsPath))
+            throw new CheckpointException($"{directory}: expected {AdapterConfigFile} and {AdapterWeightsFile} (a LoRA adapter folder)");
+        LoraOptions options;
+        try
+        {
+            var o = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new CheckpointException($"{configPath}: expected a JSON object");
+            options = LoraOptions.FromPeftConfig(o, configPath);
+        }
+        catch (JsonException e) { throw new CheckpointException($"{configPath}: invalid JSON: {e.Message}"); }
+        catch (InvalidDataException e) { throw new CheckpointException(e.Message); }
+        if (model.Lora is null) model.AddLora(options, seed: 0);
+        else if (model.Lora.R != options.R || model.Lora.Scale != options.Scale || !model.Lora.TargetModules.Order().SequenceEqual(options.TargetModules.Order()))
+            throw new CheckpointException($"{configPath}: r {options.R}, alpha {options.Alpha}, target_modules [{string.Join(", ", options.TargetModules)}] " +
+                $"differ from the model's (r {model.Lora.R}, alpha {model.Lora.Alpha}, [{string.Join(", ", model.Lora.TargetModules)}])");
+        using var scope = NewDisposeScope();
+        var weights = Safetensors.Load(weightsPath);
+        model.LoadAdapterWeights(weights, weightsPath);
     }
 
     /// <summary>Saves into a temporary sibling folder and renames it over <paramref name="directory"/>, so a crash never leaves half a model.</summary>

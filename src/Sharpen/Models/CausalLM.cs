@@ -123,11 +123,18 @@ public sealed class CausalLM : nn.Module
     /// </summary>
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source, Func<string, bool>? ignore = null)
     {
-        var own = named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var own = BaseParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        CopyInto(own, weights, source, $"weights do not match the {Config.ModelType} architecture in config.json", k => IsBenign(k) || (ignore?.Invoke(k) ?? false));
+    }
+
+    /// <summary>Copies <paramref name="weights"/> into <paramref name="own"/> by name; every one must be there with its shape,
+    /// and no other unless <paramref name="allowExtra"/> says so.</summary>
+    static void CopyInto(Dictionary<string, Tensor> own, IReadOnlyDictionary<string, Tensor> weights, string source, string mismatch, Func<string, bool> allowExtra)
+    {
         var missing = own.Keys.Where(k => !weights.ContainsKey(k)).ToList();
-        var unexpected = weights.Keys.Where(k => !own.ContainsKey(k) && !IsBenign(k) && !(ignore?.Invoke(k) ?? false)).ToList();
+        var unexpected = weights.Keys.Where(k => !own.ContainsKey(k) && !allowExtra(k)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
-            throw new ModelConfigException($"{source}: weights do not match the {Config.ModelType} architecture in config.json" +
+            throw new ModelConfigException($"{source}: {mismatch}" +
                 (missing.Count > 0 ? $"; missing: {Preview(missing)}" : "") +
                 (unexpected.Count > 0 ? $"; unexpected: {Preview(unexpected)}" : ""));
         using var _ = no_grad();
@@ -163,9 +170,81 @@ public sealed class CausalLM : nn.Module
         return copy;
     }
 
-    /// <summary>Parameters by Hugging Face name.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> Weights() =>
-        named_parameters().Select(p => (p.name, (Tensor)p.parameter));
+    /// <summary>
+    /// Parameters by Hugging Face name: what a checkpoint stores. With LoRA attached, each adapted projection's weight
+    /// is given merged (W + (alpha / r)·B·A, a new tensor) and the adapters themselves are left out, so the result is a
+    /// plain model of the same architecture.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> Weights()
+    {
+        var merged = Lora is null ? null : AdaptedProjections().ToDictionary(a => a.Name + ".weight", a => a.Adapter);
+        foreach (var (name, p) in BaseParameters())
+            yield return merged is not null && merged.TryGetValue(name, out var a) ? (name, a.Merged().detach()) : (name, p);
+    }
+
+    /// <summary>The base model's parameters (adapters excluded) by Hugging Face name.</summary>
+    IEnumerable<(string name, Parameter parameter)> BaseParameters() =>
+        named_parameters().Where(p => !p.name.Contains(".lora_", StringComparison.Ordinal));
+
+    /// <summary>The parameters an optimizer should update: all of them, or only the LoRA adapters when LoRA is attached.</summary>
+    public IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
+
+    /// <summary>The LoRA options in use, or null for a plain model.</summary>
+    public LoraOptions? Lora { get; private set; }
+
+    /// <summary>
+    /// Attaches LoRA adapters to <paramref name="options"/>' target projections of every layer and freezes every other
+    /// parameter (<see cref="TrainableParameters"/> are then the adapters alone). A is drawn from a private generator
+    /// seeded with <paramref name="seed"/>; B starts at zero, so the model computes what it computed before.
+    /// </summary>
+    public void AddLora(LoraOptions options, long seed)
+    {
+        options.Validate();
+        if (Lora is not null) throw new InvalidOperationException("this model already has LoRA adapters");
+        foreach (var p in parameters()) p.requires_grad = false;
+        using var gen = new Generator((ulong)seed);
+        foreach (var layer in _model.Layers)
+            foreach (var (adapters, projections) in new[] { (layer.Attn.Adapters, layer.Attn.Projections()), (layer.Mlp.Adapters, layer.Mlp.Projections()) })
+                foreach (var (name, linear) in projections)
+                    if (options.TargetModules.Contains(name))
+                    {
+                        var w = linear.weight!;
+                        adapters[name] = new LoraAdapter(linear, w.shape[1], w.shape[0], options, gen);
+                    }
+        Lora = options;
+    }
+
+    /// <summary>Every adapter with the Hugging Face name of its projection (<c>model.layers.0.self_attn.q_proj</c>).</summary>
+    IEnumerable<(string Name, LoraAdapter Adapter)> AdaptedProjections()
+    {
+        var layers = _model.Layers;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            foreach (var (name, a) in layers[i].Attn.Adapters) yield return ($"model.layers.{i}.self_attn.{name}", a);
+            foreach (var (name, a) in layers[i].Mlp.Adapters) yield return ($"model.layers.{i}.mlp.{name}", a);
+        }
+    }
+
+    /// <summary>The adapters' A and B by the names Hugging Face PEFT writes in <c>adapter_model.safetensors</c>
+    /// (<c>base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight</c>); empty without LoRA.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> AdapterWeights()
+    {
+        foreach (var (name, a) in AdaptedProjections().OrderBy(x => x.Name, StringComparer.Ordinal))
+        {
+            yield return ($"{PeftPrefix}{name}.lora_A.weight", a.A.weight!);
+            yield return ($"{PeftPrefix}{name}.lora_B.weight", a.B.weight!);
+        }
+    }
+
+    const string PeftPrefix = "base_model.model.";
+
+    /// <summary>Copies adapter weights written by <see cref="AdapterWeights"/> (or PEFT) into the attached adapters; every
+    /// adapter must be present with its shape and nothing else may be. <paramref name="source"/> names the file in errors.</summary>
+    public void LoadAdapterWeights(IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        if (Lora is null) throw new InvalidOperationException("this model has no LoRA adapters to load into");
+        CopyInto(AdapterWeights().ToDictionary(w => w.Name, w => w.Tensor), weights, source, "adapter weights do not match the LoRA options", _ => false);
+    }
 }
 
 /// <summary><c>model.*</c>: embeddings, decoder layers, final norm.</summary>
@@ -187,6 +266,8 @@ sealed class DecoderStack : nn.Module
     }
 
     public Tensor EmbedWeight => _embed.weight!;
+
+    public IReadOnlyList<DecoderLayer> Layers => [.. _layers];
 
     public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
@@ -215,6 +296,9 @@ sealed class DecoderLayer : nn.Module
         register_module("post_attention_layernorm", _postNorm);
     }
 
+    public Attention Attn => _attn;
+    public SwiGlu Mlp => _mlp;
+
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
         var h = x + _attn.Forward(_inNorm.forward(x), cos, sin, mask, isCausal, cache);
@@ -227,6 +311,15 @@ sealed class Attention : nn.Module
 {
     readonly Linear _q, _k, _v, _o;
     readonly int _heads, _kvHeads, _headDim, _layer;
+
+    /// <summary>LoRA adapters by projection name (empty without LoRA).</summary>
+    internal Dictionary<string, LoraAdapter> Adapters { get; } = [];
+
+    /// <summary>The projections by Hugging Face name.</summary>
+    internal IEnumerable<(string Name, Linear Linear)> Projections() => [("q_proj", _q), ("k_proj", _k), ("v_proj", _v), ("o_proj", _o)];
+
+    Tensor Project(string name, Linear linear, Tensor x) =>
+        Adapters.TryGetValue(name, out var a) ? linear.forward(x) + a.Delta(x) : linear.forward(x);
 
     public Attention(ModelConfig c, int layer) : base("self_attn")
     {
@@ -244,9 +337,9 @@ sealed class Attention : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = _q.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);      // (B, H, T, D)
-        var k = _k.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
-        var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
+        var q = Project("q_proj", _q, x).view(b, t, _heads, _headDim).transpose(1, 2);      // (B, H, T, D)
+        var k = Project("k_proj", _k, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
+        var v = Project("v_proj", _v, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
         q = RotaryTable.Apply(q, cos, sin);
         k = RotaryTable.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(_layer, k, v);              // (B, Hkv, P+T, D)
@@ -256,7 +349,7 @@ sealed class Attention : nn.Module
             v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
         }
         var y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: isCausal); // (B, H, T, D)
-        return _o.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));   // (B, T, C)
+        return Project("o_proj", _o, y.transpose(1, 2).reshape(b, t, _heads * _headDim));   // (B, T, C)
     }
 }
 
@@ -275,7 +368,17 @@ sealed class SwiGlu : nn.Module<Tensor, Tensor>
         register_module("down_proj", _down);
     }
 
-    public override Tensor forward(Tensor x) => _down.forward(nn.functional.silu(_gate.forward(x)) * _up.forward(x));
+    /// <summary>LoRA adapters by projection name (empty without LoRA).</summary>
+    internal Dictionary<string, LoraAdapter> Adapters { get; } = [];
+
+    /// <summary>The projections by Hugging Face name.</summary>
+    internal IEnumerable<(string Name, Linear Linear)> Projections() => [("gate_proj", _gate), ("up_proj", _up), ("down_proj", _down)];
+
+    Tensor Project(string name, Linear linear, Tensor x) =>
+        Adapters.TryGetValue(name, out var a) ? linear.forward(x) + a.Delta(x) : linear.forward(x);
+
+    public override Tensor forward(Tensor x) =>
+        Project("down_proj", _down, nn.functional.silu(Project("gate_proj", _gate, x)) * Project("up_proj", _up, x));
 }
 
 /// <summary>RMSNorm: x / sqrt(mean(x²) + eps) · weight, computed in float32.</summary>

@@ -176,7 +176,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         }
 
         policy.train();
-        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
         var runLog = new RunLog(outDir, append: resume);
         var ckptRoot = Path.Combine(outDir, "checkpoints");
@@ -266,7 +266,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         }
         double lossValue = loss.item<float>();
         loss.backward();
-        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm) : double.NaN;
+        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm) : double.NaN;
         opt.step();
         return (lossValue, metrics, norm);
     }

@@ -282,7 +282,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         int padId = tokenizer.PadTokenId ?? 0;
         int eos = DataOrder.EosId(tokenizer, policy.Config);
         using var reference = _o.NeedsReference ? policy.Copy(trainable: false) : null;
-        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var engine = new RolloutEngine(policy, tokenizer);
         var ckptRoot = Path.Combine(outDir, "checkpoints");
         var runLog = new RunLog(outDir, append: resume);
@@ -435,7 +435,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         var (loss, metrics) = PreferenceTrainer.PairLoss(policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
         double value = loss.item<float>();
         loss.backward();
-        if (_o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm);
+        if (_o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm);
         opt.step();
         return (value, metrics);
     }

@@ -94,7 +94,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var (refChosen, refRejected) = _o.NeedsReference ? ReferenceLogProbs(data, outDir, padId) : (null, null);
 
         policy.train();
-        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
         var runLog = new RunLog(outDir, append: resume);
         var ckptRoot = Path.Combine(outDir, "checkpoints");
@@ -152,7 +152,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         double lossValue = loss.item<float>();
         loss.backward();
         double norm = _o.MaxGradNorm > 0
-            ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm)
+            ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm)
             : double.NaN;
         opt.step();
         return (lossValue, metrics, norm);

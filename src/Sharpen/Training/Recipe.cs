@@ -217,6 +217,13 @@ public sealed record Recipe
             throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
         try { recipe.Sft.Validate(); }
         catch (ArgumentException e) { throw new RecipeException($"{source}: {e.Message}"); }
+        if (recipe.Model.Lora is { } lora)
+        {
+            if (!ModelSection.LoraKinds.Contains(recipe.Kind))
+                throw new RecipeException($"{source}: 'model.lora' works with kind {string.Join(", ", ModelSection.LoraKinds)}; a {recipe.Kind} recipe trains every weight");
+            try { lora.Validate(); }
+            catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
+        }
         if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
         if (recipe.Task is null && recipe.Data.Train is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
@@ -262,6 +269,11 @@ public sealed record ModelSection
     public JsonObject? Init { get; init; }
     /// <summary>For <c>init</c>: <c>task</c> (a character tokenizer over the task's alphabet, the default), <c>chars:ALPHABET</c>, or a folder with tokenizer.json.</summary>
     public string Tokenizer { get; init; } = "task";
+    /// <summary>Train LoRA adapters instead of every weight (kinds <see cref="LoraKinds"/>): <c>r</c>, <c>alpha</c>, <c>dropout</c>, <c>target_modules</c>.</summary>
+    public Models.LoraOptions? Lora { get; init; }
+
+    /// <summary>The recipe kinds that can train LoRA adapters.</summary>
+    public static IReadOnlyList<string> LoraKinds { get; } = ["sft", "rl", "preference"];
 }
 
 /// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>

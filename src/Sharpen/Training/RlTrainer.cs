@@ -55,7 +55,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         using var reference = needReference ? policy.Copy(trainable: false) : null;
         using var critic = _spec.UsesCritic ? policy.Copy(trainable: true) : null;
         using var head = _spec.UsesCritic ? new ScalarHead(policy.Config.HiddenSize) : null;
-        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         using var criticOpt = critic is null ? null : optim.AdamW(critic.parameters().Concat(head!.parameters()), lr: _o.CriticLearningRate, weight_decay: 0.0);
         IKlController kl = _o.TargetKl is { } target ? new AdaptiveKlController(_o.Beta, target, _o.KlHorizon) : new FixedKlController(_o.Beta);
         var baseline = new MovingAverageBaseline(_o.BaselineDecay);
@@ -413,7 +413,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                     m.Add(loss.item<float>(), pm, Entropy(logits, sub.CompletionMask), share);
                     trainTokens += sub.CompletionMask.sum().item<float>();
                 }
-                m.GradNorm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.parameters(), _o.MaxGradNorm) : double.NaN;
+                m.GradNorm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm) : double.NaN;
                 double lr = _o.WarmupSteps > 0 && optSteps < _o.WarmupSteps ? _o.LearningRate * (optSteps + 1) / _o.WarmupSteps : _o.LearningRate;
                 foreach (var pg in opt.ParamGroups) pg.LearningRate = lr;
                 opt.step();
@@ -451,7 +451,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 throw new ArgumentException($"{where}: {lps.Length} log-probs but the completion encodes to {c.Count} tokens (or {c.Count + 1} with EOS)");
             encoded.Add((p, c.ToArray(), lps, d.Reward));
         }
-        using var opt = optim.AdamW(policy.parameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var baseline = new MovingAverageBaseline(_o.BaselineDecay);
         var runLog = new RunLog(outDir);
         var engine = new RolloutEngine(policy, tokenizer);

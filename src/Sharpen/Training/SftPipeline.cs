@@ -74,15 +74,22 @@ public static class SftPipeline
     /// <summary>The recipe's policy: a checkpoint folder (with its tokenizer) or a fresh model over the recipe's tokenizer.</summary>
     public static (CausalLM Model, ITokenizer Tokenizer) LoadPolicy(Recipe recipe, IVerifiableTask? task)
     {
+        CausalLM model;
+        ITokenizer tokenizer;
         if (recipe.Model.Path is { } path)
         {
             var loaded = HfCheckpoint.Load(path, requireTokenizer: true);
-            return (loaded.Model, loaded.Tokenizer!);
+            (model, tokenizer) = (loaded.Model, loaded.Tokenizer!);
         }
-        var tokenizer = recipe.Model.Tokenizer == "task"
-            ? CharTokenizer.Create(task?.Alphabet ?? throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task'"))
-            : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
-        return (new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed), tokenizer);
+        else
+        {
+            tokenizer = recipe.Model.Tokenizer == "task"
+                ? CharTokenizer.Create(task?.Alphabet ?? throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task'"))
+                : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
+            model = new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed);
+        }
+        if (recipe.Model.Lora is { } lora) model.AddLora(lora, recipe.Seed);   // the base is frozen; A is seeded, B starts at 0
+        return (model, tokenizer);
     }
 
     static IReadOnlyList<SftExample> LoadRows(string path, Recipe recipe, ref int skipped, Action<string>? log)

@@ -53,8 +53,9 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         var evalProblems = ConditionOnExpert(EvalProblems, _o);
 
         model.train();
-        var decay = model.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
-        var noDecay = model.named_parameters().Where(p => p.parameter.dim() < 2).Select(p => p.parameter).ToList();
+        var trainable = model.TrainableParameters().ToList();   // all, or the LoRA adapters alone
+        var decay = trainable.Where(p => p.dim() >= 2).ToList();
+        var noDecay = trainable.Where(p => p.dim() < 2).ToList();
         using var opt = optim.AdamW(
             [new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = _o.WeightDecay }),
              new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0.0 })],
@@ -142,7 +143,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         opt.zero_grad();
         var (lossSum, totalTokens) = Backward(batch, padId);
         double norm = _o.MaxGradNorm > 0
-            ? nn.utils.clip_grad_norm_(model.parameters(), _o.MaxGradNorm)
+            ? nn.utils.clip_grad_norm_(model.TrainableParameters(), _o.MaxGradNorm)
             : double.NaN;
         opt.step();
         return (lossSum, norm, totalTokens);

@@ -78,7 +78,9 @@ public static class TrainingCheckpoint
         var loaded = HfCheckpoint.Load(dir);
         using (loaded.Model)
         {
-            model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
+            // A LoRA model's base weights are frozen and come from where the run started; only its adapters are restored.
+            if (model.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(dir, HfCheckpoint.AdapterFolder), model);
+            else model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
         }
         if (head is not null)
         {
