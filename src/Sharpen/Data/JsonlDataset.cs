@@ -37,6 +37,30 @@ public static class JsonlDataset
     public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
         Read(path, SftExpected, ParseSft, skipBadLines);
 
+    /// <summary>
+    /// Reads prompts for online training: SFT rows as <see cref="LoadSft"/> reads them, or rows with a prompt alone —
+    /// <c>{"prompt": string or messages, ...fields}</c>, or <c>{"messages": [...]}</c> whose last message is not the
+    /// assistant's (the whole conversation is the prompt). A prompt-only row's completion is empty; other keys are fields.
+    /// </summary>
+    public static LoadResult<SftExample> LoadPrompts(string path, bool skipBadLines = false) =>
+        Read(path, PromptExpected, ParsePrompt, skipBadLines);
+
+    const string PromptExpected =
+        "{\"prompt\": string or messages, ...fields} (\"completion\" optional) or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
+
+    static SftExample ParsePrompt(JsonRow row)
+    {
+        if (row.Has("messages"))
+        {
+            var messages = Messages(row, "messages");
+            if (messages.Count > 0 && messages[^1].Role == "assistant") return ParseSft(row);
+            if (messages.Count == 0) throw row.Error("\"messages\" is empty");
+            return new SftExample(ChatTemplate.RenderPrompt(messages), "", row.ExtraFields("messages"));
+        }
+        if (row.Has("completion")) return ParseSft(row);
+        return new SftExample(Prompt(row), "", row.ExtraFields("prompt"));
+    }
+
     /// <summary>Reads a preference file (prompt/chosen/rejected rows, implicit-prompt conversations and ranked lists,
     /// mixed freely); a ranked line contributes all its pairs, in file order.</summary>
     public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false)

@@ -201,7 +201,12 @@ public sealed record Recipe
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
-            if (recipe.Task is null) throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward)");
+            if (recipe.Task is null)
+            {
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url)))
+                    throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder) or a 'url' (a reward server)");
+            }
         }
         if (recipe.Kind is "online_dpo" or "dno" or "spin")
         {

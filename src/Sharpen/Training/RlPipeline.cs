@@ -26,24 +26,25 @@ public static class RlPipeline
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.RlOptions();
-        var task = recipe.Task!.Build("recipe");
+        var task = recipe.Task?.Build("recipe");   // null: rewards from reward models or servers only, no accuracy
         Directory.CreateDirectory(recipe.Output);
 
-        // Prompts (training) and problems (held-out).
+        // Prompts (training) and problems (held-out). Rows need a prompt; a completion is optional.
         IReadOnlyList<RlPrompt> prompts;
         IReadOnlyList<Problem> heldOut;
         if (recipe.Data.Train is { } trainPath)
         {
-            prompts = JsonlDataset.LoadSft(trainPath, recipe.Data.SkipBadLines).Items
+            prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log).Items
                 .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
             heldOut = recipe.Data.Test is { } testPath
-                ? JsonlDataset.LoadSft(testPath, recipe.Data.SkipBadLines).Items.Select(SftPipeline.ToProblem).ToList()
+                ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
                 : [];
         }
         else
         {
-            var made = DatasetWriter.MakeDataset(task, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
-                Path.Combine(recipe.Output, "data", $"{task.Name}.jsonl"), recipe.Data.TestProblems);
+            var t = task ?? throw new RecipeException("recipe: an rl recipe needs 'data.train' or a 'task' to generate prompts");
+            var made = DatasetWriter.MakeDataset(t, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
+                Path.Combine(recipe.Output, "data", $"{t.Name}.jsonl"), recipe.Data.TestProblems);
             prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
             heldOut = JsonlDataset.LoadSft(made.Files[1]).Items.Select(SftPipeline.ToProblem).ToList();
         }
@@ -58,10 +59,15 @@ public static class RlPipeline
         if (extraRewards is not null) rewards.AddRange(extraRewards);
 
         var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
-        EvalResult? before = evalProblems.Count > 0
+        EvalResult? before = evalProblems.Count > 0 && task is not null
             ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
             : null;
         if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
+        // Without a task, the held-out measure is the rewards' own: the mean total reward of greedy completions.
+        double? rewardBefore = evalProblems.Count > 0 && task is null
+            ? HeldOutReward(policy, tokenizer, rewards, evalProblems, recipe.Eval.MaxNewTokens, cancel)
+            : null;
+        if (rewardBefore is { } rb) log?.Invoke($"before RL: held-out greedy reward {rb:F4} (n={evalProblems.Count})");
 
         var trainer = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems };
         RlResult rl;
@@ -72,12 +78,30 @@ public static class RlPipeline
         }
         else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
 
-        EvalResult? after = evalProblems.Count > 0
+        EvalResult? after = evalProblems.Count > 0 && task is not null
             ? Evaluation.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                 recipe.Eval.MaxNewTokens, recipe.Seed)
             : null;
-        if (Evaluation.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount()) is { } line) log?.Invoke($"after RL: {line}");
+        var extra = new Dictionary<string, JsonNode?>();
+        if (rewardBefore is { } b)
+        {
+            double rewardAfter = HeldOutReward(policy, tokenizer, rewards, evalProblems, recipe.Eval.MaxNewTokens, cancel);
+            (extra["held_out_reward_before"], extra["held_out_reward_after"], extra["n"]) = (b, rewardAfter, evalProblems.Count);
+            log?.Invoke($"after RL: held-out greedy reward {rewardAfter:F4} (before {b:F4}, n={evalProblems.Count})");
+        }
+        if (Evaluation.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount(), extra) is { } line) log?.Invoke($"after RL: {line}");
         return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The mean total reward of the greedy completions of <paramref name="problems"/>' prompts.</summary>
+    public static double HeldOutReward(CausalLM policy, ITokenizer tokenizer, IReadOnlyList<WeightedReward> rewards,
+        IReadOnlyList<Problem> problems, int maxNewTokens, CancellationToken cancel = default)
+    {
+        var engine = new RolloutEngine(policy, tokenizer);
+        var rollouts = engine.Generate(problems.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNewTokens });
+        var contexts = problems.Select((p, i) => new RewardContext(p.Prompt, rollouts[i].CompletionText,
+            RlPrompt.From(p).Fields, rollouts[i].CompletionIds.Length)).ToList();
+        return RewardCombiner.ScoreAsync(rewards, contexts, cancel).AsTask().GetAwaiter().GetResult().Total.Average();
     }
 
     /// <summary>
@@ -85,14 +109,16 @@ public static class RlPipeline
     /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
     /// server (<c>url</c>, an <see cref="HttpReward"/>, with <c>name</c> as its label). The caller disposes the functions.
     /// </summary>
-    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask task)
+    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask? task)
     {
         var rewards = new List<WeightedReward>();
+        if (sections is null && task is null)
+            throw new RecipeException("recipe: without a 'task' there is no verifier; give 'rewards' with 'model' (a reward-model folder) or 'url' (a reward server)");
         try
         {
             for (int i = 0; i < (sections?.Count ?? 1); i++)
             {
-                var r = sections?[i] ?? new RewardSection { Name = task.Name };
+                var r = sections?[i] ?? new RewardSection { Name = task!.Name };
                 var key = $"recipe: 'rewards[{i}]'";
                 bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model), hasUrl = !string.IsNullOrEmpty(r.Url);
                 if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
@@ -116,6 +142,7 @@ public static class RlPipeline
                 }
                 else
                 {
+                    if (task is null) throw new RecipeException($"{key} names '{r.Name}', a task's verifier, but the recipe has no 'task'; use 'model' or 'url'");
                     if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}'), a reward model ('model: folder') or a reward server ('url: http://...'); add other reward functions from code");
                     fn = new TaskReward(task);
                 }

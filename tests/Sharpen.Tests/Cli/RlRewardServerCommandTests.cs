@@ -55,6 +55,62 @@ public class RlRewardServerCommandTests
     }
 
     [Fact]
+    public void Without_a_task_prompts_come_from_jsonl_and_the_held_out_measure_is_the_reward()
+    {
+        // The judge: the fraction of 'a' in the completion, plus the row's "bonus" field.
+        static double Judge(JsonNode item)
+        {
+            var c = item["completion"]!.GetValue<string>();
+            return (c.Length == 0 ? 0.0 : (double)c.Count(ch => ch == 'a') / c.Length) + double.Parse(item["fields"]!["bonus"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        using var server = new RewardServer((body, _) =>
+        {
+            var r = body["items"]!.AsArray().Select(it => Judge(it!)).ToArray();
+            return (200, new JsonObject { ["rewards"] = new JsonArray(r.Select(x => (JsonNode?)x).ToArray()) }.ToJsonString());
+        });
+        using var dir = new TempDir();
+        File.WriteAllLines(dir.File("train.jsonl"), ["""{"prompt": "ab", "bonus": "0"}""", """{"prompt": "ba", "bonus": "0.5"}""", """{"prompt": "abc", "bonus": "0"}"""]);
+        File.WriteAllLines(dir.File("test.jsonl"), ["""{"prompt": "cab", "bonus": "1"}""", """{"prompt": "d", "bonus": "0"}""", """{"prompt": "dd", "bonus": "0"}"""]);
+        File.WriteAllText(dir.File("r.yaml"), $"""
+            kind: rl
+            output: {dir.File("run")}
+            model:
+              init: {"{"} hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 64 {"}"}
+              tokenizer: "chars:abcd"
+            data: {"{"} train: {dir.File("train.jsonl")}, test: {dir.File("test.jsonl")} {"}"}
+            rewards:
+              - {"{"} url: "{server.Url}", name: judge {"}"}
+            rl: {"{"} algorithm: rloo, iterations: 2, prompts_per_iteration: 2, samples_per_prompt: 2, max_new_tokens: 5, seed: 2 {"}"}
+            eval: {"{"} problems: 3, max_new_tokens: 5 {"}"}
+            """);
+        var (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
+        Assert.True(code == 0, err + output);
+
+        // Requests: held-out before (3 greedy completions), 2 iterations (2 prompts × 2 samples), held-out after (3).
+        var requests = server.Requests;
+        Assert.Equal([3, 4, 4, 3], requests.Select(r => r["items"]!.AsArray().Count));
+        Assert.Equal(["cab", "d", "dd"], requests[0]["items"]!.AsArray().Select(it => it!["prompt"]!.GetValue<string>()));
+        double Mean(JsonObject request) => request["items"]!.AsArray().Average(it => Judge(it!));
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.File("run"), "summary.json")))!;
+        Assert.Equal(Mean(requests[0]), summary["held_out_reward_before"]!.GetValue<double>(), 9);
+        Assert.Equal(Mean(requests[3]), summary["held_out_reward_after"]!.GetValue<double>(), 9);
+        Assert.Equal(3, summary["n"]!.GetValue<int>());
+        Assert.Null(summary["accuracy"]);   // no verifier, no accuracy
+        Assert.Contains("held-out greedy reward", output);
+        Assert.True(File.Exists(Path.Combine(dir.File("run"), "final", "model.safetensors")));
+    }
+
+    [Theory]
+    [InlineData("rewards:\n  - { url: \"http://127.0.0.1:9/s\" }\n", "an rl recipe needs a 'task'")]                   // no data.train
+    [InlineData("data: { train: p.jsonl }\n", "an rl recipe needs a 'task'")]                                            // no rewards
+    [InlineData("data: { train: p.jsonl }\nrewards:\n  - { name: countdown }\n", "every entry is a 'model'")]              // a verifier without a task
+    public void An_rl_recipe_without_a_task_needs_prompts_and_non_verifier_rewards(string rest, string expected)
+    {
+        var text = "kind: rl\nmodel: { path: m }\n" + rest;
+        Assert.Contains(expected, Assert.Throws<RecipeException>(() => Sharpen.Training.Recipe.Parse(text, "r.yaml")).Message);
+    }
+
+    [Fact]
     public void A_reward_server_that_is_down_stops_the_run_with_one_error_line()
     {
         using var dir = new TempDir();

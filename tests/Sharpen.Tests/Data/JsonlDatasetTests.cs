@@ -18,6 +18,26 @@ public sealed class JsonlDatasetTests : IDisposable
     const string Good = """{"prompt": "3 5 7 -> 22:", "completion": " answer: 3*5+7"}""";
 
     [Fact]
+    public void Prompt_files_take_rows_with_or_without_a_completion()
+    {
+        var path = Write(
+            """{"prompt": "2+2=", "answer": "4", "level": 3}""",
+            """{"prompt": "3+3=", "completion": "6"}""",
+            """{"messages": [{"role": "user", "content": "hi"}]}""",
+            """{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}""",
+            """{"question": "no prompt here"}""");
+        var e = Assert.Throws<DatasetFormatException>(() => JsonlDataset.LoadPrompts(path));
+        Assert.Contains("d.jsonl:5", e.Message);
+        var r = JsonlDataset.LoadPrompts(path, skipBadLines: true);
+        Assert.Equal(1, r.SkippedLines);
+        Assert.Equal(["2+2=", "3+3=", "<|user|>\nhi\n<|assistant|>\n", "<|user|>\nhi\n<|assistant|>\n"], r.Items.Select(x => x.Prompt));
+        Assert.Equal(["", "6", "", "yo"], r.Items.Select(x => x.Completion));
+        Assert.Equal("4", r.Items[0].Fields["answer"]);
+        Assert.Equal("3", r.Items[0].Fields["level"]);   // non-strings as their JSON text
+        Assert.False(r.Items[1].Fields.ContainsKey("completion"));
+    }
+
+    [Fact]
     public void ReadsPromptCompletionRowsWithExtraFields()
     {
         var path = Write("""{"prompt": "p", "completion": "c", "target": 22, "numbers": "3 5 7", "meta": {"k": [1, 2]}, "ok": true}""");
