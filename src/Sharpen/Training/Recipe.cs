@@ -278,7 +278,7 @@ public sealed record ModelSection
     public Models.LoraOptions? Lora { get; init; }
 
     /// <summary>The recipe kinds that can train LoRA adapters.</summary>
-    public static IReadOnlyList<string> LoraKinds { get; } = ["sft", "rl", "preference"];
+    public static IReadOnlyList<string> LoraKinds { get; } = ["sft", "rl", "preference", "online_dpo", "dno", "spin", "offline_pg"];
 }
 
 /// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>

@@ -161,7 +161,7 @@ public class LoraTrainingTests
     }
 
     [Theory]
-    [InlineData("kind: reward_model\n", "'model.lora' works with kind sft, rl, preference; a reward_model recipe trains every weight")]
+    [InlineData("kind: reward_model\n", "'model.lora' works with kind sft, rl, preference, online_dpo, dno, spin, offline_pg; a reward_model recipe trains every weight")]
     [InlineData("kind: sft\n", "model.lora.r must be positive, got 0")]
     public void Lora_in_a_recipe_is_checked(string kind, string expected)
     {
