@@ -192,6 +192,26 @@ public sealed class CausalLM : nn.Module
     /// <summary>The LoRA options in use, or null for a plain model.</summary>
     public LoraOptions? Lora { get; private set; }
 
+    readonly LoraSwitch _loraSwitch = new();
+
+    /// <summary>
+    /// Until disposed, the model computes without its LoRA adapters: the frozen base model. RL uses this as the reference
+    /// policy instead of a copy (as PEFT users of TRL do); at the start of a run with fresh adapters (B = 0) it is the
+    /// initial policy. Throws without LoRA.
+    /// </summary>
+    public IDisposable AdaptersDisabled()
+    {
+        if (Lora is null) throw new InvalidOperationException("this model has no LoRA adapters to disable");
+        if (!_loraSwitch.Enabled) throw new InvalidOperationException("the adapters are already disabled");
+        _loraSwitch.Enabled = false;
+        return new Restore(_loraSwitch);
+    }
+
+    sealed class Restore(LoraSwitch s) : IDisposable
+    {
+        public void Dispose() => s.Enabled = true;
+    }
+
     /// <summary>
     /// Attaches LoRA adapters to <paramref name="options"/>' target projections of every layer and freezes every other
     /// parameter (<see cref="TrainableParameters"/> are then the adapters alone). A is drawn from a private generator
@@ -209,7 +229,7 @@ public sealed class CausalLM : nn.Module
                     if (options.TargetModules.Contains(name))
                     {
                         var w = linear.weight!;
-                        adapters[name] = new LoraAdapter(linear, w.shape[1], w.shape[0], options, gen);
+                        adapters[name] = new LoraAdapter(linear, w.shape[1], w.shape[0], options, gen, _loraSwitch);
                     }
         Lora = options;
     }
@@ -319,7 +339,7 @@ sealed class Attention : nn.Module
     internal IEnumerable<(string Name, Linear Linear)> Projections() => [("q_proj", _q), ("k_proj", _k), ("v_proj", _v), ("o_proj", _o)];
 
     Tensor Project(string name, Linear linear, Tensor x) =>
-        Adapters.TryGetValue(name, out var a) ? linear.forward(x) + a.Delta(x) : linear.forward(x);
+        Adapters.TryGetValue(name, out var a) && a.Switch.Enabled ? linear.forward(x) + a.Delta(x) : linear.forward(x);
 
     public Attention(ModelConfig c, int layer) : base("self_attn")
     {
@@ -375,7 +395,7 @@ sealed class SwiGlu : nn.Module<Tensor, Tensor>
     internal IEnumerable<(string Name, Linear Linear)> Projections() => [("gate_proj", _gate), ("up_proj", _up), ("down_proj", _down)];
 
     Tensor Project(string name, Linear linear, Tensor x) =>
-        Adapters.TryGetValue(name, out var a) ? linear.forward(x) + a.Delta(x) : linear.forward(x);
+        Adapters.TryGetValue(name, out var a) && a.Switch.Enabled ? linear.forward(x) + a.Delta(x) : linear.forward(x);
 
     public override Tensor forward(Tensor x) =>
         Project("down_proj", _down, nn.functional.silu(Project("gate_proj", _gate, x)) * Project("up_proj", _up, x));

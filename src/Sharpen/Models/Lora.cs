@@ -71,11 +71,18 @@ public sealed record LoraOptions
     }
 }
 
+/// <summary>Whether a model's adapters take part in its forward pass (shared by all adapters of one model).</summary>
+sealed class LoraSwitch
+{
+    public bool Enabled { get; set; } = true;
+}
+
 /// <summary>The A and B of one adapted projection; registered on that projection as <c>lora_A</c> and <c>lora_B</c>.</summary>
 sealed class LoraAdapter
 {
-    public LoraAdapter(Linear target, long inFeatures, long outFeatures, LoraOptions o, Generator gen)
+    public LoraAdapter(Linear target, long inFeatures, long outFeatures, LoraOptions o, Generator gen, LoraSwitch on)
     {
+        Switch = on;
         A = nn.Linear(inFeatures, o.R, hasBias: false);
         B = nn.Linear(o.R, outFeatures, hasBias: false);
         using (no_grad())
@@ -92,6 +99,7 @@ sealed class LoraAdapter
         target.register_module("lora_B", B);
     }
 
+    public LoraSwitch Switch { get; }
     public Linear A { get; }
     public Linear B { get; }
     public Linear Target { get; }

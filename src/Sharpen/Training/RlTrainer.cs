@@ -52,7 +52,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         var total = Stopwatch.StartNew();
         int padId = tokenizer.PadTokenId ?? 0;
         bool needReference = _o.Beta > 0 && _spec.Kl != KlPlacement.None;
-        using var reference = needReference ? policy.Copy(trainable: false) : null;
+        // With LoRA the reference is the frozen base (the policy with its adapters off), so no copy is made or checkpointed.
+        bool referenceIsBase = needReference && policy.Lora is not null;
+        using var reference = needReference && !referenceIsBase ? policy.Copy(trainable: false) : null;
         using var critic = _spec.UsesCritic ? policy.Copy(trainable: true) : null;
         using var head = _spec.UsesCritic ? new ScalarHead(policy.Config.HiddenSize) : null;
         using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
@@ -173,6 +175,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             using (no_grad())
             {
                 if (reference is not null) refLogp = Batched(seq, m => Scoring.CompletionLogProbs(reference, m));      // (B, A)
+                else if (referenceIsBase)
+                    using (policy.AdaptersDisabled()) refLogp = Batched(seq, m => Scoring.CompletionLogProbs(policy, m));
                 if (critic is not null) oldValues = Batched(seq, m => Values(critic, head!, m));                    // (B, A)
             }
             timing["reference"] = Lap();

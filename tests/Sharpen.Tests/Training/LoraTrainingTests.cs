@@ -25,7 +25,7 @@ public class LoraTrainingTests
     static float[] Logits(CausalLM m)
     {
         using var _ = no_grad();
-        return m.Forward(tensor(new long[] { 1, 5, 7, 3, 9 }).view(1, 5)).Logits.contiguous().data<float>().ToArray();
+        return m.Forward(tensor(new long[] { 1, 5, 7, 3, 6 }).view(1, 5)).Logits.contiguous().data<float>().ToArray();
     }
 
     [Fact]
@@ -130,12 +130,36 @@ public class LoraTrainingTests
             var t = new RlTrainer(first, Bandit.Tok, o, rewards) { Log = l => { if (l.StartsWith("iter 5/")) cts.Cancel(); } };
             Assert.Throws<OperationCanceledException>(() => t.Run(prompts, stoppedDir.Path, cancel: cts.Token));
         }
+        // The reference is the policy with its adapters off, so checkpoints hold no reference model.
+        var ckpt = Assert.Single(Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")));
+        Assert.False(Directory.Exists(Path.Combine(ckpt, "reference")));
+        Assert.True(File.Exists(Path.Combine(ckpt, "adapter", "adapter_model.safetensors")));
         using var resumed = Model();
         new RlTrainer(resumed, Bandit.Tok, o, rewards).Run(prompts, stoppedDir.Path, resume: true);
         var adapters = Values(straight.AdapterWeights());
         Assert.Contains(adapters.Values, w => w.Any(x => x != 0));   // B moved: the comparison is not between zeros
         Equal(adapters, Values(resumed.AdapterWeights()), 1e-6);
         Equal(Values(straight.Weights()), Values(resumed.Weights()), 1e-6);
+    }
+
+    [Fact]
+    public void With_lora_the_rl_reference_is_the_base_model_with_adapters_off()
+    {
+        using var dir = new TempDir();
+        static CausalLM Wide() => new(Sharpen.Tests.Models.CausalLMTests.Tiny() with
+            { VocabSize = Bandit.Tok.VocabSize, MaxPositionEmbeddings = 32, HiddenSize = 32, IntermediateSize = 48 }, seed: 5);
+        using var model = Wide();
+        using var plain = Wide();
+        model.AddLora(new LoraOptions { R = 2, Alpha = 4 }, seed: 6);
+        var o = RlOptions.Grpo() with { Iterations = 3, PromptsPerIteration = 4, SamplesPerPrompt = 4, MaxNewTokens = 3, LearningRate = 5e-2, Beta = 0.1, EvalEvery = 0 };
+        new RlTrainer(model, Bandit.Tok, o, Bandit.RewardC).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        var rows = new RunLog(dir.Path, append: true).ReadMetrics();
+        Assert.True(Math.Abs(rows[0]["kl"]!.GetValue<double>()) < 1e-6);   // iteration 1: policy = base = reference
+        Assert.True(Math.Abs(rows[^1]["kl"]!.GetValue<double>()) > 1e-3, $"kl {rows[^1]["kl"]}");   // measured against the base, not the moving policy
+        Assert.NotEqual(Logits(plain), Logits(model));
+        using (model.AdaptersDisabled()) Assert.Equal(Logits(plain), Logits(model));   // adapters off: exactly the base
+        Assert.NotEqual(Logits(plain), Logits(model));                                 // and back on afterwards
+        Assert.Throws<InvalidOperationException>(() => plain.AdaptersDisabled());
     }
 
     [Fact]
