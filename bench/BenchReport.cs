@@ -49,10 +49,11 @@ public static class BenchReport
         if (train is not null)
         {
             sb.AppendLine($"Training step ({train["date"]}, {train["machine"]}, {train["threads"]} torch threads; fp32 2048² matmul: {train["matmul_gflops"]} GFLOPS):\n");
-            sb.AppendLine("| model | params | batch × seq | tokens/s | GFLOPS | share of matmul GFLOPS |");
-            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+            sb.AppendLine("| model | trained | params | trained params | batch × seq | tokens/s | GFLOPS | share of matmul GFLOPS | tensor state (MB, computed) |");
+            sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (var r in train["rows"]!.AsArray())
-                sb.AppendLine($"| {r!["model"]} | {r["params"]} | {r["batch"]} × {r["seq"]} | {r["tokens_per_s"]} | {r["gflops"]} | {(double)r["fraction_of_matmul"]! * 100:F0}% |");
+                sb.AppendLine($"| {r!["model"]} | {r["variant"] ?? "full"} | {r["params"]} | {r["trained_params"] ?? r["params"]} | {r["batch"]} × {r["seq"]} | {r["tokens_per_s"]} | " +
+                              $"{r["gflops"]} | {(double)r["fraction_of_matmul"]! * 100:F0}% | {r["state_mb"]?.ToString() ?? "—"} |");
             sb.AppendLine();
         }
         var rl = Read(Path.Combine(resultsDir, "rl.json"));
