@@ -54,13 +54,14 @@ public static class HfCheckpoint
     public const string AdapterWeightsFile = "adapter_model.safetensors";
 
     /// <summary>Writes <paramref name="model"/>'s LoRA adapters in Hugging Face PEFT's layout: <c>adapter_config.json</c>
-    /// and <c>adapter_model.safetensors</c> (A and B in float32 under PEFT's names).</summary>
+    /// and <c>adapter_model.safetensors</c> (A and B in float32 under PEFT's names). <paramref name="baseModel"/> (default: the
+    /// folder the model was loaded from, if any) becomes <c>base_model_name_or_path</c>.</summary>
     public static void SaveAdapter(string directory, CausalLM model, string? baseModel = null)
     {
         var lora = model.Lora ?? throw new ArgumentException("the model has no LoRA adapters", nameof(model));
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, AdapterConfigFile),
-            lora.ToPeftConfig(baseModel).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            lora.ToPeftConfig(baseModel ?? model.SourceDirectory).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Safetensors.Save(Path.Combine(directory, AdapterWeightsFile), model.AdapterWeights().ToDictionary(w => w.Name, w => w.Tensor.detach()),
             ScalarType.Float32, new Dictionary<string, string> { ["format"] = "pt" });
     }
@@ -151,6 +152,7 @@ public static class HfCheckpoint
         if (requireTokenizer || File.Exists(Path.Combine(directory, CharTokenizer.FileName)) || File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))) tokenizer = TokenizerFiles.Load(directory);
         var genPath = Path.Combine(directory, "generation_config.json");
         var gen = File.Exists(genPath) ? GenerationConfig.Load(genPath) : GenerationConfig.From(config);
+        model.SourceDirectory = Path.GetFullPath(directory);
         return new LoadedModel(model, tokenizer, head, gen, directory);
     }
 }

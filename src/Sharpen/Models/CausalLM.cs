@@ -189,6 +189,10 @@ public sealed class CausalLM : nn.Module
     /// <summary>The parameters an optimizer should update: all of them, or only the LoRA adapters when LoRA is attached.</summary>
     public IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
 
+    /// <summary>The checkpoint folder this model was loaded from (set by <c>HfCheckpoint.Load</c>), or null; an adapter saved
+    /// from it names this folder as its <c>base_model_name_or_path</c>.</summary>
+    public string? SourceDirectory { get; set; }
+
     /// <summary>The LoRA options in use, or null for a plain model.</summary>
     public LoraOptions? Lora { get; private set; }
 

@@ -99,7 +99,13 @@ public class LoraTests
         {
             Assert.Null(loaded.Model.Lora);
             Close(Logits(m), Logits(loaded.Model), 1e-4);
+            // Adapters trained on a loaded model name the folder it came from as their base.
+            loaded.Model.AddLora(new LoraOptions { R = 2 }, seed: 1);
+            HfCheckpoint.SaveAdapter(Path.Combine(dir.Path, "second"), loaded.Model);
+            var second = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "second", "adapter_config.json")))!;
+            Assert.Equal(Path.GetFullPath(dir.Path), second["base_model_name_or_path"]!.GetValue<string>());
         }
+        Assert.Null(cfg["base_model_name_or_path"]);   // a model made in memory has no base folder to name
         using var rebuilt = Base();
         HfCheckpoint.LoadAdapter(Path.Combine(dir.Path, "adapter"), rebuilt);
         Assert.Equal(2, rebuilt.Lora!.R);
