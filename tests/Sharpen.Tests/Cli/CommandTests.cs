@@ -188,4 +188,18 @@ public class CommandTests
         Assert.Contains("held-out greedy accuracy", w.ToString());
         Assert.True(File.Exists(Path.Combine(dir.Path, "summary.json")));
     }
+
+    [Fact]
+    public void The_grpo_lora_example_runs_with_tiny_settings()
+    {
+        using var dir = new TempDir();
+        var (oldOut, w) = (Console.Out, new StringWriter());
+        Console.SetOut(w);
+        try { Assert.Equal(0, Sharpen.Examples.GrpoLora.Main(["--tiny", "--out", dir.Path])); }
+        finally { Console.SetOut(oldOut); }
+        // Tiny model: hidden 32, MLP 64, 1 layer, 2 heads of 16; rank 8 on q, k, v, o (8·(32+32) each), gate, up (8·(32+64)), down (8·(64+32)).
+        Assert.Contains($"LoRA: {4 * 8 * 64 + 3 * 8 * 96} of ", w.ToString());
+        Assert.Contains("reward/short", File.ReadAllText(Path.Combine(dir.Path, "metrics.jsonl")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "final", "adapter", "adapter_model.safetensors")));
+    }
 }
