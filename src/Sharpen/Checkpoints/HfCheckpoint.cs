@@ -36,8 +36,11 @@ public static class HfCheckpoint
         var config = model.Config with { TorchDtype = storeAs == ScalarType.BFloat16 ? "bfloat16" : "float32" };
         config.Save(Path.Combine(directory, "config.json"));
         (generation ?? GenerationConfig.From(config)).Save(Path.Combine(directory, "generation_config.json"));
-        var weights = model.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach());
-        Safetensors.Save(Path.Combine(directory, WeightsFile), weights, storeAs, new Dictionary<string, string> { ["format"] = "pt" });
+        using (NewDisposeScope())   // the detached handles, and a LoRA model's merged weights, are freed once written
+        {
+            var weights = model.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach());
+            Safetensors.Save(Path.Combine(directory, WeightsFile), weights, storeAs, new Dictionary<string, string> { ["format"] = "pt" });
+        }
         if (head is not null)
             Safetensors.Save(Path.Combine(directory, ScalarHead.FileName),
                 head.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()), ScalarType.Float32);

@@ -161,7 +161,7 @@ public sealed class CausalLM : nn.Module
     public CausalLM Copy(bool trainable)
     {
         var copy = new CausalLM(Config, seed: 0);
-        copy.LoadWeights(Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");
+        using (NewDisposeScope()) copy.LoadWeights(Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");   // frees merged LoRA weights
         if (!trainable)
         {
             foreach (var p in copy.parameters()) p.requires_grad = false;
@@ -172,8 +172,8 @@ public sealed class CausalLM : nn.Module
 
     /// <summary>
     /// Parameters by Hugging Face name: what a checkpoint stores. With LoRA attached, each adapted projection's weight
-    /// is given merged (W + (alpha / r)·B·A, a new tensor) and the adapters themselves are left out, so the result is a
-    /// plain model of the same architecture.
+    /// is given merged (W + (alpha / r)·B·A, a new tensor: call inside a dispose scope) and the adapters themselves are
+    /// left out, so the result is a plain model of the same architecture.
     /// </summary>
     public IEnumerable<(string Name, Tensor Tensor)> Weights()
     {

@@ -114,5 +114,9 @@ sealed class LoraAdapter
     }
 
     /// <summary>W + (alpha / r)·B·A, the projection's weight with the adapter merged in.</summary>
-    public Tensor Merged() => Target.weight! + matmul(B.weight!, A.weight!) * Scale;
+    public Tensor Merged()
+    {
+        using var _ = no_grad();
+        return Target.weight! + matmul(B.weight!, A.weight!) * Scale;
+    }
 }

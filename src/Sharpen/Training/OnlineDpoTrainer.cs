@@ -443,7 +443,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// <summary>Copies every weight of <paramref name="from"/> into <paramref name="to"/> (same architecture).</summary>
     static void CopyWeights(CausalLM from, CausalLM to, bool dispose)
     {
-        try { to.LoadWeights(from.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy"); }
+        try { using (NewDisposeScope()) to.LoadWeights(from.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy"); }
         finally { if (dispose) from.Dispose(); }
     }
 

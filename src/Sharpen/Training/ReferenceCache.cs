@@ -18,6 +18,7 @@ static class ReferenceCache
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using (no_grad())
+        using (NewDisposeScope())   // frees a LoRA model's merged weights
         {
             foreach (var (name, w) in model.Weights().OrderBy(w => w.Name, StringComparer.Ordinal))
             {
