@@ -77,6 +77,20 @@ public sealed record RlOptions
     public bool DynamicSampling { get; init; }
     /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
     public int MaxSamplingRounds { get; init; } = 4;
+    /// <summary>
+    /// DAPO's overlong reward shaping (Yu et al. 2025, "soft overlong punishment"), with L_max = <see cref="MaxNewTokens"/>
+    /// and L_cache = this many tokens (0 = off): a completion of L tokens gets min(0, ((L_max − L_cache) − L) / L_cache) ×
+    /// <see cref="OverlongPenalty"/> added to its reward, so nothing up to L_max − L_cache, falling linearly to
+    /// −<see cref="OverlongPenalty"/> at L_max. Logged as <c>reward/overlong</c>.
+    /// </summary>
+    public int OverlongBuffer { get; init; }
+    /// <summary>The punishment at L_max with <see cref="OverlongBuffer"/> (DAPO: 1).</summary>
+    public double OverlongPenalty { get; init; } = 1.0;
+    /// <summary>
+    /// Leave completions cut off at <see cref="MaxNewTokens"/> (no end-of-sequence token) out of the policy loss (DAPO's
+    /// overlong filtering; TRL's <c>mask_truncated_completions</c>). Their rewards still count in their group's baseline.
+    /// </summary>
+    public bool MaskTruncatedCompletions { get; init; }
     /// <summary>Entropy bonus: subtract this × the aggregated per-token policy entropy from the actor loss (0 = off).</summary>
     public double EntropyCoefficient { get; init; }
     /// <summary>Whiten advantages over the batch (PPO-max).</summary>
@@ -157,6 +171,9 @@ public sealed record RlOptions
             if (ClipLow >= 1) throw new ArgumentException($"rl.clip_low must be < 1 for p3o, got {ClipLow}");
         }
         if (TargetKl is { } t && !(t > 0)) throw new ArgumentException($"rl.target_kl must be positive, got {t}");
+        NonNegative(OverlongBuffer, "overlong_buffer"); NonNegative(OverlongPenalty, "overlong_penalty");
+        if (OverlongBuffer > MaxNewTokens) throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens ({MaxNewTokens})");
+        if (MaskTruncatedCompletions && Algorithm == "p3o") throw new ArgumentException("rl.mask_truncated_completions does not work with p3o: its loss needs both samples of every pair");
         return this;
     }
 }

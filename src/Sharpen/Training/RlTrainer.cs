@@ -43,6 +43,10 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public IReadOnlyList<Problem> EvalProblems { get; init; } = [];
 
     readonly RlOptions _o = options.Validate();
+    // The caller's rewards, plus DAPO's overlong punishment when rl.overlong_buffer is set.
+    readonly IReadOnlyList<WeightedReward> _rewards = options.OverlongBuffer > 0
+        ? [.. rewards, new(new OverlongPenalty(options.MaxNewTokens, options.OverlongBuffer), options.OverlongPenalty)]
+        : rewards;
     readonly AlgorithmSpec _spec = RlAlgorithms.Get(options.Algorithm);
 
     /// <summary>Runs the iterations; writes metrics.jsonl, summary.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
@@ -128,11 +132,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 roundPhase.Restart();
                 genTokens += ro.Sum(r => r.CompletionIds.Length) + (greedy?.Sum(r => r.CompletionIds.Length) ?? 0);
                 var ctx = ro.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
-                var sc = RewardCombiner.ScoreAsync(rewards, ctx, cancel).AsTask().GetAwaiter().GetResult();
+                var sc = RewardCombiner.ScoreAsync(_rewards, ctx, cancel).AsTask().GetAwaiter().GetResult();
                 if (greedy is not null)
                 {
                     var gctx = greedy.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
-                    greedyR = RewardCombiner.ScoreAsync(rewards, gctx, cancel).AsTask().GetAwaiter().GetResult().Total;
+                    greedyR = RewardCombiner.ScoreAsync(_rewards, gctx, cancel).AsTask().GetAwaiter().GetResult().Total;
                 }
                 if (Task is not null) correct += ctx.Count(c => Task.Verify(TaskReward.ToProblem(c), c.Completion).Correct);
                 allRewards.AddRange(sc.Total);
@@ -255,10 +259,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             int trainedRows = n;
             if (it >= _o.CriticWarmupIterations)
             {
-                if (_o.SkipZeroAdvantageGroups && g > 1 && _spec.Estimator is "grpo" or "dr_grpo" or "rloo")
+                bool skipZero = _o.SkipZeroAdvantageGroups && g > 1 && _spec.Estimator is "grpo" or "dr_grpo" or "rloo";
+                if (skipZero || _o.MaskTruncatedCompletions)
                 {
-                    // Keep the rows of groups whose rewards differ; the others have zero advantage.
-                    var keep = RowsOfGroupsWithSignal(rawR, g);
+                    // Keep the rows of groups whose rewards differ (the others have zero advantage) and/or the rows that
+                    // ended before the token limit; the advantages were computed over every row.
+                    var keep = TrainRows(rawR, g, rollouts.Select(r => r.Stop).ToList(), skipZero, _o.MaskTruncatedCompletions);
                     trainedRows = keep.Length;
                     if (keep.Length > 0)
                     {
@@ -500,6 +506,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// <summary>The rows the policy loss sees: with <paramref name="skipZeroGroups"/> only those of groups whose rewards differ,
+    /// with <paramref name="maskTruncated"/> only those that did not stop at the token limit.</summary>
+    internal static long[] TrainRows(IReadOnlyList<double> rewards, int g, IReadOnlyList<StopReason> stops, bool skipZeroGroups, bool maskTruncated)
+    {
+        IEnumerable<long> rows = skipZeroGroups ? RowsOfGroupsWithSignal(rewards, g) : Enumerable.Range(0, rewards.Count).Select(i => (long)i);
+        return (maskTruncated ? rows.Where(i => stops[(int)i] != StopReason.MaxTokens) : rows).ToArray();
+    }
 
     /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal.</summary>
     internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g) =>

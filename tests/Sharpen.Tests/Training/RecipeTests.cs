@@ -127,6 +127,8 @@ public class RlRecipeTests
         Assert.True(o.DynamicSampling);
         Assert.Equal(Sharpen.Algorithms.LossAggregation.TokenMean, o.Aggregation);  // token-level loss
         Assert.Equal(0.0, o.Beta);                                          // no KL
+        Assert.True(o.MaskTruncatedCompletions);                            // overlong filtering
+        Assert.Equal((12, 1.0), (o.OverlongBuffer, o.OverlongPenalty));     // soft overlong punishment over the last quarter
         Assert.False((RlOptions.Grpo()).DynamicSampling);                     // plain GRPO keeps none of them
         Assert.Equal(0.2, RlOptions.Grpo().ClipHigh);
     }

@@ -1,3 +1,4 @@
+using Sharpen.Generation;
 using System.Text.Json.Nodes;
 using Sharpen.Models;
 using Sharpen.Rewards;
@@ -111,6 +112,53 @@ public class RlTrainerTests
         var trained = new RunLog(dir.Path, append: true).ReadMetrics().Select(x => x["trained_sequences"]!.GetValue<int>()).ToList();
         Assert.All(trained, t => Assert.Equal(0, t % 4));   // whole groups only
         Assert.Contains(trained, t => t < 64);               // some groups were all-equal and skipped
+    }
+
+    [Fact]
+    public void Overlong_punishment_follows_dapo_and_joins_the_reward()
+    {
+        // L_max = 48, L_cache = 8: nothing up to 40 tokens, then (40 − L)/8, −1 at 48.
+        var p = new OverlongPenalty(48, 8);
+        Assert.Equal([0.0, 0.0, -0.125, -0.5, -1.0], new[] { 10, 40, 41, 44, 48 }.Select(p.Score));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OverlongPenalty(4, 8));
+
+        // In the trainer: reward = 0 from the task, plus 0.5 × the punishment with L_max = 4, L_cache = 2. A spy reward
+        // records the lengths the trainer scored, so the expected mean is worked out from them, not from the trainer.
+        var lengths = new List<int>();
+        var spy = new DelegateReward("spy", c => { lock (lengths) lengths.Add(c.CompletionTokens); return 0.0; });
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with { Iterations = 1, PromptsPerIteration = 8, SamplesPerPrompt = 4, MaxNewTokens = 4, LearningRate = 1e-3, Beta = 0.0, EvalEvery = 0, OverlongBuffer = 2, OverlongPenalty = 0.5 };
+        new RlTrainer(model, Tok, o, [new(spy)]).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        var row = Assert.Single(new RunLog(dir.Path, append: true).ReadMetrics());
+        Assert.Equal(32, lengths.Count);
+        double expected = lengths.Average(l => Math.Min(0.0, (2.0 - l) / 2.0));
+        Assert.Equal(expected, row["reward/overlong"]!.GetValue<double>(), 9);
+        Assert.Equal(0.5 * expected, row["reward_mean"]!.GetValue<double>(), 9);
+        Assert.Contains("rl.overlong_buffer (8) must not exceed rl.max_new_tokens (4)",
+            Assert.Throws<ArgumentException>(() => (RlOptions.Grpo() with { MaxNewTokens = 4, OverlongBuffer = 8 }).Validate()).Message);
+    }
+
+    [Fact]
+    public void Truncated_completions_can_be_left_out_of_the_loss()
+    {
+        // Groups of 2: [1,1] no signal, [0,1] signal, [0,0] none, [1,0] signal; rows 1, 3 and 6 hit the token limit.
+        double[] r = [1, 1, 0, 1, 0, 0, 1, 0];
+        var m = StopReason.MaxTokens;
+        StopReason[] stops = [StopReason.Eos, m, StopReason.Eos, m, StopReason.Eos, StopReason.StopString, m, StopReason.Eos];
+        Assert.Equal([0L, 2, 4, 5, 7], RlTrainer.TrainRows(r, 2, stops, skipZeroGroups: false, maskTruncated: true));
+        Assert.Equal([2L, 7], RlTrainer.TrainRows(r, 2, stops, skipZeroGroups: true, maskTruncated: true));
+        Assert.Equal([2L, 3, 6, 7], RlTrainer.TrainRows(r, 2, stops, skipZeroGroups: true, maskTruncated: false));
+        Assert.Equal(8, RlTrainer.TrainRows(r, 2, stops, false, false).Length);
+
+        // In a run with one new token at most, only completions whose token was EOS stay in the loss.
+        using var dir = new TempDir();
+        using var model = Model();
+        var o = RlOptions.Grpo() with { Iterations = 1, PromptsPerIteration = 32, SamplesPerPrompt = 4, MaxNewTokens = 1, LearningRate = 1e-2, Beta = 0.0, EvalEvery = 0, MaskTruncatedCompletions = true };
+        new RlTrainer(model, Tok, o, RewardC).Run([new RlPrompt("a", new Dictionary<string, string>())], dir.Path);
+        int trained = Assert.Single(new RunLog(dir.Path, append: true).ReadMetrics())["trained_sequences"]!.GetValue<int>();
+        Assert.InRange(trained, 1, 127);   // p(EOS) ≈ 1/8 at initialisation: some kept, most dropped
+        Assert.Contains("p3o", Assert.Throws<ArgumentException>(() => (RlOptions.P3o() with { MaskTruncatedCompletions = true }).Validate()).Message);
     }
 
     /// <summary>
