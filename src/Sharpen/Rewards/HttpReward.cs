@@ -25,9 +25,16 @@ public sealed class HttpReward : IRewardFunction, IDisposable
     readonly HttpClient _http;
     readonly bool _ownsClient;
 
-    /// <summary>A reward served at <paramref name="url"/>; <paramref name="client"/> (optional) is used as given and not disposed.</summary>
-    public HttpReward(Uri url, string name = "remote", TimeSpan? timeout = null, int retries = 2, HttpClient? client = null)
+    /// <summary>A reward served at <paramref name="url"/>; <paramref name="client"/> (optional) is used as given and not disposed.
+    /// <paramref name="maxBatch"/> &gt; 0 splits a batch into requests of at most that many items, of which
+    /// <paramref name="concurrency"/> are in flight at once (0 = the whole batch in one request).</summary>
+    public HttpReward(Uri url, string name = "remote", TimeSpan? timeout = null, int retries = 2, HttpClient? client = null,
+        int maxBatch = 0, int concurrency = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBatch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
+        MaxBatch = maxBatch;
+        Concurrency = concurrency;
         ArgumentNullException.ThrowIfNull(url);
         if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
             throw new ArgumentException($"reward server URL '{url}' must be an absolute http:// or https:// URL", nameof(url));
@@ -51,13 +58,34 @@ public sealed class HttpReward : IRewardFunction, IDisposable
     public TimeSpan Timeout { get; }
     /// <summary>How many times a failed request is repeated before the run stops.</summary>
     public int Retries { get; }
+    /// <summary>Most items per request (0 = no limit).</summary>
+    public int MaxBatch { get; }
+    /// <summary>Requests in flight at once when a batch is split.</summary>
+    public int Concurrency { get; }
     /// <summary>Requests sent so far, retries included.</summary>
-    public int Requests { get; private set; }
+    public int Requests => _requests;
+    int _requests;
 
     /// <inheritdoc />
     public async ValueTask<double?[]> ScoreAsync(IReadOnlyList<RewardContext> batch, CancellationToken cancel = default)
     {
         if (batch.Count == 0) return [];
+        if (MaxBatch == 0 || batch.Count <= MaxBatch) return await PostAsync(batch, cancel).ConfigureAwait(false);
+        // Split in order; at most Concurrency requests at once; the scores are put back in the batch's order.
+        var chunks = batch.Chunk(MaxBatch).ToList();
+        var results = new double?[chunks.Count][];
+        using var gate = new SemaphoreSlim(Concurrency);
+        await Task.WhenAll(chunks.Select(async (chunk, k) =>
+        {
+            await gate.WaitAsync(cancel).ConfigureAwait(false);
+            try { results[k] = await PostAsync(chunk, cancel).ConfigureAwait(false); }
+            finally { gate.Release(); }
+        })).ConfigureAwait(false);
+        return results.SelectMany(r => r).ToArray();
+    }
+
+    async Task<double?[]> PostAsync(IReadOnlyList<RewardContext> batch, CancellationToken cancel)
+    {
         var body = RequestBody(batch);
         for (int attempt = 0; ; attempt++)
         {
@@ -67,7 +95,7 @@ public sealed class HttpReward : IRewardFunction, IDisposable
                 timeout.CancelAfter(Timeout);
                 try
                 {
-                    Requests++;
+                    Interlocked.Increment(ref _requests);
                     using var content = new StringContent(body, Encoding.UTF8);
                     content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                     using var response = await _http.PostAsync(Url, content, timeout.Token).ConfigureAwait(false);

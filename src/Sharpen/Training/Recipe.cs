@@ -337,6 +337,10 @@ public sealed record RewardSection
     public double TimeoutSeconds { get; init; } = 60;
     /// <summary>Reward server only: how often a failed request (connection, timeout, HTTP 408/429/5xx) is repeated.</summary>
     public int Retries { get; init; } = 2;
+    /// <summary>Reward server only: most completions per request (0 = the whole batch in one request).</summary>
+    public int MaxBatch { get; init; }
+    /// <summary>Reward server only: requests in flight at once when a batch is split by <see cref="MaxBatch"/>.</summary>
+    public int Concurrency { get; init; } = 1;
 }
 
 /// <summary>The <c>data</c> section.</summary>

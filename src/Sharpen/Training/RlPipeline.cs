@@ -133,7 +133,10 @@ public static class RlPipeline
                     if (!(r.TimeoutSeconds > 0) || !double.IsFinite(r.TimeoutSeconds))
                         throw new RecipeException($"recipe: 'rewards[{i}].timeout_seconds' must be a positive number of seconds, got {r.TimeoutSeconds}");
                     if (r.Retries < 0) throw new RecipeException($"recipe: 'rewards[{i}].retries' must be 0 or more, got {r.Retries}");
-                    fn = new HttpReward(url, hasName ? r.Name : "remote", TimeSpan.FromSeconds(r.TimeoutSeconds), r.Retries);
+                    if (r.MaxBatch < 0) throw new RecipeException($"recipe: 'rewards[{i}].max_batch' must be 0 (no limit) or more, got {r.MaxBatch}");
+                    if (r.Concurrency < 1) throw new RecipeException($"recipe: 'rewards[{i}].concurrency' must be 1 or more, got {r.Concurrency}");
+                    fn = new HttpReward(url, hasName ? r.Name : "remote", TimeSpan.FromSeconds(r.TimeoutSeconds), r.Retries,
+                        maxBatch: r.MaxBatch, concurrency: r.Concurrency);
                 }
                 else if (hasModel)
                 {

@@ -102,11 +102,43 @@ public class HttpRewardTests
     }
 
     [Fact]
+    public async Task A_split_batch_keeps_its_order_and_its_concurrency_limit()
+    {
+        // The server scores a completion "7" as 7; requests overlap only as far as the client lets them.
+        int inFlight = 0, most = 0;
+        var sync = new object();
+        using var server = new RewardServer((body, _) =>
+        {
+            int now = Interlocked.Increment(ref inFlight);
+            lock (sync) most = Math.Max(most, now);
+            Thread.Sleep(150);
+            Interlocked.Decrement(ref inFlight);
+            return (200, Rewards(body["items"]!.AsArray().Select(it => (double?)double.Parse(it!["completion"]!.GetValue<string>())).ToArray()));
+        });
+        var batch = Enumerable.Range(1, 5).Select(i => Ctx(i.ToString())).ToList();
+        using var two = new HttpReward(new Uri(server.Url), maxBatch: 2, concurrency: 2);
+        Assert.Equal([1.0, 2, 3, 4, 5], await two.ScoreAsync(batch));
+        Assert.Equal(3, two.Requests);
+        Assert.Equal([1, 2, 2], server.Requests.Select(r => r["items"]!.AsArray().Count).Order());
+        Assert.InRange(most, 1, 2);
+
+        most = 0;
+        using var one = new HttpReward(new Uri(server.Url), maxBatch: 2, concurrency: 1);
+        Assert.Equal([1.0, 2, 3, 4, 5], await one.ScoreAsync(batch));
+        Assert.Equal(1, most);
+        using var whole = new HttpReward(new Uri(server.Url));
+        Assert.Equal([1.0, 2, 3, 4, 5], await whole.ScoreAsync(batch));
+        Assert.Equal(1, whole.Requests);
+    }
+
+    [Fact]
     public void Bad_arguments_are_rejected()
     {
         Assert.Throws<ArgumentException>(() => new HttpReward(new Uri("ftp://host/score")));
         Assert.Throws<ArgumentOutOfRangeException>(() => new HttpReward(new Uri("http://host/score"), timeout: TimeSpan.Zero));
         Assert.Throws<ArgumentOutOfRangeException>(() => new HttpReward(new Uri("http://host/score"), retries: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HttpReward(new Uri("http://host/score"), maxBatch: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HttpReward(new Uri("http://host/score"), concurrency: 0));
     }
 
     [Fact]
@@ -114,13 +146,14 @@ public class HttpRewardTests
     {
         var task = TaskRegistry.Create("countdown");
         const string head = "kind: rl\nmodel: { path: m }\ntask: { name: countdown }\nrewards:\n";
-        var recipe = Recipe.Parse(head + "  - { name: countdown }\n  - { url: \"http://127.0.0.1:9/score\", name: judge, weight: 0.5, timeout_seconds: 5, retries: 0 }\n");
+        var recipe = Recipe.Parse(head + "  - { name: countdown }\n  - { url: \"http://127.0.0.1:9/score\", name: judge, weight: 0.5, timeout_seconds: 5, retries: 0, max_batch: 64, concurrency: 4 }\n");
         var rewards = RlPipeline.BuildRewards(recipe.Rewards, task);
         try
         {
             Assert.Equal(["countdown", "judge"], rewards.Select(r => r.Function.Name));
             var http = Assert.IsType<HttpReward>(rewards[1].Function);
             Assert.Equal((0.5, "http://127.0.0.1:9/score", 5.0, 0), (rewards[1].Weight, http.Url.ToString(), http.Timeout.TotalSeconds, http.Retries));
+            Assert.Equal((64, 4), (http.MaxBatch, http.Concurrency));
         }
         finally { foreach (var r in rewards) (r.Function as IDisposable)?.Dispose(); }
 
@@ -135,6 +168,8 @@ public class HttpRewardTests
         Assert.Contains("'rewards[0]' gives both 'model' and 'url'", Error("  - { url: \"http://a/b\", model: rm }\n"));
         Assert.Contains("'rewards[0].timeout_seconds' must be a positive number", Error("  - { url: \"http://a/b\", timeout_seconds: 0 }\n"));
         Assert.Contains("'rewards[0].retries' must be 0 or more", Error("  - { url: \"http://a/b\", retries: -1 }\n"));
+        Assert.Contains("'rewards[0].max_batch' must be 0 (no limit) or more", Error("  - { url: \"http://a/b\", max_batch: -2 }\n"));
+        Assert.Contains("'rewards[0].concurrency' must be 1 or more", Error("  - { url: \"http://a/b\", concurrency: 0 }\n"));
         Assert.Contains("'rewards[1]' is named 'remote' like an earlier reward", Error("  - { url: \"http://a/b\" }\n  - { url: \"http://a/c\" }\n"));
         Assert.Contains("'rewards[1]' is named 'countdown'", Error("  - { name: countdown }\n  - { name: countdown }\n"));
         Assert.Contains("'rewards[0].weight' must be a finite number, got NaN",   // YAML cannot write it; a RewardSection made in code can
