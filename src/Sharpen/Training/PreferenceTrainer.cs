@@ -188,7 +188,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     /// <summary>
     /// Summed reference log-probs of every pair's chosen and rejected completion, from the cache when its key matches,
-    /// otherwise computed with a frozen copy of the policy (as it is now) and written to the cache.
+    /// otherwise computed with a frozen copy of the policy (as it is now; with LoRA, the policy with its adapters off) and
+    /// written to the cache.
     /// </summary>
     (float[] Chosen, float[] Rejected) ReferenceLogProbs(List<Pair> data, string outDir, int padId)
     {
@@ -197,8 +198,11 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         if (ReferenceCache.TryLoad(path, key, data.Count, ["chosen", "rejected"], Log) is { } cached) return (cached[0], cached[1]);
 
         float[] chosen, rejected;
-        using (var reference = policy.Copy(trainable: false))
-            (chosen, rejected) = SummedLogProbs(reference, data, padId);
+        if (policy.Lora is not null)   // the reference is the frozen base: the policy with its adapters off, no copy
+            using (policy.AdaptersDisabled()) (chosen, rejected) = SummedLogProbs(policy, data, padId);
+        else
+            using (var reference = policy.Copy(trainable: false))
+                (chosen, rejected) = SummedLogProbs(reference, data, padId);
         ReferenceCache.Save(path, key, "pairs", [("chosen", chosen), ("rejected", rejected)]);
         Log?.Invoke($"reference log-probs: computed for {data.Count} pairs ({path})");
         return (chosen, rejected);

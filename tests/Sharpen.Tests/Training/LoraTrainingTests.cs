@@ -162,6 +162,27 @@ public class LoraTrainingTests
         Assert.Throws<InvalidOperationException>(() => plain.AdaptersDisabled());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void With_lora_the_dpo_reference_is_the_base_model(bool trainedAdapters)
+    {
+        // DPO's first loss is ln 2 exactly when policy and reference agree. With fresh adapters (B = 0) the base is the
+        // policy; with adapters that already moved, the base is not, so the first loss must differ from ln 2.
+        using var dir = new TempDir();
+        using var model = new CausalLM(Sharpen.Tests.Models.CausalLMTests.Tiny() with { VocabSize = Bandit.Tok.VocabSize, MaxPositionEmbeddings = 32 }, seed: 1);
+        model.AddLora(new LoraOptions { R = 2, Alpha = 4 }, seed: 2);
+        if (trainedAdapters)
+            using (no_grad())
+            using (var gen = new Generator(3))
+                foreach (var (_, p) in model.named_parameters().Where(p => p.name.EndsWith("lora_B.weight"))) p.normal_(0, 0.5, gen);
+        var o = new PreferenceOptions { Loss = "dpo", Beta = 1.0, MaxSteps = 1, BatchSize = 2, LogEvery = 1, WarmupSteps = 0, CheckpointEvery = 0 };
+        new PreferenceTrainer(model, Bandit.Tok, o).Run([new("a", "bc", "d"), new("ab", "c", "dd")], dir.Path);
+        double first = new RunLog(dir.Path, append: true).ReadMetrics()[0]["loss"]!.GetValue<double>();
+        if (trainedAdapters) Assert.True(Math.Abs(first - Math.Log(2)) > 1e-3, $"loss {first}");
+        else Assert.Equal(Math.Log(2), first, 4);
+    }
+
     [Fact]
     public void A_preference_recipe_trains_lora_adapters()
     {
