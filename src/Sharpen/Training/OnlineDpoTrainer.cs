@@ -102,6 +102,13 @@ public sealed record OnlineDpoOptions
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the prompt order, the sampling and random pair selection.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>
+    /// DNO-Prct's choice of the best iterate (0 = off, the last iterate is the result): the last this many prompts are held
+    /// out of training; after every iteration the greedy completions of those prompts are scored with the rewards, the
+    /// iterate with the highest mean (the earlier on ties) is kept in <c>best/</c>, and the run ends with it as its policy
+    /// and <c>final/</c>.
+    /// </summary>
+    public int ValidationPrompts { get; init; }
 
     /// <summary>Whether the loss compares against a reference policy (every loss but orpo and simpo).</summary>
     public bool NeedsReference => Loss is not ("orpo" or "simpo");
@@ -168,6 +175,7 @@ public sealed record OnlineDpoOptions
         if (StudentMargin is { } sm) NonNegative(sm, "student_margin");
         if (MinPositiveScore is { } floor && !double.IsFinite(floor)) throw new ArgumentException($"{k}.min_positive_score must be a finite number or null, got {floor}");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
+        NonNegative(ValidationPrompts, "validation_prompts");
         return this;
     }
 }
@@ -274,6 +282,12 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     public OnlineDpoResult Run(IReadOnlyList<RlPrompt> prompts, string outDir, bool resume = false, CancellationToken cancel = default)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
+        if (_o.ValidationPrompts > 0 && _o.ValidationPrompts >= prompts.Count)
+            throw new ArgumentException($"{_o.Algorithm}.validation_prompts ({_o.ValidationPrompts}) leaves none of the {prompts.Count} prompts for training");
+        if (_o.ValidationPrompts > 0 && rewards.Count == 0)
+            throw new ArgumentException($"{_o.Algorithm}.validation_prompts needs rewards to score the held-out prompts");
+        IReadOnlyList<RlPrompt> validation = [.. prompts.TakeLast(_o.ValidationPrompts)];
+        prompts = [.. prompts.SkipLast(_o.ValidationPrompts)];
         bool needData = _o.PairSource == PairSource.DataVsSample;
         if (needData && prompts.FirstOrDefault(p => !p.Fields.ContainsKey(DataCompletionField)) is { } bad)
             throw new ArgumentException($"{_o.Algorithm}: every prompt needs its data completion (the real answer); '{bad.Prompt}' has none");
@@ -288,6 +302,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         var runLog = new RunLog(outDir, append: resume);
 
         int start = 0, position = 0, epoch = 0, totalPairs = 0;
+        (int Iteration, double Reward) best = (0, double.NegativeInfinity);
         if (resume && TrainingCheckpoint.Latest(ckptRoot) is { } latest)
         {
             var st = TrainingCheckpoint.Restore(latest, policy, opt);
@@ -296,6 +311,11 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             epoch = st["epoch"]!.GetValue<int>();
             totalPairs = st["pairs"]!.GetValue<int>();
             if (reference is not null) CopyWeights(LoadModel(Path.Combine(latest, "reference")), reference, dispose: true);
+            if (File.Exists(Path.Combine(outDir, BestFile)))
+            {
+                var b = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, BestFile)))!;
+                if (b["iteration"]!.GetValue<int>() <= start) best = (b["iteration"]!.GetValue<int>(), b["validation_reward"]!.GetValue<double>());
+            }
             runLog.TruncateAfter(start);
             Log?.Invoke($"resumed from {latest} at iteration {start}");
         }
@@ -385,8 +405,21 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 }
                 policy.eval();
             }
-            AfterIteration?.Invoke(it + 1, policy, reference);
             double updateSeconds = phase.Elapsed.TotalSeconds;
+            AfterIteration?.Invoke(it + 1, policy, reference);
+            double? validationReward = null;
+            if (validation.Count > 0)
+            {
+                validationReward = ValidationReward(engine, validation, cancel);
+                if (validationReward > best.Reward)
+                {
+                    best = (it + 1, validationReward.Value);
+                    HfCheckpoint.SaveAtomically(Path.Combine(outDir, BestFolder), policy, tokenizer);
+                    RunLog.WriteAtomically(Path.Combine(outDir, BestFile),
+                        new JsonObject { ["iteration"] = best.Iteration, ["validation_reward"] = best.Reward }.ToJsonString());
+                }
+                Log?.Invoke($"iteration {it + 1}: validation reward {validationReward:F4} on {validation.Count} held-out prompts (best {best.Reward:F4} at iteration {best.Iteration})");
+            }
             double rewardMean = scores.Length > 0 && rewards.Count > 0 ? scores.Average() : double.NaN;
             lastReward = rewardMean;
             if (!double.IsNaN(loss)) lastLoss = loss;
@@ -397,7 +430,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 ["loss"] = Round(loss), ["accuracy"] = Round(accuracy), ["margin"] = Round(margin), ["kl_ref"] = Round(klRef),
                 ["completion_length"] = Round(rollouts.Average(r => r.CompletionIds.Length)),
                 ["timing/generate"] = Math.Round(generateSeconds, 4), ["timing/update"] = Math.Round(updateSeconds, 4),
-                ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3),
+                ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
             });
             Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
 
@@ -413,17 +446,40 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             }
         }
 
+        if (validation.Count > 0 && best.Iteration > 0 && best.Iteration < _o.Iterations)
+        {
+            // End with the best iterate: its adapters (LoRA) or its weights.
+            var bestDir = Path.Combine(outDir, BestFolder);
+            if (policy.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(bestDir, HfCheckpoint.AdapterFolder), policy);
+            else CopyWeights(LoadModel(bestDir), policy, dispose: true);
+            Log?.Invoke($"best iterate: {best.Iteration} of {_o.Iterations} (validation reward {best.Reward:F4})");
+        }
         var finalDir = Path.Combine(outDir, "final");
         HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
         total.Stop();
         runLog.Summary(new JsonObject
         {
+            ["best_iteration"] = validation.Count > 0 ? best.Iteration : null,
+            ["best_validation_reward"] = validation.Count > 0 ? Round(best.Reward) : null,
+            ["validation_prompts"] = validation.Count,
             ["algorithm"] = _o.Algorithm, ["loss_name"] = _o.Loss, ["iterations"] = _o.Iterations, ["final_loss"] = Round(lastLoss),
             ["final_reward_mean"] = Round(lastReward), ["pairs"] = totalPairs, ["pair_selection"] = _o.PairSelection.ToString(),
             ["pair_source"] = _o.PairSource.ToString(), ["reference_update"] = _o.ReferenceUpdate.ToString(),
             ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
         });
         return new OnlineDpoResult(_o.Iterations, lastLoss, lastReward, totalPairs, finalDir, total.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Folder of the best iterate so far (with <see cref="OnlineDpoOptions.ValidationPrompts"/>).</summary>
+    public const string BestFolder = "best";
+    const string BestFile = "best.json";
+
+    /// <summary>Mean total reward of the greedy completions of the held-out prompts.</summary>
+    double ValidationReward(RolloutEngine engine, IReadOnlyList<RlPrompt> validation, CancellationToken cancel)
+    {
+        var ro = engine.Generate(validation.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = _o.MaxNewTokens });
+        var ctx = ro.Select(r => new RewardContext(validation[r.PromptIndex].Prompt, r.CompletionText, validation[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+        return RewardCombiner.ScoreAsync(rewards, ctx, cancel).AsTask().GetAwaiter().GetResult().Total.Average();
     }
 
     (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)

@@ -111,6 +111,36 @@ public class OnlinePreferenceTests
     }
 
     [Fact]
+    public void Dno_can_end_with_its_best_iterate_on_held_out_prompts()
+    {
+        // The last prompt, "v", is held out. The judge scores it from a script, one value per validation pass, so the best
+        // iterate is the 2nd of 4 (0.9; the 4th ties at 0.9 and the earlier wins); every training prompt is scored as the bandit.
+        double[] script = [0.2, 0.9, 0.5, 0.9];
+        int calls = 0;
+        var judge = new DelegateReward("judge", c => c.Prompt == "v" ? script[calls++] : c.Completion == "c" ? 1.0 : 0.0);
+        var prompts = PromptsWithAnswer(8).Append(new RlPrompt("v", new Dictionary<string, string> { [OnlineDpoTrainer.DataCompletionField] = "c" })).ToList();
+        var seen = new List<Dictionary<string, float[]>>();
+        using var dir = new TempDir();
+        using var model = Bandit.Model();
+        var o = OnlineDpoOptions.Dno() with { Iterations = 4, PromptsPerIteration = 8, SamplesPerPrompt = 4, MaxNewTokens = 1, LearningRate = 1e-2, ValidationPrompts = 1 };
+        new OnlineDpoTrainer(model, Bandit.Tok, o, [new(judge)]) { AfterIteration = (_, m, _) => seen.Add(Snapshot(m)) }.Run(prompts, dir.Path);
+
+        Assert.Equal(4, calls);   // "v" was scored once per iteration, by the validation pass only: never sampled for training
+        var rows = new RunLog(dir.Path, append: true).ReadMetrics();
+        Assert.Equal(script, rows.Select(r => r["validation_reward"]!.GetValue<double>()));
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "summary.json")))!;
+        Assert.Equal((2, 0.9, 1), (summary["best_iteration"]!.GetValue<int>(), summary["best_validation_reward"]!.GetValue<double>(), summary["validation_prompts"]!.GetValue<int>()));
+        Assert.True(MaxDiff(seen[1], seen[3]) > 1e-4);          // iterates 2 and 4 differ, so the check below can tell them apart
+        Assert.True(MaxDiff(seen[1], Snapshot(model)) < 1e-6);  // the policy ends as iterate 2
+        var final = Sharpen.Checkpoints.HfCheckpoint.Load(Path.Combine(dir.Path, "final"));
+        using (final.Model) Assert.True(MaxDiff(seen[1], Snapshot(final.Model)) < 1e-6);
+
+        Assert.Contains("leaves none of the 9 prompts", Assert.Throws<ArgumentException>(() =>
+            new OnlineDpoTrainer(Bandit.Model(), Bandit.Tok, o with { ValidationPrompts = 9 }, [new(judge)]).Run(prompts, dir.Path)).Message);
+        Assert.Contains("dno.validation_prompts", Assert.Throws<ArgumentException>(() => (o with { ValidationPrompts = -1 }).Validate()).Message);
+    }
+
+    [Fact]
     public void Spin_learns_the_real_answer_from_self_play()
     {
         using var dir = new TempDir();
