@@ -111,6 +111,53 @@ public class RlRewardServerCommandTests
     }
 
     [Fact]
+    public void Eval_scores_greedy_completions_with_a_reward_server_with_or_without_a_task()
+    {
+        // The server: the completion's length in characters; each request's items are kept.
+        using var server = new RewardServer((body, _) =>
+            (200, new JsonObject { ["rewards"] = new JsonArray(body["items"]!.AsArray().Select(it => (JsonNode?)(double)it!["completion"]!.GetValue<string>().Length).ToArray()) }.ToJsonString()));
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), """
+            {"model_type":"llama","vocab_size":40,"hidden_size":16,"intermediate_size":32,"num_hidden_layers":1,
+             "num_attention_heads":2,"num_key_value_heads":2,"max_position_embeddings":64,"tie_word_embeddings":true}
+            """);
+        var task = Sharpen.Tasks.TaskRegistry.Create("countdown");
+        Assert.Equal(0, CliHarness.Invoke(InitCommand.Create(), "--config", dir.File("config.json"), "--tokenizer", "chars:" + task.Alphabet, "--out", dir.File("m")).Code);
+
+        // Without a task: prompts from a file, the server's mean is the reward.
+        File.WriteAllLines(dir.File("p.jsonl"), ["""{"prompt": "1 2 3 -> 6:", "ref": "x"}""", """{"prompt": "4 5 -> 9:"}""", """{"prompt": "7 8 -> 1:"}"""]);
+        var (code, output, err) = CliHarness.Invoke(EvalCommand.Create(), "--model", dir.File("m"), "--data", dir.File("p.jsonl"), "--n", "2",
+            "--max-new-tokens", "5", "--reward-url", server.Url, "--out", dir.File("e"));
+        Assert.True(code == 0, err + output);
+        var request = Assert.Single(server.Requests)["items"]!.AsArray();
+        Assert.Equal(2, request.Count);                                          // --n 2 of the 3 prompts
+        Assert.Equal("x", request[0]!["fields"]!["ref"]!.GetValue<string>());     // the row's fields reach the server
+        var rows = new RunLog(dir.File("e"), append: true).ReadMetrics();
+        Assert.Equal(request.Select(it => (double)it!["completion"]!.GetValue<string>().Length), rows.Select(r => r["reward_server"]!.GetValue<double>()));
+        var summary = JsonNode.Parse(File.ReadAllText(dir.File("e/summary.json")))!;
+        double mean = rows.Average(r => r["reward_server"]!.GetValue<double>());
+        Assert.Equal(mean, summary["reward_server_mean"]!.GetValue<double>(), 9);
+        Assert.Equal(mean, summary["reward_mean"]!.GetValue<double>(), 9);
+        Assert.Null(summary["accuracy"]);
+
+        // With a task: accuracy as before, plus the server's mean over the greedy completions.
+        var (code2, output2, err2) = CliHarness.Invoke(EvalCommand.Create(), "--model", dir.File("m"), "--task", "countdown", "--n", "3",
+            "--max-new-tokens", "5", "--reward-url", server.Url, "--out", dir.File("e2"));
+        Assert.True(code2 == 0, err2 + output2);
+        var summary2 = JsonNode.Parse(File.ReadAllText(dir.File("e2/summary.json")))!;
+        Assert.NotNull(summary2["accuracy"]);
+        var rows2 = new RunLog(dir.File("e2"), append: true).ReadMetrics();
+        Assert.Equal(rows2.Average(r => (double)r["completion"]!.GetValue<string>().Length), summary2["reward_server_mean"]!.GetValue<double>(), 9);
+
+        var (code3, _, err3) = CliHarness.Invoke(EvalCommand.Create(), "--model", dir.File("m"), "--data", dir.File("p.jsonl"), "--out", dir.File("e3"));
+        Assert.Equal(1, code3);
+        Assert.Contains("eval without --task needs --data (prompts) and --reward-url and/or --reward-model", err3);
+        var (code4, _, err4) = CliHarness.Invoke(EvalCommand.Create(), "--model", dir.File("m"), "--data", dir.File("p.jsonl"), "--reward-url", "localhost:1", "--out", dir.File("e4"));
+        Assert.Equal(1, code4);
+        Assert.Contains("--reward-url must be an absolute http:// or https:// URL, got 'localhost:1'", err4);
+    }
+
+    [Fact]
     public void A_reward_server_that_is_down_stops_the_run_with_one_error_line()
     {
         using var dir = new TempDir();
