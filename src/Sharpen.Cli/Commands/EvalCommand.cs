@@ -86,8 +86,9 @@ public static class EvalCommand
         {
             if (rewardModelDir is not null) rewards.Add(new(new Sharpen.Rewards.ModelReward(rewardModelDir)));
             if (url is not null) rewards.Add(new(new Sharpen.Rewards.HttpReward(url, "reward_server")));
-            var ro = new RolloutEngine(policy, loaded.Tokenizer!).Generate(rows.Select(r => r.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNew });
-            var ctx = rows.Select((r, i) => new Sharpen.Rewards.RewardContext(r.Prompt, ro[i].CompletionText, r.Fields, ro[i].CompletionIds.Length)).ToList();
+            var prompts = rows.Select(r => new RlPrompt(r.Prompt, r.Fields)).ToList();
+            var ro = new RolloutEngine(policy, loaded.Tokenizer!).Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNew });
+            var ctx = RlPrompt.Contexts(prompts, ro);
             var perFunction = rewards.Select(w => (Name: w.Function is Sharpen.Rewards.ModelReward ? "reward_model" : "reward_server",
                 Scores: w.Function.ScoreAsync(ctx).AsTask().GetAwaiter().GetResult())).ToList();
             var log = new RunLog(outDir);
@@ -149,8 +150,8 @@ public static class EvalCommand
         if (url is not null)
         {
             using var server = new Sharpen.Rewards.HttpReward(url, "reward_server");
-            serverScores = server.ScoreAsync(result.Greedy.Select((g, i) => new Sharpen.Rewards.RewardContext(problems[i].Prompt, g.Completion.CompletionText,
-                Sharpen.Training.RlPrompt.From(problems[i]).Fields, g.Completion.CompletionIds.Length)).ToList()).AsTask().GetAwaiter().GetResult();
+            serverScores = server.ScoreAsync(RlPrompt.Contexts(problems.Select(RlPrompt.From).ToList(), result.Greedy.Select(g => g.Completion)))
+                .AsTask().GetAwaiter().GetResult();
         }
         for (int i = 0; i < problems.Count; i++)
         {

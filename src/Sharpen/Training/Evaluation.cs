@@ -58,6 +58,15 @@ public static class Evaluation
         return line;
     }
 
+    /// <summary>The mean total reward (weighted sum, as the trainers combine it) of one greedy completion per prompt: the
+    /// held-out measure when there is no task to verify answers.</summary>
+    public static double GreedyReward(RolloutEngine engine, IReadOnlyList<RlPrompt> prompts, IReadOnlyList<Rewards.WeightedReward> rewards,
+        int maxNewTokens, CancellationToken cancel = default)
+    {
+        var rollouts = engine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNewTokens });
+        return Rewards.RewardCombiner.ScoreAsync(rewards, RlPrompt.Contexts(prompts, rollouts), cancel).AsTask().GetAwaiter().GetResult().Total.Average();
+    }
+
     /// <summary>
     /// Unbiased pass@k from n samples of which c are correct: 1 − C(n−c, k) / C(n, k)
     /// (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"), as a stable product.

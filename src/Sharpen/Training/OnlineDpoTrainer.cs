@@ -336,7 +336,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             // The data's completions (gold answers) as scored candidates: DNO scores them with the samples.
             var gold = batch.Select(p => p.Fields.TryGetValue(DataCompletionField, out var c) ? c : null).ToList();
             bool withGold = _o.IncludeDataCompletion && _o.PairSource == PairSource.Samples;
-            var contexts = rollouts.Select(r => new RewardContext(batch[r.PromptIndex].Prompt, r.CompletionText, batch[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+            var contexts = RlPrompt.Contexts(batch, rollouts);
             var goldRows = withGold ? Enumerable.Range(0, batch.Count).Where(p => gold[p] is not null).ToList() : [];
             var goldIds = gold.Select(g => g is null ? null : DataOrder.CompletionIds(tokenizer, eos, g)).ToList();
             contexts.AddRange(goldRows.Select(p => new RewardContext(batch[p].Prompt, gold[p]!, batch[p].Fields, goldIds[p]!.Length)));
@@ -410,7 +410,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             double? validationReward = null;
             if (validation.Count > 0)
             {
-                validationReward = ValidationReward(engine, validation, cancel);
+                validationReward = Evaluation.GreedyReward(engine, validation, rewards, _o.MaxNewTokens, cancel);
                 if (validationReward > best.Reward)
                 {
                     best = (it + 1, validationReward.Value);
@@ -473,14 +473,6 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// <summary>Folder of the best iterate so far (with <see cref="OnlineDpoOptions.ValidationPrompts"/>).</summary>
     public const string BestFolder = "best";
     const string BestFile = "best.json";
-
-    /// <summary>Mean total reward of the greedy completions of the held-out prompts.</summary>
-    double ValidationReward(RolloutEngine engine, IReadOnlyList<RlPrompt> validation, CancellationToken cancel)
-    {
-        var ro = engine.Generate(validation.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = _o.MaxNewTokens });
-        var ctx = ro.Select(r => new RewardContext(validation[r.PromptIndex].Prompt, r.CompletionText, validation[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
-        return RewardCombiner.ScoreAsync(rewards, ctx, cancel).AsTask().GetAwaiter().GetResult().Total.Average();
-    }
 
     (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
     {

@@ -64,8 +64,9 @@ public static class RlPipeline
             : null;
         if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
         // Without a task, the held-out measure is the rewards' own: the mean total reward of greedy completions.
+        var evalPrompts = evalProblems.Select(RlPrompt.From).ToList();
         double? rewardBefore = evalProblems.Count > 0 && task is null
-            ? HeldOutReward(policy, tokenizer, rewards, evalProblems, recipe.Eval.MaxNewTokens, cancel)
+            ? Evaluation.GreedyReward(new RolloutEngine(policy, tokenizer), evalPrompts, rewards, recipe.Eval.MaxNewTokens, cancel)
             : null;
         if (rewardBefore is { } rb) log?.Invoke($"before RL: held-out greedy reward {rb:F4} (n={evalProblems.Count})");
 
@@ -85,23 +86,12 @@ public static class RlPipeline
         var extra = new Dictionary<string, JsonNode?>();
         if (rewardBefore is { } b)
         {
-            double rewardAfter = HeldOutReward(policy, tokenizer, rewards, evalProblems, recipe.Eval.MaxNewTokens, cancel);
+            double rewardAfter = Evaluation.GreedyReward(new RolloutEngine(policy, tokenizer), evalPrompts, rewards, recipe.Eval.MaxNewTokens, cancel);
             (extra["held_out_reward_before"], extra["held_out_reward_after"], extra["n"]) = (b, rewardAfter, evalProblems.Count);
             log?.Invoke($"after RL: held-out greedy reward {rewardAfter:F4} (before {b:F4}, n={evalProblems.Count})");
         }
         if (Evaluation.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount(), extra) is { } line) log?.Invoke($"after RL: {line}");
         return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
-    }
-
-    /// <summary>The mean total reward of the greedy completions of <paramref name="problems"/>' prompts.</summary>
-    public static double HeldOutReward(CausalLM policy, ITokenizer tokenizer, IReadOnlyList<WeightedReward> rewards,
-        IReadOnlyList<Problem> problems, int maxNewTokens, CancellationToken cancel = default)
-    {
-        var engine = new RolloutEngine(policy, tokenizer);
-        var rollouts = engine.Generate(problems.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNewTokens });
-        var contexts = problems.Select((p, i) => new RewardContext(p.Prompt, rollouts[i].CompletionText,
-            RlPrompt.From(p).Fields, rollouts[i].CompletionIds.Length)).ToList();
-        return RewardCombiner.ScoreAsync(rewards, contexts, cancel).AsTask().GetAwaiter().GetResult().Total.Average();
     }
 
     /// <summary>

@@ -21,6 +21,11 @@ public sealed record RlPrompt(string Prompt, IReadOnlyDictionary<string, string>
         var fields = new Dictionary<string, string>(p.Fields) { ["id"] = p.Id, ["answer"] = p.Answer };
         return new RlPrompt(p.Prompt, fields);
     }
+
+    /// <summary>What the reward functions see of each rollout: its prompt (<see cref="Rollout.PromptIndex"/> into
+    /// <paramref name="prompts"/>) with that prompt's fields, the completion and its length in tokens.</summary>
+    public static List<RewardContext> Contexts(IReadOnlyList<RlPrompt> prompts, IEnumerable<Rollout> rollouts) =>
+        rollouts.Select(r => new RewardContext(prompts[r.PromptIndex].Prompt, r.CompletionText, prompts[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
 }
 
 /// <summary>What an RL run produced.</summary>
@@ -131,11 +136,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 timing["generate"] = timing.GetValueOrDefault("generate") + roundPhase.Elapsed.TotalSeconds;
                 roundPhase.Restart();
                 genTokens += ro.Sum(r => r.CompletionIds.Length) + (greedy?.Sum(r => r.CompletionIds.Length) ?? 0);
-                var ctx = ro.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+                var ctx = RlPrompt.Contexts(round, ro);
                 var sc = RewardCombiner.ScoreAsync(_rewards, ctx, cancel).AsTask().GetAwaiter().GetResult();
                 if (greedy is not null)
                 {
-                    var gctx = greedy.Select(r => new RewardContext(round[r.PromptIndex].Prompt, r.CompletionText, round[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+                    var gctx = RlPrompt.Contexts(round, greedy);
                     greedyR = RewardCombiner.ScoreAsync(_rewards, gctx, cancel).AsTask().GetAwaiter().GetResult().Total;
                 }
                 if (Task is not null) correct += ctx.Count(c => Task.Verify(TaskReward.ToProblem(c), c.Completion).Correct);
