@@ -63,10 +63,7 @@ public static class EvalCommand
     }
 
     /// <summary>The --reward-url value as a URL (null when absent); anything but an absolute http(s) URL is an error.</summary>
-    static Uri? RewardUrl(string? text) =>
-        text is null ? null
-        : Uri.TryCreate(text, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps) ? url
-        : throw new ArgumentException($"--reward-url must be an absolute http:// or https:// URL, got '{text}'");
+    static Uri? RewardUrl(string? text) => text is null ? null : Sharpen.Rewards.HttpReward.ParseUrl(text, "--reward-url");
 
     /// <summary>
     /// Evaluation without a task: the first <paramref name="n"/> prompts of <paramref name="dataPath"/> (rows with a prompt;

@@ -36,8 +36,7 @@ public sealed class HttpReward : IRewardFunction, IDisposable
         MaxBatch = maxBatch;
         Concurrency = concurrency;
         ArgumentNullException.ThrowIfNull(url);
-        if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
-            throw new ArgumentException($"reward server URL '{url}' must be an absolute http:// or https:// URL", nameof(url));
+        if (!IsServerUrl(url)) throw new ArgumentException($"reward server URL '{url}' must be an absolute http:// or https:// URL", nameof(url));
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentOutOfRangeException.ThrowIfNegative(retries);
         var t = timeout ?? TimeSpan.FromSeconds(60);
@@ -119,6 +118,16 @@ public sealed class HttpReward : IRewardFunction, IDisposable
             await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(attempt, 6))), cancel).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// <paramref name="text"/> as a reward server URL; anything but an absolute http:// or https:// URL throws
+    /// <see cref="ArgumentException"/> saying "<paramref name="what"/> must be ..." (what names the recipe key or flag).
+    /// </summary>
+    public static Uri ParseUrl(string? text, string what) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var url) && IsServerUrl(url) ? url
+            : throw new ArgumentException($"{what} must be an absolute http:// or https:// URL, got '{text}'");
+
+    static bool IsServerUrl(Uri url) => url.IsAbsoluteUri && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps);
 
     /// <summary>The JSON posted for <paramref name="batch"/>.</summary>
     public static string RequestBody(IReadOnlyList<RewardContext> batch)

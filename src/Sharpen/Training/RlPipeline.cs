@@ -118,8 +118,9 @@ public static class RlPipeline
                 IRewardFunction fn;
                 if (hasUrl)
                 {
-                    if (!Uri.TryCreate(r.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
-                        throw new RecipeException($"recipe: 'rewards[{i}].url' must be an absolute http:// or https:// URL, got '{r.Url}'");
+                    Uri url;
+                    try { url = HttpReward.ParseUrl(r.Url, $"'rewards[{i}].url'"); }
+                    catch (ArgumentException e) { throw new RecipeException($"recipe: {e.Message}"); }
                     if (!(r.TimeoutSeconds > 0) || !double.IsFinite(r.TimeoutSeconds))
                         throw new RecipeException($"recipe: 'rewards[{i}].timeout_seconds' must be a positive number of seconds, got {r.TimeoutSeconds}");
                     if (r.Retries < 0) throw new RecipeException($"recipe: 'rewards[{i}].retries' must be 0 or more, got {r.Retries}");
