@@ -211,6 +211,18 @@ public sealed class CausalLM : nn.Module
         return new Restore(_loraSwitch);
     }
 
+    /// <summary>
+    /// The reference policy for a one-off pass, and what ends it: with LoRA, this model with its adapters off (the frozen
+    /// base, no copy) until <c>Release</c> is disposed; otherwise a frozen copy of the model as it is now, which
+    /// <c>Release</c> disposes.
+    /// </summary>
+    public (CausalLM Model, IDisposable Release) FrozenReference()
+    {
+        if (Lora is not null) return (this, AdaptersDisabled());
+        var copy = Copy(trainable: false);
+        return (copy, copy);
+    }
+
     sealed class Restore(LoraSwitch s) : IDisposable
     {
         public void Dispose() => s.Enabled = true;

@@ -289,7 +289,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
             return (cached[0], split);
         }
         float[][] tokens;
-        var (reference, release) = Reference();
+        var (reference, release) = policy.FrozenReference();
         using (release)
             tokens = Scoring.Score(reference, rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
                 rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
@@ -297,17 +297,6 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         ReferenceCache.Save(path, key, "rows", [("completion", summed), ("completion_tokens", tokens.SelectMany(xs => xs).ToArray())]);
         Log?.Invoke($"reference log-probs: computed for {rows.Count} rows ({path})");
         return (summed, tokens);
-    }
-
-    /// <summary>
-    /// The reference policy for a one-off pass and what ends it: a frozen copy of the policy as it is now (disposed by
-    /// <c>Release</c>), or, with LoRA, the policy itself with its adapters off until <c>Release</c> is disposed (no copy).
-    /// </summary>
-    (CausalLM Model, IDisposable Release) Reference()
-    {
-        if (policy.Lora is not null) return (policy, policy.AdaptersDisabled());
-        var copy = policy.Copy(trainable: false);
-        return (copy, copy);
     }
 
     /// <summary>The reference's per-token log-probs of rows <paramref name="ids"/>, right-padded with 0 to width <paramref name="width"/>: (n, A).</summary>
@@ -328,7 +317,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
     {
         using var scope = NewDisposeScope();
         Tensor features;
-        var (reference, release) = Reference();
+        var (reference, release) = policy.FrozenReference();
         using (release)
         using (no_grad())
         {

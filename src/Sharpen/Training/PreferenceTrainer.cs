@@ -198,11 +198,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         if (ReferenceCache.TryLoad(path, key, data.Count, ["chosen", "rejected"], Log) is { } cached) return (cached[0], cached[1]);
 
         float[] chosen, rejected;
-        if (policy.Lora is not null)   // the reference is the frozen base: the policy with its adapters off, no copy
-            using (policy.AdaptersDisabled()) (chosen, rejected) = SummedLogProbs(policy, data, padId);
-        else
-            using (var reference = policy.Copy(trainable: false))
-                (chosen, rejected) = SummedLogProbs(reference, data, padId);
+        var (reference, release) = policy.FrozenReference();   // with LoRA the base (adapters off), else a frozen copy
+        using (release) (chosen, rejected) = SummedLogProbs(reference, data, padId);
         ReferenceCache.Save(path, key, "pairs", [("chosen", chosen), ("rejected", rejected)]);
         Log?.Invoke($"reference log-probs: computed for {data.Count} pairs ({path})");
         return (chosen, rejected);
