@@ -84,10 +84,7 @@ public static class OfflinePolicyLosses
     public static (Tensor Loss, AlolMetrics Metrics) Alol(Tensor policyLogp, Tensor refLogp, Tensor rewards, Tensor values,
         double clip = 0.9)
     {
-        RequireVector(policyLogp, nameof(policyLogp));
-        RequireSameShape(policyLogp, refLogp, nameof(refLogp));
-        RequireSameShape(policyLogp, rewards, nameof(rewards));
-        RequireSameShape(policyLogp, values, nameof(values));
+        RequireAlolInputs(policyLogp, refLogp, rewards, values);
         RequireClip(clip);
         using var scope = NewDisposeScope();
         var dtype = policyLogp.dtype;
@@ -117,9 +114,7 @@ public static class OfflinePolicyLosses
     /// <param name="values">V_ref(x), (B).</param>
     public static (Tensor Loss, AlolMetrics Metrics) AlolRefFree(Tensor policyLogp, Tensor rewards, Tensor values)
     {
-        RequireVector(policyLogp, nameof(policyLogp));
-        RequireSameShape(policyLogp, rewards, nameof(rewards));
-        RequireSameShape(policyLogp, values, nameof(values));
+        RequireAlolInputs(policyLogp, null, rewards, values, withReference: false);
         using var scope = NewDisposeScope();
         var (advantage, keep, kept) = KeptAdvantages(rewards, values, policyLogp.dtype);              // (B), (B), K
         var loss = -(keep * advantage * policyLogp).sum() / Math.Max(kept, 1.0);                      // −mean_kept A·log π (w = 1)
@@ -191,10 +186,7 @@ public static class OfflinePolicyLosses
     public static (Tensor Loss, AlolMetrics Metrics) AlolKl(Tensor policyLogp, Tensor refLogp, Tensor rewards, Tensor values,
         double beta = 0.1)
     {
-        RequireVector(policyLogp, nameof(policyLogp));
-        RequireSameShape(policyLogp, refLogp, nameof(refLogp));
-        RequireSameShape(policyLogp, rewards, nameof(rewards));
-        RequireSameShape(policyLogp, values, nameof(values));
+        RequireAlolInputs(policyLogp, refLogp, rewards, values);
         RequirePositive(beta, nameof(beta));
         using var scope = NewDisposeScope();
         var dtype = policyLogp.dtype;
@@ -220,6 +212,15 @@ public static class OfflinePolicyLosses
     /// <summary>Mean of a (B) tensor over the kept rows; 0 when none is kept.</summary>
     static double MeanKept(Tensor keep, double kept, Tensor t) =>
         kept == 0 ? 0 : (keep * t).sum().to_type(ScalarType.Float64).item<double>() / kept;
+
+    /// <summary>The sequence-level A-LoL inputs: (B) vectors of one shape (no <paramref name="refLogp"/> for ref-free).</summary>
+    static void RequireAlolInputs(Tensor? policyLogp, Tensor? refLogp, Tensor? rewards, Tensor? values, bool withReference = true)
+    {
+        RequireVector(policyLogp, nameof(policyLogp));
+        if (withReference) RequireSameShape(policyLogp!, refLogp, nameof(refLogp));
+        RequireSameShape(policyLogp!, rewards, nameof(rewards));
+        RequireSameShape(policyLogp!, values, nameof(values));
+    }
 
     static void RequireClip(double clip)
     {
