@@ -139,40 +139,46 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
             return new Row(p, DataOrder.CompletionIds(tokenizer, eos, d.Completion), d.Reward);
         }).ToList();
 
-        // Reference quantities, from the starting weights (before any checkpoint is loaded).
-        var (refLogp, refTokens) = ReferenceLogProbs(rows, outDir, padId);
+        // Reference quantities, from the starting weights (before any checkpoint is loaded). One reference, taken only if the
+        // log-prob cache misses or A-LoL needs its value features, serves both and is released before training.
+        float[] refLogp;
+        float[][] refTokens;
         double valueMse = double.NaN;
         int foldsUsed = 0;
         List<int[]> items;   // CoPG: [i, j] pairs of rows; A-LoL: [i] kept rows
         float[]? values = null;
         double[]? sampleWeights = null;   // A-LoL priority sampling: A of each kept row
-        if (_o.Loss == "copg")
+        using (var reference = new ReferenceLease(policy))
         {
-            items = [];
-            foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
+            (refLogp, refTokens) = ReferenceLogProbs(rows, outDir, padId, reference);
+            if (_o.Loss == "copg")
             {
-                var idx = group.ToList();
-                for (int a = 0; a < idx.Count; a++)
-                    for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
+                items = [];
+                foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
+                {
+                    var idx = group.ToList();
+                    for (int a = 0; a < idx.Count; a++)
+                        for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
+                }
+                if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
+                Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
             }
-            if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
-            Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
-        }
-        else
-        {
-            var folds = ValueCrossFit.PromptFolds(data.Select(d => d.Prompt).ToList(), _o.ValueFolds, _o.Seed);
-            foldsUsed = folds.Max() + 1;
-            if (foldsUsed < _o.ValueFolds)
-                Log?.Invoke($"alol: {foldsUsed} distinct prompts < value_folds {_o.ValueFolds}; cross-fitting with {foldsUsed} folds of one prompt each");
-            (values, valueMse) = FitValues(rows, folds, padId);
-            var v = values;
-            // A as the loss computes it: float32 R − float32 V.
-            double Advantage(int i) => (float)rows[i].Reward - v[i];
-            items = Enumerable.Range(0, rows.Count).Where(i => Advantage(i) > 0).Select(i => new[] { i }).ToList();
-            Log?.Invoke($"alol: {(foldsUsed == 1 ? "in-sample" : $"{foldsUsed}-fold cross-fitted")} value MSE {valueMse:F4}; " +
-                $"{items.Count} of {rows.Count} rows have a positive advantage; variant {Snake(_o.AlolVariant)}, {Snake(_o.AlolSampling)} sampling");
-            if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
-            if (_o.AlolSampling == AlolSampling.Advantage) sampleWeights = items.Select(it => Advantage(it[0])).ToArray();
+            else
+            {
+                var folds = ValueCrossFit.PromptFolds(data.Select(d => d.Prompt).ToList(), _o.ValueFolds, _o.Seed);
+                foldsUsed = folds.Max() + 1;
+                if (foldsUsed < _o.ValueFolds)
+                    Log?.Invoke($"alol: {foldsUsed} distinct prompts < value_folds {_o.ValueFolds}; cross-fitting with {foldsUsed} folds of one prompt each");
+                (values, valueMse) = FitValues(rows, folds, padId, reference);
+                var v = values;
+                // A as the loss computes it: float32 R − float32 V.
+                double Advantage(int i) => (float)rows[i].Reward - v[i];
+                items = Enumerable.Range(0, rows.Count).Where(i => Advantage(i) > 0).Select(i => new[] { i }).ToList();
+                Log?.Invoke($"alol: {(foldsUsed == 1 ? "in-sample" : $"{foldsUsed}-fold cross-fitted")} value MSE {valueMse:F4}; " +
+                    $"{items.Count} of {rows.Count} rows have a positive advantage; variant {Snake(_o.AlolVariant)}, {Snake(_o.AlolSampling)} sampling");
+                if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
+                if (_o.AlolSampling == AlolSampling.Advantage) sampleWeights = items.Select(it => Advantage(it[0])).ToArray();
+            }
         }
 
         policy.train();
@@ -273,10 +279,10 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
 
     /// <summary>
     /// Reference log-probs of every row, summed (n) and per completion token (for A-LoL seq), from the cache when its key
-    /// matches, else computed with a frozen copy of the policy. The cache holds <c>completion</c> (n sums) and
+    /// matches, else computed with <paramref name="reference"/>. The cache holds <c>completion</c> (n sums) and
     /// <c>completion_tokens</c> (all rows' token log-probs, concatenated in row order).
     /// </summary>
-    (float[] Summed, float[][] Tokens) ReferenceLogProbs(List<Row> rows, string outDir, int padId)
+    (float[] Summed, float[][] Tokens) ReferenceLogProbs(List<Row> rows, string outDir, int padId, ReferenceLease reference)
     {
         var path = Path.Combine(outDir, PreferenceTrainer.ReferenceFile);
         var key = ReferenceCache.Key(policy, rows.Count, rows.SelectMany(r => new[] { r.Prompt, r.Completion }));
@@ -288,11 +294,8 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
                 split[i] = cached[1].AsSpan(offset, rows[i].Completion.Length).ToArray();
             return (cached[0], split);
         }
-        float[][] tokens;
-        var (reference, release) = policy.FrozenReference();
-        using (release)
-            tokens = Scoring.Score(reference, rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
-                rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
+        var tokens = Scoring.Score(reference.Model, rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
+            rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
         var summed = tokens.Select(xs => (float)xs.Sum(x => (double)x)).ToArray();
         ReferenceCache.Save(path, key, "rows", [("completion", summed), ("completion_tokens", tokens.SelectMany(xs => xs).ToArray())]);
         Log?.Invoke($"reference log-probs: computed for {rows.Count} rows ({path})");
@@ -313,12 +316,10 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
     /// full-batch MSE with Adam (<see cref="ValueCrossFit.Fit"/>). Returns V per row and its MSE against the rewards
     /// (out of fold, unless there is one fold). Deterministic: no sampling, fixed order.
     /// </summary>
-    (float[] Values, double Mse) FitValues(List<Row> rows, int[] folds, int padId)
+    (float[] Values, double Mse) FitValues(List<Row> rows, int[] folds, int padId, ReferenceLease reference)
     {
         using var scope = NewDisposeScope();
         Tensor features;
-        var (reference, release) = policy.FrozenReference();
-        using (release)
         using (no_grad())
         {
             var chunks = new List<Tensor>();
@@ -327,7 +328,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
                 var chunk = rows.Skip(start).Take(32).ToList();
                 var sb = SequenceBatch.Build(chunk.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
                     chunk.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
-                var hidden = reference.Forward(sb.InputIds, sb.AttentionMask, returnHidden: true).Hidden!;   // (b, T, C)
+                var hidden = reference.Model.Forward(sb.InputIds, sb.AttentionMask, returnHidden: true).Hidden!;   // (b, T, C)
                 chunks.Add(hidden.select(1, sb.PromptLength - 1).detach().clone());                           // last prompt token (prompts are left-padded)
             }
             features = cat(chunks, 0);                                                                         // (N, C)
@@ -336,6 +337,15 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         var values = ValueCrossFit.Fit(features, targets, folds, _o.ValueFitSteps, _o.ValueLearningRate);
         double mse = values.Zip(targets, (v, r) => ((double)v - r) * ((double)v - r)).Average();
         return (values, mse);
+    }
+
+    /// <summary>The frozen reference, taken on first use (<see cref="CausalLM.FrozenReference"/>: a copy, or the LoRA policy
+    /// with its adapters off) so that the reference log-probs and A-LoL's value features share it; released on dispose.</summary>
+    sealed class ReferenceLease(CausalLM policy) : IDisposable
+    {
+        (CausalLM Model, IDisposable Release)? _taken;
+        public CausalLM Model => (_taken ??= policy.FrozenReference()).Model;
+        public void Dispose() => _taken?.Release.Dispose();
     }
 
     /// <summary>An option's recipe spelling (<c>RefFree</c> → <c>ref_free</c>).</summary>
