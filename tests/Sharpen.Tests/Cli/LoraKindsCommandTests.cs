@@ -15,9 +15,6 @@ public class LoraKindsCommandTests
           lora: { r: 2, alpha: 4 }
         """;
 
-    static Dictionary<string, float[]> Values(IEnumerable<(string Name, Tensor Tensor)> weights) =>
-        weights.ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
-
     /// <summary>The run's final adapters (which must have moved) and a check that its non-adapted weights are the initial ones.</summary>
     static Dictionary<string, float[]> CheckFinal(string recipePath, string run)
     {
@@ -27,8 +24,8 @@ public class LoraKindsCommandTests
         using (start)
         using (loaded.Model)
         {
-            var a = Values(start.Weights());
-            var b = Values(loaded.Model.Weights());
+            var a = WeightValues.Of(start.Weights());
+            var b = WeightValues.Of(loaded.Model.Weights());
             foreach (var name in new[] { "model.embed_tokens.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight" })
                 Assert.Equal(a[name], b[name]);
             Assert.NotEqual(a["model.layers.0.self_attn.q_proj.weight"], b["model.layers.0.self_attn.q_proj.weight"]);

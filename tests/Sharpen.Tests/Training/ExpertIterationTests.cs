@@ -55,8 +55,7 @@ public class ExpertIterationTests
         }
     }
 
-    static Dictionary<string, float[]> Snapshot(CausalLM m) =>
-        m.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
+    static Dictionary<string, float[]> Snapshot(CausalLM m) => WeightValues.Of(m);
 
     static void AssertSame(Dictionary<string, float[]> a, Dictionary<string, float[]> b, string what)
     {

@@ -12,9 +12,6 @@ namespace Sharpen.Tests.Training;
 [Collection("console")]
 public class LoraTrainingTests
 {
-    static Dictionary<string, float[]> Values(IEnumerable<(string Name, Tensor Tensor)> weights) =>
-        weights.ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
-
     static void Equal(Dictionary<string, float[]> a, Dictionary<string, float[]> b, double tol)
     {
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
@@ -47,7 +44,7 @@ public class LoraTrainingTests
         var (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
         Assert.True(code == 0, err + output);
         var final = Path.Combine(dir.File("run"), "final");
-        var firstAdapter = Values(Safetensors.Load(Path.Combine(final, "adapter", "adapter_model.safetensors")).Select(kv => (kv.Key, kv.Value)));
+        var firstAdapter = WeightValues.Of(Safetensors.Load(Path.Combine(final, "adapter", "adapter_model.safetensors")).Select(kv => (kv.Key, kv.Value)));
         Assert.Equal(6, firstAdapter.Count);   // A and B of q_proj, v_proj and down_proj in 1 layer
         Assert.Contains("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight", firstAdapter.Keys);
 
@@ -57,11 +54,11 @@ public class LoraTrainingTests
         var (fresh, _) = SftPipeline.LoadPolicy(recipe with { Model = recipe.Model with { Lora = null } }, task);
         using (fresh)
         {
-            var start = Values(fresh.Weights());
+            var start = WeightValues.Of(fresh.Weights());
             var loaded = HfCheckpoint.Load(final);
             using (loaded.Model)
             {
-                var trained = Values(loaded.Model.Weights());
+                var trained = WeightValues.Of(loaded.Model.Weights());
                 foreach (var name in new[] { "model.embed_tokens.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.0.mlp.up_proj.weight", "model.norm.weight" })
                     Assert.Equal(start[name], trained[name]);   // not adapted: bit for bit the initial weights
                 foreach (var name in new[] { "model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight" })
@@ -78,7 +75,7 @@ public class LoraTrainingTests
         var (code2, output2, err2) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
         Assert.True(code2 == 0, err2 + output2);
         Assert.Contains("resumed from", output2);
-        Equal(firstAdapter, Values(Safetensors.Load(Path.Combine(final, "adapter", "adapter_model.safetensors")).Select(kv => (kv.Key, kv.Value))), 1e-6);
+        Equal(firstAdapter, WeightValues.Of(Safetensors.Load(Path.Combine(final, "adapter", "adapter_model.safetensors")).Select(kv => (kv.Key, kv.Value))), 1e-6);
     }
 
     [Fact]
@@ -90,7 +87,7 @@ public class LoraTrainingTests
         // could not reach 0.9 however the adapters trained.
         using var model = new CausalLM(Sharpen.Tests.Models.CausalLMTests.Tiny() with
             { VocabSize = Bandit.Tok.VocabSize, MaxPositionEmbeddings = 32, HiddenSize = 32, IntermediateSize = 48 }, seed: 1);
-        var frozen = Values(model.Weights());
+        var frozen = WeightValues.Of(model.Weights());
         model.AddLora(new LoraOptions { R = 4, Alpha = 8 }, seed: 2);
         var o = RlOptions.Grpo() with { Iterations = 40, PromptsPerIteration = 16, SamplesPerPrompt = 4, MaxNewTokens = 1, LearningRate = 3e-2, Beta = 0.0, EvalEvery = 0 };
         var prompts = Enumerable.Repeat(new RlPrompt("a", new Dictionary<string, string>()), 16).ToList();
@@ -136,10 +133,10 @@ public class LoraTrainingTests
         Assert.True(File.Exists(Path.Combine(ckpt, "adapter", "adapter_model.safetensors")));
         using var resumed = Model();
         new RlTrainer(resumed, Bandit.Tok, o, rewards).Run(prompts, stoppedDir.Path, resume: true);
-        var adapters = Values(straight.AdapterWeights());
+        var adapters = WeightValues.Of(straight.AdapterWeights());
         Assert.Contains(adapters.Values, w => w.Any(x => x != 0));   // B moved: the comparison is not between zeros
-        Equal(adapters, Values(resumed.AdapterWeights()), 1e-6);
-        Equal(Values(straight.Weights()), Values(resumed.Weights()), 1e-6);
+        Equal(adapters, WeightValues.Of(resumed.AdapterWeights()), 1e-6);
+        Equal(WeightValues.Of(straight.Weights()), WeightValues.Of(resumed.Weights()), 1e-6);
     }
 
     [Fact]

@@ -12,8 +12,7 @@ public class OnlinePreferenceTests
     static List<RlPrompt> PromptsWithAnswer(int n) =>
         Enumerable.Repeat(new RlPrompt("a", new Dictionary<string, string> { [OnlineDpoTrainer.DataCompletionField] = "c" }), n).ToList();
 
-    static Dictionary<string, float[]> Snapshot(CausalLM m) =>
-        m.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
+    static Dictionary<string, float[]> Snapshot(CausalLM m) => WeightValues.Of(m);
 
     static double MaxDiff(Dictionary<string, float[]> a, Dictionary<string, float[]> b) =>
         a.Keys.Max(k => a[k].Zip(b[k]).Max(p => (double)Math.Abs(p.First - p.Second)));

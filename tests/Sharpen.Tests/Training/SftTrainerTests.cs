@@ -25,8 +25,7 @@ public class SftTrainerTests
         }).ToList();
     }
 
-    static Dictionary<string, float[]> Snapshot(CausalLM m) =>
-        m.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());
+    static Dictionary<string, float[]> Snapshot(CausalLM m) => WeightValues.Of(m);
 
     [Fact]
     public void Gradient_accumulation_gives_the_gradient_of_the_whole_batch()
