@@ -75,19 +75,24 @@ public static class TrainingCheckpoint
     /// <summary>Loads weights and optimizer state into existing objects and returns the trainer state.</summary>
     public static JsonObject Restore(string dir, CausalLM model, optim.Optimizer optimizer, ScalarHead? head = null)
     {
-        var loaded = HfCheckpoint.Load(dir);
-        using (loaded.Model)
+        // A LoRA model's base weights are frozen and come from where the run started: only its adapters are restored, and
+        // the merged model file is read only when a head is to come from it.
+        if (model.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(dir, HfCheckpoint.AdapterFolder), model);
+        if (model.Lora is null || head is not null)
         {
-            // A LoRA model's base weights are frozen and come from where the run started; only its adapters are restored.
-            if (model.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(dir, HfCheckpoint.AdapterFolder), model);
-            else model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
-        }
-        if (head is not null)
-        {
-            if (loaded.Head is null) throw new CheckpointException($"{dir}: expected {ScalarHead.FileName}");
-            using var _ = no_grad();
-            var src = loaded.Head.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var (name, p) in head.named_parameters()) p.copy_(src[name]);
+            var loaded = HfCheckpoint.Load(dir);
+            using (loaded.Model)
+            {
+                if (model.Lora is null)
+                    model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
+                if (head is not null)
+                {
+                    if (loaded.Head is null) throw new CheckpointException($"{dir}: expected {ScalarHead.FileName}");
+                    using var _ = no_grad();
+                    var src = loaded.Head.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                    foreach (var (name, p) in head.named_parameters()) p.copy_(src[name]);
+                }
+            }
         }
         ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(Path.Combine(dir, "optimizer.bin"));
         var statePath = Path.Combine(dir, "trainer_state.json");
