@@ -10,7 +10,7 @@ namespace Sharpen.Generation;
 /// once; for N samples per prompt the prompt's cache is repeated N times (the prompt is not
 /// encoded again). Each step samples one token for every unfinished sequence in one batched call.
 /// </summary>
-public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer)
+public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRolloutEngine
 {
     /// <summary>The policy being sampled.</summary>
     public CausalLM Model { get; } = model;
@@ -20,6 +20,12 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer)
     /// <summary>Ids that end a sequence: the model config's EOS ids and the tokenizer's EOS.</summary>
     public IReadOnlySet<int> EosIds { get; } =
         model.Config.EosTokenIds.Concat(tokenizer.EosTokenId is { } e ? [e] : []).ToHashSet();
+
+    /// <summary>The torch engine samples the policy object itself: nothing to sync.</summary>
+    public void SyncWeights(CausalLM policy)
+    {
+        if (!ReferenceEquals(policy, Model)) throw new ArgumentException("the torch engine samples the model it was made with; pass that model");
+    }
 
     int PadId => Tokenizer.PadTokenId ?? Model.Config.PadTokenId ?? EosIds.DefaultIfEmpty(0).First();
 
