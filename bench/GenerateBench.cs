@@ -4,6 +4,7 @@ using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
 using static TorchSharp.torch;
+using Sharpen.Torch;
 
 namespace Sharpen.Bench;
 

@@ -8,6 +8,9 @@ using Sharpen.Rewards;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Training.Preference;
+using Sharpen.Training.Sft;
+using Sharpen.Torch;
 
 namespace Sharpen.Bench;
 

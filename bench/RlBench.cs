@@ -6,6 +6,11 @@ using Sharpen.Data;
 using Sharpen.Rewards;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Recipes;
+using Sharpen.Training.Rl;
+using Sharpen.Training.Sft;
+using Sharpen.Generation;
 
 namespace Sharpen.Bench;
 
@@ -87,7 +92,7 @@ public static class RlBench
         var loaded = HfCheckpoint.Load(Path.Combine(sftDir, "final"), requireTokenizer: true);
         using var policy = loaded.Model;
         var options = OptionsFor(algorithm, budgetSeconds, seed: 1);
-        var before = Evaluation.Run(new Generation.RolloutEngine(policy, loaded.Tokenizer!), task, test, maxNewTokens: 48);
+        var before = Evaluator.Run(new Generation.RolloutEngine(policy, loaded.Tokenizer!), task, test, maxNewTokens: 48);
         var outDir = Path.Combine(workDir, algorithm);
         var result = new RlTrainer(policy, loaded.Tokenizer!, options, [new WeightedReward(new TaskReward(task))]) { Task = task, EvalProblems = test }
             .Run(prompts, outDir);

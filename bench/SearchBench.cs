@@ -8,6 +8,9 @@ using Sharpen.Rewards;
 using Sharpen.Search;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Recipes;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Bench;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Sharpen.Generation;
 using Sharpen.Models;
 using static TorchSharp.torch;
+using Sharpen.Torch;
 
 namespace Sharpen.Bench;
 

@@ -13,6 +13,9 @@ using Sharpen.Rewards;
 using Sharpen.Tasks;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Training.Rl;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Examples;
 
@@ -39,7 +42,7 @@ public static class GrpoLora
         }, seed: 1);
         new SftTrainer(model, tokenizer, new SftOptions { MaxSteps = tiny ? 5 : 400, BatchSize = tiny ? 8 : 64, LearningRate = 2e-3, WarmupSteps = tiny ? 1 : 30, EvalEvery = 0, CheckpointEvery = 0 })
             .Run(sft, [], Path.Combine(output, "sft"));
-        var before = Evaluation.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
+        var before = Evaluator.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
 
         // 2. LoRA: rank-8 adapters on every projection; only they train, and the RL reference is the base with them off.
         model.AddLora(new LoraOptions { R = 8, Alpha = 16 }, seed: 1);
@@ -61,7 +64,7 @@ public static class GrpoLora
         };
         new RlTrainer(model, tokenizer, options, rewards) { Log = Console.WriteLine }.Run(rlPrompts, output);
 
-        var after = Evaluation.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
+        var after = Evaluator.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
         long trained = model.TrainableParameters().Sum(p => p.numel());
         Console.WriteLine($"LoRA: {trained} of {model.ParameterCount()} parameters trained; held-out greedy accuracy {before.Accuracy:P1} → {after.Accuracy:P1} (n={after.N})");
         return 0;

@@ -11,6 +11,8 @@ using Sharpen.Models;
 using Sharpen.Tasks;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Examples;
 
@@ -42,7 +44,7 @@ public static class SftCountdown
         var result = new SftTrainer(model, tokenizer, options) { Log = Console.WriteLine }.Run(train, [], output);
 
         // 4. Held-out greedy accuracy.
-        var eval = Evaluation.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
+        var eval = Evaluator.Run(new RolloutEngine(model, tokenizer), task, heldOut, maxNewTokens: 48);
         Console.WriteLine($"{result.Steps} steps, final loss {result.FinalLoss:F3}; held-out greedy accuracy {eval.Accuracy:P1} (n={eval.N})");
         return 0;
     }

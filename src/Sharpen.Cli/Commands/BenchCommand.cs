@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Sharpen.Bench;
+using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 

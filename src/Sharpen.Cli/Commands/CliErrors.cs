@@ -1,6 +1,7 @@
 using Sharpen.Checkpoints;
 using Sharpen.Models;
 using Sharpen.Torch;
+using Sharpen.Recipes;
 
 namespace Sharpen.Cli.Commands;
 
@@ -21,7 +22,7 @@ static class CliErrors
     }
 
     static bool IsUserError(Exception e) =>
-        e is ModelConfigException or CheckpointException or SafetensorsFormatException or TorchUnavailableException or Sharpen.Training.RecipeException
+        e is ModelConfigException or CheckpointException or SafetensorsFormatException or TorchUnavailableException or global::Sharpen.Recipes.RecipeException
             or ArgumentException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException
         || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal)
         || e.GetType().Name.EndsWith("TokenizerException", StringComparison.Ordinal);

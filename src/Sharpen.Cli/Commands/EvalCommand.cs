@@ -5,6 +5,10 @@ using Sharpen.Data;
 using Sharpen.Generation;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Recipes;
+using Sharpen.Rewards;
+using Sharpen.Search;
 
 namespace Sharpen.Cli.Commands;
 
@@ -138,7 +142,7 @@ public static class EvalCommand
             searchLog.Summary(s);
             return s;
         }
-        var result = Evaluation.Run(engine, t, problems, samples, temperature, maxNew, seed);
+        var result = Evaluator.Run(engine, t, problems, samples, temperature, maxNew, seed);
 
         // Per-problem rows: the greedy completion and its verdict.
         var log = new RunLog(outDir);

@@ -5,6 +5,7 @@ using Sharpen.Rewards;
 using Sharpen.Search;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Evaluation;
 
 namespace Sharpen.Cli.Commands;
 

@@ -5,6 +5,8 @@ using Sharpen.Data;
 using Sharpen.Generation;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Cli.Commands;
 
@@ -58,7 +60,7 @@ public static class LabelStepsCommand
                 OutcomeExample.Write(outcomesPath, result.Rows.Select(r => new OutcomeExample(r.Prompt, string.Concat(r.Steps),
                     r.Fields.GetValueOrDefault("correct") == "true" ? 1 : 0, r.Fields.Where(kv => kv.Key is not ("soft_labels" or "correct" or "rollouts")).ToDictionary())));
             var summaryPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Path.GetFileNameWithoutExtension(outPath) + ".summary.json");
-            RunLog.WriteAtomically(summaryPath, new JsonObject
+            AtomicFile.WriteAllText(summaryPath, new JsonObject
             {
                 ["problems"] = rows.Items.Count, ["skipped_lines"] = rows.SkippedLines, ["rows"] = result.Rows.Count, ["steps"] = result.Steps,
                 ["rollouts"] = result.Rollouts, ["rollouts_per_prefix"] = options.Rollouts,

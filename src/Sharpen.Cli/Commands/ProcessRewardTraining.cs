@@ -1,4 +1,6 @@
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Cli.Commands;
 

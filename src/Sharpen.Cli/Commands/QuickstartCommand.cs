@@ -7,6 +7,9 @@ using Sharpen.Models;
 using Sharpen.Tasks;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Recipes;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Cli.Commands;
 

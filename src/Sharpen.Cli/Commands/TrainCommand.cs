@@ -1,5 +1,9 @@
 using System.CommandLine;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.Preference;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Cli.Commands;
 

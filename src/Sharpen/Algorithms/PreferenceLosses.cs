@@ -224,4 +224,11 @@ public static class PreferenceLosses
         if (!(value >= 0 && value < 0.5))
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [0, 0.5).");
     }
+
+    /// <summary>
+    /// The Bradley–Terry reward-model loss, mean over the batch: −log σ(r_c − r_r − m) = softplus(−(r_c − r_r − m))
+    /// (Ouyang et al. 2022, arXiv:2203.02155 Eq. 1; the margin m as in Llama 2, arXiv:2307.09288 Eq. 2). Rewards are <c>(B)</c>.
+    /// </summary>
+    public static Tensor BradleyTerry(Tensor chosen, Tensor rejected, double margin = 0.0) =>
+        nn.functional.softplus(-(chosen - rejected - margin)).mean();
 }

@@ -1,3 +1,4 @@
+using Sharpen.Tasks;
 namespace Sharpen.Data;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Sharpen.Tasks;
 namespace Sharpen.Data;
 
 /// <summary>What <see cref="DatasetWriter.MakeDataset(Sharpen.Tasks.IVerifiableTask,int,int,string,double)"/> wrote.</summary>

@@ -2,6 +2,7 @@ using Sharpen.Torch;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Sharpen.Checkpoints;
 
 namespace Sharpen.Models;
 

@@ -6,7 +6,6 @@ using Sharpen.Data;
 using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
-using Sharpen.Training;
 using static TorchSharp.torch;
 
 namespace Sharpen.Rewards;
@@ -17,7 +16,7 @@ namespace Sharpen.Rewards;
 /// r_t = β·Σ_{tokens of step t} log π_θ/π_ref (<see cref="ProcessLosses.ImplicitStepRewards"/>), computed from one
 /// teacher-forced pass of each model per batch. Steps are tokenised as <see cref="StepEncoding"/> does, without EOS, so
 /// Σ_t r_t is the outcome reward of the steps' text (<see cref="OutcomeRewards"/>). The folder written by
-/// <see cref="ImplicitPrmTrainer"/> holds the policy, <c>reference/</c> and <c>implicit_prm.json</c> (β, step splitter).
+/// the implicit-PRM trainer (<c>kind: implicit_prm</c>) holds the policy, <c>reference/</c> and <c>implicit_prm.json</c> (β, step splitter).
 /// </summary>
 public sealed class ImplicitPrm : IStepScorer, IDisposable
 {
@@ -47,11 +46,11 @@ public sealed class ImplicitPrm : IStepScorer, IDisposable
         (_policy, _reference, _tokenizer, Beta, Splitter, Name, MicroBatch) = (policy, reference, tokenizer, beta, splitter, name, microBatch);
     }
 
-    /// <summary>Loads a folder written by <see cref="ImplicitPrmTrainer"/>; throws <see cref="CheckpointException"/> naming what is missing.</summary>
+    /// <summary>Loads a folder written by the implicit-PRM trainer (<c>kind: implicit_prm</c>); throws <see cref="CheckpointException"/> naming what is missing.</summary>
     public static ImplicitPrm Load(string directory, string? name = null, int microBatch = 16)
     {
         var marker = Path.Combine(directory, MarkerFile);
-        if (!File.Exists(marker)) throw new CheckpointException($"{directory}: no {MarkerFile}; not an implicit-PRM folder (train one with ImplicitPrmTrainer)");
+        if (!File.Exists(marker)) throw new CheckpointException($"{directory}: no {MarkerFile}; not an implicit-PRM folder (train one with a kind: implicit_prm recipe)");
         double beta; string spec; string refName;
         try
         {
@@ -116,7 +115,7 @@ public sealed class ImplicitPrm : IStepScorer, IDisposable
 
     /// <summary>Writes <c>implicit_prm.json</c> into a model folder.</summary>
     public static void WriteMarker(string directory, double beta, string stepSplitter, string loss) =>
-        RunLog.WriteAtomically(Path.Combine(directory, MarkerFile), new JsonObject
+        AtomicFile.WriteAllText(Path.Combine(directory, MarkerFile), new JsonObject
         {
             ["kind"] = "implicit_prm", ["beta"] = beta, ["step_splitter"] = stepSplitter, ["loss"] = loss, ["reference"] = ReferenceFolder,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -2,13 +2,12 @@ using Sharpen.Checkpoints;
 using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
-using Sharpen.Training;
 using static TorchSharp.torch;
 
 namespace Sharpen.Rewards;
 
 /// <summary>
-/// A trained reward model as a reward: loads a checkpoint folder written by <see cref="RewardModelTrainer"/>
+/// A trained reward model as a reward: loads a checkpoint folder written by the reward-model trainer (<c>kind: reward_model</c>)
 /// (model, tokenizer, <c>scalar_head.safetensors</c>) and scores prompt + completion + EOS by the head's value at
 /// the last real token, without gradients, in micro-batches. With <see cref="Normalize"/> the scores of each call are
 /// standardised over the batch: (r − mean) / (std + 1e-6), std the population standard deviation.
@@ -33,12 +32,12 @@ public sealed class ModelReward : IRewardFunction, IDisposable
     {
         if (microBatch <= 0) throw new ArgumentException($"microBatch must be positive, got {microBatch}");
         if (System.IO.Directory.Exists(directory) && !File.Exists(Path.Combine(directory, ScalarHead.FileName)))
-            throw new CheckpointException($"{directory}: no {ScalarHead.FileName}; not a reward-model checkpoint (train one with RewardModelTrainer)");
+            throw new CheckpointException($"{directory}: no {ScalarHead.FileName}; not a reward-model checkpoint (train one with a kind: reward_model recipe)");
         var loaded = HfCheckpoint.Load(directory, requireTokenizer: true);
         if (loaded.Head is null)
         {
             loaded.Model.Dispose();
-            throw new CheckpointException($"{directory}: no {ScalarHead.FileName}; not a reward-model checkpoint (train one with RewardModelTrainer)");
+            throw new CheckpointException($"{directory}: no {ScalarHead.FileName}; not a reward-model checkpoint (train one with a kind: reward_model recipe)");
         }
         (_model, _head, _tokenizer) = (loaded.Model, loaded.Head, loaded.Tokenizer!);
         _model.eval();
@@ -60,10 +59,10 @@ public sealed class ModelReward : IRewardFunction, IDisposable
             using var scope = NewDisposeScope();
             int n = Math.Min(MicroBatch, items.Count - start);
             var enc = Enumerable.Range(start, n)
-                .Select(i => RewardModelTrainer.Encode(_tokenizer, _model.Config, items[i].Prompt, items[i].Completion)).ToList();
+                .Select(i => RewardModelScoring.Encode(_tokenizer, _model.Config, items[i].Prompt, items[i].Completion)).ToList();
             var sb = SequenceBatch.Build(enc.Select(e => (IReadOnlyList<int>)e.Prompt).ToList(),
                 enc.Select(e => (IReadOnlyList<int>)e.Completion).ToList(), padId);
-            var r = RewardModelTrainer.Rewards(_model, _head, sb).to(ScalarType.Float32).data<float>().ToArray();
+            var r = RewardModelScoring.Rewards(_model, _head, sb).to(ScalarType.Float32).data<float>().ToArray();
             for (int i = 0; i < n; i++) result[start + i] = r[i];
         }
         return result;

@@ -1,3 +1,4 @@
+using Sharpen.Generation;
 namespace Sharpen.Rewards;
 
 /// <summary>

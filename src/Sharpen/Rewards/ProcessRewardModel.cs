@@ -1,15 +1,17 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using static TorchSharp.torch;
 using Sharpen.Checkpoints;
 using Sharpen.Data;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
-using Sharpen.Training;
+using Sharpen.Algorithms;
+using Sharpen.Generation;
 
 namespace Sharpen.Rewards;
 
 /// <summary>
-/// A trained process reward model (<see cref="PrmTrainer"/>): loads its folder (model, tokenizer,
+/// A trained process reward model (the PRM trainer, <c>kind: prm</c>): loads its folder (model, tokenizer,
 /// <c>scalar_head.safetensors</c>, <c>prm.json</c>) and scores each step by σ(head) at the step's last token, batched
 /// without gradients. <see cref="Splitter"/> is the step rule it was trained with; <see cref="AsReward"/> turns it into an
 /// outcome reward.
@@ -37,7 +39,7 @@ public sealed class ProcessRewardModel : IStepScorer, IDisposable
     {
         if (microBatch <= 0) throw new ArgumentException($"microBatch must be positive, got {microBatch}");
         var marker = Path.Combine(directory, MarkerFile);
-        if (!File.Exists(marker)) throw new CheckpointException($"{directory}: no {MarkerFile}; not a process-reward-model folder (train one with PrmTrainer)");
+        if (!File.Exists(marker)) throw new CheckpointException($"{directory}: no {MarkerFile}; not a process-reward-model folder (train one with a kind: prm recipe)");
         (Splitter, Threshold) = ReadMarker(marker);
         var loaded = HfCheckpoint.Load(directory, requireTokenizer: true);
         if (loaded.Head is null)
@@ -59,7 +61,7 @@ public sealed class ProcessRewardModel : IStepScorer, IDisposable
     {
         var result = new double[items.Count][];
         var nonEmpty = Enumerable.Range(0, items.Count).Where(i => items[i].Steps.Count > 0).ToList();
-        var scored = PrmTrainer.ScoreSteps(_model, _head, _tokenizer, nonEmpty.Select(i => items[i]).ToList(), MicroBatch, _tokenizer.PadTokenId ?? 0);
+        var scored = PrmScoring.ScoreSteps(_model, _head, _tokenizer, nonEmpty.Select(i => items[i]).ToList(), MicroBatch, _tokenizer.PadTokenId ?? 0);
         for (int i = 0; i < items.Count; i++) result[i] = [];
         for (int k = 0; k < nonEmpty.Count; k++) result[nonEmpty[k]] = scored[k];
         return result;
@@ -70,7 +72,7 @@ public sealed class ProcessRewardModel : IStepScorer, IDisposable
 
     /// <summary>Writes <c>prm.json</c> into a model folder.</summary>
     public static void WriteMarker(string directory, string stepSplitter, double threshold) =>
-        Training.RunLog.WriteAtomically(Path.Combine(directory, MarkerFile), new JsonObject
+        AtomicFile.WriteAllText(Path.Combine(directory, MarkerFile), new JsonObject
         {
             ["kind"] = "prm", ["step_splitter"] = stepSplitter, ["threshold"] = threshold,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -1,4 +1,5 @@
 using Sharpen.Tasks;
+using Sharpen.Generation;
 
 namespace Sharpen.Rewards;
 

@@ -1,3 +1,4 @@
+using Sharpen.Rewards;
 namespace Sharpen.Search;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using Sharpen.Data;
 using Sharpen.Rewards;
 using Sharpen.Tasks;
+using Sharpen.Algorithms;
 
 namespace Sharpen.Search;
 

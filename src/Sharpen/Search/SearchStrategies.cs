@@ -1,5 +1,4 @@
 using Sharpen.Rewards;
-using Sharpen.Training;
 
 namespace Sharpen.Search;
 
@@ -153,7 +152,7 @@ public sealed class GreedySearch : ISearchStrategy
 /// <summary>
 /// Independent samples to the end, as many as the budget allows (each capped at the policy's completion limit, so
 /// samples × limit never exceeds what is left), then: <c>bon</c> = argmax of the outcome score (ties: first);
-/// <c>vote</c> = the most frequent final answer (ties: first seen; <see cref="Evaluation.MajorityVote"/>);
+/// <c>vote</c> = the most frequent final answer (ties: first seen; <see cref="Voting.MajorityVote"/>);
 /// <c>weighted-vote</c> = the answer with the largest sum of outcome scores (NaN counts 0; ties: first seen), its
 /// best-scored completion chosen.
 /// </summary>
@@ -190,7 +189,7 @@ public sealed class SampleSearch(string name) : ISearchStrategy
                 for (int i = 1; i < samples.Count; i++) if (SearchStrategies.Better(scores[i], scores[chosen])) chosen = i;
                 break;
             case "vote":
-                var voted = Evaluation.MajorityVote(answers);
+                var voted = Voting.MajorityVote(answers);
                 if (voted is not null) chosen = answers.IndexOf(voted);
                 break;
             default:

@@ -1,3 +1,5 @@
+using Sharpen.Models;
+using Sharpen.Tokenizers;
 namespace Sharpen.Training;
 
 /// <summary>The seeded order in which every trainer walks its data, and the token layout of a completion.</summary>
@@ -46,14 +48,6 @@ static class DataOrder
 
     static Random Rng(int seed, int epoch) =>
         new(unchecked(seed * 1_000_003 + epoch) & int.MaxValue);   // not HashCode: that is randomised per process
-
-    /// <summary>The end-of-sequence id that closes trained completions: the tokenizer's, else the model config's first.</summary>
-    public static int EosId(Tokenizers.ITokenizer tokenizer, Models.ModelConfig config) =>
-        tokenizer.EosTokenId ?? config.EosTokenIds.FirstOrDefault();
-
-    /// <summary>A completion's ids as trainers score them: the text without special tokens, then EOS.</summary>
-    public static int[] CompletionIds(Tokenizers.ITokenizer tokenizer, int eos, string completion) =>
-        tokenizer.Encode(completion, addSpecialTokens: false).Append(eos).ToArray();
 }
 
 /// <summary>

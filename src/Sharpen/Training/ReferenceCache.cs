@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Sharpen.Models;
 using static TorchSharp.torch;
+using Sharpen.Checkpoints;
 
 namespace Sharpen.Training;
 
@@ -62,6 +63,6 @@ static class ReferenceCache
     {
         var json = new JsonObject { ["key"] = key, [countName] = arrays[0].Values.Length };
         foreach (var (name, values) in arrays) json[name] = new JsonArray(values.Select(x => (JsonNode)x).ToArray());
-        RunLog.WriteAtomically(path, json.ToJsonString());
+        AtomicFile.WriteAllText(path, json.ToJsonString());
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
 
 namespace Sharpen.Training;
 
@@ -54,7 +55,7 @@ public sealed class RunLog
         if (!File.Exists(MetricsPath)) return;
         var keep = File.ReadAllLines(MetricsPath)
             .Where(l => l.Length > 0 && (JsonNode.Parse(l)?["step"]?.GetValue<int>() ?? 0) <= step);
-        WriteAtomically(MetricsPath, string.Concat(keep.Select(l => l + "\n")));
+        AtomicFile.WriteAllText(MetricsPath, string.Concat(keep.Select(l => l + "\n")));
     }
 
     /// <summary>Reads all rows back.</summary>
@@ -67,13 +68,6 @@ public sealed class RunLog
         File.Exists(SummaryPath) ? (JsonObject)JsonNode.Parse(File.ReadAllText(SummaryPath))! : new JsonObject();
 
     /// <summary>Writes summary.json.</summary>
-    public void Summary(JsonObject summary) => WriteAtomically(SummaryPath, Finite(summary).ToJsonString(Pretty));
+    public void Summary(JsonObject summary) => AtomicFile.WriteAllText(SummaryPath, Finite(summary).ToJsonString(Pretty));
 
-    /// <summary>Writes a file through a temporary sibling and a rename, so readers never see half a file.</summary>
-    public static void WriteAtomically(string path, string text)
-    {
-        var tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
 }

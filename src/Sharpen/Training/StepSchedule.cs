@@ -1,3 +1,6 @@
+using Sharpen.Training.Preference;
+using Sharpen.Training.RewardModels;
+using Sharpen.Training.Rl;
 namespace Sharpen.Training;
 
 /// <summary>

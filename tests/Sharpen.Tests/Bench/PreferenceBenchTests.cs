@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sharpen.Bench;
+using Sharpen.Tokenizers;
 
 namespace Sharpen.Tests.Bench;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
+using Sharpen.Tasks;
 
 namespace Sharpen.Tests.Cli;
 

@@ -3,6 +3,7 @@ using Sharpen.Checkpoints;
 using Sharpen.Cli.Commands;
 using Sharpen.Models;
 using Sharpen.Rewards;
+using Sharpen.Tasks;
 
 namespace Sharpen.Tests.Cli;
 

@@ -2,6 +2,7 @@ using Sharpen.Checkpoints;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Recipes;
 
 namespace Sharpen.Tests.Cli;
 

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Cli;
 

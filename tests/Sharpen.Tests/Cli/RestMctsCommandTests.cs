@@ -2,6 +2,7 @@ using Sharpen.Rewards;
 using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
+using Sharpen.Training.ExpertIteration;
 
 namespace Sharpen.Tests.Cli;
 

@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Tests.Rewards;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Tasks;
 
 namespace Sharpen.Tests.Cli;
 
@@ -107,7 +109,7 @@ public class RlRewardServerCommandTests
     public void An_rl_recipe_without_a_task_needs_prompts_and_non_verifier_rewards(string rest, string expected)
     {
         var text = "kind: rl\nmodel: { path: m }\n" + rest;
-        Assert.Contains(expected, Assert.Throws<RecipeException>(() => Sharpen.Training.Recipe.Parse(text, "r.yaml")).Message);
+        Assert.Contains(expected, Assert.Throws<RecipeException>(() => global::Sharpen.Recipes.Recipe.Parse(text, "r.yaml")).Message);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Sharpen.Data;
 using Sharpen.Training;
 using Sharpen.Tests.Training;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Data;
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Sharpen.Rewards;
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Recipes;
 
 namespace Sharpen.Tests.Rewards;
 

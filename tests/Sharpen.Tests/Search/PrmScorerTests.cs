@@ -9,6 +9,7 @@ using Sharpen.Tasks;
 using Sharpen.Tests.Cli;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Search;
 

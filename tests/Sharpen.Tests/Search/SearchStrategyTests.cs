@@ -1,4 +1,6 @@
 using Sharpen.Search;
+using Sharpen.Data;
+using Sharpen.Tasks;
 
 namespace Sharpen.Tests.Search;
 

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
+using Sharpen.Tokenizers;
 
 namespace Sharpen.Tests.Tokenizers;
 

@@ -5,6 +5,7 @@ using Sharpen.Tasks;
 using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Tests.Training;
 

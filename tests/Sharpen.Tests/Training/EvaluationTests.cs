@@ -1,4 +1,6 @@
 using Sharpen.Training;
+using Sharpen.Evaluation;
+using Sharpen.Search;
 
 namespace Sharpen.Tests.Training;
 
@@ -11,14 +13,14 @@ public class EvaluationTests
     [InlineData(3, 1, 1, 1.0 / 3)]
     [InlineData(8, 2, 3, 1 - 20.0 / 56)] // 1 − C(6,3)/C(8,3)
     public void Pass_at_k_is_the_unbiased_estimator(int n, int c, int k, double expected) =>
-        Assert.Equal(expected, Evaluation.PassAtK(n, c, k), 12);
+        Assert.Equal(expected, Evaluator.PassAtK(n, c, k), 12);
 
     [Fact]
     public void Majority_vote_counts_answers_and_breaks_ties_by_first_appearance()
     {
-        Assert.Equal("a", Evaluation.MajorityVote(["a", null, "b", "b", "a"]));
-        Assert.Equal("b", Evaluation.MajorityVote(["a", "b", "b"]));
-        Assert.Null(Evaluation.MajorityVote([null, null]));
+        Assert.Equal("a", Voting.MajorityVote(["a", null, "b", "b", "a"]));
+        Assert.Equal("b", Voting.MajorityVote(["a", "b", "b"]));
+        Assert.Null(Voting.MajorityVote([null, null]));
     }
 }
 

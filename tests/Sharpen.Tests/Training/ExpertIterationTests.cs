@@ -6,6 +6,9 @@ using Sharpen.Tasks;
 using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Tests.Training;
 
@@ -75,7 +78,7 @@ public class ExpertIterationTests
             [C("m", true)],
         ];
         // Dedupe, cap 2: a → x, z (the second x is a duplicate, w is over the cap); b → nothing; c → m.
-        var kept = ExpertIteration.Keep(problems, candidates, maxPerProblem: 2, dedupe: true, iteration: 1);
+        var kept = ExpertIterationTrainer.Keep(problems, candidates, maxPerProblem: 2, dedupe: true, iteration: 1);
         Assert.Equal(["a:x", "a:z", "c:m"], kept.Select(e => e.Prompt + ":" + e.Completion));
         Assert.Equal("fl:a", kept[0].Fields["id"]);
         Assert.Equal("a", kept[0].Fields["answer"]);
@@ -83,12 +86,12 @@ public class ExpertIterationTests
         Assert.Equal("1", kept[0].Fields["iteration"]);
 
         // Without dedupe the duplicate counts: a → x, x.
-        var noDedupe = ExpertIteration.Keep(problems, candidates, maxPerProblem: 2, dedupe: false, iteration: 1);
+        var noDedupe = ExpertIterationTrainer.Keep(problems, candidates, maxPerProblem: 2, dedupe: false, iteration: 1);
         Assert.Equal(["a:x", "a:x", "c:m"], noDedupe.Select(e => e.Prompt + ":" + e.Completion));
 
         // Accumulating: the earlier z comes first, then x; z again is a duplicate and the cap of 2 is reached.
         var prior = new List<SftExample> { new("a", "z", new Dictionary<string, string> { ["id"] = "fl:a", ["iteration"] = "1" }) };
-        var acc = ExpertIteration.Keep(problems, candidates, maxPerProblem: 2, dedupe: true, iteration: 2, prior);
+        var acc = ExpertIterationTrainer.Keep(problems, candidates, maxPerProblem: 2, dedupe: true, iteration: 2, prior);
         Assert.Equal(["a:z", "a:x", "c:m"], acc.Select(e => e.Prompt + ":" + e.Completion));
         Assert.Equal(["1", "2", "2"], acc.Select(e => e.Fields["iteration"]));
     }
@@ -100,7 +103,7 @@ public class ExpertIterationTests
         using var policy = Base();
         var problems = Letters.Generate(6, 0);
         var sampler = new RecordingSampler();
-        var result = new ExpertIteration(policy, Tok, Letters, Options()) { Sampler = sampler }.Run(problems, problems, dir.Path);
+        var result = new ExpertIterationTrainer(policy, Tok, Letters, Options()) { Sampler = sampler }.Run(problems, problems, dir.Path);
 
         var seen = sampler.Seen[1];
         Assert.Equal(6, seen.Count);
@@ -138,7 +141,7 @@ public class ExpertIterationTests
             using var policy = Base();
             var baseWeights = Snapshot(policy);
             var atSft = new Dictionary<int, Dictionary<string, float[]>>();
-            var result = new ExpertIteration(policy, Tok, Letters, Options(iterations: 2, restart: restart))
+            var result = new ExpertIterationTrainer(policy, Tok, Letters, Options(iterations: 2, restart: restart))
                 { BeforeSft = (k, m) => atSft[k] = Snapshot(m) }.Run(problems, problems, dir.Path);
 
             Assert.Equal([1, 2], result.Iterations.Select(s => s.Iteration));
@@ -170,13 +173,13 @@ public class ExpertIterationTests
         var problems = Letters.Generate(6, 0);
         using var straightDir = new TempDir();
         using var straight = Base();
-        new ExpertIteration(straight, Tok, Letters, Options(iterations: 2)).Run(problems, problems, straightDir.Path);
+        new ExpertIterationTrainer(straight, Tok, Letters, Options(iterations: 2)).Run(problems, problems, straightDir.Path);
 
         using var dir = new TempDir();
         using (var crashed = Base())
         {
             // Iteration 2 crashes after its data was written, just before its SFT.
-            var it = new ExpertIteration(crashed, Tok, Letters, Options(iterations: 2))
+            var it = new ExpertIterationTrainer(crashed, Tok, Letters, Options(iterations: 2))
                 { BeforeSft = (k, _) => { if (k == 2) throw new IOException("simulated crash"); } };
             Assert.Throws<IOException>(() => it.Run(problems, problems, dir.Path));
         }
@@ -185,7 +188,7 @@ public class ExpertIterationTests
 
         using var resumed = Base();
         var sampler = new RecordingSampler();
-        var result = new ExpertIteration(resumed, Tok, Letters, Options(iterations: 2)) { Sampler = sampler }.Run(problems, problems, dir.Path, resume: true);
+        var result = new ExpertIterationTrainer(resumed, Tok, Letters, Options(iterations: 2)) { Sampler = sampler }.Run(problems, problems, dir.Path, resume: true);
         Assert.Equal([2], sampler.Seen.Keys);                                   // iteration 1 was not run again
         Assert.Equal([1, 2], result.Iterations.Select(s => s.Iteration));
         Assert.Equal([1, 2], new RunLog(dir.Path, append: true).ReadMetrics().Select(r => r["iteration"]!.GetValue<int>()));

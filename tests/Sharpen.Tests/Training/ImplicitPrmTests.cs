@@ -7,6 +7,8 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Recipes;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Training;
 

@@ -5,6 +5,9 @@ using Sharpen.Rewards;
 using Sharpen.Tests.Cli;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Recipes;
+using Sharpen.Training.Preference;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Training;
 

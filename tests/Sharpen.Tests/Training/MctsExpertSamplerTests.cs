@@ -7,6 +7,9 @@ using Sharpen.Tests.Models;
 using Sharpen.Tests.Search;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Tests.Training;
 
@@ -69,7 +72,7 @@ public class MctsExpertSamplerTests
         Assert.Equal(["b c ans:7", "a ans:1", "b d ans:2"], c.Take(1).Select(x => x.Completion).Concat(c.Skip(1).Select(x => x.Completion).Order()));
         Assert.Equal([true, false, false], c.Select(x => x.Correct));
         Assert.Equal(9, c[0].Tokens);                                // one token per character in the stub
-        var kept = ExpertIteration.Keep(task.Generate(1, 0), candidates, maxPerProblem: 4, dedupe: true, iteration: 1);
+        var kept = ExpertIterationTrainer.Keep(task.Generate(1, 0), candidates, maxPerProblem: 4, dedupe: true, iteration: 1);
         Assert.Equal(["b c ans:7"], kept.Select(e => e.Completion));
 
         // Value targets by hand (v_k = max(v_{k−1} + (1 − v_{k−1})/(m_k + 1)·(1 − 2r_k), 0), v_0 = 0):
@@ -173,7 +176,7 @@ public class MctsExpertSamplerTests
         };
         var problems = task.Generate(4, 0);
         var sampler = new MctsExpertSampler(dir.Path, new TableValueModelTrainer());
-        var result = new ExpertIteration(policy, tok, task, options) { Sampler = sampler }.Run(problems, problems, dir.Path);
+        var result = new ExpertIterationTrainer(policy, tok, task, options) { Sampler = sampler }.Run(problems, problems, dir.Path);
 
         Assert.Equal([1, 2], result.Iterations.Select(s => s.Iteration));
         var metrics = new RunLog(dir.Path, append: true).ReadMetrics();

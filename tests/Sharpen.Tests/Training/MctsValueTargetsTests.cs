@@ -1,5 +1,6 @@
 using Sharpen.Search;
 using Sharpen.Training;
+using Sharpen.Training.ExpertIteration;
 
 namespace Sharpen.Tests.Training;
 

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Sharpen.Data;
 using Sharpen.Training;
+using Sharpen.Training.Preference;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Training;
 

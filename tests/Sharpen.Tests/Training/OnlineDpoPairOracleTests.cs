@@ -1,4 +1,5 @@
 using Sharpen.Training;
+using Sharpen.Training.Preference;
 
 namespace Sharpen.Tests.Training;
 

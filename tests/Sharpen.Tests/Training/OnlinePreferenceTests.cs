@@ -2,6 +2,10 @@ using System.Text.Json.Nodes;
 using Sharpen.Models;
 using Sharpen.Rewards;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Training.Preference;
+using Sharpen.Training.Rl;
+using Sharpen.Checkpoints;
 
 namespace Sharpen.Tests.Training;
 

@@ -4,6 +4,8 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using TorchSharp;
+using Sharpen.Training.Preference;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Training;
 

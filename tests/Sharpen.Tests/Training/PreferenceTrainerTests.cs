@@ -5,6 +5,7 @@ using Sharpen.Models;
 using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Training.Preference;
 
 namespace Sharpen.Tests.Training;
 

@@ -6,6 +6,7 @@ using Sharpen.Rewards;
 using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Training;
 

@@ -4,6 +4,8 @@ using Sharpen.Rewards;
 using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Training;
 

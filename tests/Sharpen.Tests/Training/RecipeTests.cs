@@ -1,5 +1,13 @@
 using Sharpen.Tasks;
 using Sharpen.Training;
+using Sharpen.Recipes;
+using Sharpen.Rewards;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.Preference;
+using Sharpen.Training.RewardModels;
+using Sharpen.Training.Rl;
+using Sharpen.Training.Sft;
+using Sharpen.Algorithms;
 
 namespace Sharpen.Tests.Training;
 

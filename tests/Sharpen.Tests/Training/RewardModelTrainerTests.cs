@@ -8,6 +8,9 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Recipes;
+using Sharpen.Training.RewardModels;
+using Sharpen.Algorithms;
 
 namespace Sharpen.Tests.Training;
 
@@ -44,12 +47,12 @@ public class RewardModelTrainerTests
     {
         // Direct: softplus(1) = ln(1 + e) = 1.3132617.
         using (var z = zeros(3))
-        using (var loss = RewardModelTrainer.Loss(z, z, margin: 1.0))
+        using (var loss = PreferenceLosses.BradleyTerry(z, z, margin: 1.0))
             Assert.Equal(1.3132617, loss.item<float>(), 1e-6);
         // Hand values: r_c − r_r = 2, m = 0.5 → softplus(−1.5) = ln(1 + e^−1.5) = 0.2014133.
         using (var c = tensor(new float[] { 2f }))
         using (var r = tensor(new float[] { 0f }))
-        using (var loss = RewardModelTrainer.Loss(c, r, margin: 0.5))
+        using (var loss = PreferenceLosses.BradleyTerry(c, r, margin: 0.5))
             Assert.Equal(0.2014133, loss.item<float>(), 1e-6);
 
         using var dir = new TempDir();

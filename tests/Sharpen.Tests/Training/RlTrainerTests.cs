@@ -6,6 +6,8 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Training.Rl;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

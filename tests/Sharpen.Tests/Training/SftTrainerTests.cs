@@ -5,6 +5,7 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Training.Sft;
 
 namespace Sharpen.Tests.Training;
 

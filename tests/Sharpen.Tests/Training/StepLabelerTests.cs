@@ -6,6 +6,7 @@ using Sharpen.Tests.Models;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
+using Sharpen.Training.RewardModels;
 
 namespace Sharpen.Tests.Training;
 

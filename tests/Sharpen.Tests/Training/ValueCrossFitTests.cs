@@ -1,6 +1,7 @@
 using Sharpen.Training;
 using static Sharpen.Tests.Algorithms.Tensors;
 using static TorchSharp.torch;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Training;
 

@@ -1,0 +1,435 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Sharpen.Tasks;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+using Sharpen.Rewards;
+using Sharpen.Training.ExpertIteration;
+using Sharpen.Training.Preference;
+using Sharpen.Training.RewardModels;
+using Sharpen.Training.Rl;
+using Sharpen.Training.Sft;
+using Sharpen.Models;
+
+namespace Sharpen.Recipes;
+
+/// <summary>
+/// A YAML recipe: one file that says which model, which data or task, and which settings. Keys are
+/// snake_case versions of the option records' properties (the same records the library and CLI
+/// use), and an unknown key is an error naming it.
+/// </summary>
+/// <example>
+/// <code>
+/// kind: sft
+/// output: runs/sft-countdown
+/// model: { init: { hidden_size: 192, num_hidden_layers: 4, num_attention_heads: 6, intermediate_size: 512 } }
+/// task: { name: countdown, min_numbers: 3, max_numbers: 3 }
+/// sft: { max_steps: 400, batch_size: 64, learning_rate: 0.002 }
+/// </code>
+/// </example>
+public sealed record Recipe
+{
+    /// <summary>What to run: <c>sft</c> (supervised fine-tuning, optionally C-RLFT), <c>rl</c> (online RL), <c>preference</c> (DPO and relatives on preference pairs),
+    /// <c>reward_model</c> (a Bradley–Terry reward model on preference pairs), <c>offline_pg</c> (CoPG or A-LoL on scored completions),
+    /// the online preference methods <c>online_dpo</c>, <c>dno</c> and <c>spin</c>, <c>expert_iteration</c> (ReST-EM / STaR: sample,
+    /// keep the verified-correct, fine-tune, repeat), <c>prm</c> (a process reward model on step labels) or <c>implicit_prm</c> (an implicit PRM on outcome labels).</summary>
+    public string Kind { get; init; } = "sft";
+
+    /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm"];
+    /// <summary>Output folder (relative paths are relative to the working directory).</summary>
+    public string Output { get; init; } = "runs/out";
+    /// <summary>Seed for data generation and model initialisation.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>Where the policy comes from.</summary>
+    public ModelSection Model { get; init; } = new();
+    /// <summary>The verifiable task (data generation and evaluation).</summary>
+    public TaskSection? Task { get; init; }
+    /// <summary>Data files or generation counts.</summary>
+    public DataSection Data { get; init; } = new();
+    /// <summary>SFT settings.</summary>
+    public SftOptions Sft { get; init; } = new();
+    /// <summary>Final evaluation settings.</summary>
+    public EvalSection Eval { get; init; } = new();
+    /// <summary>RL settings as written; <see cref="RlOptions"/> applies them over the algorithm's preset.</summary>
+    [JsonPropertyName("rl")] public JsonObject? RlSection { get; init; }
+    /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
+    public List<RewardSection>? Rewards { get; init; }
+
+    /// <summary>Preference-optimisation settings as written; <see cref="PreferenceOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("preference")] public JsonObject? PreferenceSection { get; init; }
+
+    /// <summary>The preference options: <see cref="global::Sharpen.Training.Preference.PreferenceOptions"/>' defaults with the recipe's <c>preference</c> keys on top.</summary>
+    public PreferenceOptions PreferenceOptions(string source = "recipe") =>
+        Bind(PreferenceSection, new global::Sharpen.Training.Preference.PreferenceOptions(), "preference", source, o => o.Validate());
+
+    /// <summary>Reward-model settings as written; <see cref="RewardModelOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("reward_model")] public JsonObject? RewardModelSection { get; init; }
+
+    /// <summary>The reward-model options: <see cref="global::Sharpen.Training.RewardModels.RewardModelOptions"/>' defaults with the recipe's <c>reward_model</c> keys on top.</summary>
+    public RewardModelOptions RewardModelOptions(string source = "recipe") =>
+        Bind(RewardModelSection, new global::Sharpen.Training.RewardModels.RewardModelOptions(), "reward_model", source, o => o.Validate());
+
+    /// <summary>Online DPO settings as written (<c>kind: online_dpo</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("online_dpo")] public JsonObject? OnlineDpoSection { get; init; }
+    /// <summary>DNO settings as written (<c>kind: dno</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("dno")] public JsonObject? DnoSection { get; init; }
+    /// <summary>SPIN settings as written (<c>kind: spin</c>); see <see cref="OnlinePreferenceOptions"/>.</summary>
+    [JsonPropertyName("spin")] public JsonObject? SpinSection { get; init; }
+
+    /// <summary>
+    /// The options of an online preference recipe (<c>online_dpo</c>, <c>dno</c> or <c>spin</c>): the preset of the recipe's
+    /// kind (<see cref="global::Sharpen.Training.Preference.OnlineDpoOptions.For"/>) with the keys of the section named like the kind on top.
+    /// </summary>
+    public OnlineDpoOptions OnlinePreferenceOptions(string source = "recipe")
+    {
+        var section = Kind switch { "dno" => DnoSection, "spin" => SpinSection, _ => OnlineDpoSection };
+        if (section?["algorithm"] is not null) throw new RecipeException($"{source}: '{Kind}.algorithm' is set by 'kind'; remove it");
+        return Bind(section, global::Sharpen.Training.Preference.OnlineDpoOptions.For(Kind is "dno" or "spin" ? Kind : "online_dpo"), Kind, source, o => o.Validate());
+    }
+
+    /// <summary>Expert-iteration settings as written; <see cref="ExpertIterationOptions"/> applies them over the preset of <c>method</c>.</summary>
+    [JsonPropertyName("expert_iteration")] public JsonObject? ExpertIterationSection { get; init; }
+
+    /// <summary>The expert-iteration options: the preset of <c>expert_iteration.method</c> (rest_em, star) with the recipe's keys on top,
+    /// and the recipe's <c>sft</c> section as the SFT stage of every iteration.</summary>
+    public ExpertIterationOptions ExpertIterationOptions(string source = "recipe")
+    {
+        var name = ExpertIterationSection?["method"] is JsonValue v && v.TryGetValue(out string? m) ? m : "rest_em";
+        global::Sharpen.Training.ExpertIteration.ExpertIterationOptions preset;
+        try { preset = global::Sharpen.Training.ExpertIteration.ExpertIterationOptions.For(name); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'expert_iteration.method': {e.Message}"); }
+        return Bind(ExpertIterationSection, preset with { Sft = Sft }, "expert_iteration", source, o => (o with { Sft = Sft }).Validate());
+    }
+
+    /// <summary>Offline policy-gradient settings as written (<c>kind: offline_pg</c>); <see cref="OfflinePolicyOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("offline_pg")] public JsonObject? OfflinePolicySection { get; init; }
+
+    /// <summary>The offline policy-gradient options: <see cref="global::Sharpen.Training.Rl.OfflinePolicyOptions"/>' defaults with the recipe's <c>offline_pg</c> keys on top.</summary>
+    public OfflinePolicyOptions OfflinePolicyOptions(string source = "recipe") =>
+        Bind(OfflinePolicySection, new global::Sharpen.Training.Rl.OfflinePolicyOptions(), "offline_pg", source, o => o.Validate());
+
+    /// <summary>Process-reward-model settings as written (kind <c>prm</c>); <see cref="PrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("prm")] public JsonObject? PrmSection { get; init; }
+
+    /// <summary>The PRM options: <see cref="global::Sharpen.Training.RewardModels.PrmOptions"/>' defaults with the recipe's <c>prm</c> keys on top.</summary>
+    public PrmOptions PrmOptions(string source = "recipe") =>
+        Bind(PrmSection, new global::Sharpen.Training.RewardModels.PrmOptions(), "prm", source, o => o.Validate());
+
+    /// <summary>Implicit-PRM settings as written (kind <c>implicit_prm</c>); <see cref="ImplicitPrmOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("implicit_prm")] public JsonObject? ImplicitPrmSection { get; init; }
+
+    /// <summary>The implicit-PRM options: <see cref="global::Sharpen.Training.RewardModels.ImplicitPrmOptions"/>' defaults with the recipe's <c>implicit_prm</c> keys on top.</summary>
+    public ImplicitPrmOptions ImplicitPrmOptions(string source = "recipe") =>
+        Bind(ImplicitPrmSection, new global::Sharpen.Training.RewardModels.ImplicitPrmOptions(), "implicit_prm", source, o => o.Validate());
+
+    /// <summary>
+    /// <paramref name="defaults"/> with the keys of <paramref name="section"/> on top; then <paramref name="validate"/>.
+    /// Unknown or mistyped keys and failed validation become a <see cref="RecipeException"/> naming <c>name.key</c>.
+    /// </summary>
+    static T Bind<T>(JsonObject? section, T defaults, string name, string source, Func<T, T> validate) where T : class
+    {
+        var merged = JsonSerializer.SerializeToNode(defaults, Json)!.AsObject();
+        foreach (var (k, val) in section ?? new JsonObject()) merged[k] = val?.DeepClone();
+        try
+        {
+            return validate(merged.Deserialize<T>(Json) ?? defaults);
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: '{name}.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new RecipeException($"{source}: {e.Message}");
+        }
+    }
+
+    /// <summary>The RL options: the preset of <c>rl.algorithm</c> with the recipe's keys on top.</summary>
+    public RlOptions RlOptions(string source = "recipe")
+    {
+        var given = RlSection ?? new JsonObject();
+        var name = given["algorithm"] is JsonValue v && v.TryGetValue(out string? a) ? a : "grpo";
+        RlOptions preset;
+        try { preset = global::Sharpen.Training.Rl.RlOptions.For(name); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'rl.algorithm': {e.Message}"); }
+        return Bind(given, preset, "rl", source, o => o.Validate());
+    }
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        NumberHandling = JsonNumberHandling.Strict,
+    };
+
+    /// <summary>Reads and validates a recipe file.</summary>
+    public static Recipe Load(string path)
+    {
+        if (!File.Exists(path)) throw new RecipeException($"{path}: recipe not found");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses recipe text; <paramref name="source"/> names it in errors.</summary>
+    public static Recipe Parse(string yaml, string source = "recipe.yaml")
+    {
+        var node = YamlToJson.Convert(yaml, source);
+        Recipe recipe;
+        try
+        {
+            recipe = node.Deserialize<Recipe>(Json) ?? throw new RecipeException($"{source}: the recipe is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: {Describe(e)}");
+        }
+        if (!Kinds.Contains(recipe.Kind))
+            throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: {string.Join(", ", Kinds)}");
+        if (recipe.Kind == "expert_iteration")
+        {
+            recipe.ExpertIterationOptions(source);
+            if (recipe.Task is null) throw new RecipeException($"{source}: an expert_iteration recipe needs a 'task' (its verifier decides what is kept)");
+        }
+        if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "offline_pg")
+        {
+            recipe.OfflinePolicyOptions(source);
+            if (recipe.Data.Train is null)
+                throw new RecipeException($"{source}: an offline_pg recipe needs 'data.train' (a JSONL of prompt/completion/reward rows)");
+            if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+                throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+        }
+        if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
+        if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
+        if (recipe.Kind == "rl")
+        {
+            recipe.RlOptions(source);
+            if (recipe.Task is null)
+            {
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url)))
+                    throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder) or a 'url' (a reward server)");
+            }
+        }
+        if (recipe.Kind is "online_dpo" or "dno" or "spin")
+        {
+            recipe.OnlinePreferenceOptions(source);
+            foreach (var (other, section) in new[] { ("online_dpo", recipe.OnlineDpoSection), ("dno", recipe.DnoSection), ("spin", recipe.SpinSection) })
+                if (section is not null && other != recipe.Kind) throw new RecipeException($"{source}: '{other}' section in a '{recipe.Kind}' recipe; use '{recipe.Kind}'");
+            if (recipe.Kind != "spin" && recipe.Task is null)
+                throw new RecipeException($"{source}: a {recipe.Kind} recipe needs a 'task' (its verifier is the judge; reward models go in 'rewards')");
+            if (recipe.Task is null && recipe.Rewards is not null)
+                throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
+        }
+        if (recipe.Model.Path is null == recipe.Model.Init is null)
+            throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
+        try { recipe.Sft.Validate(); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: {e.Message}"); }
+        if (recipe.Model.Lora is { } lora)
+        {
+            if (!ModelSection.LoraKinds.Contains(recipe.Kind))
+                throw new RecipeException($"{source}: 'model.lora' works with kind {string.Join(", ", ModelSection.LoraKinds)}; a {recipe.Kind} recipe trains every weight");
+            try { lora.Validate(); }
+            catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
+        }
+        if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
+        if (recipe.Task is null && recipe.Data.Train is null)
+            throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
+        return recipe;
+    }
+
+    /// <summary>Checks of recipes trained on preference pairs (<c>preference</c> and <c>reward_model</c>).</summary>
+    static void ValidatePairsData(Recipe recipe, string source)
+    {
+        var kind = recipe.Kind.Replace('_', '-');
+        if (recipe.Data.Train is null)
+            throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
+        if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+            throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
+    }
+
+    /// <summary>Checks of process-reward recipes (<c>prm</c>, <c>implicit_prm</c>): they read <c>data.train</c> and need a tokenizer.</summary>
+    static void ValidateProcessData(Recipe recipe, string source, string rows)
+    {
+        var kind = (recipe.Kind == "prm" ? "a " : "an ") + recipe.Kind.Replace('_', '-');
+        if (recipe.Data.Train is null)
+            throw new RecipeException($"{source}: {kind} recipe needs 'data.train' (a JSONL of {rows})");
+        if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
+            throw new RecipeException($"{source}: 'model.init' in {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
+    }
+
+    static string Describe(JsonException e)
+    {
+        var path = (e.Path ?? "$").TrimStart('$').TrimStart('.');
+        var msg = e.Message;
+        int cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
+        if (cut > 0) msg = msg[..cut];
+        return path.Length > 0 ? $"'{path}': {msg}" : msg;
+    }
+}
+
+/// <summary>The <c>model</c> section: a checkpoint folder, or the config of a freshly initialised model.</summary>
+public sealed record ModelSection
+{
+    /// <summary>A Hugging Face folder (config.json, model.safetensors, tokenizer).</summary>
+    public string? Path { get; init; }
+    /// <summary>config.json keys for a fresh model; model_type defaults to llama and vocab_size/special ids come from the tokenizer.</summary>
+    public JsonObject? Init { get; init; }
+    /// <summary>For <c>init</c>: <c>task</c> (a character tokenizer over the task's alphabet, the default), <c>chars:ALPHABET</c>, or a folder with tokenizer.json.</summary>
+    public string Tokenizer { get; init; } = "task";
+    /// <summary>Train LoRA adapters instead of every weight (kinds <see cref="LoraKinds"/>): <c>r</c>, <c>alpha</c>, <c>dropout</c>, <c>target_modules</c>.</summary>
+    public Models.LoraOptions? Lora { get; init; }
+
+    /// <summary>The recipe kinds that can train LoRA adapters.</summary>
+    public static IReadOnlyList<string> LoraKinds { get; } = ["sft", "rl", "preference", "online_dpo", "dno", "spin", "offline_pg"];
+}
+
+/// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>
+public sealed record TaskSection
+{
+    /// <summary>Task name (countdown, game24, arithmetic, gsm8k).</summary>
+    public string Name { get; init; } = "";
+    /// <summary>The task's option keys (snake_case of its options record).</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
+
+    static readonly Dictionary<string, Type> OptionTypes = new()
+    {
+        ["countdown"] = typeof(CountdownOptions), ["game24"] = typeof(Game24Options),
+        ["arithmetic"] = typeof(ArithmeticOptions), ["gsm8k"] = typeof(Gsm8kOptions),
+    };
+
+    /// <summary>Creates the task; errors name the recipe file and the key.</summary>
+    public IVerifiableTask Build(string source)
+    {
+        if (!OptionTypes.TryGetValue(Name, out var type))
+            throw new RecipeException($"{source}: 'task.name' is '{Name}'; known: {string.Join(", ", OptionTypes.Keys)}");
+        TaskOptions options;
+        try
+        {
+            var obj = new JsonObject();
+            foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            options = (TaskOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'task' options"));
+            options.Validate();
+        }
+        catch (JsonException e)
+        {
+            throw new RecipeException($"{source}: 'task.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new RecipeException($"{source}: 'task' options: {e.Message}");
+        }
+        return TaskRegistry.Create(Name, options);
+    }
+}
+
+/// <summary>One entry of the <c>rewards</c> list: a reward by name (the task's verifier is named after the task) and its weight.</summary>
+public sealed record RewardSection
+{
+    /// <summary>Reward name: the task name for its verifier; with <see cref="Url"/>, the label of its metrics (default <c>remote</c>).</summary>
+    public string Name { get; init; } = "";
+    /// <summary>Weight in the summed reward.</summary>
+    public double Weight { get; init; } = 1.0;
+    /// <summary>A reward-model checkpoint folder (written by RewardModelTrainer); give this or <see cref="Name"/>, not both.</summary>
+    public string? Model { get; init; }
+    /// <summary>Reward model only: standardise its scores over each batch.</summary>
+    public bool Normalize { get; init; }
+    /// <summary>A reward server's URL (<see cref="Rewards.HttpReward"/>: each batch is POSTed as JSON).</summary>
+    public string? Url { get; init; }
+    /// <summary>Reward server only: seconds one request may take.</summary>
+    public double TimeoutSeconds { get; init; } = 60;
+    /// <summary>Reward server only: how often a failed request (connection, timeout, HTTP 408/429/5xx) is repeated.</summary>
+    public int Retries { get; init; } = 2;
+    /// <summary>Reward server only: most completions per request (0 = the whole batch in one request).</summary>
+    public int MaxBatch { get; init; }
+    /// <summary>Reward server only: requests in flight at once when a batch is split by <see cref="MaxBatch"/>.</summary>
+    public int Concurrency { get; init; } = 1;
+}
+
+/// <summary>The <c>data</c> section.</summary>
+public sealed record DataSection
+{
+    /// <summary>Training JSONL (prompt/completion or messages). Default: generated from the task.</summary>
+    public string? Train { get; init; }
+    /// <summary>Held-out JSONL. Default: a split generated from the task that shares no problem with training.</summary>
+    public string? Test { get; init; }
+    /// <summary>Training problems to generate when <see cref="Train"/> is absent.</summary>
+    public int TrainProblems { get; init; } = 20000;
+    /// <summary>Held-out problems to generate when <see cref="Test"/> is absent.</summary>
+    public int TestProblems { get; init; } = 500;
+    /// <summary>RL only: scored completions with behaviour log-probs for offline training (TOPR); no generation.</summary>
+    public string? Offline { get; init; }
+    /// <summary>Skip and count malformed JSONL lines instead of stopping at the first.</summary>
+    public bool SkipBadLines { get; init; }
+}
+
+/// <summary>The <c>eval</c> section: the evaluation after training.</summary>
+public sealed record EvalSection
+{
+    /// <summary>Held-out problems evaluated (at most the held-out set).</summary>
+    public int Problems { get; init; } = 500;
+    /// <summary>Samples per problem for pass@k and maj@k (1 = greedy only).</summary>
+    public int Samples { get; init; } = 1;
+    /// <summary>Sampling temperature for pass@k and maj@k.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Most new tokens per completion.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+}
+
+/// <summary>A recipe that cannot be used; the message names the file and the key.</summary>
+public sealed class RecipeException(string message) : Exception(message);
+
+/// <summary>YAML → JSON with typed plain scalars (int, float, bool, null), so System.Text.Json can bind records.</summary>
+static class YamlToJson
+{
+    public static JsonNode Convert(string yaml, string source)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new RecipeException($"{source}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
+        }
+        if (stream.Documents.Count == 0) throw new RecipeException($"{source}: the recipe is empty");
+        return Node(stream.Documents[0].RootNode, source, 0) ?? throw new RecipeException($"{source}: the recipe is empty");
+    }
+
+    static JsonNode? Node(YamlNode node, string source, int depth)
+    {
+        if (depth > 32) throw new RecipeException($"{source}:{node.Start.Line}: nesting deeper than 32 levels");
+        switch (node)
+        {
+            case YamlMappingNode map:
+                var o = new JsonObject();
+                foreach (var (k, v) in map.Children)
+                {
+                    var key = (k as YamlScalarNode)?.Value ?? throw new RecipeException($"{source}:{k.Start.Line}: keys must be plain strings");
+                    if (o.ContainsKey(key)) throw new RecipeException($"{source}:{k.Start.Line}: duplicate key '{key}'");
+                    o[key] = Node(v, source, depth + 1);
+                }
+                return o;
+            case YamlSequenceNode seq:
+                var a = new JsonArray();
+                foreach (var item in seq.Children) a.Add(Node(item, source, depth + 1));
+                return a;
+            case YamlScalarNode s:
+                var text = s.Value ?? "";
+                if (s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded) return JsonValue.Create(text);
+                if (text is "" or "~" or "null" or "Null" or "NULL") return null;
+                if (text is "true" or "True" or "TRUE") return JsonValue.Create(true);
+                if (text is "false" or "False" or "FALSE") return JsonValue.Create(false);
+                if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)) return JsonValue.Create(d);
+                return JsonValue.Create(text);
+            default:
+                throw new RecipeException($"{source}:{node.Start.Line}: unsupported YAML node");
+        }
+    }
+}

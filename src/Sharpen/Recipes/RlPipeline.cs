@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Rewards;
+using Sharpen.Tasks;
+using Sharpen.Tokenizers;
+using Sharpen.Evaluation;
+using Sharpen.Training;
+using Sharpen.Training.Rl;
+
+namespace Sharpen.Recipes;
+
+/// <summary>What an RL recipe run produced.</summary>
+public sealed record RlPipelineResult(RlResult Rl, EvalResult? Before, EvalResult? After, long Parameters, double Seconds);
+
+/// <summary>
+/// Runs an <c>rl</c> recipe: load the policy (usually an SFT checkpoint), take prompts from the data
+/// file or the task, reward with the task's verifier (plus any extra reward functions passed in),
+/// run <see cref="RlTrainer"/>, and evaluate before and after on held-out problems.
+/// </summary>
+public static class RlPipeline
+{
+    /// <summary>Runs <paramref name="recipe"/>; <paramref name="extraRewards"/> lets library users add their own reward functions.</summary>
+    public static RlPipelineResult Run(Recipe recipe, Action<string>? log = null, bool resume = false,
+        IReadOnlyList<WeightedReward>? extraRewards = null, CancellationToken cancel = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var options = recipe.RlOptions();
+        var task = recipe.Task?.Build("recipe");   // null: rewards from reward models or servers only, no accuracy
+        Directory.CreateDirectory(recipe.Output);
+
+        // Prompts (training) and problems (held-out). Rows need a prompt; a completion is optional.
+        IReadOnlyList<RlPrompt> prompts;
+        IReadOnlyList<Problem> heldOut;
+        if (recipe.Data.Train is { } trainPath)
+        {
+            prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log).Items
+                .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            heldOut = recipe.Data.Test is { } testPath
+                ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
+                : [];
+        }
+        else
+        {
+            var t = task ?? throw new RecipeException("recipe: an rl recipe needs 'data.train' or a 'task' to generate prompts");
+            var made = DatasetWriter.MakeDataset(t, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
+                Path.Combine(recipe.Output, "data", $"{t.Name}.jsonl"), recipe.Data.TestProblems);
+            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            heldOut = JsonlDataset.LoadSft(made.Files[1]).Items.Select(SftPipeline.ToProblem).ToList();
+        }
+
+        // Policy.
+        var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, task);
+        using var _ = policy;
+
+        // Rewards.
+        var rewards = BuildRewards(recipe.Rewards, task);
+        using var disposeRewards = new DisposeAll(rewards.Select(w => w.Function).OfType<IDisposable>().ToList());
+        if (extraRewards is not null) rewards.AddRange(extraRewards);
+
+        var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
+        EvalResult? before = evalProblems.Count > 0 && task is not null
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
+            : null;
+        if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
+        // Without a task, the held-out measure is the rewards' own: the mean total reward of greedy completions.
+        var evalPrompts = evalProblems.Select(RlPrompt.From).ToList();
+        double? rewardBefore = evalProblems.Count > 0 && task is null
+            ? Evaluator.GreedyReward(new RolloutEngine(policy, tokenizer), evalPrompts, rewards, recipe.Eval.MaxNewTokens, cancel)
+            : null;
+        if (rewardBefore is { } rb) log?.Invoke($"before RL: held-out greedy reward {rb:F4} (n={evalProblems.Count})");
+
+        var trainer = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems };
+        RlResult rl;
+        if (recipe.Data.Offline is { } offlinePath)
+        {
+            var scored = ScoredCompletion.Load(offlinePath, recipe.Data.SkipBadLines).Reported(offlinePath, log);
+            rl = trainer.RunOffline(scored.Items, recipe.Output, cancel);
+        }
+        else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
+
+        EvalResult? after = evalProblems.Count > 0 && task is not null
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
+                recipe.Eval.MaxNewTokens, recipe.Seed)
+            : null;
+        var extra = new Dictionary<string, JsonNode?>();
+        if (rewardBefore is { } b)
+        {
+            double rewardAfter = Evaluator.GreedyReward(new RolloutEngine(policy, tokenizer), evalPrompts, rewards, recipe.Eval.MaxNewTokens, cancel);
+            (extra["held_out_reward_before"], extra["held_out_reward_after"], extra["n"]) = (b, rewardAfter, evalProblems.Count);
+            log?.Invoke($"after RL: held-out greedy reward {rewardAfter:F4} (before {b:F4}, n={evalProblems.Count})");
+        }
+        if (Evaluator.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount(), extra) is { } line) log?.Invoke($"after RL: {line}");
+        return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry is the task's
+    /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
+    /// server (<c>url</c>, an <see cref="HttpReward"/>, with <c>name</c> as its label). The caller disposes the functions.
+    /// </summary>
+    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask? task)
+    {
+        var rewards = new List<WeightedReward>();
+        if (sections is null && task is null)
+            throw new RecipeException("recipe: without a 'task' there is no verifier; give 'rewards' with 'model' (a reward-model folder) or 'url' (a reward server)");
+        try
+        {
+            for (int i = 0; i < (sections?.Count ?? 1); i++)
+            {
+                var r = sections?[i] ?? new RewardSection { Name = task!.Name };
+                var key = $"recipe: 'rewards[{i}]'";
+                bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model), hasUrl = !string.IsNullOrEmpty(r.Url);
+                if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
+                if (!hasUrl && hasName == hasModel)
+                    throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");
+                if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                IRewardFunction fn;
+                if (hasUrl)
+                {
+                    Uri url;
+                    try { url = HttpReward.ParseUrl(r.Url, $"'rewards[{i}].url'"); }
+                    catch (ArgumentException e) { throw new RecipeException($"recipe: {e.Message}"); }
+                    if (!(r.TimeoutSeconds > 0) || !double.IsFinite(r.TimeoutSeconds))
+                        throw new RecipeException($"recipe: 'rewards[{i}].timeout_seconds' must be a positive number of seconds, got {r.TimeoutSeconds}");
+                    if (r.Retries < 0) throw new RecipeException($"recipe: 'rewards[{i}].retries' must be 0 or more, got {r.Retries}");
+                    if (r.MaxBatch < 0) throw new RecipeException($"recipe: 'rewards[{i}].max_batch' must be 0 (no limit) or more, got {r.MaxBatch}");
+                    if (r.Concurrency < 1) throw new RecipeException($"recipe: 'rewards[{i}].concurrency' must be 1 or more, got {r.Concurrency}");
+                    fn = new HttpReward(url, hasName ? r.Name : "remote", TimeSpan.FromSeconds(r.TimeoutSeconds), r.Retries,
+                        maxBatch: r.MaxBatch, concurrency: r.Concurrency);
+                }
+                else if (hasModel)
+                {
+                    try { fn = new ModelReward(r.Model!, normalize: r.Normalize); }
+                    catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].model': {e.Message}"); }
+                }
+                else
+                {
+                    if (task is null) throw new RecipeException($"{key} names '{r.Name}', a task's verifier, but the recipe has no 'task'; use 'model' or 'url'");
+                    if (r.Name != task.Name) throw new RecipeException($"recipe: 'rewards' names '{r.Name}'; recipes can use the task's verifier ('{task.Name}'), a reward model ('model: folder') or a reward server ('url: http://...'); add other reward functions from code");
+                    fn = new TaskReward(task);
+                }
+                if (rewards.Any(w => w.Function.Name == fn.Name))
+                {
+                    (fn as IDisposable)?.Dispose();
+                    throw new RecipeException($"{key} is named '{fn.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                }
+                rewards.Add(new WeightedReward(fn, r.Weight));
+            }
+        }
+        catch
+        {
+            foreach (var d in rewards.Select(w => w.Function).OfType<IDisposable>()) d.Dispose();
+            throw;
+        }
+        return rewards;
+    }
+
+    sealed class DisposeAll(List<IDisposable> items) : IDisposable
+    {
+        public void Dispose() { foreach (var d in items) d.Dispose(); }
+    }
+}

@@ -1,0 +1,502 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
+using Sharpen.Checkpoints;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Rewards;
+using Sharpen.Tokenizers;
+using static TorchSharp.torch;
+using Sharpen.Evaluation;
+
+namespace Sharpen.Training.Preference;
+
+/// <summary>How online DPO forms preference pairs from a prompt's scored candidates (its samples, plus the data's answer).</summary>
+public enum PairSelection
+{
+    /// <summary>One pair: the highest-reward candidate (first one on ties) against the lowest-reward one (first one on ties).</summary>
+    BestVsWorst,
+    /// <summary>One pair: two distinct candidates drawn at random; the better one is chosen.</summary>
+    Random,
+    /// <summary>
+    /// Every (positive, negative) of the candidates whose rewards pass the rule: positive ≥ MinPositiveScore, positive −
+    /// negative ≥ the margin (StudentMargin when the positive is a policy sample) and &gt; 0. DNO-Prct's pairs (Rosset et al.
+    /// 2024, arXiv:2404.03715, §5.1): all large-margin pairs among the samples and the gold answer, not one per prompt.
+    /// </summary>
+    AllMargin,
+}
+
+/// <summary>Which policy the preference loss compares against.</summary>
+public enum ReferenceUpdate
+{
+    /// <summary>The policy at the start of the run, frozen (online DPO).</summary>
+    Initial,
+    /// <summary>The policy at the start of each iteration, π_t (DNO's and SPIN's reference: the previous iterate).</summary>
+    PreviousIterate,
+}
+
+/// <summary>Where an iteration's preference pairs come from.</summary>
+public enum PairSource
+{
+    /// <summary>Both sides are scored candidates of the prompt (the policy's samples, plus the data's completion with
+    /// <see cref="OnlineDpoOptions.IncludeDataCompletion"/>), picked by <see cref="OnlineDpoOptions.PairSelection"/>.</summary>
+    Samples,
+    /// <summary>SPIN: chosen = the data's completion (the "real" answer), rejected = each of the policy's samples.</summary>
+    DataVsSample,
+}
+
+/// <summary>
+/// Online (iterative) preference-optimisation settings, shared by online DPO, DNO and SPIN (the <c>online_dpo</c>,
+/// <c>dno</c> and <c>spin</c> recipe sections): sample from the current policy, form pairs (judged by the rewards, or
+/// against the data's answer), train a preference loss on them. The loss is one of <see cref="PreferenceLosses.Names"/>
+/// or <c>spin</c>; β is its reward scale (τ for ipo, λ for spin); the other coefficients take the defaults of
+/// <see cref="PreferenceOptions"/>. The presets <see cref="Dno"/> and <see cref="Spin"/> carry those papers' settings.
+/// </summary>
+public sealed record OnlineDpoOptions
+{
+    /// <summary>Name written to summary.json: online_dpo, dno or spin (set by the presets).</summary>
+    public string Algorithm { get; init; } = "online_dpo";
+    /// <summary>Sample–judge–update rounds.</summary>
+    public int Iterations { get; init; } = 100;
+    /// <summary>Prompts sampled per iteration.</summary>
+    public int PromptsPerIteration { get; init; } = 16;
+    /// <summary>Completions sampled per prompt (≥ 2 for sample-vs-sample pairs, ≥ 1 for SPIN).</summary>
+    public int SamplesPerPrompt { get; init; } = 4;
+    /// <summary>Sampling temperature (&gt; 0).</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Nucleus (top-p) mass of the samples, in (0, 1]; 1 = off.</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Completion length cap in tokens.</summary>
+    public int MaxNewTokens { get; init; } = 256;
+    /// <summary>Preference loss name: dpo, cdpo, ipo, rdpo, orpo, simpo or spin.</summary>
+    public string Loss { get; init; } = "dpo";
+    /// <summary>β of the loss (τ for ipo, λ for spin).</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>AdamW learning rate (constant, no weight decay).</summary>
+    public double LearningRate { get; init; } = 5e-6;
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Passes (epochs) over each iteration's pairs.</summary>
+    public int UpdatesPerIteration { get; init; } = 1;
+    /// <summary>Pairs per optimizer step within a pass (0 = all of the iteration's pairs in one step).</summary>
+    public int MiniBatchSize { get; init; }
+    /// <summary>How a prompt's pairs are picked from its scored candidates: one best-vs-worst or random pair, or all
+    /// pairs that pass the margin rule (all_margin, DNO's).</summary>
+    public PairSelection PairSelection { get; init; } = PairSelection.BestVsWorst;
+    /// <summary>Pairs whose reward margin is below this are dropped (the default drops ties); DNO's margin filter.</summary>
+    public double MinMargin { get; init; } = 1e-9;
+    /// <summary>Pairs whose chosen side scores below this are dropped (DNO keeps only positives its judge rates highly);
+    /// null = no floor.</summary>
+    public double? MinPositiveScore { get; init; }
+    /// <summary>The margin threshold when the chosen side is one of the policy's samples rather than the data's answer (DNO
+    /// uses a smaller one for student positives); null = <see cref="MinMargin"/>.</summary>
+    public double? StudentMargin { get; init; }
+    /// <summary>The loss's reference: the initial policy, or the previous iterate π_t (DNO, SPIN).</summary>
+    public ReferenceUpdate ReferenceUpdate { get; init; } = ReferenceUpdate.Initial;
+    /// <summary>Sample-vs-sample pairs, or SPIN's data-vs-sample pairs.</summary>
+    public PairSource PairSource { get; init; } = PairSource.Samples;
+    /// <summary>Add the data's completion (a gold or teacher answer) to each prompt's scored candidates (DNO-Prct).</summary>
+    public bool IncludeDataCompletion { get; init; }
+    /// <summary>Checkpoint every N iterations (0 = only the final model); a checkpoint can be resumed.</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Checkpoints kept.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seed of the prompt order, the sampling and random pair selection.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>
+    /// DNO-Prct's choice of the best iterate (0 = off, the last iterate is the result): the last this many prompts are held
+    /// out of training; after every iteration the greedy completions of those prompts are scored with the rewards, the
+    /// iterate with the highest mean (the earlier on ties) is kept in <c>best/</c>, and the run ends with it as its policy
+    /// and <c>final/</c>.
+    /// </summary>
+    public int ValidationPrompts { get; init; }
+
+    /// <summary>Whether the loss compares against a reference policy (every loss but orpo and simpo).</summary>
+    public bool NeedsReference => Loss is not ("orpo" or "simpo");
+
+    /// <summary>The recipe kinds (and presets) these options serve.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["online_dpo", "dno", "spin"];
+
+    /// <summary>The preset of <paramref name="kind"/>: online_dpo (the defaults), dno or spin.</summary>
+    public static OnlineDpoOptions For(string kind) => kind switch
+    {
+        "online_dpo" => new(),
+        "dno" => Dno(),
+        "spin" => Spin(),
+        _ => throw new ArgumentException($"unknown online preference method '{kind}'; known: {string.Join(", ", Kinds)}"),
+    };
+
+    /// <summary>
+    /// DNO-Prct (Rosset et al. 2024, arXiv:2404.03715, Algorithm 2 and §5.1): per iteration K = 5 samples per prompt from
+    /// π_t (temperature 0.7, top-p 0.95) plus the data's gold answer, scored by the oracle; every (positive, negative) pair
+    /// among them whose margin clears the threshold is kept (all_margin); DPO (β = 0.1) against the reference π_t, one
+    /// epoch over the pairs in batches of 64 at learning rate 5e-5 (the paper lowers it in later iterations; Sharpen keeps
+    /// it constant). Departure: the paper's thresholds live on its judge's 6-point scale (positive ≥ 5, margin 2, margin 1
+    /// for a student positive); Sharpen's margin 0.5 is for rewards in [0, 1], and the positive floor and the student margin
+    /// are left to the recipe (null: no floor, the same margin), since how a judge's scale maps onto a reward is the recipe's.
+    /// </summary>
+    public static OnlineDpoOptions Dno() => new()
+    {
+        Algorithm = "dno", SamplesPerPrompt = 5, IncludeDataCompletion = true, PairSelection = PairSelection.AllMargin,
+        MinMargin = 0.5, Loss = "dpo", Beta = 0.1, ReferenceUpdate = ReferenceUpdate.PreviousIterate, LearningRate = 5e-5,
+        Temperature = 0.7, TopP = 0.95, UpdatesPerIteration = 1, MiniBatchSize = 64,
+    };
+
+    /// <summary>
+    /// SPIN (Chen et al. 2024, arXiv:2401.01335): the opponent π_t answers each SFT prompt once; pairs are (the data's
+    /// answer, the opponent's); the logistic loss with λ = 0.1 against π_t, 2 epochs per iteration, learning rate 5e-7.
+    /// </summary>
+    public static OnlineDpoOptions Spin() => new()
+    {
+        Algorithm = "spin", SamplesPerPrompt = 1, PairSource = PairSource.DataVsSample, Loss = "spin", Beta = 0.1,
+        ReferenceUpdate = ReferenceUpdate.PreviousIterate, LearningRate = 5e-7, UpdatesPerIteration = 2, Iterations = 4,
+    };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field as <c>&lt;algorithm&gt;.&lt;key&gt;</c>.</summary>
+    public OnlineDpoOptions Validate()
+    {
+        var k = Kinds.Contains(Algorithm) ? Algorithm : "online_dpo";
+        void Positive(double v, string key) => OptionChecks.Positive(k, v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative(k, v, key);
+        if (!Kinds.Contains(Algorithm)) throw new ArgumentException($"{k}.algorithm: unknown '{Algorithm}'; known: {string.Join(", ", Kinds)}");
+        if (Loss is null || !(PreferenceLosses.Names.Contains(Loss) || Loss == "spin"))
+            throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}, spin.");
+        Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration");
+        if (!Enum.IsDefined(PairSource)) throw new ArgumentException($"{k}.pair_source: unknown value {PairSource}");
+        int minSamples = PairSource == PairSource.DataVsSample || IncludeDataCompletion ? 1 : 2;
+        if (SamplesPerPrompt < minSamples) throw new ArgumentException($"{k}.samples_per_prompt must be ≥ {minSamples} to form a pair, got {SamplesPerPrompt}");
+        Positive(Temperature, "temperature");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"{k}.top_p must be in (0, 1], got {TopP}");
+        Positive(MaxNewTokens, "max_new_tokens"); Positive(Beta, "beta");
+        Positive(LearningRate, "learning_rate"); NonNegative(MaxGradNorm, "max_grad_norm"); Positive(UpdatesPerIteration, "updates_per_iteration");
+        NonNegative(MiniBatchSize, "mini_batch_size");
+        if (!Enum.IsDefined(PairSelection)) throw new ArgumentException($"{k}.pair_selection: unknown value {PairSelection}");
+        if (!Enum.IsDefined(ReferenceUpdate)) throw new ArgumentException($"{k}.reference_update: unknown value {ReferenceUpdate}");
+        NonNegative(MinMargin, "min_margin");
+        if (StudentMargin is { } sm) NonNegative(sm, "student_margin");
+        if (MinPositiveScore is { } floor && !double.IsFinite(floor)) throw new ArgumentException($"{k}.min_positive_score must be a finite number or null, got {floor}");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
+        NonNegative(ValidationPrompts, "validation_prompts");
+        return this;
+    }
+}
+
+/// <summary>What an online preference run produced.</summary>
+public sealed record OnlineDpoResult(int Iterations, double FinalLoss, double FinalRewardMean, int TotalPairs, string FinalCheckpoint, double Seconds);
+
+/// <summary>
+/// Online / iterative preference optimisation: online DPO (Xu et al. 2023; Guo et al. 2024), DNO-Prct (Rosset et al.
+/// 2024) and SPIN (Chen et al. 2024) are settings of this one loop (see <see cref="OnlineDpoOptions"/>). One iteration
+/// top to bottom: take PromptsPerIteration prompts in a seeded order → sample SamplesPerPrompt completions each from the
+/// current policy π_t (seed from (Seed, iteration)) → score them with the rewards (the judge or oracle) → KL(π_t ‖ ref)
+/// estimate on the samples → with <see cref="ReferenceUpdate.PreviousIterate"/> the reference becomes a copy of π_t →
+/// pairs (one per prompt from its scored candidates, or every pair that passes the margin rule with all_margin, or
+/// SPIN's data-vs-sample pairs) → summed reference log-probs (no_grad) → UpdatesPerIteration passes of AdamW steps of the
+/// preference loss over the pairs → π_{t+1} → metrics row → maybe a checkpoint.
+/// </summary>
+public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, OnlineDpoOptions options, IReadOnlyList<WeightedReward> rewards)
+{
+    /// <summary>The prompt field that carries the data's completion (SPIN's real answer, DNO's gold answer).</summary>
+    public const string DataCompletionField = "completion";
+
+    /// <summary>Human-readable progress lines.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>Called after each iteration's update with (iteration 1-based, the policy, the reference it used or null).</summary>
+    public Action<int, CausalLM, CausalLM?>? AfterIteration { get; init; }
+
+    /// <summary>
+    /// Optional pair oracle: given one prompt's candidate rewards and the iteration's seeded generator, returns the
+    /// (chosen, rejected) candidate indices or null to drop the prompt. Null (the default) uses <see cref="SelectPairs"/>
+    /// with the options' pair rule. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
+    /// </summary>
+    public Func<IReadOnlyList<double>, Random, (int Chosen, int Rejected)?>? PairOracle { get; init; }
+
+    readonly OnlineDpoOptions _o = options.Validate();
+
+    /// <summary>
+    /// The pair of one prompt's candidates by <paramref name="selection"/> (best_vs_worst or random), or null when its
+    /// reward margin is below <paramref name="minMargin"/> (or fewer than two candidates). Random selection draws from
+    /// <paramref name="rng"/>. For all_margin, which gives several pairs, use <see cref="SelectPairs"/>.
+    /// </summary>
+    public static (int Chosen, int Rejected)? SelectPair(IReadOnlyList<double> rewards, PairSelection selection, double minMargin = 1e-9, Random? rng = null)
+    {
+        if (selection == PairSelection.AllMargin)
+            throw new ArgumentException("SelectPair picks one pair; all_margin gives several: use SelectPairs", nameof(selection));
+        return SelectPairs(rewards, selection, minMargin, rng: rng) is [var pair] ? pair : null;
+    }
+
+    /// <summary>
+    /// The preference pairs of one prompt, as (chosen, rejected) indices into <paramref name="rewards"/>, the candidates'
+    /// rewards (K) or (K + 1) (NaN never forms a pair). The candidates <c>[0, students)</c> are the policy's samples, the
+    /// rest (the data's gold or teacher answer, last) are not; null <paramref name="students"/> = all are samples. A pair is
+    /// kept when chosen ≠ rejected, the chosen reward is ≥ <paramref name="minPositiveScore"/> (if given) and the margin
+    /// is ≥ <paramref name="minMargin"/>, or ≥ <paramref name="studentMargin"/> (if given) when the chosen side is a
+    /// sample. best_vs_worst and random give at most one pair (random draws from <paramref name="rng"/>); all_margin gives
+    /// every pair that passes with a positive margin, ordered by the chosen index, then by the rejected index.
+    /// </summary>
+    public static IReadOnlyList<(int Chosen, int Rejected)> SelectPairs(IReadOnlyList<double> rewards, PairSelection selection,
+        double minMargin = 1e-9, double? minPositiveScore = null, double? studentMargin = null, int? students = null, Random? rng = null)
+    {
+        int k = students ?? rewards.Count;
+        bool Keeps(int c, int r) =>
+            c != r
+            && !(rewards[c] < (minPositiveScore ?? double.NegativeInfinity))   // NaN fails the margin below
+            && rewards[c] - rewards[r] >= (c < k ? studentMargin ?? minMargin : minMargin);
+        if (rewards.Count < 2) return [];
+        int chosen, rejected;
+        switch (selection)
+        {
+            case PairSelection.AllMargin:
+                var pairs = new List<(int, int)>();
+                for (int c = 0; c < rewards.Count; c++)
+                    for (int r = 0; r < rewards.Count; r++)
+                        if (rewards[c] > rewards[r] && Keeps(c, r)) pairs.Add((c, r));
+                return pairs;
+            case PairSelection.BestVsWorst:
+                chosen = 0; rejected = 0;
+                for (int i = 1; i < rewards.Count; i++)
+                {
+                    if (rewards[i] > rewards[chosen]) chosen = i;
+                    if (rewards[i] < rewards[rejected]) rejected = i;
+                }
+                break;
+            case PairSelection.Random:
+                rng ??= new Random(0);
+                int a = rng.Next(rewards.Count);
+                int b = rng.Next(rewards.Count - 1);
+                if (b >= a) b++;
+                (chosen, rejected) = rewards[b] > rewards[a] ? (b, a) : (a, b);
+                break;
+            default:
+                throw new UnreachableException();
+        }
+        return Keeps(chosen, rejected) ? [(chosen, rejected)] : [];
+    }
+
+    /// <summary>
+    /// Runs the iterations; writes metrics.jsonl, summary.json, checkpoints/ (every CheckpointEvery iterations) and final/
+    /// into <paramref name="outDir"/>. With <paramref name="resume"/> it continues from the newest checkpoint there:
+    /// prompt order, sampling seeds and pair choices depend only on (Seed, iteration), so the resumed run trains on what
+    /// the uninterrupted run would have.
+    /// </summary>
+    public OnlineDpoResult Run(IReadOnlyList<RlPrompt> prompts, string outDir, bool resume = false, CancellationToken cancel = default)
+    {
+        if (prompts.Count == 0) throw new ArgumentException("no prompts");
+        if (_o.ValidationPrompts > 0 && _o.ValidationPrompts >= prompts.Count)
+            throw new ArgumentException($"{_o.Algorithm}.validation_prompts ({_o.ValidationPrompts}) leaves none of the {prompts.Count} prompts for training");
+        if (_o.ValidationPrompts > 0 && rewards.Count == 0)
+            throw new ArgumentException($"{_o.Algorithm}.validation_prompts needs rewards to score the held-out prompts");
+        IReadOnlyList<RlPrompt> validation = [.. prompts.TakeLast(_o.ValidationPrompts)];
+        prompts = [.. prompts.SkipLast(_o.ValidationPrompts)];
+        bool needData = _o.PairSource == PairSource.DataVsSample;
+        if (needData && prompts.FirstOrDefault(p => !p.Fields.ContainsKey(DataCompletionField)) is { } bad)
+            throw new ArgumentException($"{_o.Algorithm}: every prompt needs its data completion (the real answer); '{bad.Prompt}' has none");
+        var total = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        int padId = tokenizer.PadTokenId ?? 0;
+        int eos = CompletionTokens.EosId(tokenizer, policy.Config);
+        using var reference = _o.NeedsReference ? policy.Copy(trainable: false) : null;
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var engine = new RolloutEngine(policy, tokenizer);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
+        var runLog = new RunLog(outDir, append: resume);
+
+        int start = 0, position = 0, epoch = 0, totalPairs = 0;
+        (int Iteration, double Reward) best = (0, double.NegativeInfinity);
+        if (resume && TrainingCheckpoint.Latest(ckptRoot) is { } latest)
+        {
+            var st = TrainingCheckpoint.Restore(latest, policy, opt);
+            start = st["step"]!.GetValue<int>();
+            position = st["position"]!.GetValue<int>();
+            epoch = st["epoch"]!.GetValue<int>();
+            totalPairs = st["pairs"]!.GetValue<int>();
+            if (reference is not null) CopyWeights(LoadModel(Path.Combine(latest, "reference")), reference, dispose: true);
+            if (File.Exists(Path.Combine(outDir, BestFile)))
+            {
+                var b = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, BestFile)))!;
+                if (b["iteration"]!.GetValue<int>() <= start) best = (b["iteration"]!.GetValue<int>(), b["validation_reward"]!.GetValue<double>());
+            }
+            runLog.TruncateAfter(start);
+            Log?.Invoke($"resumed from {latest} at iteration {start}");
+        }
+        var cursor = new DataCursor(prompts.Count, _o.Seed, epoch, position);
+        double lastLoss = double.NaN, lastReward = double.NaN;
+        for (int it = start; it < _o.Iterations; it++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var phase = Stopwatch.StartNew();
+            var batch = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
+            long seed = (long)_o.Seed * 1_000_003 + it;
+            policy.eval();
+            var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
+            {
+                SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
+                Seed = seed, MaxBatchSequences = 512,
+            });
+            // The data's completions (gold answers) as scored candidates: DNO scores them with the samples.
+            var gold = batch.Select(p => p.Fields.TryGetValue(DataCompletionField, out var c) ? c : null).ToList();
+            bool withGold = _o.IncludeDataCompletion && _o.PairSource == PairSource.Samples;
+            var contexts = RlPrompt.Contexts(batch, rollouts);
+            var goldRows = withGold ? Enumerable.Range(0, batch.Count).Where(p => gold[p] is not null).ToList() : [];
+            var goldIds = gold.Select(g => g is null ? null : CompletionTokens.Ids(tokenizer, eos, g)).ToList();
+            contexts.AddRange(goldRows.Select(p => new RewardContext(batch[p].Prompt, gold[p]!, batch[p].Fields, goldIds[p]!.Length)));
+            double[] all = rewards.Count > 0
+                ? RewardCombiner.ScoreAsync(rewards, contexts, cancel).AsTask().GetAwaiter().GetResult().Total
+                : Enumerable.Repeat(double.NaN, contexts.Count).ToArray();
+            double[] scores = all[..rollouts.Count];
+            double generateSeconds = phase.Elapsed.TotalSeconds;
+            phase.Restart();
+
+            // ---- KL(π_t ‖ reference) on π_t's own samples (k1, summed per sequence); then DNO/SPIN move the reference to π_t
+            double klRef = double.NaN;
+            if (reference is not null)
+            {
+                var refLp = Scoring.Score(reference, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
+                    rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
+                klRef = rollouts.Select((r, i) => r.LogProbs.Sum(x => (double)x) - refLp[i].Sum(x => (double)x)).Average();
+                if (_o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(policy, reference, dispose: false);
+            }
+
+            // ---- pairs
+            var rng = new Random(unchecked((int)(seed & int.MaxValue)));
+            var pairs = new List<PreferenceTrainer.Pair>();
+            int withoutPairs = 0;   // prompts that gave no pair: ties, margins or positives below the thresholds, or the oracle said no
+            for (int p = 0; p < batch.Count; p++)
+            {
+                var group = Enumerable.Range(0, rollouts.Count).Where(i => rollouts[i].PromptIndex == p).ToList();
+                if (_o.PairSource == PairSource.DataVsSample)
+                {
+                    foreach (var i in group) pairs.Add(new PreferenceTrainer.Pair(rollouts[i].PromptIds, goldIds[p]!, rollouts[i].CompletionIds));
+                    continue;
+                }
+                var ids = group.Select(i => rollouts[i].CompletionIds).ToList();
+                var cand = group.Select(i => scores[i]).ToList();
+                int g = goldRows.IndexOf(p);
+                if (g >= 0) { ids.Add(goldIds[p]!); cand.Add(all[rollouts.Count + g]); }
+                IReadOnlyList<(int Chosen, int Rejected)> picks = PairOracle is null
+                    ? SelectPairs(cand, _o.PairSelection, _o.MinMargin, _o.MinPositiveScore, _o.StudentMargin, students: group.Count, rng)
+                    : PairOracle(cand, rng) is { } one ? [one] : [];
+                if (picks.Count == 0) withoutPairs++;
+                foreach (var (c, r) in picks) pairs.Add(new PreferenceTrainer.Pair(rollouts[group[0]].PromptIds, ids[c], ids[r]));
+            }
+            totalPairs += pairs.Count;
+
+            // ---- updates: UpdatesPerIteration passes over the pairs in minibatches
+            double loss = double.NaN, accuracy = double.NaN, margin = double.NaN;
+            if (pairs.Count > 0)
+            {
+                policy.train();
+                float[]? refC = null, refR = null;
+                if (reference is not null) (refC, refR) = PreferenceTrainer.SummedLogProbs(reference, pairs, padId);
+                int size = _o.MiniBatchSize > 0 ? _o.MiniBatchSize : pairs.Count;
+                for (int u = 0; u < _o.UpdatesPerIteration; u++)
+                {
+                    var perm = u == 0 && size >= pairs.Count ? Enumerable.Range(0, pairs.Count).ToArray() : DataOrder.Permutation(pairs.Count, _o.Seed + it, u);
+                    double sl = 0, sa = 0, sm = 0;
+                    for (int s0 = 0; s0 < perm.Length; s0 += size)
+                    {
+                        var rows = perm[s0..Math.Min(perm.Length, s0 + size)];
+                        var (l, m) = Step(opt, rows.Select(i => pairs[i]).ToList(), refC is null ? null : rows.Select(i => refC[i]).ToArray(),
+                            refR is null ? null : rows.Select(i => refR[i]).ToArray(), padId);
+                        double w = rows.Length / (double)perm.Length;
+                        sl += l * w; sa += m.Accuracy * w; sm += m.Margin * w;
+                    }
+                    if (u == 0) { loss = sl; accuracy = sa; margin = sm; }   // the first pass: before most of this iteration's updates
+                }
+                policy.eval();
+            }
+            double updateSeconds = phase.Elapsed.TotalSeconds;
+            AfterIteration?.Invoke(it + 1, policy, reference);
+            double? validationReward = null;
+            if (validation.Count > 0)
+            {
+                validationReward = Evaluator.GreedyReward(engine, validation, rewards, _o.MaxNewTokens, cancel);
+                if (validationReward > best.Reward)
+                {
+                    best = (it + 1, validationReward.Value);
+                    HfCheckpoint.SaveAtomically(Path.Combine(outDir, BestFolder), policy, tokenizer);
+                    AtomicFile.WriteAllText(Path.Combine(outDir, BestFile),
+                        new JsonObject { ["iteration"] = best.Iteration, ["validation_reward"] = best.Reward }.ToJsonString());
+                }
+                Log?.Invoke($"iteration {it + 1}: validation reward {validationReward:F4} on {validation.Count} held-out prompts (best {best.Reward:F4} at iteration {best.Iteration})");
+            }
+            double rewardMean = scores.Length > 0 && rewards.Count > 0 ? scores.Average() : double.NaN;
+            lastReward = rewardMean;
+            if (!double.IsNaN(loss)) lastLoss = loss;
+
+            runLog.Metrics(new JsonObject
+            {
+                ["step"] = it + 1, ["reward_mean"] = Round(rewardMean), ["pairs"] = pairs.Count, ["prompts_without_pairs"] = withoutPairs,
+                ["loss"] = Round(loss), ["accuracy"] = Round(accuracy), ["margin"] = Round(margin), ["kl_ref"] = Round(klRef),
+                ["completion_length"] = Round(rollouts.Average(r => r.CompletionIds.Length)),
+                ["timing/generate"] = Math.Round(generateSeconds, 4), ["timing/update"] = Math.Round(updateSeconds, 4),
+                ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
+            });
+            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
+
+            if (_o.CheckpointEvery > 0 && (it + 1) % _o.CheckpointEvery == 0 && it + 1 < _o.Iterations)
+            {
+                var state = new JsonObject
+                {
+                    ["position"] = cursor.Position, ["epoch"] = cursor.Epoch, ["pairs"] = totalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
+                };
+                var dir = TrainingCheckpoint.Save(ckptRoot, it + 1, policy, tokenizer, opt, state, _o.KeepCheckpoints,
+                    extra: tmp => { if (reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), reference); });
+                Log?.Invoke($"checkpoint {dir}");
+            }
+        }
+
+        if (validation.Count > 0 && best.Iteration > 0 && best.Iteration < _o.Iterations)
+        {
+            // End with the best iterate: its adapters (LoRA) or its weights.
+            var bestDir = Path.Combine(outDir, BestFolder);
+            if (policy.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(bestDir, HfCheckpoint.AdapterFolder), policy);
+            else CopyWeights(LoadModel(bestDir), policy, dispose: true);
+            Log?.Invoke($"best iterate: {best.Iteration} of {_o.Iterations} (validation reward {best.Reward:F4})");
+        }
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
+        total.Stop();
+        runLog.Summary(new JsonObject
+        {
+            ["best_iteration"] = validation.Count > 0 ? best.Iteration : null,
+            ["best_validation_reward"] = validation.Count > 0 ? Round(best.Reward) : null,
+            ["validation_prompts"] = validation.Count,
+            ["algorithm"] = _o.Algorithm, ["loss_name"] = _o.Loss, ["iterations"] = _o.Iterations, ["final_loss"] = Round(lastLoss),
+            ["final_reward_mean"] = Round(lastReward), ["pairs"] = totalPairs, ["pair_selection"] = _o.PairSelection.ToString(),
+            ["pair_source"] = _o.PairSource.ToString(), ["reference_update"] = _o.ReferenceUpdate.ToString(),
+            ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+        });
+        return new OnlineDpoResult(_o.Iterations, lastLoss, lastReward, totalPairs, finalDir, total.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Folder of the best iterate so far (with <see cref="OnlineDpoOptions.ValidationPrompts"/>).</summary>
+    public const string BestFolder = "best";
+    const string BestFile = "best.json";
+
+    (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        // The online trainer exposes β only: the other losses keep PreferenceOptions' defaults, IPO's τ and SPIN's λ are β.
+        var o = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta };
+        var (loss, metrics) = PreferenceTrainer.PairLoss(policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
+        double value = loss.item<float>();
+        loss.backward();
+        if (_o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm);
+        opt.step();
+        return (value, metrics);
+    }
+
+    /// <summary>Copies every weight of <paramref name="from"/> into <paramref name="to"/> (same architecture).</summary>
+    static void CopyWeights(CausalLM from, CausalLM to, bool dispose)
+    {
+        try { using (NewDisposeScope()) to.LoadWeights(from.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy"); }
+        finally { if (dispose) from.Dispose(); }
+    }
+
+    static CausalLM LoadModel(string dir) => HfCheckpoint.Load(dir).Model;
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}

@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training.Preference;
+
+/// <summary>
+/// Offline preference-optimisation settings (the <c>preference</c> section of a recipe). The loss is one of
+/// <see cref="PreferenceLosses.Names"/>; only the coefficients of the chosen loss are read.
+/// </summary>
+public sealed record PreferenceOptions : StepSchedule
+{
+    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo or simpo.</summary>
+    public string Loss { get; init; } = "dpo";
+    /// <summary>β: the reward scale of dpo, cdpo, rdpo and simpo.</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>cDPO label smoothing ε in [0, 0.5).</summary>
+    public double LabelSmoothing { get; init; } = 0.0;
+    /// <summary>rDPO's known rate of flipped labels ε in [0, 0.5).</summary>
+    public double FlipRate { get; init; } = 0.1;
+    /// <summary>IPO's τ; its loss is minimal at h = 1/(2τ).</summary>
+    public double Tau { get; init; } = 0.1;
+    /// <summary>ORPO's λ, the weight of the odds-ratio term next to the chosen NLL.</summary>
+    public double Lambda { get; init; } = 0.1;
+    /// <summary>SimPO's target reward margin γ.</summary>
+    public double Gamma { get; init; } = 1.0;
+
+    /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
+    public bool NeedsReference => Loss is not ("orpo" or "simpo");
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
+    public PreferenceOptions Validate()
+    {
+        void Positive(double v, string key) => OptionChecks.Positive("preference", v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative("preference", v, key);
+        void Rate(double v, string key) { if (!(v >= 0 && v < 0.5)) throw new ArgumentException($"preference.{key} must be in [0, 0.5), got {v}"); }
+        if (Loss is null || !PreferenceLosses.Names.Contains(Loss))
+            throw new ArgumentException($"preference.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}.");
+        Positive(Beta, "beta"); Rate(LabelSmoothing, "label_smoothing"); Rate(FlipRate, "flip_rate"); Positive(Tau, "tau");
+        NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma");
+        ValidateSchedule("preference");
+        return this;
+    }
+}
+
+/// <summary>What a preference run produced.</summary>
+public sealed record PreferenceResult(int Steps, double FinalLoss, double FinalAccuracy, string FinalCheckpoint);
+
+/// <summary>
+/// Offline preference optimisation (DPO and relatives), top to bottom: tokenize the pairs once; score every pair once
+/// with a frozen copy of the starting policy (the reference; cached in <c>reference_logprobs.json</c> under a key of
+/// the reference weights and the tokenized pairs; skipped for the reference-free orpo and simpo); then per step take
+/// BatchSize pairs in a seeded order, score chosen and rejected with the policy in one stacked pass, apply the named
+/// loss from <see cref="PreferenceLosses"/>, clip, AdamW step with warm-up + cosine learning rate, and log. Checkpoints
+/// hold weights, optimizer moments, step and data position (epoch, position); a resumed run computes the reference from
+/// the starting model it was given (the cache makes that free) before loading the checkpoint, so it ends where an
+/// uninterrupted run would.
+/// </summary>
+public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, PreferenceOptions options)
+{
+    /// <summary>Receives one human-readable line per log step and about the reference log-probs.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>The reference cache's file name inside the output directory.</summary>
+    public const string ReferenceFile = "reference_logprobs.json";
+
+    readonly PreferenceOptions _o = options.Validate();
+
+    /// <summary>A tokenized preference pair (completions end with EOS).</summary>
+    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+
+    /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
+    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
+        Run(pairs, outDir, resume: false, cancel);
+
+    /// <summary>
+    /// Trains as <see cref="Run(IReadOnlyList{PreferenceExample}, string, CancellationToken)"/>; with <paramref name="resume"/>,
+    /// continues from the newest checkpoint under <c>outDir/checkpoints</c> (the policy passed in must be the starting model).
+    /// </summary>
+    public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
+    {
+        if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
+        var sw = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        var data = Encode(pairs);
+        int padId = tokenizer.PadTokenId ?? 0;
+        var (refChosen, refRejected) = _o.NeedsReference ? ReferenceLogProbs(data, outDir, padId) : (null, null);
+
+        policy.train();
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
+
+        int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
+        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
+        double lastLoss = double.NaN, lastAccuracy = double.NaN;
+        while (step < _o.MaxSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            // The step's pairs, in the seeded order, wrapping into the next epoch.
+            var batch = cursor.Next(_o.BatchSize);
+            double lr = schedule.At(step);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+            var (loss, metrics, gradNorm) = TrainStep(opt, data, batch, refChosen, refRejected, padId);   // loss before the update
+            step++;
+            lastLoss = loss;
+            lastAccuracy = metrics.Accuracy;
+
+            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            {
+                runLog.Metrics(new JsonObject
+                {
+                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(metrics.Accuracy),
+                    ["margin"] = Round(metrics.Margin), ["chosen_reward"] = Round(metrics.ChosenReward),
+                    ["rejected_reward"] = Round(metrics.RejectedReward), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
+                    ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+                });
+                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
+            }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
+        }
+
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
+        sw.Stop();
+        runLog.Summary(new JsonObject
+        {
+            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAccuracy),
+            ["pairs"] = data.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+        });
+        return new PreferenceResult(step, lastLoss, lastAccuracy, finalDir);
+    }
+
+    (double Loss, PreferenceMetrics Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Pair> data, List<int> batch,
+        float[]? refChosen, float[]? refRejected, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
+        Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
+        var (loss, metrics) = PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
+        double lossValue = loss.item<float>();
+        loss.backward();
+        double norm = _o.MaxGradNorm > 0
+            ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm)
+            : double.NaN;
+        opt.step();
+        return (lossValue, metrics, norm);
+    }
+
+    /// <summary>
+    /// The preference loss <paramref name="o"/> names on a batch of pairs: one stacked policy pass (rows 0..b-1 the
+    /// chosen completions, b..2b-1 the rejected ones), summed log-probs and lengths, then <see cref="PreferenceLosses"/>.
+    /// Shared by the offline and the online trainer.
+    /// </summary>
+    internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, PreferenceOptions o, IReadOnlyList<Pair> pairs,
+        Tensor? refChosen, Tensor? refRejected, int padId)
+    {
+        int b = pairs.Count;
+        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
+            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
+        var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
+        var lengths = sb.CompletionMask.sum(1);                                           // (2b)
+        var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
+        return o.Loss switch
+        {
+            "dpo" => PreferenceLosses.Dpo(input, o.Beta),
+            "cdpo" => PreferenceLosses.CDpo(input, o.Beta, o.LabelSmoothing),
+            "rdpo" => PreferenceLosses.RDpo(input, o.Beta, o.FlipRate),
+            "ipo" => PreferenceLosses.Ipo(input, o.Tau),
+            "orpo" => PreferenceLosses.Orpo(input, o.Lambda),
+            "simpo" => PreferenceLosses.SimPo(input, o.Beta, o.Gamma),
+            "spin" => SelfPlayLosses.Spin(input, o.Beta),   // online only (OnlineDpoTrainer, SPIN): λ is β
+            _ => throw new InvalidOperationException($"unhandled loss {o.Loss}"),
+        };
+    }
+
+    /// <summary>
+    /// Summed reference log-probs of every pair's chosen and rejected completion, from the cache when its key matches,
+    /// otherwise computed with a frozen copy of the policy (as it is now; with LoRA, the policy with its adapters off) and
+    /// written to the cache.
+    /// </summary>
+    (float[] Chosen, float[] Rejected) ReferenceLogProbs(List<Pair> data, string outDir, int padId)
+    {
+        var path = Path.Combine(outDir, ReferenceFile);
+        var key = ReferenceCache.Key(policy, data.Count, data.SelectMany(p => new[] { p.Prompt, p.Chosen, p.Rejected }));
+        if (ReferenceCache.TryLoad(path, key, data.Count, ["chosen", "rejected"], Log) is { } cached) return (cached[0], cached[1]);
+
+        float[] chosen, rejected;
+        var (reference, release) = policy.FrozenReference();   // with LoRA the base (adapters off), else a frozen copy
+        using (release) (chosen, rejected) = SummedLogProbs(reference, data, padId);
+        ReferenceCache.Save(path, key, "pairs", [("chosen", chosen), ("rejected", rejected)]);
+        Log?.Invoke($"reference log-probs: computed for {data.Count} pairs ({path})");
+        return (chosen, rejected);
+    }
+
+    /// <summary>Summed log-probs (no gradients) of every pair's chosen and rejected completion under <paramref name="model"/>.</summary>
+    internal static (float[] Chosen, float[] Rejected) SummedLogProbs(CausalLM model, IReadOnlyList<Pair> pairs, int padId)
+    {
+        var prompts = pairs.Select(p => (IReadOnlyList<int>)p.Prompt).ToList();
+        return (Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId).Select(Sum).ToArray(),
+                Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId).Select(Sum).ToArray());
+    }
+
+    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
+
+
+    List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
+    {
+        var eos = CompletionTokens.EosId(tokenizer, policy.Config);
+        return pairs.Select(e =>
+        {
+            var p = tokenizer.Encode(e.Prompt).ToArray();
+            if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{e.Prompt}\"");
+            var c = CompletionTokens.Ids(tokenizer, eos, e.Chosen);
+            var r = CompletionTokens.Ids(tokenizer, eos, e.Rejected);
+            return new Pair(p, c, r);
+        }).ToList();
+    }
+
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}

@@ -1,0 +1,356 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+using Sharpen.Training.Preference;
+
+namespace Sharpen.Training.Rl;
+
+/// <summary>The A-LoL variants of Baheti et al. 2023 (arXiv:2305.14718); recipe names in snake_case.</summary>
+public enum AlolVariant
+{
+    /// <summary>A-LoL: sequence-level importance weight clamp(π(y)/π_ref(y), 1 − ε, 1 + ε) (<see cref="OfflinePolicyLosses.Alol"/>).</summary>
+    Main,
+    /// <summary>A-LoL ref-free: weight 1 (<see cref="OfflinePolicyLosses.AlolRefFree"/>).</summary>
+    RefFree,
+    /// <summary>A-LoL seq: per-token clipped weights (<see cref="OfflinePolicyLosses.AlolSeq"/>).</summary>
+    Seq,
+    /// <summary>A-LoL KL: weight 1 plus β·(log π(y) − log π_ref(y)) (<see cref="OfflinePolicyLosses.AlolKl"/>).</summary>
+    Kl,
+}
+
+/// <summary>How A-LoL draws the kept rows (A &gt; 0) of each batch.</summary>
+public enum AlolSampling
+{
+    /// <summary>Seeded shuffles of the kept rows, each row once per epoch.</summary>
+    Uniform,
+    /// <summary>Priority sampling as in the authors' code: rows drawn with replacement with probability ∝ A.</summary>
+    Advantage,
+}
+
+/// <summary>
+/// Offline policy-gradient settings on scored completions (the <c>offline_pg</c> section of a recipe): CoPG or A-LoL.
+/// Only the coefficients of the chosen loss are read.
+/// </summary>
+public sealed record OfflinePolicyOptions : StepSchedule
+{
+    /// <summary>The shared schedule's defaults, with a lower peak learning rate.</summary>
+    public OfflinePolicyOptions() { LearningRate = 2e-5; }
+
+    /// <summary>Names accepted by <see cref="Loss"/>.</summary>
+    public static readonly IReadOnlyList<string> Losses = ["copg", "alol"];
+
+    /// <summary><c>copg</c> (Contrastive Policy Gradient, pairs of completions of one prompt) or <c>alol</c> (A-LoL, one completion = one action).</summary>
+    public string Loss { get; init; } = "copg";
+    /// <summary>β, the strength of the KL regularisation towards the reference: CoPG's β, and A-LoL KL's penalty weight.</summary>
+    public double Beta { get; init; } = 0.1;
+    /// <summary>A-LoL's importance-weight clip ε: w = clamp(π/π_ref, 1 − ε, 1 + ε), in (0, 1), per sequence (main) or per
+    /// token (seq); the paper uses 0.9. Not read by ref_free and kl.</summary>
+    public double Clip { get; init; } = 0.9;
+    /// <summary>A-LoL variant (arXiv:2305.14718): <c>main</c> (default), <c>ref_free</c>, <c>seq</c> or <c>kl</c>.</summary>
+    public AlolVariant AlolVariant { get; init; } = AlolVariant.Main;
+    /// <summary>A-LoL batch sampling: <c>advantage</c> (default; with replacement, probability ∝ A, as the authors' code
+    /// does) or <c>uniform</c> (shuffled epochs over the kept rows).</summary>
+    public AlolSampling AlolSampling { get; init; } = AlolSampling.Advantage;
+    /// <summary>A-LoL: folds of the value cross-fit; the rows' prompts are split into this many folds and each fold's V(x)
+    /// comes from a head fitted on the other folds (fewer folds when there are fewer distinct prompts: one prompt each). 1 =
+    /// fit and score the same rows (in-sample; the head can interpolate the rewards it is compared with).</summary>
+    public int ValueFolds { get; init; } = 5;
+    /// <summary>A-LoL: full-batch Adam steps fitting each fold's value head V_ref(x) to the rewards by MSE.</summary>
+    public int ValueFitSteps { get; init; } = 200;
+    /// <summary>A-LoL: learning rate of the value-head fit.</summary>
+    public double ValueLearningRate { get; init; } = 1e-2;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
+    public OfflinePolicyOptions Validate()
+    {
+        void Positive(double v, string key) => OptionChecks.Positive("offline_pg", v, key);
+        void NonNegative(double v, string key) => OptionChecks.NonNegative("offline_pg", v, key);
+        if (Loss is null || !Losses.Contains(Loss))
+            throw new ArgumentException($"offline_pg.loss: unknown loss '{Loss}'. Known: {string.Join(", ", Losses)}.");
+        Positive(Beta, "beta");
+        if (!(Clip > 0 && Clip < 1)) throw new ArgumentException($"offline_pg.clip must be in (0, 1), got {Clip}");
+        if (!Enum.IsDefined(AlolVariant)) throw new ArgumentException($"offline_pg.alol_variant: unknown variant {AlolVariant}");
+        if (!Enum.IsDefined(AlolSampling)) throw new ArgumentException($"offline_pg.alol_sampling: unknown sampling {AlolSampling}");
+        Positive(ValueFolds, "value_folds");
+        NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
+        ValidateSchedule("offline_pg");
+        return this;
+    }
+}
+
+/// <summary>What an offline policy-gradient run produced.</summary>
+/// <param name="Steps">Optimizer steps taken.</param>
+/// <param name="FinalLoss">Loss of the last step (before its update).</param>
+/// <param name="Items">What was trained on: pairs (CoPG) or rows with a positive advantage (A-LoL).</param>
+/// <param name="ValueMse">A-LoL: mean squared error of the cross-fitted (out-of-fold) values against the training rewards (NaN for CoPG).</param>
+/// <param name="FinalCheckpoint">The final model folder.</param>
+public sealed record OfflinePolicyResult(int Steps, double FinalLoss, int Items, double ValueMse, string FinalCheckpoint);
+
+/// <summary>
+/// Offline policy gradient on scored completions, top to bottom: tokenize once; score every completion once with a frozen
+/// copy of the starting policy (the reference; cached in <c>reference_logprobs.json</c> keyed by the reference weights and
+/// the tokenized rows); then
+/// <list type="bullet">
+/// <item><b>CoPG</b>: the items are <b>all</b> unordered pairs of distinct rows with the same prompt (each pair once, in
+/// row order); per step, BatchSize pairs, one stacked policy pass, <see cref="OfflinePolicyLosses.Copg"/>.</item>
+/// <item><b>A-LoL</b>: V_ref(x) is a <see cref="ScalarHead"/> on the frozen reference's final hidden state at the last
+/// prompt token, fitted by full-batch MSE to rewards <b>out of sample</b>: the prompts are split into
+/// <see cref="OfflinePolicyOptions.ValueFolds"/> folds and each fold's V comes from a head fitted on the other folds' rows
+/// (<see cref="ValueCrossFit"/>). A = R − V; rows with A ≤ 0 are dropped once, before training; per step, BatchSize kept
+/// rows, drawn with probability ∝ A (with replacement) or uniformly, and the loss of the chosen
+/// <see cref="AlolVariant"/> (<see cref="OfflinePolicyLosses.Alol"/>, <see cref="OfflinePolicyLosses.AlolRefFree"/>,
+/// <see cref="OfflinePolicyLosses.AlolSeq"/>, <see cref="OfflinePolicyLosses.AlolKl"/>).</item>
+/// </list>
+/// Departures from the paper: A-LoL fits V_πref on the reference's own greedy samples of separate validation prompts; here it
+/// is fitted on the given rows of the other folds' prompts (the same target when the rows were sampled from the reference),
+/// with a linear head (the authors use an attention head with a sigmoid output scaled to the reward range).
+/// Then clip, AdamW with warm-up + cosine learning rate, log, checkpoint. Behaviour log-probs in the rows are not used.
+/// Checkpoints hold weights, optimizer moments, step and data position; a resumed run is handed the starting model,
+/// rebuilds the reference quantities from it, then loads the checkpoint, so it ends where an uninterrupted run would.
+/// </summary>
+public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, OfflinePolicyOptions options)
+{
+    /// <summary>Receives one human-readable line per log step and about the reference and value fit.</summary>
+    public Action<string>? Log { get; init; }
+
+    readonly OfflinePolicyOptions _o = options.Validate();
+
+    sealed record Row(int[] Prompt, int[] Completion, double Reward);
+
+    /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
+    public OfflinePolicyResult Run(IReadOnlyList<ScoredCompletion> data, string outDir, bool resume = false, CancellationToken cancel = default)
+    {
+        if (data.Count == 0) throw new ArgumentException("no scored completions");
+        var sw = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        int padId = tokenizer.PadTokenId ?? 0;
+        int eos = CompletionTokens.EosId(tokenizer, policy.Config);
+        var rows = data.Select((d, i) =>
+        {
+            var p = tokenizer.Encode(d.Prompt).ToArray();
+            if (p.Length == 0) throw new ArgumentException($"{d.Source ?? $"scored completion {i + 1}"}: the prompt encodes to no tokens");
+            return new Row(p, CompletionTokens.Ids(tokenizer, eos, d.Completion), d.Reward);
+        }).ToList();
+
+        // Reference quantities, from the starting weights (before any checkpoint is loaded). One reference, taken only if the
+        // log-prob cache misses or A-LoL needs its value features, serves both and is released before training.
+        float[] refLogp;
+        float[][] refTokens;
+        double valueMse = double.NaN;
+        int foldsUsed = 0;
+        List<int[]> items;   // CoPG: [i, j] pairs of rows; A-LoL: [i] kept rows
+        float[]? values = null;
+        double[]? sampleWeights = null;   // A-LoL priority sampling: A of each kept row
+        using (var reference = new ReferenceLease(policy))
+        {
+            (refLogp, refTokens) = ReferenceLogProbs(rows, outDir, padId, reference);
+            if (_o.Loss == "copg")
+            {
+                items = [];
+                foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
+                {
+                    var idx = group.ToList();
+                    for (int a = 0; a < idx.Count; a++)
+                        for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
+                }
+                if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
+                Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
+            }
+            else
+            {
+                var folds = ValueCrossFit.PromptFolds(data.Select(d => d.Prompt).ToList(), _o.ValueFolds, _o.Seed);
+                foldsUsed = folds.Max() + 1;
+                if (foldsUsed < _o.ValueFolds)
+                    Log?.Invoke($"alol: {foldsUsed} distinct prompts < value_folds {_o.ValueFolds}; cross-fitting with {foldsUsed} folds of one prompt each");
+                (values, valueMse) = FitValues(rows, folds, padId, reference);
+                var v = values;
+                // A as the loss computes it: float32 R − float32 V.
+                double Advantage(int i) => (float)rows[i].Reward - v[i];
+                items = Enumerable.Range(0, rows.Count).Where(i => Advantage(i) > 0).Select(i => new[] { i }).ToList();
+                Log?.Invoke($"alol: {(foldsUsed == 1 ? "in-sample" : $"{foldsUsed}-fold cross-fitted")} value MSE {valueMse:F4}; " +
+                    $"{items.Count} of {rows.Count} rows have a positive advantage; variant {Snake(_o.AlolVariant)}, {Snake(_o.AlolSampling)} sampling");
+                if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
+                if (_o.AlolSampling == AlolSampling.Advantage) sampleWeights = items.Select(it => Advantage(it[0])).ToArray();
+            }
+        }
+
+        policy.train();
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
+        var runLog = new RunLog(outDir, append: resume);
+        var ckptRoot = Path.Combine(outDir, "checkpoints");
+        int step = 0, epoch = 0, position = 0;
+        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
+        var cursor = new DataCursor(items.Count, _o.Seed, epoch, position, sampleWeights);
+        double lastLoss = double.NaN;
+        while (step < _o.MaxSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var batch = cursor.Next(_o.BatchSize).Select(i => items[i]).ToList();
+            double lr = schedule.At(step);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+            var (loss, metrics, gradNorm) = TrainStep(opt, rows, batch, refLogp, refTokens, values, padId);   // loss before the update
+            step++;
+            lastLoss = loss;
+            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            {
+                var row = new JsonObject { ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm) };
+                foreach (var (k, v) in metrics) row[k] = Round(v);
+                row["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
+                runLog.Metrics(row);
+                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  " + string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")) + $"  lr {lr:E2}");
+            }
+            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
+        }
+
+        var finalDir = Path.Combine(outDir, "final");
+        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
+        sw.Stop();
+        var summary = new JsonObject
+        {
+            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["rows"] = rows.Count,
+            [_o.Loss == "copg" ? "pairs" : "kept_rows"] = items.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+            ["final_checkpoint"] = finalDir,
+        };
+        if (_o.Loss == "alol")
+        {
+            summary["kept_fraction"] = Round((double)items.Count / rows.Count); summary["value_mse"] = Round(valueMse);
+            summary["value_folds"] = foldsUsed;
+            summary["alol_variant"] = Snake(_o.AlolVariant);
+            summary["alol_sampling"] = Snake(_o.AlolSampling);
+        }
+        runLog.Summary(summary);
+        return new OfflinePolicyResult(step, lastLoss, items.Count, valueMse, finalDir);
+    }
+
+    (double Loss, Dictionary<string, double> Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Row> rows, List<int[]> batch,
+        float[] refLogp, float[][] refTokens, float[]? values, int padId)
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        // One stacked pass over every completion of the step: CoPG rows 0..b-1 are the pairs' y1, b..2b-1 their y2.
+        var ids = _o.Loss == "copg" ? batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList() : batch.Select(r => r[0]).ToList();
+        var sb = SequenceBatch.Build(ids.Select(i => (IReadOnlyList<int>)rows[i].Prompt).ToList(),
+            ids.Select(i => (IReadOnlyList<int>)rows[i].Completion).ToList(), padId);
+        var tokenLogp = Scoring.CompletionLogProbs(policy, sb);                                           // (n, A)  log π(y_t|·), 0 on padding
+        var summed = tokenLogp.sum(1);                                                                     // (n)  log π(y|x)
+        var reference = tensor(ids.Select(i => refLogp[i]).ToArray());                                   // (n)  log π_ref(y|x)
+        var reward = tensor(ids.Select(i => (float)rows[i].Reward).ToArray());                            // (n)
+        Tensor loss;
+        Dictionary<string, double> metrics;
+        if (_o.Loss == "copg")
+        {
+            int b = batch.Count;
+            var (l, m) = OfflinePolicyLosses.Copg(summed.narrow(0, 0, b), summed.narrow(0, b, b), reference.narrow(0, 0, b),
+                reference.narrow(0, b, b), reward.narrow(0, 0, b), reward.narrow(0, b, b), _o.Beta);
+            (loss, metrics) = (l, new() { ["reward_margin"] = m.RewardMargin, ["implicit_margin"] = m.ImplicitMargin, ["abs_residual"] = m.AbsResidual });
+        }
+        else
+        {
+            var value = tensor(ids.Select(i => values![i]).ToArray());                                    // (n)  V_ref(x)
+            var (l, m) = _o.AlolVariant switch
+            {
+                AlolVariant.Main => OfflinePolicyLosses.Alol(summed, reference, reward, value, _o.Clip),
+                AlolVariant.RefFree => OfflinePolicyLosses.AlolRefFree(summed, reward, value),
+                AlolVariant.Seq => OfflinePolicyLosses.AlolSeq(tokenLogp, RefTokenTensor(refTokens, ids, tokenLogp.shape[1]),
+                    sb.CompletionMask, reward, value, _o.Clip),
+                AlolVariant.Kl => OfflinePolicyLosses.AlolKl(summed, reference, reward, value, _o.Beta),
+                _ => throw new UnreachableException(),
+            };
+            (loss, metrics) = (l, new()
+            {
+                ["advantage"] = m.AdvantageMean, ["weight"] = m.WeightMean, ["clip_fraction"] = m.ClipFraction, ["log_ratio"] = m.LogRatioMean,
+            });
+        }
+        double lossValue = loss.item<float>();
+        loss.backward();
+        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm) : double.NaN;
+        opt.step();
+        return (lossValue, metrics, norm);
+    }
+
+    /// <summary>
+    /// Reference log-probs of every row, summed (n) and per completion token (for A-LoL seq), from the cache when its key
+    /// matches, else computed with <paramref name="reference"/>. The cache holds <c>completion</c> (n sums) and
+    /// <c>completion_tokens</c> (all rows' token log-probs, concatenated in row order).
+    /// </summary>
+    (float[] Summed, float[][] Tokens) ReferenceLogProbs(List<Row> rows, string outDir, int padId, ReferenceLease reference)
+    {
+        var path = Path.Combine(outDir, PreferenceTrainer.ReferenceFile);
+        var key = ReferenceCache.Key(policy, rows.Count, rows.SelectMany(r => new[] { r.Prompt, r.Completion }));
+        int totalTokens = rows.Sum(r => r.Completion.Length);
+        if (ReferenceCache.TryLoad(path, key, [("completion", rows.Count), ("completion_tokens", totalTokens)], Log) is { } cached)
+        {
+            var split = new float[rows.Count][];
+            for (int i = 0, offset = 0; i < rows.Count; offset += rows[i].Completion.Length, i++)
+                split[i] = cached[1].AsSpan(offset, rows[i].Completion.Length).ToArray();
+            return (cached[0], split);
+        }
+        var tokens = Scoring.Score(reference.Model, rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
+            rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
+        var summed = tokens.Select(xs => (float)xs.Sum(x => (double)x)).ToArray();
+        ReferenceCache.Save(path, key, "rows", [("completion", summed), ("completion_tokens", tokens.SelectMany(xs => xs).ToArray())]);
+        Log?.Invoke($"reference log-probs: computed for {rows.Count} rows ({path})");
+        return (summed, tokens);
+    }
+
+    /// <summary>The reference's per-token log-probs of rows <paramref name="ids"/>, right-padded with 0 to width <paramref name="width"/>: (n, A).</summary>
+    static Tensor RefTokenTensor(float[][] refTokens, List<int> ids, long width)
+    {
+        var flat = new float[ids.Count * width];
+        for (int r = 0; r < ids.Count; r++) refTokens[ids[r]].CopyTo(flat, r * width);
+        return tensor(flat).view(ids.Count, width);                                                        // (n, A)
+    }
+
+    /// <summary>
+    /// A-LoL's V_ref(x): the frozen reference's final hidden state at each row's last prompt token (a constant feature, since
+    /// attention is causal), then per fold a zero-initialised <see cref="ScalarHead"/> fitted to the other folds' rewards by
+    /// full-batch MSE with Adam (<see cref="ValueCrossFit.Fit"/>). Returns V per row and its MSE against the rewards
+    /// (out of fold, unless there is one fold). Deterministic: no sampling, fixed order.
+    /// </summary>
+    (float[] Values, double Mse) FitValues(List<Row> rows, int[] folds, int padId, ReferenceLease reference)
+    {
+        using var scope = NewDisposeScope();
+        Tensor features;
+        using (no_grad())
+        {
+            var chunks = new List<Tensor>();
+            for (int start = 0; start < rows.Count; start += 32)
+            {
+                var chunk = rows.Skip(start).Take(32).ToList();
+                var sb = SequenceBatch.Build(chunk.Select(r => (IReadOnlyList<int>)r.Prompt).ToList(),
+                    chunk.Select(r => (IReadOnlyList<int>)r.Completion).ToList(), padId);
+                var hidden = reference.Model.Forward(sb.InputIds, sb.AttentionMask, returnHidden: true).Hidden!;   // (b, T, C)
+                chunks.Add(hidden.select(1, sb.PromptLength - 1).detach().clone());                           // last prompt token (prompts are left-padded)
+            }
+            features = cat(chunks, 0);                                                                         // (N, C)
+        }
+        var targets = rows.Select(r => (float)r.Reward).ToArray();
+        var values = ValueCrossFit.Fit(features, targets, folds, _o.ValueFitSteps, _o.ValueLearningRate);
+        double mse = values.Zip(targets, (v, r) => ((double)v - r) * ((double)v - r)).Average();
+        return (values, mse);
+    }
+
+    /// <summary>The frozen reference, taken on first use (<see cref="CausalLM.FrozenReference"/>: a copy, or the LoRA policy
+    /// with its adapters off) so that the reference log-probs and A-LoL's value features share it; released on dispose.</summary>
+    sealed class ReferenceLease(CausalLM policy) : IDisposable
+    {
+        (CausalLM Model, IDisposable Release)? _taken;
+        public CausalLM Model => (_taken ??= policy.FrozenReference()).Model;
+        public void Dispose() => _taken?.Release.Dispose();
+    }
+
+    /// <summary>An option's recipe spelling (<c>RefFree</c> → <c>ref_free</c>).</summary>
+    static string Snake(Enum value) => JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
+
+    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+}

@@ -1,0 +1,218 @@
+using Sharpen.Algorithms;
+using Sharpen.Rewards;
+
+namespace Sharpen.Training.Rl;
+
+/// <summary>
+/// Online RL settings (the <c>rl</c> section of a recipe). Each algorithm has a preset with its
+/// paper's defaults (<see cref="For"/>); a recipe overrides fields on top of the preset.
+/// </summary>
+public sealed record RlOptions
+{
+    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o.</summary>
+    public string Algorithm { get; init; } = "grpo";
+    /// <summary>RL iterations (generate → score → estimate → update).</summary>
+    public int Iterations { get; init; } = 100;
+    /// <summary>Prompts sampled per iteration.</summary>
+    public int PromptsPerIteration { get; init; } = 32;
+    /// <summary>Completions per prompt (G). GRPO and RLOO need G ≥ 2.</summary>
+    public int SamplesPerPrompt { get; init; } = 8;
+    /// <summary>Sampling temperature of rollouts.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Nucleus mass of rollouts.</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Most new tokens per completion.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>Actor learning rate (AdamW, constant after warm-up).</summary>
+    public double LearningRate { get; init; } = 1e-6;
+    /// <summary>Linear warm-up of the actor learning rate, in optimizer steps.</summary>
+    public int WarmupSteps { get; init; }
+    /// <summary>Passes over each iteration's rollouts (PPO's K epochs; GRPO's μ).</summary>
+    public int Epochs { get; init; } = 1;
+    /// <summary>Sequences per optimizer step (0 = all of the iteration's rollouts in one step).</summary>
+    public int MiniBatchSize { get; init; }
+    /// <summary>Sequences per forward/backward pass (memory bound; does not change the update).</summary>
+    public int MicroBatchSize { get; init; } = 64;
+    /// <summary>Gradient-norm clip (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>KL coefficient β toward the reference policy (0 = no reference pass).</summary>
+    public double Beta { get; init; } = 0.04;
+    /// <summary>KL estimator: k1, k2 or k3 (Schulman 2020).</summary>
+    public string KlEstimator { get; init; } = "k3";
+    /// <summary>When set, β adapts toward this KL per sequence (Ziegler et al. 2019).</summary>
+    public double? TargetKl { get; init; }
+    /// <summary>Horizon of the adaptive KL controller.</summary>
+    public int KlHorizon { get; init; } = 10000;
+    /// <summary>Lower clip ε of the ratio.</summary>
+    public double ClipLow { get; init; } = 0.2;
+    /// <summary>Upper clip ε of the ratio (greater than ClipLow = DAPO's clip-higher).</summary>
+    public double ClipHigh { get; init; } = 0.2;
+    /// <summary>Dual-clip constant c &gt; 1 for negative advantages (null = off).</summary>
+    public double? DualClip { get; init; }
+    /// <summary>How per-token losses become one number.</summary>
+    public LossAggregation Aggregation { get; init; } = LossAggregation.SeqMeanTokenMean;
+    /// <summary>Divide GRPO advantages by the group's reward std (false = Dr. GRPO).</summary>
+    public bool ScaleByStd { get; init; } = true;
+    /// <summary>GAE discount γ (PPO).</summary>
+    public double Gamma { get; init; } = 1.0;
+    /// <summary>GAE λ (PPO).</summary>
+    public double Lambda { get; init; } = 0.95;
+    /// <summary>Value-clip range (PPO).</summary>
+    public double ValueClip { get; init; } = 0.2;
+    /// <summary>Critic learning rate (PPO).</summary>
+    public double CriticLearningRate { get; init; } = 1e-5;
+    /// <summary>Iterations in which only the critic learns (PPO critic warm-up).</summary>
+    public int CriticWarmupIterations { get; init; }
+    /// <summary>
+    /// Train only on groups whose rewards differ (group estimators: GRPO, Dr. GRPO, RLOO). Their advantages
+    /// are all zero otherwise, so the policy gradient is unchanged up to the normaliser, and the update
+    /// costs only what carries signal (the idea behind DAPO's dynamic sampling, Yu et al. 2025).
+    /// </summary>
+    public bool SkipZeroAdvantageGroups { get; init; }
+    /// <summary>
+    /// DAPO's dynamic sampling (Yu et al. 2025), for the group estimators: when a batch of prompts leaves fewer than
+    /// <see cref="PromptsPerIteration"/> groups whose rewards differ, draw the next prompts and generate again, keeping
+    /// only such groups, until the batch is full or <see cref="MaxSamplingRounds"/> rounds were drawn. Metrics
+    /// (reward, accuracy, zero-advantage fraction) cover every generated group; the update sees the kept ones.
+    /// </summary>
+    public bool DynamicSampling { get; init; }
+    /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
+    public int MaxSamplingRounds { get; init; } = 4;
+    /// <summary>
+    /// DAPO's overlong reward shaping (Yu et al. 2025, "soft overlong punishment"), with L_max = <see cref="MaxNewTokens"/>
+    /// and L_cache = this many tokens (0 = off): a completion of L tokens gets min(0, ((L_max − L_cache) − L) / L_cache) ×
+    /// <see cref="OverlongPenalty"/> added to its reward, so nothing up to L_max − L_cache, falling linearly to
+    /// −<see cref="OverlongPenalty"/> at L_max. Logged as <c>reward/overlong</c>.
+    /// </summary>
+    public int OverlongBuffer { get; init; }
+    /// <summary>The punishment at L_max with <see cref="OverlongBuffer"/> (DAPO: 1).</summary>
+    public double OverlongPenalty { get; init; } = 1.0;
+    /// <summary>
+    /// Leave completions cut off at <see cref="MaxNewTokens"/> (no end-of-sequence token) out of the policy loss (DAPO's
+    /// overlong filtering; TRL's <c>mask_truncated_completions</c>). Their rewards still count in their group's baseline.
+    /// </summary>
+    public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>Entropy bonus: subtract this × the aggregated per-token policy entropy from the actor loss (0 = off).</summary>
+    public double EntropyCoefficient { get; init; }
+    /// <summary>Whiten advantages over the batch (PPO-max).</summary>
+    public bool WhitenAdvantages { get; init; }
+    /// <summary>Scale rewards by a running std estimate (PPO-max reward normalisation).</summary>
+    public bool NormalizeRewards { get; init; }
+    /// <summary>Clip rewards to ±this after normalisation (0 = off; PPO-max uses 5).</summary>
+    public double RewardClip { get; init; }
+    /// <summary>Decay of the moving-average baseline (REINFORCE, TOPR).</summary>
+    public double BaselineDecay { get; init; } = 0.9;
+    /// <summary>Evaluate greedy accuracy every N iterations (0 = only at the end).</summary>
+    public int EvalEvery { get; init; } = 10;
+    /// <summary>Held-out problems per evaluation.</summary>
+    public int EvalProblems { get; init; } = 200;
+    /// <summary>Checkpoint every N iterations (0 = only the final model).</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Checkpoints kept.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seed of prompt order and sampling.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>Stop after the iteration during which this much training time (evaluation excluded) has passed (0 = no limit; for fixed-budget comparisons).</summary>
+    public double MaxSeconds { get; init; }
+
+    /// <summary>The preset of an algorithm, with its paper's defaults.</summary>
+    public static RlOptions For(string algorithm) => RlAlgorithms.Get(algorithm).Defaults();
+
+    /// <summary>GRPO (Shao et al. 2024, DeepSeekMath): group-normalised outcome advantages, clipped ratio, KL k3 in the loss, β = 0.04.</summary>
+    public static RlOptions Grpo() => new() { Algorithm = "grpo", Beta = 0.04, KlEstimator = "k3", Aggregation = LossAggregation.SeqMeanTokenMean };
+    /// <summary>Dr. GRPO (Liu et al. 2025): no std scaling, constant length normaliser (sum over tokens / max tokens), no KL.</summary>
+    public static RlOptions DrGrpo() => Grpo() with { Algorithm = "dr_grpo", ScaleByStd = false, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSumNorm };
+    /// <summary>PPO with a critic, GAE(γ=1, λ=0.95), per-token KL penalty in the reward, value clipping, advantage whitening, 4 epochs.</summary>
+    public static RlOptions Ppo() => new()
+    {
+        Algorithm = "ppo", Epochs = 4, Beta = 0.05, KlEstimator = "k1", Gamma = 1.0, Lambda = 0.95, ValueClip = 0.2,
+        WhitenAdvantages = true, Aggregation = LossAggregation.TokenMean, SamplesPerPrompt = 1, PromptsPerIteration = 64,
+    };
+    /// <summary>ReMax (Li et al. 2023): REINFORCE with the greedy completion's reward as baseline; no critic; one epoch.</summary>
+    public static RlOptions Remax() => new() { Algorithm = "remax", SamplesPerPrompt = 1, PromptsPerIteration = 64, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
+    /// <summary>RLOO (Ahmadian et al. 2024): leave-one-out baseline over the G samples of a prompt; sequence-level KL in the reward.</summary>
+    public static RlOptions Rloo() => new() { Algorithm = "rloo", SamplesPerPrompt = 4, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
+    /// <summary>REINFORCE with a moving-average baseline.</summary>
+    public static RlOptions Reinforce() => new() { Algorithm = "reinforce", SamplesPerPrompt = 1, PromptsPerIteration = 64, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
+    /// <summary>TOPR (Le Roux et al. 2025): tapered off-policy REINFORCE, no KL.</summary>
+    public static RlOptions Topr() => new() { Algorithm = "topr", SamplesPerPrompt = 4, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSum };
+
+    /// <summary>
+    /// P3O (Wu et al. 2023, arXiv:2310.00212): two samples per prompt, the pairwise policy gradient on the trajectory-level
+    /// ratio with joint clipping (P3O-V2, ε = 0.2), the KL to the reference subtracted from each sample's reward (k1 summed
+    /// over the sequence, the paper's KL-regularised reward). β = 0.1 and two epochs per batch are Sharpen's choices (the
+    /// paper sweeps β for its KL-reward frontier).
+    /// </summary>
+    public static RlOptions P3o() => new()
+    {
+        Algorithm = "p3o", SamplesPerPrompt = 2, Beta = 0.1, KlEstimator = "k1", ClipLow = 0.2, ClipHigh = 0.2, Epochs = 2,
+        Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
+    public RlOptions Validate()
+    {
+        RlAlgorithms.Get(Algorithm);
+        KlEstimators.Get(KlEstimator);
+        static void Positive(double v, string key) => OptionChecks.Positive("rl", v, key);
+        static void NonNegative(double v, string key) => OptionChecks.NonNegative("rl", v, key);
+        Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration"); Positive(SamplesPerPrompt, "samples_per_prompt");
+        Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
+        NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");
+        NonNegative(Beta, "beta"); NonNegative(EntropyCoefficient, "entropy_coefficient"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
+        NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
+        if (DualClip is { } c && c <= 1) throw new ArgumentException($"rl.dual_clip must be > 1, got {c}");
+        if (Algorithm is "grpo" or "dr_grpo" or "rloo" && SamplesPerPrompt < 2)
+            throw new ArgumentException($"rl.samples_per_prompt must be ≥ 2 for {Algorithm}, got {SamplesPerPrompt}");
+        if (Algorithm == "p3o")
+        {
+            if (SamplesPerPrompt != 2) throw new ArgumentException($"rl.samples_per_prompt must be 2 for p3o (it compares two samples per prompt), got {SamplesPerPrompt}");
+            if (MiniBatchSize % 2 != 0) throw new ArgumentException($"rl.mini_batch_size must be even for p3o (whole pairs), got {MiniBatchSize}");
+            if (MicroBatchSize % 2 != 0) throw new ArgumentException($"rl.micro_batch_size must be even for p3o (whole pairs), got {MicroBatchSize}");
+            if (ClipLow >= 1) throw new ArgumentException($"rl.clip_low must be < 1 for p3o, got {ClipLow}");
+        }
+        if (TargetKl is { } t && !(t > 0)) throw new ArgumentException($"rl.target_kl must be positive, got {t}");
+        NonNegative(OverlongBuffer, "overlong_buffer"); NonNegative(OverlongPenalty, "overlong_penalty");
+        if (OverlongBuffer > MaxNewTokens) throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens ({MaxNewTokens})");
+        if (MaskTruncatedCompletions && Algorithm == "p3o") throw new ArgumentException("rl.mask_truncated_completions does not work with p3o: its loss needs both samples of every pair");
+        return this;
+    }
+}
+
+/// <summary>Where the KL term to the reference policy goes.</summary>
+public enum KlPlacement
+{
+    /// <summary>No reference model.</summary>
+    None,
+    /// <summary>Subtracted from the reward: per token for PPO, summed per sequence for outcome methods.</summary>
+    InReward,
+    /// <summary>Added to the loss, aggregated like the policy loss (GRPO).</summary>
+    InLoss,
+}
+
+/// <summary>An algorithm as a named composition: advantage estimator + policy loss + KL placement + paper defaults.</summary>
+public sealed record AlgorithmSpec(string Name, string Estimator, string PolicyLoss, KlPlacement Kl, bool UsesCritic,
+    bool UsesGreedyBaseline, Func<RlOptions> Defaults, string Paper);
+
+/// <summary>The registry of RL algorithms; an unknown name fails at once and lists the known ones.</summary>
+public static class RlAlgorithms
+{
+    static readonly Dictionary<string, AlgorithmSpec> Specs = new(StringComparer.Ordinal)
+    {
+        ["ppo"] = new("ppo", "gae", "ppo_clip", KlPlacement.InReward, UsesCritic: true, UsesGreedyBaseline: false, RlOptions.Ppo, "Schulman et al. 2017; Zheng et al. 2023 (Secrets of RLHF, PPO-max)"),
+        ["grpo"] = new("grpo", "grpo", "ppo_clip", KlPlacement.InLoss, false, false, RlOptions.Grpo, "Shao et al. 2024 (DeepSeekMath), arXiv:2402.03300"),
+        ["dr_grpo"] = new("dr_grpo", "dr_grpo", "ppo_clip", KlPlacement.InLoss, false, false, RlOptions.DrGrpo, "Liu et al. 2025 (Dr. GRPO), arXiv:2503.20783"),
+        ["remax"] = new("remax", "remax", "vanilla", KlPlacement.InReward, false, true, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"),
+        ["rloo"] = new("rloo", "rloo", "vanilla", KlPlacement.InReward, false, false, RlOptions.Rloo, "Ahmadian et al. 2024 (RLOO), arXiv:2402.14740"),
+        ["reinforce"] = new("reinforce", "reinforce", "vanilla", KlPlacement.InReward, false, false, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"),
+        ["p3o"] = new("p3o", "p3o", "p3o_clip", KlPlacement.InReward, false, false, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"),
+        ["topr"] = new("topr", "reinforce", "topr", KlPlacement.None, false, false, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"),
+    };
+
+    /// <summary>Known algorithm names.</summary>
+    public static IReadOnlyList<string> Names => Specs.Keys.ToList();
+
+    /// <summary>The algorithm named <paramref name="name"/>.</summary>
+    public static AlgorithmSpec Get(string name) => Specs.TryGetValue(name, out var s) ? s
+        : throw new ArgumentException($"unknown RL algorithm '{name}'; known: {string.Join(", ", Specs.Keys)}");
+}
