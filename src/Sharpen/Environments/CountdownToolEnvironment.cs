@@ -22,6 +22,14 @@ public sealed class CountdownToolEnvironment : TextEnvironment
     /// <summary>The calculator's name.</summary>
     public const string Calculator = "calc";
 
+    // Every text after "error: " that the calculator can answer (the alphabet must cover them).
+    static readonly string[] ErrorTexts =
+    [
+        "no tool call", "unclosed tool call", "tool call is not json", "tool call is not an object", "tool call has no name",
+        "tool arguments are not an object", "unknown tool", "expression missing", "too long",
+        VerdictReasons.Unparsable, "too_deep", "overflow", "division_by_zero", "non_integer",
+    ];
+
     readonly CountdownTask _task;
     Problem? _problem;
     int _toolCalls;
@@ -33,7 +41,7 @@ public sealed class CountdownToolEnvironment : TextEnvironment
         Options.Validate();
         _task = new CountdownTask(Options.Task);
         Alphabet = AlphabetOf(CountdownTask.Characters, "<tool_call>{\"name\": \"calc\", \"arguments\": {\"expression\": \"\"}}</tool_call>",
-            "error: unknown tool invalid lost correct wrong");
+            "invalid lost correct wrong", string.Concat(ErrorTexts));
     }
 
     /// <summary>The options.</summary>
