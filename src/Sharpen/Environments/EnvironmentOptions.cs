@@ -1,0 +1,120 @@
+using Sharpen.Tasks;
+
+namespace Sharpen.Environments;
+
+/// <summary>Options every built-in environment takes; each has its own derived record.</summary>
+public abstract record EnvironmentOptions
+{
+    /// <summary>Most assistant turns the game itself allows; after them the episode is done (lost).</summary>
+    public abstract int MaxTurns { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value out of range.</summary>
+    public virtual void Validate() => ArgumentOutOfRangeException.ThrowIfLessThan(MaxTurns, 1);
+}
+
+/// <summary>Options of <see cref="GuessNumberEnvironment"/>. With the defaults binary search always wins (⌈log₂ 101⌉ = 7 guesses).</summary>
+public sealed record GuessNumberOptions : EnvironmentOptions
+{
+    /// <summary>Smallest secret. Default 1.</summary>
+    public int Low { get; init; } = 1;
+    /// <summary>Largest secret. Default 100.</summary>
+    public int High { get; init; } = 100;
+    /// <summary>Guesses allowed. Default 7.</summary>
+    public override int MaxTurns { get; init; } = 7;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegative(Low);
+        ArgumentOutOfRangeException.ThrowIfLessThan(High, Low + 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(High, 1_000_000);
+    }
+}
+
+/// <summary>Options of <see cref="WordleEnvironment"/>.</summary>
+public sealed record WordleOptions : EnvironmentOptions
+{
+    /// <summary>Guesses allowed. Default 6.</summary>
+    public override int MaxTurns { get; init; } = 6;
+    /// <summary>The secrets and the allowed guesses: five lowercase ASCII letters each, distinct. Default
+    /// <see cref="WordleEnvironment.DefaultWords"/>.</summary>
+    public IReadOnlyList<string> Words { get; init; } = WordleEnvironment.DefaultWords;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        if (Words.Count == 0) throw new ArgumentOutOfRangeException(nameof(Words), "the word list is empty");
+        foreach (var w in Words)
+            if (w is null || w.Length != 5 || w.Any(c => c is < 'a' or > 'z'))
+                throw new ArgumentOutOfRangeException(nameof(Words), $"'{w}' is not five lowercase letters a-z");
+        if (Words.Distinct().Count() != Words.Count) throw new ArgumentOutOfRangeException(nameof(Words), "the word list repeats a word");
+    }
+}
+
+/// <summary>Options of <see cref="TwentyQuestionsEnvironment"/>.</summary>
+public sealed record TwentyQuestionsOptions : EnvironmentOptions
+{
+    /// <summary>Questions allowed (a guess is a question). Default 20.</summary>
+    public override int MaxTurns { get; init; } = 20;
+}
+
+/// <summary>Options of <see cref="MazeEnvironment"/>.</summary>
+public sealed record MazeOptions : EnvironmentOptions
+{
+    /// <summary>Cells across (2 to 12). Default 4.</summary>
+    public int Width { get; init; } = 4;
+    /// <summary>Cells down (2 to 12). Default 4.</summary>
+    public int Height { get; init; } = 4;
+    /// <summary>Moves allowed. Default 40.</summary>
+    public override int MaxTurns { get; init; } = 40;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(Width, 2);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Width, 12);
+        ArgumentOutOfRangeException.ThrowIfLessThan(Height, 2);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Height, 12);
+    }
+}
+
+/// <summary>Options of <see cref="CountdownToolEnvironment"/>.</summary>
+public sealed record CountdownToolOptions : EnvironmentOptions
+{
+    /// <summary>The problems' options (numbers, targets). Default <see cref="CountdownOptions"/>' defaults.</summary>
+    public CountdownOptions Task { get; init; } = new();
+    /// <summary>Turns allowed (tool calls and the answer). Default 6.</summary>
+    public override int MaxTurns { get; init; } = 6;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        Task.Validate();
+    }
+}
+
+/// <summary>Options of <see cref="SelfCorrectionEnvironment"/>.</summary>
+public sealed record SelfCorrectionOptions : EnvironmentOptions
+{
+    /// <summary>The verifiable task by registry name (<see cref="TaskRegistry"/>). Default <c>countdown</c>.</summary>
+    public string Task { get; init; } = "countdown";
+    /// <summary>The task's options, or null for its defaults.</summary>
+    public TaskOptions? TaskOptions { get; init; }
+    /// <summary>What the environment says after the first attempt. Default SCoRe's "check your answer and revise".</summary>
+    public string Instruction { get; init; } = "check your answer and revise";
+    /// <summary>Always 2: the first attempt and the revision.</summary>
+    public override int MaxTurns { get; init; } = 2;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        if (MaxTurns != 2) throw new ArgumentOutOfRangeException(nameof(MaxTurns), "self-correction has exactly two attempts");
+        ArgumentException.ThrowIfNullOrWhiteSpace(Task);
+        ArgumentException.ThrowIfNullOrWhiteSpace(Instruction);
+    }
+}

@@ -1,0 +1,64 @@
+using System.Globalization;
+using Sharpen.Data;
+using Sharpen.Tasks;
+
+namespace Sharpen.Environments;
+
+/// <summary>
+/// Guess the number (LMRL-Gym's "guess my city" in miniature): a secret integer in [Low, High] drawn from the seed; the
+/// policy answers with a number and hears <c>higher</c>, <c>lower</c> or <c>correct</c>. Optimal play is binary search,
+/// which always wins within ⌈log₂(High − Low + 2)⌉ guesses.
+/// <code>
+/// guess 1-100        (first observation)
+/// 50  → lower        37 → correct (reward 1, done)
+/// abc → invalid      (a turn spent; anything but a whole number in range)
+/// </code>
+/// Reward 1 for the winning guess, 0 otherwise; after <see cref="EnvironmentOptions.MaxTurns"/> wrong guesses the
+/// episode is done with <c>lost</c>. Info: <c>outcome</c> (<c>playing</c>, <c>won</c>, <c>lost</c>), <c>valid</c>.
+/// </summary>
+public sealed class GuessNumberEnvironment : TextEnvironment
+{
+    const ulong Salt = 0x6E55_0001;
+    int _secret;
+
+    /// <summary>A game with <paramref name="options"/> (default 1–100, 7 guesses).</summary>
+    public GuessNumberEnvironment(GuessNumberOptions? options = null)
+    {
+        Options = options ?? new GuessNumberOptions();
+        Options.Validate();
+    }
+
+    /// <summary>The options.</summary>
+    public GuessNumberOptions Options { get; }
+
+    /// <inheritdoc />
+    public override string Name => "guess-number";
+
+    /// <inheritdoc />
+    public override string Alphabet { get; } = AlphabetOf("0123456789-", "guess higher lower correct invalid lost");
+
+    /// <summary>The current secret (for tests and transcripts).</summary>
+    public int Secret => _secret;
+
+    /// <inheritdoc />
+    protected override IReadOnlyList<ChatMessage> OnReset(int seed)
+    {
+        _secret = SeededRandom.ForProblem(seed, 0, Salt).Next(Options.Low, Options.High);
+        return User($"guess {Options.Low.ToString(CultureInfo.InvariantCulture)}-{Options.High.ToString(CultureInfo.InvariantCulture)}");
+    }
+
+    /// <inheritdoc />
+    protected override EnvironmentStep OnStep(string action)
+    {
+        bool last = Turns >= Options.MaxTurns;
+        var text = action.Trim();
+        bool valid = text.Length is > 0 and <= 9 && text.All(char.IsAsciiDigit)
+                     && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var guess)
+                     && guess >= Options.Low && guess <= Options.High;
+        if (!valid) return last ? Answer("lost", 0, true, ("outcome", "lost"), ("valid", "false")) : Answer("invalid", 0, false, ("outcome", "playing"), ("valid", "false"));
+        int g = int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
+        if (g == _secret) return Answer("correct", 1, true, ("outcome", "won"), ("valid", "true"));
+        if (last) return Answer("lost", 0, true, ("outcome", "lost"), ("valid", "true"));
+        return Answer(_secret > g ? "higher" : "lower", 0, false, ("outcome", "playing"), ("valid", "true"));
+    }
+}

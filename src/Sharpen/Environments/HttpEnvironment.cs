@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Data;
+
+namespace Sharpen.Environments;
+
+/// <summary>
+/// An environment served over HTTP by a program in any language, with the same conventions as the reward servers:
+/// <code>
+/// POST {url}/reset  {"seed": 7, ...options}                         → {"session_id": "abc", "observation": ...}
+/// POST {url}/step   {"session_id": "abc", "action": "50", "turn": 1} → {"observation": ..., "reward": 0.0, "done": false, "info": {...}}
+/// </code>
+/// An observation is a string (one <c>user</c> message) or a list of <c>{"role", "content"}</c> messages; <c>info</c>
+/// is optional, its values are kept as strings (non-strings as their JSON text). <c>turn</c> counts the steps of the
+/// session from 1: a retried request carries the same turn, so a server that already answered that turn should answer
+/// the same again instead of playing the action twice. Connection failures, timeouts and HTTP 408/429/5xx are retried
+/// (<see cref="Retries"/> times, waiting 0.5 s, 1 s, 2 s, ...); any other status and an answer that breaks the protocol
+/// throw <see cref="HttpEnvironmentException"/> naming the server, the URL and what was wrong. One instance is one
+/// session at a time; instances made by one <see cref="HttpEnvironmentFactory"/> share its HTTP client.
+/// </summary>
+public sealed class HttpEnvironment : IEnvironment
+{
+    readonly HttpClient _http;
+    readonly IReadOnlyDictionary<string, JsonNode?> _resetOptions;
+    string? _session;
+    int _turn;
+
+    /// <summary>An environment at <paramref name="url"/> (the base: <c>/reset</c> and <c>/step</c> are appended);
+    /// <paramref name="http"/> is used as given and not disposed. <paramref name="resetOptions"/> are sent with every reset.</summary>
+    public HttpEnvironment(Uri url, HttpClient http, string name = "remote", string alphabet = "", TimeSpan? timeout = null,
+        int retries = 2, IReadOnlyDictionary<string, JsonNode?>? resetOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(http);
+        if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            throw new ArgumentException($"environment server URL '{url}' must be an absolute http:// or https:// URL", nameof(url));
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(alphabet);
+        ArgumentOutOfRangeException.ThrowIfNegative(retries);
+        var t = timeout ?? TimeSpan.FromSeconds(60);
+        if (t <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), "timeout must be positive");
+        if (resetOptions is not null && (resetOptions.ContainsKey("seed")))
+            throw new ArgumentException("reset options must not set 'seed' (the rollout gives it)", nameof(resetOptions));
+        var text = url.ToString();
+        Url = new Uri(text.EndsWith('/') ? text : text + "/");
+        _http = http;
+        Name = name;
+        Alphabet = new string(alphabet.Concat(TranscriptRenderer.PlainCharacters).Distinct().Order().ToArray());
+        Timeout = t;
+        Retries = retries;
+        _resetOptions = resetOptions ?? new Dictionary<string, JsonNode?>();
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+    /// <inheritdoc />
+    public string Alphabet { get; }
+    /// <summary>The server's base URL (ends with '/').</summary>
+    public Uri Url { get; }
+    /// <summary>How long one request may take before it counts as failed (and is retried).</summary>
+    public TimeSpan Timeout { get; }
+    /// <summary>How many times a failed request is repeated before the run stops.</summary>
+    public int Retries { get; }
+    /// <summary>The current session's id, or null.</summary>
+    public string? SessionId => _session;
+    /// <summary>Requests sent so far, retries included.</summary>
+    public int Requests => _requests;
+    int _requests;
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<ChatMessage>> ResetAsync(int seed, CancellationToken cancellationToken = default)
+    {
+        var body = new JsonObject { ["seed"] = seed };
+        foreach (var (k, v) in _resetOptions) body[k] = v?.DeepClone();
+        var (answer, url) = await PostAsync("reset", body.ToJsonString(), cancellationToken).ConfigureAwait(false);
+        if (answer["session_id"] is not JsonValue sv || sv.GetValueKind() != JsonValueKind.String || sv.GetValue<string>().Length == 0)
+            throw Error(url, $"the reset answer's 'session_id' is {answer["session_id"]?.ToJsonString() ?? "missing"}; expected a non-empty string");
+        var observation = Observation(answer, url, required: true);
+        _session = sv.GetValue<string>();
+        _turn = 0;
+        return observation;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<EnvironmentStep> StepAsync(string action, CancellationToken cancellationToken = default)
+    {
+        if (_session is null) throw new InvalidOperationException($"environment server '{Name}': StepAsync called with no session (call ResetAsync first; a session ends when a step returns done)");
+        var body = new JsonObject { ["session_id"] = _session, ["action"] = action ?? "", ["turn"] = _turn + 1 };
+        var (answer, url) = await PostAsync("step", body.ToJsonString(), cancellationToken).ConfigureAwait(false);
+        if (answer["reward"] is not JsonValue rv || rv.GetValueKind() != JsonValueKind.Number || !double.IsFinite(rv.GetValue<double>()))
+            throw Error(url, $"the step answer's 'reward' is {answer["reward"]?.ToJsonString() ?? "missing"}; expected a finite number");
+        if (answer["done"] is not JsonValue dv || dv.GetValueKind() is not (JsonValueKind.True or JsonValueKind.False))
+            throw Error(url, $"the step answer's 'done' is {answer["done"]?.ToJsonString() ?? "missing"}; expected true or false");
+        bool done = dv.GetValue<bool>();
+        var observation = Observation(answer, url, required: !done);
+        var info = new Dictionary<string, string>();
+        if (answer["info"] is JsonNode infoNode)
+        {
+            if (infoNode is not JsonObject io) throw Error(url, $"the step answer's 'info' is {Excerpt(infoNode.ToJsonString())}; expected an object");
+            foreach (var (k, v) in io)
+                info[k] = v is JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : v?.ToJsonString() ?? "null";
+        }
+        _turn++;
+        if (done) _session = null;
+        return new EnvironmentStep(observation, rv.GetValue<double>(), done, info);
+    }
+
+    IReadOnlyList<ChatMessage> Observation(JsonObject answer, Uri url, bool required)
+    {
+        switch (answer["observation"])
+        {
+            case null when !required:
+                return [];
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                return [new ChatMessage("user", v.GetValue<string>())];
+            case JsonArray a:
+                var messages = new List<ChatMessage>(a.Count);
+                for (int i = 0; i < a.Count; i++)
+                {
+                    if (a[i] is JsonObject m && m["role"] is JsonValue r && r.GetValueKind() == JsonValueKind.String
+                        && m["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String && r.GetValue<string>() != "assistant")
+                        messages.Add(new ChatMessage(r.GetValue<string>(), c.GetValue<string>()));
+                    else
+                        throw Error(url, $"'observation'[{i}] is {Excerpt(a[i]?.ToJsonString() ?? "null")}; expected {{\"role\": \"user\" (or \"tool\", \"system\"), \"content\": \"...\"}}");
+                }
+                return messages;
+            default:
+                throw Error(url, $"'observation' is {Excerpt(answer["observation"]?.ToJsonString() ?? "missing")}; expected a string or a list of {{\"role\", \"content\"}} messages");
+        }
+    }
+
+    async Task<(JsonObject Answer, Uri Url)> PostAsync(string path, string body, CancellationToken cancel)
+    {
+        var url = new Uri(Url, path);
+        for (int attempt = 0; ; attempt++)
+        {
+            string retryReason;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+            {
+                timeout.CancelAfter(Timeout);
+                try
+                {
+                    Interlocked.Increment(ref _requests);
+                    using var content = new StringContent(body, Encoding.UTF8);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                    using var response = await _http.PostAsync(url, content, timeout.Token).ConfigureAwait(false);
+                    var text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
+                    if (response.IsSuccessStatusCode)
+                    {
+                        JsonNode? root;
+                        try { root = JsonNode.Parse(text); }
+                        catch (JsonException e) { throw Error(url, $"the answer is not JSON ({e.Message}): {Excerpt(text)}"); }
+                        return root is JsonObject o ? (o, url) : throw Error(url, $"expected a JSON object, got: {Excerpt(text)}");
+                    }
+                    var status = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}: {Excerpt(text)}";
+                    if (!IsTransient(response.StatusCode)) throw Error(url, status);
+                    retryReason = status;
+                }
+                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                {
+                    retryReason = $"no answer within {Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s";
+                }
+                catch (HttpRequestException e)
+                {
+                    retryReason = e.Message;
+                }
+            }
+            if (attempt >= Retries) throw Error(url, $"{retryReason} (after {attempt + 1} attempt{(attempt == 0 ? "" : "s")})");
+            await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(attempt, 6))), cancel).ConfigureAwait(false);
+        }
+    }
+
+    static bool IsTransient(HttpStatusCode code) =>
+        code is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)code >= 500;
+
+    HttpEnvironmentException Error(Uri url, string what) => new($"environment server '{Name}' at {url}: {what}");
+
+    static string Excerpt(string text) => text.Length <= 200 ? text : text[..200] + "…";
+}
