@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 
 namespace Sharpen.Data;
@@ -96,23 +97,77 @@ public static class JsonlDataset
         var items = new List<T>();
         var errors = new List<string>();
         var skipped = 0;
-        using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
-        var lineNo = 0;
-        while (reader.ReadLine() is { } line)
+        var rows = 0;
+        FileStream file;
+        try { file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
+            throw new DatasetFormatException(path, "file not found", expected, e);
+        }
+        using (file)
+        {
+            foreach (var (lineNo, line) in Lines(file, path, expected))
             {
-                items.Add(ParseLine(path, lineNo, line, expected, parse));
-            }
-            catch (DatasetFormatException e) when (skipBadLines)
-            {
-                skipped++;
-                if (errors.Count < MaxReportedErrors) errors.Add(e.Message);
+                if (line is not null && string.IsNullOrWhiteSpace(line)) continue;
+                rows++;
+                try
+                {
+                    if (line is null)
+                        throw new DatasetFormatException(path, lineNo, "the line is not valid UTF-8", expected);
+                    items.Add(ParseLine(path, lineNo, line, expected, parse));
+                }
+                catch (DatasetFormatException e) when (skipBadLines)
+                {
+                    skipped++;
+                    if (errors.Count < MaxReportedErrors) errors.Add(e.Message);
+                }
             }
         }
+        if (rows == 0) throw new DatasetFormatException(path, "the file has no rows (it is empty or blank)", expected);
+        if (items.Count == 0)
+            throw new DatasetFormatException(path, $"all {rows} rows are malformed, so nothing is left to read; first: {errors.FirstOrDefault()}", expected);
         return new LoadResult<T>(items, skipped, errors);
+    }
+
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The lines of <paramref name="file"/> (split at \n, a trailing \r and a leading UTF-8 BOM removed), each
+    /// decoded strictly; a line that is not valid UTF-8 comes back as null so the caller counts it as a bad line.</summary>
+    static IEnumerable<(int LineNo, string? Text)> Lines(Stream file, string path, string expected)
+    {
+        var buffer = new byte[1 << 16];
+        var line = new MemoryStream();
+        int lineNo = 0, read;
+        bool first = true;
+        while ((read = file.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            int start = 0;
+            for (int i = 0; i < read; i++)
+            {
+                if (buffer[i] != (byte)'\n') continue;
+                line.Write(buffer, start, i - start);
+                start = i + 1;
+                yield return (++lineNo, Decode(line, ref first));
+                line.SetLength(0);
+            }
+            line.Write(buffer, start, read - start);
+            if (line.Length > MaxLineBytes)
+                throw new DatasetFormatException(path, lineNo + 1, $"the line is longer than {MaxLineBytes / (1 << 20)} MiB", expected);
+        }
+        if (line.Length > 0) yield return (++lineNo, Decode(line, ref first));
+    }
+
+    /// <summary>Longest line a dataset may hold (64 MiB); a longer one is an error rather than an unbounded allocation.</summary>
+    public const int MaxLineBytes = 64 << 20;
+
+    static string? Decode(MemoryStream line, ref bool first)
+    {
+        var bytes = line.GetBuffer().AsSpan(0, (int)line.Length);
+        if (first && bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        first = false;
+        if (bytes.Length > 0 && bytes[^1] == (byte)'\r') bytes = bytes[..^1];
+        try { return StrictUtf8.GetString(bytes); }
+        catch (DecoderFallbackException) { return null; }
     }
 
     static T ParseLine<T>(string path, int lineNo, string line, string expected, Func<JsonRow, T> parse)
@@ -130,7 +185,37 @@ public static class JsonlDataset
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new DatasetFormatException(path, lineNo, $"the line is {JsonRow.Describe(doc.RootElement.ValueKind)}, not a JSON object", expected);
+            if (InvalidString(doc.RootElement) is { } bad)
+                throw new DatasetFormatException(path, lineNo, $"{bad}: an escape that is not valid UTF-16 (a lone surrogate such as \\ud800)", expected);
             return parse(new JsonRow(path, lineNo, doc.RootElement, expected));
+        }
+    }
+
+    /// <summary>Where <paramref name="e"/> holds a string or key that cannot become a .NET string (a lone surrogate escape
+    /// such as "\ud800", which JsonDocument accepts but GetString rejects); null when every string is valid.</summary>
+    static string? InvalidString(JsonElement e, string where = "the row")
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                try { _ = e.GetString(); return null; }
+                catch (InvalidOperationException) { return where; }
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    string name;
+                    try { name = p.Name; }
+                    catch (InvalidOperationException) { return $"a key of {where}"; }
+                    if (InvalidString(p.Value, $"\"{name}\"") is { } bad) return bad;
+                }
+                return null;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray())
+                    if (InvalidString(item, $"{where}[{i++}]") is { } bad) return bad;
+                return null;
+            default:
+                return null;
         }
     }
 
