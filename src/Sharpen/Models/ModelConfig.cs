@@ -243,7 +243,7 @@ public sealed record ModelConfig
             SlidingWindow = OptInt("sliding_window"),
             Extra = extra.Count > 0 ? extra : null,
         };
-        return cfg.Validate(source);
+        return cfg.Validate(source).EnsureFitsInMemory(source);
     }
 
     /// <summary>The <c>config.json</c> text for this configuration (Hugging Face keys).</summary>

@@ -80,7 +80,7 @@ public static class RewardCombiner
         if (double.IsNaN(score)) throw new RewardValueException($"{Who()} returned NaN for completion {index}; a reward must be a number (or null: not applicable)");
         if (reward.Clip is { } c) return Math.Clamp(score, c.Min, c.Max);
         if (!double.IsFinite(score) || Math.Abs(score) > reward.MaxAbs)
-            throw new RewardValueException($"{Who()} returned {score:R} for completion {index}, beyond the allowed ±{reward.MaxAbs:G}; " +
+            throw new RewardValueException($"{Who()} returned {score.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} for completion {index}, beyond the allowed ±{reward.MaxAbs.ToString("G", System.Globalization.CultureInfo.InvariantCulture)}; " +
                 "fix the reward, or give it 'clip: [min, max]' (or a larger 'max_abs') in the recipe's rewards entry");
         return score;
     }

@@ -388,6 +388,11 @@ static class YamlToJson
         {
             throw new RecipeException($"{source}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner throws this (not a YamlException) on some malformed input, e.g. a document marker inside a plain scalar.
+            throw new RecipeException($"{source}: invalid YAML: {e.Message}");
+        }
         if (stream.Documents.Count == 0) throw new RecipeException($"{source}: the recipe is empty");
         var budget = new int[] { MaxNodes };
         return Node(stream.Documents[0].RootNode, source, 0, budget) ?? throw new RecipeException($"{source}: the recipe is empty");

@@ -11,7 +11,7 @@ public class RewardBoundaryTests
 
     [Theory]
     [InlineData(double.NaN, "NaN")]
-    [InlineData(double.PositiveInfinity, "∞")]
+    [InlineData(double.PositiveInfinity, "Infinity")]
     [InlineData(1e39, "1E+39")]
     [InlineData(-2e6, "-2000000")]
     public async Task Out_of_range_scores_are_errors_naming_the_function_and_completion(double score, string shown)
@@ -46,6 +46,6 @@ public class RewardBoundaryTests
         using var server = new RewardServer((_, _) => (200, "{\"rewards\": [0.5, 1e999]}"));
         using var http = new HttpReward(new Uri(server.Url), "judge", retries: 0);
         var e = await Assert.ThrowsAsync<RewardValueException>(async () => await RewardCombiner.ScoreAsync([new WeightedReward(http)], Batch));
-        Assert.Contains($"reward 'judge' (server {server.Url}) returned ∞ for completion 1", e.Message);
+        Assert.Contains($"reward 'judge' (server {server.Url}) returned Infinity for completion 1", e.Message);
     }
 }
