@@ -36,7 +36,7 @@ public static class JsonlDataset
 
     /// <summary>Reads an SFT file (prompt/completion or messages rows, mixed freely).</summary>
     public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
-        Read(path, SftExpected, ParseSft, skipBadLines);
+        Read(path, SftExpected, ParseSft, skipBadLines, requireRows: true);
 
     /// <summary>
     /// Reads prompts for online training: SFT rows as <see cref="LoadSft"/> reads them, or rows with a prompt alone —
@@ -44,7 +44,7 @@ public static class JsonlDataset
     /// assistant's (the whole conversation is the prompt). A prompt-only row's completion is empty; other keys are fields.
     /// </summary>
     public static LoadResult<SftExample> LoadPrompts(string path, bool skipBadLines = false) =>
-        Read(path, PromptExpected, ParsePrompt, skipBadLines);
+        Read(path, PromptExpected, ParsePrompt, skipBadLines, requireRows: true);
 
     const string PromptExpected =
         "{\"prompt\": string or messages, ...fields} (\"completion\" optional) or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
@@ -66,7 +66,7 @@ public static class JsonlDataset
     /// mixed freely); a ranked line contributes all its pairs, in file order.</summary>
     public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false)
     {
-        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines);
+        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines, requireRows: true);
         return new LoadResult<PreferenceExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
     }
 
@@ -92,7 +92,12 @@ public static class JsonlDataset
     /// <param name="expected">What a well-formed row looks like, for error messages.</param>
     /// <param name="parse">Row to item.</param>
     /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
-    public static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines = false)
+    public static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines = false) =>
+        Read(path, expected, parse, skipBadLines, requireRows: false);
+
+    /// <summary><see cref="Read{T}(string, string, Func{JsonRow, T}, bool)"/>; with <paramref name="requireRows"/>, a file without
+    /// rows, or whose every row is malformed, is a <see cref="DatasetFormatException"/> naming the file (training data must not be empty).</summary>
+    internal static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines, bool requireRows)
     {
         var items = new List<T>();
         var errors = new List<string>();
@@ -123,8 +128,8 @@ public static class JsonlDataset
                 }
             }
         }
-        if (rows == 0) throw new DatasetFormatException(path, "the file has no rows (it is empty or blank)", expected);
-        if (items.Count == 0)
+        if (requireRows && rows == 0) throw new DatasetFormatException(path, "the file has no rows (it is empty or blank)", expected);
+        if (requireRows && items.Count == 0)
             throw new DatasetFormatException(path, $"all {rows} rows are malformed, so nothing is left to read; first: {errors.FirstOrDefault()}", expected);
         return new LoadResult<T>(items, skipped, errors);
     }

@@ -388,9 +388,9 @@ static class YamlToJson
         {
             throw new RecipeException($"{source}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // YamlDotNet's scanner throws this (not a YamlException) on some malformed input, e.g. a document marker inside a plain scalar.
+            // YamlDotNet throws these (not a YamlException) on some malformed input: a document marker inside a plain scalar, an anchor on an empty key.
             throw new RecipeException($"{source}: invalid YAML: {e.Message}");
         }
         if (stream.Documents.Count == 0) throw new RecipeException($"{source}: the recipe is empty");
