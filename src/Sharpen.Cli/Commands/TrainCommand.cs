@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Sharpen.Training;
 using Sharpen.Recipes;
 using Sharpen.Training.ExpertIteration;
@@ -23,6 +24,52 @@ public static class TrainCommand
             var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
+            return Marked(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), () => Dispatch(r, pr, recipe, resume, ct));
+        })));
+        return cmd;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> and records how it ended in the output folder's summary.json: <c>status: completed</c> on
+    /// success; on an error <c>status: failed</c> (or <c>interrupted</c>) with the one-line error, then rethrows. A folder this
+    /// run created and left empty (it failed before writing anything) is removed instead. A resumed run first drops a torn
+    /// last line of metrics.jsonl (what a crash mid-append leaves), with a warning.
+    /// </summary>
+    static int Marked(Recipe r, string name, bool resume, Func<int> run)
+    {
+        var existed = Directory.Exists(r.Output);
+        if (resume && existed) new RunLog(r.Output, append: true).RepairTornLine(Console.Error.WriteLine);
+        int code;
+        try
+        {
+            code = run();
+        }
+        catch (Exception e)
+        {
+            if (!Directory.Exists(r.Output)) throw;
+            if (!existed && !Directory.EnumerateFileSystemEntries(r.Output).Any()) { Directory.Delete(r.Output); throw; }
+            new RunLog(r.Output, append: true).Summary(new JsonObject
+            {
+                ["status"] = e is OperationCanceledException ? "interrupted" : "failed",
+                ["error"] = CliErrors.Message(e),
+                ["recipe"] = name,
+                ["kind"] = r.Kind,
+                ["resumable"] = Directory.Exists(Path.Combine(r.Output, "checkpoints")) && Directory.EnumerateDirectories(Path.Combine(r.Output, "checkpoints")).Any(),
+                ["time"] = DateTimeOffset.UtcNow.ToString("O"),
+            });
+            throw;
+        }
+        var log = new RunLog(r.Output, append: true);
+        var summary = log.ReadSummary();
+        summary.Remove("error");
+        summary["status"] = "completed";
+        log.Summary(summary);
+        return code;
+    }
+
+    static int Dispatch(Recipe r, ParseResult pr, Argument<FileInfo> recipe, Option<bool> resume, CancellationToken ct)
+    {
+        {
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
@@ -41,8 +88,7 @@ public static class TrainCommand
                 lines.Add($"Held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}.");
             Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {pr.GetValue(recipe)!.Name}", metrics, lines, lossTitle: "Training loss (SFT)")}");
             return 0;
-        })));
-        return cmd;
+        }
     }
 
     static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)

@@ -101,7 +101,12 @@ public static class HfCheckpoint
     {
         var full = Path.GetFullPath(directory);
         var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".tmp-{Path.GetFileName(full)}-{Guid.NewGuid():N}");
-        Save(tmp, model, tokenizer, head);
+        try { Save(tmp, model, tokenizer, head); }
+        catch
+        {
+            try { System.IO.Directory.Delete(tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
         if (System.IO.Directory.Exists(full)) System.IO.Directory.Delete(full, recursive: true);
         System.IO.Directory.Move(tmp, full);
     }
@@ -130,6 +135,10 @@ public static class HfCheckpoint
             else if (File.Exists(Path.Combine(directory, "pytorch_model.bin")))
                 throw new CheckpointException($"{directory}: only pytorch_model.bin found; Sharpen reads safetensors (convert with save_pretrained(safe_serialization=True))");
             else throw new CheckpointException($"{directory}: no {WeightsFile} or {IndexFile}");
+            foreach (var (name, w) in weights)
+                if (w.is_floating_point() && Safetensors.NonFinite(w, ScalarType.Float32) is { } bad)
+                    throw new CheckpointException($"{source}: tensor '{name}' holds {bad}; the checkpoint cannot be sampled from or trained " +
+                        "(it was saved from a diverged run)");
             model.LoadWeights(weights, source);
             foreach (var w in weights.Values) w.Dispose();
         }
@@ -153,6 +162,12 @@ public static class HfCheckpoint
         }
         ITokenizer? tokenizer = null;
         if (requireTokenizer || File.Exists(Path.Combine(directory, CharTokenizer.FileName)) || File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))) tokenizer = TokenizerFiles.Load(directory);
+        if (tokenizer is not null && tokenizer.VocabSize > config.VocabSize)
+        {
+            var tokFile = File.Exists(Path.Combine(directory, CharTokenizer.FileName)) ? CharTokenizer.FileName : HfTokenizer.TokenizerFileName;
+            throw new CheckpointException($"{Path.Combine(directory, tokFile)} has {tokenizer.VocabSize} token ids but {configPath} says vocab_size " +
+                $"{config.VocabSize}; ids from {config.VocabSize} on have no embedding row (tokenizer and model do not belong together)");
+        }
         var genPath = Path.Combine(directory, "generation_config.json");
         var gen = File.Exists(genPath) ? GenerationConfig.Load(genPath) : GenerationConfig.From(config);
         model.SourceDirectory = Path.GetFullPath(directory);

@@ -109,6 +109,9 @@ public static class Safetensors
             var stored = SafetensorsDTypes.IsFloatingPoint(tensor.dtype) ? storeAs : tensor.dtype;
             var dtype = SafetensorsDTypes.FromTorch(stored)
                         ?? throw new ArgumentException($"tensor '{name}' has type {tensor.dtype}, which safetensors cannot store", nameof(tensors));
+            if (SafetensorsDTypes.IsFloatingPoint(tensor.dtype) && NonFinite(tensor, stored) is { } bad)
+                throw new CheckpointException($"{path}: tensor '{name}' holds {bad}; refusing to write weights that cannot be trained or sampled from " +
+                    "(the run diverged: check the rewards and the learning rate)");
             SafetensorsDTypes.TryGetSize(dtype, out var size);
             var bytes = tensor.numel() * size;
             entries.Add(new TensorEntry(name, dtype, tensor.shape, offset, offset + bytes));
@@ -137,6 +140,19 @@ public static class Safetensors
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
+    }
+
+    /// <summary>What is wrong with the values of floating-point <paramref name="tensor"/> stored as <paramref name="stored"/>:
+    /// "N non-finite values (NaN or Inf)", or values beyond float16's range when stored as float16; null when nothing is.</summary>
+    internal static string? NonFinite(Tensor tensor, ScalarType stored)
+    {
+        if (tensor.numel() == 0) return null;
+        using var scope = NewDisposeScope();
+        var bad = (~isfinite(tensor)).sum().item<long>();
+        if (bad > 0) return $"{bad} non-finite value{(bad == 1 ? "" : "s")} (NaN or Inf)";
+        if (stored == ScalarType.Float16 && tensor.abs().max().item<float>() > 65504f)
+            return "values beyond float16's range (|x| > 65504), which would be stored as Inf";
+        return null;
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Text;
 using System.Text.Json;
 
 namespace Sharpen.Checkpoints;
@@ -55,6 +56,15 @@ internal static class SafetensorsHeaderParser
         var dataStart = 8 + (long)headerLength;
         var bufferLength = fileLength - dataStart;
 
+        try
+        {
+            _ = StrictUtf8.GetCharCount(json);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw Fail(path, $"header is not valid UTF-8 (byte {8 + e.Index} of the file): tensor names and metadata must be UTF-8 text", e);
+        }
+
         JsonDocument doc;
         try
         {
@@ -66,6 +76,23 @@ internal static class SafetensorsHeaderParser
         }
 
         using (doc)
+        {
+            try
+            {
+                return Entries(path, doc, bufferLength, dataStart);
+            }
+            catch (InvalidOperationException e)
+            {
+                // GetString rejects an escape that is not valid UTF-16 (a lone surrogate such as \ud800) in a name or value.
+                throw Fail(path, $"header holds a string escape that is not valid UTF-16 (a lone surrogate such as \\ud800): {e.Message}", e);
+            }
+        }
+    }
+
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    static SafetensorsHeader Entries(string path, JsonDocument doc, long bufferLength, long dataStart)
+    {
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw Fail(path, $"header must be a JSON object, found {doc.RootElement.ValueKind}");

@@ -16,10 +16,19 @@ public sealed class DatasetFormatException : Exception
         Expected = expected;
     }
 
+    /// <summary>Creates the exception for the file as a whole (<see cref="Line"/> is 0): <c>file: what is wrong (expected ...)</c>.</summary>
+    public DatasetFormatException(string file, string problem, string expected, Exception? inner = null)
+        : base($"{file}: {problem} (expected {expected})", inner)
+    {
+        File = file;
+        Problem = problem;
+        Expected = expected;
+    }
+
     /// <summary>The file as it was named to the loader.</summary>
     public string File { get; }
 
-    /// <summary>1-based line number.</summary>
+    /// <summary>1-based line number; 0 when the problem is the file as a whole.</summary>
     public int Line { get; }
 
     /// <summary>What is wrong with the line.</summary>

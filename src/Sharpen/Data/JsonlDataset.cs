@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 
 namespace Sharpen.Data;
@@ -35,7 +36,7 @@ public static class JsonlDataset
 
     /// <summary>Reads an SFT file (prompt/completion or messages rows, mixed freely).</summary>
     public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
-        Read(path, SftExpected, ParseSft, skipBadLines);
+        Read(path, SftExpected, ParseSft, skipBadLines, requireRows: true);
 
     /// <summary>
     /// Reads prompts for online training: SFT rows as <see cref="LoadSft"/> reads them, or rows with a prompt alone —
@@ -43,7 +44,7 @@ public static class JsonlDataset
     /// assistant's (the whole conversation is the prompt). A prompt-only row's completion is empty; other keys are fields.
     /// </summary>
     public static LoadResult<SftExample> LoadPrompts(string path, bool skipBadLines = false) =>
-        Read(path, PromptExpected, ParsePrompt, skipBadLines);
+        Read(path, PromptExpected, ParsePrompt, skipBadLines, requireRows: true);
 
     const string PromptExpected =
         "{\"prompt\": string or messages, ...fields} (\"completion\" optional) or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
@@ -65,7 +66,7 @@ public static class JsonlDataset
     /// mixed freely); a ranked line contributes all its pairs, in file order.</summary>
     public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false)
     {
-        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines);
+        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines, requireRows: true);
         return new LoadResult<PreferenceExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
     }
 
@@ -91,28 +92,87 @@ public static class JsonlDataset
     /// <param name="expected">What a well-formed row looks like, for error messages.</param>
     /// <param name="parse">Row to item.</param>
     /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
-    public static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines = false)
+    public static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines = false) =>
+        Read(path, expected, parse, skipBadLines, requireRows: false);
+
+    /// <summary><see cref="Read{T}(string, string, Func{JsonRow, T}, bool)"/>; with <paramref name="requireRows"/>, a file without
+    /// rows, or whose every row is malformed, is a <see cref="DatasetFormatException"/> naming the file (training data must not be empty).</summary>
+    internal static LoadResult<T> Read<T>(string path, string expected, Func<JsonRow, T> parse, bool skipBadLines, bool requireRows)
     {
         var items = new List<T>();
         var errors = new List<string>();
         var skipped = 0;
-        using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
-        var lineNo = 0;
-        while (reader.ReadLine() is { } line)
+        var rows = 0;
+        FileStream file;
+        try { file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
+            throw new DatasetFormatException(path, "file not found", expected, e);
+        }
+        using (file)
+        {
+            foreach (var (lineNo, line) in Lines(file, path, expected))
             {
-                items.Add(ParseLine(path, lineNo, line, expected, parse));
-            }
-            catch (DatasetFormatException e) when (skipBadLines)
-            {
-                skipped++;
-                if (errors.Count < MaxReportedErrors) errors.Add(e.Message);
+                if (line is not null && string.IsNullOrWhiteSpace(line)) continue;
+                rows++;
+                try
+                {
+                    if (line is null)
+                        throw new DatasetFormatException(path, lineNo, "the line is not valid UTF-8", expected);
+                    items.Add(ParseLine(path, lineNo, line, expected, parse));
+                }
+                catch (DatasetFormatException e) when (skipBadLines)
+                {
+                    skipped++;
+                    if (errors.Count < MaxReportedErrors) errors.Add(e.Message);
+                }
             }
         }
+        if (requireRows && rows == 0) throw new DatasetFormatException(path, "the file has no rows (it is empty or blank)", expected);
+        if (requireRows && items.Count == 0)
+            throw new DatasetFormatException(path, $"all {rows} rows are malformed, so nothing is left to read; first: {errors.FirstOrDefault()}", expected);
         return new LoadResult<T>(items, skipped, errors);
+    }
+
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The lines of <paramref name="file"/> (split at \n, a trailing \r and a leading UTF-8 BOM removed), each
+    /// decoded strictly; a line that is not valid UTF-8 comes back as null so the caller counts it as a bad line.</summary>
+    static IEnumerable<(int LineNo, string? Text)> Lines(Stream file, string path, string expected)
+    {
+        var buffer = new byte[1 << 16];
+        var line = new MemoryStream();
+        int lineNo = 0, read;
+        bool first = true;
+        while ((read = file.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            int start = 0;
+            for (int i = 0; i < read; i++)
+            {
+                if (buffer[i] != (byte)'\n') continue;
+                line.Write(buffer, start, i - start);
+                start = i + 1;
+                yield return (++lineNo, Decode(line, ref first));
+                line.SetLength(0);
+            }
+            line.Write(buffer, start, read - start);
+            if (line.Length > MaxLineBytes)
+                throw new DatasetFormatException(path, lineNo + 1, $"the line is longer than {MaxLineBytes / (1 << 20)} MiB", expected);
+        }
+        if (line.Length > 0) yield return (++lineNo, Decode(line, ref first));
+    }
+
+    /// <summary>Longest line a dataset may hold (64 MiB); a longer one is an error rather than an unbounded allocation.</summary>
+    public const int MaxLineBytes = 64 << 20;
+
+    static string? Decode(MemoryStream line, ref bool first)
+    {
+        var bytes = line.GetBuffer().AsSpan(0, (int)line.Length);
+        if (first && bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        first = false;
+        if (bytes.Length > 0 && bytes[^1] == (byte)'\r') bytes = bytes[..^1];
+        try { return StrictUtf8.GetString(bytes); }
+        catch (DecoderFallbackException) { return null; }
     }
 
     static T ParseLine<T>(string path, int lineNo, string line, string expected, Func<JsonRow, T> parse)
@@ -130,7 +190,37 @@ public static class JsonlDataset
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new DatasetFormatException(path, lineNo, $"the line is {JsonRow.Describe(doc.RootElement.ValueKind)}, not a JSON object", expected);
+            if (InvalidString(doc.RootElement) is { } bad)
+                throw new DatasetFormatException(path, lineNo, $"{bad}: an escape that is not valid UTF-16 (a lone surrogate such as \\ud800)", expected);
             return parse(new JsonRow(path, lineNo, doc.RootElement, expected));
+        }
+    }
+
+    /// <summary>Where <paramref name="e"/> holds a string or key that cannot become a .NET string (a lone surrogate escape
+    /// such as "\ud800", which JsonDocument accepts but GetString rejects); null when every string is valid.</summary>
+    static string? InvalidString(JsonElement e, string where = "the row")
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                try { _ = e.GetString(); return null; }
+                catch (InvalidOperationException) { return where; }
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    string name;
+                    try { name = p.Name; }
+                    catch (InvalidOperationException) { return $"a key of {where}"; }
+                    if (InvalidString(p.Value, $"\"{name}\"") is { } bad) return bad;
+                }
+                return null;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray())
+                    if (InvalidString(item, $"{where}[{i++}]") is { } bad) return bad;
+                return null;
+            default:
+                return null;
         }
     }
 

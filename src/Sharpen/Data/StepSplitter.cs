@@ -35,6 +35,9 @@ public sealed record StepSplitter
     /// <summary>Delimiter steps.</summary>
     public static StepSplitter OnDelimiters(params string[] delimiters) => new StepSplitter { Kind = "delimiter", Delimiters = delimiters }.Validate();
 
+    /// <summary>How long a step pattern may take on one text before it is an error instead of a hang.</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(1);
+
     /// <summary>Regex steps.</summary>
     public static StepSplitter OnRegex(string pattern) => new StepSplitter { Kind = "regex", Pattern = pattern }.Validate();
 
@@ -64,9 +67,9 @@ public sealed record StepSplitter
                 break;
             case "regex":
                 if (string.IsNullOrEmpty(Pattern)) throw new ArgumentException("a 'regex' step splitter needs a pattern");
-                try { _ = new Regex(Pattern, RegexOptions.None, TimeSpan.FromSeconds(1)); }
+                try { _ = new Regex(Pattern, RegexOptions.None, MatchTimeout); }
                 catch (ArgumentException e) { throw new ArgumentException($"step splitter pattern '{Pattern}' is not a valid regex: {e.Message}", e); }
-                if (Regex.IsMatch("", Pattern)) throw new ArgumentException($"step splitter pattern '{Pattern}' matches the empty string");
+                if (Regex.IsMatch("", Pattern, RegexOptions.None, MatchTimeout)) throw new ArgumentException($"step splitter pattern '{Pattern}' matches the empty string");
                 break;
             default:
                 throw new ArgumentException($"step splitter kind '{Kind}' is not known; expected newline, delimiter or regex");
@@ -141,8 +144,17 @@ public sealed record StepSplitter
                 }
                 break;
             case "regex":
-                foreach (Match m in Regex.Matches(text, Pattern!, RegexOptions.None, TimeSpan.FromSeconds(1)))
-                    if (m.Length > 0) yield return (m.Index, m.Index + m.Length);
+                List<(int, int)> found;
+                try
+                {
+                    found = Regex.Matches(text, Pattern!, RegexOptions.None, MatchTimeout).Where(m => m.Length > 0).Select(m => (m.Index, m.Index + m.Length)).ToList();
+                }
+                catch (RegexMatchTimeoutException e)
+                {
+                    throw new ArgumentException($"step splitter pattern '{Pattern}' took longer than {MatchTimeout.TotalSeconds:0.#} s on a " +
+                        $"{text.Length}-character text (catastrophic backtracking?); simplify the pattern", e);
+                }
+                foreach (var f in found) yield return f;
                 break;
         }
     }

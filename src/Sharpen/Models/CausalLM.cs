@@ -31,7 +31,7 @@ public sealed class CausalLM : nn.Module
     public CausalLM(ModelConfig config, long? seed = null) : base("CausalLM")
     {
         TorchRuntime.EnsureLoaded();
-        Config = config.Validate();
+        Config = config.Validate().EnsureFitsInMemory();
         _model = new DecoderStack(config);
         register_module("model", _model);
         if (!config.TieWordEmbeddings)

@@ -77,6 +77,25 @@ public sealed record ModelConfig
         return emb + NumHiddenLayers * layer + d + (TieWordEmbeddings ? 0 : emb);
     }
 
+    /// <summary>
+    /// Throws <see cref="ModelConfigException"/> when the float32 weights of this configuration (4 bytes per parameter, counted
+    /// in floating point so absurd sizes cannot overflow) exceed <paramref name="availableBytes"/> (default: the memory the
+    /// runtime may use), so a typo such as <c>hidden_size: 1000000</c> is a clear error rather than libtorch's allocation failure.
+    /// </summary>
+    public ModelConfig EnsureFitsInMemory(string source = "config", long? availableBytes = null)
+    {
+        double d = HiddenSize, hd = HeadDim, q = (double)NumAttentionHeads * hd, kv = (double)NumKeyValueHeads * hd;
+        double layer = d * q + 2 * d * kv + q * d + 3 * d * IntermediateSize + 2 * d;
+        double emb = (double)VocabSize * d;
+        double bytes = 4 * (emb * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + d);
+        var available = availableBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (bytes > available)
+            throw new ModelConfigException($"{source}: the model needs {bytes / (1 << 30):F1} GiB for its float32 weights alone " +
+                $"(vocab_size {VocabSize} × hidden_size {HiddenSize}, {NumHiddenLayers} layers of intermediate_size {IntermediateSize}), " +
+                $"more than the {available / (double)(1 << 30):F1} GiB of memory available; check these sizes");
+        return this;
+    }
+
     /// <summary>Throws <see cref="ModelConfigException"/> naming the first invalid field.</summary>
     public ModelConfig Validate(string source = "config")
     {
@@ -111,6 +130,9 @@ public sealed record ModelConfig
     // ---------------------------------------------------------------- config.json
 
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>The config.json keys this record reads (others are kept in <see cref="Extra"/>; a recipe's <c>model.init</c> allows only these).</summary>
+    public static IReadOnlySet<string> Keys => KnownKeys;
 
     static readonly HashSet<string> KnownKeys =
     [
@@ -221,7 +243,7 @@ public sealed record ModelConfig
             SlidingWindow = OptInt("sliding_window"),
             Extra = extra.Count > 0 ? extra : null,
         };
-        return cfg.Validate(source);
+        return cfg.Validate(source).EnsureFitsInMemory(source);
     }
 
     /// <summary>The <c>config.json</c> text for this configuration (Hugging Face keys).</summary>

@@ -139,7 +139,7 @@ public sealed record Recipe
         }
         catch (JsonException e)
         {
-            throw new RecipeException($"{source}: '{name}.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+            throw new RecipeException($"{source}: {UnknownKey.Describe(e, name)}");
         }
         catch (ArgumentException e)
         {
@@ -184,7 +184,7 @@ public sealed record Recipe
         }
         catch (JsonException e)
         {
-            throw new RecipeException($"{source}: {Describe(e)}");
+            throw new RecipeException($"{source}: {UnknownKey.Describe(e, "")}");
         }
         if (!Kinds.Contains(recipe.Kind))
             throw new RecipeException($"{source}: 'kind' is '{recipe.Kind}'; supported: {string.Join(", ", Kinds)}");
@@ -225,6 +225,8 @@ public sealed record Recipe
             if (recipe.Task is null && recipe.Rewards is not null)
                 throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
         }
+        if (recipe.Model.Init is { } init && init.Select(kv => kv.Key).FirstOrDefault(k => !Models.ModelConfig.Keys.Contains(k)) is { } badKey)
+            throw new RecipeException($"{source}: {UnknownKey.Message("model.init", badKey, Models.ModelConfig.Keys)}");
         if (recipe.Model.Path is null == recipe.Model.Init is null)
             throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
         try { recipe.Sft.Validate(); }
@@ -260,15 +262,6 @@ public sealed record Recipe
             throw new RecipeException($"{source}: {kind} recipe needs 'data.train' (a JSONL of {rows})");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
             throw new RecipeException($"{source}: 'model.init' in {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json) or a 'task'");
-    }
-
-    static string Describe(JsonException e)
-    {
-        var path = (e.Path ?? "$").TrimStart('$').TrimStart('.');
-        var msg = e.Message;
-        int cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
-        if (cut > 0) msg = msg[..cut];
-        return path.Length > 0 ? $"'{path}': {msg}" : msg;
     }
 }
 
@@ -317,7 +310,7 @@ public sealed record TaskSection
         }
         catch (JsonException e)
         {
-            throw new RecipeException($"{source}: 'task.{(e.Path ?? "").TrimStart('$', '.')}': {e.Message.Split(" Path:")[0]}");
+            throw new RecipeException($"{source}: {UnknownKey.Describe(e, "task")}");
         }
         catch (ArgumentException e)
         {
@@ -348,6 +341,11 @@ public sealed record RewardSection
     public int MaxBatch { get; init; }
     /// <summary>Reward server only: requests in flight at once when a batch is split by <see cref="MaxBatch"/>.</summary>
     public int Concurrency { get; init; } = 1;
+    /// <summary><c>[min, max]</c>: clip this reward's scores into the range (±Infinity too) instead of stopping the run at a
+    /// score beyond <see cref="MaxAbs"/>. NaN always stops it.</summary>
+    public double[]? Clip { get; init; }
+    /// <summary>Largest |score| accepted without <see cref="Clip"/>; a larger one (or ±Infinity) stops the run with an error naming the reward.</summary>
+    public double MaxAbs { get; init; } = Rewards.RewardCombiner.DefaultMaxAbs;
 }
 
 /// <summary>The <c>data</c> section.</summary>
@@ -397,13 +395,24 @@ static class YamlToJson
         {
             throw new RecipeException($"{source}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet throws these (not a YamlException) on some malformed input: a document marker inside a plain scalar, an anchor on an empty key.
+            throw new RecipeException($"{source}: invalid YAML: {e.Message}");
+        }
         if (stream.Documents.Count == 0) throw new RecipeException($"{source}: the recipe is empty");
-        return Node(stream.Documents[0].RootNode, source, 0) ?? throw new RecipeException($"{source}: the recipe is empty");
+        var budget = new int[] { MaxNodes };
+        return Node(stream.Documents[0].RootNode, source, 0, budget) ?? throw new RecipeException($"{source}: the recipe is empty");
     }
 
-    static JsonNode? Node(YamlNode node, string source, int depth)
+    /// <summary>Most values a recipe may expand to, aliases counted each time they are used (bounds a YAML "alias bomb").</summary>
+    public const int MaxNodes = 100_000;
+
+    static JsonNode? Node(YamlNode node, string source, int depth, int[] budget)
     {
         if (depth > 32) throw new RecipeException($"{source}:{node.Start.Line}: nesting deeper than 32 levels");
+        if (--budget[0] < 0)
+            throw new RecipeException($"{source}:{node.Start.Line}: the recipe expands to more than {MaxNodes} values (aliases such as *name repeat what they point to); a recipe needs far fewer");
         switch (node)
         {
             case YamlMappingNode map:
@@ -412,12 +421,12 @@ static class YamlToJson
                 {
                     var key = (k as YamlScalarNode)?.Value ?? throw new RecipeException($"{source}:{k.Start.Line}: keys must be plain strings");
                     if (o.ContainsKey(key)) throw new RecipeException($"{source}:{k.Start.Line}: duplicate key '{key}'");
-                    o[key] = Node(v, source, depth + 1);
+                    o[key] = Node(v, source, depth + 1, budget);
                 }
                 return o;
             case YamlSequenceNode seq:
                 var a = new JsonArray();
-                foreach (var item in seq.Children) a.Add(Node(item, source, depth + 1));
+                foreach (var item in seq.Children) a.Add(Node(item, source, depth + 1, budget));
                 return a;
             case YamlScalarNode s:
                 var text = s.Value ?? "";

@@ -118,6 +118,8 @@ public static class RlPipeline
                 if (!hasUrl && hasName == hasModel)
                     throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");
                 if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                if (!(r.MaxAbs > 0) || !double.IsFinite(r.MaxAbs)) throw new RecipeException($"recipe: 'rewards[{i}].max_abs' must be a positive finite number, got {r.MaxAbs}");
+                ClipOf(r, i);
                 IRewardFunction fn;
                 if (hasUrl)
                 {
@@ -148,7 +150,7 @@ public static class RlPipeline
                     (fn as IDisposable)?.Dispose();
                     throw new RecipeException($"{key} is named '{fn.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
                 }
-                rewards.Add(new WeightedReward(fn, r.Weight));
+                rewards.Add(new WeightedReward(fn, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
             }
         }
         catch
@@ -157,6 +159,15 @@ public static class RlPipeline
             throw;
         }
         return rewards;
+    }
+
+    /// <summary>The entry's <c>clip: [min, max]</c> as a <see cref="RewardClip"/> (null when absent).</summary>
+    static RewardClip? ClipOf(RewardSection r, int i)
+    {
+        if (r.Clip is null) return null;
+        if (r.Clip.Length != 2) throw new RecipeException($"recipe: 'rewards[{i}].clip' must be [min, max], got {r.Clip.Length} numbers");
+        try { return new RewardClip(r.Clip[0], r.Clip[1]).Validate($"'rewards[{i}].clip'"); }
+        catch (ArgumentException e) { throw new RecipeException($"recipe: {e.Message}"); }
     }
 
     sealed class DisposeAll(List<IDisposable> items) : IDisposable

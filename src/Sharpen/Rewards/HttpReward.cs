@@ -160,7 +160,9 @@ public sealed class HttpReward : IRewardFunction, IDisposable
         {
             var r = rewards[i];
             if (r is null) continue;
-            if (r is JsonValue v && v.GetValueKind() == JsonValueKind.Number) scores[i] = v.GetValue<double>();
+            // A number beyond double's range (1e999) parses to ±Infinity here; RewardCombiner rejects or clips it, naming this server.
+            if (r is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
+                scores[i] = double.Parse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
             else throw Error($"'rewards'[{i}] is {r.ToJsonString()}; expected a number or null");
         }
         return scores;

@@ -44,17 +44,48 @@ public sealed class DelegateReward(string name, Func<RewardContext, double?> sco
         ValueTask.FromResult(batch.Select(score).ToArray());
 }
 
-/// <summary>A reward with its weight in the total.</summary>
-public sealed record WeightedReward(IRewardFunction Function, double Weight = 1.0);
+/// <summary>A reward with its weight in the total, and what its scores may be (see <see cref="RewardCombiner"/>).</summary>
+public sealed record WeightedReward(IRewardFunction Function, double Weight = 1.0)
+{
+    /// <summary>Clip the function's scores into this range instead of rejecting those beyond <see cref="MaxAbs"/>; null = no clipping.</summary>
+    public RewardClip? Clip { get; init; }
+    /// <summary>Largest |score| accepted without <see cref="Clip"/> (default <see cref="RewardCombiner.DefaultMaxAbs"/>); beyond it the run stops.</summary>
+    public double MaxAbs { get; init; } = RewardCombiner.DefaultMaxAbs;
+}
 
 /// <summary>Combined scores of a batch.</summary>
 /// <param name="Total">Per completion: Σ weight·score over the functions that applied (null scores add nothing).</param>
 /// <param name="MeanByFunction">Per function: mean of its non-null scores (NaN when it never applied).</param>
 public sealed record RewardBreakdown(double[] Total, IReadOnlyDictionary<string, double> MeanByFunction);
 
-/// <summary>Runs several reward functions and combines them with weights.</summary>
+/// <summary>
+/// Runs several reward functions and combines them with weights. Every score is checked at this boundary: NaN is always an
+/// error, and a score that is ±Infinity or beyond ±<see cref="WeightedReward.MaxAbs"/> (default 1e6; far past any sane
+/// reward, far below float32's 3.4e38 where an update turns into NaN weights) is an error naming the function — unless the
+/// reward has a <see cref="WeightedReward.Clip"/> range, which the score is clipped into instead.
+/// </summary>
 public static class RewardCombiner
 {
+    /// <summary>Default bound on |score| (1e6).</summary>
+    public const double DefaultMaxAbs = 1e6;
+
+    /// <summary>
+    /// <paramref name="score"/> of completion <paramref name="index"/> as the trainer may use it: clipped into
+    /// <paramref name="reward"/>'s <see cref="WeightedReward.Clip"/> if it has one, else returned as is when finite and
+    /// within ±<see cref="WeightedReward.MaxAbs"/>. Throws <see cref="RewardValueException"/> otherwise, and for NaN always.
+    /// </summary>
+    public static double Checked(WeightedReward reward, double score, int index)
+    {
+        var fn = reward.Function;
+        string Who() => $"reward '{fn.Name}'" + (fn is HttpReward h ? $" (server {h.Url})" : "");
+        if (double.IsNaN(score)) throw new RewardValueException($"{Who()} returned NaN for completion {index}; a reward must be a number (or null: not applicable)");
+        if (reward.Clip is { } c) return Math.Clamp(score, c.Min, c.Max);
+        if (!double.IsFinite(score) || Math.Abs(score) > reward.MaxAbs)
+            throw new RewardValueException($"{Who()} returned {score.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} for completion {index}, beyond the allowed ±{reward.MaxAbs.ToString("G", System.Globalization.CultureInfo.InvariantCulture)}; " +
+                "fix the reward, or give it 'clip: [min, max]' (or a larger 'max_abs') in the recipe's rewards entry");
+        return score;
+    }
+
     /// <summary>Scores <paramref name="batch"/> with every function and sums the weighted scores.</summary>
     public static async ValueTask<RewardBreakdown> ScoreAsync(IReadOnlyList<WeightedReward> rewards, IReadOnlyList<RewardContext> batch,
         CancellationToken cancel = default)
@@ -64,8 +95,9 @@ public static class RewardCombiner
             throw new ArgumentException($"{twice.Count()} reward functions are named '{twice.Key}'; names label the metrics (reward/NAME) and must differ");
         var total = new double[batch.Count];
         var means = new Dictionary<string, double>();
-        foreach (var (fn, weight) in rewards)
+        foreach (var reward in rewards)
         {
+            var (fn, weight) = reward;
             var scores = await fn.ScoreAsync(batch, cancel);
             if (scores.Length != batch.Count)
                 throw new InvalidOperationException($"reward '{fn.Name}' returned {scores.Length} scores for {batch.Count} completions");
@@ -73,8 +105,8 @@ public static class RewardCombiner
             int n = 0;
             for (int i = 0; i < scores.Length; i++)
             {
-                if (scores[i] is not { } s) continue;
-                if (!double.IsFinite(s)) throw new InvalidOperationException($"reward '{fn.Name}' returned {s} for completion {i}");
+                if (scores[i] is not { } raw) continue;
+                var s = Checked(reward, raw, i);
                 total[i] += weight * s;
                 sum += s;
                 n++;

@@ -207,7 +207,7 @@ internal static class HfTokenizerJson
         {
             throw file.Error($"{key}.pattern.Regex", $"is not a regex .NET can compile: {ex.Message}", ex);
         }
-        return new RegexSplit(compiled, behavior, file.OptionalBool(e, key, "invert", false));
+        return new RegexSplit(compiled, behavior, file.OptionalBool(e, key, "invert", false), file.Path, $"{key}.pattern.Regex");
     }
 
     /// <summary>Turns a post-processor into the ids put before and after a single sequence.</summary>

@@ -14,17 +14,32 @@ internal enum SplitBehavior
 }
 
 /// <summary>One regex split of a Hugging Face pre-tokenizer (a <c>Split</c>, or the regex of <c>ByteLevel</c>).</summary>
-internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool invert) : IPreTokenizerStep
+internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool invert, string? file = null, string? key = null) : IPreTokenizerStep
 {
+    /// <summary>How long a pattern from a tokenizer file may take on one piece of text before it is an error (a pattern with
+    /// catastrophic backtracking would otherwise hang the run).</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>The regex of Hugging Face's ByteLevel pre-tokenizer (GPT-2's), used when <c>use_regex</c> is true.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    public static RegexSplit Gpt2 { get; } = new(Create(Gpt2Pattern), SplitBehavior.Isolated, invert: false);
+    public static RegexSplit Gpt2 { get; } = new(Create(Gpt2Pattern, trusted: true), SplitBehavior.Isolated, invert: false);
 
-    public static Regex Create(string pattern) => new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+    public static Regex Create(string pattern, bool trusted = false) =>
+        new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, trusted ? Regex.InfiniteMatchTimeout : MatchTimeout);
 
     /// <summary>Splits <paramref name="piece"/> and appends the resulting non-empty pieces.</summary>
     public void Apply(string piece, List<string> output)
+    {
+        try { ApplyUnguarded(piece, output); }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new TokenizerFileException(file ?? "tokenizer.json", key ?? "pre_tokenizer", $"the Split pattern '{e.Pattern}' took longer than " +
+                $"{e.MatchTimeout.TotalSeconds:0.#} s on a {piece.Length}-character piece of text (catastrophic backtracking?); simplify the pattern", e);
+        }
+    }
+
+    void ApplyUnguarded(string piece, List<string> output)
     {
         var at = 0;
         foreach (var (start, length) in Matches(regex, piece))

@@ -49,19 +49,52 @@ public sealed class RunLog
         return o;
     }
 
-    /// <summary>Keeps only rows whose <c>step</c> is at most <paramref name="step"/> (a resumed run drops rows logged after its checkpoint).</summary>
-    public void TruncateAfter(int step)
+    /// <summary>Keeps only rows whose <c>step</c> is at most <paramref name="step"/> (a resumed run drops rows logged after its checkpoint).
+    /// A torn last line (a write cut short by a crash or power loss) is dropped, and <paramref name="warn"/> told.</summary>
+    public void TruncateAfter(int step, Action<string>? warn = null)
     {
         if (!File.Exists(MetricsPath)) return;
-        var keep = File.ReadAllLines(MetricsPath)
-            .Where(l => l.Length > 0 && (JsonNode.Parse(l)?["step"]?.GetValue<int>() ?? 0) <= step);
+        var keep = Rows(warn).Where(r => (r.Row["step"]?.GetValue<int>() ?? 0) <= step).Select(r => r.Line);
         AtomicFile.WriteAllText(MetricsPath, string.Concat(keep.Select(l => l + "\n")));
     }
 
-    /// <summary>Reads all rows back.</summary>
-    public IReadOnlyList<JsonObject> ReadMetrics() => File.Exists(MetricsPath)
-        ? File.ReadAllLines(MetricsPath).Where(l => l.Length > 0).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList()
-        : [];
+    /// <summary>Rewrites metrics.jsonl without a torn last line (see <see cref="ReadMetrics"/>), telling <paramref name="warn"/>;
+    /// a resumed run calls this before it appends, so its first row does not land on the torn one. Returns whether a line was dropped.</summary>
+    public bool RepairTornLine(Action<string>? warn = null)
+    {
+        if (!File.Exists(MetricsPath)) return false;
+        bool torn = false;
+        var rows = Rows(m => { torn = true; warn?.Invoke(m); });
+        if (torn) AtomicFile.WriteAllText(MetricsPath, string.Concat(rows.Select(r => r.Line + "\n")));
+        return torn;
+    }
+
+    /// <summary>Reads all rows back; a torn last line is skipped (and <paramref name="warn"/> told).</summary>
+    public IReadOnlyList<JsonObject> ReadMetrics(Action<string>? warn = null) => Rows(warn).Select(r => r.Row).ToList();
+
+    /// <summary>
+    /// The rows of metrics.jsonl with their text. Only the last line may be malformed — what an interrupted append leaves —
+    /// and it is dropped with a warning; a malformed line before it means the file was damaged otherwise, and throws
+    /// <see cref="InvalidDataException"/> naming the file and line.
+    /// </summary>
+    List<(string Line, JsonObject Row)> Rows(Action<string>? warn)
+    {
+        if (!File.Exists(MetricsPath)) return [];
+        var lines = File.ReadAllLines(MetricsPath);
+        var rows = new List<(string, JsonObject)>();
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0) continue;
+            JsonObject? row = null;
+            try { row = JsonNode.Parse(lines[i]) as JsonObject; }
+            catch (JsonException) { }
+            if (row is not null) { rows.Add((lines[i], row)); continue; }
+            if (lines.Skip(i + 1).Any(l => l.Length > 0))
+                throw new InvalidDataException($"{MetricsPath}:{i + 1}: not a JSON object; only a torn last line is dropped, so the file is damaged");
+            warn?.Invoke($"warning: {MetricsPath}:{i + 1}: dropped a torn last line (an append cut short by a crash)");
+        }
+        return rows;
+    }
 
     /// <summary>The summary.json written so far (a trainer's), for a pipeline to add its fields to; empty if there is none.</summary>
     public JsonObject ReadSummary() =>

@@ -36,7 +36,7 @@ public class RewardCombinerTests
     public async Task A_reward_returning_nan_is_an_error_naming_it()
     {
         var bad = new DelegateReward("broken", _ => double.NaN);
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(async () => await RewardCombiner.ScoreAsync([new(bad)], [Ctx("a")]));
+        var e = await Assert.ThrowsAsync<RewardValueException>(async () => await RewardCombiner.ScoreAsync([new(bad)], [Ctx("a")]));
         Assert.Contains("broken", e.Message);
     }
 }
