@@ -10,16 +10,64 @@ namespace Sharpen.Algorithms;
 /// </summary>
 public static class AdvantageEstimators
 {
+    /// <summary>
+    /// The estimators by name, as the RL trainer looks them up (through an algorithm's <c>AlgorithmSpec</c>). Each entry adapts
+    /// the iteration's <see cref="AdvantageContext"/> to its pure function's typed input. Register a new one from anywhere
+    /// (a test, an extension) before the run starts.
+    /// </summary>
+    public static Registry<AdvantageEstimator> Registry { get; } = BuiltIns();
+
     /// <summary>The registered estimator names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae"];
+    public static IReadOnlyList<string> Names => Registry.Names;
 
     /// <summary>Throws <see cref="ArgumentException"/> listing <see cref="Names"/> when <paramref name="name"/> is not one of them.</summary>
-    public static void EnsureKnown(string name)
+    public static void EnsureKnown(string name) => Registry.Get(name);
+
+    static Registry<AdvantageEstimator> BuiltIns()
     {
-        ArgumentNullException.ThrowIfNull(name);
-        if (!Names.Contains(name))
-            throw new ArgumentException($"Unknown advantage estimator '{name}'. Known: {string.Join(", ", Names)}.", nameof(name));
+        var r = new Registry<AdvantageEstimator>("advantage estimator");
+        r.Register("grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize), scaleByStd: c.ScaleByStd).Advantages, c.Rewards), GroupRelative: true));
+        r.Register("dr_grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize), scaleByStd: false).Advantages, c.Rewards), GroupRelative: true));
+        r.Register("rloo", new(c =>
+        {
+            var rr = KlRegularised(c);                                                    // (B)  r − β·KL(y) when KL is in the reward
+            return new(Rloo(new GroupOutcomeInput(rr, c.ResponseMask, c.GroupSize)).Advantages, rr);
+        }, GroupRelative: true));
+        r.Register("remax", new(c =>
+        {
+            var rr = KlRegularised(c);
+            var b = c.GreedyRewards ?? throw new ArgumentException("remax needs the greedy completions' rewards");
+            return new(Remax(new RemaxInput(rr, c.ResponseMask, b)).Advantages, rr - b);
+        }, NeedsGreedyBaseline: true));
+        r.Register("reinforce", new(c =>
+        {
+            var rr = KlRegularised(c);
+            double mean = rr.mean().item<float>();
+            double b = c.Baseline.Initialized ? c.Baseline.Value : mean;                  // the first batch is its own baseline
+            var adv = Reinforce(new BaselineInput(rr, c.ResponseMask, b)).Advantages;
+            c.Baseline.Update(mean);
+            return new(adv, rr - b);
+        }));
+        r.Register("gae", new(c =>
+        {
+            var values = c.Values ?? throw new ArgumentException("gae needs critic values");
+            var lastIdx = (c.ResponseMask.sum(1) - 1).clamp_min(0).to(ScalarType.Int64).unsqueeze(1);              // (B, 1)
+            var tokR = (c.KlInReward ? -c.Beta * c.TokenKl : zeros_like(c.TokenKl))
+                .scatter_add(1, lastIdx, c.Rewards.unsqueeze(1)) * c.ResponseMask;                                  // (B, A): −β·KL per token, R at the last
+            var o = Gae(new GaeInput(tokR, values, c.ResponseMask, c.Gamma, c.Lambda));
+            return new(o.Advantages, c.Rewards, o.Returns);
+        }, NeedsCritic: true));
+        // P3O keeps r − pair mean = (r₁ − r₂)/2 as its token advantage (for the metrics); its loss reads the KL-regularised rewards.
+        r.Register("p3o", new(c =>
+        {
+            var rr = KlRegularised(c);
+            return new(Grpo(new GroupOutcomeInput(rr, c.ResponseMask, c.GroupSize), scaleByStd: false).Advantages, rr);
+        }));
+        return r;
     }
+
+    /// <summary>r − β·Σ_t KL_t per sequence when the algorithm puts the KL in the reward, else r. <c>(B)</c></summary>
+    static Tensor KlRegularised(AdvantageContext c) => c.KlInReward ? c.Rewards - c.Beta * c.TokenKl.sum(1) : c.Rewards;
 
     /// <summary>
     /// GRPO outcome advantage (Shao et al. 2024, arXiv:2402.03300 §4.1.2): Â_i = (r_i − mean_g r) / (std_g r + eps), the

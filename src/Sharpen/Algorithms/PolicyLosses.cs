@@ -13,15 +13,23 @@ public static class PolicyLosses
     /// <summary>log-ratios are clamped to ±20 before exp so that ratios stay finite in float32.</summary>
     const double MaxLogRatio = 20.0;
 
+    /// <summary>The policy losses by name, as the RL trainer looks them up through an algorithm's <c>AlgorithmSpec</c>.</summary>
+    public static Registry<PolicyLoss> Registry { get; } = BuiltIns();
+
     /// <summary>The registered loss names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["ppo_clip", "vanilla", "topr"];
+    public static IReadOnlyList<string> Names => Registry.Names;
 
     /// <summary>Throws <see cref="ArgumentException"/> listing <see cref="Names"/> when <paramref name="name"/> is not one of them.</summary>
-    public static void EnsureKnown(string name)
+    public static void EnsureKnown(string name) => Registry.Get(name);
+
+    static Registry<PolicyLoss> BuiltIns()
     {
-        ArgumentNullException.ThrowIfNull(name);
-        if (!Names.Contains(name))
-            throw new ArgumentException($"Unknown policy loss '{name}'. Known: {string.Join(", ", Names)}.", nameof(name));
+        var r = new Registry<PolicyLoss>("policy loss");
+        r.Register("ppo_clip", new((x, c) => PpoClip(x, c.Clip, c.Aggregation)));
+        r.Register("vanilla", new((x, c) => Vanilla(x, c.Aggregation)));
+        r.Register("topr", new((x, c) => Topr(x, c.SequenceAdvantages, c.Aggregation), OffPolicy: true));
+        r.Register("p3o_clip", new((x, c) => PairwisePolicyLosses.P3o(x, c.SequenceAdvantages, c.Clip.ClipLow, c.MinibatchPairs), RowsPerUnit: 2));
+        return r;
     }
 
     /// <summary>

@@ -16,8 +16,11 @@ public static class PreferenceLosses
     /// <summary>ORPO's log(1 − P) needs P &lt; 1: the length-averaged log-prob is clamped to at most −1e-6 there.</summary>
     const double MaxAverageLogProb = -1e-6;
 
-    /// <summary>The registered loss names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo"];
+    /// <summary>The preference losses by name, as the preference trainers look them up; spin is online only.</summary>
+    public static Registry<PreferenceLoss> Registry { get; } = BuiltIns();
+
+    /// <summary>The registered losses an offline preference recipe may name (every one but the online-only ones).</summary>
+    public static IReadOnlyList<string> Names => [.. Registry.Names.Where(n => !Registry.Get(n).OnlineOnly)];
 
     /// <summary>Throws <see cref="ArgumentException"/> listing <see cref="Names"/> when <paramref name="name"/> is not one of them.</summary>
     public static void EnsureKnown(string name)
@@ -25,6 +28,19 @@ public static class PreferenceLosses
         ArgumentNullException.ThrowIfNull(name);
         if (!Names.Contains(name))
             throw new ArgumentException($"Unknown preference loss '{name}'. Known: {string.Join(", ", Names)}.", nameof(name));
+    }
+
+    static Registry<PreferenceLoss> BuiltIns()
+    {
+        var r = new Registry<PreferenceLoss>("preference loss");
+        r.Register("dpo", new((x, c) => Dpo(x, c.Beta)));
+        r.Register("cdpo", new((x, c) => CDpo(x, c.Beta, c.LabelSmoothing)));
+        r.Register("ipo", new((x, c) => Ipo(x, c.Tau)));
+        r.Register("rdpo", new((x, c) => RDpo(x, c.Beta, c.FlipRate)));
+        r.Register("orpo", new((x, c) => Orpo(x, c.Lambda), NeedsReference: false));
+        r.Register("simpo", new((x, c) => SimPo(x, c.Beta, c.Gamma), NeedsReference: false));
+        r.Register("spin", new((x, c) => SelfPlayLosses.Spin(x, c.Beta), OnlineOnly: true));   // SPIN's λ is β
+        return r;
     }
 
     /// <summary>

@@ -112,6 +112,25 @@ public static class HfCheckpoint
     }
 
     /// <summary>
+    /// Loads the weights of the checkpoint folder <paramref name="directory"/> into an existing <paramref name="model"/> of
+    /// the same architecture (and its scalar head into <paramref name="head"/>, which then must be there).
+    /// </summary>
+    public static void LoadWeightsInto(CausalLM model, string directory, ScalarHead? head = null)
+    {
+        var loaded = Load(directory);
+        using (loaded.Model)
+        using (loaded.Head)
+        {
+            model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), directory);
+            if (head is null) return;
+            if (loaded.Head is null) throw new CheckpointException($"{directory}: no {ScalarHead.FileName}");
+            using var _ = no_grad();
+            var src = loaded.Head.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in head.named_parameters()) p.copy_(src[name]);
+        }
+    }
+
+    /// <summary>
     /// Reads a checkpoint folder: validates config.json, loads the weights (F32/F16/BF16 → float32),
     /// the tokenizer if its files are there (<paramref name="requireTokenizer"/> makes it mandatory),
     /// and the scalar head if present.

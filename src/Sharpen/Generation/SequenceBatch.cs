@@ -14,6 +14,10 @@ namespace Sharpen.Generation;
 /// <param name="PromptLength">P.</param>
 public sealed record SequenceBatch(Tensor InputIds, Tensor AttentionMask, Tensor CompletionIds, Tensor CompletionMask, long PromptLength)
 {
+    /// <summary>The rows <paramref name="idx"/> <c>(b)</c> of this batch (same prompt length).</summary>
+    public SequenceBatch Rows(Tensor idx) => new(InputIds.index_select(0, idx), AttentionMask.index_select(0, idx),
+        CompletionIds.index_select(0, idx), CompletionMask.index_select(0, idx), PromptLength);
+
     /// <summary>Builds the layout; tensors belong to the current dispose scope.</summary>
     public static SequenceBatch Build(IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<IReadOnlyList<int>> completions, int padId)
     {

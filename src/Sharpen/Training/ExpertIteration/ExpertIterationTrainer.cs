@@ -134,7 +134,7 @@ public sealed class ExpertIterationTrainer(CausalLM policy, ITokenizer tokenizer
         double? baseAccuracy = BaseAccuracy(outDir, evalProblems, reuse: resume);
         if (stats.Count > 0)
         {
-            LoadInto(policy, Path.Combine(IterationDir(outDir, stats.Count), "final"));
+            HfCheckpoint.LoadWeightsInto(policy, Path.Combine(IterationDir(outDir, stats.Count), "final"));
             Log?.Invoke($"resumed after iteration {stats.Count}");
         }
 
@@ -261,10 +261,4 @@ public sealed class ExpertIterationTrainer(CausalLM policy, ITokenizer tokenizer
         return accuracy;
     }
 
-    static void LoadInto(CausalLM model, string dir)
-    {
-        var loaded = HfCheckpoint.Load(dir);
-        using (loaded.Model)
-            model.LoadWeights(loaded.Model.Weights().ToDictionary(w => w.Name, w => w.Tensor), Path.Combine(dir, HfCheckpoint.WeightsFile));
-    }
 }

@@ -112,7 +112,7 @@ public sealed record OnlineDpoOptions
     public int ValidationPrompts { get; init; }
 
     /// <summary>Whether the loss compares against a reference policy (every loss but orpo and simpo).</summary>
-    public bool NeedsReference => Loss is not ("orpo" or "simpo");
+    public bool NeedsReference => PreferenceLosses.Registry.Get(Loss).NeedsReference;
 
     /// <summary>The recipe kinds (and presets) these options serve.</summary>
     public static IReadOnlyList<string> Kinds { get; } = ["online_dpo", "dno", "spin"];
@@ -159,8 +159,8 @@ public sealed record OnlineDpoOptions
         void Positive(double v, string key) => OptionChecks.Positive(k, v, key);
         void NonNegative(double v, string key) => OptionChecks.NonNegative(k, v, key);
         if (!Kinds.Contains(Algorithm)) throw new ArgumentException($"{k}.algorithm: unknown '{Algorithm}'; known: {string.Join(", ", Kinds)}");
-        if (Loss is null || !(PreferenceLosses.Names.Contains(Loss) || Loss == "spin"))
-            throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}, spin.");
+        if (Loss is null || !PreferenceLosses.Registry.Contains(Loss))
+            throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Registry.Names)}.");
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration");
         if (!Enum.IsDefined(PairSource)) throw new ArgumentException($"{k}.pair_source: unknown value {PairSource}");
         int minSamples = PairSource == PairSource.DataVsSample || IncludeDataCompletion ? 1 : 2;
@@ -289,47 +289,59 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             throw new ArgumentException($"{_o.Algorithm}.validation_prompts needs rewards to score the held-out prompts");
         IReadOnlyList<RlPrompt> validation = [.. prompts.TakeLast(_o.ValidationPrompts)];
         prompts = [.. prompts.SkipLast(_o.ValidationPrompts)];
-        bool needData = _o.PairSource == PairSource.DataVsSample;
-        if (needData && prompts.FirstOrDefault(p => !p.Fields.ContainsKey(DataCompletionField)) is { } bad)
+        if (_o.PairSource == PairSource.DataVsSample && prompts.FirstOrDefault(p => !p.Fields.ContainsKey(DataCompletionField)) is { } bad)
             throw new ArgumentException($"{_o.Algorithm}: every prompt needs its data completion (the real answer); '{bad.Prompt}' has none");
-        var total = Stopwatch.StartNew();
-        Directory.CreateDirectory(outDir);
-        int padId = tokenizer.PadTokenId ?? 0;
-        int eos = CompletionTokens.EosId(tokenizer, policy.Config);
-        using var reference = _o.NeedsReference ? policy.Copy(trainable: false) : null;
-        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-        var engine = new RolloutEngine(policy, tokenizer);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-        var runLog = new RunLog(outDir, append: resume);
+        using var session = new Session(this, prompts, validation, outDir, cancel);
+        var loop = new IterationLoop(outDir, _o.Iterations, _o.CheckpointEvery, _o.KeepCheckpoints) { Log = Log };
+        var (_, finalDir, seconds) = loop.Run(session, resume, cancel);
+        return new OnlineDpoResult(_o.Iterations, session.LastLoss, session.LastReward, session.TotalPairs, finalDir, seconds);
+    }
 
-        int start = 0, position = 0, epoch = 0, totalPairs = 0;
-        (int Iteration, double Reward) best = (0, double.NegativeInfinity);
-        if (resume && TrainingCheckpoint.Latest(ckptRoot) is { } latest)
+    /// <summary>One run's state (reference, optimizer, data position, best iterate) and the body of an iteration.</summary>
+    sealed class Session : IIterationTrainer, IDisposable
+    {
+        readonly OnlineDpoTrainer _t;
+        readonly OnlineDpoOptions _o;
+        readonly IReadOnlyList<RlPrompt> _prompts, _validation;
+        readonly string _outDir;
+        readonly CancellationToken _cancel;
+        readonly CausalLM? _reference;
+        readonly optim.Optimizer _opt;
+        readonly RolloutEngine _engine;
+        readonly NonFiniteGuard _guard;
+        readonly Stopwatch _total = Stopwatch.StartNew();
+        DataCursor _cursor;
+        (int Iteration, double Reward) _best = (0, double.NegativeInfinity);
+        int _iteration;
+
+        public int TotalPairs { get; private set; }
+        public double LastLoss { get; private set; } = double.NaN;
+        public double LastReward { get; private set; } = double.NaN;
+        public CausalLM Policy => _t.Policy;
+        public ITokenizer Tokenizer => _t.Tokenizer;
+        public optim.Optimizer Optimizer => _opt;
+
+        public Session(OnlineDpoTrainer t, IReadOnlyList<RlPrompt> prompts, IReadOnlyList<RlPrompt> validation, string outDir, CancellationToken cancel)
         {
-            var st = TrainingCheckpoint.Restore(latest, policy, opt);
-            start = st["step"]!.GetValue<int>();
-            position = st["position"]!.GetValue<int>();
-            epoch = st["epoch"]!.GetValue<int>();
-            totalPairs = st["pairs"]!.GetValue<int>();
-            if (reference is not null) CopyWeights(LoadModel(Path.Combine(latest, "reference")), reference, dispose: true);
-            if (File.Exists(Path.Combine(outDir, BestFile)))
-            {
-                var b = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, BestFile)))!;
-                if (b["iteration"]!.GetValue<int>() <= start) best = (b["iteration"]!.GetValue<int>(), b["validation_reward"]!.GetValue<double>());
-            }
-            runLog.TruncateAfter(start);
-            Log?.Invoke($"resumed from {latest} at iteration {start}");
+            (_t, _o, _prompts, _validation, _outDir, _cancel) = (t, t._o, prompts, validation, outDir, cancel);
+            _reference = _o.NeedsReference ? Policy.Copy(trainable: false) : null;
+            _opt = optim.AdamW(Policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
+            _engine = new RolloutEngine(Policy, Tokenizer);
+            _guard = new NonFiniteGuard(_o.Algorithm);
+            _cursor = new DataCursor(prompts.Count, _o.Seed);
         }
-        var cursor = new DataCursor(prompts.Count, _o.Seed, epoch, position);
-        double lastLoss = double.NaN, lastReward = double.NaN;
-        for (int it = start; it < _o.Iterations; it++)
+
+        public IterationReport Iterate(int it)
         {
-            cancel.ThrowIfCancellationRequested();
+            _iteration = it;
+            int padId = Tokenizer.PadTokenId ?? 0;
+            int eos = CompletionTokens.EosId(Tokenizer, Policy.Config);
             var phase = Stopwatch.StartNew();
-            var batch = cursor.Next(_o.PromptsPerIteration).Select(i => prompts[i]).ToList();
+            // ---- sample and score
+            var batch = _cursor.Next(_o.PromptsPerIteration).Select(i => _prompts[i]).ToList();
             long seed = (long)_o.Seed * 1_000_003 + it;
-            policy.eval();
-            var rollouts = engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
+            Policy.eval();
+            var rollouts = _engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
             {
                 SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
                 Seed = seed, MaxBatchSequences = 512,
@@ -339,10 +351,10 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             bool withGold = _o.IncludeDataCompletion && _o.PairSource == PairSource.Samples;
             var contexts = RlPrompt.Contexts(batch, rollouts);
             var goldRows = withGold ? Enumerable.Range(0, batch.Count).Where(p => gold[p] is not null).ToList() : [];
-            var goldIds = gold.Select(g => g is null ? null : CompletionTokens.Ids(tokenizer, eos, g)).ToList();
+            var goldIds = gold.Select(g => g is null ? null : CompletionTokens.Ids(Tokenizer, eos, g)).ToList();
             contexts.AddRange(goldRows.Select(p => new RewardContext(batch[p].Prompt, gold[p]!, batch[p].Fields, goldIds[p]!.Length)));
-            double[] all = rewards.Count > 0
-                ? RewardCombiner.ScoreAsync(rewards, contexts, cancel).AsTask().GetAwaiter().GetResult().Total
+            double[] all = _t.Rewards.Count > 0
+                ? RewardCombiner.ScoreAsync(_t.Rewards, contexts, _cancel).AsTask().GetAwaiter().GetResult().Total
                 : Enumerable.Repeat(double.NaN, contexts.Count).ToArray();
             double[] scores = all[..rollouts.Count];
             double generateSeconds = phase.Elapsed.TotalSeconds;
@@ -350,16 +362,44 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
 
             // ---- KL(π_t ‖ reference) on π_t's own samples (k1, summed per sequence); then DNO/SPIN move the reference to π_t
             double klRef = double.NaN;
-            if (reference is not null)
+            if (_reference is not null)
             {
-                var refLp = Scoring.Score(reference, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
+                var refLp = Scoring.Score(_reference, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                     rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
                 klRef = rollouts.Select((r, i) => r.LogProbs.Sum(x => (double)x) - refLp[i].Sum(x => (double)x)).Average();
-                if (_o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(policy, reference, dispose: false);
+                if (_o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(Policy, _reference, dispose: false);
             }
 
             // ---- pairs
-            var rng = new Random(unchecked((int)(seed & int.MaxValue)));
+            var (pairs, withoutPairs) = Pairs(batch, rollouts, scores, all, goldRows, goldIds, new Random(unchecked((int)(seed & int.MaxValue))));
+            TotalPairs += pairs.Count;
+
+            // ---- updates: UpdatesPerIteration passes over the pairs in minibatches
+            var (loss, accuracy, margin) = Update(pairs, it, padId);
+            double updateSeconds = phase.Elapsed.TotalSeconds;
+            _t.AfterIteration?.Invoke(it + 1, Policy, _reference);
+            double? validationReward = _validation.Count > 0 ? Validate(it) : null;
+            double rewardMean = scores.Length > 0 && _t.Rewards.Count > 0 ? scores.Average() : double.NaN;
+            LastReward = rewardMean;
+            if (!double.IsNaN(loss)) LastLoss = loss;
+
+            var row = new JsonObject
+            {
+                ["step"] = it + 1, ["reward_mean"] = Round(rewardMean), ["pairs"] = pairs.Count, ["prompts_without_pairs"] = withoutPairs,
+                ["loss"] = Round(loss), ["accuracy"] = Round(accuracy), ["margin"] = Round(margin), ["kl_ref"] = Round(klRef),
+                ["completion_length"] = Round(rollouts.Average(r => r.CompletionIds.Length)),
+                ["timing/generate"] = Math.Round(generateSeconds, 4), ["timing/update"] = Math.Round(updateSeconds, 4),
+                ["seconds"] = Math.Round(_total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
+            };
+            if (_guard.Skipped > 0) row["skipped_nonfinite_steps"] = _guard.Skipped;
+            _t.Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
+            return new IterationReport(row);
+        }
+
+        /// <summary>The iteration's pairs: per prompt from its scored candidates by the pair rule (or the oracle), or SPIN's data-vs-sample pairs.</summary>
+        (List<PreferenceTrainer.Pair> Pairs, int WithoutPairs) Pairs(List<RlPrompt> batch, IReadOnlyList<Rollout> rollouts, double[] scores, double[] all,
+            List<int> goldRows, List<int[]?> goldIds, Random rng)
+        {
             var pairs = new List<PreferenceTrainer.Pair>();
             int withoutPairs = 0;   // prompts that gave no pair: ties, margins or positives below the thresholds, or the oracle said no
             for (int p = 0; p < batch.Count; p++)
@@ -374,120 +414,127 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 var cand = group.Select(i => scores[i]).ToList();
                 int g = goldRows.IndexOf(p);
                 if (g >= 0) { ids.Add(goldIds[p]!); cand.Add(all[rollouts.Count + g]); }
-                IReadOnlyList<(int Chosen, int Rejected)> picks = PairOracle is null
+                IReadOnlyList<(int Chosen, int Rejected)> picks = _t.PairOracle is null
                     ? SelectPairs(cand, _o.PairSelection, _o.MinMargin, _o.MinPositiveScore, _o.StudentMargin, students: group.Count, rng)
-                    : PairOracle(cand, rng) is { } one ? [one] : [];
+                    : _t.PairOracle(cand, rng) is { } one ? [one] : [];
                 if (picks.Count == 0) withoutPairs++;
                 foreach (var (c, r) in picks) pairs.Add(new PreferenceTrainer.Pair(rollouts[group[0]].PromptIds, ids[c], ids[r]));
             }
-            totalPairs += pairs.Count;
+            return (pairs, withoutPairs);
+        }
 
-            // ---- updates: UpdatesPerIteration passes over the pairs in minibatches
+        /// <summary>UpdatesPerIteration passes of minibatch steps over the pairs; returns the first pass's loss, accuracy and margin.</summary>
+        (double Loss, double Accuracy, double Margin) Update(List<PreferenceTrainer.Pair> pairs, int it, int padId)
+        {
             double loss = double.NaN, accuracy = double.NaN, margin = double.NaN;
-            if (pairs.Count > 0)
+            if (pairs.Count == 0) return (loss, accuracy, margin);
+            Policy.train();
+            float[]? refC = null, refR = null;
+            if (_reference is not null) (refC, refR) = PreferenceTrainer.SummedLogProbs(_reference, pairs, padId);
+            int size = _o.MiniBatchSize > 0 ? _o.MiniBatchSize : pairs.Count;
+            for (int u = 0; u < _o.UpdatesPerIteration; u++)
             {
-                policy.train();
-                float[]? refC = null, refR = null;
-                if (reference is not null) (refC, refR) = PreferenceTrainer.SummedLogProbs(reference, pairs, padId);
-                int size = _o.MiniBatchSize > 0 ? _o.MiniBatchSize : pairs.Count;
-                for (int u = 0; u < _o.UpdatesPerIteration; u++)
+                var perm = u == 0 && size >= pairs.Count ? Enumerable.Range(0, pairs.Count).ToArray() : DataOrder.Permutation(pairs.Count, _o.Seed + it, u);
+                double sl = 0, sa = 0, sm = 0;
+                for (int s0 = 0; s0 < perm.Length; s0 += size)
                 {
-                    var perm = u == 0 && size >= pairs.Count ? Enumerable.Range(0, pairs.Count).ToArray() : DataOrder.Permutation(pairs.Count, _o.Seed + it, u);
-                    double sl = 0, sa = 0, sm = 0;
-                    for (int s0 = 0; s0 < perm.Length; s0 += size)
-                    {
-                        var rows = perm[s0..Math.Min(perm.Length, s0 + size)];
-                        var (l, m) = Step(opt, rows.Select(i => pairs[i]).ToList(), refC is null ? null : rows.Select(i => refC[i]).ToArray(),
-                            refR is null ? null : rows.Select(i => refR[i]).ToArray(), padId);
-                        double w = rows.Length / (double)perm.Length;
-                        sl += l * w; sa += m.Accuracy * w; sm += m.Margin * w;
-                    }
-                    if (u == 0) { loss = sl; accuracy = sa; margin = sm; }   // the first pass: before most of this iteration's updates
+                    var rows = perm[s0..Math.Min(perm.Length, s0 + size)];
+                    var (l, m) = Step(rows.Select(i => pairs[i]).ToList(), refC is null ? null : rows.Select(i => refC[i]).ToArray(),
+                        refR is null ? null : rows.Select(i => refR[i]).ToArray(), padId);
+                    double w = rows.Length / (double)perm.Length;
+                    sl += l * w; sa += m.Accuracy * w; sm += m.Margin * w;
                 }
-                policy.eval();
+                if (u == 0) { loss = sl; accuracy = sa; margin = sm; }   // the first pass: before most of this iteration's updates
             }
-            double updateSeconds = phase.Elapsed.TotalSeconds;
-            AfterIteration?.Invoke(it + 1, policy, reference);
-            double? validationReward = null;
-            if (validation.Count > 0)
+            Policy.eval();
+            return (loss, accuracy, margin);
+        }
+
+        (double Loss, PreferenceMetrics Metrics) Step(List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
+        {
+            using var scope = NewDisposeScope();
+            _opt.zero_grad();
+            // The online trainer exposes β only: the other losses keep PreferenceOptions' defaults, IPO's τ and SPIN's λ are β.
+            var o = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta };
+            var (loss, metrics) = PreferenceTrainer.PairLoss(Policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
+            double value = loss.item<float>();
+            loss.backward();
+            _guard.Step(_opt, Policy.TrainableParameters(), _o.MaxGradNorm, value, step: _iteration + 1);
+            return (value, metrics);
+        }
+
+        /// <summary>Greedy reward on the held-out prompts; the best iterate so far is kept in best/.</summary>
+        double Validate(int it)
+        {
+            double validationReward = Evaluator.GreedyReward(_engine, _validation, _t.Rewards, _o.MaxNewTokens, _cancel);
+            if (validationReward > _best.Reward)
             {
-                validationReward = Evaluator.GreedyReward(engine, validation, rewards, _o.MaxNewTokens, cancel);
-                if (validationReward > best.Reward)
-                {
-                    best = (it + 1, validationReward.Value);
-                    HfCheckpoint.SaveAtomically(Path.Combine(outDir, BestFolder), policy, tokenizer);
-                    AtomicFile.WriteAllText(Path.Combine(outDir, BestFile),
-                        new JsonObject { ["iteration"] = best.Iteration, ["validation_reward"] = best.Reward }.ToJsonString());
-                }
-                Log?.Invoke($"iteration {it + 1}: validation reward {validationReward:F4} on {validation.Count} held-out prompts (best {best.Reward:F4} at iteration {best.Iteration})");
+                _best = (it + 1, validationReward);
+                HfCheckpoint.SaveAtomically(Path.Combine(_outDir, BestFolder), Policy, Tokenizer);
+                AtomicFile.WriteAllText(Path.Combine(_outDir, BestFile),
+                    new JsonObject { ["iteration"] = _best.Iteration, ["validation_reward"] = _best.Reward }.ToJsonString());
             }
-            double rewardMean = scores.Length > 0 && rewards.Count > 0 ? scores.Average() : double.NaN;
-            lastReward = rewardMean;
-            if (!double.IsNaN(loss)) lastLoss = loss;
+            _t.Log?.Invoke($"iteration {it + 1}: validation reward {validationReward:F4} on {_validation.Count} held-out prompts (best {_best.Reward:F4} at iteration {_best.Iteration})");
+            return validationReward;
+        }
 
-            runLog.Metrics(new JsonObject
-            {
-                ["step"] = it + 1, ["reward_mean"] = Round(rewardMean), ["pairs"] = pairs.Count, ["prompts_without_pairs"] = withoutPairs,
-                ["loss"] = Round(loss), ["accuracy"] = Round(accuracy), ["margin"] = Round(margin), ["kl_ref"] = Round(klRef),
-                ["completion_length"] = Round(rollouts.Average(r => r.CompletionIds.Length)),
-                ["timing/generate"] = Math.Round(generateSeconds, 4), ["timing/update"] = Math.Round(updateSeconds, 4),
-                ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
-            });
-            Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
+        public JsonObject CheckpointState() => new()
+        {
+            ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["pairs"] = TotalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
+        };
 
-            if (_o.CheckpointEvery > 0 && (it + 1) % _o.CheckpointEvery == 0 && it + 1 < _o.Iterations)
+        public void SaveExtra(string tmp) { if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference); }
+
+        public void Restore(string latest, JsonObject st)
+        {
+            int start = st["step"]!.GetValue<int>();
+            _cursor = new DataCursor(_prompts.Count, _o.Seed, st["epoch"]!.GetValue<int>(), st["position"]!.GetValue<int>());
+            TotalPairs = st["pairs"]!.GetValue<int>();
+            if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
+            if (File.Exists(Path.Combine(_outDir, BestFile)))
             {
-                var state = new JsonObject
-                {
-                    ["position"] = cursor.Position, ["epoch"] = cursor.Epoch, ["pairs"] = totalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
-                };
-                var dir = TrainingCheckpoint.Save(ckptRoot, it + 1, policy, tokenizer, opt, state, _o.KeepCheckpoints,
-                    extra: tmp => { if (reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), reference); });
-                Log?.Invoke($"checkpoint {dir}");
+                var b = JsonNode.Parse(File.ReadAllText(Path.Combine(_outDir, BestFile)))!;
+                if (b["iteration"]!.GetValue<int>() <= start) _best = (b["iteration"]!.GetValue<int>(), b["validation_reward"]!.GetValue<double>());
             }
         }
 
-        if (validation.Count > 0 && best.Iteration > 0 && best.Iteration < _o.Iterations)
+        public void Finish(int completed)
         {
+            if (_validation.Count == 0 || _best.Iteration <= 0 || _best.Iteration >= _o.Iterations) return;
             // End with the best iterate: its adapters (LoRA) or its weights.
-            var bestDir = Path.Combine(outDir, BestFolder);
-            if (policy.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(bestDir, HfCheckpoint.AdapterFolder), policy);
-            else CopyWeights(LoadModel(bestDir), policy, dispose: true);
-            Log?.Invoke($"best iterate: {best.Iteration} of {_o.Iterations} (validation reward {best.Reward:F4})");
+            var bestDir = Path.Combine(_outDir, BestFolder);
+            if (Policy.Lora is not null) HfCheckpoint.LoadAdapter(Path.Combine(bestDir, HfCheckpoint.AdapterFolder), Policy);
+            else HfCheckpoint.LoadWeightsInto(Policy, bestDir);
+            _t.Log?.Invoke($"best iterate: {_best.Iteration} of {_o.Iterations} (validation reward {_best.Reward:F4})");
         }
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
-        total.Stop();
-        runLog.Summary(new JsonObject
+
+        public JsonObject Summary(int completed, double seconds, string finalDir)
         {
-            ["best_iteration"] = validation.Count > 0 ? best.Iteration : null,
-            ["best_validation_reward"] = validation.Count > 0 ? Round(best.Reward) : null,
-            ["validation_prompts"] = validation.Count,
-            ["algorithm"] = _o.Algorithm, ["loss_name"] = _o.Loss, ["iterations"] = _o.Iterations, ["final_loss"] = Round(lastLoss),
-            ["final_reward_mean"] = Round(lastReward), ["pairs"] = totalPairs, ["pair_selection"] = _o.PairSelection.ToString(),
-            ["pair_source"] = _o.PairSource.ToString(), ["reference_update"] = _o.ReferenceUpdate.ToString(),
-            ["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
-        });
-        return new OnlineDpoResult(_o.Iterations, lastLoss, lastReward, totalPairs, finalDir, total.Elapsed.TotalSeconds);
+            var summary = new JsonObject
+            {
+                ["best_iteration"] = _validation.Count > 0 ? _best.Iteration : null,
+                ["best_validation_reward"] = _validation.Count > 0 ? Round(_best.Reward) : null,
+                ["validation_prompts"] = _validation.Count,
+                ["algorithm"] = _o.Algorithm, ["loss_name"] = _o.Loss, ["iterations"] = _o.Iterations, ["final_loss"] = Round(LastLoss),
+                ["final_reward_mean"] = Round(LastReward), ["pairs"] = TotalPairs, ["pair_selection"] = _o.PairSelection.ToString(),
+                ["pair_source"] = _o.PairSource.ToString(), ["reference_update"] = _o.ReferenceUpdate.ToString(),
+                ["seconds"] = Math.Round(seconds, 2), ["final_checkpoint"] = finalDir,
+            };
+            if (_guard.Skipped > 0) summary["skipped_nonfinite_steps"] = _guard.Skipped;
+            return summary;
+        }
+
+        public void Dispose() { _reference?.Dispose(); _opt.Dispose(); }
     }
+
+    CausalLM Policy => policy;
+    ITokenizer Tokenizer => tokenizer;
+    IReadOnlyList<WeightedReward> Rewards => rewards;
 
     /// <summary>Folder of the best iterate so far (with <see cref="OnlineDpoOptions.ValidationPrompts"/>).</summary>
     public const string BestFolder = "best";
     const string BestFile = "best.json";
 
-    (double Loss, PreferenceMetrics Metrics) Step(optim.Optimizer opt, List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        // The online trainer exposes β only: the other losses keep PreferenceOptions' defaults, IPO's τ and SPIN's λ are β.
-        var o = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta };
-        var (loss, metrics) = PreferenceTrainer.PairLoss(policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
-        double value = loss.item<float>();
-        loss.backward();
-        if (_o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm);
-        opt.step();
-        return (value, metrics);
-    }
 
     /// <summary>Copies every weight of <paramref name="from"/> into <paramref name="to"/> (same architecture).</summary>
     static void CopyWeights(CausalLM from, CausalLM to, bool dispose)
@@ -495,8 +542,6 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         try { using (NewDisposeScope()) to.LoadWeights(from.Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy"); }
         finally { if (dispose) from.Dispose(); }
     }
-
-    static CausalLM LoadModel(string dir) => HfCheckpoint.Load(dir).Model;
 
     static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

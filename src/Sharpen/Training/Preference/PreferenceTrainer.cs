@@ -33,7 +33,10 @@ public sealed record PreferenceOptions : StepSchedule
     public double Gamma { get; init; } = 1.0;
 
     /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
-    public bool NeedsReference => Loss is not ("orpo" or "simpo");
+    public bool NeedsReference => PreferenceLosses.Registry.Get(Loss).NeedsReference;
+
+    /// <summary>The coefficients the loss reads.</summary>
+    public PreferenceCoefficients Coefficients => new(Beta, LabelSmoothing, FlipRate, Tau, Lambda, Gamma);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PreferenceOptions Validate()
@@ -173,17 +176,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
             lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
-        return o.Loss switch
-        {
-            "dpo" => PreferenceLosses.Dpo(input, o.Beta),
-            "cdpo" => PreferenceLosses.CDpo(input, o.Beta, o.LabelSmoothing),
-            "rdpo" => PreferenceLosses.RDpo(input, o.Beta, o.FlipRate),
-            "ipo" => PreferenceLosses.Ipo(input, o.Tau),
-            "orpo" => PreferenceLosses.Orpo(input, o.Lambda),
-            "simpo" => PreferenceLosses.SimPo(input, o.Beta, o.Gamma),
-            "spin" => SelfPlayLosses.Spin(input, o.Beta),   // online only (OnlineDpoTrainer, SPIN): λ is β
-            _ => throw new InvalidOperationException($"unhandled loss {o.Loss}"),
-        };
+        return PreferenceLosses.Registry.Get(o.Loss).Compute(input, o.Coefficients);
     }
 
     /// <summary>

@@ -162,19 +162,20 @@ public sealed record RlOptions
         NonNegative(Beta, "beta"); NonNegative(EntropyCoefficient, "entropy_coefficient"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
         if (DualClip is { } c && c <= 1) throw new ArgumentException($"rl.dual_clip must be > 1, got {c}");
-        if (Algorithm is "grpo" or "dr_grpo" or "rloo" && SamplesPerPrompt < 2)
+        var spec = RlAlgorithms.Get(Algorithm);
+        if (spec.Estimator.GroupRelative && SamplesPerPrompt < 2)
             throw new ArgumentException($"rl.samples_per_prompt must be ≥ 2 for {Algorithm}, got {SamplesPerPrompt}");
-        if (Algorithm == "p3o")
+        if (spec.PolicyLoss.RowsPerUnit == 2)
         {
-            if (SamplesPerPrompt != 2) throw new ArgumentException($"rl.samples_per_prompt must be 2 for p3o (it compares two samples per prompt), got {SamplesPerPrompt}");
-            if (MiniBatchSize % 2 != 0) throw new ArgumentException($"rl.mini_batch_size must be even for p3o (whole pairs), got {MiniBatchSize}");
-            if (MicroBatchSize % 2 != 0) throw new ArgumentException($"rl.micro_batch_size must be even for p3o (whole pairs), got {MicroBatchSize}");
-            if (ClipLow >= 1) throw new ArgumentException($"rl.clip_low must be < 1 for p3o, got {ClipLow}");
+            if (SamplesPerPrompt != 2) throw new ArgumentException($"rl.samples_per_prompt must be 2 for {Algorithm} (it compares two samples per prompt), got {SamplesPerPrompt}");
+            if (MiniBatchSize % 2 != 0) throw new ArgumentException($"rl.mini_batch_size must be even for {Algorithm} (whole pairs), got {MiniBatchSize}");
+            if (MicroBatchSize % 2 != 0) throw new ArgumentException($"rl.micro_batch_size must be even for {Algorithm} (whole pairs), got {MicroBatchSize}");
+            if (ClipLow >= 1) throw new ArgumentException($"rl.clip_low must be < 1 for {Algorithm}, got {ClipLow}");
         }
         if (TargetKl is { } t && !(t > 0)) throw new ArgumentException($"rl.target_kl must be positive, got {t}");
         NonNegative(OverlongBuffer, "overlong_buffer"); NonNegative(OverlongPenalty, "overlong_penalty");
         if (OverlongBuffer > MaxNewTokens) throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens ({MaxNewTokens})");
-        if (MaskTruncatedCompletions && Algorithm == "p3o") throw new ArgumentException("rl.mask_truncated_completions does not work with p3o: its loss needs both samples of every pair");
+        if (MaskTruncatedCompletions && spec.PolicyLoss.RowsPerUnit > 1) throw new ArgumentException($"rl.mask_truncated_completions does not work with {Algorithm}: its loss needs both samples of every pair");
         return this;
     }
 }
@@ -190,29 +191,50 @@ public enum KlPlacement
     InLoss,
 }
 
-/// <summary>An algorithm as a named composition: advantage estimator + policy loss + KL placement + paper defaults.</summary>
-public sealed record AlgorithmSpec(string Name, string Estimator, string PolicyLoss, KlPlacement Kl, bool UsesCritic,
-    bool UsesGreedyBaseline, Func<RlOptions> Defaults, string Paper);
+/// <summary>
+/// An algorithm as a named composition (DESIGN principle 2): an advantage estimator and a policy loss (delegates from the
+/// <see cref="AdvantageEstimators"/> and <see cref="PolicyLosses"/> registries), where the KL to the reference goes, and the
+/// paper's defaults. What the trainer must provide follows from the parts: a critic when the estimator needs values, a
+/// greedy pass when it needs a greedy baseline, whole pairs per batch when the loss is pairwise.
+/// </summary>
+public sealed record AlgorithmSpec(string Name, AdvantageEstimator Estimator, PolicyLoss PolicyLoss, KlPlacement Kl, Func<RlOptions> Defaults, string Paper)
+{
+    /// <summary>The composition of the registered estimator and loss named <paramref name="estimator"/> and <paramref name="policyLoss"/>.</summary>
+    public static AlgorithmSpec Of(string name, string estimator, string policyLoss, KlPlacement kl, Func<RlOptions> defaults, string paper) =>
+        new(name, AdvantageEstimators.Registry.Get(estimator), PolicyLosses.Registry.Get(policyLoss), kl, defaults, paper);
 
-/// <summary>The registry of RL algorithms; an unknown name fails at once and lists the known ones.</summary>
+    /// <summary>Whether the trainer keeps and trains a critic (the estimator reads values).</summary>
+    public bool UsesCritic => Estimator.NeedsCritic;
+    /// <summary>Whether the trainer also generates a greedy completion per prompt (the estimator's baseline).</summary>
+    public bool UsesGreedyBaseline => Estimator.NeedsGreedyBaseline;
+}
+
+/// <summary>The registry of RL algorithms; an unknown name fails at once and lists the known ones. Adding one is one
+/// <see cref="Register"/> call (and a recipe): no trainer switches on a name.</summary>
 public static class RlAlgorithms
 {
-    static readonly Dictionary<string, AlgorithmSpec> Specs = new(StringComparer.Ordinal)
+    static readonly Registry<AlgorithmSpec> Specs = BuiltIns();
+
+    static Registry<AlgorithmSpec> BuiltIns()
     {
-        ["ppo"] = new("ppo", "gae", "ppo_clip", KlPlacement.InReward, UsesCritic: true, UsesGreedyBaseline: false, RlOptions.Ppo, "Schulman et al. 2017; Zheng et al. 2023 (Secrets of RLHF, PPO-max)"),
-        ["grpo"] = new("grpo", "grpo", "ppo_clip", KlPlacement.InLoss, false, false, RlOptions.Grpo, "Shao et al. 2024 (DeepSeekMath), arXiv:2402.03300"),
-        ["dr_grpo"] = new("dr_grpo", "dr_grpo", "ppo_clip", KlPlacement.InLoss, false, false, RlOptions.DrGrpo, "Liu et al. 2025 (Dr. GRPO), arXiv:2503.20783"),
-        ["remax"] = new("remax", "remax", "vanilla", KlPlacement.InReward, false, true, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"),
-        ["rloo"] = new("rloo", "rloo", "vanilla", KlPlacement.InReward, false, false, RlOptions.Rloo, "Ahmadian et al. 2024 (RLOO), arXiv:2402.14740"),
-        ["reinforce"] = new("reinforce", "reinforce", "vanilla", KlPlacement.InReward, false, false, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"),
-        ["p3o"] = new("p3o", "p3o", "p3o_clip", KlPlacement.InReward, false, false, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"),
-        ["topr"] = new("topr", "reinforce", "topr", KlPlacement.None, false, false, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"),
-    };
+        var r = new Registry<AlgorithmSpec>("RL algorithm");
+        r.Register("ppo", AlgorithmSpec.Of("ppo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.Ppo, "Schulman et al. 2017; Zheng et al. 2023 (Secrets of RLHF, PPO-max)"));
+        r.Register("grpo", AlgorithmSpec.Of("grpo", "grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.Grpo, "Shao et al. 2024 (DeepSeekMath), arXiv:2402.03300"));
+        r.Register("dr_grpo", AlgorithmSpec.Of("dr_grpo", "dr_grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.DrGrpo, "Liu et al. 2025 (Dr. GRPO), arXiv:2503.20783"));
+        r.Register("remax", AlgorithmSpec.Of("remax", "remax", "vanilla", KlPlacement.InReward, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"));
+        r.Register("rloo", AlgorithmSpec.Of("rloo", "rloo", "vanilla", KlPlacement.InReward, RlOptions.Rloo, "Ahmadian et al. 2024 (RLOO), arXiv:2402.14740"));
+        r.Register("reinforce", AlgorithmSpec.Of("reinforce", "reinforce", "vanilla", KlPlacement.InReward, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"));
+        r.Register("p3o", AlgorithmSpec.Of("p3o", "p3o", "p3o_clip", KlPlacement.InReward, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"));
+        r.Register("topr", AlgorithmSpec.Of("topr", "reinforce", "topr", KlPlacement.None, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"));
+        return r;
+    }
+
+    /// <summary>Adds an algorithm (e.g. one composed of a newly registered estimator or loss); its name is what recipes use.</summary>
+    public static void Register(AlgorithmSpec spec) => Specs.Register(spec.Name, spec);
 
     /// <summary>Known algorithm names.</summary>
-    public static IReadOnlyList<string> Names => Specs.Keys.ToList();
+    public static IReadOnlyList<string> Names => Specs.Names;
 
     /// <summary>The algorithm named <paramref name="name"/>.</summary>
-    public static AlgorithmSpec Get(string name) => Specs.TryGetValue(name, out var s) ? s
-        : throw new ArgumentException($"unknown RL algorithm '{name}'; known: {string.Join(", ", Specs.Keys)}");
+    public static AlgorithmSpec Get(string name) => Specs.Get(name);
 }

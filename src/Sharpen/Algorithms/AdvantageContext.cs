@@ -1,0 +1,36 @@
+using static TorchSharp.torch;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>
+/// What an RL iteration knows when it estimates advantages; each registered estimator reads the fields it needs and
+/// hands them to its pure function's typed input (<see cref="GroupOutcomeInput"/>, <see cref="RemaxInput"/>,
+/// <see cref="BaselineInput"/>, <see cref="GaeInput"/>).
+/// </summary>
+/// <param name="Rewards">Sequence rewards <c>(B)</c>, after any normalisation and clipping.</param>
+/// <param name="ResponseMask">Completion tokens <c>(B, A)</c>, right-padded.</param>
+/// <param name="GroupSize">Samples per prompt G; rows of one prompt are adjacent.</param>
+/// <param name="TokenKl">Per-token KL estimate to the reference <c>(B, A)</c> (k1, 0 at padding; zeros without a reference).</param>
+/// <param name="Beta">The KL coefficient β of this iteration.</param>
+/// <param name="KlInReward">Whether the algorithm subtracts β·KL from the reward (it has a reference and places KL there).</param>
+/// <param name="Values">Critic values V(s_t) <c>(B, A)</c>, for estimators that need a critic; else null.</param>
+/// <param name="GreedyRewards">Each row's greedy-completion reward <c>(B)</c>, for estimators that need a greedy baseline; else null.</param>
+/// <param name="Baseline">The run's moving-average reward baseline (REINFORCE-style estimators read and update it).</param>
+/// <param name="Gamma">GAE discount γ.</param>
+/// <param name="Lambda">GAE λ.</param>
+/// <param name="ScaleByStd">Whether group-normalised estimators divide by the group's reward std.</param>
+public sealed record AdvantageContext(Tensor Rewards, Tensor ResponseMask, int GroupSize, Tensor TokenKl, double Beta, bool KlInReward,
+    Tensor? Values, Tensor? GreedyRewards, MovingAverageBaseline Baseline, double Gamma, double Lambda, bool ScaleByStd);
+
+/// <summary>An estimator's result: token advantages <c>(B, A)</c>, the sequence-level advantage or reward the sequence
+/// losses read <c>(B)</c>, and value targets <c>(B, A)</c> when it bootstraps from a critic.</summary>
+public sealed record AdvantageEstimate(Tensor Advantages, Tensor SequenceAdvantages, Tensor? Returns = null);
+
+/// <summary>An advantage estimator as a registry entry: its function and what the iteration must provide for it.</summary>
+/// <param name="Estimate">Context → advantages.</param>
+/// <param name="NeedsCritic">It reads <see cref="AdvantageContext.Values"/>: the trainer keeps and trains a critic.</param>
+/// <param name="NeedsGreedyBaseline">It reads <see cref="AdvantageContext.GreedyRewards"/>: the trainer also generates greedily.</param>
+/// <param name="GroupRelative">Its advantages are relative to the prompt's group (needs G ≥ 2; groups with equal rewards carry no signal,
+/// which dynamic sampling and <c>skip_zero_advantage_groups</c> use).</param>
+public sealed record AdvantageEstimator(Func<AdvantageContext, AdvantageEstimate> Estimate, bool NeedsCritic = false,
+    bool NeedsGreedyBaseline = false, bool GroupRelative = false);

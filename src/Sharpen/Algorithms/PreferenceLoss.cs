@@ -1,0 +1,20 @@
+using static TorchSharp.torch;
+
+namespace Sharpen.Algorithms;
+
+/// <summary>The coefficients a preference loss may read (each loss reads its own; see <see cref="PreferenceLosses"/>).</summary>
+/// <param name="Beta">β: the reward scale of dpo, cdpo, rdpo, simpo, spin (its λ).</param>
+/// <param name="LabelSmoothing">cDPO's ε.</param>
+/// <param name="FlipRate">rDPO's ε.</param>
+/// <param name="Tau">IPO's τ.</param>
+/// <param name="Lambda">ORPO's λ.</param>
+/// <param name="Gamma">SimPO's γ.</param>
+public sealed record PreferenceCoefficients(double Beta = 0.1, double LabelSmoothing = 0.0, double FlipRate = 0.1, double Tau = 0.1,
+    double Lambda = 0.1, double Gamma = 1.0);
+
+/// <summary>A preference loss as a registry entry.</summary>
+/// <param name="Compute">Summed log-probs of a batch of pairs → loss and metrics.</param>
+/// <param name="NeedsReference">Whether it reads the reference's log-probs (every loss but the reference-free ones).</param>
+/// <param name="OnlineOnly">Whether it only makes sense against the previous iterate (SPIN), so offline recipes reject it.</param>
+public sealed record PreferenceLoss(Func<PreferenceInput, PreferenceCoefficients, (Tensor Loss, PreferenceMetrics Metrics)> Compute,
+    bool NeedsReference = true, bool OnlineOnly = false);

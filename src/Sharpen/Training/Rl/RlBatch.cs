@@ -1,0 +1,58 @@
+using Sharpen.Generation;
+using static TorchSharp.torch;
+
+namespace Sharpen.Training.Rl;
+
+/// <summary>
+/// One RL iteration's data as it moves through the phases of <see cref="RlTrainer"/>: filled by rollout and scoring
+/// (plain lists), then by the tensor phases. Per-token tensors are <c>(B, A)</c>, per-sequence ones <c>(B)</c>, with B the
+/// kept rollouts (prompt by prompt, G samples each) and A the longest completion.
+/// </summary>
+sealed class RlBatch
+{
+    // ---- rollout and score (every generated group counts in the reward metrics; only kept groups are trained on)
+    /// <summary>The prompts whose groups were kept, in order.</summary>
+    public List<RlPrompt> Prompts { get; } = [];
+    /// <summary>The kept rollouts, their <see cref="Rollout.PromptIndex"/> into <see cref="Prompts"/>.</summary>
+    public List<Rollout> Rollouts { get; } = [];
+    /// <summary>Total reward of each kept rollout.</summary>
+    public List<double> Rewards { get; } = [];
+    /// <summary>Total reward of every generated rollout (all sampling rounds).</summary>
+    public List<double> AllRewards { get; } = [];
+    /// <summary>Per reward function: (sum of round means, rounds), for <c>reward/NAME</c>.</summary>
+    public Dictionary<string, (double Sum, int Rounds)> FunctionSums { get; } = [];
+    /// <summary>Greedy completions' rewards of the last round (estimators with a greedy baseline).</summary>
+    public double[]? GreedyRewards { get; set; }
+    /// <summary>Sampling rounds drawn (more than one with dynamic sampling).</summary>
+    public int Rounds { get; set; }
+    /// <summary>Rollouts the task's verifier accepted (all rounds).</summary>
+    public int Correct { get; set; }
+    /// <summary>Tokens generated (samples and greedy completions).</summary>
+    public double GeneratedTokens { get; set; }
+    /// <summary>Seconds per phase.</summary>
+    public Dictionary<string, double> Timing { get; } = [];
+
+    // ---- tensors
+    /// <summary>The kept rollouts as one left/right-padded batch.</summary>
+    public SequenceBatch Seq { get; set; } = null!;
+    /// <summary>Completion mask <c>(B, A)</c>.</summary>
+    public Tensor Mask => Seq.CompletionMask;
+    /// <summary>Behaviour log-probs, as the engine returned them <c>(B, A)</c>.</summary>
+    public Tensor OldLogProbs { get; set; } = null!;
+    /// <summary>Reference log-probs <c>(B, A)</c>, or null without a reference.</summary>
+    public Tensor? RefLogProbs { get; set; }
+    /// <summary>Critic values <c>(B, A)</c>, or null without a critic.</summary>
+    public Tensor? OldValues { get; set; }
+    /// <summary>k1 KL to the reference per token <c>(B, A)</c> (zeros without a reference).</summary>
+    public Tensor TokenKl { get; set; } = null!;
+    /// <summary>β of this iteration.</summary>
+    public double Beta { get; set; }
+    /// <summary>Token advantages <c>(B, A)</c>.</summary>
+    public Tensor Advantages { get; set; } = null!;
+    /// <summary>Sequence advantages (or KL-regularised rewards) <c>(B)</c>.</summary>
+    public Tensor SequenceAdvantages { get; set; } = null!;
+    /// <summary>Value targets <c>(B, A)</c> (critic).</summary>
+    public Tensor? Returns { get; set; }
+    /// <summary>Share of generated groups whose rewards are all equal (NaN for G = 1).</summary>
+    public double ZeroAdvantageGroups { get; set; } = double.NaN;
+}
