@@ -1,6 +1,7 @@
 using Sharpen.Training;
 using Sharpen.Recipes;
 using Sharpen.Training.RewardModels;
+using Sharpen.Data;
 
 namespace Sharpen.Cli.Commands;
 

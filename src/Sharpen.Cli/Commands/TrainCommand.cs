@@ -5,6 +5,7 @@ using Sharpen.Recipes;
 using Sharpen.Training.ExpertIteration;
 using Sharpen.Training.Preference;
 using Sharpen.Training.Rl;
+using Sharpen.Data;
 
 namespace Sharpen.Cli.Commands;
 

@@ -2,8 +2,8 @@ using System.Text.Json.Nodes;
 using Sharpen.Generation;
 using Sharpen.Tasks;
 using Sharpen.Rewards;
-using Sharpen.Training;
 using Sharpen.Search;
+using Sharpen.Data;
 
 namespace Sharpen.Evaluation;
 

@@ -8,6 +8,7 @@ using Sharpen.Tests.Rewards;
 using Sharpen.Tokenizers;
 using Sharpen.Training;
 using Sharpen.Recipes;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

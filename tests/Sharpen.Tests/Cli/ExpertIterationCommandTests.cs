@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

@@ -3,6 +3,7 @@ using Sharpen.Cli.Commands;
 using Sharpen.Training;
 using Sharpen.Recipes;
 using Sharpen.Training.Rl;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

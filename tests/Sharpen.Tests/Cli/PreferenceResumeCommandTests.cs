@@ -1,5 +1,6 @@
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

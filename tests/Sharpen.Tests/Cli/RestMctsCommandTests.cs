@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 using Sharpen.Training;
 using Sharpen.Training.ExpertIteration;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

@@ -4,6 +4,7 @@ using Sharpen.Tests.Rewards;
 using Sharpen.Training;
 using Sharpen.Recipes;
 using Sharpen.Tasks;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Cli;
 

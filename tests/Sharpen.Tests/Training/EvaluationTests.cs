@@ -1,6 +1,7 @@
 using Sharpen.Training;
 using Sharpen.Evaluation;
 using Sharpen.Search;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 using Sharpen.Recipes;
 using Sharpen.Training.Preference;
 using Sharpen.Training.Rl;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

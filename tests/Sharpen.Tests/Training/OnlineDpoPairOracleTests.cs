@@ -1,5 +1,6 @@
 using Sharpen.Training;
 using Sharpen.Training.Preference;
+using Sharpen.Rewards;
 
 namespace Sharpen.Tests.Training;
 

@@ -6,6 +6,7 @@ using Sharpen.Tokenizers;
 using Sharpen.Training;
 using static TorchSharp.torch;
 using Sharpen.Training.Preference;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

@@ -6,6 +6,7 @@ using Sharpen.Recipes;
 using Sharpen.Training.Preference;
 using Sharpen.Training.Rl;
 using Sharpen.Checkpoints;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

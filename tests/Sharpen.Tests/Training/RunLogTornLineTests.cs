@@ -1,4 +1,5 @@
 using Sharpen.Training;
+using Sharpen.Data;
 
 namespace Sharpen.Tests.Training;
 

@@ -1,5 +1,6 @@
 using Sharpen.Generation;
 using static TorchSharp.torch;
+using Sharpen.Rewards;
 
 namespace Sharpen.Training.Rl;
 

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sharpen.Checkpoints;
 
-namespace Sharpen.Training;
+namespace Sharpen.Data;
 
 /// <summary>
 /// The files every training or evaluation command leaves in its output folder:

@@ -1,8 +1,7 @@
 using Sharpen.Generation;
-using Sharpen.Rewards;
 using Sharpen.Tasks;
 
-namespace Sharpen.Training;
+namespace Sharpen.Rewards;
 
 /// <summary>A prompt for online RL and the dataset fields its rewards may read (ground truth and so on).</summary>
 public sealed record RlPrompt(string Prompt, IReadOnlyDictionary<string, string> Fields)
