@@ -90,7 +90,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var data = Encode(pairs);
         int padId = tokenizer.PadTokenId ?? 0;
@@ -98,67 +98,31 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
         policy.train();
         using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir, append: resume);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-
-        int step = 0, epoch = 0, position = 0;
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
-        double lastLoss = double.NaN, lastAccuracy = double.NaN;
-        while (step < _o.MaxSteps)
+        double lastAccuracy = double.NaN;
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            // The step's pairs, in the seeded order, wrapping into the next epoch.
-            var batch = cursor.Next(_o.BatchSize);
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-            var (loss, metrics, gradNorm) = TrainStep(opt, data, batch, refChosen, refRejected, padId);   // loss before the update
-            step++;
-            lastLoss = loss;
-            lastAccuracy = metrics.Accuracy;
-
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            Items = data.Count,
+            Backward = batch =>
             {
-                runLog.Metrics(new JsonObject
-                {
-                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(metrics.Accuracy),
-                    ["margin"] = Round(metrics.Margin), ["chosen_reward"] = Round(metrics.ChosenReward),
-                    ["rejected_reward"] = Round(metrics.RejectedReward), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
-                    ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
-                });
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  acc {metrics.Accuracy:P0}  margin {metrics.Margin:F4}  lr {lr:E2}");
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
-        sw.Stop();
-        runLog.Summary(new JsonObject
-        {
-            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAccuracy),
-            ["pairs"] = data.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
-        });
-        return new PreferenceResult(step, lastLoss, lastAccuracy, finalDir);
-    }
-
-    (double Loss, PreferenceMetrics Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Pair> data, List<int> batch,
-        float[]? refChosen, float[]? refRejected, int padId)
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
-        Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
-        var (loss, metrics) = PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
-        double lossValue = loss.item<float>();
-        loss.backward();
-        double norm = _o.MaxGradNorm > 0
-            ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm)
-            : double.NaN;
-        opt.step();
-        return (lossValue, metrics, norm);
+                Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
+                Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
+                var (loss, m) = PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
+                double lossValue = loss.item<float>();
+                loss.backward();
+                lastAccuracy = m.Accuracy;
+                return new StepOutcome(lossValue, [new("accuracy", m.Accuracy), new("margin", m.Margin),
+                    new("chosen_reward", m.ChosenReward), new("rejected_reward", m.RejectedReward)]);
+            },
+            Summary = r => new JsonObject
+            {
+                ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
+                ["pairs"] = data.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+            },
+        };
+        var loop = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), StepLoopSettings.From("preference", _o) with { LossLabel = _o.Loss })
+            { Log = Log, Started = started };
+        var result = loop.Run(work, outDir, resume, cancel);
+        return new PreferenceResult(result.Steps, result.FinalLoss, lastAccuracy, result.FinalCheckpoint);
     }
 
     /// <summary>
@@ -221,7 +185,4 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             return new Pair(p, c, r);
         }).ToList();
     }
-
-
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

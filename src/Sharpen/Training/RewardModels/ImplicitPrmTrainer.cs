@@ -88,7 +88,7 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
     public ImplicitPrmResult Run(IReadOnlyList<OutcomeExample> examples, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (examples.Count == 0) throw new ArgumentException("the outcome-labelled set is empty");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var splitter = Data.StepSplitter.Parse(_o.StepSplitter);
         int eos = CompletionTokens.EosId(tokenizer, policy.Config), padId = tokenizer.PadTokenId ?? 0;
@@ -105,76 +105,57 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
         policy.train();
         var parameters = policy.parameters().Where(p => p.requires_grad).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir, append: resume);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-        int step = 0, epoch = 0, position = 0;
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var cursor = new DataCursor(units.Count, _o.Seed, epoch, position);
-        double lastLoss = double.NaN, lastAcc = double.NaN;
-        while (step < _o.MaxSteps)
+        double lastAcc = double.NaN;
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            List<(int A, int B)> batch = cursor.Next(_o.BatchSize).Select(i => units[i]).ToList();
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-            opt.zero_grad();
-            double loss = 0, hits = 0, rewardSum = 0;
-            for (int start = 0; start < batch.Count; start += micro)
+            Items = units.Count,
+            Backward = indices =>
             {
-                using var scope = NewDisposeScope();
-                var part = batch.Skip(start).Take(micro).ToList();
-                var rows = dpo ? part.Select(u => u.A).Concat(part.Select(u => u.B)).ToList() : part.Select(u => u.A).ToList();
-                var sb = SequenceBatch.Build(rows.Select(i => (IReadOnlyList<int>)enc[i].Prompt).ToList(), rows.Select(i => (IReadOnlyList<int>)enc[i].Completion).ToList(), padId);
-                var lp = Scoring.CompletionLogProbs(policy, sb).sum(1);                            // (rows)
-                var rf = tensor(rows.Select(i => refLogp[i]).ToArray());
-                Tensor l;
-                var r = (_o.Beta * (lp.detach() - rf)).to(ScalarType.Float64).data<double>().ToArray();
-                if (dpo)
+                List<(int A, int B)> batch = indices.Select(i => units[i]).ToList();
+                double loss = 0, hits = 0, rewardSum = 0;
+                for (int start = 0; start < batch.Count; start += micro)
                 {
-                    int m = part.Count;
-                    l = ProcessLosses.ImplicitDpo(lp.narrow(0, 0, m), rf.narrow(0, 0, m), lp.narrow(0, m, m), rf.narrow(0, m, m), _o.Beta, batch.Count);
-                    for (int k = 0; k < m; k++) { if (r[k] > r[m + k]) hits++; rewardSum += r[k] - r[m + k]; }
+                    using var scope = NewDisposeScope();
+                    var part = batch.Skip(start).Take(micro).ToList();
+                    var rows = dpo ? part.Select(u => u.A).Concat(part.Select(u => u.B)).ToList() : part.Select(u => u.A).ToList();
+                    var sb = SequenceBatch.Build(rows.Select(i => (IReadOnlyList<int>)enc[i].Prompt).ToList(), rows.Select(i => (IReadOnlyList<int>)enc[i].Completion).ToList(), padId);
+                    var lp = Scoring.CompletionLogProbs(policy, sb).sum(1);                            // (rows)
+                    var rf = tensor(rows.Select(i => refLogp[i]).ToArray());
+                    Tensor l;
+                    var r = (_o.Beta * (lp.detach() - rf)).to(ScalarType.Float64).data<double>().ToArray();
+                    if (dpo)
+                    {
+                        int m = part.Count;
+                        l = ProcessLosses.ImplicitDpo(lp.narrow(0, 0, m), rf.narrow(0, 0, m), lp.narrow(0, m, m), rf.narrow(0, m, m), _o.Beta, batch.Count);
+                        for (int k = 0; k < m; k++) { if (r[k] > r[m + k]) hits++; rewardSum += r[k] - r[m + k]; }
+                    }
+                    else
+                    {
+                        var labels = rows.Select(i => (float)examples[i].Label).ToArray();
+                        l = ProcessLosses.ImplicitCrossEntropy(lp, rf, tensor(labels), _o.Beta, batch.Count);
+                        for (int k = 0; k < rows.Count; k++) { if ((r[k] >= 0) == (labels[k] >= 0.5)) hits++; rewardSum += r[k]; }
+                    }
+                    loss += l.item<float>();
+                    l.backward();
                 }
-                else
-                {
-                    var labels = rows.Select(i => (float)examples[i].Label).ToArray();
-                    l = ProcessLosses.ImplicitCrossEntropy(lp, rf, tensor(labels), _o.Beta, batch.Count);
-                    for (int k = 0; k < rows.Count; k++) { if ((r[k] >= 0) == (labels[k] >= 0.5)) hits++; rewardSum += r[k]; }
-                }
-                loss += l.item<float>();
-                l.backward();
-            }
-            double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(parameters, _o.MaxGradNorm) : double.NaN;
-            opt.step();
-            step++;
-            (lastLoss, lastAcc) = (loss, hits / batch.Count);
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+                lastAcc = hits / batch.Count;
+                return new StepOutcome(loss, [new("accuracy", lastAcc), new(dpo ? "reward_margin" : "reward_mean", rewardSum / batch.Count)]);
+            },
+            WriteFinal = finalDir =>
             {
-                runLog.Metrics(new JsonObject
-                {
-                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(lastAcc),
-                    [dpo ? "reward_margin" : "reward_mean"] = Round(rewardSum / batch.Count),
-                    ["lr"] = lr, ["grad_norm"] = Round(norm), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
-                });
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {lastAcc:P0}  lr {lr:E2}");
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
-        HfCheckpoint.SaveAtomically(Path.Combine(finalDir, ImplicitPrm.ReferenceFolder), reference, tokenizer);
-        ImplicitPrm.WriteMarker(finalDir, _o.Beta, _o.StepSplitter, _o.Loss);
-        sw.Stop();
-        runLog.Summary(new JsonObject
-        {
-            ["steps"] = step, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAcc), ["loss"] = _o.Loss,
-            ["beta"] = _o.Beta, [dpo ? "pairs" : "completions"] = units.Count, ["step_splitter"] = _o.StepSplitter,
-            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
-        });
-        return new ImplicitPrmResult(step, lastLoss, lastAcc, units.Count, finalDir);
+                HfCheckpoint.SaveAtomically(Path.Combine(finalDir, ImplicitPrm.ReferenceFolder), reference, tokenizer);
+                ImplicitPrm.WriteMarker(finalDir, _o.Beta, _o.StepSplitter, _o.Loss);
+            },
+            Summary = r => new JsonObject
+            {
+                ["steps"] = r.Steps, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAcc), ["loss"] = _o.Loss,
+                ["beta"] = _o.Beta, [dpo ? "pairs" : "completions"] = units.Count, ["step_splitter"] = _o.StepSplitter,
+                ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+            },
+        };
+        var loop = new StepLoop(policy, tokenizer, opt, parameters, StepLoopSettings.From("implicit_prm", _o)) { Log = Log, Started = started };
+        var result = loop.Run(work, outDir, resume, cancel);
+        return new ImplicitPrmResult(result.Steps, result.FinalLoss, lastAcc, units.Count, result.FinalCheckpoint);
     }
 
     /// <summary>Every (correct, incorrect) pair of completions sharing a prompt, prompts in first-seen order.</summary>
@@ -202,6 +183,4 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
         }
         return result;
     }
-
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

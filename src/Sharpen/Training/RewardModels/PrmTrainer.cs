@@ -67,7 +67,7 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
         CancellationToken cancel = default)
     {
         if (train.Count == 0) throw new ArgumentException("the step-labelled training set is empty");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var data = train.Select(e => StepEncoding.Encode(tokenizer, e.Prompt, e.Steps)).ToList();
         int padId = tokenizer.PadTokenId ?? 0;
@@ -77,74 +77,53 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
         head.train();
         var parameters = backbone.parameters().Concat(head.parameters()).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir, append: resume);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-
-        int step = 0, epoch = 0, position = 0;
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
-        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
-        double lastLoss = double.NaN, lastAcc = double.NaN, heldAcc = double.NaN;
+        double lastAcc = double.NaN, heldAcc = double.NaN;
         FirstErrorResult? heldFirst = null;
-        while (step < _o.MaxSteps)
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            var batch = cursor.Next(_o.BatchSize);
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-
-            opt.zero_grad();
-            double totalSteps = batch.Sum(i => data[i].StepEnds.Length), loss = 0;
-            int hits = 0;
-            for (int start = 0; start < batch.Count; start += micro)
+            Items = data.Count,
+            Backward = batch =>
             {
-                using var scope = NewDisposeScope();
-                var idx = batch.Skip(start).Take(micro).ToList();
-                var items = idx.Select(i => data[i]).ToList();
-                var (sb, cols, _, mask) = StepEncoding.Build(items, padId);
-                var labels = StepEncoding.Values(idx.Select(i => train[i].Labels).ToList());
-                var logits = PrmScoring.StepLogits(backbone, head, sb, cols);
-                var l = ProcessLosses.StepBce(logits, labels, mask, totalSteps);
-                loss += l.item<float>();
-                var agree = ((logits.detach() >= Logit(_o.Threshold)) == (labels >= 0.5)).to(ScalarType.Float32) * mask;
-                hits += (int)agree.sum().item<float>();
-                l.backward();
-            }
-            double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(parameters, _o.MaxGradNorm) : double.NaN;
-            opt.step();
-            step++;
-            (lastLoss, lastAcc) = (loss, hits / totalSteps);
-
-            bool evalNow = heldOut.Count > 0 && (step == _o.MaxSteps || (_o.EvalEvery > 0 && step % _o.EvalEvery == 0));
-            if (evalNow) (heldAcc, heldFirst) = Evaluate(heldOut, padId, micro);
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps || evalNow)
-            {
-                var row = new JsonObject
+                double totalSteps = batch.Sum(i => data[i].StepEnds.Length), loss = 0;
+                int hits = 0;
+                for (int start = 0; start < batch.Count; start += micro)
                 {
-                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["step_accuracy"] = Round(lastAcc),
-                    ["lr"] = lr, ["grad_norm"] = Round(norm), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+                    using var scope = NewDisposeScope();
+                    var idx = batch.Skip(start).Take(micro).ToList();
+                    var items = idx.Select(i => data[i]).ToList();
+                    var (sb, cols, _, mask) = StepEncoding.Build(items, padId);
+                    var labels = StepEncoding.Values(idx.Select(i => train[i].Labels).ToList());
+                    var logits = PrmScoring.StepLogits(backbone, head, sb, cols);
+                    var l = ProcessLosses.StepBce(logits, labels, mask, totalSteps);
+                    loss += l.item<float>();
+                    var agree = ((logits.detach() >= Logit(_o.Threshold)) == (labels >= 0.5)).to(ScalarType.Float32) * mask;
+                    hits += (int)agree.sum().item<float>();
+                    l.backward();
+                }
+                lastAcc = hits / totalSteps;
+                return new StepOutcome(loss, [new("step_accuracy", lastAcc)]);
+            },
+            Evaluate = heldOut.Count > 0 ? row =>
+            {
+                (heldAcc, heldFirst) = Evaluate(heldOut, padId, micro);
+                AddHeldOut(row, heldAcc, heldFirst);
+            } : null,
+            WriteFinal = finalDir => ProcessRewardModel.WriteMarker(finalDir, _o.StepSplitter, _o.Threshold),
+            Summary = r =>
+            {
+                var summary = new JsonObject
+                {
+                    ["steps"] = r.Steps, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_step_accuracy"] = StepLoop.Round(lastAcc),
+                    ["solutions"] = data.Count, ["labelled_steps"] = data.Sum(d => d.StepEnds.Length), ["held_out_solutions"] = heldOut.Count,
+                    ["step_splitter"] = _o.StepSplitter, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
                 };
-                if (evalNow) AddHeldOut(row, heldAcc, heldFirst!);
-                runLog.Metrics(row);
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  step acc {lastAcc:P0}" + (evalNow ? $"  held-out step acc {heldAcc:P0}, first-error F1 {heldFirst!.F1:F3}" : ""));
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints, head)}");
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, backbone, tokenizer, head);
-        ProcessRewardModel.WriteMarker(finalDir, _o.StepSplitter, _o.Threshold);
-        sw.Stop();
-        var summary = new JsonObject
-        {
-            ["steps"] = step, ["final_loss"] = Round(lastLoss), ["final_step_accuracy"] = Round(lastAcc),
-            ["solutions"] = data.Count, ["labelled_steps"] = data.Sum(d => d.StepEnds.Length), ["held_out_solutions"] = heldOut.Count,
-            ["step_splitter"] = _o.StepSplitter, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+                if (heldFirst is not null) AddHeldOut(summary, heldAcc, heldFirst);
+                return summary;
+            },
         };
-        if (heldFirst is not null) AddHeldOut(summary, heldAcc, heldFirst);
-        runLog.Summary(summary);
-        return new PrmResult(step, lastLoss, lastAcc, heldAcc, heldFirst, finalDir);
+        var settings = StepLoopSettings.From("prm", _o) with { EvalEvery = _o.EvalEvery };
+        var result = new StepLoop(backbone, tokenizer, opt, parameters, settings) { Head = head, Log = Log, Started = started }.Run(work, outDir, resume, cancel);
+        return new PrmResult(result.Steps, result.FinalLoss, lastAcc, heldAcc, heldFirst, result.FinalCheckpoint);
     }
 
     (double StepAccuracy, FirstErrorResult FirstError) Evaluate(IReadOnlyList<StepLabelledExample> rows, int padId, int micro)
@@ -159,12 +138,11 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
 
     static void AddHeldOut(JsonObject o, double acc, FirstErrorResult f)
     {
-        o["held_out_step_accuracy"] = Round(acc);
-        o["held_out_first_error_f1"] = Round(f.F1);
-        o["held_out_erroneous_accuracy"] = Round(f.ErroneousAccuracy);
-        o["held_out_correct_accuracy"] = Round(f.CorrectAccuracy);
+        o["held_out_step_accuracy"] = StepLoop.Round(acc);
+        o["held_out_first_error_f1"] = StepLoop.Round(f.F1);
+        o["held_out_erroneous_accuracy"] = StepLoop.Round(f.ErroneousAccuracy);
+        o["held_out_correct_accuracy"] = StepLoop.Round(f.CorrectAccuracy);
     }
 
     static double Logit(double p) => Math.Log(p / (1 - p));
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

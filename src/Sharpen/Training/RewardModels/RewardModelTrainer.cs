@@ -58,7 +58,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
     public RewardModelResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var data = pairs.Select(e =>
         {
@@ -72,74 +72,37 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
         head.train();
         var parameters = backbone.parameters().Concat(head.parameters()).ToList();
         using var opt = optim.AdamW(parameters, lr: _o.LearningRate, weight_decay: 0.0);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir, append: resume);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-
-        int step = 0, epoch = 0, position = 0;
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, backbone, opt, runLog, Log, head);
-        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
-        double lastLoss = double.NaN, lastAccuracy = double.NaN, lastMargin = double.NaN;
-        while (step < _o.MaxSteps)
+        double lastAccuracy = double.NaN, lastMargin = double.NaN;
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            var batch = cursor.Next(_o.BatchSize);
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-            var (loss, accuracy, margin, gradNorm) = TrainStep(opt, parameters, data, batch, padId);   // before the update
-            step++;
-            (lastLoss, lastAccuracy, lastMargin) = (loss, accuracy, margin);
-
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            Items = data.Count,
+            Backward = batch =>
             {
-                runLog.Metrics(new JsonObject
-                {
-                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["accuracy"] = Round(accuracy),
-                    ["margin"] = Round(margin), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
-                    ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
-                });
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  acc {accuracy:P0}  margin {margin:F4}  lr {lr:E2}");
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, backbone, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints, head)}");
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, backbone, tokenizer, head);
-        sw.Stop();
-        runLog.Summary(new JsonObject
-        {
-            ["steps"] = step, ["final_loss"] = Round(lastLoss), ["final_accuracy"] = Round(lastAccuracy),
-            ["final_margin"] = Round(lastMargin), ["reward_margin"] = _o.Margin, ["pairs"] = data.Count,
-            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
-        });
-        return new RewardModelResult(step, lastLoss, lastAccuracy, lastMargin, finalDir);
+                int b = batch.Count;
+                var pairs = batch.Select(i => data[i]).ToList();
+                // One stacked pass: rows 0..b-1 are the chosen completions, rows b..2b-1 the rejected ones.
+                var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
+                    pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
+                var r = RewardModelScoring.Rewards(backbone, head, sb);                           // (2b)
+                var rc = r.narrow(0, 0, b);
+                var rr = r.narrow(0, b, b);
+                var loss = PreferenceLosses.BradleyTerry(rc, rr, _o.Margin);
+                double lossValue = loss.item<float>();
+                var diff = (rc - rr).detach();
+                lastAccuracy = (diff > 0).to(ScalarType.Float32).mean().item<float>();
+                lastMargin = diff.mean().item<float>();
+                loss.backward();
+                return new StepOutcome(lossValue, [new("accuracy", lastAccuracy), new("margin", lastMargin)]);
+            },
+            Summary = r => new JsonObject
+            {
+                ["steps"] = r.Steps, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
+                ["final_margin"] = StepLoop.Round(lastMargin), ["reward_margin"] = _o.Margin, ["pairs"] = data.Count,
+                ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+            },
+        };
+        var loop = new StepLoop(backbone, tokenizer, opt, parameters, StepLoopSettings.From("reward_model", _o)) { Head = head, Log = Log, Started = started };
+        var result = loop.Run(work, outDir, resume, cancel);
+        return new RewardModelResult(result.Steps, result.FinalLoss, lastAccuracy, lastMargin, result.FinalCheckpoint);
     }
-
-    (double Loss, double Accuracy, double Margin, double GradNorm) TrainStep(optim.Optimizer opt, List<TorchSharp.Modules.Parameter> parameters,
-        List<Pair> data, List<int> batch, int padId)
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        int b = batch.Count;
-        var pairs = batch.Select(i => data[i]).ToList();
-        // One stacked pass: rows 0..b-1 are the chosen completions, rows b..2b-1 the rejected ones.
-        var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
-            pairs.Select(p => (IReadOnlyList<int>)p.Chosen).Concat(pairs.Select(p => p.Rejected)).ToList(), padId);
-        var r = RewardModelScoring.Rewards(backbone, head, sb);
-        var rc = r.narrow(0, 0, b);
-        var rr = r.narrow(0, b, b);
-        var loss = PreferenceLosses.BradleyTerry(rc, rr, _o.Margin);
-        double lossValue = loss.item<float>();
-        var diff = (rc - rr).detach();
-        double accuracy = (diff > 0).to(ScalarType.Float32).mean().item<float>();
-        double margin = diff.mean().item<float>();
-        loss.backward();
-        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(parameters, _o.MaxGradNorm) : double.NaN;
-        opt.step();
-        return (lossValue, accuracy, margin, norm);
-    }
-
-
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

@@ -129,7 +129,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
     public OfflinePolicyResult Run(IReadOnlyList<ScoredCompletion> data, string outDir, bool resume = false, CancellationToken cancel = default)
     {
         if (data.Count == 0) throw new ArgumentException("no scored completions");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         int padId = tokenizer.PadTokenId ?? 0;
         int eos = CompletionTokens.EosId(tokenizer, policy.Config);
@@ -184,59 +184,37 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
 
         policy.train();
         using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var runLog = new RunLog(outDir, append: resume);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-        int step = 0, epoch = 0, position = 0;
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, policy, opt, runLog, Log);
-        var cursor = new DataCursor(items.Count, _o.Seed, epoch, position, sampleWeights);
-        double lastLoss = double.NaN;
-        while (step < _o.MaxSteps)
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            var batch = cursor.Next(_o.BatchSize).Select(i => items[i]).ToList();
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-            var (loss, metrics, gradNorm) = TrainStep(opt, rows, batch, refLogp, refTokens, values, padId);   // loss before the update
-            step++;
-            lastLoss = loss;
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps)
+            Items = items.Count,
+            SampleWeights = sampleWeights,
+            Backward = batch => Backward(rows, batch.Select(i => items[i]).ToList(), refLogp, refTokens, values, padId),
+            Summary = r =>
             {
-                var row = new JsonObject { ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm) };
-                foreach (var (k, v) in metrics) row[k] = Round(v);
-                row["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2);
-                runLog.Metrics(row);
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  {_o.Loss} {loss:F4}  " + string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")) + $"  lr {lr:E2}");
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
-                Log?.Invoke($"checkpoint {TrainingCheckpoint.Save(ckptRoot, step, policy, tokenizer, opt, cursor.CheckpointState(), _o.KeepCheckpoints)}");
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, policy, tokenizer);
-        sw.Stop();
-        var summary = new JsonObject
-        {
-            ["steps"] = step, ["loss_name"] = _o.Loss, ["final_loss"] = Round(lastLoss), ["rows"] = rows.Count,
-            [_o.Loss == "copg" ? "pairs" : "kept_rows"] = items.Count, ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
-            ["final_checkpoint"] = finalDir,
+                var summary = new JsonObject
+                {
+                    ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["rows"] = rows.Count,
+                    [_o.Loss == "copg" ? "pairs" : "kept_rows"] = items.Count, ["seconds"] = Math.Round(r.Seconds, 2),
+                    ["final_checkpoint"] = r.FinalCheckpoint,
+                };
+                if (_o.Loss == "alol")
+                {
+                    summary["kept_fraction"] = StepLoop.Round((double)items.Count / rows.Count); summary["value_mse"] = StepLoop.Round(valueMse);
+                    summary["value_folds"] = foldsUsed;
+                    summary["alol_variant"] = Snake(_o.AlolVariant);
+                    summary["alol_sampling"] = Snake(_o.AlolSampling);
+                }
+                return summary;
+            },
         };
-        if (_o.Loss == "alol")
-        {
-            summary["kept_fraction"] = Round((double)items.Count / rows.Count); summary["value_mse"] = Round(valueMse);
-            summary["value_folds"] = foldsUsed;
-            summary["alol_variant"] = Snake(_o.AlolVariant);
-            summary["alol_sampling"] = Snake(_o.AlolSampling);
-        }
-        runLog.Summary(summary);
-        return new OfflinePolicyResult(step, lastLoss, items.Count, valueMse, finalDir);
+        var settings = StepLoopSettings.From("offline_pg", _o) with { LossLabel = _o.Loss, MetricsAfterGradNorm = true };
+        var result = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), settings) { Log = Log, Started = started }.Run(work, outDir, resume, cancel);
+        return new OfflinePolicyResult(result.Steps, result.FinalLoss, items.Count, valueMse, result.FinalCheckpoint);
     }
 
-    (double Loss, Dictionary<string, double> Metrics, double GradNorm) TrainStep(optim.Optimizer opt, List<Row> rows, List<int[]> batch,
-        float[] refLogp, float[][] refTokens, float[]? values, int padId)
+    /// <summary>Accumulates into .grad the gradient of one step's loss on <paramref name="batch"/> (pairs or kept rows).</summary>
+    StepOutcome Backward(List<Row> rows, List<int[]> batch, float[] refLogp, float[][] refTokens, float[]? values, int padId)
     {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
         // One stacked pass over every completion of the step: CoPG rows 0..b-1 are the pairs' y1, b..2b-1 their y2.
         var ids = _o.Loss == "copg" ? batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList() : batch.Select(r => r[0]).ToList();
         var sb = SequenceBatch.Build(ids.Select(i => (IReadOnlyList<int>)rows[i].Prompt).ToList(),
@@ -273,9 +251,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         }
         double lossValue = loss.item<float>();
         loss.backward();
-        double norm = _o.MaxGradNorm > 0 ? nn.utils.clip_grad_norm_(policy.TrainableParameters(), _o.MaxGradNorm) : double.NaN;
-        opt.step();
-        return (lossValue, metrics, norm);
+        return new StepOutcome(lossValue, metrics.ToList());
     }
 
     /// <summary>
@@ -351,6 +327,4 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
 
     /// <summary>An option's recipe spelling (<c>RefFree</c> → <c>ref_free</c>).</summary>
     static string Snake(Enum value) => JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
-
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }

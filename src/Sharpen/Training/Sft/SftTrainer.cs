@@ -47,7 +47,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         CancellationToken cancel = default)
     {
         if (train.Count == 0) throw new ArgumentException("the training set is empty");
-        var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         int truncated = 0;
         var data = Encode(train, ref truncated);
         var evalData = Encode(heldOut.Take(_o.EvalExamples).ToList(), ref truncated);
@@ -62,93 +62,47 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             [new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = _o.WeightDecay }),
              new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0.0 })],
             lr: _o.LearningRate, beta1: _o.Beta1, beta2: _o.Beta2);
-        var schedule = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio);
-        var ckptRoot = Path.Combine(outDir, "checkpoints");
-
-        int step = 0, epoch = 0, position = 0;
-        var runLog = new RunLog(outDir, append: resume);
-        if (resume) (step, epoch, position) = TrainingCheckpoint.Resume(ckptRoot, model, opt, runLog, Log);
-        var cursor = new DataCursor(data.Count, _o.Seed, epoch, position);
-
-        double lastLoss = double.NaN, tokensSinceLog = 0;
-        var logTimer = Stopwatch.StartNew();
+        var settings = new StepLoopSettings
+        {
+            Name = "sft", MaxSteps = _o.MaxSteps, ItemsPerStep = _o.BatchSize * _o.GradientAccumulation,
+            Lr = new LrSchedule(_o.LearningRate, _o.WarmupSteps, _o.MaxSteps, _o.MinLrRatio), MaxGradNorm = _o.MaxGradNorm,
+            LogEvery = _o.LogEvery, EvalEvery = _o.EvalEvery, CheckpointEvery = _o.CheckpointEvery, KeepCheckpoints = _o.KeepCheckpoints, Seed = _o.Seed,
+        };
         double? evalLoss = null;
         EvalResult? eval = null;
-        while (step < _o.MaxSteps)
+        var work = new StepWork
         {
-            cancel.ThrowIfCancellationRequested();
-            // The step's examples, in the seeded order, wrapping into the next epoch.
-            var batch = cursor.Next(_o.BatchSize * _o.GradientAccumulation).Select(i => data[i]).ToList();
-            double lr = schedule.At(step);
-            foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-            var (loss, gradNorm, tokens) = TrainStep(opt, batch, padId);
-            step++;
-            lastLoss = loss;
-            tokensSinceLog += tokens;
-
-            bool evalNow = Task is not null || evalData.Count > 0
-                ? (_o.EvalEvery > 0 && step % _o.EvalEvery == 0) || step == _o.MaxSteps
-                : false;
-            if (step % _o.LogEvery == 0 || step == _o.MaxSteps || evalNow)
+            Items = data.Count,
+            Backward = batch =>
             {
-                double secs = logTimer.Elapsed.TotalSeconds;
-                double tps = tokensSinceLog / Math.Max(secs, 1e-9);
-                var row = new JsonObject
+                var (loss, tokens) = Backward(batch.Select(i => data[i]).ToList(), padId);
+                return new StepOutcome(loss, [], tokens);
+            },
+            Evaluate = Task is not null || evalData.Count > 0 ? row =>
+            {
+                if (evalData.Count > 0) { evalLoss = EvalLoss(evalData, padId); row["eval_loss"] = StepLoop.Round(evalLoss.Value); }
+                if (Task is not null && EvalProblems.Count > 0)
                 {
-                    ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(loss), ["lr"] = lr, ["grad_norm"] = Round(gradNorm),
-                    ["tokens_per_s"] = Math.Round(tps, 1), ["elapsed_s"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
-                };
-                if (evalNow)
-                {
-                    if (evalData.Count > 0) { evalLoss = EvalLoss(evalData, padId); row["eval_loss"] = Round(evalLoss.Value); }
-                    if (Task is not null && EvalProblems.Count > 0)
-                    {
-                        eval = Evaluator.Run(new RolloutEngine(model, tokenizer), Task, evalProblems.Take(_o.EvalProblems).ToList(),
-                            maxNewTokens: _o.EvalMaxNewTokens, stopStrings: EvalStopStrings);
-                        model.train();
-                        row["eval_accuracy"] = eval.Accuracy;
-                    }
+                    eval = Evaluator.Run(new RolloutEngine(model, tokenizer), Task, evalProblems.Take(_o.EvalProblems).ToList(),
+                        maxNewTokens: _o.EvalMaxNewTokens, stopStrings: EvalStopStrings);
+                    model.train();
+                    row["eval_accuracy"] = eval.Accuracy;
                 }
-                runLog.Metrics(row);
-                double stepSecs = sw.Elapsed.TotalSeconds / Math.Max(1, step - 0);
-                var eta = TimeSpan.FromSeconds(stepSecs * (_o.MaxSteps - step));
-                Log?.Invoke($"step {step}/{_o.MaxSteps}  loss {loss:F4}  lr {lr:E2}  tok/s {tps:F0}  eta {eta:mm\\:ss}" +
-                            (row["eval_loss"] is not null ? $"  eval_loss {evalLoss:F4}" : "") +
-                            (row["eval_accuracy"] is not null ? $"  eval_acc {eval!.Accuracy:P1}" : ""));
-                tokensSinceLog = 0;
-                logTimer.Restart();
-            }
-            if (_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0 && step < _o.MaxSteps)
+            } : null,
+            Summary = r =>
             {
-                var dir = TrainingCheckpoint.Save(ckptRoot, step, model, tokenizer, opt,
-                    cursor.CheckpointState(), _o.KeepCheckpoints);
-                Log?.Invoke($"checkpoint {dir}");
-            }
-        }
-
-        var finalDir = Path.Combine(outDir, "final");
-        HfCheckpoint.SaveAtomically(finalDir, model, tokenizer);
-        sw.Stop();
-        var summary = new JsonObject
-        {
-            ["steps"] = step, ["final_loss"] = Round(lastLoss), ["examples"] = data.Count, ["truncated_examples"] = truncated,
-            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2), ["final_checkpoint"] = finalDir,
+                var summary = new JsonObject
+                {
+                    ["steps"] = r.Steps, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["examples"] = data.Count, ["truncated_examples"] = truncated,
+                    ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+                };
+                if (evalLoss is not null) summary["eval_loss"] = StepLoop.Round(evalLoss.Value);
+                if (eval is not null) summary["eval"] = eval.ToJson();
+                return summary;
+            },
         };
-        if (evalLoss is not null) summary["eval_loss"] = Round(evalLoss.Value);
-        if (eval is not null) summary["eval"] = eval.ToJson();
-        runLog.Summary(summary);
-        return new SftResult(step, lastLoss, evalLoss, eval, finalDir, sw.Elapsed.TotalSeconds);
-    }
-
-    (double Loss, double GradNorm, double Tokens) TrainStep(optim.Optimizer opt, List<Example> batch, int padId)
-    {
-        opt.zero_grad();
-        var (lossSum, totalTokens) = Backward(batch, padId);
-        double norm = _o.MaxGradNorm > 0
-            ? nn.utils.clip_grad_norm_(model.TrainableParameters(), _o.MaxGradNorm)
-            : double.NaN;
-        opt.step();
-        return (lossSum, norm, totalTokens);
+        var result = new StepLoop(model, tokenizer, opt, trainable, settings) { Log = Log, Started = started }.Run(work, outDir, resume, cancel);
+        return new SftResult(result.Steps, result.FinalLoss, evalLoss, eval, result.FinalCheckpoint, result.Seconds);
     }
 
     /// <summary>Accumulates into .grad the gradient of the step's loss over <paramref name="examples"/>, in micro-batches of BatchSize.</summary>
@@ -239,5 +193,4 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
     public static IReadOnlyList<Problem> ConditionOnExpert(IReadOnlyList<Problem> problems, SftOptions o) =>
         o.ConditionsOnClass() ? problems.Select(p => p with { Prompt = o.ClassPrefixes![o.ExpertClass()] + p.Prompt }).ToList() : problems;
 
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
 }
