@@ -4,6 +4,7 @@ using Sharpen.Checkpoints;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
 using static TorchSharp.torch;
+using Sharpen.Data;
 
 namespace Sharpen.Training;
 
