@@ -79,25 +79,6 @@ public static class ProcessLosses
         return (F.softplus(-beta * h).sum() / n).MoveToOuterDisposeScope();       // −log σ(β h)
     }
 
-    /// <summary>
-    /// Step rewards of an implicit PRM (Yuan et al. 2024): q_t = β Σ_{i ≤ end_t} log π_θ(y_i|y_&lt;i)/π_ref(y_i|y_&lt;i),
-    /// r_t = q_t − q_{t−1} (q_0 = 0), read from one teacher-forced pass: a cumulative sum of per-token log-ratios gathered
-    /// at each step's last token. Σ_t r_t = q_T, the outcome reward through the last step.
-    /// </summary>
-    /// <param name="tokenLogRatios">(N, A) log π_θ − log π_ref per completion token, 0 on padding.</param>
-    /// <param name="stepEnds">(N, S) int64: the completion column of each step's last token (any valid column on padding).</param>
-    /// <param name="stepMask">(N, S) 1 for real steps.</param>
-    /// <param name="beta">β &gt; 0.</param>
-    /// <returns>(N, S) step rewards, 0 on padded steps.</returns>
-    public static Tensor ImplicitStepRewards(Tensor tokenLogRatios, Tensor stepEnds, Tensor stepMask, double beta)
-    {
-        RequirePositive(beta, nameof(beta));
-        RequireSameShape(stepEnds, stepMask, nameof(stepMask));
-        using var scope = NewDisposeScope();
-        var q = beta * tokenLogRatios.to(ScalarType.Float64).cumsum(1).gather(1, stepEnds);   // (N, S) prefix rewards
-        var before = cat([zeros(q.shape[0], 1, dtype: q.dtype), q.narrow(1, 0, q.shape[1] - 1)], 1);
-        return ((q - before) * stepMask.to(q.dtype)).MoveToOuterDisposeScope();
-    }
 
     static void RequirePositive(double v, string name)
     {

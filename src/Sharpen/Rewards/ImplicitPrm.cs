@@ -13,7 +13,7 @@ namespace Sharpen.Rewards;
 /// <summary>
 /// An implicit PRM (Yuan et al. 2024, "Free Process Rewards without Process Labels"): a policy π_θ trained on outcome
 /// labels with reward β·log π_θ/π_ref, whose step rewards are differences of prefix log-ratios,
-/// r_t = β·Σ_{tokens of step t} log π_θ/π_ref (<see cref="ProcessLosses.ImplicitStepRewards"/>), computed from one
+/// r_t = β·Σ_{tokens of step t} log π_θ/π_ref (<see cref="StepRewards"/>), computed from one
 /// teacher-forced pass of each model per batch. Steps are tokenised as <see cref="StepEncoding"/> does, without EOS, so
 /// Σ_t r_t is the outcome reward of the steps' text (<see cref="OutcomeRewards"/>). The folder written by
 /// the implicit-PRM trainer (<c>kind: implicit_prm</c>) holds the policy, <c>reference/</c> and <c>implicit_prm.json</c> (β, step splitter).
@@ -100,7 +100,7 @@ public sealed class ImplicitPrm : IStepScorer, IDisposable
             var enc = idx.Select(i => StepEncoding.Encode(_tokenizer, items[i].Prompt, items[i].Steps)).ToList();
             var (sb, _, completionCols, mask) = StepEncoding.Build(enc, padId);
             var ratio = Scoring.CompletionLogProbs(_policy, sb) - Scoring.CompletionLogProbs(_reference, sb);   // (N, A), 0 on padding
-            var rows = StepEncoding.Rows(ProcessLosses.ImplicitStepRewards(ratio, completionCols, mask, Beta), enc);
+            var rows = StepEncoding.Rows(StepRewards(ratio, completionCols, mask, Beta), enc);
             for (int k = 0; k < idx.Count; k++) result[idx[k]] = rows[k];
         }
         return result;
@@ -126,5 +126,26 @@ public sealed class ImplicitPrm : IStepScorer, IDisposable
         if (!_owns) return;
         _policy.Dispose();
         _reference.Dispose();
+    }
+
+    /// <summary>
+    /// Step rewards of an implicit PRM (Yuan et al. 2024): q_t = β Σ_{i ≤ end_t} log π_θ(y_i|y_&lt;i)/π_ref(y_i|y_&lt;i),
+    /// r_t = q_t − q_{t−1} (q_0 = 0), read from one teacher-forced pass: a cumulative sum of per-token log-ratios gathered
+    /// at each step's last token. Σ_t r_t = q_T, the outcome reward through the last step.
+    /// </summary>
+    /// <param name="tokenLogRatios">(N, A) log π_θ − log π_ref per completion token, 0 on padding.</param>
+    /// <param name="stepEnds">(N, S) int64: the completion column of each step's last token (any valid column on padding).</param>
+    /// <param name="stepMask">(N, S) 1 for real steps.</param>
+    /// <param name="beta">β &gt; 0.</param>
+    /// <returns>(N, S) step rewards, 0 on padded steps.</returns>
+    public static Tensor StepRewards(Tensor tokenLogRatios, Tensor stepEnds, Tensor stepMask, double beta)
+    {
+        if (!(beta > 0) || double.IsInfinity(beta)) throw new ArgumentOutOfRangeException(nameof(beta), beta, "beta must be positive and finite");
+        if (!stepEnds.shape.SequenceEqual(stepMask.shape))
+            throw new ArgumentException($"stepMask has shape [{string.Join(",", stepMask.shape)}], expected [{string.Join(",", stepEnds.shape)}]");
+        using var scope = NewDisposeScope();
+        var q = beta * tokenLogRatios.to(ScalarType.Float64).cumsum(1).gather(1, stepEnds);   // (N, S) prefix rewards
+        var before = cat([zeros(q.shape[0], 1, dtype: q.dtype), q.narrow(1, 0, q.shape[1] - 1)], 1);
+        return ((q - before) * stepMask.to(q.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -65,7 +65,7 @@ public class ProcessLossesTests
         using var ratios = tensor(new float[] { 1, -2, 0.5f, 3, 0.25f, 4, 0, 0 }).view(2, 4);
         using var ends = tensor(new long[] { 1, 3, 1, 1 }).view(2, 2);
         using var mask = tensor(new float[] { 1, 1, 1, 0 }).view(2, 2);
-        using var r = ProcessLosses.ImplicitStepRewards(ratios, ends, mask, beta: 2.0);
+        using var r = Sharpen.Rewards.ImplicitPrm.StepRewards(ratios, ends, mask, beta: 2.0);
         var v = r.data<double>().ToArray();
         Assert.Equal([-2.0, 7.0, 8.5, 0.0], v.Select(x => Math.Round(x, 5)));
         Assert.Equal(2.0 * (1 - 2 + 0.5 + 3), v[0] + v[1], 5);   // Σ_t r_t = β Σ_tokens log π/π_ref

@@ -48,7 +48,7 @@ public class IterationLoopTests
             Assert.Throws<OperationCanceledException>(() => t.Run(Prompts, stoppedDir.Path, cancel: cts.Token));
         }
         Assert.Equal(Enumerable.Range(1, stopAfter), Steps(stoppedDir.Path));   // what the interrupted attempt logged
-        using var resumed = Bandit.Model(seed: 77);
+        using var resumed = Bandit.Model(seed: stopAfter < 2 ? 3 : 77);   // no checkpoint yet: the run restarts from the same starting model
         new RlTrainer(resumed, Bandit.Tok, o, Len).Run(Prompts, stoppedDir.Path, resume: true);
         Assert.True(MaxDiff(straight, resumed) < 1e-6);
         Assert.Equal([1, 2, 3, 4], Steps(stoppedDir.Path));
@@ -76,7 +76,7 @@ public class IterationLoopTests
             Assert.Throws<OperationCanceledException>(() => t.Run(Prompts, stoppedDir.Path, cancel: cts.Token));
         }
         Assert.Equal(Enumerable.Range(1, stopAfter), Steps(stoppedDir.Path));
-        using var resumed = Bandit.Model(seed: 77);
+        using var resumed = Bandit.Model(seed: stopAfter < 2 ? 3 : 77);   // no checkpoint yet: the run restarts from the same starting model
         new OnlineDpoTrainer(resumed, Bandit.Tok, o, Len).Run(Prompts, stoppedDir.Path, resume: true);
         Assert.True(MaxDiff(straight, resumed) < 1e-6);
         Assert.Equal([1, 2, 3, 4], Steps(stoppedDir.Path));

@@ -236,5 +236,6 @@ public static class RlAlgorithms
     public static IReadOnlyList<string> Names => Specs.Names;
 
     /// <summary>The algorithm named <paramref name="name"/>.</summary>
-    public static AlgorithmSpec Get(string name) => Specs.Get(name);
+    public static AlgorithmSpec Get(string name) => Specs.Contains(name) ? Specs.Get(name)
+        : throw new ArgumentException($"unknown RL algorithm '{name}'; known: {string.Join(", ", Specs.Names)}");
 }
