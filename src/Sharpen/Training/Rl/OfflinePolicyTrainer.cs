@@ -144,114 +144,151 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         // log-prob cache misses or A-LoL needs its value features, serves both and is released before training.
         float[] refLogp;
         float[][] refTokens;
-        double valueMse = double.NaN;
-        int foldsUsed = 0;
-        List<int[]> items;   // CoPG: [i, j] pairs of rows; A-LoL: [i] kept rows
-        float[]? values = null;
-        double[]? sampleWeights = null;   // A-LoL priority sampling: A of each kept row
+        Objective objective;
         using (var reference = new ReferenceLease(policy))
         {
             (refLogp, refTokens) = ReferenceLogProbs(rows, outDir, padId, reference);
-            if (_o.Loss == "copg")
-            {
-                items = [];
-                foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
-                {
-                    var idx = group.ToList();
-                    for (int a = 0; a < idx.Count; a++)
-                        for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
-                }
-                if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
-                Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
-            }
-            else
-            {
-                var folds = ValueCrossFit.PromptFolds(data.Select(d => d.Prompt).ToList(), _o.ValueFolds, _o.Seed);
-                foldsUsed = folds.Max() + 1;
-                if (foldsUsed < _o.ValueFolds)
-                    Log?.Invoke($"alol: {foldsUsed} distinct prompts < value_folds {_o.ValueFolds}; cross-fitting with {foldsUsed} folds of one prompt each");
-                (values, valueMse) = FitValues(rows, folds, padId, reference);
-                var v = values;
-                // A as the loss computes it: float32 R − float32 V.
-                double Advantage(int i) => (float)rows[i].Reward - v[i];
-                items = Enumerable.Range(0, rows.Count).Where(i => Advantage(i) > 0).Select(i => new[] { i }).ToList();
-                Log?.Invoke($"alol: {(foldsUsed == 1 ? "in-sample" : $"{foldsUsed}-fold cross-fitted")} value MSE {valueMse:F4}; " +
-                    $"{items.Count} of {rows.Count} rows have a positive advantage; variant {Snake(_o.AlolVariant)}, {Snake(_o.AlolSampling)} sampling");
-                if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
-                if (_o.AlolSampling == AlolSampling.Advantage) sampleWeights = items.Select(it => Advantage(it[0])).ToArray();
-            }
+            objective = _o.Loss == "copg" ? CopgPairs(data) : AlolKeptRows(data, rows, refTokens, padId, reference);
         }
+        var items = objective.Items;
 
         policy.train();
         using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         var work = new StepWork
         {
             Items = items.Count,
-            SampleWeights = sampleWeights,
-            Backward = batch => Backward(rows, batch.Select(i => items[i]).ToList(), refLogp, refTokens, values, padId),
+            SampleWeights = objective.SampleWeights,
+            Backward = batch => Backward(objective, rows, batch.Select(i => items[i]).ToList(), refLogp, padId),
             Summary = r =>
             {
                 var summary = new JsonObject
                 {
                     ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["rows"] = rows.Count,
-                    [_o.Loss == "copg" ? "pairs" : "kept_rows"] = items.Count, ["seconds"] = Math.Round(r.Seconds, 2),
-                    ["final_checkpoint"] = r.FinalCheckpoint,
+                    [objective.ItemsName] = items.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
                 };
-                if (_o.Loss == "alol")
-                {
-                    summary["kept_fraction"] = StepLoop.Round((double)items.Count / rows.Count); summary["value_mse"] = StepLoop.Round(valueMse);
-                    summary["value_folds"] = foldsUsed;
-                    summary["alol_variant"] = Snake(_o.AlolVariant);
-                    summary["alol_sampling"] = Snake(_o.AlolSampling);
-                }
+                objective.Summarize(summary, rows.Count);
                 return summary;
             },
         };
         var settings = StepLoopSettings.From("offline_pg", _o) with { LossLabel = _o.Loss, MetricsAfterGradNorm = true };
         var result = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), settings) { Log = Log, Started = started }.Run(work, outDir, resume, cancel);
-        return new OfflinePolicyResult(result.Steps, result.FinalLoss, items.Count, valueMse, result.FinalCheckpoint);
+        return new OfflinePolicyResult(result.Steps, result.FinalLoss, items.Count, objective.ValueMse, result.FinalCheckpoint);
+    }
+
+    /// <summary>CoPG's items: <b>all</b> unordered pairs of distinct rows with the same prompt, each pair once, in row order.</summary>
+    Copg CopgPairs(IReadOnlyList<ScoredCompletion> data)
+    {
+        var items = new List<int[]>();
+        foreach (var group in Enumerable.Range(0, data.Count).GroupBy(i => data[i].Prompt))
+        {
+            var idx = group.ToList();
+            for (int a = 0; a < idx.Count; a++)
+                for (int b = a + 1; b < idx.Count; b++) items.Add([idx[a], idx[b]]);
+        }
+        if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
+        Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
+        return new Copg(items, _o.Beta);
+    }
+
+    /// <summary>A-LoL's items: the rows with a positive advantage A = R − V_ref(x), V cross-fitted over the prompts' folds.</summary>
+    Alol AlolKeptRows(IReadOnlyList<ScoredCompletion> data, List<Row> rows, float[][] refTokens, int padId, ReferenceLease reference)
+    {
+        var folds = ValueCrossFit.PromptFolds(data.Select(d => d.Prompt).ToList(), _o.ValueFolds, _o.Seed);
+        int foldsUsed = folds.Max() + 1;
+        if (foldsUsed < _o.ValueFolds)
+            Log?.Invoke($"alol: {foldsUsed} distinct prompts < value_folds {_o.ValueFolds}; cross-fitting with {foldsUsed} folds of one prompt each");
+        var (values, valueMse) = FitValues(rows, folds, padId, reference);
+        // A as the loss computes it: float32 R − float32 V.
+        double Advantage(int i) => (float)rows[i].Reward - values[i];
+        var items = Enumerable.Range(0, rows.Count).Where(i => Advantage(i) > 0).Select(i => new[] { i }).ToList();
+        Log?.Invoke($"alol: {(foldsUsed == 1 ? "in-sample" : $"{foldsUsed}-fold cross-fitted")} value MSE {valueMse:F4}; " +
+            $"{items.Count} of {rows.Count} rows have a positive advantage; variant {Snake(_o.AlolVariant)}, {Snake(_o.AlolSampling)} sampling");
+        if (items.Count == 0) throw new ArgumentException("A-LoL: no row has a positive advantage R − V_ref(x); there is nothing to learn from");
+        return new Alol(items, _o, values, refTokens, valueMse, foldsUsed)
+        {
+            SampleWeights = _o.AlolSampling == AlolSampling.Advantage ? items.Select(it => Advantage(it[0])).ToArray() : null,   // priority sampling ∝ A
+        };
     }
 
     /// <summary>Accumulates into .grad the gradient of one step's loss on <paramref name="batch"/> (pairs or kept rows).</summary>
-    StepOutcome Backward(List<Row> rows, List<int[]> batch, float[] refLogp, float[][] refTokens, float[]? values, int padId)
+    StepOutcome Backward(Objective objective, List<Row> rows, List<int[]> batch, float[] refLogp, int padId)
     {
-        // One stacked pass over every completion of the step: CoPG rows 0..b-1 are the pairs' y1, b..2b-1 their y2.
-        var ids = _o.Loss == "copg" ? batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList() : batch.Select(r => r[0]).ToList();
+        // One stacked pass over every completion of the step (CoPG: rows 0..b-1 are the pairs' y1, b..2b-1 their y2).
+        var ids = objective.Rows(batch);
         var sb = SequenceBatch.Build(ids.Select(i => (IReadOnlyList<int>)rows[i].Prompt).ToList(),
             ids.Select(i => (IReadOnlyList<int>)rows[i].Completion).ToList(), padId);
         var tokenLogp = Scoring.CompletionLogProbs(policy, sb);                                           // (n, A)  log π(y_t|·), 0 on padding
         var summed = tokenLogp.sum(1);                                                                     // (n)  log π(y|x)
         var reference = tensor(ids.Select(i => refLogp[i]).ToArray());                                   // (n)  log π_ref(y|x)
         var reward = tensor(ids.Select(i => (float)rows[i].Reward).ToArray());                            // (n)
-        Tensor loss;
-        Dictionary<string, double> metrics;
-        if (_o.Loss == "copg")
-        {
-            int b = batch.Count;
-            var (l, m) = OfflinePolicyLosses.Copg(summed.narrow(0, 0, b), summed.narrow(0, b, b), reference.narrow(0, 0, b),
-                reference.narrow(0, b, b), reward.narrow(0, 0, b), reward.narrow(0, b, b), _o.Beta);
-            (loss, metrics) = (l, new() { ["reward_margin"] = m.RewardMargin, ["implicit_margin"] = m.ImplicitMargin, ["abs_residual"] = m.AbsResidual });
-        }
-        else
-        {
-            var value = tensor(ids.Select(i => values![i]).ToArray());                                    // (n)  V_ref(x)
-            var (l, m) = _o.AlolVariant switch
-            {
-                AlolVariant.Main => OfflinePolicyLosses.Alol(summed, reference, reward, value, _o.Clip),
-                AlolVariant.RefFree => OfflinePolicyLosses.AlolRefFree(summed, reward, value),
-                AlolVariant.Seq => OfflinePolicyLosses.AlolSeq(tokenLogp, RefTokenTensor(refTokens, ids, tokenLogp.shape[1]),
-                    sb.CompletionMask, reward, value, _o.Clip),
-                AlolVariant.Kl => OfflinePolicyLosses.AlolKl(summed, reference, reward, value, _o.Beta),
-                _ => throw new UnreachableException(),
-            };
-            (loss, metrics) = (l, new()
-            {
-                ["advantage"] = m.AdvantageMean, ["weight"] = m.WeightMean, ["clip_fraction"] = m.ClipFraction, ["log_ratio"] = m.LogRatioMean,
-            });
-        }
+        var (loss, metrics) = objective.Loss(new Pass(ids, sb, tokenLogp, summed, reference, reward));
         double lossValue = loss.item<float>();
         loss.backward();
-        return new StepOutcome(lossValue, metrics.ToList());
+        return new StepOutcome(lossValue, metrics);
+    }
+
+    /// <summary>One stacked policy pass over a step's completions, with their reference log-probs and rewards.</summary>
+    sealed record Pass(List<int> Ids, SequenceBatch Batch, Tensor TokenLogp, Tensor Summed, Tensor Reference, Tensor Reward);
+
+    /// <summary>What CoPG and A-LoL do differently: the items a step draws, the completions it stacks, the loss, the summary fields.</summary>
+    abstract class Objective(List<int[]> items)
+    {
+        /// <summary>CoPG: [i, j] pairs of rows; A-LoL: [i] kept rows.</summary>
+        public List<int[]> Items { get; } = items;
+        /// <summary>Per-item sampling weights (A-LoL's priority sampling), or null for shuffled epochs.</summary>
+        public double[]? SampleWeights { get; init; }
+        /// <summary>The summary key of the item count.</summary>
+        public abstract string ItemsName { get; }
+        /// <summary>A-LoL's value MSE (NaN for CoPG).</summary>
+        public virtual double ValueMse => double.NaN;
+        /// <summary>The rows a batch of items stacks into one pass.</summary>
+        public abstract List<int> Rows(List<int[]> batch);
+        /// <summary>The loss of a pass and its metrics, in row order.</summary>
+        public abstract (Tensor Loss, List<KeyValuePair<string, double>> Metrics) Loss(Pass p);
+        /// <summary>Adds the objective's fields at the end of summary.json.</summary>
+        public virtual void Summarize(JsonObject summary, int rows) { }
+    }
+
+    sealed class Copg(List<int[]> items, double beta) : Objective(items)
+    {
+        public override string ItemsName => "pairs";
+        public override List<int> Rows(List<int[]> batch) => batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList();
+        public override (Tensor Loss, List<KeyValuePair<string, double>> Metrics) Loss(Pass p)
+        {
+            int b = p.Ids.Count / 2;
+            var (l, m) = OfflinePolicyLosses.Copg(p.Summed.narrow(0, 0, b), p.Summed.narrow(0, b, b), p.Reference.narrow(0, 0, b),
+                p.Reference.narrow(0, b, b), p.Reward.narrow(0, 0, b), p.Reward.narrow(0, b, b), beta);
+            return (l, [new("reward_margin", m.RewardMargin), new("implicit_margin", m.ImplicitMargin), new("abs_residual", m.AbsResidual)]);
+        }
+    }
+
+    sealed class Alol(List<int[]> items, OfflinePolicyOptions o, float[] values, float[][] refTokens, double valueMse, int folds) : Objective(items)
+    {
+        public override string ItemsName => "kept_rows";
+        public override double ValueMse => valueMse;
+        public override List<int> Rows(List<int[]> batch) => batch.Select(r => r[0]).ToList();
+        public override (Tensor Loss, List<KeyValuePair<string, double>> Metrics) Loss(Pass p)
+        {
+            var value = tensor(p.Ids.Select(i => values[i]).ToArray());                                   // (n)  V_ref(x)
+            var (l, m) = o.AlolVariant switch
+            {
+                AlolVariant.Main => OfflinePolicyLosses.Alol(p.Summed, p.Reference, p.Reward, value, o.Clip),
+                AlolVariant.RefFree => OfflinePolicyLosses.AlolRefFree(p.Summed, p.Reward, value),
+                AlolVariant.Seq => OfflinePolicyLosses.AlolSeq(p.TokenLogp, RefTokenTensor(refTokens, p.Ids, p.TokenLogp.shape[1]),
+                    p.Batch.CompletionMask, p.Reward, value, o.Clip),
+                AlolVariant.Kl => OfflinePolicyLosses.AlolKl(p.Summed, p.Reference, p.Reward, value, o.Beta),
+                _ => throw new UnreachableException(),
+            };
+            return (l, [new("advantage", m.AdvantageMean), new("weight", m.WeightMean), new("clip_fraction", m.ClipFraction), new("log_ratio", m.LogRatioMean)]);
+        }
+
+        public override void Summarize(JsonObject summary, int rows)
+        {
+            summary["kept_fraction"] = StepLoop.Round((double)Items.Count / rows); summary["value_mse"] = StepLoop.Round(valueMse);
+            summary["value_folds"] = folds;
+            summary["alol_variant"] = Snake(o.AlolVariant);
+            summary["alol_sampling"] = Snake(o.AlolSampling);
+        }
     }
 
     /// <summary>
