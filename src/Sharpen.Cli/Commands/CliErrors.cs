@@ -22,6 +22,7 @@ static class CliErrors
 
     static bool IsUserError(Exception e) =>
         e is ModelConfigException or CheckpointException or SafetensorsFormatException or TorchUnavailableException or Sharpen.Training.RecipeException
+            or Sharpen.Export.GgufExportException
             or ArgumentException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException
         || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal)
         || e.GetType().Name.EndsWith("TokenizerException", StringComparison.Ordinal);
