@@ -53,6 +53,6 @@ public static class GenerateBench
                 });
             }
         }
-        return new JsonObject { ["benchmark"] = "generate", ["threads"] = get_num_threads(), ["rows"] = rows };
+        return new JsonObject { ["benchmark"] = "generate", ["threads"] = get_num_threads(), ["rows"] = rows, ["llamacpp"] = LlamaCppGenerateBench.Run(log, newTokens, promptLength, batches) };
     }
 }

@@ -18,6 +18,7 @@ public static class SharpenCli
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(QuickstartCommand.Create());
+        root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return (root, debug);
     }

@@ -1,5 +1,7 @@
 using System.Reflection;
 using System.Reflection.Emit;
+using Sharpen.Evaluation;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests;
 

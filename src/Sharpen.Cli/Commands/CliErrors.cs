@@ -65,7 +65,7 @@ public static class CliErrors
         e = Unwrap(e);
         return e is Sharpen.Models.ModelConfigException or Sharpen.Checkpoints.CheckpointException or Sharpen.Checkpoints.SafetensorsFormatException
                    or Sharpen.Torch.TorchUnavailableException or Sharpen.Recipes.RecipeException or Sharpen.Data.DatasetFormatException
-                   or Sharpen.Tokenizers.TokenizerFileException or Sharpen.Rewards.RewardValueException or Sharpen.Training.NonFiniteTrainingException or RegexMatchTimeoutException
+                   or Sharpen.Tokenizers.TokenizerFileException or Sharpen.Rewards.RewardValueException or Sharpen.Training.NonFiniteTrainingException or Sharpen.Export.GgufExportException or RegexMatchTimeoutException
                    or ArgumentException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException
                    or ExternalException or OperationCanceledException or OutOfMemoryException
                || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal)

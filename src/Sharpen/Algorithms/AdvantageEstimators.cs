@@ -1,5 +1,6 @@
 using Sharpen.Torch;
 using static TorchSharp.torch;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Algorithms;
 

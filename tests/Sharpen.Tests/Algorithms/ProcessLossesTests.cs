@@ -1,5 +1,6 @@
 using Sharpen.Algorithms;
 using static TorchSharp.torch;
+using Sharpen.Rewards;
 
 namespace Sharpen.Tests.Algorithms;
 

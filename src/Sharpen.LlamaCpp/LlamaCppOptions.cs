@@ -1,0 +1,34 @@
+using Sharpen.Export;
+
+namespace Sharpen.LlamaCpp;
+
+/// <summary>How <see cref="LlamaCppEngine"/> runs llama.cpp.</summary>
+public sealed record LlamaCppOptions
+{
+    /// <summary>Weight storage of the exported GGUF. F32 reproduces the torch engine up to float rounding; F16/Q8_0 trade
+    /// accuracy for speed and memory (the engine's log-probs then differ more from the trainer's).</summary>
+    public GgufDType DType { get; init; } = GgufDType.F32;
+    /// <summary>Threads llama.cpp computes with; default: all cores.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>KV cells of the one context, shared by all parallel sequences (a prompt's cells are shared by its samples).</summary>
+    public int ContextSize { get; init; } = 8192;
+    /// <summary>Most sequences decoded in parallel in the context; a larger request runs in several rounds.</summary>
+    public int MaxSequences { get; init; } = 64;
+    /// <summary>Most tokens submitted to one llama.cpp decode call.</summary>
+    public int BatchSize { get; init; } = 2048;
+    /// <summary>Keep the KV cache in float32 (true) rather than llama.cpp's default float16, so that f32 weights give the
+    /// trainer's log-probs up to float rounding.</summary>
+    public bool Float32Cache { get; init; } = true;
+    /// <summary>Folder for the GGUF files the engine writes (default: the system temp folder); each is deleted when replaced.</summary>
+    public string? WorkDirectory { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the bad option.</summary>
+    public LlamaCppOptions Validate()
+    {
+        if (Threads < 1) throw new ArgumentException($"llamacpp threads must be ≥ 1, got {Threads}");
+        if (ContextSize < 16) throw new ArgumentException($"llamacpp context_size must be ≥ 16, got {ContextSize}");
+        if (MaxSequences is < 1 or > 256) throw new ArgumentException($"llamacpp max_sequences must be in [1, 256], got {MaxSequences}");
+        if (BatchSize < 1) throw new ArgumentException($"llamacpp batch_size must be ≥ 1, got {BatchSize}");
+        return this;
+    }
+}

@@ -1,0 +1,114 @@
+using Sharpen.Generation;
+using Sharpen.LlamaCpp;
+using Sharpen.Models;
+using Sharpen.Tests.Export;
+using Sharpen.Tokenizers;
+
+namespace Sharpen.Tests.Generation;
+
+/// <summary>The llama.cpp engine against the torch engine and the trainer's teacher-forced log-probs on the same weights.</summary>
+public class LlamaCppEngineTests
+{
+    static readonly CharTokenizer Tok = CharTokenizer.Create("abcdefghijk +=0123456789");
+    static readonly string[] Prompts = ["abc", "hello", "k", "badge jab 12+3=", "abc"];
+
+    static CausalLM Model(long seed, int[]? eos = null) => LlamaCppOracle.Randomize(new CausalLM(new ModelConfig
+    {
+        ModelType = "llama", VocabSize = Tok.VocabSize, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = 2,
+        NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 128, EosTokenIds = eos ?? [CharTokenizer.EosId],
+    }, seed), seed + 100, scale: 0.15);
+
+    static void AssertLogProbsMatchTeacherForcing(CausalLM model, IReadOnlyList<Rollout> rollouts, double tol = 1e-3)
+    {
+        var scored = Scoring.Score(model, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
+            rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), CharTokenizer.PadId);
+        for (int i = 0; i < rollouts.Count; i++)
+        {
+            Assert.Equal(scored[i].Length, rollouts[i].LogProbs.Length);
+            for (int t = 0; t < scored[i].Length; t++)
+                Assert.True(Math.Abs(scored[i][t] - rollouts[i].LogProbs[t]) < tol,
+                    $"rollout {i} token {t}: engine {rollouts[i].LogProbs[t]}, trainer {scored[i][t]}");
+        }
+    }
+
+    [Fact]
+    public void Greedy_rollouts_equal_the_torch_engine_and_log_probs_equal_teacher_forcing()
+    {
+        using var model = Model(1);
+        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        var torch = new RolloutEngine(model, Tok);
+        foreach (var o in new[]
+        {
+            new SamplingOptions { Temperature = 0, MaxNewTokens = 16, StopAtEos = false },
+            new SamplingOptions { Temperature = 0, MaxNewTokens = 12, SamplesPerPrompt = 3, StopStrings = ["ab"] },
+        })
+        {
+            var ours = engine.Generate(Prompts, o);
+            var theirs = torch.Generate(Prompts, o);
+            Assert.Equal(theirs.Count, ours.Count);
+            for (int i = 0; i < ours.Count; i++)
+            {
+                Assert.Equal((theirs[i].PromptIndex, theirs[i].SampleIndex), (ours[i].PromptIndex, ours[i].SampleIndex));
+                Assert.Equal(theirs[i].CompletionIds, ours[i].CompletionIds);
+                Assert.Equal(theirs[i].Stop, ours[i].Stop);
+                Assert.Equal(theirs[i].CompletionText, ours[i].CompletionText);
+            }
+            AssertLogProbsMatchTeacherForcing(model, ours);
+        }
+    }
+
+    [Fact]
+    public void Sampled_parallel_sequences_keep_their_own_histories()
+    {
+        using var model = Model(2);
+        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        var o = new SamplingOptions { Temperature = 1.0, MaxNewTokens = 20, SamplesPerPrompt = 6, StopAtEos = false, Seed = 5 };
+        var a = engine.Generate(Prompts, o);
+        Assert.Equal(Prompts.Length * 6, a.Count);
+        Assert.True(a.Select(r => string.Join(",", r.CompletionIds)).Distinct().Count() > Prompts.Length, "samples did not diverge");
+        // Each sampled sequence's log-probs are the trainer's on that sequence: the shared prompt cells and the batching
+        // never mixed two sequences' histories.
+        AssertLogProbsMatchTeacherForcing(model, a);
+        // Same seed, same samples; top_k = 1 is greedy.
+        Assert.Equal(a.Select(r => r.CompletionIds), engine.Generate(Prompts, o).Select(r => r.CompletionIds));
+        var top1 = engine.Generate(Prompts, o with { TopK = 1, SamplesPerPrompt = 1 });
+        var greedy = engine.Generate(Prompts, o with { Temperature = 0, SamplesPerPrompt = 1 });
+        Assert.Equal(greedy.Select(r => r.CompletionIds), top1.Select(r => r.CompletionIds));
+    }
+
+    [Fact]
+    public void Small_contexts_run_a_request_in_rounds_with_the_same_result()
+    {
+        using var model = Model(3);
+        var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 10, SamplesPerPrompt = 2, StopAtEos = false };
+        using var big = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        using var small = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, ContextSize = 48, MaxSequences = 4, BatchSize = 8 });
+        Assert.Equal(big.Generate(Prompts, o).Select(r => r.CompletionIds), small.Generate(Prompts, o).Select(r => r.CompletionIds));
+        var tooLong = new SamplingOptions { Temperature = 0, MaxNewTokens = 40, SamplesPerPrompt = 2 };
+        Assert.Contains("context_size", Assert.Throws<ArgumentException>(() => small.Generate(Prompts, tooLong)).Message);
+    }
+
+    [Fact]
+    public void SyncWeights_makes_the_engine_follow_changed_weights()
+    {
+        using var model = Model(4);
+        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        var torch = new RolloutEngine(model, Tok);
+        var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 16, StopAtEos = false };
+        var before = torch.Generate(Prompts, o).Select(r => r.CompletionIds).ToList();
+        Assert.Equal(before, engine.Generate(Prompts, o).Select(r => r.CompletionIds));
+        var oldFile = engine.ModelPath;
+
+        LlamaCppOracle.Randomize(model, seed: 77, scale: 0.15);
+        var after = torch.Generate(Prompts, o).Select(r => r.CompletionIds).ToList();
+        Assert.NotEqual(before, after);
+        Assert.Equal(before, engine.Generate(Prompts, o).Select(r => r.CompletionIds));   // still the old weights
+
+        engine.SyncWeights(model);
+        var synced = engine.Generate(Prompts, o);
+        Assert.Equal(after, synced.Select(r => r.CompletionIds));
+        AssertLogProbsMatchTeacherForcing(model, synced);
+        Assert.False(File.Exists(oldFile));
+        Assert.True(File.Exists(engine.ModelPath));
+    }
+}
