@@ -20,6 +20,19 @@ static class CliErrors
         }
     }
 
+    public static async Task<int> RunAsync(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
     static bool IsUserError(Exception e) =>
         e is ModelConfigException or CheckpointException or SafetensorsFormatException or TorchUnavailableException or Sharpen.Training.RecipeException
             or ArgumentException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException
