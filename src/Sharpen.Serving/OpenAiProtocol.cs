@@ -94,7 +94,7 @@ public static class OpenAiProtocol
         if (top is < 0 or > MaxTopLogprobs) throw new OpenAiException(400, $"top_logprobs must be between 0 and {MaxTopLogprobs}, got {top}.", "top_logprobs");
         if (top > 0 && !logprobs) throw new OpenAiException(400, "top_logprobs requires logprobs to be true.", "top_logprobs");
         var maxParam = body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-        int maxTokens = Int(body, maxParam) ?? host.ContextLength - ids.Count;
+        int maxTokens = Int(body, maxParam) ?? Math.Max(1, host.ContextLength - ids.Count);   // a prompt that fills the context is a 422 below
         var (options, seedGiven) = Sampling(body, host, prompts, maxTokens, maxParam);
         return new ParsedRequest(new GenerationJob(prompts, options, seedGiven, top), Bool(body, "stream") ?? false,
             IncludeUsage(body), logprobs, Bool(body, "return_tokens_as_token_ids") ?? false);

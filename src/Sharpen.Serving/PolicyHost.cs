@@ -115,7 +115,7 @@ public sealed class PolicyHost : IDisposable
         var done = new TaskCompletionSource<GenerationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         result = done.Task;
         if (_stopping || !_queue.Writer.TryWrite(new Pending(job, done))) return false;
-        _wake.Release();
+        Wake();
         return true;
     }
 
@@ -132,9 +132,12 @@ public sealed class PolicyHost : IDisposable
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (_stopping) { done.SetException(new ObjectDisposedException(nameof(PolicyHost))); return done.Task; }
         _reloads.Enqueue((directory, done));
-        _wake.Release();
+        Wake();
         return done.Task;
     }
+
+    // The semaphore only wakes the loop; it is never disposed, so a late submit cannot throw.
+    void Wake() => _wake.Release();
 
     void Loop()
     {
@@ -275,8 +278,10 @@ public sealed class PolicyHost : IDisposable
         _queue.Writer.TryComplete();
         _wake.Release();
         _thread.Join();
+        // A job written in the instant between the loop's last look and the queue's completion: refuse it, never strand it.
+        while (_queue.Reader.TryRead(out var late)) late.Done.TrySetException(new ObjectDisposedException(nameof(PolicyHost), "the server is stopping"));
+        while (_reloads.TryDequeue(out var r)) r.Done.TrySetException(new ObjectDisposedException(nameof(PolicyHost), "the server is stopping"));
         if (_ownsModel) _model.Dispose();
-        _wake.Dispose();
     }
 }
 
