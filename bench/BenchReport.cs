@@ -78,6 +78,7 @@ public static class BenchReport
         var preferences = Read(Path.Combine(resultsDir, "preferences.json"));
         if (preferences is not null) sb.Append(PreferenceReport.Table(preferences));
         sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
+        sb.Append(ServeBench.Table(Read(Path.Combine(resultsDir, "serve.json"))));
         return sb.ToString();
     }
 

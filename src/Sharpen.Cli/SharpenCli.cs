@@ -19,6 +19,7 @@ public static class SharpenCli
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(QuickstartCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return (root, debug);
     }

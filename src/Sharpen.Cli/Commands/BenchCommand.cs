@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -59,9 +59,17 @@ public static class BenchCommand
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
         var search = SearchCommand(dir);
+        var serveQuick = new Option<bool>("--quick") { Description = "A tiny smoke run (small model, 1 and 4 clients), not a result" };
+        var serve = new Command("serve", "sharpen serve on loopback with 1, 8 and 64 concurrent clients: tokens/s, p50/p99 latency, peak RSS, beside the engine run directly.") { dir, serveQuick };
+        serve.SetAction(pr => CliErrors.Run(() =>
+        {
+            var result = ServeBench.Run(Console.WriteLine, pr.GetValue(serveQuick));
+            BenchReport.Write(pr.GetValue(dir)!.FullName, result);
+            return 0;
+        }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, report };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.

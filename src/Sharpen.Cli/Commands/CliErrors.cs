@@ -37,6 +37,20 @@ public static class CliErrors
         }
     }
 
+    /// <summary>The async form of <see cref="Run"/>.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception e)
+        {
+            Report(e);
+            return 1;
+        }
+    }
+
     /// <summary>Writes the error line for <paramref name="e"/> (and, with <c>--debug</c>, the stack trace) to stderr.</summary>
     public static void Report(Exception e)
     {

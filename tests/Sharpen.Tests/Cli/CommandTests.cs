@@ -204,4 +204,21 @@ public class CommandTests
         Assert.Contains("reward/short", File.ReadAllText(Path.Combine(dir.Path, "metrics.jsonl")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "final", "adapter", "adapter_model.safetensors")));
     }
+
+    [Fact]
+    public async Task The_chat_client_example_runs_with_tiny_settings()
+    {
+        using var dir = new TempDir();
+        var (oldOut, w) = (Console.Out, new StringWriter());
+        Console.SetOut(w);
+        try { Assert.Equal(0, await Sharpen.Examples.ChatClientExample.Main(["--tiny", "--out", dir.Path])); }
+        finally { Console.SetOut(oldOut); }
+        var text = w.ToString();
+        Assert.Contains("user: And times 4?", text);
+        Assert.Equal(8, text.Split('\n').Count(l => l.StartsWith("parallel ", StringComparison.Ordinal)));
+        // 2 + 1 + 8 requests; the 8 parallel ones must not all have run alone.
+        var batches = System.Text.RegularExpressions.Regex.Match(text, @"batches run: (\d+) for 11 requests");
+        Assert.True(batches.Success, text);
+        Assert.True(int.Parse(batches.Groups[1].Value) < 11);
+    }
 }

@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Generation;
+using Sharpen.Models;
+using Sharpen.Serving;
+using Sharpen.Tokenizers;
+
+namespace Sharpen.Bench;
+
+/// <summary>
+/// <c>sharpen bench serve</c>: <c>sharpen serve</c>'s server on loopback driven by 1, 8 and 64 concurrent clients (each sends
+/// its requests one after another), against the same prompts run through the torch engine directly at the same batch size.
+/// Every request is a 32-token prompt (token ids) and 64 greedy new tokens with EOS ignored, so every request yields 64 tokens.
+/// </summary>
+public static class ServeBench
+{
+    const int PromptTokens = 32, NewTokens = 64;
+
+    /// <summary>Runs the benchmark; <paramref name="quick"/> is a smoke run (tiny model, few requests), not a result.</summary>
+    public static JsonObject Run(Action<string> log, bool quick = false, double secondsPerLevel = 60)
+    {
+        var tokenizer = CharTokenizer.Create(new string(Enumerable.Range(32, 95).Select(c => (char)c).ToArray()));
+        var config = (quick ? BenchModels.Small with { HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 1 } : BenchModels.Small)
+            with { VocabSize = tokenizer.VocabSize, EosTokenIds = [CharTokenizer.EosId], PadTokenId = CharTokenizer.PadId, BosTokenId = CharTokenizer.BosId };
+        var dir = Path.Combine(Path.GetTempPath(), "sharpen-bench-serve-" + Guid.NewGuid().ToString("N"));
+        int[] levels = quick ? [1, 4] : [1, 8, 64];
+        int maxBatch = levels.Max();
+        var rows = new JsonArray();
+        try
+        {
+            long parameters;
+            using (var model = new CausalLM(config, seed: 1)) { parameters = model.ParameterCount(); HfCheckpoint.Save(dir, model, tokenizer); }
+            var random = new Random(7);
+            var prompts = Enumerable.Range(0, 4 * maxBatch)
+                .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, PromptTokens).Select(_ => random.Next(4, tokenizer.VocabSize)).ToArray()).ToList();
+            using var host = PolicyHost.Load(dir, new PolicyHostOptions { ModelId = "bench", MaxBatch = maxBatch, MaxQueue = 4 * maxBatch });
+            var server = OpenAiServer.StartAsync(host, new ServerOptions { Port = 0 }).GetAwaiter().GetResult();
+            try
+            {
+                using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(10) };
+                Request(http, prompts[0]).GetAwaiter().GetResult();   // warm-up: JIT, first allocations
+                var engineModel = HfCheckpoint.Load(dir, requireTokenizer: true);
+                using var engineOwner = engineModel.Model;
+                var engine = new RolloutEngine(engineModel.Model, engineModel.Tokenizer!);
+                double? singleServer = null;
+                foreach (int clients in levels)
+                {
+                    int perClient = quick ? 2 : clients == 1 ? 12 : clients == 8 ? 4 : 2;
+                    var latencies = new List<double>();
+                    var deadline = Stopwatch.StartNew();
+                    long tokens = 0;
+                    var sw = Stopwatch.StartNew();
+                    Task.WhenAll(Enumerable.Range(0, clients).Select(async c =>
+                    {
+                        for (int k = 0; k < perClient && deadline.Elapsed.TotalSeconds < secondsPerLevel; k++)
+                        {
+                            var t = Stopwatch.StartNew();
+                            int n = await Request(http, prompts[(c + k * clients) % prompts.Count]).ConfigureAwait(false);
+                            lock (latencies) { latencies.Add(t.Elapsed.TotalSeconds); tokens += n; }
+                        }
+                    })).GetAwaiter().GetResult();
+                    double seconds = sw.Elapsed.TotalSeconds;
+                    double serverTps = tokens / seconds;
+                    singleServer ??= serverTps;
+
+                    // The same prompts through the engine directly, `clients` at a time.
+                    var options = new SamplingOptions { Temperature = 0, MaxNewTokens = NewTokens, StopAtEos = false, MaxBatchSequences = maxBatch };
+                    int engineRequests = latencies.Count;
+                    long engineTokens = 0;
+                    sw.Restart();
+                    for (int start = 0; start < engineRequests; start += clients)
+                    {
+                        var batch = Enumerable.Range(start, Math.Min(clients, engineRequests - start)).Select(i => prompts[i % prompts.Count]).ToList();
+                        engineTokens += engine.Generate(batch, options).Sum(r => r.CompletionIds.Length);
+                    }
+                    double engineTps = engineTokens / sw.Elapsed.TotalSeconds;
+                    latencies.Sort();
+                    var row = new JsonObject
+                    {
+                        ["clients"] = clients, ["requests"] = latencies.Count, ["tokens"] = tokens, ["seconds"] = Math.Round(seconds, 2),
+                        ["tokens_per_s"] = Math.Round(serverTps, 1),
+                        ["p50_latency_s"] = Math.Round(Percentile(latencies, 0.50), 3), ["p99_latency_s"] = Math.Round(Percentile(latencies, 0.99), 3),
+                        ["engine_tokens_per_s"] = Math.Round(engineTps, 1),
+                        ["server_over_engine"] = Math.Round(serverTps / engineTps, 2),
+                        ["throughput_over_1_client"] = Math.Round(serverTps / singleServer.Value, 2),
+                        ["peak_rss_mb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+                    };
+                    rows.Add(row);
+                    log($"serve {clients} clients: {row["tokens_per_s"]} tok/s (engine directly {row["engine_tokens_per_s"]}), p50 {row["p50_latency_s"]} s, p99 {row["p99_latency_s"]} s, " +
+                        $"{row["throughput_over_1_client"]}x one client, peak RSS {row["peak_rss_mb"]} MB");
+                }
+                return new JsonObject
+                {
+                    ["benchmark"] = "serve", ["quick"] = quick, ["params"] = parameters, ["prompt_tokens"] = PromptTokens, ["new_tokens"] = NewTokens,
+                    ["max_batch"] = maxBatch, ["threads"] = TorchSharp.torch.get_num_threads(), ["batches"] = host.Stats.Batches, ["largest_batch"] = host.Stats.LargestBatch,
+                    ["rows"] = rows,
+                };
+            }
+            finally { server.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+        }
+        finally { try { Directory.Delete(dir, recursive: true); } catch (IOException) { } }
+    }
+
+    static async Task<int> Request(HttpClient http, IReadOnlyList<int> prompt)
+    {
+        var body = new JsonObject
+        {
+            ["model"] = "bench", ["prompt"] = new JsonArray(prompt.Select(t => (JsonNode)t).ToArray()),
+            ["max_tokens"] = NewTokens, ["temperature"] = 0, ["ignore_eos"] = true,
+        };
+        using var response = await http.PostAsync("v1/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")).ConfigureAwait(false);
+        response.EnsureSuccessStatusCode();
+        var json = await response.Content.ReadFromJsonAsync<JsonObject>().ConfigureAwait(false);
+        return json!["usage"]!["completion_tokens"]!.GetValue<int>();
+    }
+
+    static double Percentile(List<double> sorted, double q) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
+
+    /// <summary>The README table.</summary>
+    public static string Table(JsonNode? serve)
+    {
+        if (serve is null) return "";
+        var sb = new StringBuilder();
+        sb.AppendLine($"Serving ({serve["date"]}, {serve["machine"]}, {serve["threads"]} torch threads; {serve["params"]} params; `sharpen serve` on loopback, " +
+                      $"{serve["prompt_tokens"]}-token prompts, {serve["new_tokens"]} greedy tokens each, --max-batch {serve["max_batch"]}; the engine column runs the same prompts directly, that many at a time):\n");
+        sb.AppendLine("| clients | requests | tokens/s (server) | tokens/s (engine directly) | server / engine | × one client | p50 latency (s) | p99 latency (s) | peak RSS (MB) |");
+        sb.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var r in serve["rows"]!.AsArray())
+            sb.AppendLine($"| {r!["clients"]} | {r["requests"]} | {r["tokens_per_s"]} | {r["engine_tokens_per_s"]} | {r["server_over_engine"]} | {r["throughput_over_1_client"]} | {r["p50_latency_s"]} | {r["p99_latency_s"]} | {r["peak_rss_mb"]} |");
+        sb.AppendLine();
+        return sb.ToString();
+    }
+}
