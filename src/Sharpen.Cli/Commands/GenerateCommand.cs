@@ -1,3 +1,4 @@
+using Sharpen.Data;
 using System.CommandLine;
 using Sharpen.Checkpoints;
 using Sharpen.Generation;
@@ -18,7 +19,11 @@ public static class GenerateCommand
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens per completion", DefaultValueFactory = _ => 64 };
         var seed = new Option<long>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
         var stop = new Option<string[]>("--stop") { Description = "Stop strings", AllowMultipleArgumentsPerToken = false };
-        var cmd = new Command("generate", "Generate completions for a prompt.") { model, prompt, samples, temperature, topP, topK, maxNew, seed, stop };
+        var chat = new Option<bool>("--chat")
+        {
+            Description = "Treat --prompt as a user message and render it with the checkpoint's chat template (or the plain <|role|> format when it has none)",
+        };
+        var cmd = new Command("generate", "Generate completions for a prompt.") { model, prompt, samples, temperature, topP, topK, maxNew, seed, stop, chat };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             var loaded = HfCheckpoint.Load(pr.GetValue(model)!.FullName, requireTokenizer: true);
@@ -34,7 +39,9 @@ public static class GenerateCommand
                 Seed = pr.GetValue(seed),
                 StopStrings = pr.GetValue(stop) ?? [],
             };
-            foreach (var r in engine.Generate([pr.GetValue(prompt)!], options))
+            var text = pr.GetValue(prompt)!;
+            if (pr.GetValue(chat)) text = ChatFormat.ForTokenizer(loaded.Tokenizer!).RenderPrompt([new ChatMessage("user", text)]);
+            foreach (var r in engine.Generate([text], options))
             {
                 Console.WriteLine($"--- sample {r.SampleIndex} ({r.CompletionIds.Length} tokens, stop: {r.Stop.ToString().ToLowerInvariant()})");
                 Console.WriteLine(r.CompletionText);

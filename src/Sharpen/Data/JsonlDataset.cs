@@ -35,38 +35,47 @@ public static class JsonlDataset
         "or {\"prompt\": string, \"completions\": [string, ...], \"ranks\": [int, ...]}";
 
     /// <summary>Reads an SFT file (prompt/completion or messages rows, mixed freely).</summary>
-    public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false) =>
-        Read(path, SftExpected, ParseSft, skipBadLines, requireRows: true);
+    /// <param name="path">The file.</param>
+    /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
+    /// <param name="chat">How conversations become text; null for <see cref="ChatFormat.Plain"/>.</param>
+    public static LoadResult<SftExample> LoadSft(string path, bool skipBadLines = false, ChatFormat? chat = null) =>
+        Read(path, SftExpected, row => ParseSft(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
 
     /// <summary>
     /// Reads prompts for online training: SFT rows as <see cref="LoadSft"/> reads them, or rows with a prompt alone —
     /// <c>{"prompt": string or messages, ...fields}</c>, or <c>{"messages": [...]}</c> whose last message is not the
     /// assistant's (the whole conversation is the prompt). A prompt-only row's completion is empty; other keys are fields.
     /// </summary>
-    public static LoadResult<SftExample> LoadPrompts(string path, bool skipBadLines = false) =>
-        Read(path, PromptExpected, ParsePrompt, skipBadLines, requireRows: true);
+    /// <param name="path">The file.</param>
+    /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
+    /// <param name="chat">How conversations become text; null for <see cref="ChatFormat.Plain"/>.</param>
+    public static LoadResult<SftExample> LoadPrompts(string path, bool skipBadLines = false, ChatFormat? chat = null) =>
+        Read(path, PromptExpected, row => ParsePrompt(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
 
     const string PromptExpected =
         "{\"prompt\": string or messages, ...fields} (\"completion\" optional) or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
 
-    static SftExample ParsePrompt(JsonRow row)
+    static SftExample ParsePrompt(JsonRow row, ChatFormat chat)
     {
         if (row.Has("messages"))
         {
             var messages = Messages(row, "messages");
-            if (messages.Count > 0 && messages[^1].Role == "assistant") return ParseSft(row);
+            if (messages.Count > 0 && messages[^1].Role == "assistant") return ParseSft(row, chat);
             if (messages.Count == 0) throw row.Error("\"messages\" is empty");
-            return new SftExample(ChatTemplate.RenderPrompt(messages), "", row.ExtraFields("messages"));
+            return new SftExample(Render(row, () => chat.RenderPrompt(messages)), "", row.ExtraFields("messages"));
         }
-        if (row.Has("completion")) return ParseSft(row);
-        return new SftExample(Prompt(row), "", row.ExtraFields("prompt"));
+        if (row.Has("completion")) return ParseSft(row, chat);
+        return new SftExample(Prompt(row, chat), "", row.ExtraFields("prompt"));
     }
 
     /// <summary>Reads a preference file (prompt/chosen/rejected rows, implicit-prompt conversations and ranked lists,
     /// mixed freely); a ranked line contributes all its pairs, in file order.</summary>
-    public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false)
+    /// <param name="path">The file.</param>
+    /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
+    /// <param name="chat">How conversations become text; null for <see cref="ChatFormat.Plain"/>.</param>
+    public static LoadResult<PreferenceExample> LoadPreferences(string path, bool skipBadLines = false, ChatFormat? chat = null)
     {
-        var rows = Read(path, PreferenceExpected, ParsePreferenceRow, skipBadLines, requireRows: true);
+        var rows = Read(path, PreferenceExpected, row => ParsePreferenceRow(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
         return new LoadResult<PreferenceExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
     }
 
@@ -230,7 +239,9 @@ public static class JsonlDataset
         return (cut >= 0 ? message[..cut] : message).TrimEnd('.');
     }
 
-    internal static SftExample ParseSft(JsonRow row)
+    internal static SftExample ParseSft(JsonRow row) => ParseSft(row, ChatFormat.Plain);
+
+    internal static SftExample ParseSft(JsonRow row, ChatFormat chat)
     {
         if (row.Has("messages"))
         {
@@ -240,31 +251,33 @@ public static class JsonlDataset
             if (last != messages.Count - 1)
                 throw row.Error($"\"messages\" continues after the last assistant message (message {last + 1} of {messages.Count})");
             if (last == 0) throw row.Error("\"messages\" has no message before the assistant's, so the prompt is empty");
-            return new SftExample(ChatTemplate.RenderPrompt(messages.Take(last)), messages[last].Content, row.ExtraFields("messages"));
+            var prompt = messages.Take(last).ToList();
+            return new SftExample(Render(row, () => chat.RenderPrompt(prompt)), Render(row, () => chat.RenderCompletion(prompt, messages[last])),
+                row.ExtraFields("messages"));
         }
-        return new SftExample(Prompt(row), Completion(row, "completion"), row.ExtraFields("prompt", "completion"));
+        return new SftExample(Prompt(row, chat), Completion(row, "completion", chat), row.ExtraFields("prompt", "completion"));
     }
 
-    static List<PreferenceExample> ParsePreferenceRow(JsonRow row) =>
-        row.Has("completions") || row.Has("ranks") ? ParseRanked(row) : [ParsePreference(row)];
+    static List<PreferenceExample> ParsePreferenceRow(JsonRow row, ChatFormat chat) =>
+        row.Has("completions") || row.Has("ranks") ? ParseRanked(row, chat) : [ParsePreference(row, chat)];
 
-    static PreferenceExample ParsePreference(JsonRow row)
+    static PreferenceExample ParsePreference(JsonRow row, ChatFormat chat)
     {
         foreach (var key in new[] { "score_chosen", "score_rejected" })
             if (row.Element.TryGetProperty(key, out var score) && score.ValueKind != JsonValueKind.Number)
                 throw row.Error($"\"{key}\" is {JsonRow.Describe(score.ValueKind)}, not a number");
         var fields = row.ExtraFields("prompt", "chosen", "rejected");
-        if (row.Has("prompt")) return new(Prompt(row), Completion(row, "chosen"), Completion(row, "rejected")) { Fields = fields };
+        if (row.Has("prompt")) return new(Prompt(row, chat), Completion(row, "chosen", chat), Completion(row, "rejected", chat)) { Fields = fields };
 
         // Implicit prompt: chosen and rejected are whole conversations sharing everything before the last assistant message.
-        var (chosenPrompt, chosen) = SplitConversation(row, "chosen");
-        var (rejectedPrompt, rejected) = SplitConversation(row, "rejected");
+        var (chosenPrompt, chosen) = SplitConversation(row, "chosen", chat);
+        var (rejectedPrompt, rejected) = SplitConversation(row, "rejected", chat);
         if (chosenPrompt != rejectedPrompt)
             throw row.Error("\"chosen\" and \"rejected\" differ before their last assistant message, so they do not share a prompt");
         return new(chosenPrompt, chosen, rejected) { Fields = fields };
     }
 
-    static (string Prompt, string Completion) SplitConversation(JsonRow row, string key)
+    static (string Prompt, string Completion) SplitConversation(JsonRow row, string key, ChatFormat chat)
     {
         var value = row.Get(key);
         if (value.ValueKind != JsonValueKind.Array)
@@ -275,12 +288,13 @@ public static class JsonlDataset
         if (last != messages.Count - 1)
             throw row.Error($"\"{key}\" continues after the last assistant message (message {last + 1} of {messages.Count})");
         if (last == 0) throw row.Error($"\"{key}\" has no message before the assistant's, so the prompt is empty");
-        return (ChatTemplate.RenderPrompt(messages.Take(last)), messages[last].Content);
+        var prompt = messages.Take(last).ToList();
+        return (Render(row, () => chat.RenderPrompt(prompt)), Render(row, () => chat.RenderCompletion(prompt, messages[last])));
     }
 
-    static List<PreferenceExample> ParseRanked(JsonRow row)
+    static List<PreferenceExample> ParseRanked(JsonRow row, ChatFormat chat)
     {
-        var prompt = Prompt(row);
+        var prompt = Prompt(row, chat);
         var completionsValue = row.Get("completions");
         var ranksValue = row.Get("ranks");
         if (completionsValue.ValueKind != JsonValueKind.Array)
@@ -314,26 +328,41 @@ public static class JsonlDataset
         }).ToList();
     }
 
-    static string Prompt(JsonRow row)
+    static string Prompt(JsonRow row, ChatFormat chat)
     {
         var value = row.Get("prompt");
         if (value.ValueKind == JsonValueKind.Array)
         {
             var messages = Messages(row, "prompt");
             if (messages.Count == 0) throw row.Error("\"prompt\" is an empty message list");
-            return ChatTemplate.RenderPrompt(messages);
+            return Render(row, () => chat.RenderPrompt(messages));
         }
         return row.AsString(value, "\"prompt\"", nonEmpty: true);
     }
 
-    static string Completion(JsonRow row, string key)
+    static string Completion(JsonRow row, string key, ChatFormat chat)
     {
         var value = row.Get(key);
         if (value.ValueKind != JsonValueKind.Array) return row.AsString(value, $"\"{key}\"");
         var messages = Messages(row, key);
         if (messages.Count != 1 || messages[0].Role != "assistant")
             throw row.Error($"\"{key}\" is a message list but not exactly one assistant message");
-        return messages[0].Content;
+        if (chat.Template is null || !row.Has("prompt") || row.Get("prompt").ValueKind != JsonValueKind.Array) return messages[0].Content;
+        var prompt = Messages(row, "prompt");
+        return Render(row, () => chat.RenderCompletion(prompt, messages[0]));
+    }
+
+    /// <summary>Runs a template render, turning its errors (raise_exception, bad input) into a row error.</summary>
+    static string Render(JsonRow row, Func<string> render)
+    {
+        try
+        {
+            return render();
+        }
+        catch (Exception e) when (e is Sharpen.Tokenizers.Jinja.JinjaTemplateException or InvalidOperationException)
+        {
+            throw row.Error("the chat template could not render this conversation: " + e.Message);
+        }
     }
 
     static List<ChatMessage> Messages(JsonRow row, string key)

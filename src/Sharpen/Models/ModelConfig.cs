@@ -54,6 +54,10 @@ public sealed record ModelConfig
     /// <summary><c>sliding_window</c> (Mistral). Recorded; attention is full, which is exact while sequences are shorter than the window.</summary>
     public int? SlidingWindow { get; init; }
 
+    /// <summary><c>layer_types</c> (transformers ≥ 5): one attention kind per layer. Only <c>full_attention</c> runs
+    /// here; null when the file has none.</summary>
+    public IReadOnlyList<string>? LayerTypes { get; init; }
+
     /// <summary>Width of one attention head.</summary>
     public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
 
@@ -120,6 +124,8 @@ public sealed record ModelConfig
         Require(MaxPositionEmbeddings > 0, "max_position_embeddings", $"must be positive, got {MaxPositionEmbeddings}");
         Require(TorchDtype is "float32" or "bfloat16" or "float16", "torch_dtype",
             $"is '{TorchDtype}'; supported: float32, bfloat16, float16");
+        Require(LayerTypes is null || LayerTypes.Count == NumHiddenLayers, "layer_types",
+            $"has {LayerTypes?.Count} entries; expected one per layer (num_hidden_layers = {NumHiddenLayers})");
         foreach (var id in EosTokenIds)
             Require(id >= 0 && id < VocabSize, "eos_token_id", $"{id} is outside [0, vocab_size={VocabSize})");
         Require(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize), "bos_token_id", $"{BosTokenId} is outside [0, {VocabSize})");
@@ -140,7 +146,24 @@ public sealed record ModelConfig
         "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
         "tie_word_embeddings", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
         "initializer_range", "sliding_window", "hidden_act", "mlp_bias", "use_sliding_window", "architectures",
+        "rope_parameters", "dtype", "layer_types",
     ];
+
+    /// <summary>
+    /// Keys that do not change the forward pass of the architectures we run, kept as they are in <see cref="Extra"/>.
+    /// Any key outside <see cref="KnownKeys"/> and this list is rejected: a key we do not understand may change the
+    /// outputs (soft-capping, qk-norm, multipliers, quantization, ...), and running without it would be silently wrong.
+    /// </summary>
+    public static readonly IReadOnlyCollection<string> HarmlessKeys = new HashSet<string>
+    {
+        "transformers_version", "use_cache", "attention_dropout", "_name_or_path", "output_attentions", "output_hidden_states",
+        "return_dict", "id2label", "label2id", "tokenizer_class", "max_window_layers", "pretraining_tp", "unsloth_version",
+        "unsloth_fixed", "keys_to_ignore_at_inference", "sep_token_id", "decoder_start_token_id", "task_specific_params",
+        "problem_type", "finetuning_task", "chunk_size_feed_forward", "torchscript", "is_decoder", "is_encoder_decoder",
+        "cache_implementation", "use_return_dict", "prefix", "model_name", "embd_pdrop", "resid_pdrop", "hidden_dropout",
+        "bad_words_ids", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
+    };
+
 
     /// <summary>Reads and validates a Hugging Face <c>config.json</c>.</summary>
     public static ModelConfig Load(string path)
@@ -217,7 +240,53 @@ public sealed record ModelConfig
         var heads = Int("num_attention_heads", null);
         var extra = new JsonObject();
         foreach (var (k, v) in root)
-            if (!KnownKeys.Contains(k)) extra[k] = v?.DeepClone();
+        {
+            if (KnownKeys.Contains(k)) continue;
+            if (!HarmlessKeys.Contains(k))
+                throw new ModelConfigException($"{source}: '{k}' is not a key Sharpen understands; it may change the forward pass " +
+                                               $"(e.g. soft-capping, q/k norms, multipliers, quantization), so the config is rejected rather than run with a silent default");
+            if (k == "pretraining_tp" && IntOf(v, k) != 1)
+                throw new ModelConfigException($"{source}: 'pretraining_tp' is {v?.ToJsonString()}; only 1 is supported");
+            extra[k] = v?.DeepClone();
+        }
+
+        // transformers >= 5: "dtype" replaces "torch_dtype", and "rope_parameters" carries rope_theta and the scaling.
+        var dtype = root["torch_dtype"] is not null ? Str("torch_dtype", "float32") : Str("dtype", "float32");
+        var ropeTheta = Dbl("rope_theta", 10000.0);
+        var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source);
+        if (root["rope_parameters"] is { } rp)
+        {
+            if (rp is not JsonObject rpo) throw new ModelConfigException($"{source}: 'rope_parameters' must be an object, got {rp.ToJsonString()}");
+            if (rpo.Any(kv => kv.Value is JsonObject))
+                throw new ModelConfigException($"{source}: 'rope_parameters' holds one set per layer type ({string.Join(", ", rpo.Select(kv => kv.Key))}); " +
+                                               "per-layer-type RoPE (Gemma 3 style) is not supported");
+            if (rpo["rope_theta"] is { } th)
+            {
+                var theta = th is JsonValue tv && tv.TryGetValue(out double td) && double.IsFinite(td) && td > 0
+                    ? td : throw new ModelConfigException($"{source}: 'rope_parameters.rope_theta' must be a positive number, got {th.ToJsonString()}");
+                if (root["rope_theta"] is not null && ropeTheta != theta)
+                    throw new ModelConfigException($"{source}: 'rope_theta' ({ropeTheta}) and 'rope_parameters.rope_theta' ({theta}) disagree");
+                ropeTheta = theta;
+            }
+            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters");
+            if (root["rope_scaling"] is not null && scaling != ropeScaling)
+                throw new ModelConfigException($"{source}: 'rope_scaling' and 'rope_parameters' disagree");
+            ropeScaling = scaling;
+        }
+        List<string>? layerTypes = null;
+        if (root["layer_types"] is { } lt)
+        {
+            if (lt is not JsonArray la) throw new ModelConfigException($"{source}: 'layer_types' must be a list of strings, got {lt.ToJsonString()}");
+            layerTypes = [];
+            for (var i = 0; i < la.Count; i++)
+            {
+                var kind = la[i] is JsonValue lv && lv.TryGetValue(out string? ls) ? ls : throw Bad($"layer_types", "a list of strings");
+                if (kind != "full_attention")
+                    throw new ModelConfigException($"{source}: 'layer_types[{i}]' is '{kind}'; only 'full_attention' layers are supported " +
+                                                   "(sliding-window and other attention kinds would change the outputs)");
+                layerTypes.Add(kind);
+            }
+        }
 
         var cfg = new ModelConfig
         {
@@ -230,17 +299,18 @@ public sealed record ModelConfig
             NumKeyValueHeads = Int("num_key_value_heads", heads),
             HeadDimOverride = OptInt("head_dim"),
             RmsNormEps = Dbl("rms_norm_eps", 1e-6),
-            RopeTheta = Dbl("rope_theta", 10000.0),
-            RopeScaling = RopeScaling.Parse(root["rope_scaling"], source),
+            RopeTheta = ropeTheta,
+            RopeScaling = ropeScaling,
             MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
             TieWordEmbeddings = Bool("tie_word_embeddings", false),
             AttentionBias = Bool("attention_bias", false),
             BosTokenId = OptInt("bos_token_id"),
             EosTokenIds = eos,
             PadTokenId = OptInt("pad_token_id"),
-            TorchDtype = Str("torch_dtype", "float32"),
+            TorchDtype = dtype,
             InitializerRange = Dbl("initializer_range", 0.02),
             SlidingWindow = OptInt("sliding_window"),
+            LayerTypes = layerTypes,
             Extra = extra.Count > 0 ? extra : null,
         };
         return cfg.Validate(source).EnsureFitsInMemory(source);
@@ -280,6 +350,7 @@ public sealed record ModelConfig
         else if (EosTokenIds.Count > 1) o["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
         if (PadTokenId is { } p) o["pad_token_id"] = p;
         if (SlidingWindow is { } sw) o["sliding_window"] = sw;
+        if (LayerTypes is not null) o["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray());
         if (Extra is not null)
             foreach (var (k, v) in Extra) o[k] = v?.DeepClone();
         return o.ToJsonString(Indented);
@@ -293,11 +364,11 @@ public sealed record ModelConfig
 public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1.0, double HighFreqFactor = 4.0,
     int OriginalMaxPositionEmbeddings = 8192)
 {
-    internal static RopeScaling? Parse(JsonNode? node, string source)
+    internal static RopeScaling? Parse(JsonNode? node, string source, string key = "rope_scaling")
     {
         if (node is null) return null;
-        if (node is not JsonObject o) throw new ModelConfigException($"{source}: 'rope_scaling' must be an object or null");
-        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? "";
+        if (node is not JsonObject o) throw new ModelConfigException($"{source}: '{key}' must be an object or null");
+        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? (key == "rope_parameters" ? "default" : "");
         double D(string k, double f) => o[k] is JsonValue v && v.TryGetValue(out double d) ? d : f;
         return type switch
         {
@@ -305,7 +376,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
             "linear" => new RopeScaling("linear", D("factor", 1.0)),
             "llama3" => new RopeScaling("llama3", D("factor", 8.0), D("low_freq_factor", 1.0), D("high_freq_factor", 4.0),
                 (int)D("original_max_position_embeddings", 8192)),
-            _ => throw new ModelConfigException($"{source}: 'rope_scaling.rope_type' is '{type}'; supported: default, linear, llama3"),
+            _ => throw new ModelConfigException($"{source}: '{key}.rope_type' is '{type}'; supported: default, linear, llama3"),
         };
     }
 

@@ -34,7 +34,7 @@ public static class PreferencePipeline
         var trainPath = recipe.Data.Train ?? throw new RecipeException("recipe: a preference recipe needs 'data.train'");
         Directory.CreateDirectory(recipe.Output);
 
-        var loaded = JsonlDataset.LoadPreferences(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log);
+        var loaded = JsonlDataset.LoadPreferences(trainPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(trainPath, log);
         log?.Invoke($"data: {loaded.Items.Count} preference pairs");
 
         var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, null);

@@ -37,10 +37,10 @@ public static class RlPipeline
         IReadOnlyList<Problem> heldOut;
         if (recipe.Data.Train is { } trainPath)
         {
-            prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log).Items
+            prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(trainPath, log).Items
                 .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
             heldOut = recipe.Data.Test is { } testPath
-                ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
+                ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
                 : [];
         }
         else

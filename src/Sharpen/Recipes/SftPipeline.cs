@@ -99,10 +99,15 @@ public static class SftPipeline
     {
         var loaded = (recipe.Sft.ConditionsOnClass()
             ? ClassConditionedData.LoadSft(path, recipe.Sft.ClassField, recipe.Sft.ClassWeights!.Keys, recipe.Data.SkipBadLines)
-            : JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines)).Reported(path, log);
+            : JsonlDataset.LoadSft(path, recipe.Data.SkipBadLines, ChatFormatOf(recipe))).Reported(path, log);
         skipped += loaded.SkippedLines;
         return loaded.Items;
     }
+
+    /// <summary>How the recipe's conversations become text: the chat template of the model folder (or of the tokenizer
+    /// folder), else the plain <c>&lt;|role|&gt;</c> format.</summary>
+    public static ChatFormat ChatFormatOf(Recipe recipe) =>
+        ChatFormat.ForModel(recipe.Model.Path ?? (Directory.Exists(recipe.Model.Tokenizer) ? recipe.Model.Tokenizer : null));
 
     /// <summary>A model config from a recipe's <c>model.init</c> keys, completed from the tokenizer.</summary>
     public static ModelConfig FreshConfig(JsonObject init, ITokenizer tokenizer)

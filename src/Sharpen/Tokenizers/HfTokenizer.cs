@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using Sharpen.Data;
 
 namespace Sharpen.Tokenizers;
 
@@ -79,8 +80,20 @@ public sealed class HfTokenizer : ITokenizer
         if (!File.Exists(path)) throw new FileNotFoundException($"Hugging Face tokenizer file not found: {path}", path);
         var configPath = Path.Combine(directory, ConfigFileName);
         var config = File.Exists(configPath) ? File.ReadAllText(configPath) : null;
-        return FromJson(File.ReadAllText(path), config, path, configPath);
+        var tokenizer = FromJson(File.ReadAllText(path), config, path, configPath);
+        tokenizer.ChatTemplate = HfChatTemplate.TryLoad(directory);
+        var jinjaPath = Path.Combine(directory, HfChatTemplate.TemplateFileName);
+        tokenizer._templateFile = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : null;
+        return tokenizer;
     }
+
+    string? _templateFile;
+
+    /// <summary>
+    /// The checkpoint's chat template (<c>chat_template.jinja</c>, or <c>chat_template</c> in tokenizer_config.json), or
+    /// null when it has none; then Sharpen falls back to its plain <c>&lt;|role|&gt;</c> format (see <c>Data.ChatFormat</c>).
+    /// </summary>
+    public HfChatTemplate? ChatTemplate { get; private set; }
 
     /// <summary>Builds a tokenizer from the text of <c>tokenizer.json</c> and optionally <c>tokenizer_config.json</c>.</summary>
     /// <param name="tokenizerJson">Contents of <c>tokenizer.json</c>.</param>
@@ -95,7 +108,7 @@ public sealed class HfTokenizer : ITokenizer
         var definition = HfTokenizerJson.Parse(tokenizerJson, tokenizerPath, configJson, configPath);
         try
         {
-            return new HfTokenizer(definition, tokenizerJson, configJson);
+            return new HfTokenizer(definition, tokenizerJson, configJson) { ChatTemplate = HfChatTemplate.FromFiles(configJson, configPath) };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
         {
@@ -119,9 +132,13 @@ public sealed class HfTokenizer : ITokenizer
     public IReadOnlyList<int> SpecialSuffix => _suffix;
 
     /// <inheritdoc/>
+    /// <remarks>Departure from Hugging Face, on purpose: when <paramref name="text"/> already starts with the BOS token
+    /// (as text a chat template rendered, e.g. Llama 3's <c>&lt;|begin_of_text|&gt;</c>), no special tokens are added,
+    /// which is what transformers' <c>apply_chat_template(tokenize=True)</c> does; the Rust library would add a second BOS.</remarks>
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (addSpecialTokens && StartsWithBos(text)) addSpecialTokens = false;
         var ids = new List<int>(text.Length / 3 + _prefix.Length + _suffix.Length + 1);
         if (addSpecialTokens) ids.AddRange(_prefix);
         var at = 0;
@@ -135,6 +152,10 @@ public sealed class HfTokenizer : ITokenizer
         if (addSpecialTokens) ids.AddRange(_suffix);
         return ids;
     }
+
+    bool StartsWithBos(string text) =>
+        _prefix.Length > 0 && BosTokenId is { } bos && _prefix[0] == bos && TokenToString(bos) is { Length: > 0 } bosText
+        && _special[bos] && text.StartsWith(bosText, StringComparison.Ordinal);
 
     /// <summary>Text without added tokens: normalize, pre-tokenize, then BPE each byte-level piece.</summary>
     void EncodeOrdinary(string text, List<int> ids)
@@ -192,11 +213,13 @@ public sealed class HfTokenizer : ITokenizer
     /// <inheritdoc/>
     public string? TokenToString(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
 
-    /// <summary>Writes the original <c>tokenizer.json</c> (and <c>tokenizer_config.json</c>, if there was one) unchanged.</summary>
+    /// <summary>Writes the original <c>tokenizer.json</c> (and <c>tokenizer_config.json</c> and <c>chat_template.jinja</c>,
+    /// if there were) unchanged.</summary>
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, TokenizerFileName), _tokenizerJson);
         if (_configJson is not null) File.WriteAllText(Path.Combine(directory, ConfigFileName), _configJson);
+        if (_templateFile is not null) File.WriteAllText(Path.Combine(directory, HfChatTemplate.TemplateFileName), _templateFile);
     }
 }

@@ -34,6 +34,28 @@ public class CommandTests
     }
 
     [Fact]
+    public void Generate_with_chat_renders_the_prompt_with_the_checkpoint_template()
+    {
+        using var dir = new TempDir();
+        var tok = dir.File("tok");
+        Directory.CreateDirectory(tok);
+        File.WriteAllText(Path.Combine(tok, "tokenizer.json"), Sharpen.Tests.Tokenizers.Gpt2TokenizerJson.Gpt2());
+        // A template that reports what it was given: the run fails with its message only when --chat renders through it.
+        File.WriteAllText(Path.Combine(tok, "tokenizer_config.json"),
+            """{"eos_token": "<|endoftext|>", "chat_template": "{{ raise_exception('rendered ' + messages[0].role + ': ' + messages[0].content) }}"}""");
+        File.WriteAllText(dir.File("config.json"), TinyConfig.Replace("\"vocab_size\":40", "\"vocab_size\":50257"));
+        var (code, _, err) = Invoke(InitCommand.Create(), "--config", dir.File("config.json"), "--tokenizer", tok, "--out", dir.File("m"));
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(Path.Combine(dir.File("m"), "tokenizer_config.json")));
+
+        var (plain, _, plainErr) = Invoke(GenerateCommand.Create(), "--model", dir.File("m"), "--prompt", "Hi", "--max-new-tokens", "2", "--temperature", "0");
+        Assert.True(plain == 0, plainErr);
+        var (chat, _, chatErr) = Invoke(GenerateCommand.Create(), "--model", dir.File("m"), "--prompt", "Hi", "--chat", "--max-new-tokens", "2");
+        Assert.Equal(1, chat);
+        Assert.Contains("rendered user: Hi", chatErr);
+    }
+
+    [Fact]
     public void Init_with_a_vocabulary_smaller_than_the_tokenizer_is_a_clear_error()
     {
         using var dir = new TempDir();

@@ -3,6 +3,7 @@ using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Serving;
 using static TorchSharp.torch;
+using Sharpen.Tokenizers;
 
 namespace Sharpen.Tests.Serving;
 

@@ -92,6 +92,13 @@ public sealed class HfTokenizerParityTests(Gpt2Fixture fixture) : IClassFixture<
         foreach (var text in Texts())
         {
             var expected = oracle.Encode(text).Select(u => (int)u).ToArray();
+            // Our one deliberate departure: text that already starts with the BOS token (a rendered chat template) gets no
+            // second BOS, as transformers' apply_chat_template(tokenize=True) does; the Rust library adds one.
+            if (ours.BosTokenId is { } bos && ours.SpecialPrefix.Count > 0 && text.StartsWith(ours.TokenToString(bos)!, StringComparison.Ordinal))
+            {
+                Assert.True(expected.Length >= 2 && expected[0] == bos && expected[1] == bos, $"rust should double the BOS of {Escape(text)}");
+                expected = expected[1..];
+            }
             var actual = ours.Encode(text).ToArray();
             if (!expected.SequenceEqual(actual))
                 mismatches.Add($"{Escape(text)}\n  rust: [{string.Join(",", expected)}]\n  ours: [{string.Join(",", actual)}]");
@@ -112,7 +119,7 @@ public sealed class HfTokenizerParityTests(Gpt2Fixture fixture) : IClassFixture<
             var ids = ours.Encode(text);
             var decodedWithSpecials = ours.Decode(ids, skipSpecialTokens: false);
             var expectedText = normalize ? text.Normalize(NormalizationForm.FormC) : text;
-            var expectedWithSpecials = variant == "llama3" ? "<|begin_of_text|>" + expectedText : expectedText;
+            var expectedWithSpecials = variant == "llama3" && !text.StartsWith("<|begin_of_text|>", StringComparison.Ordinal) ? "<|begin_of_text|>" + expectedText : expectedText;
             Assert.Equal(expectedWithSpecials, decodedWithSpecials);
             Assert.Equal(oracle.Decode(ids.Select(i => (uint)i).ToArray()), ours.Decode(ids));
         }
