@@ -37,6 +37,7 @@ public static class GenerateBench
     static readonly (string Engine, Func<SamplingOptions, SamplingOptions> Options)[] Engines =
     [
         ("torch", o => o),
+        ("torch-reference", o => o with { FastDecode = false }),
     ];
 
     public static JsonObject Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 2)
@@ -76,7 +77,63 @@ public static class GenerateBench
                 }
             }
         }
-        return new JsonObject { ["benchmark"] = "generate", ["threads"] = get_num_threads(), ["rows"] = rows };
+        var speedups = new JsonArray();
+        foreach (var fast in rows.Where(r => (string)r!["engine"]! == "torch"))
+        {
+            var reference = rows.First(r => (string)r!["engine"]! == "torch-reference" && (string)r["model"]! == (string)fast!["model"]! && (int)r["batch"]! == (int)fast["batch"]!)!;
+            speedups.Add(new JsonObject
+            {
+                ["model"] = (string)fast!["model"]!, ["batch"] = (int)fast["batch"]!, ["fast"] = (double)fast["tokens_per_s"]!,
+                ["reference"] = (double)reference["tokens_per_s"]!,
+                ["speedup"] = Math.Round((double)fast["tokens_per_s"]! / (double)reference["tokens_per_s"]!, 2),
+            });
+        }
+        return new JsonObject
+        {
+            ["benchmark"] = "generate", ["threads"] = get_num_threads(), ["repeats"] = repeats, ["rows"] = rows,
+            ["speedups"] = speedups, ["h2o"] = H2o(log, tokenizer),
+        };
+    }
+
+    /// <summary>
+    /// H₂O on long completions: the Llama model, 4 prompts of 32 tokens, 256 greedy new tokens, full cache against budgets of
+    /// 64 and 128 (half recent, half heavy hitters); agreement of the greedy tokens with the full cache's, and the KV cache's
+    /// size (keys + values, float32, computed from its shape).
+    /// </summary>
+    static JsonArray H2o(Action<string> log, ITokenizer tokenizer, int batch = 4, int promptLength = 32, int newTokens = 256)
+    {
+        var cfg = Llama26M;
+        using var model = new CausalLM(cfg, seed: 1);
+        var engine = new RolloutEngine(model, tokenizer);
+        var prompts = RandomPrompts(new Random(11), batch, promptLength, cfg.VocabSize);
+        var o = new SamplingOptions { Temperature = 0, MaxNewTokens = newTokens, StopAtEos = false };
+        IReadOnlyList<Rollout>? full = null;
+        var result = new JsonArray();
+        foreach (int? budget in new int?[] { null, 128, 64 })
+        {
+            var sw = Stopwatch.StartNew();
+            var outs = engine.Generate(prompts, o with { KvBudget = budget });
+            sw.Stop();
+            full ??= outs;
+            double same = 0, prefix = 0;
+            for (int i = 0; i < outs.Count; i++)
+            {
+                var (a, b) = (full[i].CompletionIds, outs[i].CompletionIds);
+                same += a.Zip(b).Count(x => x.First == x.Second) / (double)a.Length;
+                prefix += a.Zip(b).TakeWhile(x => x.First == x.Second).Count();
+            }
+            long slots = budget is null ? promptLength + newTokens : budget.Value + 1;
+            double mb = 2.0 * cfg.NumHiddenLayers * batch * cfg.NumKeyValueHeads * slots * cfg.HeadDim * 4 / 1e6;
+            double rate = outs.Sum(x => (long)x.CompletionIds.Length) / sw.Elapsed.TotalSeconds;
+            log($"h2o llama-26m budget {budget?.ToString() ?? "full"}: {rate:F0} tokens/s, KV cache {mb:F2} MB, agreement {same / outs.Count:P1}, first difference after {prefix / outs.Count:F1} tokens");
+            result.Add(new JsonObject
+            {
+                ["model"] = "llama-26m", ["batch"] = batch, ["prompt_tokens"] = promptLength, ["new_tokens"] = newTokens,
+                ["kv_budget"] = budget, ["kv_cache_mb"] = Math.Round(mb, 2), ["tokens_per_s"] = Math.Round(rate, 1),
+                ["agreement"] = Math.Round(same / outs.Count, 4), ["prefix_agreement_tokens"] = Math.Round(prefix / outs.Count, 1),
+            });
+        }
+        return result;
     }
 
     /// <summary>A character tokenizer with exactly <paramref name="vocab"/> ids (4 specials + vocab − 4 characters).</summary>
