@@ -8,7 +8,9 @@ namespace Sharpen.Generation;
 /// <summary>
 /// Batched sampling with a KV cache. Prompts of different lengths are left-padded and prefilled
 /// once; for N samples per prompt the prompt's cache is repeated N times (the prompt is not
-/// encoded again). Each step samples one token for every unfinished sequence in one batched call.
+/// encoded again). Each step samples one token for every unfinished sequence in one batched call,
+/// through the model's decode fast path (<see cref="DecodeSession"/>, optionally with H₂O KV
+/// eviction) unless <see cref="SamplingOptions.FastDecode"/> asks for the reference path.
 /// </summary>
 public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRolloutEngine
 {
@@ -92,11 +94,20 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
         var repeat = arange(count, dtype: ScalarType.Int64).repeat_interleave(g);   // (n)
 
         KvCache? cache = null;
+        DecodeSession? session = null;
         Tensor seq;                                                           // (n, P + generated) without cache
         Tensor logits;                                                        // (n, V)
         try
         {
-            if (o.UseKvCache)
+            if (o.UseKvCache && o.FastDecode)
+            {
+                session = Model.StartDecoding(count, total, o.Budget);
+                var promptMask = fullMask.index_select(0, arange(0, n, g)).narrow(1, 0, p);   // (count, P)
+                logits = session.Prefill(promptIds, promptMask).index_select(0, repeat);      // (n, V)
+                if (g > 1) session.SelectRows(repeat);
+                seq = promptIds.index_select(0, repeat);
+            }
+            else if (o.UseKvCache)
             {
                 cache = Model.CreateCache(count, total);
                 var outp = Model.Forward(promptIds, fullMask.index_select(0, arange(0, n, g)).narrow(1, 0, p), cache, lastLogitsOnly: true);
@@ -141,7 +152,11 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
                 if (allDone || step == maxNew - 1) break;
 
                 var fed = tensor(nextArr).view(n, 1);                         // finished rows are fed padding; their outputs are ignored
-                if (cache is not null)
+                if (session is not null)
+                {
+                    logits = session.Step(fed);
+                }
+                else if (cache is not null)
                 {
                     logits = Model.Forward(fed, fullMask.narrow(1, 0, p + step + 1), cache).Logits.squeeze(1);
                 }
@@ -167,6 +182,7 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
         finally
         {
             cache?.Dispose();
+            session?.Dispose();
         }
     }
 

@@ -24,8 +24,20 @@ public sealed record SamplingOptions
     public long Seed { get; init; }
     /// <summary>Reuse keys/values of earlier positions (true) or recompute the whole sequence each step (false; for checks and benchmarks).</summary>
     public bool UseKvCache { get; init; } = true;
+    /// <summary>Decode through the fast path (<see cref="Models.DecodeSession"/>: fused projections, grouped-query attention
+    /// without key copies). False runs the model's general forward with a KV cache, the reference the fast path is tested
+    /// against; it gives the same tokens up to float rounding.</summary>
+    public bool FastDecode { get; init; } = true;
+    /// <summary>H₂O KV eviction (<see cref="Models.KvBudget"/>): at most this many cached tokens per layer and KV head
+    /// (null = keep all). The engine's log-probs are then those of the evicting decoder.</summary>
+    public int? KvBudget { get; init; }
+    /// <summary>With <see cref="KvBudget"/>: the most recent tokens always kept (null = half the budget, as in the paper).</summary>
+    public int? KvRecent { get; init; }
     /// <summary>Most sequences (prompts × samples) run through the model at once; larger requests are split.</summary>
     public int MaxBatchSequences { get; init; } = 256;
+
+    /// <summary>The H₂O budget these options ask for, or null.</summary>
+    public Models.KvBudget? Budget => KvBudget is { } b ? new Models.KvBudget(b, KvRecent ?? Math.Max(1, b / 2)) : null;
 
     /// <summary>True when <see cref="Temperature"/> is 0.</summary>
     public bool Greedy => Temperature == 0;
@@ -40,6 +52,12 @@ public sealed record SamplingOptions
         if (SamplesPerPrompt < 1) throw new ArgumentException($"samples per prompt must be ≥ 1, got {SamplesPerPrompt}");
         if (MaxBatchSequences < 1) throw new ArgumentException($"max batch sequences must be ≥ 1, got {MaxBatchSequences}");
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop strings must not be empty");
+        if (KvRecent is not null && KvBudget is null) throw new ArgumentException("kv_recent needs kv_budget");
+        if (KvBudget is not null)
+        {
+            if (!UseKvCache || !FastDecode) throw new ArgumentException("kv_budget needs the KV cache and the fast decode path");
+            Budget!.Validate();
+        }
         return this;
     }
 }

@@ -113,6 +113,17 @@ public sealed class CausalLM : nn.Module
         return new ModelOutput(logits, returnHidden ? h : null);
     }
 
+    /// <summary>
+    /// Starts a gradient-free decode of <paramref name="batch"/> sequences of at most <paramref name="capacity"/> positions:
+    /// the generation fast path (fused projections, grouped-query attention without copying keys, one mask per call), or
+    /// with <paramref name="budget"/> H₂O heavy-hitter eviction. Reads the weights as they are now (LoRA merged when on).
+    /// </summary>
+    public DecodeSession StartDecoding(long batch, long capacity, KvBudget? budget = null) => new(this, batch, capacity, budget);
+
+    internal DecoderStack Stack => _model;
+    internal Tensor? LmHeadWeight => _lmHead?.weight;
+    internal RotaryTable Rope => _rope;
+
     /// <summary>A KV cache sized for this model.</summary>
     public KvCache CreateCache(long batch, long capacity) =>
         new(Config.NumHiddenLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim);
@@ -303,6 +314,7 @@ sealed class DecoderStack : nn.Module
     }
 
     public Tensor EmbedWeight => _embed.weight!;
+    public RmsNorm Norm => _norm;
 
     public IReadOnlyList<DecoderLayer> Layers => [.. _layers];
 
@@ -335,6 +347,8 @@ sealed class DecoderLayer : nn.Module
 
     public Attention Attn => _attn;
     public SwiGlu Mlp => _mlp;
+    public RmsNorm InputNorm => _inNorm;
+    public RmsNorm PostNorm => _postNorm;
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
@@ -344,7 +358,7 @@ sealed class DecoderLayer : nn.Module
 }
 
 /// <summary>Grouped-query self-attention with rotary position embeddings.</summary>
-sealed class Attention : nn.Module
+internal sealed class Attention : nn.Module
 {
     readonly Linear _q, _k, _v, _o;
     readonly int _heads, _kvHeads, _headDim, _layer;
@@ -357,6 +371,13 @@ sealed class Attention : nn.Module
 
     Tensor Project(string name, Linear linear, Tensor x) =>
         Adapters.TryGetValue(name, out var a) && a.Switch.Enabled ? linear.forward(x) + a.Delta(x) : linear.forward(x);
+
+    /// <summary>The weight the projection computes with now (LoRA merged in while its adapters are on) and its bias.</summary>
+    internal (Tensor Weight, Tensor? Bias) Effective(string name) => LoraAdapter.EffectiveWeight(Adapters, name, Projections().First(p => p.Name == name).Linear);
+
+    public int Heads => _heads;
+    public int KvHeads => _kvHeads;
+    public int HeadDim => _headDim;
 
     public Attention(ModelConfig c, int layer) : base("self_attn")
     {
@@ -414,6 +435,9 @@ sealed class SwiGlu : nn.Module<Tensor, Tensor>
     Tensor Project(string name, Linear linear, Tensor x) =>
         Adapters.TryGetValue(name, out var a) && a.Switch.Enabled ? linear.forward(x) + a.Delta(x) : linear.forward(x);
 
+    /// <summary>The weight the projection computes with now (LoRA merged in while its adapters are on) and its bias.</summary>
+    internal (Tensor Weight, Tensor? Bias) Effective(string name) => LoraAdapter.EffectiveWeight(Adapters, name, Projections().First(p => p.Name == name).Linear);
+
     public override Tensor forward(Tensor x) =>
         Project("down_proj", _down, nn.functional.silu(Project("gate_proj", _gate, x)) * Project("up_proj", _up, x));
 }
@@ -423,6 +447,9 @@ sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     readonly Parameter _weight;
     readonly double _eps;
+
+    public Tensor Weight => _weight;
+    public double Eps => _eps;
 
     public RmsNorm(long dim, double eps) : base("norm")
     {
@@ -469,15 +496,35 @@ sealed class RotaryTable
         return (c, s);
     }
 
+    /// <summary>Grows the tables to hold positions 0 … <paramref name="need"/> − 1.</summary>
+    public void EnsureLength(long need)
+    {
+        if (need <= _length) return;
+        var old = (_cos, _sin);
+        (_cos, _sin) = Build(Math.Max(need, _length * 2));
+        old._cos.Dispose(); old._sin.Dispose();
+        _sinSigned?.Dispose();
+        _sinSigned = null;
+    }
+
+    Tensor? _sinSigned;
+
+    /// <summary>(L, D) tables: cos, and sin with its first half negated, so that rotate_half(x)·sin = roll(x, D/2)·sinSigned.</summary>
+    public (Tensor Cos, Tensor SinSigned) Tables()
+    {
+        if (_sinSigned is null)
+        {
+            using var scope = NewDisposeScope();
+            long half = _headDim / 2;
+            _sinSigned = cat([-_sin.narrow(1, 0, half), _sin.narrow(1, half, half)], 1).MoveToOuterDisposeScope();
+            _sinSigned.DetachFromDisposeScope();
+        }
+        return (_cos, _sinSigned);
+    }
+
     public (Tensor Cos, Tensor Sin) Lookup(Tensor pos)
     {
-        long need = pos.numel() == 0 ? 0 : pos.max().item<long>() + 1;
-        if (need > _length)
-        {
-            var old = (_cos, _sin);
-            (_cos, _sin) = Build(Math.Max(need, _length * 2));
-            old._cos.Dispose(); old._sin.Dispose();
-        }
+        EnsureLength(pos.numel() == 0 ? 0 : pos.max().item<long>() + 1);
         long b = pos.shape[0], t = pos.shape[1];
         var flat = pos.reshape(-1);
         return (_cos.index_select(0, flat).view(b, 1, t, _headDim), _sin.index_select(0, flat).view(b, 1, t, _headDim));

@@ -113,6 +113,11 @@ sealed class LoraAdapter
         return B.forward(A.forward(input)) * Scale;
     }
 
+    /// <summary>The weight <paramref name="linear"/> computes with now: merged with its adapter while the adapter is on (a new
+    /// tensor), else its own weight; and its bias. No gradients.</summary>
+    internal static (Tensor Weight, Tensor? Bias) EffectiveWeight(Dictionary<string, LoraAdapter> adapters, string name, Linear linear) =>
+        adapters.TryGetValue(name, out var a) && a.Switch.Enabled ? (a.Merged(), linear.bias?.detach()) : (linear.weight!.detach(), linear.bias?.detach());
+
     /// <summary>W + (alpha / r)·B·A, the projection's weight with the adapter merged in.</summary>
     public Tensor Merged()
     {

@@ -1,0 +1,312 @@
+using static TorchSharp.torch;
+
+namespace Sharpen.Models;
+
+/// <summary>
+/// The generation fast path of a <see cref="CausalLM"/>: a gradient-free forward over its own KV cache that computes what
+/// <see cref="CausalLM.Forward"/> computes with fewer, larger operations. At the start it fuses each layer's q/k/v weights
+/// into one matrix and gate/up into another (LoRA merged in while the adapters are on), so a layer runs 3 matmuls instead
+/// of 7; grouped-query attention reads the cached keys as they are, the query heads of one KV head laid out as extra query
+/// rows (no repeat_interleave copy of the cache); the key mask is built once per call, rotary tables are looked up once per
+/// call and applied to q and k together. Training keeps using <see cref="CausalLM.Forward"/>, which this does not touch.
+/// With a <see cref="KvBudget"/> the cache holds at most that many tokens per layer and head (H₂O eviction), and attention
+/// runs eagerly so its weights can be accumulated. Owns its tensors (fused weights and cache): dispose it when done.
+/// </summary>
+public sealed class DecodeSession : IDisposable
+{
+    sealed record LayerWeights(Tensor Qkv, Tensor? QkvBias, Tensor O, Tensor? OBias, Tensor GateUp, Tensor Down,
+        Tensor InNorm, Tensor PostNorm);
+
+    readonly CausalLM _model;
+    readonly LayerWeights[] _layers;
+    readonly Tensor _embed, _finalNorm, _head;
+    readonly double _eps;
+    readonly int _heads, _kvHeads, _headDim, _ffn;
+    readonly KvBudget? _budget;
+    readonly List<Tensor> _owned = [];
+
+    Tensor[] _k, _v;                          // per layer (B, Hkv, S, D)
+    Tensor[]? _score, _column, _valid;        // H₂O, per layer (B, Hkv, S): accumulated attention, token column, real token
+    Tensor _keyOk;                            // full cache: (B, S) bool, real tokens; generated positions are real
+    Tensor _nextPos;                          // (B) int64 rotary position of each row's next token
+    long _filled;                             // slots in use (the same for every row, layer and head)
+    long _column0;                            // sequence column of the next token
+    long _maxPos;                             // upper bound of the positions used so far, for the rotary tables
+
+    /// <summary>Sequences in the batch.</summary>
+    public long Batch => _k[0].shape[0];
+    /// <summary>Slots of the cache per layer and KV head: the capacity, or the H₂O budget + 1.</summary>
+    public long Slots => _k[0].shape[2];
+    /// <summary>Slots filled so far.</summary>
+    public long Filled => _filled;
+    /// <summary>Bytes of the keys and values the session allocated.</summary>
+    public long CacheBytes => _k.Sum(t => t.NumberOfElements) * 2 * 4;
+
+    internal DecodeSession(CausalLM model, long batch, long capacity, KvBudget? budget)
+    {
+        Torch.TorchRuntime.EnsureLoaded();
+        budget?.Validate();
+        _model = model;
+        _budget = budget;
+        var c = model.Config;
+        _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _ffn = c.IntermediateSize;
+        _eps = c.RmsNormEps;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var stack = model.Stack;
+        _layers = stack.Layers.Select(layer =>
+        {
+            var (wq, bq) = layer.Attn.Effective("q_proj");
+            var (wk, bk) = layer.Attn.Effective("k_proj");
+            var (wv, bv) = layer.Attn.Effective("v_proj");
+            var (wo, bo) = layer.Attn.Effective("o_proj");
+            var (wg, _) = layer.Mlp.Effective("gate_proj");
+            var (wu, _) = layer.Mlp.Effective("up_proj");
+            var (wd, _) = layer.Mlp.Effective("down_proj");
+            return new LayerWeights(
+                Keep(cat([wq, wk, wv], 0)),                                   // (Hq·D + 2·Hkv·D, C)
+                bq is null ? null : Keep(cat([bq, bk!, bv!], 0)),
+                Keep(wo), bo is null ? null : Keep(bo),
+                Keep(cat([wg, wu], 0)),                                       // (2F, C)
+                Keep(wd), Keep(layer.InputNorm.Weight.detach()), Keep(layer.PostNorm.Weight.detach()));
+        }).ToArray();
+        _embed = Keep(stack.EmbedWeight.detach());
+        _finalNorm = Keep(stack.Norm.Weight.detach());
+        _head = Keep((model.LmHeadWeight ?? stack.EmbedWeight).detach());
+
+        long slots = budget is null ? capacity : budget.Budget + 1;
+        _k = new Tensor[c.NumHiddenLayers];
+        _v = new Tensor[c.NumHiddenLayers];
+        for (int i = 0; i < _k.Length; i++)
+        {
+            _k[i] = zeros(batch, _kvHeads, slots, _headDim).DetachFromDisposeScope();
+            _v[i] = zeros(batch, _kvHeads, slots, _headDim).DetachFromDisposeScope();
+        }
+        _keyOk = ones(batch, budget is null ? capacity : 1, dtype: ScalarType.Bool).DetachFromDisposeScope();
+        _nextPos = zeros(batch, dtype: ScalarType.Int64).DetachFromDisposeScope();
+        Capacity = capacity;
+    }
+
+    /// <summary>Most positions (prompt + generated) a row may reach.</summary>
+    public long Capacity { get; }
+
+    Tensor Keep(Tensor t)
+    {
+        t.DetachFromDisposeScope();
+        _owned.Add(t);
+        return t;
+    }
+
+    /// <summary>
+    /// Runs the (left-padded) prompts and returns the logits of their last position.
+    /// </summary>
+    /// <param name="ids">(B, P) int64.</param>
+    /// <param name="mask">(B, P) 1 for real tokens, 0 for left padding.</param>
+    /// <returns>(B, V) logits; belongs to the caller's dispose scope.</returns>
+    public Tensor Prefill(Tensor ids, Tensor mask)
+    {
+        if (_filled > 0) throw new InvalidOperationException("prefill starts a session; it has already run");
+        long b = ids.shape[0], p = ids.shape[1];
+        if (b != Batch) throw new ArgumentException($"prefill of {b} rows into a session of {Batch}");
+        if (p > Capacity) throw new ArgumentException($"the prompt ({p} positions) does not fit the session's capacity {Capacity}");
+        using var _ = no_grad();
+        var am = mask.to(ScalarType.Int64);
+        var pos = (am.cumsum(1) - 1).clamp_min(0);                                          // (B, P)
+        _nextPos.copy_(am.sum(1));
+        _maxPos = p;
+        var keyOk = am.to(ScalarType.Bool);                                                 // (B, P)
+        if (_budget is null) _keyOk.narrow(1, 0, p).copy_(keyOk);
+        else GrowBudgetState(p, keyOk);
+
+        var qIdx = arange(p, dtype: ScalarType.Int64).view(p, 1);
+        var kIdx = arange(p, dtype: ScalarType.Int64).view(1, p);
+        var attend = (keyOk.view(b, 1, 1, p) & (kIdx <= qIdx).view(1, 1, p, p)) | (kIdx == qIdx).view(1, 1, p, p);  // (B, 1, P, P)
+        return Run(ids, pos, attend);
+    }
+
+    /// <summary>Feeds one token per row and returns the next logits.</summary>
+    /// <param name="ids">(B) or (B, 1) int64.</param>
+    /// <returns>(B, V) logits; belongs to the caller's dispose scope.</returns>
+    public Tensor Step(Tensor ids)
+    {
+        if (_filled == 0) throw new InvalidOperationException("run Prefill first");
+        if (_column0 + 1 > Capacity) throw new InvalidOperationException($"the session holds {Capacity} positions; all are used");
+        using var _ = no_grad();
+        long b = Batch;
+        var pos = _nextPos.view(b, 1).clone();                                               // (B, 1)
+        _nextPos.add_(1);
+        _maxPos += 1;
+        Tensor? attend = _budget is null ? _keyOk.narrow(1, 0, _filled + 1).view(b, 1, 1, _filled + 1) : null;   // (B, 1, 1, L)
+        if (_budget is not null)
+            for (int i = 0; i < _k.Length; i++)
+            {
+                _valid![i].narrow(2, _filled, 1).fill_(true);
+                _column![i].narrow(2, _filled, 1).fill_(_column0);
+            }
+        return Run(ids.view(b, 1), pos, attend);
+    }
+
+    /// <summary>Row i becomes row <paramref name="rows"/>[i] (e.g. a prompt's cache repeated for N samples).</summary>
+    public void SelectRows(Tensor rows)
+    {
+        static Tensor Pick(Tensor t, Tensor rows)
+        {
+            var picked = t.index_select(0, rows).DetachFromDisposeScope();
+            t.Dispose();
+            return picked;
+        }
+        for (int i = 0; i < _k.Length; i++)
+        {
+            _k[i] = Pick(_k[i], rows);
+            _v[i] = Pick(_v[i], rows);
+            if (_score is not null) { _score[i] = Pick(_score[i], rows); _column![i] = Pick(_column[i], rows); _valid![i] = Pick(_valid[i], rows); }
+        }
+        _keyOk = Pick(_keyOk, rows);
+        _nextPos = Pick(_nextPos, rows);
+    }
+
+    // H₂O bookkeeping for a prompt of p columns: slots grow to hold it (then shrink back to the budget after prefill).
+    void GrowBudgetState(long p, Tensor keyOk)
+    {
+        long b = Batch, slots = Math.Max(_budget!.Budget, p) + 1;
+        _score = new Tensor[_k.Length]; _column = new Tensor[_k.Length]; _valid = new Tensor[_k.Length];
+        for (int i = 0; i < _k.Length; i++)
+        {
+            if (slots > _k[i].shape[2])
+            {
+                _k[i].Dispose(); _v[i].Dispose();
+                _k[i] = zeros(b, _kvHeads, slots, _headDim).DetachFromDisposeScope();
+                _v[i] = zeros(b, _kvHeads, slots, _headDim).DetachFromDisposeScope();
+            }
+            _score[i] = zeros(b, _kvHeads, slots).DetachFromDisposeScope();
+            _column[i] = full(b, _kvHeads, slots, -1L, dtype: ScalarType.Int64).DetachFromDisposeScope();
+            _valid[i] = zeros(b, _kvHeads, slots, dtype: ScalarType.Bool).DetachFromDisposeScope();
+            _column[i].narrow(2, 0, p).copy_(arange(p, dtype: ScalarType.Int64).view(1, 1, p));
+            _valid[i].narrow(2, 0, p).copy_(keyOk.view(b, 1, p));
+        }
+    }
+
+    Tensor Run(Tensor ids, Tensor pos, Tensor? attend)
+    {
+        long b = ids.shape[0], t = ids.shape[1], start = _filled;
+        _model.Rope.EnsureLength(_maxPos + 1);
+        var (cosTable, sinTable) = _model.Rope.Tables();
+        var flat = pos.reshape(-1);
+        var cos = cosTable.index_select(0, flat).view(b, t, 1, _headDim);                  // (B, T, 1, D)
+        var sin = sinTable.index_select(0, flat).view(b, t, 1, _headDim);                  // (B, T, 1, D)
+        int g = _heads / _kvHeads;
+        // Grouped layout: the G query heads of one KV head are G·T query rows, so the mask repeats G times along rows.
+        Tensor? mask = attend is null || t == 1 ? attend
+            : attend.unsqueeze(2).expand(b, 1, g, t, attend.shape[3]).reshape(b, 1, g * t, attend.shape[3]);   // (B, 1, G·T, L)
+        var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);                   // (B, T, C)
+        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, mask, start);
+        _filled += t;
+        _column0 += t;
+        if (_budget is not null) Evict();
+        var last = RmsNorm(x.narrow(1, t - 1, 1), _finalNorm).view(b, -1);                 // (B, C)
+        return nn.functional.linear(last, _head);                                          // (B, V)
+    }
+
+    Tensor Layer(int i, Tensor x, Tensor cos, Tensor sin, Tensor? mask, long start)
+    {
+        var w = _layers[i];
+        long b = x.shape[0], t = x.shape[1], hq = _heads, hkv = _kvHeads, d = _headDim, g = hq / hkv, half = d / 2;
+        var qkv = nn.functional.linear(RmsNorm(x, w.InNorm), w.Qkv, w.QkvBias).view(b, t, hq + 2 * hkv, d);   // (B, T, Hq+2Hkv, D)
+        var qk = qkv.narrow(2, 0, hq + hkv);                                                // (B, T, Hq+Hkv, D)
+        qk = (qk * cos).addcmul_(qk.roll(half, -1), sin, 1);                                    // rotary on q and k at once
+        var k = qk.narrow(2, hq, hkv).transpose(1, 2);                                      // (B, Hkv, T, D)
+        var v = qkv.narrow(2, hq + hkv, hkv).transpose(1, 2);                               // (B, Hkv, T, D)
+        _k[i].narrow(2, start, t).copy_(k);
+        _v[i].narrow(2, start, t).copy_(v);
+        long len = start + t;
+        var keys = _k[i].narrow(2, 0, len);                                                  // (B, Hkv, L, D)
+        var values = _v[i].narrow(2, 0, len);
+        var q = qk.narrow(2, 0, hq).reshape(b, t, hkv, g, d).permute(0, 2, 3, 1, 4).reshape(b, hkv, g * t, d);   // (B, Hkv, G·T, D)
+
+        Tensor y;                                                                            // (B, Hkv, G·T, D)
+        if (_budget is null)
+            y = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask: mask);
+        else
+        {
+            // Prefill's mask already hides padding (a padded query sees itself only); a step sees the slots that hold tokens.
+            var allowed = mask ?? _valid![i].narrow(2, 0, len).unsqueeze(2);                 // (B, 1, G·T, L) or (B, Hkv, 1, L)
+            var scores = matmul(q, keys.transpose(2, 3)) * (1.0 / Math.Sqrt(d));      // (B, Hkv, G·T, L)
+            var weights = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity).softmax(-1);
+            _score![i].narrow(2, 0, len).add_(weights.sum(2));                                // attention each key received
+            y = matmul(weights, values);
+        }
+        y = y.view(b, hkv, g, t, d).permute(0, 3, 1, 2, 4).reshape(b, t, hq * d);          // (B, T, Hq·D)
+        var h = x + nn.functional.linear(y, w.O, w.OBias);                                  // (B, T, C)
+        var gu = nn.functional.linear(RmsNorm(h, w.PostNorm), w.GateUp);                    // (B, T, 2F)
+        var act = nn.functional.silu(gu.narrow(-1, 0, _ffn)) * gu.narrow(-1, _ffn, _ffn);   // (B, T, F)
+        return h + nn.functional.linear(act, w.Down);                                       // (B, T, C)
+    }
+
+    Tensor RmsNorm(Tensor x, Tensor weight) =>
+        x * (x.pow(2).mean([-1L], keepdim: true) + _eps).rsqrt() * weight;
+
+    // H₂O: shrink every layer's cache back to the budget (the whole prompt's worth after prefill, one token per decode step).
+    void Evict()
+    {
+        var budget = _budget!;
+        if (_filled <= budget.Budget) return;
+        long newest = _column0 - 1, b = Batch, d = _headDim;
+        for (int i = 0; i < _k.Length; i++)
+        {
+            var score = _score![i].narrow(2, 0, _filled);
+            var column = _column![i].narrow(2, 0, _filled);
+            var valid = _valid![i].narrow(2, 0, _filled);
+            if (_filled == budget.Budget + 1)
+            {
+                // Move the newest token (slot _filled − 1) into the victim's slot.
+                var victim = HeavyHitters.Victims(score, column, valid, newest, budget.Recent).unsqueeze(-1);   // (B, Hkv, 1)
+                long last = _filled - 1;
+                var idx = victim.unsqueeze(-1).expand(b, _kvHeads, 1, d);                  // (B, Hkv, 1, D)
+                _k[i].scatter_(2, idx, _k[i].narrow(2, last, 1).clone());
+                _v[i].scatter_(2, idx, _v[i].narrow(2, last, 1).clone());
+                _score[i].scatter_(2, victim, _score[i].narrow(2, last, 1).clone());
+                _column[i].scatter_(2, victim, _column[i].narrow(2, last, 1).clone());
+                _valid[i].scatter_(2, victim, _valid[i].narrow(2, last, 1).clone());
+            }
+            else
+            {
+                var keep = HeavyHitters.Keep(score, column, valid, newest, budget.Budget, budget.Recent);       // (B, Hkv, K)
+                var idx = keep.unsqueeze(-1).expand(b, _kvHeads, budget.Budget, d);
+                var k = _k[i].gather(2, idx); var v = _v[i].gather(2, idx);
+                var s = _score[i].gather(2, keep); var c = _column[i].gather(2, keep); var ok = _valid[i].gather(2, keep);
+                _k[i].narrow(2, 0, budget.Budget).copy_(k); _v[i].narrow(2, 0, budget.Budget).copy_(v);
+                _score[i].narrow(2, 0, budget.Budget).copy_(s); _column[i].narrow(2, 0, budget.Budget).copy_(c);
+                _valid[i].narrow(2, 0, budget.Budget).copy_(ok);
+            }
+            long from = budget.Budget, count = _k[i].shape[2] - from;
+            _valid[i].narrow(2, from, count).fill_(false);
+            _score[i].narrow(2, from, count).zero_();
+            _column[i].narrow(2, from, count).fill_(-1);
+        }
+        _filled = budget.Budget;
+    }
+
+    /// <summary>H₂O: the sequence columns of the tokens layer <paramref name="layer"/> keeps, per row and KV head (−1 = empty slot).</summary>
+    internal long[,][] KeptColumns(int layer)
+    {
+        if (_column is null) throw new InvalidOperationException("no KV budget");
+        var cols = _column[layer].narrow(2, 0, _filled).masked_fill(_valid![layer].narrow(2, 0, _filled).logical_not(), -1).contiguous().data<long>().ToArray();
+        long b = Batch, f = _filled;
+        var result = new long[b, _kvHeads][];
+        for (int r = 0; r < b; r++)
+            for (int h = 0; h < _kvHeads; h++)
+                result[r, h] = cols.AsSpan((int)((r * _kvHeads + h) * f), (int)f).ToArray();
+        return result;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var t in _owned) t.Dispose();
+        _owned.Clear();
+        foreach (var t in _k.Concat(_v).Concat(_score ?? []).Concat(_column ?? []).Concat(_valid ?? [])) t.Dispose();
+        _k = []; _v = [];
+        _keyOk.Dispose();
+        _nextPos.Dispose();
+    }
+}
