@@ -136,48 +136,15 @@ public sealed class HttpEnvironment : IEnvironment
     async Task<(JsonObject Answer, Uri Url)> PostAsync(string path, string body, CancellationToken cancel)
     {
         var url = new Uri(Url, path);
-        for (int attempt = 0; ; attempt++)
-        {
-            string retryReason;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel))
-            {
-                timeout.CancelAfter(Timeout);
-                try
-                {
-                    Interlocked.Increment(ref _requests);
-                    using var content = new StringContent(body, Encoding.UTF8);
-                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                    using var response = await _http.PostAsync(url, content, timeout.Token).ConfigureAwait(false);
-                    var text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
-                    if (response.IsSuccessStatusCode)
-                    {
-                        JsonNode? root;
-                        try { root = JsonNode.Parse(text); }
-                        catch (JsonException e) { throw Error(url, $"the answer is not JSON ({e.Message}): {Excerpt(text)}"); }
-                        return root is JsonObject o ? (o, url) : throw Error(url, $"expected a JSON object, got: {Excerpt(text)}");
-                    }
-                    var status = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}: {Excerpt(text)}";
-                    if (!IsTransient(response.StatusCode)) throw Error(url, status);
-                    retryReason = status;
-                }
-                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
-                {
-                    retryReason = $"no answer within {Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s";
-                }
-                catch (HttpRequestException e)
-                {
-                    retryReason = e.Message;
-                }
-            }
-            if (attempt >= Retries) throw Error(url, $"{retryReason} (after {attempt + 1} attempt{(attempt == 0 ? "" : "s")})");
-            await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(attempt, 6))), cancel).ConfigureAwait(false);
-        }
+        var text = await JsonHttp.PostAsync(_http, url, body, Timeout, Retries, what => Error(url, what),
+            () => Interlocked.Increment(ref _requests), cancel).ConfigureAwait(false);
+        JsonNode? root;
+        try { root = JsonNode.Parse(text); }
+        catch (JsonException e) { throw Error(url, $"the answer is not JSON ({e.Message}): {Excerpt(text)}"); }
+        return root is JsonObject o ? (o, url) : throw Error(url, $"expected a JSON object, got: {Excerpt(text)}");
     }
-
-    static bool IsTransient(HttpStatusCode code) =>
-        code is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)code >= 500;
 
     HttpEnvironmentException Error(Uri url, string what) => new($"environment server '{Name}' at {url}: {what}");
 
-    static string Excerpt(string text) => text.Length <= 200 ? text : text[..200] + "…";
+    static string Excerpt(string text) => JsonHttp.Excerpt(text);
 }

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sharpen.Generation;
+using Sharpen.Data;
 
 namespace Sharpen.Rewards;
 
@@ -86,38 +87,9 @@ public sealed class HttpReward : IRewardFunction, IDisposable
 
     async Task<double?[]> PostAsync(IReadOnlyList<RewardContext> batch, CancellationToken cancel)
     {
-        var body = RequestBody(batch);
-        for (int attempt = 0; ; attempt++)
-        {
-            string? retryReason;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel))
-            {
-                timeout.CancelAfter(Timeout);
-                try
-                {
-                    Interlocked.Increment(ref _requests);
-                    using var content = new StringContent(body, Encoding.UTF8);
-                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                    using var response = await _http.PostAsync(Url, content, timeout.Token).ConfigureAwait(false);
-                    var text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
-                    if (response.IsSuccessStatusCode) return ParseResponse(text, batch.Count);
-                    var status = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}: {Excerpt(text)}";
-                    if (!IsTransient(response.StatusCode)) throw Error(status);
-                    retryReason = status;
-                }
-                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
-                {
-                    retryReason = $"no answer within {Timeout.TotalSeconds:0.###} s";
-                }
-                catch (HttpRequestException e)
-                {
-                    retryReason = e.Message;
-                }
-            }
-            if (attempt >= Retries)
-                throw Error($"{retryReason} (after {attempt + 1} attempt{(attempt == 0 ? "" : "s")})");
-            await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(attempt, 6))), cancel).ConfigureAwait(false);
-        }
+        var text = await JsonHttp.PostAsync(_http, Url, RequestBody(batch), Timeout, Retries, Error,
+            () => Interlocked.Increment(ref _requests), cancel).ConfigureAwait(false);
+        return ParseResponse(text, batch.Count);
     }
 
     /// <summary>
@@ -168,12 +140,9 @@ public sealed class HttpReward : IRewardFunction, IDisposable
         return scores;
     }
 
-    static bool IsTransient(HttpStatusCode code) =>
-        code is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)code >= 500;
-
     RewardServerException Error(string what) => new($"reward server '{Name}' at {Url}: {what}");
 
-    static string Excerpt(string text) => text.Length <= 200 ? text : text[..200] + "…";
+    static string Excerpt(string text) => JsonHttp.Excerpt(text);
 
     /// <inheritdoc />
     public void Dispose()
