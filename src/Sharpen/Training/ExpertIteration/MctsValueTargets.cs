@@ -1,3 +1,4 @@
+using Sharpen.Algorithms;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -63,16 +64,8 @@ public sealed record ValueTargetRow(string Prompt, IReadOnlyList<string> Steps, 
 /// </summary>
 public static class MctsValueTargets
 {
-    /// <summary>One step of the recurrence. v_k = max(v_{k−1} + w_k, 0), w_k = (1 − v_{k−1}) / (m_k + 1) · (1 − 2 r_k), v_0 = 0.</summary>
-    /// <param name="previous">v_{k−1} (0 at the root).</param>
-    /// <param name="distance">m_k ≥ 0.</param>
-    /// <param name="leadsToCorrect">r_k = 0 when true, 1 when false.</param>
-    public static double Step(double previous, int distance, bool leadsToCorrect)
-    {
-        if (distance < 0) throw new ArgumentOutOfRangeException(nameof(distance), distance, "the reasoning distance must be ≥ 0");
-        int r = leadsToCorrect ? 0 : 1;
-        return Math.Max(previous + (1 - previous) / (distance + 1) * (1 - 2 * r), 0);
-    }
+    /// <summary>One step of ReST-MCTS*'s value recurrence; see <see cref="ValueTargets.RestMctsStep"/>.</summary>
+    public static double Step(double previous, int distance, bool leadsToCorrect) => ValueTargets.RestMctsStep(previous, distance, leadsToCorrect);
 
     /// <summary>
     /// The value target of every node of <paramref name="trace"/> (NaN for nodes with no finished node in their subtree).

@@ -543,5 +543,5 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         finally { if (dispose) from.Dispose(); }
     }
 
-    static double Round(double x) => double.IsFinite(x) ? Math.Round(x, 6) : x;
+    static double Round(double x) => StepLoop.Round(x);
 }
