@@ -7,12 +7,12 @@ using Sharpen.Tasks;
 using Sharpen.Training;
 using Sharpen.Evaluation;
 
-namespace Sharpen.Cli.Commands;
+namespace Sharpen.Recipes;
 
-/// <summary>The search half of <c>sharpen eval</c> (<c>--strategy</c> other than greedy) and the <c>--reward-model</c> report.</summary>
+/// <summary>The search half of <see cref="EvalRun"/> (<c>sharpen eval --strategy</c> other than greedy) and its reward-model report.</summary>
 public static class EvalSearch
 {
-    /// <summary>Search settings from the command line.</summary>
+    /// <summary>Search settings (<c>sharpen eval --strategy, --scorer, --steps, ...</c>).</summary>
     public sealed record Settings
     {
         /// <summary>Strategy name (<see cref="SearchStrategies.Names"/>).</summary>

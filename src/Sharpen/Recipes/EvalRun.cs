@@ -1,0 +1,177 @@
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Evaluation;
+using Sharpen.Generation;
+using Sharpen.Rewards;
+using Sharpen.Search;
+using Sharpen.Tasks;
+using Sharpen.Training;
+
+namespace Sharpen.Recipes;
+
+/// <summary>Settings of one evaluation (the flags of <c>sharpen eval</c>).</summary>
+public sealed record EvalSettings
+{
+    /// <summary>Checkpoint folder of the evaluated policy.</summary>
+    public required string Model { get; init; }
+    /// <summary>Output folder (metrics.jsonl: one row per problem; summary.json).</summary>
+    public required string Out { get; init; }
+    /// <summary>Task name (<see cref="TaskRegistry.Names"/>); null: <see cref="Data"/> prompts scored by reward model and/or server only.</summary>
+    public string? Task { get; init; }
+    /// <summary>Held-out JSONL (null: generate <see cref="N"/> problems from the task).</summary>
+    public string? Data { get; init; }
+    /// <summary>Problems (or prompts) to evaluate.</summary>
+    public int N { get; init; } = 500;
+    /// <summary>Samples per problem (k) for pass@k and maj@k.</summary>
+    public int Samples { get; init; } = 1;
+    /// <summary>Temperature of the k samples (and of search steps).</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Most tokens per completion.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>Seed of generated problems and of sampling.</summary>
+    public int Seed { get; init; } = 12345;
+    /// <summary>Search strategy settings; null or strategy "greedy" = the plain evaluation.</summary>
+    public EvalSearch.Settings? Search { get; init; }
+    /// <summary>Trained reward model folder that also scores the evaluated completions (reward_model_mean, per-row reward_model).</summary>
+    public string? RewardModel { get; init; }
+    /// <summary>Reward server URL that also scores the greedy completions (reward_server_mean, per-row reward_server).</summary>
+    public string? RewardUrl { get; init; }
+}
+
+/// <summary>What an evaluation produced: the summary written to summary.json, and the greedy/pass@k/maj@k result when
+/// the plain evaluation ran on a task (null for a search strategy or an evaluation without a task).</summary>
+public sealed record EvalRunResult(JsonObject Summary, EvalResult? Result);
+
+/// <summary>
+/// An evaluation run: greedy accuracy, pass@k and maj@k of a checkpoint on a task, or the accuracy and cost of a
+/// search strategy; optionally the mean score of the evaluated completions under a reward model or server. Without a
+/// task, prompts from a file are completed greedily and scored by reward model and/or server. Writes metrics.jsonl
+/// (one row per problem) and summary.json into <see cref="EvalSettings.Out"/>.
+/// </summary>
+public static class EvalRun
+{
+    /// <summary>Runs the evaluation <paramref name="settings"/> describe; <paramref name="log"/> receives progress lines.</summary>
+    public static EvalRunResult Run(EvalSettings settings, Action<string>? log = null, CancellationToken cancel = default)
+    {
+        cancel.ThrowIfCancellationRequested();
+        var s = settings;
+        var (summary, result) = s.Task is null ? (RunWithoutTask(s), null) : RunOnTask(s, cancel);
+        log?.Invoke($"eval: {summary["n"]} problems, summary in {Path.Combine(s.Out, "summary.json")}");
+        return new(summary, result);
+    }
+
+    /// <summary>The --reward-url value as a URL (null when absent); anything but an absolute http(s) URL is an error.</summary>
+    static Uri? RewardUrl(string? text) => text is null ? null : HttpReward.ParseUrl(text, "--reward-url");
+
+    /// <summary>
+    /// Evaluation without a task: the first N prompts of the data file (rows with a prompt; a completion is optional),
+    /// greedy completions, each scored by the reward model and/or the reward server. Rows hold the prompt, the completion
+    /// and each score; the summary each function's mean and <c>reward_mean</c>, their sum.
+    /// </summary>
+    static JsonObject RunWithoutTask(EvalSettings s)
+    {
+        string? dataPath = s.Data, rewardModelDir = s.RewardModel, modelDir = s.Model;
+        if (dataPath is null || (rewardModelDir is null && s.RewardUrl is null))
+            throw new ArgumentException("eval without --task needs --data (prompts) and --reward-url and/or --reward-model to score them");
+        var url = RewardUrl(s.RewardUrl);
+        var rows = JsonlDataset.LoadPrompts(dataPath).Items.Take(s.N).ToList();
+        var loaded = HfCheckpoint.Load(modelDir, requireTokenizer: true);
+        using var policy = loaded.Model;
+        var rewards = new List<WeightedReward>();
+        try
+        {
+            if (rewardModelDir is not null) rewards.Add(new(new ModelReward(rewardModelDir)));
+            if (url is not null) rewards.Add(new(new HttpReward(url, "reward_server")));
+            var prompts = rows.Select(r => new RlPrompt(r.Prompt, r.Fields)).ToList();
+            var ro = new RolloutEngine(policy, loaded.Tokenizer!).Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = s.MaxNewTokens });
+            var ctx = RlPrompt.Contexts(prompts, ro);
+            var perFunction = rewards.Select(w => (Name: w.Function is ModelReward ? "reward_model" : "reward_server",
+                Scores: w.Function.ScoreAsync(ctx).AsTask().GetAwaiter().GetResult())).ToList();
+            var log = new RunLog(s.Out);
+            for (int i = 0; i < rows.Count; i++)
+            {
+                var row = new JsonObject { ["step"] = i, ["prompt"] = rows[i].Prompt, ["completion"] = ro[i].CompletionText, ["tokens"] = ro[i].CompletionIds.Length };
+                foreach (var (name, scores) in perFunction) row[name] = scores[i];
+                log.Metrics(row);
+            }
+            var summary = new JsonObject { ["n"] = rows.Count, ["strategy"] = "greedy", ["model"] = modelDir, ["data"] = dataPath };
+            double total = 0;
+            foreach (var (name, scores) in perFunction)
+            {
+                var applied = scores.Where(x => x.HasValue).Select(x => x!.Value).ToList();
+                double mean = applied.Count > 0 ? applied.Average() : double.NaN;
+                summary[$"{name}_mean"] = applied.Count > 0 ? mean : null;
+                total += applied.Count > 0 ? scores.Sum(x => x ?? 0) / rows.Count : 0;
+            }
+            summary["reward_mean"] = rows.Count > 0 ? total : null;
+            log.Summary(summary);
+            return summary;
+        }
+        finally
+        {
+            foreach (var d in rewards.Select(w => w.Function).OfType<IDisposable>()) d.Dispose();
+        }
+    }
+
+    static (JsonObject Summary, EvalResult? Result) RunOnTask(EvalSettings s, CancellationToken cancel)
+    {
+        string taskName = s.Task!, modelDir = s.Model, outDir = s.Out;
+        var search = s.Search;
+        var t = TaskRegistry.Create(taskName);
+        var url = RewardUrl(s.RewardUrl);
+        if (search is not null) { _ = SearchStrategies.Create(search.Strategy); search.Options.Validate(); }
+        if (url is not null && EvalSearch.IsSearch(search)) throw new ArgumentException("--reward-url works with the greedy evaluation, not with --strategy");
+        var problems = s.Data is null
+            ? t.Generate(s.N, s.Seed)
+            : JsonlDataset.LoadSft(s.Data).Items.Take(s.N).Select(SftPipeline.ToProblem).ToList();
+        var loaded = HfCheckpoint.Load(modelDir, requireTokenizer: true);
+        using var policy = loaded.Model;
+        var engine = new RolloutEngine(policy, loaded.Tokenizer!);
+        using var rm = s.RewardModel is null ? null : new ModelReward(s.RewardModel);
+        if (EvalSearch.IsSearch(search))
+        {
+            var searchLog = new RunLog(outDir);
+            var ss = EvalSearch.Run(search!, engine, t, problems, s.Temperature, s.MaxNewTokens, searchLog, rm);
+            ss["model"] = modelDir;
+            ss["task"] = taskName;
+            ss["temperature"] = s.Temperature;
+            searchLog.Summary(ss);
+            return (ss, null);
+        }
+        var result = Evaluator.Run(engine, t, problems, s.Samples, s.Temperature, s.MaxNewTokens, s.Seed);
+        cancel.ThrowIfCancellationRequested();
+
+        // Per-problem rows: the greedy completion and its verdict.
+        var log = new RunLog(outDir);
+        var rmScores = rm?.Score(result.Greedy.Select((g, i) => (problems[i].Prompt, g.Completion.CompletionText)).ToList());
+        double?[]? serverScores = null;
+        if (url is not null)
+        {
+            using var server = new HttpReward(url, "reward_server");
+            serverScores = server.ScoreAsync(RlPrompt.Contexts(problems.Select(RlPrompt.From).ToList(), result.Greedy.Select(g => g.Completion)))
+                .AsTask().GetAwaiter().GetResult();
+        }
+        for (int i = 0; i < problems.Count; i++)
+        {
+            var (completion, v) = result.Greedy[i];
+            var row = new JsonObject
+            {
+                ["step"] = i, ["id"] = problems[i].Id, ["prompt"] = problems[i].Prompt, ["completion"] = completion.CompletionText,
+                ["correct"] = v.Correct, ["reason"] = v.Reason, ["tokens"] = completion.CompletionIds.Length,
+            };
+            if (rmScores is not null) row["reward_model"] = rmScores[i];
+            if (serverScores is not null) row["reward_server"] = serverScores[i];
+            log.Metrics(row);
+        }
+        var summary = result.ToJson();
+        summary["strategy"] = "greedy";
+        if (rmScores is not null) summary["reward_model_mean"] = rmScores.Average();
+        if (serverScores is not null && serverScores.Any(x => x.HasValue)) summary["reward_server_mean"] = serverScores.Where(x => x.HasValue).Average(x => x!.Value);
+        summary["model"] = modelDir;
+        summary["task"] = taskName;
+        summary["temperature"] = s.Temperature;
+        log.Summary(summary);
+        return (summary, result);
+    }
+}
