@@ -48,6 +48,27 @@ public class ArchitectureTests
     }
 
     [Fact]
+    public void No_source_file_imports_a_room_above_its_own()
+    {
+        // Unused using directives compile to nothing, so reflection cannot see them; they still mislead a reader.
+        var root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "Sharpen.sln"))) root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("no Sharpen.sln above the test binaries");
+        var src = Path.Combine(root, "src", "Sharpen");
+        var violations = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories).Where(f => !f.Contains("/obj/") && !f.Contains("/bin/")))
+        {
+            var room = Path.GetRelativePath(src, file).Split(Path.DirectorySeparatorChar)[0];
+            if (!Rank.TryGetValue(room, out var rank)) continue;
+            foreach (var line in File.ReadLines(file))
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(line, @"^using (?:static )?(Sharpen\.[\w.]+)");
+                if (m.Success && RoomRank(m.Groups[1].Value) is { } used && used > rank) violations.Add($"{Path.GetRelativePath(root, file)}: {line.Trim()}");
+            }
+        }
+        Assert.True(violations.Count == 0, "imports of rooms above:\n" + string.Join("\n", violations));
+    }
+
+    [Fact]
     public void The_scan_sees_references_inside_method_bodies()
     {
         // A type known to call Evaluator inside a method body (a lambda-free, field-free use) is found.

@@ -1,6 +1,5 @@
 using Sharpen.Torch;
 using static TorchSharp.torch;
-using Sharpen.Training.Rl;
 
 namespace Sharpen.Algorithms;
 

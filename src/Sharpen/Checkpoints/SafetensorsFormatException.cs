@@ -1,4 +1,3 @@
-using Sharpen.Tasks;
 namespace Sharpen.Checkpoints;
 
 /// <summary>

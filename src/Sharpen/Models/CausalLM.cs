@@ -2,7 +2,6 @@ using Sharpen.Torch;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Sharpen.Checkpoints;
 
 namespace Sharpen.Models;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Sharpen.Algorithms;
 using Sharpen.Checkpoints;
 using Sharpen.Data;
 using Sharpen.Generation;

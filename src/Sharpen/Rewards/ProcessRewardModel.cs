@@ -5,7 +5,6 @@ using Sharpen.Checkpoints;
 using Sharpen.Data;
 using Sharpen.Models;
 using Sharpen.Tokenizers;
-using Sharpen.Algorithms;
 using Sharpen.Generation;
 
 namespace Sharpen.Rewards;

@@ -1,6 +1,5 @@
 using System.Text;
 using Microsoft.ML.Tokenizers;
-using Sharpen.Data;
 
 namespace Sharpen.Tokenizers;
 
