@@ -6,21 +6,27 @@ using System.Text.Json.Nodes;
 namespace Sharpen.Tests.Rewards;
 
 /// <summary>
-/// A real HTTP reward server on 127.0.0.1 for tests: every POST body is parsed and kept, and <c>answer</c> (called with
-/// the request's JSON and its 1-based number) gives the status code and the body to send back.
+/// A real HTTP JSON server on 127.0.0.1 for tests (reward servers; environment servers through <c>EnvServer</c>): every
+/// POST (its path below the base and its JSON body) is kept, and <c>answer</c> (called with the path, the request's JSON
+/// and its 1-based number) gives the status code and the body to send back.
 /// </summary>
 public sealed class RewardServer : IDisposable
 {
     readonly HttpListener _listener = new();
-    readonly Func<JsonObject, int, (int Status, string Body)> _answer;
+    readonly Func<string, JsonObject, int, (int Status, string Body)> _answer;
+    readonly string _base;
     readonly CancellationTokenSource _stop = new();
     readonly Task _loop;
-    readonly List<JsonObject> _requests = [];
+    readonly List<(string Path, JsonObject Body)> _requests = [];
 
-    public RewardServer(Func<JsonObject, int, (int Status, string Body)> answer)
+    public RewardServer(Func<JsonObject, int, (int Status, string Body)> answer) : this("score", (_, body, n) => answer(body, n)) { }
+
+    /// <summary>A server whose URL ends in <c>/{basePath}/</c>; <paramref name="answer"/> also gets the path below it (e.g. <c>/reset</c>).</summary>
+    public RewardServer(string basePath, Func<string, JsonObject, int, (int Status, string Body)> answer)
     {
         _answer = answer;
-        Url = $"http://127.0.0.1:{FreePort()}/score/";
+        _base = "/" + basePath;
+        Url = $"http://127.0.0.1:{FreePort()}/{basePath}/";
         _listener.Prefixes.Add(Url);
         _listener.Start();
         _loop = Task.Run(Serve);
@@ -30,7 +36,10 @@ public sealed class RewardServer : IDisposable
     public string Url { get; }
 
     /// <summary>The bodies received so far.</summary>
-    public IReadOnlyList<JsonObject> Requests { get { lock (_requests) return [.. _requests]; } }
+    public IReadOnlyList<JsonObject> Requests { get { lock (_requests) return [.. _requests.Select(r => r.Body)]; } }
+
+    /// <summary>The requests received so far with their paths below the base.</summary>
+    public IReadOnlyList<(string Path, JsonObject Body)> RequestsWithPaths { get { lock (_requests) return [.. _requests]; } }
 
     /// <summary>A port nothing listens on (just released by the OS).</summary>
     public static int FreePort()
@@ -59,9 +68,10 @@ public sealed class RewardServer : IDisposable
         {
             using var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8);
             var body = (JsonObject)JsonNode.Parse(reader.ReadToEnd())!;
+            var path = ctx.Request.Url!.AbsolutePath[_base.Length..];
             int n;
-            lock (_requests) { _requests.Add(body); n = _requests.Count; }
-            var (status, text) = _answer(body, n);
+            lock (_requests) { _requests.Add((path, body)); n = _requests.Count; }
+            var (status, text) = _answer(path, body, n);
             var bytes = Encoding.UTF8.GetBytes(text);
             ctx.Response.StatusCode = status;
             ctx.Response.ContentType = "application/json";
