@@ -5,7 +5,7 @@ namespace Sharpen.Tests.Cli;
 
 /// <summary>
 /// Crash safety with real processes: `sharpen train` runs as a child process and is killed (SIGKILL, the whole tree) at
-/// seeded random moments, then started again with --resume, until it finishes. The final weights must equal an
+/// seeded random moments (its progress line `step N/`, `iter N/` or `iteration N/`), then started again with --resume, until it finishes. The final weights must equal an
 /// uninterrupted run's byte for byte, and metrics.jsonl must hold every step exactly once. One kind per driver:
 /// SFT (StepLoop), GRPO and online DPO (IterationLoop).
 /// </summary>
@@ -52,7 +52,7 @@ public class KillResumeTests
         }
     }
 
-    static string Write(TempDir dir, string name, string recipe)
+    internal static string Write(TempDir dir, string name, string recipe)
     {
         var output = Path.Combine(dir.Path, name);
         var path = Path.Combine(dir.Path, name + ".yaml");
@@ -60,7 +60,7 @@ public class KillResumeTests
         return path;
     }
 
-    static string Train(TempDir dir, string name, string recipe)
+    internal static string Train(TempDir dir, string name, string recipe)
     {
         var path = Write(dir, name, recipe);
         using var p = Start(path, resume: false);
@@ -74,7 +74,7 @@ public class KillResumeTests
     /// kill lands anywhere in the next step, a checkpoint write included); resumes and kills again at a later step, three
     /// times; then lets it finish.
     /// </summary>
-    static string TrainWithKills(TempDir dir, string name, string recipe, Random rng, out int kills)
+    internal static string TrainWithKills(TempDir dir, string name, string recipe, Random rng, out int kills)
     {
         var path = Write(dir, name, recipe);
         kills = 0;
@@ -86,7 +86,7 @@ public class KillResumeTests
             int at = target;
             using var p = Start(path, resume: attempt > 0, line =>
             {
-                var m = System.Text.RegularExpressions.Regex.Match(line, @"^(?:step|iter) (\d+)/");
+                var m = System.Text.RegularExpressions.Regex.Match(line, @"^(?:step|iter|iteration) (\d+)/");
                 if (m.Success && int.Parse(m.Groups[1].Value) >= at) reached.Set();
             });
             while (kills < 3 && !reached.IsSet && !p.HasExited) Thread.Sleep(10);
@@ -112,7 +112,7 @@ public class KillResumeTests
         }
     }
 
-    static Process Start(string recipe, bool resume, Action<string>? onLine = null)
+    internal static Process Start(string recipe, bool resume, Action<string>? onLine = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { Cli, "train", recipe }.Concat(resume ? ["--resume"] : Array.Empty<string>())) psi.ArgumentList.Add(a);
