@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -67,9 +67,20 @@ public static class BenchCommand
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
             return 0;
         }));
+        var soakMinutes = new Option<double>("--minutes") { Description = "Wall-clock minutes of the disturbed run (the undisturbed run takes about as long again)", DefaultValueFactory = _ => 30 };
+        var soakWork = new Option<string>("--work") { Description = "Scratch folder (starting policy, the disturbed and the undisturbed run)", DefaultValueFactory = _ => "runs/bench-soak" };
+        var soak = new Command("soak", "GRPO against a reward server that fails 10% of requests and is restarted twice, SIGKILL + --resume every minutes/6; final weights vs an undisturbed run, RSS over time, retried requests.") { dir, soakMinutes, soakWork };
+        soak.SetAction(pr => CliErrors.Run(() =>
+        {
+            var self = Environment.ProcessPath!;
+            var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+            var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            BenchReport.Write(pr.GetValue(dir)!.FullName, SoakBench.Run(Console.WriteLine, pr.GetValue(soakWork)!, child, pr.GetValue(soakMinutes)));
+            return 0;
+        }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
