@@ -21,6 +21,9 @@ namespace Sharpen.Data;
 public sealed record ScoredCompletion(string Prompt, string Completion, double Reward, float[]? LogProbs,
     IReadOnlyDictionary<string, string> Fields, double? LogProb = null, string? Source = null)
 {
+    /// <summary>Largest |reward| a row may carry (the bound reward functions have by default); beyond it the row is bad.</summary>
+    public const double MaxAbsReward = 1e6;
+
     const string Expected = "a JSON object with \"prompt\" and \"completion\" strings, a numeric \"reward\" and optionally " +
                             "\"logprobs\" (an array of numbers ≤ 0, one per completion token) or \"logprob\" (a number ≤ 0, their sum)";
 
@@ -32,6 +35,8 @@ public sealed record ScoredCompletion(string Prompt, string Completion, double R
             var completion = row.GetString("completion");
             var reward = row.Get("reward");
             if (reward.ValueKind != JsonValueKind.Number || !double.IsFinite(reward.GetDouble())) throw row.Error("\"reward\" is not a finite number");
+            if (Math.Abs(reward.GetDouble()) > MaxAbsReward)
+                throw row.Error($"\"reward\" is {reward.GetRawText()}, beyond ±1e6 (rewards this large overflow float32 in the update; rescale them)");
             float[]? logprobs = null;
             if (row.Element.TryGetProperty("logprobs", out var lp))
             {

@@ -24,6 +24,10 @@ namespace Sharpen.Environments;
 /// </summary>
 public sealed class HttpEnvironment : IEnvironment
 {
+    /// <summary>Largest |reward| a step answer may carry (the bound reward functions have by default): a reward beyond
+    /// float32's range (±3.4e38) would turn the update into NaN, so an answer beyond this is an error naming the server.</summary>
+    public const double MaxAbsReward = 1e6;
+
     readonly HttpClient _http;
     readonly IReadOnlyDictionary<string, JsonNode?> _resetOptions;
     string? _session;
@@ -91,8 +95,8 @@ public sealed class HttpEnvironment : IEnvironment
         if (_session is null) throw new InvalidOperationException($"environment server '{Name}': StepAsync called with no session (call ResetAsync first; a session ends when a step returns done)");
         var body = new JsonObject { ["session_id"] = _session, ["action"] = action ?? "", ["turn"] = _turn + 1 };
         var (answer, url) = await PostAsync("step", body.ToJsonString(), cancellationToken).ConfigureAwait(false);
-        if (answer["reward"] is not JsonValue rv || rv.GetValueKind() != JsonValueKind.Number || !double.IsFinite(rv.GetValue<double>()))
-            throw Error(url, $"the step answer's 'reward' is {answer["reward"]?.ToJsonString() ?? "missing"}; expected a finite number");
+        if (answer["reward"] is not JsonValue rv || rv.GetValueKind() != JsonValueKind.Number || !(Math.Abs(rv.GetValue<double>()) <= MaxAbsReward))
+            throw Error(url, $"the step answer's 'reward' is {answer["reward"]?.ToJsonString() ?? "missing"}; expected a finite number within ±1e6");
         if (answer["done"] is not JsonValue dv || dv.GetValueKind() is not (JsonValueKind.True or JsonValueKind.False))
             throw Error(url, $"the step answer's 'done' is {answer["done"]?.ToJsonString() ?? "missing"}; expected true or false");
         bool done = dv.GetValue<bool>();

@@ -150,6 +150,8 @@ public class HttpEnvironmentTests
     [InlineData("/reset", "[1, 2]", "expected a JSON object, got: [1, 2]")]
     [InlineData("/reset", "<html>", "the answer is not JSON")]
     [InlineData("/step", "{\"observation\": \"x\", \"done\": false}", "the step answer's 'reward' is missing; expected a finite number")]
+    [InlineData("/step", "{\"observation\": \"x\", \"reward\": 1e39, \"done\": false}", "the step answer's 'reward' is 1e39; expected a finite number within ±1e6")]
+    [InlineData("/step", "{\"observation\": \"x\", \"reward\": -2000000, \"done\": false}", "the step answer's 'reward' is -2000000; expected a finite number within ±1e6")]
     [InlineData("/step", "{\"observation\": \"x\", \"reward\": 1, \"done\": \"no\"}", "the step answer's 'done' is \"no\"; expected true or false")]
     [InlineData("/step", "{\"reward\": 1, \"done\": false}", "'observation' is missing")]
     [InlineData("/step", "{\"observation\": \"x\", \"reward\": 1, \"done\": false, \"info\": [1]}", "the step answer's 'info' is [1]; expected an object")]

@@ -300,6 +300,18 @@ public class OfflineToprTests
         var e = Assert.Throws<Sharpen.Data.DatasetFormatException>(() => Sharpen.Data.ScoredCompletion.Load(dir.File("s.jsonl")));
         Assert.Contains("s.jsonl:2:", e.Message);
         Assert.Contains("logprobs", e.Message);
+        // A reward beyond ±1e6 (1e39 is a finite double but overflows float32 in the update) is a bad line naming file:line.
+        File.WriteAllLines(dir.File("big.jsonl"), [
+            """{"prompt":"a","completion":"b","reward":1000000}""",
+            """{"prompt":"a","completion":"b","reward":1e39}""",
+            """{"prompt":"a","completion":"b","reward":-1000001}""",
+        ]);
+        var big = Assert.Throws<Sharpen.Data.DatasetFormatException>(() => Sharpen.Data.ScoredCompletion.Load(dir.File("big.jsonl")));
+        Assert.Contains("big.jsonl:2:", big.Message);
+        Assert.Contains("\"reward\" is 1e39, beyond ±1e6", big.Message);
+        var kept = Sharpen.Data.ScoredCompletion.Load(dir.File("big.jsonl"), skipBadLines: true);
+        Assert.Equal([1e6], kept.Items.Select(x => x.Reward));
+        Assert.Equal(2, kept.SkippedLines);
         var skipped = Sharpen.Data.ScoredCompletion.Load(dir.File("s.jsonl"), skipBadLines: true);
         Assert.Single(skipped.Items);
         Assert.Equal(1, skipped.SkippedLines);
