@@ -7,7 +7,8 @@ namespace Sharpen.Export;
 
 /// <summary>
 /// Writes a <see cref="CausalLM"/> and its tokenizer as a GGUF v3 file that llama.cpp loads and runs: architecture
-/// <c>llama</c> (Llama, Mistral, SmolLM), <c>qwen2</c> or <c>qwen3</c> (q/k norms as <c>attn_q_norm</c>/<c>attn_k_norm</c>), llama.cpp's tensor names, the hyper-parameters, and the
+/// <c>llama</c> (Llama, Mistral, SmolLM), <c>qwen2</c>, <c>qwen3</c> (q/k norms as <c>attn_q_norm</c>/<c>attn_k_norm</c>) or
+/// <c>phi3</c> (fused <c>attn_qkv</c> and gate-up <c>ffn_up</c>), llama.cpp's tensor names, the hyper-parameters, and the
 /// tokenizer as a <c>gpt2</c> (byte-level BPE) vocabulary. A model with LoRA adapters is written with its merged weights.
 /// </summary>
 /// <remarks>
@@ -39,6 +40,7 @@ public static class GgufExporter
             "llama" or "mistral" => "llama",
             "qwen2" => "qwen2",
             "qwen3" => "qwen3",
+            "phi3" => "phi3",
             _ => throw new GgufExportException($"model_type '{c.ModelType}' has no GGUF export"),
         };
         var vocab = GgufVocab.From(tokenizer, c);
@@ -83,6 +85,8 @@ public static class GgufExporter
             w.Add($"{arch}.rope.scaling.factor", (float)yarn.Factor);
             w.Add($"{arch}.rope.scaling.original_context_length", (uint)yarn.OriginalMaxPositionEmbeddings);
         }
+        else if (c.RopeScaling is { Type: "longrope" })
+            throw new GgufExportException("rope_scaling longrope: llama.cpp picks the long factors by context size, Transformers by sequence length, so the file would not compute the same; not exported");
         else if (c.RopeScaling is { } other && other.Type != "llama3")
             throw new GgufExportException($"rope_scaling {other.Type} has no GGUF equivalent (llama.cpp's rope scaling is static)");
 
@@ -134,6 +138,15 @@ public static class GgufExporter
             Func<Tensor, Tensor>? pq = permute ? t => PermuteForPairs(t, c.NumAttentionHeads) : null;
             Func<Tensor, Tensor>? pk = permute ? t => PermuteForPairs(t, c.NumKeyValueHeads) : null;
             Tensor1(p + "input_layernorm.weight", b + "attn_norm.weight");
+            if (c.FusedProjections)   // Phi-3: llama.cpp's phi3 takes the fused matrices (ffn_up holds gate then up, split by its SwiGLU)
+            {
+                Tensor2(p + "self_attn.qkv_proj.weight", b + "attn_qkv.weight");
+                Tensor2(p + "self_attn.o_proj.weight", b + "attn_output.weight");
+                Tensor1(p + "post_attention_layernorm.weight", b + "ffn_norm.weight");
+                Tensor2(p + "mlp.gate_up_proj.weight", b + "ffn_up.weight");
+                Tensor2(p + "mlp.down_proj.weight", b + "ffn_down.weight");
+                continue;
+            }
             Tensor2(p + "self_attn.q_proj.weight", b + "attn_q.weight", pq);
             Tensor2(p + "self_attn.k_proj.weight", b + "attn_k.weight", pk);
             Tensor2(p + "self_attn.v_proj.weight", b + "attn_v.weight");
@@ -157,6 +170,7 @@ public static class GgufExporter
         }
         Tensor1("model.norm.weight", "output_norm.weight");
         if (!c.TieWordEmbeddings) Tensor2("lm_head.weight", "output.weight");   // absent: llama.cpp reuses token_embd
+        else if (arch == "phi3") Tensor2("model.embed_tokens.weight", "output.weight");   // llama.cpp's phi3 requires an output matrix
 
         var full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) is { } dir) Directory.CreateDirectory(dir);

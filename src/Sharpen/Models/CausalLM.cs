@@ -145,6 +145,7 @@ public sealed class CausalLM : nn.Module
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source, Func<string, bool>? ignore = null)
     {
         var own = BaseParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        if (Config.FusedProjections) weights = SplitFused(weights, source);
         CopyInto(own, weights, source, $"weights do not match the {Config.ModelType} architecture in config.json", k => IsBenign(k) || (ignore?.Invoke(k) ?? false));
     }
 
@@ -166,6 +167,36 @@ public sealed class CausalLM : nn.Module
                 throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", w.shape)}], expected [{string.Join(",", p.shape)}]");
             p.copy_(w);
         }
+    }
+
+    /// <summary>Phi-3: <c>self_attn.qkv_proj</c> → q/k/v_proj rows, <c>mlp.gate_up_proj</c> → gate_proj (first half) and up_proj.</summary>
+    Dictionary<string, Tensor> SplitFused(IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        var c = Config;
+        long q = (long)c.NumAttentionHeads * c.HeadDim, kv = (long)c.NumKeyValueHeads * c.HeadDim, f = c.IntermediateSize;
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (name, t) in weights)
+        {
+            if (name.EndsWith(".self_attn.qkv_proj.weight", StringComparison.Ordinal))
+            {
+                if (t.shape.Length != 2 || t.shape[0] != q + 2 * kv)
+                    throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", t.shape)}], expected [{q + 2 * kv},{c.HiddenSize}] (q, k, v rows)");
+                var p = name[..^"qkv_proj.weight".Length];
+                result[p + "q_proj.weight"] = t.narrow(0, 0, q);
+                result[p + "k_proj.weight"] = t.narrow(0, q, kv);
+                result[p + "v_proj.weight"] = t.narrow(0, q + kv, kv);
+            }
+            else if (name.EndsWith(".mlp.gate_up_proj.weight", StringComparison.Ordinal))
+            {
+                if (t.shape.Length != 2 || t.shape[0] != 2 * f)
+                    throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", t.shape)}], expected [{2 * f},{c.HiddenSize}] (gate and up rows)");
+                var p = name[..^"gate_up_proj.weight".Length];
+                result[p + "gate_proj.weight"] = t.narrow(0, 0, f);
+                result[p + "up_proj.weight"] = t.narrow(0, f, f);
+            }
+            else result[name] = t;
+        }
+        return result;
     }
 
     bool IsBenign(string key) =>
@@ -196,11 +227,35 @@ public sealed class CausalLM : nn.Module
     /// is given merged (W + (alpha / r)·B·A, a new tensor: call inside a dispose scope) and the adapters themselves are
     /// left out, so the result is a plain model of the same architecture.
     /// </summary>
+    /// <remarks>Phi-3 (<see cref="ModelConfig.FusedProjections"/>): q/k/v come as one <c>self_attn.qkv_proj.weight</c> and
+    /// gate/up as one <c>mlp.gate_up_proj.weight</c> (new tensors), as its checkpoints store them.</remarks>
     public IEnumerable<(string Name, Tensor Tensor)> Weights()
     {
         var merged = Lora is null ? null : AdaptedProjections().ToDictionary(a => a.Name + ".weight", a => a.Adapter);
-        foreach (var (name, p) in BaseParameters())
-            yield return merged is not null && merged.TryGetValue(name, out var a) ? (name, a.Merged().detach()) : (name, p);
+        var plain = BaseParameters().Select(x => merged is not null && merged.TryGetValue(x.name, out var a)
+            ? (x.name, a.Merged().detach()) : (x.name, (Tensor)x.parameter));
+        return Config.FusedProjections ? Fuse(plain.ToList()) : plain;
+    }
+
+    static IEnumerable<(string Name, Tensor Tensor)> Fuse(List<(string Name, Tensor Tensor)> plain)
+    {
+        var byName = plain.ToDictionary(x => x.Name, x => x.Tensor);
+        foreach (var (name, t) in plain)
+        {
+            if (name.EndsWith(".self_attn.q_proj.weight", StringComparison.Ordinal))
+            {
+                var p = name[..^"q_proj.weight".Length];
+                yield return (p + "qkv_proj.weight", cat([t.detach(), byName[p + "k_proj.weight"].detach(), byName[p + "v_proj.weight"].detach()], 0));
+            }
+            else if (name.EndsWith(".mlp.gate_proj.weight", StringComparison.Ordinal))
+            {
+                var p = name[..^"gate_proj.weight".Length];
+                yield return (p + "gate_up_proj.weight", cat([t.detach(), byName[p + "up_proj.weight"].detach()], 0));
+            }
+            else if (!name.EndsWith(".self_attn.k_proj.weight", StringComparison.Ordinal) && !name.EndsWith(".self_attn.v_proj.weight", StringComparison.Ordinal)
+                     && !name.EndsWith(".mlp.up_proj.weight", StringComparison.Ordinal))
+                yield return (name, t);
+        }
     }
 
     /// <summary>The base model's parameters (adapters excluded) by Hugging Face name.</summary>
@@ -517,7 +572,7 @@ sealed class RotaryTable
         _headDim = c.HeadDim;
         _theta = c.RopeTheta;
         _scaling = c.RopeScaling;
-        (_invFreq, _scale) = Frequencies(c.MaxPositionEmbeddings);
+        (_invFreq, _scale) = Frequencies(_scaling is { IsDynamic: true } d ? d.DynamicFrom : c.MaxPositionEmbeddings);
         (_cos, _sin) = Build(Math.Min(c.MaxPositionEmbeddings, 2048));
     }
 

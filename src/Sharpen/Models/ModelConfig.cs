@@ -6,12 +6,13 @@ namespace Sharpen.Models;
 /// <summary>
 /// Architecture of a decoder-only Llama-family transformer, read from and written to a
 /// Hugging Face <c>config.json</c>. Covers Llama 2/3, Qwen2/Qwen2.5 (q/k/v bias), Qwen3 (per-head q/k RMSNorm), Mistral
-/// (sliding-window attention) and SmolLM (which is <c>model_type: llama</c>). Field names follow Hugging Face's keys.
+/// (sliding-window attention), Phi-3 (fused <c>qkv_proj</c> and <c>gate_up_proj</c>, LongRoPE) and SmolLM (which is
+/// <c>model_type: llama</c>). Field names follow Hugging Face's keys.
 /// </summary>
 public sealed record ModelConfig
 {
     /// <summary>Architectures this implementation runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "qwen3", "mistral"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "qwen3", "mistral", "phi3"];
 
     /// <summary><c>model_type</c>: one of <see cref="SupportedModelTypes"/>.</summary>
     public string ModelType { get; init; } = "llama";
@@ -76,11 +77,18 @@ public sealed record ModelConfig
         if (SlidingWindow is null) return false;
         return ModelType switch
         {
-            "mistral" => true,
+            "mistral" or "phi3" => true,
             "qwen2" or "qwen3" => UseSlidingWindow && layer >= (MaxWindowLayers ?? 0),
             _ => false,
         };
     }
+
+    /// <summary>Phi-3's top-level <c>original_max_position_embeddings</c> (the pretraining context LongRoPE scales from).</summary>
+    public int? OriginalMaxPositionEmbeddings { get; init; }
+
+    /// <summary>Whether checkpoints store q/k/v as one <c>self_attn.qkv_proj</c> and gate/up as one <c>mlp.gate_up_proj</c> (Phi-3).
+    /// The model computes with separate projections; <see cref="CausalLM.Weights"/> and <see cref="CausalLM.LoadWeights"/> fuse and split.</summary>
+    public bool FusedProjections => ModelType == "phi3";
 
     /// <summary>Whether any layer uses sliding-window attention.</summary>
     public bool HasSlidingLayers => Enumerable.Range(0, NumHiddenLayers).Any(IsSlidingLayer);
@@ -156,6 +164,8 @@ public sealed record ModelConfig
             $"is '{TorchDtype}'; supported: float32, bfloat16, float16");
         Require(LayerTypes is null || LayerTypes.Count == NumHiddenLayers, "layer_types",
             $"has {LayerTypes?.Count} entries; expected one per layer (num_hidden_layers = {NumHiddenLayers})");
+        Require(RopeScaling is not { Type: "longrope" } lr || (lr.ShortFactor!.Count == HeadDim / 2 && lr.LongFactor!.Count == HeadDim / 2),
+            "rope_scaling", $"longrope's short_factor and long_factor must each have head_dim / 2 = {HeadDim / 2} entries");
         Require(SlidingWindow is null || SlidingWindow > 0, "sliding_window", $"must be positive, got {SlidingWindow}");
         Require(SlidingWindow is not null || LayerTypes is null || !LayerTypes.Contains("sliding_attention"), "sliding_window",
             "is missing but layer_types has sliding_attention layers");
@@ -179,7 +189,7 @@ public sealed record ModelConfig
         "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
         "tie_word_embeddings", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
         "initializer_range", "sliding_window", "hidden_act", "mlp_bias", "use_sliding_window", "architectures",
-        "rope_parameters", "dtype", "layer_types", "max_window_layers",
+        "rope_parameters", "dtype", "layer_types", "max_window_layers", "original_max_position_embeddings", "partial_rotary_factor",
     ];
 
     /// <summary>
@@ -194,7 +204,7 @@ public sealed record ModelConfig
         "unsloth_fixed", "keys_to_ignore_at_inference", "sep_token_id", "decoder_start_token_id", "task_specific_params",
         "problem_type", "finetuning_task", "chunk_size_feed_forward", "torchscript", "is_decoder", "is_encoder_decoder",
         "cache_implementation", "use_return_dict", "prefix", "model_name", "embd_pdrop", "resid_pdrop", "hidden_dropout",
-        "bad_words_ids", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
+        "bad_words_ids", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id", "auto_map",
     };
 
 
@@ -287,7 +297,10 @@ public sealed record ModelConfig
         var dtype = root["torch_dtype"] is not null ? Str("torch_dtype", "float32") : Str("dtype", "float32");
         var ropeTheta = Dbl("rope_theta", 10000.0);
         var maxPositions = Int("max_position_embeddings", 2048);
-        var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source, maxPositionEmbeddings: maxPositions);
+        var originalMax = OptInt("original_max_position_embeddings");
+        if (root["partial_rotary_factor"] is not null && Dbl("partial_rotary_factor", 1.0) != 1.0)
+            throw new ModelConfigException($"{source}: 'partial_rotary_factor' is {root["partial_rotary_factor"]!.ToJsonString()}; only 1.0 (rotary on the whole head) is supported");
+        var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source, maxPositionEmbeddings: maxPositions, originalMax: originalMax);
         if (root["rope_parameters"] is { } rp)
         {
             if (rp is not JsonObject rpo) throw new ModelConfigException($"{source}: 'rope_parameters' must be an object, got {rp.ToJsonString()}");
@@ -302,7 +315,7 @@ public sealed record ModelConfig
                     throw new ModelConfigException($"{source}: 'rope_theta' ({ropeTheta}) and 'rope_parameters.rope_theta' ({theta}) disagree");
                 ropeTheta = theta;
             }
-            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters", maxPositions);
+            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters", maxPositions, originalMax);
             if (root["rope_scaling"] is not null && !(scaling?.SameAs(ropeScaling) ?? ropeScaling is null))
                 throw new ModelConfigException($"{source}: 'rope_scaling' and 'rope_parameters' disagree");
             ropeScaling = scaling;
@@ -346,6 +359,7 @@ public sealed record ModelConfig
             SlidingWindow = OptInt("sliding_window"),
             UseSlidingWindow = Bool("use_sliding_window", false),
             MaxWindowLayers = OptInt("max_window_layers"),
+            OriginalMaxPositionEmbeddings = originalMax,
             LayerTypes = layerTypes,
             Extra = extra.Count > 0 ? extra : null,
         };
@@ -361,6 +375,7 @@ public sealed record ModelConfig
             {
                 "qwen2" => "Qwen2ForCausalLM",
                 "qwen3" => "Qwen3ForCausalLM",
+                "phi3" => "Phi3ForCausalLM",
                 "mistral" => "MistralForCausalLM",
                 _ => "LlamaForCausalLM",
             }),
@@ -389,6 +404,7 @@ public sealed record ModelConfig
         if (SlidingWindow is { } sw) o["sliding_window"] = sw;
         if (UseSlidingWindow) o["use_sliding_window"] = true;
         if (MaxWindowLayers is { } mwl) o["max_window_layers"] = mwl;
+        if (OriginalMaxPositionEmbeddings is { } omp) o["original_max_position_embeddings"] = omp;
         if (LayerTypes is not null) o["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray());
         if (Extra is not null)
             foreach (var (k, v) in Extra) o[k] = v?.DeepClone();
@@ -410,7 +426,12 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     int OriginalMaxPositionEmbeddings = 8192)
 {
     /// <summary>Scaling types this implementation computes.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["default", "linear", "llama3", "yarn", "dynamic"];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["default", "linear", "llama3", "yarn", "dynamic", "longrope"];
+
+    /// <summary>longrope: per-frequency divisors while a pass stays within the original context.</summary>
+    public IReadOnlyList<double>? ShortFactor { get; init; }
+    /// <summary>longrope: per-frequency divisors once a pass goes past it.</summary>
+    public IReadOnlyList<double>? LongFactor { get; init; }
 
     /// <summary>yarn: <c>attention_factor</c> (cos and sin are multiplied by it); null = derived from factor and mscale.</summary>
     public double? AttentionFactor { get; init; }
@@ -425,7 +446,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     /// <summary>yarn: <c>truncate</c> (default true): round the correction range to whole dimensions.</summary>
     public bool Truncate { get; init; } = true;
 
-    internal static RopeScaling? Parse(JsonNode? node, string source, string key = "rope_scaling", int maxPositionEmbeddings = 2048)
+    internal static RopeScaling? Parse(JsonNode? node, string source, string key = "rope_scaling", int maxPositionEmbeddings = 2048, int? originalMax = null)
     {
         if (node is null) return null;
         if (node is not JsonObject o) throw new ModelConfigException($"{source}: '{key}' must be an object or null");
@@ -444,6 +465,23 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
             var f = Opt("factor") ?? fallback ?? throw new ModelConfigException($"{source}: '{key}' of type '{type}' needs 'factor'");
             return f >= 1 ? f : throw new ModelConfigException($"{source}: '{key}.factor' must be at least 1, got {f}");
         }
+        IReadOnlyList<double> List(string k)
+        {
+            if (o[k] is not JsonArray a) throw new ModelConfigException($"{source}: '{key}' of type longrope needs '{k}', a list of numbers");
+            return a.Select((n, i) => n is JsonValue v && v.TryGetValue(out double d) && double.IsFinite(d) && d > 0
+                ? d : throw new ModelConfigException($"{source}: '{key}.{k}[{i}]' must be a positive number")).ToArray();
+        }
+        RopeScaling LongRope()
+        {
+            // Transformers: the pretraining context is original_max_position_embeddings (top level for Phi-3, or in the
+            // scaling); factor defaults to max_position_embeddings / that.
+            int original = (int)(Opt("original_max_position_embeddings") ?? originalMax
+                ?? throw new ModelConfigException($"{source}: '{key}' of type longrope needs 'original_max_position_embeddings'"));
+            return new RopeScaling("longrope", Opt("factor") ?? (double)maxPositionEmbeddings / original, OriginalMaxPositionEmbeddings: original)
+            {
+                ShortFactor = List("short_factor"), LongFactor = List("long_factor"), AttentionFactor = Opt("attention_factor"),
+            };
+        }
         return type switch
         {
             "default" => null,
@@ -458,6 +496,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
                     ? tb : throw new ModelConfigException($"{source}: '{key}.truncate' must be true or false")),
             },
             "dynamic" => new RopeScaling("dynamic", Factor(null), OriginalMaxPositionEmbeddings: maxPositionEmbeddings),
+            "longrope" or "su" => LongRope(),
             _ => throw new ModelConfigException($"{source}: '{key}.rope_type' is '{type}'; supported: {string.Join(", ", SupportedTypes)}"),
         };
     }
@@ -470,6 +509,14 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
             case "llama3":
                 o["low_freq_factor"] = LowFreqFactor; o["high_freq_factor"] = HighFreqFactor;
                 o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
+                break;
+            case "longrope":
+                o.Remove("rope_type");
+                o["type"] = "longrope";   // the spelling Phi-3 checkpoints use
+                o["short_factor"] = new JsonArray(ShortFactor!.Select(f => (JsonNode)f).ToArray());
+                o["long_factor"] = new JsonArray(LongFactor!.Select(f => (JsonNode)f).ToArray());
+                o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
+                if (AttentionFactor is { } laf) o["attention_factor"] = laf;
                 break;
             case "yarn":
                 o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
@@ -487,7 +534,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     internal bool SameAs(RopeScaling? other) => other is not null && ToJson().ToJsonString() == other.ToJson().ToJsonString();
 
     /// <summary>Whether the frequencies depend on the sequence length of the forward pass (dynamic NTK).</summary>
-    internal bool IsDynamic => Type == "dynamic";
+    internal bool IsDynamic => Type is "dynamic" or "longrope";
 
     /// <summary>The longest sequence a forward pass may reach before <see cref="IsDynamic"/> scaling changes the frequencies.</summary>
     internal int DynamicFrom => OriginalMaxPositionEmbeddings;
@@ -527,6 +574,13 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
                     return extrapolated / Factor * (1 - keep) + extrapolated * keep;
                 }).ToArray();
                 return (inv, attention);
+            }
+            case "longrope":
+            {
+                var ext = seqLen > OriginalMaxPositionEmbeddings ? LongFactor! : ShortFactor!;
+                if (ext.Count != dim / 2) throw new ModelConfigException($"rope_scaling: longrope factors have {ext.Count} entries; expected head_dim / 2 = {dim / 2}");
+                double attention = AttentionFactor ?? (Factor <= 1 ? 1.0 : Math.Sqrt(1 + Math.Log(Factor) / Math.Log(OriginalMaxPositionEmbeddings)));
+                return (Plain(theta).Select((f, i) => f / ext[i]).ToArray(), attention);
             }
             default: throw new InvalidOperationException($"rope type {Type}");
         }

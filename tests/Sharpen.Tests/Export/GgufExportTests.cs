@@ -105,6 +105,23 @@ public class GgufExportTests
         Assert.Contains("dynamic", Assert.Throws<GgufExportException>(() => GgufExporter.Export(dynamic, tok, dir.File("d.gguf"))).Message);
     }
 
+    [Fact]
+    public void Phi3_with_fused_qkv_and_gate_up_f32_matches_llama_cpp()
+    {
+        using var dir = new TempDir();
+        var tok = Gpt2Tokenizer();
+        var cfg = new ModelConfig
+        {
+            ModelType = "phi3", VocabSize = tok.VocabSize, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = 2,
+            NumAttentionHeads = 4, NumKeyValueHeads = 2, RmsNormEps = 1e-5, RopeTheta = 10000, MaxPositionEmbeddings = 256,
+            EosTokenIds = [Gpt2TokenizerJson.EndOfTextId],
+        };
+        using var model = LlamaCppOracle.Randomize(new CausalLM(cfg, seed: 16), seed: 17);
+        var path = dir.File("phi3.gguf");
+        GgufExporter.Export(model, tok, path);
+        AssertMatches(model, tok, Prompt, path);
+    }
+
     static readonly CharTokenizer Chars = CharTokenizer.Create("0123456789+-*/=() abcdeé€\n");
 
     static CausalLM TiedCharLlama(long seed) => LlamaCppOracle.Randomize(new CausalLM(new ModelConfig

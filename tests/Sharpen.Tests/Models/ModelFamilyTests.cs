@@ -271,4 +271,131 @@ public class ModelFamilyTests
         using var dynamic = LlamaCppOracle.Randomize(new CausalLM(Small("llama") with { MaxPositionEmbeddings = 10, RopeScaling = new RopeScaling("dynamic", 2.0, OriginalMaxPositionEmbeddings: 10) }, seed: 21), seed: 22, scale: 0.3);
         FastEqualsReferenceDecode(dynamic, withBudget: false);
     }
+
+    // ---------------------------------------------------------------- Phi-3
+
+    // Phi-3-mini-4k-instruct's config.json as published.
+    const string Phi3Mini = """
+        {"_name_or_path": "Phi-3-mini-4k-instruct", "architectures": ["Phi3ForCausalLM"], "attention_dropout": 0.0,
+         "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config", "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"},
+         "bos_token_id": 1, "embd_pdrop": 0.0, "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 3072,
+         "initializer_range": 0.02, "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "phi3",
+         "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32, "original_max_position_embeddings": 4096,
+         "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0,
+         "sliding_window": 2047, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.40.2",
+         "use_cache": true, "attention_bias": false, "vocab_size": 32064}
+        """;
+
+    [Fact]
+    public void Phi3_config_reads_and_counts_the_published_parameters()
+    {
+        var c = ModelConfig.Parse(Phi3Mini);
+        Assert.Equal("phi3", c.ModelType);
+        Assert.True(c.FusedProjections);
+        Assert.True(c.IsSlidingLayer(0) && c.IsSlidingLayer(31));
+        Assert.Equal(2047, c.SlidingWindow);
+        Assert.Equal(4096, c.OriginalMaxPositionEmbeddings);
+        // By hand: untied 32064·3072 embedding and head; per layer 4·3072² attention, 3·3072·8192 MLP, 2·3072 norms; final norm.
+        Assert.Equal(2 * 32064L * 3072 + 32 * (4 * 3072L * 3072 + 3 * 3072L * 8192 + 2 * 3072) + 3072, c.ParameterCount());
+        Assert.Equal(3_821_079_552L, c.ParameterCount());
+        Assert.Contains("Phi3ForCausalLM", c.ToJson());
+        Assert.Equal(4096, ModelConfig.Parse(c.ToJson()).OriginalMaxPositionEmbeddings);
+        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(Phi3Mini.Replace("\"attention_bias\": false", "\"partial_rotary_factor\": 0.75")));
+        Assert.Contains("'partial_rotary_factor' is 0.75", e.Message);
+    }
+
+    static ModelConfig TinyPhi3() => Small("phi3") with { NumKeyValueHeads = 2, SlidingWindow = 5 };
+
+    [Fact]
+    public void Phi3_loads_fused_qkv_and_gate_up_weights_and_matches_the_reference()
+    {
+        var cfg = TinyPhi3();
+        int c = cfg.HiddenSize, q = cfg.NumAttentionHeads * cfg.HeadDim, kv = cfg.NumKeyValueHeads * cfg.HeadDim, f = cfg.IntermediateSize;
+        // A checkpoint in Phi-3's layout, drawn here: qkv_proj rows are q, then k, then v; gate_up_proj rows gate, then up.
+        var rng = new Random(23);
+        double[] Draw(int n, double scale = 0.3) => Enumerable.Range(0, n).Select(_ => scale * (rng.NextDouble() * 2 - 1) * 1.7).ToArray();
+        var file = new Dictionary<string, double[]> { ["model.embed_tokens.weight"] = Draw(cfg.VocabSize * c), ["model.norm.weight"] = Draw(c).Select(x => 1 + x).ToArray(), ["lm_head.weight"] = Draw(cfg.VocabSize * c) };
+        var shapes = new Dictionary<string, long[]> { ["model.embed_tokens.weight"] = [cfg.VocabSize, c], ["model.norm.weight"] = [c], ["lm_head.weight"] = [cfg.VocabSize, c] };
+        var reference = new Dictionary<string, double[]>(file);
+        for (int l = 0; l < cfg.NumHiddenLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            var qkv = Draw((q + 2 * kv) * c);
+            var gateUp = Draw(2 * f * c);
+            file[p + "self_attn.qkv_proj.weight"] = qkv; shapes[p + "self_attn.qkv_proj.weight"] = [q + 2 * kv, c];
+            file[p + "mlp.gate_up_proj.weight"] = gateUp; shapes[p + "mlp.gate_up_proj.weight"] = [2 * f, c];
+            foreach (var (name, n, shape) in new[] { ("self_attn.o_proj.weight", c * q, new long[] { c, q }), ("mlp.down_proj.weight", c * f, new long[] { c, f }) })
+            { file[p + name] = Draw(n); shapes[p + name] = shape; reference[p + name] = file[p + name]; }
+            foreach (var name in new[] { "input_layernorm.weight", "post_attention_layernorm.weight" })
+            { file[p + name] = Draw(c).Select(x => 1 + x).ToArray(); shapes[p + name] = [c]; reference[p + name] = file[p + name]; }
+            reference[p + "self_attn.q_proj.weight"] = qkv[..(q * c)];
+            reference[p + "self_attn.k_proj.weight"] = qkv[(q * c)..((q + kv) * c)];
+            reference[p + "self_attn.v_proj.weight"] = qkv[((q + kv) * c)..];
+            reference[p + "mlp.gate_proj.weight"] = gateUp[..(f * c)];
+            reference[p + "mlp.up_proj.weight"] = gateUp[(f * c)..];
+        }
+        using var model = new CausalLM(cfg, seed: 1);
+        using (var scope = NewDisposeScope())
+            model.LoadWeights(file.ToDictionary(e => e.Key, e => tensor(e.Value.Select(x => (float)x).ToArray()).view(shapes[e.Key])), "phi3-test");
+        int[] ids = [1, 5, 7, 3, 12, 4, 4, 9, 10, 2];
+        AssertMatchesReference(model, ids, ReferenceLlama.Logits(cfg, reference, ids, window: 5));
+
+        // Saved as Phi-3 stores it (fused names only), loaded back to the same function; the fast decode path agrees.
+        using var dir = new TempDir();
+        HfCheckpoint.Save(dir.Path, model);
+        HashSet<string> names;
+        using (NewDisposeScope()) names = Safetensors.Load(dir.File("model.safetensors")).Keys.ToHashSet();
+        Assert.Contains("model.layers.0.self_attn.qkv_proj.weight", names);
+        Assert.Contains("model.layers.1.mlp.gate_up_proj.weight", names);
+        Assert.DoesNotContain("model.layers.0.self_attn.q_proj.weight", names);
+        Assert.DoesNotContain("model.layers.0.mlp.up_proj.weight", names);
+        using var loaded = HfCheckpoint.Load(dir.Path).Model;
+        AssertMatchesReference(loaded, ids, ReferenceLlama.Logits(cfg, reference, ids, window: 5));
+        FastEqualsReferenceDecode(loaded);
+    }
+
+    [Fact]
+    public void Longrope_uses_the_short_factors_within_the_original_context_and_the_long_ones_past_it()
+    {
+        double[] shortF = [1.0, 1.1, 1.3, 1.7, 2.0, 2.5, 3.0, 4.0], longF = [1.0, 1.5, 2.5, 4.0, 6.0, 8.0, 12.0, 16.0];
+        var json = """
+            {"model_type":"phi3","vocab_size":16,"hidden_size":32,"intermediate_size":24,"num_hidden_layers":2,"num_attention_heads":2,
+             "max_position_embeddings":32,"original_max_position_embeddings":8,"rms_norm_eps":1e-5,"rope_theta":10000.0,
+             "rope_scaling":{"type":"longrope","short_factor":[
+            """ + string.Join(",", shortF) + "],\"long_factor\":[" + string.Join(",", longF) + "]}}";
+        var cfg = ModelConfig.Parse(json.Replace("\"vocab_size\":16", $"\"vocab_size\":{Tok.VocabSize}"));
+        Assert.Equal(4.0, cfg.RopeScaling!.Factor);                    // 32 / 8
+        using var model = LlamaCppOracle.Randomize(new CausalLM(cfg, seed: 25), seed: 26, scale: 0.3);
+        var w = Weights(model).SelectMany(kv => Unfuse(cfg, kv)).ToDictionary();
+        double attention = Math.Sqrt(1 + Math.Log(4) / Math.Log(8));
+        (double[], double) Rope(int len)
+        {
+            var ext = len > 8 ? longF : shortF;
+            return (Enumerable.Range(0, 8).Select(i => Math.Pow(10000, -2.0 * i / 16) / ext[i]).ToArray(), attention);
+        }
+        int[] shortIds = [1, 5, 7, 3, 12, 4];
+        AssertMatchesReference(model, shortIds, ReferenceLlama.Logits(cfg, w, shortIds, rope: Rope));
+        int[] longIds = [1, 5, 7, 3, 12, 4, 4, 9, 10, 2, 11, 6];
+        AssertMatchesReference(model, longIds, ReferenceLlama.Logits(cfg, w, longIds, rope: Rope));
+        FastEqualsReferenceDecode(model, withBudget: false);
+    }
+
+    static IEnumerable<KeyValuePair<string, double[]>> Unfuse(ModelConfig cfg, KeyValuePair<string, double[]> kv)
+    {
+        int c = cfg.HiddenSize, q = cfg.NumAttentionHeads * cfg.HeadDim, k = cfg.NumKeyValueHeads * cfg.HeadDim, f = cfg.IntermediateSize;
+        if (kv.Key.EndsWith("qkv_proj.weight"))
+        {
+            var p = kv.Key[..^"qkv_proj.weight".Length];
+            yield return new(p + "q_proj.weight", kv.Value[..(q * c)]);
+            yield return new(p + "k_proj.weight", kv.Value[(q * c)..((q + k) * c)]);
+            yield return new(p + "v_proj.weight", kv.Value[((q + k) * c)..]);
+        }
+        else if (kv.Key.EndsWith("gate_up_proj.weight"))
+        {
+            var p = kv.Key[..^"gate_up_proj.weight".Length];
+            yield return new(p + "gate_proj.weight", kv.Value[..(f * c)]);
+            yield return new(p + "up_proj.weight", kv.Value[(f * c)..]);
+        }
+        else yield return kv;
+    }
 }
