@@ -104,8 +104,9 @@ public sealed class CausalLM : nn.Module
         bool isCausal = attentionMask is null && past == 0 && t > 1;
 
         // Sliding-window layers: a query at column q sees keys at columns q − W + 1 … q (Transformers' rule, columns count padding).
+        // While every key is within the window (P + T ≤ W) that is full attention, so those layers keep the full masks.
         Tensor? windowMask = null;                                    // (B or 1, 1, T, P+T) bool
-        if (Config.HasSlidingLayers)
+        if (Config.HasSlidingLayers && past + t > Config.SlidingWindow!.Value)
         {
             var qIdx = arange(past, past + t, dtype: ScalarType.Int64).view(t, 1);
             var kIdx = arange(0, past + t, dtype: ScalarType.Int64).view(1, past + t);
@@ -386,13 +387,15 @@ sealed class DecoderStack : nn.Module
     {
         var h = _embed.forward(ids);                                  // (B, T, C)
         foreach (var layer in _layers)
-            h = layer.Sliding ? layer.Forward(h, cos, sin, masks.Window, false, cache) : layer.Forward(h, cos, sin, masks.Full, masks.IsCausal, cache);
+            h = layer.Sliding && masks.Window is not null
+                ? layer.Forward(h, cos, sin, masks.Window, false, cache)
+                : layer.Forward(h, cos, sin, masks.Full, masks.IsCausal, cache);
         return _norm.forward(h);
     }
 }
 
 /// <summary>The attention masks of one forward pass: full-attention layers use <paramref name="Full"/> (or causal when
-/// <paramref name="IsCausal"/>), sliding-window layers <paramref name="Window"/>.</summary>
+/// <paramref name="IsCausal"/>), sliding-window layers <paramref name="Window"/> (null while the window covers every key).</summary>
 sealed record LayerMasks(Tensor? Full, bool IsCausal, Tensor? Window);
 
 /// <summary><c>model.layers.{i}.*</c>: pre-norm attention and SwiGLU MLP with residuals.</summary>

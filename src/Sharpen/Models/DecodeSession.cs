@@ -204,14 +204,14 @@ public sealed class DecodeSession : IDisposable
         var mask = Grouped(attend);
         // Sliding layers: without a budget slots are columns, so a query at column q sees slots q − W + 1 … q.
         Tensor? windowMask = null;
-        if (_window > 0 && attend is not null)
+        if (_window > 0 && attend is not null && start + t > _window)   // within the window sliding = full attention
         {
             var qCol = arange(start, start + t, dtype: ScalarType.Int64).view(t, 1);
             var kCol = arange(0, attend.shape[3], dtype: ScalarType.Int64).view(1, -1);
             windowMask = Grouped(attend & ((kCol > qCol - _window) | (kCol == qCol)).view(1, 1, t, -1));
         }
         var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);                   // (B, T, C)
-        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, _layers[i].Sliding ? windowMask : mask, start);
+        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, _layers[i].Sliding ? windowMask ?? mask : mask, start);
         _filled += t;
         _column0 += t;
         if (_budget is not null) Evict();
