@@ -7,7 +7,8 @@ namespace Sharpen.Export;
 
 /// <summary>
 /// Writes a <see cref="CausalLM"/> and its tokenizer as a GGUF v3 file that llama.cpp loads and runs: architecture
-/// <c>llama</c> (Llama, Mistral, SmolLM) or <c>qwen2</c>, llama.cpp's tensor names, the hyper-parameters, and the
+/// <c>llama</c> (Llama, Mistral, SmolLM), <c>qwen2</c>, <c>qwen3</c> (q/k norms as <c>attn_q_norm</c>/<c>attn_k_norm</c>) or
+/// <c>phi3</c> (fused <c>attn_qkv</c> and gate-up <c>ffn_up</c>), llama.cpp's tensor names, the hyper-parameters, and the
 /// tokenizer as a <c>gpt2</c> (byte-level BPE) vocabulary. A model with LoRA adapters is written with its merged weights.
 /// </summary>
 /// <remarks>
@@ -15,7 +16,9 @@ namespace Sharpen.Export;
 /// adjacent pairs. As llama.cpp's converter does, the rows of q_proj and k_proj (and their biases) are reordered per head so
 /// that pair (2i, 2i+1) holds what were rows i and i + D/2; the attention scores are unchanged. llama.cpp runs <c>qwen2</c>
 /// with rotate-half (NEOX) itself, so Qwen2 weights are written as they are. Llama 3's rope scaling becomes the
-/// <c>rope_freqs.weight</c> tensor of per-frequency divisors; linear scaling becomes <c>rope.scaling.type linear</c>.
+/// <c>rope_freqs.weight</c> tensor of per-frequency divisors; linear scaling becomes <c>rope.scaling.type linear</c>, yarn
+/// <c>rope.scaling.type yarn</c>. Dynamic NTK (the frequencies change with the sequence length) has no equivalent, so such
+/// models are refused; with sliding-window layers, <c>context_length</c> is the window, within which full attention is exact.
 /// </remarks>
 public static class GgufExporter
 {
@@ -36,6 +39,8 @@ public static class GgufExporter
         {
             "llama" or "mistral" => "llama",
             "qwen2" => "qwen2",
+            "qwen3" => "qwen3",
+            "phi3" => "phi3",
             _ => throw new GgufExportException($"model_type '{c.ModelType}' has no GGUF export"),
         };
         var vocab = GgufVocab.From(tokenizer, c);
@@ -47,7 +52,9 @@ public static class GgufExporter
         if (dtype == GgufDType.Q8_0) w.Add("general.quantization_version", 2u);
         w.Add("general.alignment", (uint)GgufWriter.Alignment);
         w.Add($"{arch}.vocab_size", (uint)c.VocabSize);
-        w.Add($"{arch}.context_length", (uint)c.MaxPositionEmbeddings);
+        // llama.cpp's llama/qwen2/qwen3 attend to the whole context: with sliding-window layers the file claims the window as
+        // its training context, within which full and sliding attention agree (llama.cpp warns when asked for more).
+        w.Add($"{arch}.context_length", (uint)(c.HasSlidingLayers ? Math.Min(c.MaxPositionEmbeddings, c.SlidingWindow!.Value) : c.MaxPositionEmbeddings));
         w.Add($"{arch}.embedding_length", (uint)c.HiddenSize);
         w.Add($"{arch}.block_count", (uint)c.NumHiddenLayers);
         w.Add($"{arch}.feed_forward_length", (uint)c.IntermediateSize);
@@ -56,7 +63,7 @@ public static class GgufExporter
         w.Add($"{arch}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
         w.Add($"{arch}.rope.freq_base", (float)c.RopeTheta);
         w.Add($"{arch}.rope.dimension_count", (uint)c.HeadDim);
-        if (c.HeadDimOverride is not null)
+        if (c.HeadDimOverride is not null || arch == "qwen3")
         {
             w.Add($"{arch}.attention.key_length", (uint)c.HeadDim);
             w.Add($"{arch}.attention.value_length", (uint)c.HeadDim);
@@ -68,6 +75,21 @@ public static class GgufExporter
         }
         else if (c.RopeScaling is { Type: "llama3" } && arch != "llama")
             throw new GgufExportException($"rope_scaling llama3 on a {c.ModelType} model: llama.cpp reads rope_freqs only for the llama architecture");
+        else if (c.RopeScaling is { Type: "yarn" } yarn)
+        {
+            // llama.cpp's YaRN: the same ramp (floor/ceil of the correction dims, β 32/1) and cos/sin × (1 + 0.1·ln factor).
+            if (yarn.AttentionFactor is not null || yarn.Mscale is not null || yarn.MscaleAllDim is not null || !yarn.Truncate
+                || yarn.BetaFast != 32 || yarn.BetaSlow != 1)
+                throw new GgufExportException("rope_scaling yarn with attention_factor, mscale, truncate false or non-default betas has no GGUF equivalent here");
+            w.Add($"{arch}.rope.scaling.type", "yarn");
+            w.Add($"{arch}.rope.scaling.factor", (float)yarn.Factor);
+            w.Add($"{arch}.rope.scaling.original_context_length", (uint)yarn.OriginalMaxPositionEmbeddings);
+        }
+        else if (c.RopeScaling is { Type: "longrope" })
+            throw new GgufExportException("rope_scaling longrope: llama.cpp picks the long factors by context size, Transformers by sequence length, so the file would not compute the same; not exported");
+        else if (c.RopeScaling is { } other && other.Type != "llama3")
+            throw new GgufExportException($"rope_scaling {other.Type} has no GGUF equivalent (llama.cpp's rope scaling is static)");
+
 
         w.Add("tokenizer.ggml.model", "gpt2");
         w.Add("tokenizer.ggml.pre", vocab.Pre);
@@ -116,10 +138,24 @@ public static class GgufExporter
             Func<Tensor, Tensor>? pq = permute ? t => PermuteForPairs(t, c.NumAttentionHeads) : null;
             Func<Tensor, Tensor>? pk = permute ? t => PermuteForPairs(t, c.NumKeyValueHeads) : null;
             Tensor1(p + "input_layernorm.weight", b + "attn_norm.weight");
+            if (c.FusedProjections)   // Phi-3: llama.cpp's phi3 takes the fused matrices (ffn_up holds gate then up, split by its SwiGLU)
+            {
+                Tensor2(p + "self_attn.qkv_proj.weight", b + "attn_qkv.weight");
+                Tensor2(p + "self_attn.o_proj.weight", b + "attn_output.weight");
+                Tensor1(p + "post_attention_layernorm.weight", b + "ffn_norm.weight");
+                Tensor2(p + "mlp.gate_up_proj.weight", b + "ffn_up.weight");
+                Tensor2(p + "mlp.down_proj.weight", b + "ffn_down.weight");
+                continue;
+            }
             Tensor2(p + "self_attn.q_proj.weight", b + "attn_q.weight", pq);
             Tensor2(p + "self_attn.k_proj.weight", b + "attn_k.weight", pk);
             Tensor2(p + "self_attn.v_proj.weight", b + "attn_v.weight");
             Tensor2(p + "self_attn.o_proj.weight", b + "attn_output.weight");
+            if (c.QkNorm)
+            {
+                Tensor1(p + "self_attn.q_norm.weight", b + "attn_q_norm.weight");
+                Tensor1(p + "self_attn.k_norm.weight", b + "attn_k_norm.weight");
+            }
             if (present.Contains(p + "self_attn.q_proj.bias"))
             {
                 Tensor1(p + "self_attn.q_proj.bias", b + "attn_q.bias", pq);
@@ -134,6 +170,7 @@ public static class GgufExporter
         }
         Tensor1("model.norm.weight", "output_norm.weight");
         if (!c.TieWordEmbeddings) Tensor2("lm_head.weight", "output.weight");   // absent: llama.cpp reuses token_embd
+        else if (arch == "phi3") Tensor2("model.embed_tokens.weight", "output.weight");   // llama.cpp's phi3 requires an output matrix
 
         var full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) is { } dir) Directory.CreateDirectory(dir);

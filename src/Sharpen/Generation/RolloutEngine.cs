@@ -72,7 +72,7 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
         int g = o.SamplesPerPrompt, n = count * g, maxNew = o.MaxNewTokens;
         int p = Enumerable.Range(start, count).Max(i => prompts[i].Count);
         int total = p + maxNew;
-        if (total > Model.Config.MaxPositionEmbeddings)
+        if (total > Model.Config.MaxPositionEmbeddings && Model.Config.RopeScaling is not { Type: "dynamic" })   // dynamic NTK exists to go past it
             throw new ArgumentException($"prompt ({p} tokens) + max new tokens ({maxNew}) exceed max_position_embeddings ({Model.Config.MaxPositionEmbeddings})");
 
         // Left-padded prompts (count, P) and a mask over the full length (n, P + maxNew).

@@ -103,8 +103,19 @@ public sealed class CausalLM : nn.Module
         }
         bool isCausal = attentionMask is null && past == 0 && t > 1;
 
+        // Sliding-window layers: a query at column q sees keys at columns q − W + 1 … q (Transformers' rule, columns count padding).
+        // While every key is within the window (P + T ≤ W) that is full attention, so those layers keep the full masks.
+        Tensor? windowMask = null;                                    // (B or 1, 1, T, P+T) bool
+        if (Config.HasSlidingLayers && past + t > Config.SlidingWindow!.Value)
+        {
+            var qIdx = arange(past, past + t, dtype: ScalarType.Int64).view(t, 1);
+            var kIdx = arange(0, past + t, dtype: ScalarType.Int64).view(1, past + t);
+            var inWindow = ((kIdx <= qIdx) & (kIdx > qIdx - Config.SlidingWindow!.Value)).view(1, 1, t, past + t);
+            windowMask = mask is null ? inWindow : (mask & inWindow) | (kIdx == qIdx).view(1, 1, t, past + t);
+        }
+
         var (cos, sin) = _rope.Lookup(pos);                           // (B, 1, T, D) each
-        var h = _model.Forward(inputIds, cos, sin, mask, isCausal, cache);   // (B, T, C)
+        var h = _model.Forward(inputIds, cos, sin, new LayerMasks(mask, isCausal, windowMask), cache);   // (B, T, C)
         cache?.Advance(t);
 
         var last = lastLogitsOnly ? h.narrow(1, t - 1, 1) : h;
@@ -135,6 +146,7 @@ public sealed class CausalLM : nn.Module
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source, Func<string, bool>? ignore = null)
     {
         var own = BaseParameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        if (Config.FusedProjections) weights = SplitFused(weights, source);
         CopyInto(own, weights, source, $"weights do not match the {Config.ModelType} architecture in config.json", k => IsBenign(k) || (ignore?.Invoke(k) ?? false));
     }
 
@@ -156,6 +168,36 @@ public sealed class CausalLM : nn.Module
                 throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", w.shape)}], expected [{string.Join(",", p.shape)}]");
             p.copy_(w);
         }
+    }
+
+    /// <summary>Phi-3: <c>self_attn.qkv_proj</c> → q/k/v_proj rows, <c>mlp.gate_up_proj</c> → gate_proj (first half) and up_proj.</summary>
+    Dictionary<string, Tensor> SplitFused(IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        var c = Config;
+        long q = (long)c.NumAttentionHeads * c.HeadDim, kv = (long)c.NumKeyValueHeads * c.HeadDim, f = c.IntermediateSize;
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (name, t) in weights)
+        {
+            if (name.EndsWith(".self_attn.qkv_proj.weight", StringComparison.Ordinal))
+            {
+                if (t.shape.Length != 2 || t.shape[0] != q + 2 * kv)
+                    throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", t.shape)}], expected [{q + 2 * kv},{c.HiddenSize}] (q, k, v rows)");
+                var p = name[..^"qkv_proj.weight".Length];
+                result[p + "q_proj.weight"] = t.narrow(0, 0, q);
+                result[p + "k_proj.weight"] = t.narrow(0, q, kv);
+                result[p + "v_proj.weight"] = t.narrow(0, q + kv, kv);
+            }
+            else if (name.EndsWith(".mlp.gate_up_proj.weight", StringComparison.Ordinal))
+            {
+                if (t.shape.Length != 2 || t.shape[0] != 2 * f)
+                    throw new ModelConfigException($"{source}: tensor '{name}' has shape [{string.Join(",", t.shape)}], expected [{2 * f},{c.HiddenSize}] (gate and up rows)");
+                var p = name[..^"gate_up_proj.weight".Length];
+                result[p + "gate_proj.weight"] = t.narrow(0, 0, f);
+                result[p + "up_proj.weight"] = t.narrow(0, f, f);
+            }
+            else result[name] = t;
+        }
+        return result;
     }
 
     bool IsBenign(string key) =>
@@ -186,11 +228,35 @@ public sealed class CausalLM : nn.Module
     /// is given merged (W + (alpha / r)·B·A, a new tensor: call inside a dispose scope) and the adapters themselves are
     /// left out, so the result is a plain model of the same architecture.
     /// </summary>
+    /// <remarks>Phi-3 (<see cref="ModelConfig.FusedProjections"/>): q/k/v come as one <c>self_attn.qkv_proj.weight</c> and
+    /// gate/up as one <c>mlp.gate_up_proj.weight</c> (new tensors), as its checkpoints store them.</remarks>
     public IEnumerable<(string Name, Tensor Tensor)> Weights()
     {
         var merged = Lora is null ? null : AdaptedProjections().ToDictionary(a => a.Name + ".weight", a => a.Adapter);
-        foreach (var (name, p) in BaseParameters())
-            yield return merged is not null && merged.TryGetValue(name, out var a) ? (name, a.Merged().detach()) : (name, p);
+        var plain = BaseParameters().Select(x => merged is not null && merged.TryGetValue(x.name, out var a)
+            ? (x.name, a.Merged().detach()) : (x.name, (Tensor)x.parameter));
+        return Config.FusedProjections ? Fuse(plain.ToList()) : plain;
+    }
+
+    static IEnumerable<(string Name, Tensor Tensor)> Fuse(List<(string Name, Tensor Tensor)> plain)
+    {
+        var byName = plain.ToDictionary(x => x.Name, x => x.Tensor);
+        foreach (var (name, t) in plain)
+        {
+            if (name.EndsWith(".self_attn.q_proj.weight", StringComparison.Ordinal))
+            {
+                var p = name[..^"q_proj.weight".Length];
+                yield return (p + "qkv_proj.weight", cat([t.detach(), byName[p + "k_proj.weight"].detach(), byName[p + "v_proj.weight"].detach()], 0));
+            }
+            else if (name.EndsWith(".mlp.gate_proj.weight", StringComparison.Ordinal))
+            {
+                var p = name[..^"gate_proj.weight".Length];
+                yield return (p + "gate_up_proj.weight", cat([t.detach(), byName[p + "up_proj.weight"].detach()], 0));
+            }
+            else if (!name.EndsWith(".self_attn.k_proj.weight", StringComparison.Ordinal) && !name.EndsWith(".self_attn.v_proj.weight", StringComparison.Ordinal)
+                     && !name.EndsWith(".mlp.up_proj.weight", StringComparison.Ordinal))
+                yield return (name, t);
+        }
     }
 
     /// <summary>The base model's parameters (adapters excluded) by Hugging Face name.</summary>
@@ -317,13 +383,20 @@ sealed class DecoderStack : nn.Module
 
     public IReadOnlyList<DecoderLayer> Layers => [.. _layers];
 
-    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
+    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, LayerMasks masks, KvCache? cache)
     {
         var h = _embed.forward(ids);                                  // (B, T, C)
-        foreach (var layer in _layers) h = layer.Forward(h, cos, sin, mask, isCausal, cache);
+        foreach (var layer in _layers)
+            h = layer.Sliding && masks.Window is not null
+                ? layer.Forward(h, cos, sin, masks.Window, false, cache)
+                : layer.Forward(h, cos, sin, masks.Full, masks.IsCausal, cache);
         return _norm.forward(h);
     }
 }
+
+/// <summary>The attention masks of one forward pass: full-attention layers use <paramref name="Full"/> (or causal when
+/// <paramref name="IsCausal"/>), sliding-window layers <paramref name="Window"/> (null while the window covers every key).</summary>
+sealed record LayerMasks(Tensor? Full, bool IsCausal, Tensor? Window);
 
 /// <summary><c>model.layers.{i}.*</c>: pre-norm attention and SwiGLU MLP with residuals.</summary>
 sealed class DecoderLayer : nn.Module
@@ -338,6 +411,7 @@ sealed class DecoderLayer : nn.Module
         _mlp = new SwiGlu(c);
         _inNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
         _postNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        Sliding = c.IsSlidingLayer(index);
         register_module("self_attn", _attn);
         register_module("mlp", _mlp);
         register_module("input_layernorm", _inNorm);
@@ -348,6 +422,8 @@ sealed class DecoderLayer : nn.Module
     public SwiGlu Mlp => _mlp;
     public RmsNorm InputNorm => _inNorm;
     public RmsNorm PostNorm => _postNorm;
+    /// <summary>Whether this layer attends within the sliding window.</summary>
+    public bool Sliding { get; }
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
@@ -360,6 +436,7 @@ sealed class DecoderLayer : nn.Module
 internal sealed class Attention : nn.Module
 {
     readonly Linear _q, _k, _v, _o;
+    readonly RmsNorm? _qNorm, _kNorm;                                  // Qwen3: per-head RMSNorm of q and k before the rotary embedding
     readonly int _heads, _kvHeads, _headDim, _layer;
 
     /// <summary>LoRA adapters by projection name (empty without LoRA).</summary>
@@ -389,13 +466,26 @@ internal sealed class Attention : nn.Module
         register_module("k_proj", _k);
         register_module("v_proj", _v);
         register_module("o_proj", _o);
+        if (c.QkNorm)
+        {
+            _qNorm = new RmsNorm(_headDim, c.RmsNormEps);
+            _kNorm = new RmsNorm(_headDim, c.RmsNormEps);
+            register_module("q_norm", _qNorm);
+            register_module("k_norm", _kNorm);
+        }
     }
+
+    /// <summary>Qwen3's q_norm and k_norm weights (D each), or null.</summary>
+    public (Tensor Q, Tensor K)? QkNormWeights => _qNorm is null ? null : (_qNorm.Weight, _kNorm!.Weight);
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = Project("q_proj", _q, x).view(b, t, _heads, _headDim).transpose(1, 2);      // (B, H, T, D)
-        var k = Project("k_proj", _k, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
+        var q = Project("q_proj", _q, x).view(b, t, _heads, _headDim);                    // (B, T, H, D)
+        var k = Project("k_proj", _k, x).view(b, t, _kvHeads, _headDim);                  // (B, T, Hkv, D)
+        if (_qNorm is not null) { q = _qNorm.forward(q); k = _kNorm!.forward(k); }
+        q = q.transpose(1, 2);                                                             // (B, H, T, D)
+        k = k.transpose(1, 2);                                                             // (B, Hkv, T, D)
         var v = Project("v_proj", _v, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);    // (B, Hkv, T, D)
         q = RotaryTable.Apply(q, cos, sin);
         k = RotaryTable.Apply(k, cos, sin);
@@ -465,22 +555,41 @@ sealed class RmsNorm : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Precomputed rotary cos/sin tables (Hugging Face's rotate-half convention).</summary>
+/// <summary>
+/// Precomputed rotary cos/sin tables (Hugging Face's rotate-half convention), already multiplied by the scaling's attention
+/// factor (yarn). With dynamic NTK scaling, a forward pass whose positions reach past the original length gets cos/sin
+/// computed for that pass's length instead (<see cref="Lookup"/>, <see cref="LookupSigned"/>).
+/// </summary>
 sealed class RotaryTable
 {
     readonly double[] _invFreq;
+    readonly double _scale;
     readonly int _headDim;
+    readonly double _theta;
+    readonly RopeScaling? _scaling;
     Tensor _cos, _sin;                                                // (L, D)
     long _length;
 
     public RotaryTable(ModelConfig c)
     {
         _headDim = c.HeadDim;
-        var inv = new double[_headDim / 2];
-        for (int i = 0; i < inv.Length; i++) inv[i] = 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / _headDim);
-        _invFreq = c.RopeScaling?.Apply(inv) ?? inv;
+        _theta = c.RopeTheta;
+        _scaling = c.RopeScaling;
+        (_invFreq, _scale) = Frequencies(_scaling is { IsDynamic: true } d ? d.DynamicFrom : c.MaxPositionEmbeddings);
         (_cos, _sin) = Build(Math.Min(c.MaxPositionEmbeddings, 2048));
     }
+
+    (double[], double) Frequencies(long seqLen)
+    {
+        if (_scaling is not null) return _scaling.Frequencies(_theta, _headDim, seqLen);
+        var inv = new double[_headDim / 2];
+        for (int i = 0; i < inv.Length; i++) inv[i] = 1.0 / Math.Pow(_theta, 2.0 * i / _headDim);
+        return (inv, 1.0);
+    }
+
+    /// <summary>Dynamic scaling: the frequencies of a pass reaching <paramref name="seqLen"/> positions, or null when the table's apply.</summary>
+    double[]? DynamicFrequencies(long seqLen) =>
+        _scaling is { IsDynamic: true } s && seqLen > s.DynamicFrom ? Frequencies(seqLen).Item1 : null;
 
     (Tensor, Tensor) Build(long length)
     {
@@ -489,10 +598,18 @@ sealed class RotaryTable
         var freqs = outer(t, tensor(_invFreq, dtype: ScalarType.Float64));   // (L, D/2)
         var emb = cat([freqs, freqs], -1);                                  // (L, D)
         _length = length;
-        var c = emb.cos().to(ScalarType.Float32).MoveToOuterDisposeScope();
-        var s = emb.sin().to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var c = (emb.cos() * _scale).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var s = (emb.sin() * _scale).to(ScalarType.Float32).MoveToOuterDisposeScope();
         c.DetachFromDisposeScope(); s.DetachFromDisposeScope();
         return (c, s);
+    }
+
+    /// <summary>cos and sin (N, D) of positions <paramref name="flat"/> (N) with the given inverse frequencies, computed directly.</summary>
+    (Tensor Cos, Tensor Sin) Direct(Tensor flat, double[] invFreq)
+    {
+        var freqs = outer(flat.to(ScalarType.Float64), tensor(invFreq, dtype: ScalarType.Float64));   // (N, D/2)
+        var emb = cat([freqs, freqs], -1);                                                             // (N, D)
+        return ((emb.cos() * _scale).to(ScalarType.Float32), (emb.sin() * _scale).to(ScalarType.Float32));
     }
 
     /// <summary>Grows the tables to hold positions 0 … <paramref name="need"/> − 1.</summary>
@@ -521,11 +638,33 @@ sealed class RotaryTable
         return (_cos, _sinSigned);
     }
 
+    /// <summary>cos and signed sin (see <see cref="Tables"/>), (N, D), of the positions <paramref name="flat"/> (N), which are
+    /// all below <paramref name="bound"/>.</summary>
+    public (Tensor Cos, Tensor SinSigned) LookupSigned(Tensor flat, long bound)
+    {
+        if (_scaling is { IsDynamic: true } s && bound > s.DynamicFrom
+            && DynamicFrequencies(flat.numel() == 0 ? 0 : flat.max().item<long>() + 1) is { } inv)
+        {
+            var (cos, sin) = Direct(flat, inv);
+            long half = _headDim / 2;
+            return (cos, cat([-sin.narrow(1, 0, half), sin.narrow(1, half, half)], 1));
+        }
+        EnsureLength(bound);
+        var (cosTable, sinTable) = Tables();
+        return (cosTable.index_select(0, flat), sinTable.index_select(0, flat));
+    }
+
     public (Tensor Cos, Tensor Sin) Lookup(Tensor pos)
     {
-        EnsureLength(pos.numel() == 0 ? 0 : pos.max().item<long>() + 1);
+        long need = pos.numel() == 0 ? 0 : pos.max().item<long>() + 1;
         long b = pos.shape[0], t = pos.shape[1];
         var flat = pos.reshape(-1);
+        if (DynamicFrequencies(need) is { } inv)
+        {
+            var (cos, sin) = Direct(flat, inv);
+            return (cos.view(b, 1, t, _headDim), sin.view(b, 1, t, _headDim));
+        }
+        EnsureLength(need);
         return (_cos.index_select(0, flat).view(b, 1, t, _headDim), _sin.index_select(0, flat).view(b, 1, t, _headDim));
     }
 

@@ -15,13 +15,14 @@ namespace Sharpen.Models;
 public sealed class DecodeSession : IDisposable
 {
     sealed record LayerWeights(Tensor Qkv, Tensor? QkvBias, Tensor O, Tensor? OBias, Tensor GateUp, Tensor Down,
-        Tensor InNorm, Tensor PostNorm);
+        Tensor InNorm, Tensor PostNorm, Tensor? QkNorm = null, bool Sliding = false);
 
     readonly CausalLM _model;
     readonly LayerWeights[] _layers;
     readonly Tensor _embed, _finalNorm, _head;
     readonly double _eps;
     readonly int _heads, _kvHeads, _headDim, _ffn;
+    readonly long _window;                    // sliding_window of the sliding layers (0: none)
     readonly KvBudget? _budget;
     readonly List<Tensor> _owned = [];
 
@@ -51,6 +52,7 @@ public sealed class DecodeSession : IDisposable
         var c = model.Config;
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _ffn = c.IntermediateSize;
         _eps = c.RmsNormEps;
+        _window = c.HasSlidingLayers ? c.SlidingWindow!.Value : 0;
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var stack = model.Stack;
@@ -68,7 +70,10 @@ public sealed class DecodeSession : IDisposable
                 bq is null ? null : Keep(cat([bq, bk!, bv!], 0)),
                 Keep(wo), bo is null ? null : Keep(bo),
                 Keep(cat([wg, wu], 0)),                                       // (2F, C)
-                Keep(wd), Keep(layer.InputNorm.Weight.detach()), Keep(layer.PostNorm.Weight.detach()));
+                Keep(wd), Keep(layer.InputNorm.Weight.detach()), Keep(layer.PostNorm.Weight.detach()),
+                layer.Attn.QkNormWeights is { } qkn   // (Hq + Hkv, D): q_norm for the query heads, k_norm for the key heads
+                    ? Keep(cat([qkn.Q.detach().expand(_heads, _headDim), qkn.K.detach().expand(_kvHeads, _headDim)], 0)) : null,
+                layer.Sliding);
         }).ToArray();
         _embed = Keep(stack.EmbedWeight.detach());
         _finalNorm = Keep(stack.Norm.Weight.detach());
@@ -189,17 +194,24 @@ public sealed class DecodeSession : IDisposable
     Tensor Run(Tensor ids, Tensor pos, Tensor? attend)
     {
         long b = ids.shape[0], t = ids.shape[1], start = _filled;
-        _model.Rope.EnsureLength(_maxPos + 1);
-        var (cosTable, sinTable) = _model.Rope.Tables();
-        var flat = pos.reshape(-1);
-        var cos = cosTable.index_select(0, flat).view(b, t, 1, _headDim);                  // (B, T, 1, D)
-        var sin = sinTable.index_select(0, flat).view(b, t, 1, _headDim);                  // (B, T, 1, D)
+        var (cosRows, sinRows) = _model.Rope.LookupSigned(pos.reshape(-1), _maxPos + 1);
+        var cos = cosRows.view(b, t, 1, _headDim);                                         // (B, T, 1, D)
+        var sin = sinRows.view(b, t, 1, _headDim);                                         // (B, T, 1, D)
         int g = _heads / _kvHeads;
         // Grouped layout: the G query heads of one KV head are G·T query rows, so the mask repeats G times along rows.
-        Tensor? mask = attend is null || t == 1 ? attend
-            : attend.unsqueeze(2).expand(b, 1, g, t, attend.shape[3]).reshape(b, 1, g * t, attend.shape[3]);   // (B, 1, G·T, L)
+        Tensor? Grouped(Tensor? m) => m is null || t == 1 ? m
+            : m.unsqueeze(2).expand(b, 1, g, t, m.shape[3]).reshape(b, 1, g * t, m.shape[3]);   // (B, 1, G·T, L)
+        var mask = Grouped(attend);
+        // Sliding layers: without a budget slots are columns, so a query at column q sees slots q − W + 1 … q.
+        Tensor? windowMask = null;
+        if (_window > 0 && attend is not null && start + t > _window)   // within the window sliding = full attention
+        {
+            var qCol = arange(start, start + t, dtype: ScalarType.Int64).view(t, 1);
+            var kCol = arange(0, attend.shape[3], dtype: ScalarType.Int64).view(1, -1);
+            windowMask = Grouped(attend & ((kCol > qCol - _window) | (kCol == qCol)).view(1, 1, t, -1));
+        }
         var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);                   // (B, T, C)
-        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, mask, start);
+        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, _layers[i].Sliding ? windowMask ?? mask : mask, start);
         _filled += t;
         _column0 += t;
         if (_budget is not null) Evict();
@@ -213,6 +225,7 @@ public sealed class DecodeSession : IDisposable
         long b = x.shape[0], t = x.shape[1], hq = _heads, hkv = _kvHeads, d = _headDim, g = hq / hkv, half = d / 2;
         var qkv = nn.functional.linear(RmsNorm(x, w.InNorm), w.Qkv, w.QkvBias).view(b, t, hq + 2 * hkv, d);   // (B, T, Hq+2Hkv, D)
         var qk = qkv.narrow(2, 0, hq + hkv);                                                // (B, T, Hq+Hkv, D)
+        if (w.QkNorm is not null) qk = RmsNorm(qk, w.QkNorm);                               // Qwen3: per-head q/k norm
         qk = (qk * cos).addcmul_(qk.roll(half, -1), sin, 1);                                    // rotary on q and k at once
         var k = qk.narrow(2, hq, hkv).transpose(1, 2);                                      // (B, Hkv, T, D)
         var v = qkv.narrow(2, hq + hkv, hkv).transpose(1, 2);                               // (B, Hkv, T, D)
@@ -230,6 +243,8 @@ public sealed class DecodeSession : IDisposable
         {
             // Prefill's mask already hides padding (a padded query sees itself only); a step sees the slots that hold tokens.
             var allowed = mask ?? _valid![i].narrow(2, 0, len).unsqueeze(2);                 // (B, 1, G·T, L) or (B, Hkv, 1, L)
+            if (mask is null && w.Sliding)                                                   // a step: keep the slots whose column is in the window
+                allowed = allowed & (_column![i].narrow(2, 0, len) > _column0 - _window).unsqueeze(2);
             var scores = matmul(q, keys.transpose(2, 3)) * (1.0 / Math.Sqrt(d));      // (B, Hkv, G·T, L)
             var weights = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity).softmax(-1);
             _score![i].narrow(2, 0, len).add_(weights.sum(2));                                // attention each key received

@@ -5,13 +5,14 @@ namespace Sharpen.Models;
 
 /// <summary>
 /// Architecture of a decoder-only Llama-family transformer, read from and written to a
-/// Hugging Face <c>config.json</c>. Covers Llama 2/3, Qwen2/Qwen2.5 (q/k/v bias), Mistral and
-/// SmolLM (which is <c>model_type: llama</c>). Field names follow Hugging Face's keys.
+/// Hugging Face <c>config.json</c>. Covers Llama 2/3, Qwen2/Qwen2.5 (q/k/v bias), Qwen3 (per-head q/k RMSNorm), Mistral
+/// (sliding-window attention), Phi-3 (fused <c>qkv_proj</c> and <c>gate_up_proj</c>, LongRoPE) and SmolLM (which is
+/// <c>model_type: llama</c>). Field names follow Hugging Face's keys.
 /// </summary>
 public sealed record ModelConfig
 {
     /// <summary>Architectures this implementation runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "mistral"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "qwen3", "mistral", "phi3"];
 
     /// <summary><c>model_type</c>: one of <see cref="SupportedModelTypes"/>.</summary>
     public string ModelType { get; init; } = "llama";
@@ -51,12 +52,49 @@ public sealed record ModelConfig
     public string TorchDtype { get; init; } = "float32";
     /// <summary><c>initializer_range</c>: std of the normal init of linear and embedding weights.</summary>
     public double InitializerRange { get; init; } = 0.02;
-    /// <summary><c>sliding_window</c> (Mistral). Recorded; attention is full, which is exact while sequences are shorter than the window.</summary>
+    /// <summary><c>sliding_window</c>: a query at column q attends to keys at columns q − W + 1 … q on the layers
+    /// <see cref="IsSlidingLayer"/> names (Transformers' rule).</summary>
     public int? SlidingWindow { get; init; }
 
-    /// <summary><c>layer_types</c> (transformers ≥ 5): one attention kind per layer. Only <c>full_attention</c> runs
-    /// here; null when the file has none.</summary>
+    /// <summary><c>use_sliding_window</c> (Qwen2/Qwen3): whether <c>sliding_window</c> applies at all.</summary>
+    public bool UseSlidingWindow { get; init; }
+
+    /// <summary><c>max_window_layers</c> (Qwen2/Qwen3): with <c>use_sliding_window</c>, layers from this index on slide.</summary>
+    public int? MaxWindowLayers { get; init; }
+
+    /// <summary><c>layer_types</c> (transformers ≥ 5): <c>full_attention</c> or <c>sliding_attention</c> per layer; null when
+    /// the file has none (then <see cref="IsSlidingLayer"/> follows the model type's own rule).</summary>
     public IReadOnlyList<string>? LayerTypes { get; init; }
+
+    /// <summary>
+    /// Whether layer <paramref name="layer"/> attends within <see cref="SlidingWindow"/>, as Transformers decides: from
+    /// <c>layer_types</c> when given; else Mistral slides on every layer when <c>sliding_window</c> is set, Qwen2/Qwen3 on
+    /// layers ≥ <c>max_window_layers</c> when <c>use_sliding_window</c> is true, and Llama never.
+    /// </summary>
+    public bool IsSlidingLayer(int layer)
+    {
+        if (LayerTypes is not null) return LayerTypes[layer] == "sliding_attention";
+        if (SlidingWindow is null) return false;
+        return ModelType switch
+        {
+            "mistral" or "phi3" => true,
+            "qwen2" or "qwen3" => UseSlidingWindow && layer >= (MaxWindowLayers ?? 0),
+            _ => false,
+        };
+    }
+
+    /// <summary>Phi-3's top-level <c>original_max_position_embeddings</c> (the pretraining context LongRoPE scales from).</summary>
+    public int? OriginalMaxPositionEmbeddings { get; init; }
+
+    /// <summary>Whether checkpoints store q/k/v as one <c>self_attn.qkv_proj</c> and gate/up as one <c>mlp.gate_up_proj</c> (Phi-3).
+    /// The model computes with separate projections; <see cref="CausalLM.Weights"/> and <see cref="CausalLM.LoadWeights"/> fuse and split.</summary>
+    public bool FusedProjections => ModelType == "phi3";
+
+    /// <summary>Whether any layer uses sliding-window attention.</summary>
+    public bool HasSlidingLayers => Enumerable.Range(0, NumHiddenLayers).Any(IsSlidingLayer);
+
+    /// <summary>Whether q and k pass through a per-head RMSNorm (<c>q_norm</c>, <c>k_norm</c>) before the rotary embedding (Qwen3).</summary>
+    public bool QkNorm => ModelType == "qwen3";
 
     /// <summary>Width of one attention head.</summary>
     public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
@@ -76,7 +114,7 @@ public sealed record ModelConfig
         long d = HiddenSize, kv = (long)NumKeyValueHeads * HeadDim, q = (long)NumAttentionHeads * HeadDim;
         long attn = d * q + 2 * d * kv + q * d + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? d : 0);
         long mlp = 3 * d * IntermediateSize;
-        long layer = attn + mlp + 2 * d;
+        long layer = attn + mlp + 2 * d + (QkNorm ? 2L * HeadDim : 0);
         long emb = (long)VocabSize * d;
         return emb + NumHiddenLayers * layer + d + (TieWordEmbeddings ? 0 : emb);
     }
@@ -126,6 +164,11 @@ public sealed record ModelConfig
             $"is '{TorchDtype}'; supported: float32, bfloat16, float16");
         Require(LayerTypes is null || LayerTypes.Count == NumHiddenLayers, "layer_types",
             $"has {LayerTypes?.Count} entries; expected one per layer (num_hidden_layers = {NumHiddenLayers})");
+        Require(RopeScaling is not { Type: "longrope" } lr || (lr.ShortFactor!.Count == HeadDim / 2 && lr.LongFactor!.Count == HeadDim / 2),
+            "rope_scaling", $"longrope's short_factor and long_factor must each have head_dim / 2 = {HeadDim / 2} entries");
+        Require(SlidingWindow is null || SlidingWindow > 0, "sliding_window", $"must be positive, got {SlidingWindow}");
+        Require(SlidingWindow is not null || LayerTypes is null || !LayerTypes.Contains("sliding_attention"), "sliding_window",
+            "is missing but layer_types has sliding_attention layers");
         foreach (var id in EosTokenIds)
             Require(id >= 0 && id < VocabSize, "eos_token_id", $"{id} is outside [0, vocab_size={VocabSize})");
         Require(BosTokenId is null || (BosTokenId >= 0 && BosTokenId < VocabSize), "bos_token_id", $"{BosTokenId} is outside [0, {VocabSize})");
@@ -146,7 +189,7 @@ public sealed record ModelConfig
         "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
         "tie_word_embeddings", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
         "initializer_range", "sliding_window", "hidden_act", "mlp_bias", "use_sliding_window", "architectures",
-        "rope_parameters", "dtype", "layer_types",
+        "rope_parameters", "dtype", "layer_types", "max_window_layers", "original_max_position_embeddings", "partial_rotary_factor",
     ];
 
     /// <summary>
@@ -157,11 +200,11 @@ public sealed record ModelConfig
     public static readonly IReadOnlyCollection<string> HarmlessKeys = new HashSet<string>
     {
         "transformers_version", "use_cache", "attention_dropout", "_name_or_path", "output_attentions", "output_hidden_states",
-        "return_dict", "id2label", "label2id", "tokenizer_class", "max_window_layers", "pretraining_tp", "unsloth_version",
+        "return_dict", "id2label", "label2id", "tokenizer_class", "pretraining_tp", "unsloth_version",
         "unsloth_fixed", "keys_to_ignore_at_inference", "sep_token_id", "decoder_start_token_id", "task_specific_params",
         "problem_type", "finetuning_task", "chunk_size_feed_forward", "torchscript", "is_decoder", "is_encoder_decoder",
         "cache_implementation", "use_return_dict", "prefix", "model_name", "embd_pdrop", "resid_pdrop", "hidden_dropout",
-        "bad_words_ids", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
+        "bad_words_ids", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id", "auto_map",
     };
 
 
@@ -253,7 +296,11 @@ public sealed record ModelConfig
         // transformers >= 5: "dtype" replaces "torch_dtype", and "rope_parameters" carries rope_theta and the scaling.
         var dtype = root["torch_dtype"] is not null ? Str("torch_dtype", "float32") : Str("dtype", "float32");
         var ropeTheta = Dbl("rope_theta", 10000.0);
-        var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source);
+        var maxPositions = Int("max_position_embeddings", 2048);
+        var originalMax = OptInt("original_max_position_embeddings");
+        if (root["partial_rotary_factor"] is not null && Dbl("partial_rotary_factor", 1.0) != 1.0)
+            throw new ModelConfigException($"{source}: 'partial_rotary_factor' is {root["partial_rotary_factor"]!.ToJsonString()}; only 1.0 (rotary on the whole head) is supported");
+        var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source, maxPositionEmbeddings: maxPositions, originalMax: originalMax);
         if (root["rope_parameters"] is { } rp)
         {
             if (rp is not JsonObject rpo) throw new ModelConfigException($"{source}: 'rope_parameters' must be an object, got {rp.ToJsonString()}");
@@ -268,8 +315,8 @@ public sealed record ModelConfig
                     throw new ModelConfigException($"{source}: 'rope_theta' ({ropeTheta}) and 'rope_parameters.rope_theta' ({theta}) disagree");
                 ropeTheta = theta;
             }
-            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters");
-            if (root["rope_scaling"] is not null && scaling != ropeScaling)
+            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters", maxPositions, originalMax);
+            if (root["rope_scaling"] is not null && !(scaling?.SameAs(ropeScaling) ?? ropeScaling is null))
                 throw new ModelConfigException($"{source}: 'rope_scaling' and 'rope_parameters' disagree");
             ropeScaling = scaling;
         }
@@ -281,9 +328,9 @@ public sealed record ModelConfig
             for (var i = 0; i < la.Count; i++)
             {
                 var kind = la[i] is JsonValue lv && lv.TryGetValue(out string? ls) ? ls : throw Bad($"layer_types", "a list of strings");
-                if (kind != "full_attention")
-                    throw new ModelConfigException($"{source}: 'layer_types[{i}]' is '{kind}'; only 'full_attention' layers are supported " +
-                                                   "(sliding-window and other attention kinds would change the outputs)");
+                if (kind is not ("full_attention" or "sliding_attention"))
+                    throw new ModelConfigException($"{source}: 'layer_types[{i}]' is '{kind}'; supported: full_attention, sliding_attention " +
+                                                   "(other attention kinds would change the outputs)");
                 layerTypes.Add(kind);
             }
         }
@@ -301,7 +348,7 @@ public sealed record ModelConfig
             RmsNormEps = Dbl("rms_norm_eps", 1e-6),
             RopeTheta = ropeTheta,
             RopeScaling = ropeScaling,
-            MaxPositionEmbeddings = Int("max_position_embeddings", 2048),
+            MaxPositionEmbeddings = maxPositions,
             TieWordEmbeddings = Bool("tie_word_embeddings", false),
             AttentionBias = Bool("attention_bias", false),
             BosTokenId = OptInt("bos_token_id"),
@@ -310,6 +357,9 @@ public sealed record ModelConfig
             TorchDtype = dtype,
             InitializerRange = Dbl("initializer_range", 0.02),
             SlidingWindow = OptInt("sliding_window"),
+            UseSlidingWindow = Bool("use_sliding_window", false),
+            MaxWindowLayers = OptInt("max_window_layers"),
+            OriginalMaxPositionEmbeddings = originalMax,
             LayerTypes = layerTypes,
             Extra = extra.Count > 0 ? extra : null,
         };
@@ -324,6 +374,8 @@ public sealed record ModelConfig
             ["architectures"] = new JsonArray(ModelType switch
             {
                 "qwen2" => "Qwen2ForCausalLM",
+                "qwen3" => "Qwen3ForCausalLM",
+                "phi3" => "Phi3ForCausalLM",
                 "mistral" => "MistralForCausalLM",
                 _ => "LlamaForCausalLM",
             }),
@@ -350,6 +402,9 @@ public sealed record ModelConfig
         else if (EosTokenIds.Count > 1) o["eos_token_id"] = new JsonArray(EosTokenIds.Select(i => (JsonNode)i).ToArray());
         if (PadTokenId is { } p) o["pad_token_id"] = p;
         if (SlidingWindow is { } sw) o["sliding_window"] = sw;
+        if (UseSlidingWindow) o["use_sliding_window"] = true;
+        if (MaxWindowLayers is { } mwl) o["max_window_layers"] = mwl;
+        if (OriginalMaxPositionEmbeddings is { } omp) o["original_max_position_embeddings"] = omp;
         if (LayerTypes is not null) o["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray());
         if (Extra is not null)
             foreach (var (k, v) in Extra) o[k] = v?.DeepClone();
@@ -360,35 +415,178 @@ public sealed record ModelConfig
     public void Save(string path) => File.WriteAllText(path, ToJson());
 }
 
-/// <summary>Rotary-embedding frequency scaling (<c>rope_scaling</c> in config.json).</summary>
+/// <summary>
+/// Rotary-embedding frequency scaling (<c>rope_scaling</c>, or the scaling keys of <c>rope_parameters</c>), computed as
+/// Transformers' <c>modeling_rope_utils</c> does: <c>linear</c> (frequencies / factor), <c>llama3</c> (Llama 3.1's smooth
+/// per-wavelength rule), <c>yarn</c> (NTK-by-parts ramp between interpolated and original frequencies, cos/sin × the
+/// attention factor) and <c>dynamic</c> (dynamic NTK: once a forward pass reaches positions past
+/// <c>max_position_embeddings</c>, the base grows with the sequence length of that pass).
+/// </summary>
 public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1.0, double HighFreqFactor = 4.0,
     int OriginalMaxPositionEmbeddings = 8192)
 {
-    internal static RopeScaling? Parse(JsonNode? node, string source, string key = "rope_scaling")
+    /// <summary>Scaling types this implementation computes.</summary>
+    public static readonly IReadOnlyList<string> SupportedTypes = ["default", "linear", "llama3", "yarn", "dynamic", "longrope"];
+
+    /// <summary>longrope: per-frequency divisors while a pass stays within the original context.</summary>
+    public IReadOnlyList<double>? ShortFactor { get; init; }
+    /// <summary>longrope: per-frequency divisors once a pass goes past it.</summary>
+    public IReadOnlyList<double>? LongFactor { get; init; }
+
+    /// <summary>yarn: <c>attention_factor</c> (cos and sin are multiplied by it); null = derived from factor and mscale.</summary>
+    public double? AttentionFactor { get; init; }
+    /// <summary>yarn: <c>beta_fast</c> (default 32).</summary>
+    public double BetaFast { get; init; } = 32;
+    /// <summary>yarn: <c>beta_slow</c> (default 1).</summary>
+    public double BetaSlow { get; init; } = 1;
+    /// <summary>yarn: <c>mscale</c> (DeepSeek style; used with <see cref="MscaleAllDim"/>).</summary>
+    public double? Mscale { get; init; }
+    /// <summary>yarn: <c>mscale_all_dim</c>.</summary>
+    public double? MscaleAllDim { get; init; }
+    /// <summary>yarn: <c>truncate</c> (default true): round the correction range to whole dimensions.</summary>
+    public bool Truncate { get; init; } = true;
+
+    internal static RopeScaling? Parse(JsonNode? node, string source, string key = "rope_scaling", int maxPositionEmbeddings = 2048, int? originalMax = null)
     {
         if (node is null) return null;
         if (node is not JsonObject o) throw new ModelConfigException($"{source}: '{key}' must be an object or null");
-        var type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? (key == "rope_parameters" ? "default" : "");
-        double D(string k, double f) => o[k] is JsonValue v && v.TryGetValue(out double d) ? d : f;
+        string type;
+        try { type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? (key == "rope_parameters" ? "default" : ""); }
+        catch (InvalidOperationException) { throw new ModelConfigException($"{source}: '{key}.rope_type' must be a string"); }
+        double? Opt(string k)
+        {
+            if (o[k] is null) return null;
+            return o[k] is JsonValue v && v.TryGetValue(out double d) && double.IsFinite(d)
+                ? d : throw new ModelConfigException($"{source}: '{key}.{k}' must be a number, got {o[k]!.ToJsonString()}");
+        }
+        double D(string k, double f) => Opt(k) ?? f;
+        double Factor(double? fallback)
+        {
+            var f = Opt("factor") ?? fallback ?? throw new ModelConfigException($"{source}: '{key}' of type '{type}' needs 'factor'");
+            return f >= 1 ? f : throw new ModelConfigException($"{source}: '{key}.factor' must be at least 1, got {f}");
+        }
+        IReadOnlyList<double> List(string k)
+        {
+            if (o[k] is not JsonArray a) throw new ModelConfigException($"{source}: '{key}' of type longrope needs '{k}', a list of numbers");
+            return a.Select((n, i) => n is JsonValue v && v.TryGetValue(out double d) && double.IsFinite(d) && d > 0
+                ? d : throw new ModelConfigException($"{source}: '{key}.{k}[{i}]' must be a positive number")).ToArray();
+        }
+        RopeScaling LongRope()
+        {
+            // Transformers: the pretraining context is original_max_position_embeddings (top level for Phi-3, or in the
+            // scaling); factor defaults to max_position_embeddings / that.
+            int original = (int)(Opt("original_max_position_embeddings") ?? originalMax
+                ?? throw new ModelConfigException($"{source}: '{key}' of type longrope needs 'original_max_position_embeddings'"));
+            return new RopeScaling("longrope", Opt("factor") ?? (double)maxPositionEmbeddings / original, OriginalMaxPositionEmbeddings: original)
+            {
+                ShortFactor = List("short_factor"), LongFactor = List("long_factor"), AttentionFactor = Opt("attention_factor"),
+            };
+        }
         return type switch
         {
             "default" => null,
-            "linear" => new RopeScaling("linear", D("factor", 1.0)),
-            "llama3" => new RopeScaling("llama3", D("factor", 8.0), D("low_freq_factor", 1.0), D("high_freq_factor", 4.0),
+            "linear" => new RopeScaling("linear", Factor(1.0)),
+            "llama3" => new RopeScaling("llama3", Factor(8.0), D("low_freq_factor", 1.0), D("high_freq_factor", 4.0),
                 (int)D("original_max_position_embeddings", 8192)),
-            _ => throw new ModelConfigException($"{source}: '{key}.rope_type' is '{type}'; supported: default, linear, llama3"),
+            "yarn" => new RopeScaling("yarn", Factor(null), OriginalMaxPositionEmbeddings: (int)D("original_max_position_embeddings", maxPositionEmbeddings))
+            {
+                AttentionFactor = Opt("attention_factor"), BetaFast = D("beta_fast", 32), BetaSlow = D("beta_slow", 1),
+                Mscale = Opt("mscale"), MscaleAllDim = Opt("mscale_all_dim"),
+                Truncate = o["truncate"] is null || (o["truncate"] is JsonValue tv && tv.TryGetValue(out bool tb)
+                    ? tb : throw new ModelConfigException($"{source}: '{key}.truncate' must be true or false")),
+            },
+            "dynamic" => new RopeScaling("dynamic", Factor(null), OriginalMaxPositionEmbeddings: maxPositionEmbeddings),
+            "longrope" or "su" => LongRope(),
+            _ => throw new ModelConfigException($"{source}: '{key}.rope_type' is '{type}'; supported: {string.Join(", ", SupportedTypes)}"),
         };
     }
 
-    internal JsonObject ToJson() => Type == "llama3"
-        ? new JsonObject
+    internal JsonObject ToJson()
+    {
+        var o = new JsonObject { ["rope_type"] = Type, ["factor"] = Factor };
+        switch (Type)
         {
-            ["rope_type"] = "llama3", ["factor"] = Factor, ["low_freq_factor"] = LowFreqFactor,
-            ["high_freq_factor"] = HighFreqFactor, ["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings,
+            case "llama3":
+                o["low_freq_factor"] = LowFreqFactor; o["high_freq_factor"] = HighFreqFactor;
+                o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
+                break;
+            case "longrope":
+                o.Remove("rope_type");
+                o["type"] = "longrope";   // the spelling Phi-3 checkpoints use
+                o["short_factor"] = new JsonArray(ShortFactor!.Select(f => (JsonNode)f).ToArray());
+                o["long_factor"] = new JsonArray(LongFactor!.Select(f => (JsonNode)f).ToArray());
+                o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
+                if (AttentionFactor is { } laf) o["attention_factor"] = laf;
+                break;
+            case "yarn":
+                o["original_max_position_embeddings"] = OriginalMaxPositionEmbeddings;
+                if (AttentionFactor is { } af) o["attention_factor"] = af;
+                o["beta_fast"] = BetaFast; o["beta_slow"] = BetaSlow;
+                if (Mscale is { } m) o["mscale"] = m;
+                if (MscaleAllDim is { } ma) o["mscale_all_dim"] = ma;
+                if (!Truncate) o["truncate"] = false;
+                break;
         }
-        : new JsonObject { ["rope_type"] = Type, ["factor"] = Factor };
+        return o;
+    }
 
-    /// <summary>Applies the scaling to the inverse frequencies (Llama 3.1's rule, or plain division for linear).</summary>
+    /// <summary>Same scaling (compares the JSON form, so two configs that spell it alike agree).</summary>
+    internal bool SameAs(RopeScaling? other) => other is not null && ToJson().ToJsonString() == other.ToJson().ToJsonString();
+
+    /// <summary>Whether the frequencies depend on the sequence length of the forward pass (dynamic NTK).</summary>
+    internal bool IsDynamic => Type is "dynamic" or "longrope";
+
+    /// <summary>The longest sequence a forward pass may reach before <see cref="IsDynamic"/> scaling changes the frequencies.</summary>
+    internal int DynamicFrom => OriginalMaxPositionEmbeddings;
+
+    /// <summary>
+    /// Inverse frequencies of a <paramref name="dim"/>-wide head with base <paramref name="theta"/> for a forward pass whose
+    /// positions reach <paramref name="seqLen"/> − 1, and the factor cos and sin are multiplied by.
+    /// </summary>
+    internal (double[] InvFreq, double AttentionScale) Frequencies(double theta, int dim, long seqLen)
+    {
+        double[] Plain(double b) => Enumerable.Range(0, dim / 2).Select(i => 1.0 / Math.Pow(b, 2.0 * i / dim)).ToArray();
+        switch (Type)
+        {
+            case "linear": return (Plain(theta).Select(f => f / Factor).ToArray(), 1.0);
+            case "llama3": return (Apply(Plain(theta)), 1.0);
+            case "dynamic":
+            {
+                double len = Math.Max(seqLen, OriginalMaxPositionEmbeddings);
+                double b = theta * Math.Pow(Factor * len / OriginalMaxPositionEmbeddings - (Factor - 1), dim / (dim - 2.0));
+                return (Plain(b), 1.0);
+            }
+            case "yarn":
+            {
+                static double MScale(double scale, double m = 1) => scale <= 1 ? 1.0 : 0.1 * m * Math.Log(scale) + 1.0;
+                double attention = AttentionFactor ?? (Mscale is { } ms && ms != 0 && MscaleAllDim is { } ma && ma != 0
+                    ? MScale(Factor, ms) / MScale(Factor, ma) : MScale(Factor));
+                double CorrectionDim(double rotations) =>
+                    dim * Math.Log(OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
+                double low = CorrectionDim(BetaFast), high = CorrectionDim(BetaSlow);
+                if (Truncate) { low = Math.Floor(low); high = Math.Ceiling(high); }
+                low = Math.Max(low, 0); high = Math.Min(high, dim - 1);
+                if (low == high) high += 0.001;
+                var inv = Plain(theta).Select((extrapolated, i) =>
+                {
+                    double ramp = Math.Clamp((i - low) / (high - low), 0, 1);     // 0: keep the original frequency, 1: interpolate
+                    double keep = 1 - ramp;
+                    return extrapolated / Factor * (1 - keep) + extrapolated * keep;
+                }).ToArray();
+                return (inv, attention);
+            }
+            case "longrope":
+            {
+                var ext = seqLen > OriginalMaxPositionEmbeddings ? LongFactor! : ShortFactor!;
+                if (ext.Count != dim / 2) throw new ModelConfigException($"rope_scaling: longrope factors have {ext.Count} entries; expected head_dim / 2 = {dim / 2}");
+                double attention = AttentionFactor ?? (Factor <= 1 ? 1.0 : Math.Sqrt(1 + Math.Log(Factor) / Math.Log(OriginalMaxPositionEmbeddings)));
+                return (Plain(theta).Select((f, i) => f / ext[i]).ToArray(), attention);
+            }
+            default: throw new InvalidOperationException($"rope type {Type}");
+        }
+    }
+
+    /// <summary>Applies Llama 3.1's rule (or plain division for linear) to the inverse frequencies.</summary>
     internal double[] Apply(double[] invFreq)
     {
         if (Type == "linear") return invFreq.Select(f => f / Factor).ToArray();

@@ -71,6 +71,57 @@ public class GgufExportTests
         AssertMatches(model, tok, Prompt, path);
     }
 
+    [Fact]
+    public void Qwen3_with_qk_norms_and_explicit_head_dim_f32_matches_llama_cpp()
+    {
+        using var dir = new TempDir();
+        var tok = HfTokenizer.FromJson(Gpt2TokenizerJson.Qwen2Style(), """{"eos_token": "<|endoftext|>"}""");
+        var cfg = new ModelConfig
+        {
+            ModelType = "qwen3", VocabSize = tok.VocabSize, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2,
+            NumAttentionHeads = 4, NumKeyValueHeads = 2, HeadDimOverride = 24, RmsNormEps = 1e-6, RopeTheta = 1_000_000,
+            TieWordEmbeddings = true, MaxPositionEmbeddings = 256,
+        };
+        using var model = LlamaCppOracle.Randomize(new CausalLM(cfg, seed: 12), seed: 13);   // q_norm/k_norm weights in U(0.5, 1.5)
+        Assert.Contains(model.named_parameters(), p => p.name == "model.layers.1.self_attn.k_norm.weight");
+        var path = dir.File("qwen3.gguf");
+        GgufExporter.Export(model, tok, path);
+        AssertMatches(model, tok, Prompt, path);
+    }
+
+    [Fact]
+    public void Llama_with_yarn_rope_f32_matches_llama_cpp()
+    {
+        using var dir = new TempDir();
+        var tok = Gpt2Tokenizer();
+        // Original context 8: yarn's ramp blends and interpolates several of the 8 frequencies of a 16-wide head.
+        var cfg = LlamaGqa(tok.VocabSize) with { RopeScaling = new RopeScaling("yarn", 4.0, OriginalMaxPositionEmbeddings: 8) };
+        using var model = LlamaCppOracle.Randomize(new CausalLM(cfg, seed: 14), seed: 15);
+        var path = dir.File("yarn.gguf");
+        GgufExporter.Export(model, tok, path);
+        AssertMatches(model, tok, Prompt, path);
+        // Dynamic NTK changes its frequencies with the sequence length, which llama.cpp cannot express.
+        using var dynamic = new CausalLM(cfg with { RopeScaling = new RopeScaling("dynamic", 2.0, OriginalMaxPositionEmbeddings: 256) }, seed: 1);
+        Assert.Contains("dynamic", Assert.Throws<GgufExportException>(() => GgufExporter.Export(dynamic, tok, dir.File("d.gguf"))).Message);
+    }
+
+    [Fact]
+    public void Phi3_with_fused_qkv_and_gate_up_f32_matches_llama_cpp()
+    {
+        using var dir = new TempDir();
+        var tok = Gpt2Tokenizer();
+        var cfg = new ModelConfig
+        {
+            ModelType = "phi3", VocabSize = tok.VocabSize, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = 2,
+            NumAttentionHeads = 4, NumKeyValueHeads = 2, RmsNormEps = 1e-5, RopeTheta = 10000, MaxPositionEmbeddings = 256,
+            EosTokenIds = [Gpt2TokenizerJson.EndOfTextId],
+        };
+        using var model = LlamaCppOracle.Randomize(new CausalLM(cfg, seed: 16), seed: 17);
+        var path = dir.File("phi3.gguf");
+        GgufExporter.Export(model, tok, path);
+        AssertMatches(model, tok, Prompt, path);
+    }
+
     static readonly CharTokenizer Chars = CharTokenizer.Create("0123456789+-*/=() abcdeé€\n");
 
     static CausalLM TiedCharLlama(long seed) => LlamaCppOracle.Randomize(new CausalLM(new ModelConfig

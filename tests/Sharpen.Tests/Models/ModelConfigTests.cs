@@ -87,7 +87,7 @@ public class ModelConfigTests
     [InlineData("""{"model_type":"llama","vocab_size":"ten","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2}""", "'vocab_size' must be an integer")]
     [InlineData("""{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":3}""", "'num_key_value_heads' must divide")]
     [InlineData("""{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"hidden_act":"gelu"}""", "'hidden_act' is 'gelu'")]
-    [InlineData("""{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"rope_type":"yarn","factor":4}}""", "'rope_scaling.rope_type' is 'yarn'")]
+    [InlineData("""{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"rope_type":"mrope","factor":4}}""", "'rope_scaling.rope_type' is 'mrope'")]
     [InlineData("""{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"eos_token_id":12}""", "'eos_token_id' 12 is outside")]
     [InlineData("""[1,2]""", "expected a JSON object")]
     [InlineData("""{"model_type": """, "invalid JSON")]

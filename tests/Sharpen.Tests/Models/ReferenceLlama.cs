@@ -8,8 +8,15 @@ namespace Sharpen.Tests.Models;
 /// </summary>
 static class ReferenceLlama
 {
-    public static double[][] Logits(ModelConfig c, IReadOnlyDictionary<string, double[]> w, int[] ids)
+    /// <param name="rope">Inverse frequencies and the cos/sin factor for a sequence of the given length; default θ^(-2i/D), 1.</param>
+    /// <param name="window">Sliding window: on layers where <paramref name="sliding"/> is true, position t sees t − window + 1 … t.</param>
+    /// <remarks>When the weights hold <c>self_attn.q_norm.weight</c>/<c>k_norm.weight</c> (Qwen3), each head of q and k is
+    /// RMS-normalised with them before the rotation.</remarks>
+    public static double[][] Logits(ModelConfig c, IReadOnlyDictionary<string, double[]> w, int[] ids,
+        Func<int, (double[] InvFreq, double Scale)>? rope = null, int? window = null, Func<int, bool>? sliding = null)
     {
+        var (invFreq, ropeScale) = rope?.Invoke(ids.Length)
+            ?? (Enumerable.Range(0, c.HeadDim / 2).Select(i => Math.Pow(c.RopeTheta, -2.0 * i / c.HeadDim)).ToArray(), 1.0);
         int T = ids.Length, C = c.HiddenSize, H = c.NumAttentionHeads, Hk = c.NumKeyValueHeads, D = c.HeadDim, F = c.IntermediateSize, V = c.VocabSize;
         var x = new double[T][];
         for (int t = 0; t < T; t++) x[t] = w["model.embed_tokens.weight"].AsSpan(ids[t] * C, C).ToArray();
@@ -20,7 +27,10 @@ static class ReferenceLlama
             var q = h.Select(r => Lin(r, w[p + "self_attn.q_proj.weight"], w.GetValueOrDefault(p + "self_attn.q_proj.bias"), H * D)).ToArray();
             var k = h.Select(r => Lin(r, w[p + "self_attn.k_proj.weight"], w.GetValueOrDefault(p + "self_attn.k_proj.bias"), Hk * D)).ToArray();
             var v = h.Select(r => Lin(r, w[p + "self_attn.v_proj.weight"], w.GetValueOrDefault(p + "self_attn.v_proj.bias"), Hk * D)).ToArray();
-            for (int t = 0; t < T; t++) { Rope(q[t], H, D, t, c.RopeTheta); Rope(k[t], Hk, D, t, c.RopeTheta); }
+            if (w.TryGetValue(p + "self_attn.q_norm.weight", out var qn))
+                for (int t = 0; t < T; t++) { HeadNorm(q[t], H, D, qn, c.RmsNormEps); HeadNorm(k[t], Hk, D, w[p + "self_attn.k_norm.weight"], c.RmsNormEps); }
+            for (int t = 0; t < T; t++) { Rope(q[t], H, D, t, invFreq, ropeScale); Rope(k[t], Hk, D, t, invFreq, ropeScale); }
+            int first(int t) => window is { } win && (sliding?.Invoke(l) ?? true) ? Math.Max(0, t - win + 1) : 0;
             var att = new double[T][];
             for (int t = 0; t < T; t++)
             {
@@ -28,15 +38,15 @@ static class ReferenceLlama
                 for (int hh = 0; hh < H; hh++)
                 {
                     int kh = hh / (H / Hk);
-                    var scores = new double[t + 1];
-                    for (int s = 0; s <= t; s++)
+                    var scores = Enumerable.Repeat(double.NegativeInfinity, t + 1).ToArray();
+                    for (int s = first(t); s <= t; s++)
                     {
                         double dot = 0;
                         for (int d = 0; d < D; d++) dot += q[t][hh * D + d] * k[s][kh * D + d];
                         scores[s] = dot / Math.Sqrt(D);
                     }
                     double max = scores.Max(), sum = scores.Sum(z => Math.Exp(z - max));
-                    for (int s = 0; s <= t; s++)
+                    for (int s = first(t); s <= t; s++)
                     {
                         double a = Math.Exp(scores[s] - max) / sum;
                         for (int d = 0; d < D; d++) att[t][hh * D + d] += a * v[s][kh * D + d];
@@ -80,16 +90,26 @@ static class ReferenceLlama
         return y;
     }
 
-    // Rotate pairs (i, i + D/2) of each head by angle pos · θ^(-2i/D).
-    static void Rope(double[] x, int heads, int D, int pos, double theta)
+    // Rotate pairs (i, i + D/2) of each head by angle pos · invFreq[i], the result times scale (yarn's attention factor).
+    static void Rope(double[] x, int heads, int D, int pos, double[] invFreq, double scale)
     {
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < D / 2; i++)
             {
-                double ang = pos * Math.Pow(theta, -2.0 * i / D);
+                double ang = pos * invFreq[i];
                 double a = x[h * D + i], b = x[h * D + i + D / 2];
-                x[h * D + i] = a * Math.Cos(ang) - b * Math.Sin(ang);
-                x[h * D + i + D / 2] = b * Math.Cos(ang) + a * Math.Sin(ang);
+                x[h * D + i] = scale * (a * Math.Cos(ang) - b * Math.Sin(ang));
+                x[h * D + i + D / 2] = scale * (b * Math.Cos(ang) + a * Math.Sin(ang));
             }
+    }
+
+    // RMSNorm of each D-wide head in place.
+    static void HeadNorm(double[] x, int heads, int D, double[] weight, double eps)
+    {
+        for (int h = 0; h < heads; h++)
+        {
+            var n = Norm(x.AsSpan(h * D, D).ToArray(), weight, eps);
+            n.CopyTo(x, h * D);
+        }
     }
 }
