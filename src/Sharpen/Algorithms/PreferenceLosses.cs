@@ -9,7 +9,7 @@ namespace Sharpen.Algorithms;
 /// chosen and a rejected completion <c>(B)</c> (see <see cref="PreferenceInput"/>), returns the batch mean of the per-pair
 /// loss and plain-number metrics. Throughout, h = (log π_θ(c) − log π_ref(c)) − (log π_θ(r) − log π_ref(r)) is the
 /// difference of the summed log-ratios (<b>not</b> length-averaged), and −log σ(z) is computed as softplus(−z).
-/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin", online only).
+/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin" and "inpo", online only).
 /// </summary>
 public static class PreferenceLosses
 {
@@ -42,6 +42,7 @@ public static class PreferenceLosses
         r.Register("cpo", new((x, c) => Cpo(x, c.Beta, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("cpo_simpo", new((x, c) => CpoSimPo(x, c.Beta, c.Gamma, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("spin", new((x, c) => SelfPlayLosses.Spin(x, c.Beta), OnlineOnly: true));   // SPIN's λ is β
+        r.Register("inpo", new((x, c) => Inpo(x, c.Tau, c.Eta), OnlineOnly: true, NeedsPrevious: true));
         return r;
     }
 
@@ -205,6 +206,35 @@ public static class PreferenceLosses
         var rejected = beta * avgRejected;                                       // (B)
         var prefer = SmoothedLogSigmoidLoss(chosen - rejected - gamma, labelSmoothing);   // (B)
         var loss = (prefer + alpha * -avgChosen).mean();
+        var metrics = Metrics(chosen, rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// INPO (Zhang et al. 2024, "Iterative Nash Policy Optimization", arXiv:2407.00617, the loss of its Algorithm 1): with the
+    /// summed log-ratios of the chosen over the rejected completion under the policy (ρ_θ), the reference (ρ_ref) and the
+    /// previous iterate π_t (ρ_t),
+    /// h = ρ_θ − (τ/η)·ρ_ref − ((η − τ)/η)·ρ_t and loss = (h − 1/(2η))², mean over B. τ is the KL regularisation towards the
+    /// reference, η the online-mirror-descent step; the pairs are the previous iterate's samples ranked by a general
+    /// preference oracle. With η = τ the previous-iterate term vanishes and the loss is IPO's with τ_IPO = η.
+    /// Metrics use the rewards log π_θ − (τ/η)·log π_ref − ((η − τ)/η)·log π_t of each side.
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Inpo(PreferenceInput x, double tau = 0.1, double eta = 0.1)
+    {
+        RequirePositive(tau, nameof(tau));
+        RequirePositive(eta, nameof(eta));
+        if (tau > eta) throw new ArgumentOutOfRangeException(nameof(tau), tau, $"INPO needs τ ≤ η (the previous iterate's weight (η − τ)/η ≥ 0), got τ = {tau}, η = {eta}.");
+        Check(x, reference: true, lengths: false);
+        RequireSameShape(x.PolicyChosen, x.PreviousChosen, nameof(x.PreviousChosen));
+        RequireSameShape(x.PolicyChosen, x.PreviousRejected, nameof(x.PreviousRejected));
+        using var scope = NewDisposeScope();
+        var dtype = x.PolicyChosen.dtype;
+        Tensor C(Tensor t) => t.detach().to_type(dtype);
+        double a = tau / eta, b = (eta - tau) / eta;
+        var chosen = x.PolicyChosen - a * C(x.ReferenceChosen!) - b * C(x.PreviousChosen!);          // (B)
+        var rejected = x.PolicyRejected - a * C(x.ReferenceRejected!) - b * C(x.PreviousRejected!);  // (B)
+        var d = chosen - rejected - 1.0 / (2 * eta);                                                 // h − 1/(2η)
+        var loss = (d * d).mean();
         var metrics = Metrics(chosen, rejected);
         return (loss.MoveToOuterDisposeScope(), metrics);
     }

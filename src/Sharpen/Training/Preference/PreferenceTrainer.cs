@@ -133,7 +133,12 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     /// Shared by the offline and the online trainer.
     /// </summary>
     internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, PreferenceOptions o, IReadOnlyList<Pair> pairs,
-        Tensor? refChosen, Tensor? refRejected, int padId)
+        Tensor? refChosen, Tensor? refRejected, int padId) =>
+        PairLoss(policy, o.Loss, o.Coefficients, pairs, refChosen, refRejected, padId);
+
+    /// <summary>The loss named <paramref name="loss"/> with coefficients <paramref name="c"/>; INPO also reads the previous iterate's summed log-probs.</summary>
+    internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, string loss, PreferenceCoefficients c, IReadOnlyList<Pair> pairs,
+        Tensor? refChosen, Tensor? refRejected, int padId, Tensor? previousChosen = null, Tensor? previousRejected = null)
     {
         int b = pairs.Count;
         var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
@@ -141,8 +146,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
-            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
-        return PreferenceLosses.Registry.Get(o.Loss).Compute(input, o.Coefficients);
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected);
+        return PreferenceLosses.Registry.Get(loss).Compute(input, c);
     }
 
     /// <summary>
