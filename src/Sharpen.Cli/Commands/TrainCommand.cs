@@ -73,6 +73,7 @@ public static class TrainCommand
         {
             if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
+            if (r.Kind == "kto") return RunKto(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
             if (r.Kind == "expert_iteration") return RunExpertIteration(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
@@ -101,6 +102,18 @@ public static class TrainCommand
         Console.WriteLine(line);
         var metrics = new RunLog(r.Output, append: true).ReadMetrics();
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Preference loss")}");
+        return 0;
+    }
+
+    static int RunKto(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = KtoPipeline.Run(r, Console.WriteLine, resume, ct);
+        var line = $"kto: {result.Result.Steps} steps on {result.Examples} unpaired examples" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
+        Console.WriteLine(line);
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "KTO loss")}");
         return 0;
     }
 

@@ -38,9 +38,12 @@ public static class OfflinePolicyLosses
     /// Rewards 1/0 (ΔR = 1) give β²·IPO(τ = β/2); rewards ±1 (ΔR = 2) give β²·IPO(τ = β/4). Pairs with equal rewards only
     /// pull the two log-ratios together (ΔR = 0).
     /// Departure: the paper writes the loss for a single pair; here it is averaged over a batch of B pairs.
+    /// With <paramref name="paperScale"/> the loss is divided by 2β, ℓ/(2β), so its gradient −(ΔR − βh)·∇h is exactly the
+    /// paper's CoPG direction and the paper's learning rates carry over; without it (the default, kept for the recipes
+    /// already tuned on it) the gradient is 2β times the paper's.
     /// </summary>
     public static (Tensor Loss, CopgMetrics Metrics) Copg(Tensor policy1, Tensor policy2, Tensor ref1, Tensor ref2,
-        Tensor reward1, Tensor reward2, double beta = 0.1)
+        Tensor reward1, Tensor reward2, double beta = 0.1, bool paperScale = false)
     {
         RequireVector(policy1, nameof(policy1));
         RequireSameShape(policy1, policy2, nameof(policy2));
@@ -55,6 +58,7 @@ public static class OfflinePolicyLosses
         var rewardMargin = reward1.detach().to_type(dtype) - reward2.detach().to_type(dtype);           // (B)  ΔR
         var residual = rewardMargin - beta * h;                                                       // (B)  R_β(y1) − R_β(y2)
         var loss = (residual * residual).mean();                                                     // (ΔR − βh)², arXiv:2406.19185
+        if (paperScale) loss = loss / (2 * beta);                                                    // gradient = the paper's direction
         CopgMetrics metrics;
         using (no_grad())
         {

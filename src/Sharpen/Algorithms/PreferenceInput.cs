@@ -12,10 +12,14 @@ namespace Sharpen.Algorithms;
 /// <param name="ReferenceRejected">Σ_t log π_ref of the rejected completion, <c>(B)</c>, no grad; null for reference-free losses.</param>
 /// <param name="ChosenLengths">Number of tokens of the chosen completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
 /// <param name="RejectedLengths">Number of tokens of the rejected completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
+/// <param name="PreviousChosen">Σ_t log π_t of the chosen completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
+/// <param name="PreviousRejected">Σ_t log π_t of the rejected completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
 public sealed record PreferenceInput(
     Tensor PolicyChosen,
     Tensor PolicyRejected,
     Tensor? ReferenceChosen,
     Tensor? ReferenceRejected,
     Tensor? ChosenLengths = null,
-    Tensor? RejectedLengths = null);
+    Tensor? RejectedLengths = null,
+    Tensor? PreviousChosen = null,
+    Tensor? PreviousRejected = null);

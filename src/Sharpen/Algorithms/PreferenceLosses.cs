@@ -9,7 +9,7 @@ namespace Sharpen.Algorithms;
 /// chosen and a rejected completion <c>(B)</c> (see <see cref="PreferenceInput"/>), returns the batch mean of the per-pair
 /// loss and plain-number metrics. Throughout, h = (log π_θ(c) − log π_ref(c)) − (log π_θ(r) − log π_ref(r)) is the
 /// difference of the summed log-ratios (<b>not</b> length-averaged), and −log σ(z) is computed as softplus(−z).
-/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo".
+/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin" and "inpo", online only).
 /// </summary>
 public static class PreferenceLosses
 {
@@ -38,8 +38,11 @@ public static class PreferenceLosses
         r.Register("ipo", new((x, c) => Ipo(x, c.Tau)));
         r.Register("rdpo", new((x, c) => RDpo(x, c.Beta, c.FlipRate)));
         r.Register("orpo", new((x, c) => Orpo(x, c.Lambda), NeedsReference: false));
-        r.Register("simpo", new((x, c) => SimPo(x, c.Beta, c.Gamma), NeedsReference: false));
+        r.Register("simpo", new((x, c) => SimPo(x, c.Beta, c.Gamma, c.LabelSmoothing), NeedsReference: false));
+        r.Register("cpo", new((x, c) => Cpo(x, c.Beta, c.Alpha, c.LabelSmoothing), NeedsReference: false));
+        r.Register("cpo_simpo", new((x, c) => CpoSimPo(x, c.Beta, c.Gamma, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("spin", new((x, c) => SelfPlayLosses.Spin(x, c.Beta), OnlineOnly: true));   // SPIN's λ is β
+        r.Register("inpo", new((x, c) => Inpo(x, c.Tau, c.Eta), OnlineOnly: true, NeedsPrevious: true));
         return r;
     }
 
@@ -140,22 +143,105 @@ public static class PreferenceLosses
 
     /// <summary>
     /// SimPO (Meng et al. 2024, arXiv:2405.14734 Eq. 6), reference-free: loss = −log σ(β/|c|·log π_θ(c) − β/|r|·log π_θ(r) − γ),
-    /// mean over B. Needs both lengths; the reference log-probs are not read. Metrics use SimPO's rewards β/|y|·log π_θ(y)
+    /// mean over B. With label smoothing ε (as TRL's CPO/SimPO trainers offer it) the per-pair loss is the cross-entropy
+    /// against the soft label 1 − ε: −(1 − ε) log σ(z) − ε log σ(−z), z the argument above; ε = 0 is the paper's loss.
+    /// Needs both lengths; the reference log-probs are not read. Metrics use SimPO's rewards β/|y|·log π_θ(y)
     /// (the margin reported does not subtract γ).
     /// </summary>
-    public static (Tensor Loss, PreferenceMetrics Metrics) SimPo(PreferenceInput x, double beta = 2.0, double gamma = 1.0)
+    public static (Tensor Loss, PreferenceMetrics Metrics) SimPo(PreferenceInput x, double beta = 2.0, double gamma = 1.0, double labelSmoothing = 0.0)
     {
         RequirePositive(beta, nameof(beta));
         RequireNonNegative(gamma, nameof(gamma));
+        RequireRate(labelSmoothing, nameof(labelSmoothing));
         Check(x, reference: false, lengths: true);
         using var scope = NewDisposeScope();
         var (avgChosen, avgRejected) = AverageLogProbs(x);                       // (B), (B)
         var chosen = beta * avgChosen;                                           // (B)  r(c) = β/|c|·log π_θ(c)
         var rejected = beta * avgRejected;                                       // (B)
-        var loss = F.softplus(-(chosen - rejected - gamma)).mean();              // −log σ(r(c) − r(r) − γ), arXiv:2405.14734 Eq. 6
+        var z = chosen - rejected - gamma;                                       // (B)  arXiv:2405.14734 Eq. 6
+        var loss = SmoothedLogSigmoidLoss(z, labelSmoothing).mean();             // −(1−ε) log σ(z) − ε log σ(−z)
         var metrics = Metrics(chosen, rejected);
         return (loss.MoveToOuterDisposeScope(), metrics);
     }
+
+    /// <summary>
+    /// CPO (Xu et al. 2024, "Contrastive Preference Optimization", arXiv:2401.08417 Eq. 3–6), reference-free:
+    /// loss = −log σ(β·log π_θ(c) − β·log π_θ(r)) + α·NLL(c), mean over B, where the preference term uses the
+    /// <b>summed</b> log-probs (the paper's uniform-reference upper bound of DPO) and NLL(c) = −log π_θ(c)/|c| is the chosen
+    /// completion's length-averaged negative log-likelihood (the token-mean cross-entropy of the authors' trainer and of TRL).
+    /// Label smoothing ε applies to the preference term as in <see cref="SimPo"/>. Metrics use the rewards β·log π_θ(y).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Cpo(PreferenceInput x, double beta = 0.1, double alpha = 1.0, double labelSmoothing = 0.0)
+    {
+        RequirePositive(beta, nameof(beta));
+        RequireNonNegative(alpha, nameof(alpha));
+        RequireRate(labelSmoothing, nameof(labelSmoothing));
+        Check(x, reference: false, lengths: true);
+        using var scope = NewDisposeScope();
+        var chosen = beta * x.PolicyChosen;                                      // (B)  β log π_θ(c), summed over tokens
+        var rejected = beta * x.PolicyRejected;                                  // (B)
+        var prefer = SmoothedLogSigmoidLoss(chosen - rejected, labelSmoothing);  // (B)  L_prefer, arXiv:2401.08417 Eq. 5
+        var (avgChosen, _) = AverageLogProbs(x);                                 // (B)
+        var loss = (prefer + alpha * -avgChosen).mean();                         // L_prefer + α·L_NLL, arXiv:2401.08417 Eq. 6
+        var metrics = Metrics(chosen, rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// CPO-SimPO (TRL's <c>loss_type: simpo</c> with <c>cpo_alpha</c> &gt; 0): SimPO's length-normalised margin plus CPO's
+    /// behaviour-cloning term, loss = −log σ(β/|c|·log π_θ(c) − β/|r|·log π_θ(r) − γ) + α·NLL(c), mean over B, with NLL(c) =
+    /// −log π_θ(c)/|c|. Label smoothing as in <see cref="SimPo"/>. Metrics as <see cref="SimPo"/>.
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) CpoSimPo(PreferenceInput x, double beta = 2.0, double gamma = 1.0, double alpha = 1.0,
+        double labelSmoothing = 0.0)
+    {
+        RequirePositive(beta, nameof(beta));
+        RequireNonNegative(gamma, nameof(gamma));
+        RequireNonNegative(alpha, nameof(alpha));
+        RequireRate(labelSmoothing, nameof(labelSmoothing));
+        Check(x, reference: false, lengths: true);
+        using var scope = NewDisposeScope();
+        var (avgChosen, avgRejected) = AverageLogProbs(x);                       // (B), (B)
+        var chosen = beta * avgChosen;                                           // (B)
+        var rejected = beta * avgRejected;                                       // (B)
+        var prefer = SmoothedLogSigmoidLoss(chosen - rejected - gamma, labelSmoothing);   // (B)
+        var loss = (prefer + alpha * -avgChosen).mean();
+        var metrics = Metrics(chosen, rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// INPO (Zhang et al. 2024, "Iterative Nash Policy Optimization", arXiv:2407.00617, the loss of its Algorithm 1): with the
+    /// summed log-ratios of the chosen over the rejected completion under the policy (ρ_θ), the reference (ρ_ref) and the
+    /// previous iterate π_t (ρ_t),
+    /// h = ρ_θ − (τ/η)·ρ_ref − ((η − τ)/η)·ρ_t and loss = (h − 1/(2η))², mean over B. τ is the KL regularisation towards the
+    /// reference, η the online-mirror-descent step; the pairs are the previous iterate's samples ranked by a general
+    /// preference oracle. With η = τ the previous-iterate term vanishes and the loss is IPO's with τ_IPO = η.
+    /// Metrics use the rewards log π_θ − (τ/η)·log π_ref − ((η − τ)/η)·log π_t of each side.
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) Inpo(PreferenceInput x, double tau = 0.1, double eta = 0.1)
+    {
+        RequirePositive(tau, nameof(tau));
+        RequirePositive(eta, nameof(eta));
+        if (tau > eta) throw new ArgumentOutOfRangeException(nameof(tau), tau, $"INPO needs τ ≤ η (the previous iterate's weight (η − τ)/η ≥ 0), got τ = {tau}, η = {eta}.");
+        Check(x, reference: true, lengths: false);
+        RequireSameShape(x.PolicyChosen, x.PreviousChosen, nameof(x.PreviousChosen));
+        RequireSameShape(x.PolicyChosen, x.PreviousRejected, nameof(x.PreviousRejected));
+        using var scope = NewDisposeScope();
+        var dtype = x.PolicyChosen.dtype;
+        Tensor C(Tensor t) => t.detach().to_type(dtype);
+        double a = tau / eta, b = (eta - tau) / eta;
+        var chosen = x.PolicyChosen - a * C(x.ReferenceChosen!) - b * C(x.PreviousChosen!);          // (B)
+        var rejected = x.PolicyRejected - a * C(x.ReferenceRejected!) - b * C(x.PreviousRejected!);  // (B)
+        var d = chosen - rejected - 1.0 / (2 * eta);                                                 // h − 1/(2η)
+        var loss = (d * d).mean();
+        var metrics = Metrics(chosen, rejected);
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>−(1 − ε) log σ(z) − ε log σ(−z), elementwise; ε = 0 is −log σ(z).</summary>
+    static Tensor SmoothedLogSigmoidLoss(Tensor z, double labelSmoothing) =>
+        labelSmoothing == 0 ? F.softplus(-z) : (1 - labelSmoothing) * F.softplus(-z) + labelSmoothing * F.softplus(z);
 
     /// <summary>Summed log-ratios log π_θ − log π_ref of the chosen and rejected completions, <c>(B)</c> each; the reference is detached.</summary>
     static (Tensor Chosen, Tensor Rejected) LogRatios(PreferenceInput x) => (

@@ -79,6 +79,29 @@ public static class JsonlDataset
         return new LoadResult<PreferenceExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
     }
 
+    const string UnpairedExpected =
+        "{\"prompt\": string or messages, \"completion\": string or [one assistant message], \"label\": true|false}";
+
+    /// <summary>
+    /// Reads an unpaired preference file (TRL's format for KTO): rows <c>{"prompt", "completion", "label"}</c> where the
+    /// label is a JSON boolean (true = desirable); prompt and completion may be text or, in the conversational form, a
+    /// message list and a one-assistant-message list rendered with <paramref name="chat"/>. Other keys are fields.
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
+    /// <param name="chat">How conversations become text; null for <see cref="ChatFormat.Plain"/>.</param>
+    public static LoadResult<UnpairedExample> LoadUnpaired(string path, bool skipBadLines = false, ChatFormat? chat = null) =>
+        Read(path, UnpairedExpected, row => ParseUnpaired(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
+
+    static UnpairedExample ParseUnpaired(JsonRow row, ChatFormat chat)
+    {
+        var label = row.Get("label");
+        if (label.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            throw row.Error($"\"label\" is {JsonRow.Describe(label.ValueKind)}, not true or false");
+        return new UnpairedExample(Prompt(row, chat), Completion(row, "completion", chat), label.ValueKind == JsonValueKind.True)
+            { Fields = row.ExtraFields("prompt", "completion", "label") };
+    }
+
     /// <summary>
     /// The pairs of a ranked list (rank 1 = best): every (i, j) with <c>ranks[i] &lt; ranks[j]</c>, i chosen. Pairs are
     /// ordered by the chosen completion's rank (best first, equal ranks in list order), then by the rejected completion's

@@ -38,7 +38,7 @@ public sealed record Recipe
     public string Kind { get; init; } = "sft";
 
     /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm"];
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "kto", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -64,6 +64,13 @@ public sealed record Recipe
     /// <summary>The preference options: <see cref="global::Sharpen.Training.Preference.PreferenceOptions"/>' defaults with the recipe's <c>preference</c> keys on top.</summary>
     public PreferenceOptions PreferenceOptions(string source = "recipe") =>
         Bind(PreferenceSection, new global::Sharpen.Training.Preference.PreferenceOptions(), "preference", source, o => o.Validate());
+
+    /// <summary>KTO settings as written (<c>kind: kto</c>); <see cref="KtoOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("kto")] public JsonObject? KtoSection { get; init; }
+
+    /// <summary>The KTO options: <see cref="global::Sharpen.Training.Preference.KtoOptions"/>' defaults with the recipe's <c>kto</c> keys on top.</summary>
+    public KtoOptions KtoOptions(string source = "recipe") =>
+        Bind(KtoSection, new global::Sharpen.Training.Preference.KtoOptions(), "kto", source, o => o.Validate());
 
     /// <summary>Reward-model settings as written; <see cref="RewardModelOptions"/> applies them over the defaults.</summary>
     [JsonPropertyName("reward_model")] public JsonObject? RewardModelSection { get; init; }
@@ -194,6 +201,7 @@ public sealed record Recipe
             if (recipe.Task is null) throw new RecipeException($"{source}: an expert_iteration recipe needs a 'task' (its verifier decides what is kept)");
         }
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "kto") { recipe.KtoOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "offline_pg")
         {
@@ -244,12 +252,14 @@ public sealed record Recipe
         return recipe;
     }
 
-    /// <summary>Checks of recipes trained on preference pairs (<c>preference</c> and <c>reward_model</c>).</summary>
+    /// <summary>Checks of recipes trained on preference data (<c>preference</c>, <c>kto</c> and <c>reward_model</c>).</summary>
     static void ValidatePairsData(Recipe recipe, string source)
     {
         var kind = recipe.Kind.Replace('_', '-');
         if (recipe.Data.Train is null)
-            throw new RecipeException($"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
+            throw new RecipeException(recipe.Kind == "kto"
+                ? $"{source}: a kto recipe needs 'data.train' (a JSONL of unpaired rows {{\"prompt\", \"completion\", \"label\": true|false}})"
+                : $"{source}: a {kind} recipe needs 'data.train' (a JSONL of prompt/chosen/rejected rows or ranked lists)");
         if (recipe.Model.Init is not null && recipe.Model.Path is null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
             throw new RecipeException($"{source}: 'model.init' in a {kind} recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
     }

@@ -29,6 +29,29 @@ public class OfflinePolicyLossesTests
     }
 
     [Fact]
+    public void Copg_at_the_papers_scale_has_the_papers_gradient()
+    {
+        using var scope = NewDisposeScope();
+        // The paper's ascent direction per pair is residual·∇(log π(y1) − log π(y2)), so the descent gradient of the batch mean
+        // is −residual_i/B on p1 and +residual_i/B on p2. Same pairs as above with β = 0.25 (2β ≠ 1, so the scales differ):
+        //   pair 0: h = 2, ΔR = 2 → residual 2 − 0.5 = 1.5;  pair 1: h = −1, ΔR = −1 → residual −1 + 0.25 = −0.75
+        //   squared loss (1.5² + 0.75²)/2 = 1.40625; paper scale 1.40625/(2·0.25) = 2.8125
+        //   paper-scale gradient: p1 = −residual/B = [−0.75, 0.375], p2 = [0.75, −0.375] (the squared loss's is 2β = 0.5 times it)
+        var p1 = Vec(-2, -5).requires_grad_(true);
+        var p2 = Vec(-4, -3).requires_grad_(true);
+        var (loss, _) = OfflinePolicyLosses.Copg(p1, p2, Vec(-3, -4), Vec(-3, -3), Vec(2, 0), Vec(0, 1), beta: 0.25, paperScale: true);
+        Close(2.8125, loss.item<float>());
+        loss.backward();
+        Close([-0.75, 0.375], p1.grad!);
+        Close([0.75, -0.375], p2.grad!);
+        var q1 = Vec(-2, -5).requires_grad_(true);
+        var (squared, _) = OfflinePolicyLosses.Copg(q1, Vec(-4, -3), Vec(-3, -4), Vec(-3, -3), Vec(2, 0), Vec(0, 1), beta: 0.25);
+        Close(1.40625, squared.item<float>());
+        squared.backward();
+        Close([-0.375, 0.1875], q1.grad!);
+    }
+
+    [Fact]
     public void Copg_with_policy_equal_to_reference_and_equal_rewards_has_zero_loss_and_gradient()
     {
         using var scope = NewDisposeScope();

@@ -227,11 +227,11 @@ public class PreferenceLossesTests
     [Fact]
     public void Registry_lists_the_known_names_for_an_unknown_one()
     {
-        Assert.Equal(["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo"], PreferenceLosses.Names);
+        Assert.Equal(["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo"], PreferenceLosses.Names);
         foreach (var name in PreferenceLosses.Names) PreferenceLosses.EnsureKnown(name);
         var e = Assert.Throws<ArgumentException>(() => PreferenceLosses.EnsureKnown("kto"));
         Assert.Contains("'kto'", e.Message);
-        Assert.Contains("dpo, cdpo, ipo, rdpo, orpo, simpo", e.Message);
+        Assert.Contains("dpo, cdpo, ipo, rdpo, orpo, simpo, cpo, cpo_simpo", e.Message);
         Assert.Equal("name", e.ParamName);
     }
 

@@ -35,6 +35,15 @@ public enum ReferenceUpdate
     PreviousIterate,
 }
 
+/// <summary>Which distribution an online preference iteration samples its candidates from.</summary>
+public enum SamplingSource
+{
+    /// <summary>The current policy π_t.</summary>
+    Policy,
+    /// <summary>The geometric mixture π_t^(1−β)·π_ref^β, token by token (Nash-MD; with the IPO loss this is IPO-MD).</summary>
+    Mixture,
+}
+
 /// <summary>Where an iteration's preference pairs come from.</summary>
 public enum PairSource
 {
@@ -68,10 +77,17 @@ public sealed record OnlineDpoOptions
     public double TopP { get; init; } = 1.0;
     /// <summary>Completion length cap in tokens.</summary>
     public int MaxNewTokens { get; init; } = 256;
-    /// <summary>Preference loss name: dpo, cdpo, ipo, rdpo, orpo, simpo or spin.</summary>
+    /// <summary>Preference loss name: dpo, cdpo, ipo (online IPO), rdpo, orpo, simpo, cpo, cpo_simpo, spin or inpo.</summary>
     public string Loss { get; init; } = "dpo";
-    /// <summary>β of the loss (τ for ipo, λ for spin).</summary>
+    /// <summary>β of the loss (τ for ipo and inpo, λ for spin).</summary>
     public double Beta { get; init; } = 0.1;
+    /// <summary>INPO's η, the online-mirror-descent step (its target margin is 1/(2η)); must be ≥ τ = <see cref="Beta"/>.</summary>
+    public double Eta { get; init; } = 0.1;
+    /// <summary>Where the samples come from: the current policy, or (<see cref="SamplingSource.Mixture"/>, Nash-MD / IPO-MD) the
+    /// token-wise geometric mixture π^(1−β)·π_ref^β of the policy and the loss's reference, β = <see cref="MixtureBeta"/>.</summary>
+    public SamplingSource Sampling { get; init; } = SamplingSource.Policy;
+    /// <summary>The reference's weight β in the mixture (<see cref="SamplingSource.Mixture"/>), in [0, 1].</summary>
+    public double MixtureBeta { get; init; } = 0.125;
     /// <summary>AdamW learning rate (constant, no weight decay).</summary>
     public double LearningRate { get; init; } = 5e-6;
     /// <summary>Clip the global gradient norm to this (0 = off).</summary>
@@ -177,6 +193,13 @@ public sealed record OnlineDpoOptions
         if (MinPositiveScore is { } floor && !double.IsFinite(floor)) throw new ArgumentException($"{k}.min_positive_score must be a finite number or null, got {floor}");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         NonNegative(ValidationPrompts, "validation_prompts");
+        Positive(Eta, "eta");
+        if (PreferenceLosses.Registry.Get(Loss).NeedsPrevious && Beta > Eta)
+            throw new ArgumentException($"{k}.beta (INPO's τ = {Beta}) must be ≤ {k}.eta (η = {Eta})");
+        if (!Enum.IsDefined(Sampling)) throw new ArgumentException($"{k}.sampling: unknown value {Sampling}");
+        if (!(MixtureBeta >= 0 && MixtureBeta <= 1)) throw new ArgumentException($"{k}.mixture_beta must be in [0, 1], got {MixtureBeta}");
+        if (Sampling == SamplingSource.Mixture && !NeedsReference)
+            throw new ArgumentException($"{k}.sampling: mixture mixes the policy with the loss's reference, and loss '{Loss}' has none");
         return this;
     }
 }
@@ -211,6 +234,14 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// with the options' pair rule. A stochastic labeller (e.g. Bradley–Terry with label flips) goes here.
     /// </summary>
     public Func<IReadOnlyList<double>, Random, (int Chosen, int Rejected)?>? PairOracle { get; init; }
+
+    /// <summary>
+    /// Optional general preference oracle (INPO's and Nash-MD's setting: a pairwise judge, not a reward model; it need not be
+    /// transitive): (prompt, first completion, second completion) → P(first ≻ second) in [0, 1]. When set, each prompt's
+    /// samples are judged in consecutive pairs (0 vs 1, 2 vs 3, ...); P &gt; ½ makes the first the chosen one, P &lt; ½ the
+    /// second, P = ½ gives no pair. The rewards are then only logged. Calls are counted in <c>judge_calls</c>.
+    /// </summary>
+    public Func<string, string, string, double>? PairwiseJudge { get; init; }
 
     readonly OnlineDpoOptions _o = options.Validate();
 
@@ -306,8 +337,10 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         readonly string _outDir;
         readonly CancellationToken _cancel;
         readonly CausalLM? _reference;
+        readonly CausalLM? _previous;   // π_t, refreshed at the start of every iteration (INPO)
         readonly optim.Optimizer _opt;
         readonly RolloutEngine _engine;
+        readonly IRolloutEngine _sampler;   // the policy's engine, or the geometric mixture with the reference
         readonly NonFiniteGuard _guard;
         readonly Stopwatch _total = Stopwatch.StartNew();
         DataCursor _cursor;
@@ -315,6 +348,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         int _iteration;
 
         public int TotalPairs { get; private set; }
+        public int JudgeCalls { get; private set; }
         public double LastLoss { get; private set; } = double.NaN;
         public double LastReward { get; private set; } = double.NaN;
         public CausalLM Policy => _t.Policy;
@@ -325,8 +359,10 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         {
             (_t, _o, _prompts, _validation, _outDir, _cancel) = (t, t._o, prompts, validation, outDir, cancel);
             _reference = _o.NeedsReference ? Policy.Copy(trainable: false) : null;
+            _previous = PreferenceLosses.Registry.Get(_o.Loss).NeedsPrevious ? Policy.Copy(trainable: false) : null;
             _opt = optim.AdamW(Policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
             _engine = new RolloutEngine(Policy, Tokenizer);
+            _sampler = _o.Sampling == SamplingSource.Mixture ? new GeometricMixtureEngine(Policy, _reference!, Tokenizer, _o.MixtureBeta) : _engine;
             _guard = new NonFiniteGuard(_o.Algorithm);
             _cursor = new DataCursor(prompts.Count, _o.Seed);
         }
@@ -341,7 +377,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             var batch = _cursor.Next(_o.PromptsPerIteration).Select(i => _prompts[i]).ToList();
             long seed = (long)_o.Seed * 1_000_003 + it;
             Policy.eval();
-            var rollouts = _engine.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
+            if (_previous is not null) CopyWeights(Policy, _previous, dispose: false);   // π_t for INPO's loss
+            var rollouts = _sampler.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
             {
                 SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
                 Seed = seed, MaxBatchSequences = 512,
@@ -392,6 +429,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 ["seconds"] = Math.Round(_total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
             };
             if (_guard.Skipped > 0) row["skipped_nonfinite_steps"] = _guard.Skipped;
+            if (_t.PairwiseJudge is not null) row["judge_calls"] = JudgeCalls;
             _t.Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
             return new IterationReport(row);
         }
@@ -408,6 +446,21 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 if (_o.PairSource == PairSource.DataVsSample)
                 {
                     foreach (var i in group) pairs.Add(new PreferenceTrainer.Pair(rollouts[i].PromptIds, goldIds[p]!, rollouts[i].CompletionIds));
+                    continue;
+                }
+                if (_t.PairwiseJudge is { } judge)
+                {
+                    int before = pairs.Count;
+                    for (int a = 0; a + 1 < group.Count; a += 2)
+                    {
+                        var (x, y) = (rollouts[group[a]], rollouts[group[a + 1]]);
+                        double pref = judge(batch[p].Prompt, x.CompletionText, y.CompletionText);
+                        JudgeCalls++;
+                        if (!(pref >= 0 && pref <= 1)) throw new InvalidOperationException($"the pairwise judge returned {pref}; a preference probability must be in [0, 1]");
+                        if (pref > 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, x.CompletionIds, y.CompletionIds));
+                        else if (pref < 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, y.CompletionIds, x.CompletionIds));
+                    }
+                    if (pairs.Count == before) withoutPairs++;
                     continue;
                 }
                 var ids = group.Select(i => rollouts[i].CompletionIds).ToList();
@@ -429,8 +482,9 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             double loss = double.NaN, accuracy = double.NaN, margin = double.NaN;
             if (pairs.Count == 0) return (loss, accuracy, margin);
             Policy.train();
-            float[]? refC = null, refR = null;
+            float[]? refC = null, refR = null, prevC = null, prevR = null;
             if (_reference is not null) (refC, refR) = PreferenceTrainer.SummedLogProbs(_reference, pairs, padId);
+            if (_previous is not null) (prevC, prevR) = PreferenceTrainer.SummedLogProbs(_previous, pairs, padId);
             int size = _o.MiniBatchSize > 0 ? _o.MiniBatchSize : pairs.Count;
             for (int u = 0; u < _o.UpdatesPerIteration; u++)
             {
@@ -439,8 +493,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 for (int s0 = 0; s0 < perm.Length; s0 += size)
                 {
                     var rows = perm[s0..Math.Min(perm.Length, s0 + size)];
-                    var (l, m) = Step(rows.Select(i => pairs[i]).ToList(), refC is null ? null : rows.Select(i => refC[i]).ToArray(),
-                        refR is null ? null : rows.Select(i => refR[i]).ToArray(), padId);
+                    float[]? Pick(float[]? xs) => xs is null ? null : rows.Select(i => xs[i]).ToArray();
+                    var (l, m) = Step(rows.Select(i => pairs[i]).ToList(), Pick(refC), Pick(refR), Pick(prevC), Pick(prevR), padId);
                     double w = rows.Length / (double)perm.Length;
                     sl += l * w; sa += m.Accuracy * w; sm += m.Margin * w;
                 }
@@ -450,13 +504,15 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             return (loss, accuracy, margin);
         }
 
-        (double Loss, PreferenceMetrics Metrics) Step(List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, int padId)
+        (double Loss, PreferenceMetrics Metrics) Step(List<PreferenceTrainer.Pair> pairs, float[]? refC, float[]? refR, float[]? prevC, float[]? prevR, int padId)
         {
             using var scope = NewDisposeScope();
             _opt.zero_grad();
-            // The online trainer exposes β only: the other losses keep PreferenceOptions' defaults, IPO's τ and SPIN's λ are β.
-            var o = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta };
-            var (loss, metrics) = PreferenceTrainer.PairLoss(Policy, o, pairs, refC is null ? null : tensor(refC), refR is null ? null : tensor(refR), padId);
+            // The online trainer exposes β (and INPO's η) only: the other losses keep PreferenceOptions' defaults; IPO's and
+            // INPO's τ and SPIN's λ are β.
+            var c = new PreferenceOptions { Loss = _o.Loss, Beta = _o.Beta, Tau = _o.Beta }.Coefficients with { Eta = _o.Eta };
+            Tensor? T(float[]? xs) => xs is null ? null : tensor(xs);
+            var (loss, metrics) = PreferenceTrainer.PairLoss(Policy, _o.Loss, c, pairs, T(refC), T(refR), padId, T(prevC), T(prevR));
             double value = loss.item<float>();
             loss.backward();
             _guard.Step(_opt, Policy.TrainableParameters(), _o.MaxGradNorm, value, step: _iteration + 1);
@@ -480,7 +536,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
 
         public JsonObject CheckpointState() => new()
         {
-            ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["pairs"] = TotalPairs, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
+            ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["pairs"] = TotalPairs, ["judge_calls"] = JudgeCalls, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
         };
 
         public void SaveExtra(string tmp) { if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference); }
@@ -490,6 +546,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             int start = st["step"]!.GetValue<int>();
             _cursor = new DataCursor(_prompts.Count, _o.Seed, st["epoch"]!.GetValue<int>(), st["position"]!.GetValue<int>());
             TotalPairs = st["pairs"]!.GetValue<int>();
+            JudgeCalls = st["judge_calls"]?.GetValue<int>() ?? 0;
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
             if (File.Exists(Path.Combine(_outDir, BestFile)))
             {
@@ -518,13 +575,14 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 ["algorithm"] = _o.Algorithm, ["loss_name"] = _o.Loss, ["iterations"] = _o.Iterations, ["final_loss"] = Round(LastLoss),
                 ["final_reward_mean"] = Round(LastReward), ["pairs"] = TotalPairs, ["pair_selection"] = _o.PairSelection.ToString(),
                 ["pair_source"] = _o.PairSource.ToString(), ["reference_update"] = _o.ReferenceUpdate.ToString(),
+                ["sampling"] = _o.Sampling == SamplingSource.Mixture ? $"mixture(beta={_o.MixtureBeta})" : "policy",
                 ["seconds"] = Math.Round(seconds, 2), ["final_checkpoint"] = finalDir,
             };
             if (_guard.Skipped > 0) summary["skipped_nonfinite_steps"] = _guard.Skipped;
             return summary;
         }
 
-        public void Dispose() { _reference?.Dispose(); _opt.Dispose(); }
+        public void Dispose() { _reference?.Dispose(); _previous?.Dispose(); _opt.Dispose(); }
     }
 
     CausalLM Policy => policy;

@@ -17,11 +17,11 @@ namespace Sharpen.Training.Preference;
 /// </summary>
 public sealed record PreferenceOptions : StepSchedule
 {
-    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo or simpo.</summary>
+    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo, simpo, cpo or cpo_simpo.</summary>
     public string Loss { get; init; } = "dpo";
     /// <summary>β: the reward scale of dpo, cdpo, rdpo and simpo.</summary>
     public double Beta { get; init; } = 0.1;
-    /// <summary>cDPO label smoothing ε in [0, 0.5).</summary>
+    /// <summary>Label smoothing ε in [0, 0.5): cDPO's, and the optional one of simpo, cpo and cpo_simpo.</summary>
     public double LabelSmoothing { get; init; } = 0.0;
     /// <summary>rDPO's known rate of flipped labels ε in [0, 0.5).</summary>
     public double FlipRate { get; init; } = 0.1;
@@ -29,14 +29,16 @@ public sealed record PreferenceOptions : StepSchedule
     public double Tau { get; init; } = 0.1;
     /// <summary>ORPO's λ, the weight of the odds-ratio term next to the chosen NLL.</summary>
     public double Lambda { get; init; } = 0.1;
-    /// <summary>SimPO's target reward margin γ.</summary>
+    /// <summary>SimPO's (and cpo_simpo's) target reward margin γ.</summary>
     public double Gamma { get; init; } = 1.0;
+    /// <summary>CPO's weight α of the chosen completion's NLL (cpo, cpo_simpo; TRL's <c>cpo_alpha</c>).</summary>
+    public double Alpha { get; init; } = 1.0;
 
-    /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo and simpo).</summary>
+    /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo, simpo, cpo and cpo_simpo).</summary>
     public bool NeedsReference => PreferenceLosses.Registry.Get(Loss).NeedsReference;
 
     /// <summary>The coefficients the loss reads.</summary>
-    public PreferenceCoefficients Coefficients => new(Beta, LabelSmoothing, FlipRate, Tau, Lambda, Gamma);
+    public PreferenceCoefficients Coefficients => new(Beta, LabelSmoothing, FlipRate, Tau, Lambda, Gamma, Alpha);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PreferenceOptions Validate()
@@ -47,7 +49,7 @@ public sealed record PreferenceOptions : StepSchedule
         if (Loss is null || !PreferenceLosses.Names.Contains(Loss))
             throw new ArgumentException($"preference.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}.");
         Positive(Beta, "beta"); Rate(LabelSmoothing, "label_smoothing"); Rate(FlipRate, "flip_rate"); Positive(Tau, "tau");
-        NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma");
+        NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma"); NonNegative(Alpha, "alpha");
         ValidateSchedule("preference");
         return this;
     }
@@ -131,7 +133,12 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     /// Shared by the offline and the online trainer.
     /// </summary>
     internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, PreferenceOptions o, IReadOnlyList<Pair> pairs,
-        Tensor? refChosen, Tensor? refRejected, int padId)
+        Tensor? refChosen, Tensor? refRejected, int padId) =>
+        PairLoss(policy, o.Loss, o.Coefficients, pairs, refChosen, refRejected, padId);
+
+    /// <summary>The loss named <paramref name="loss"/> with coefficients <paramref name="c"/>; INPO also reads the previous iterate's summed log-probs.</summary>
+    internal static (Tensor Loss, PreferenceMetrics Metrics) PairLoss(CausalLM policy, string loss, PreferenceCoefficients c, IReadOnlyList<Pair> pairs,
+        Tensor? refChosen, Tensor? refRejected, int padId, Tensor? previousChosen = null, Tensor? previousRejected = null)
     {
         int b = pairs.Count;
         var sb = SequenceBatch.Build(pairs.Select(p => (IReadOnlyList<int>)p.Prompt).Concat(pairs.Select(p => p.Prompt)).ToList(),
@@ -139,8 +146,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
-            lengths.narrow(0, 0, b), lengths.narrow(0, b, b));
-        return PreferenceLosses.Registry.Get(o.Loss).Compute(input, o.Coefficients);
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected);
+        return PreferenceLosses.Registry.Get(loss).Compute(input, c);
     }
 
     /// <summary>

@@ -51,6 +51,9 @@ public sealed record OfflinePolicyOptions : StepSchedule
     public string Loss { get; init; } = "copg";
     /// <summary>β, the strength of the KL regularisation towards the reference: CoPG's β, and A-LoL KL's penalty weight.</summary>
     public double Beta { get; init; } = 0.1;
+    /// <summary>CoPG's loss scale: <c>squared</c> (default) minimises (ΔR − βh)², whose gradient is 2β times the paper's CoPG
+    /// direction; <c>paper</c> divides it by 2β so the gradient is the paper's and its learning rates carry over.</summary>
+    public string CopgScale { get; init; } = "squared";
     /// <summary>A-LoL's importance-weight clip ε: w = clamp(π/π_ref, 1 − ε, 1 + ε), in (0, 1), per sequence (main) or per
     /// token (seq); the paper uses 0.9. Not read by ref_free and kl.</summary>
     public double Clip { get; init; } = 0.9;
@@ -76,6 +79,7 @@ public sealed record OfflinePolicyOptions : StepSchedule
         if (Loss is null || !Losses.Contains(Loss))
             throw new ArgumentException($"offline_pg.loss: unknown loss '{Loss}'. Known: {string.Join(", ", Losses)}.");
         Positive(Beta, "beta");
+        if (CopgScale is not ("squared" or "paper")) throw new ArgumentException($"offline_pg.copg_scale: unknown '{CopgScale}'. Known: squared, paper.");
         if (!(Clip > 0 && Clip < 1)) throw new ArgumentException($"offline_pg.clip must be in (0, 1), got {Clip}");
         if (!Enum.IsDefined(AlolVariant)) throw new ArgumentException($"offline_pg.alol_variant: unknown variant {AlolVariant}");
         if (!Enum.IsDefined(AlolSampling)) throw new ArgumentException($"offline_pg.alol_sampling: unknown sampling {AlolSampling}");
@@ -187,7 +191,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         }
         if (items.Count == 0) throw new ArgumentException("CoPG needs at least two scored completions of the same prompt; every prompt has one");
         Log?.Invoke($"copg: {items.Count} pairs from {data.Count} rows");
-        return new Copg(items, _o.Beta);
+        return new Copg(items, _o.Beta, _o.CopgScale == "paper");
     }
 
     /// <summary>A-LoL's items: the rows with a positive advantage A = R − V_ref(x), V cross-fitted over the prompts' folds.</summary>
@@ -249,7 +253,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         public virtual void Summarize(JsonObject summary, int rows) { }
     }
 
-    sealed class Copg(List<int[]> items, double beta) : Objective(items)
+    sealed class Copg(List<int[]> items, double beta, bool paperScale) : Objective(items)
     {
         public override string ItemsName => "pairs";
         public override List<int> Rows(List<int[]> batch) => batch.Select(p => p[0]).Concat(batch.Select(p => p[1])).ToList();
@@ -257,7 +261,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
         {
             int b = p.Ids.Count / 2;
             var (l, m) = OfflinePolicyLosses.Copg(p.Summed.narrow(0, 0, b), p.Summed.narrow(0, b, b), p.Reference.narrow(0, 0, b),
-                p.Reference.narrow(0, b, b), p.Reward.narrow(0, 0, b), p.Reward.narrow(0, b, b), beta);
+                p.Reference.narrow(0, b, b), p.Reward.narrow(0, 0, b), p.Reward.narrow(0, b, b), beta, paperScale);
             return (l, [new("reward_margin", m.RewardMargin), new("implicit_margin", m.ImplicitMargin), new("abs_residual", m.AbsResidual)]);
         }
     }
