@@ -25,6 +25,7 @@ public sealed class CausalLM : nn.Module
     readonly DecoderStack _model;
     readonly Linear? _lmHead;
     readonly RotaryTable _rope;
+    readonly RotaryTable? _ropeLocal;                                 // Gemma 3: the sliding layers' own base, no scaling
 
     /// <summary>Builds a randomly initialised model (normal(0, initializer_range) weights, unit norms).</summary>
     public CausalLM(ModelConfig config, long? seed = null) : base("CausalLM")
@@ -39,6 +40,7 @@ public sealed class CausalLM : nn.Module
             register_module("lm_head", _lmHead);
         }
         _rope = new RotaryTable(config);
+        if (config.LocalRope) _ropeLocal = new RotaryTable(config.LocalRopeConfig);
         InitWeights(seed);
     }
 
@@ -49,7 +51,7 @@ public sealed class CausalLM : nn.Module
         using var gen = new Generator((ulong)(seed ?? Random.Shared.NextInt64()));
         foreach (var (name, p) in named_parameters())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(Config.NormOffset ? 0.0 : 1.0);   // Gemma: (1 + w)
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else p.normal_(0.0, Config.InitializerRange, gen);   // nn.init.normal_ ignores its generator in TorchSharp 0.107
         }
@@ -115,11 +117,13 @@ public sealed class CausalLM : nn.Module
         }
 
         var (cos, sin) = _rope.Lookup(pos);                           // (B, 1, T, D) each
-        var h = _model.Forward(inputIds, cos, sin, new LayerMasks(mask, isCausal, windowMask), cache);   // (B, T, C)
+        var local = _ropeLocal?.Lookup(pos);
+        var h = _model.Forward(inputIds, new Rotary(cos, sin, local?.Cos ?? cos, local?.Sin ?? sin), new LayerMasks(mask, isCausal, windowMask), cache);   // (B, T, C)
         cache?.Advance(t);
 
         var last = lastLogitsOnly ? h.narrow(1, t - 1, 1) : h;
         var logits = _lmHead is not null ? _lmHead.forward(last) : nn.functional.linear(last, _model.EmbedWeight);  // (B, T, V)
+        if (Config.FinalLogitSoftcapping is { } cap) logits = (logits / cap).tanh() * cap;   // Gemma 2
         return new ModelOutput(logits, returnHidden ? h : null);
     }
 
@@ -133,6 +137,8 @@ public sealed class CausalLM : nn.Module
     internal DecoderStack Stack => _model;
     internal Tensor? LmHeadWeight => _lmHead?.weight;
     internal RotaryTable Rope => _rope;
+    /// <summary>The sliding layers' rotary table (Gemma 3), or null when they share <see cref="Rope"/>.</summary>
+    internal RotaryTable? RopeLocal => _ropeLocal;
 
     /// <summary>A KV cache sized for this model.</summary>
     public KvCache CreateCache(long batch, long capacity) =>
@@ -366,13 +372,15 @@ sealed class DecoderStack : nn.Module
     readonly Embedding _embed;
     readonly ModuleList<DecoderLayer> _layers;
     readonly RmsNorm _norm;
+    readonly double _embedScale;                                      // Gemma: √hidden_size
 
     public DecoderStack(ModelConfig c) : base("model")
     {
         _embed = nn.Embedding(c.VocabSize, c.HiddenSize);
         _layers = new ModuleList<DecoderLayer>();
         for (int i = 0; i < c.NumHiddenLayers; i++) _layers.Add(new DecoderLayer(c, i));
-        _norm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        _norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, c.NormOffset);
+        _embedScale = c.EmbeddingScale;
         register_module("embed_tokens", _embed);
         register_module("layers", _layers);
         register_module("norm", _norm);
@@ -383,16 +391,24 @@ sealed class DecoderStack : nn.Module
 
     public IReadOnlyList<DecoderLayer> Layers => [.. _layers];
 
-    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, LayerMasks masks, KvCache? cache)
+    public Tensor Forward(Tensor ids, Rotary rope, LayerMasks masks, KvCache? cache)
     {
         var h = _embed.forward(ids);                                  // (B, T, C)
+        if (_embedScale != 1.0) h = h * _embedScale;
         foreach (var layer in _layers)
+        {
+            var (cos, sin) = layer.Sliding ? (rope.LocalCos, rope.LocalSin) : (rope.Cos, rope.Sin);
             h = layer.Sliding && masks.Window is not null
                 ? layer.Forward(h, cos, sin, masks.Window, false, cache)
                 : layer.Forward(h, cos, sin, masks.Full, masks.IsCausal, cache);
+        }
         return _norm.forward(h);
     }
 }
+
+/// <summary>The rotary cos/sin of one forward pass, (B, 1, T, D) each: of global layers, and of sliding layers (the same
+/// tensors unless the model gives sliding layers their own base, as Gemma 3 does).</summary>
+sealed record Rotary(Tensor Cos, Tensor Sin, Tensor LocalCos, Tensor LocalSin);
 
 /// <summary>The attention masks of one forward pass: full-attention layers use <paramref name="Full"/> (or causal when
 /// <paramref name="IsCausal"/>), sliding-window layers <paramref name="Window"/> (null while the window covers every key).</summary>
@@ -404,19 +420,30 @@ sealed class DecoderLayer : nn.Module
     readonly Attention _attn;
     readonly SwiGlu _mlp;
     readonly RmsNorm _inNorm, _postNorm;
+    readonly RmsNorm? _preFfnNorm, _postFfnNorm;                      // Gemma 2/3: post_attention_layernorm normalises the attention output
 
     public DecoderLayer(ModelConfig c, int index) : base($"layer{index}")
     {
         _attn = new Attention(c, index);
         _mlp = new SwiGlu(c);
-        _inNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
-        _postNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps);
+        _inNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, c.NormOffset);
+        _postNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, c.NormOffset);
         Sliding = c.IsSlidingLayer(index);
         register_module("self_attn", _attn);
         register_module("mlp", _mlp);
         register_module("input_layernorm", _inNorm);
         register_module("post_attention_layernorm", _postNorm);
+        if (c.SandwichNorms)
+        {
+            _preFfnNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, c.NormOffset);
+            _postFfnNorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, c.NormOffset);
+            register_module("pre_feedforward_layernorm", _preFfnNorm);
+            register_module("post_feedforward_layernorm", _postFfnNorm);
+        }
     }
+
+    /// <summary>Gemma 2/3's pre- and post-feedforward norms, or null.</summary>
+    public (RmsNorm Pre, RmsNorm Post)? FeedForwardNorms => _preFfnNorm is null ? null : (_preFfnNorm, _postFfnNorm!);
 
     public Attention Attn => _attn;
     public SwiGlu Mlp => _mlp;
@@ -427,6 +454,11 @@ sealed class DecoderLayer : nn.Module
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
+        if (_preFfnNorm is not null)
+        {
+            var a = x + _postNorm.forward(_attn.Forward(_inNorm.forward(x), cos, sin, mask, isCausal, cache));
+            return a + _postFfnNorm!.forward(_mlp.forward(_preFfnNorm.forward(a)));
+        }
         var h = x + _attn.Forward(_inNorm.forward(x), cos, sin, mask, isCausal, cache);
         return h + _mlp.forward(_postNorm.forward(h));
     }
@@ -438,6 +470,8 @@ internal sealed class Attention : nn.Module
     readonly Linear _q, _k, _v, _o;
     readonly RmsNorm? _qNorm, _kNorm;                                  // Qwen3: per-head RMSNorm of q and k before the rotary embedding
     readonly int _heads, _kvHeads, _headDim, _layer;
+    readonly double _scale;                                            // score factor: 1/√head_dim, or 1/√query_pre_attn_scalar (Gemma)
+    readonly double? _softcap;                                         // Gemma 2: attn_logit_softcapping
 
     /// <summary>LoRA adapters by projection name (empty without LoRA).</summary>
     internal Dictionary<string, LoraAdapter> Adapters { get; } = [];
@@ -458,6 +492,7 @@ internal sealed class Attention : nn.Module
     public Attention(ModelConfig c, int layer) : base("self_attn")
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _layer = layer;
+        _scale = c.AttentionScale; _softcap = c.AttnLogitSoftcapping;
         _q = nn.Linear(c.HiddenSize, _heads * _headDim, hasBias: c.QkvBias);
         _k = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.QkvBias);
         _v = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.QkvBias);
@@ -468,15 +503,15 @@ internal sealed class Attention : nn.Module
         register_module("o_proj", _o);
         if (c.QkNorm)
         {
-            _qNorm = new RmsNorm(_headDim, c.RmsNormEps);
-            _kNorm = new RmsNorm(_headDim, c.RmsNormEps);
+            _qNorm = new RmsNorm(_headDim, c.RmsNormEps, c.NormOffset);
+            _kNorm = new RmsNorm(_headDim, c.RmsNormEps, c.NormOffset);
             register_module("q_norm", _qNorm);
             register_module("k_norm", _kNorm);
         }
     }
 
-    /// <summary>Qwen3's q_norm and k_norm weights (D each), or null.</summary>
-    public (Tensor Q, Tensor K)? QkNormWeights => _qNorm is null ? null : (_qNorm.Weight, _kNorm!.Weight);
+    /// <summary>The q_norm and k_norm factors (D each, (1 + w) for Gemma 3, a new tensor then), or null.</summary>
+    public (Tensor Q, Tensor K)? QkNormWeights => _qNorm is null ? null : (_qNorm.Factor, _kNorm!.Factor);
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache)
     {
@@ -495,7 +530,23 @@ internal sealed class Attention : nn.Module
             k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                  // (B, H, P+T, D)
             v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
         }
-        var y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: isCausal); // (B, H, T, D)
+        Tensor y;                                                                          // (B, H, T, D)
+        if (_softcap is { } cap)
+        {
+            // Gemma 2: scores · scale, soft-capped to (−cap, cap), then masked and softmaxed in float32 (eager, as Transformers does).
+            var scores = matmul(q, k.transpose(2, 3)) * _scale;                           // (B, H, T, P+T)
+            scores = (scores / cap).tanh() * cap;
+            var allowed = mask ?? (isCausal ? ones(q.shape[2], k.shape[2], dtype: ScalarType.Bool).tril(k.shape[2] - q.shape[2]) : null);
+            if (allowed is not null) scores = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity);
+            y = matmul(scores.softmax(-1, ScalarType.Float32).to(v.dtype), v);
+        }
+        else
+        {
+            // SDPA divides by √D; another scale (query_pre_attn_scalar) is folded into q.
+            double fold = _scale * Math.Sqrt(_headDim);
+            if (Math.Abs(fold - 1.0) > 1e-12) q = q * fold;
+            y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: isCausal);
+        }
         return Project("o_proj", _o, y.transpose(1, 2).reshape(b, t, _heads * _headDim));   // (B, T, C)
     }
 }
@@ -504,9 +555,11 @@ internal sealed class Attention : nn.Module
 sealed class SwiGlu : nn.Module<Tensor, Tensor>
 {
     readonly Linear _gate, _up, _down;
+    readonly bool _gelu;                                               // Gemma: GeGLU with gelu_pytorch_tanh
 
     public SwiGlu(ModelConfig c) : base("mlp")
     {
+        _gelu = c.HiddenActivation == "gelu_pytorch_tanh";
         _gate = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
         _up = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
         _down = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: false);
@@ -527,23 +580,36 @@ sealed class SwiGlu : nn.Module<Tensor, Tensor>
     /// <summary>The weight the projection computes with now (LoRA merged in while its adapters are on) and its bias.</summary>
     internal (Tensor Weight, Tensor? Bias) Effective(string name) => LoraAdapter.EffectiveWeight(Adapters, name, Projections().First(p => p.Name == name).Linear);
 
-    public override Tensor forward(Tensor x) =>
-        Project("down_proj", _down, nn.functional.silu(Project("gate_proj", _gate, x)) * Project("up_proj", _up, x));
+    public override Tensor forward(Tensor x)
+    {
+        var g = Project("gate_proj", _gate, x);
+        return Project("down_proj", _down, (_gelu ? GeluTanh(g) : nn.functional.silu(g)) * Project("up_proj", _up, x));
+    }
+
+    /// <summary>gelu_pytorch_tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
+    internal static Tensor GeluTanh(Tensor x) => 0.5 * x * (1.0 + (Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh());
 }
 
-/// <summary>RMSNorm: x / sqrt(mean(x²) + eps) · weight, computed in float32.</summary>
+/// <summary>RMSNorm: x / sqrt(mean(x²) + eps) · weight, computed in float32; with <c>offset</c> (Gemma) · (1 + weight),
+/// the product taken in float32 before the cast back.</summary>
 sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     readonly Parameter _weight;
     readonly double _eps;
+    readonly bool _offset;
 
     public Tensor Weight => _weight;
     public double Eps => _eps;
+    /// <summary>Whether the factor is 1 + weight (Gemma).</summary>
+    public bool Offset => _offset;
+    /// <summary>What normalised values are multiplied by: the weight, or 1 + weight (a new, detached tensor) with the offset.</summary>
+    public Tensor Factor => _offset ? (_weight.detach() + 1.0) : _weight.detach();
 
-    public RmsNorm(long dim, double eps) : base("norm")
+    public RmsNorm(long dim, double eps, bool offset = false) : base("norm")
     {
-        _weight = new Parameter(ones(dim).DetachFromDisposeScope());
+        _weight = new Parameter((offset ? zeros(dim) : ones(dim)).DetachFromDisposeScope());
         _eps = eps;
+        _offset = offset;
         register_parameter("weight", _weight);
     }
 
@@ -551,6 +617,7 @@ sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         var x32 = x.to(ScalarType.Float32);
         var normed = x32 * (x32.pow(2).mean([-1L], keepdim: true) + _eps).rsqrt();
+        if (_offset) return (normed * (_weight.to(ScalarType.Float32) + 1.0)).to(x.dtype);
         return _weight * normed.to(x.dtype);
     }
 }

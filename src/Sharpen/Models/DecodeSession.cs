@@ -15,12 +15,15 @@ namespace Sharpen.Models;
 public sealed class DecodeSession : IDisposable
 {
     sealed record LayerWeights(Tensor Qkv, Tensor? QkvBias, Tensor O, Tensor? OBias, Tensor GateUp, Tensor Down,
-        Tensor InNorm, Tensor PostNorm, Tensor? QkNorm = null, bool Sliding = false);
+        Tensor InNorm, Tensor PostNorm, Tensor? QkNorm = null, bool Sliding = false, Tensor? PreFfnNorm = null, Tensor? PostFfnNorm = null);
 
     readonly CausalLM _model;
     readonly LayerWeights[] _layers;
     readonly Tensor _embed, _finalNorm, _head;
     readonly double _eps;
+    readonly double _embedScale, _scale;      // Gemma: embeddings × √hidden_size; score factor (1/√head_dim or 1/√query_pre_attn_scalar)
+    readonly double? _softcap, _finalCap;     // Gemma 2: attention and final logit soft-capping
+    readonly bool _gelu;                      // GeGLU (gelu_pytorch_tanh) instead of SwiGLU
     readonly int _heads, _kvHeads, _headDim, _ffn;
     readonly long _window;                    // sliding_window of the sliding layers (0: none)
     readonly KvBudget? _budget;
@@ -52,6 +55,8 @@ public sealed class DecodeSession : IDisposable
         var c = model.Config;
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _ffn = c.IntermediateSize;
         _eps = c.RmsNormEps;
+        _embedScale = c.EmbeddingScale; _scale = c.AttentionScale; _softcap = c.AttnLogitSoftcapping; _finalCap = c.FinalLogitSoftcapping;
+        _gelu = c.HiddenActivation == "gelu_pytorch_tanh";
         _window = c.HasSlidingLayers ? c.SlidingWindow!.Value : 0;
         using var _ = no_grad();
         using var scope = NewDisposeScope();
@@ -70,13 +75,15 @@ public sealed class DecodeSession : IDisposable
                 bq is null ? null : Keep(cat([bq, bk!, bv!], 0)),
                 Keep(wo), bo is null ? null : Keep(bo),
                 Keep(cat([wg, wu], 0)),                                       // (2F, C)
-                Keep(wd), Keep(layer.InputNorm.Weight.detach()), Keep(layer.PostNorm.Weight.detach()),
+                Keep(wd), Keep(layer.InputNorm.Factor), Keep(layer.PostNorm.Factor),      // norm factors: w, or 1 + w (Gemma)
                 layer.Attn.QkNormWeights is { } qkn   // (Hq + Hkv, D): q_norm for the query heads, k_norm for the key heads
                     ? Keep(cat([qkn.Q.detach().expand(_heads, _headDim), qkn.K.detach().expand(_kvHeads, _headDim)], 0)) : null,
-                layer.Sliding);
+                layer.Sliding,
+                layer.FeedForwardNorms is { } ffn ? Keep(ffn.Pre.Factor) : null,
+                layer.FeedForwardNorms is { } ffn2 ? Keep(ffn2.Post.Factor) : null);
         }).ToArray();
         _embed = Keep(stack.EmbedWeight.detach());
-        _finalNorm = Keep(stack.Norm.Weight.detach());
+        _finalNorm = Keep(stack.Norm.Factor);
         _head = Keep((model.LmHeadWeight ?? stack.EmbedWeight).detach());
 
         long slots = budget is null ? capacity : budget.Budget + 1;
@@ -197,6 +204,12 @@ public sealed class DecodeSession : IDisposable
         var (cosRows, sinRows) = _model.Rope.LookupSigned(pos.reshape(-1), _maxPos + 1);
         var cos = cosRows.view(b, t, 1, _headDim);                                         // (B, T, 1, D)
         var sin = sinRows.view(b, t, 1, _headDim);                                         // (B, T, 1, D)
+        var (cosLocal, sinLocal) = (cos, sin);                                             // Gemma 3: sliding layers' own base
+        if (_model.RopeLocal is { } localRope)
+        {
+            var (cl, sl) = localRope.LookupSigned(pos.reshape(-1), _maxPos + 1);
+            (cosLocal, sinLocal) = (cl.view(b, t, 1, _headDim), sl.view(b, t, 1, _headDim));
+        }
         int g = _heads / _kvHeads;
         // Grouped layout: the G query heads of one KV head are G·T query rows, so the mask repeats G times along rows.
         Tensor? Grouped(Tensor? m) => m is null || t == 1 ? m
@@ -211,12 +224,15 @@ public sealed class DecodeSession : IDisposable
             windowMask = Grouped(attend & ((kCol > qCol - _window) | (kCol == qCol)).view(1, 1, t, -1));
         }
         var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);                   // (B, T, C)
-        for (int i = 0; i < _layers.Length; i++) x = Layer(i, x, cos, sin, _layers[i].Sliding ? windowMask ?? mask : mask, start);
+        if (_embedScale != 1.0) x = x * _embedScale;
+        for (int i = 0; i < _layers.Length; i++)
+            x = _layers[i].Sliding ? Layer(i, x, cosLocal, sinLocal, windowMask ?? mask, start) : Layer(i, x, cos, sin, mask, start);
         _filled += t;
         _column0 += t;
         if (_budget is not null) Evict();
         var last = RmsNorm(x.narrow(1, t - 1, 1), _finalNorm).view(b, -1);                 // (B, C)
-        return nn.functional.linear(last, _head);                                          // (B, V)
+        var logits = nn.functional.linear(last, _head);                                    // (B, V)
+        return _finalCap is { } cap ? (logits / cap).tanh() * cap : logits;
     }
 
     Tensor Layer(int i, Tensor x, Tensor cos, Tensor sin, Tensor? mask, long start)
@@ -237,24 +253,36 @@ public sealed class DecodeSession : IDisposable
         var q = qk.narrow(2, 0, hq).reshape(b, t, hkv, g, d).permute(0, 2, 3, 1, 4).reshape(b, hkv, g * t, d);   // (B, Hkv, G·T, D)
 
         Tensor y;                                                                            // (B, Hkv, G·T, D)
-        if (_budget is null)
-            y = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask: mask);
+        if (_budget is null && _softcap is null)
+            y = nn.functional.scaled_dot_product_attention(Math.Abs(_scale * Math.Sqrt(d) - 1.0) > 1e-12 ? q * (_scale * Math.Sqrt(d)) : q, keys, values, attn_mask: mask);
+        else if (_budget is null)
+        {
+            var scores = matmul(q, keys.transpose(2, 3)) * _scale;                           // (B, Hkv, G·T, L)
+            scores = (scores / _softcap!.Value).tanh() * _softcap.Value;
+            if (mask is not null) scores = scores.masked_fill(mask.logical_not(), double.NegativeInfinity);
+            y = matmul(scores.softmax(-1), values);
+        }
         else
         {
             // Prefill's mask already hides padding (a padded query sees itself only); a step sees the slots that hold tokens.
             var allowed = mask ?? _valid![i].narrow(2, 0, len).unsqueeze(2);                 // (B, 1, G·T, L) or (B, Hkv, 1, L)
             if (mask is null && w.Sliding)                                                   // a step: keep the slots whose column is in the window
                 allowed = allowed & (_column![i].narrow(2, 0, len) > _column0 - _window).unsqueeze(2);
-            var scores = matmul(q, keys.transpose(2, 3)) * (1.0 / Math.Sqrt(d));      // (B, Hkv, G·T, L)
+            var scores = matmul(q, keys.transpose(2, 3)) * _scale;                     // (B, Hkv, G·T, L)
+            if (_softcap is { } cap) scores = (scores / cap).tanh() * cap;
             var weights = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity).softmax(-1);
             _score![i].narrow(2, 0, len).add_(weights.sum(2));                                // attention each key received
             y = matmul(weights, values);
         }
         y = y.view(b, hkv, g, t, d).permute(0, 3, 1, 2, 4).reshape(b, t, hq * d);          // (B, T, Hq·D)
-        var h = x + nn.functional.linear(y, w.O, w.OBias);                                  // (B, T, C)
-        var gu = nn.functional.linear(RmsNorm(h, w.PostNorm), w.GateUp);                    // (B, T, 2F)
-        var act = nn.functional.silu(gu.narrow(-1, 0, _ffn)) * gu.narrow(-1, _ffn, _ffn);   // (B, T, F)
-        return h + nn.functional.linear(act, w.Down);                                       // (B, T, C)
+        var attnOut = nn.functional.linear(y, w.O, w.OBias);                               // (B, T, C)
+        bool sandwich = w.PreFfnNorm is not null;                                           // Gemma 2/3: post-attention norm on the output
+        var h = x + (sandwich ? RmsNorm(attnOut, w.PostNorm) : attnOut);
+        var gu = nn.functional.linear(RmsNorm(h, sandwich ? w.PreFfnNorm! : w.PostNorm), w.GateUp);   // (B, T, 2F)
+        var gate = gu.narrow(-1, 0, _ffn);
+        var act = (_gelu ? SwiGlu.GeluTanh(gate) : nn.functional.silu(gate)) * gu.narrow(-1, _ffn, _ffn);   // (B, T, F)
+        var down = nn.functional.linear(act, w.Down);                                       // (B, T, C)
+        return h + (sandwich ? RmsNorm(down, w.PostFfnNorm!) : down);
     }
 
     Tensor RmsNorm(Tensor x, Tensor weight) =>

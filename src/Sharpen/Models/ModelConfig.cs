@@ -6,13 +6,14 @@ namespace Sharpen.Models;
 /// <summary>
 /// Architecture of a decoder-only Llama-family transformer, read from and written to a
 /// Hugging Face <c>config.json</c>. Covers Llama 2/3, Qwen2/Qwen2.5 (q/k/v bias), Qwen3 (per-head q/k RMSNorm), Mistral
-/// (sliding-window attention), Phi-3 (fused <c>qkv_proj</c> and <c>gate_up_proj</c>, LongRoPE) and SmolLM (which is
-/// <c>model_type: llama</c>). Field names follow Hugging Face's keys.
+/// (sliding-window attention), Phi-3 (fused <c>qkv_proj</c> and <c>gate_up_proj</c>, LongRoPE), SmolLM (which is
+/// <c>model_type: llama</c>) and Gemma, Gemma 2 and Gemma 3 text (RMSNorm scaled by 1 + w, embeddings × √hidden_size, GeGLU,
+/// sandwich norms, soft-capping, alternating sliding layers with their own RoPE base). Field names follow Hugging Face's keys.
 /// </summary>
 public sealed record ModelConfig
 {
     /// <summary>Architectures this implementation runs.</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "qwen3", "mistral", "phi3"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2", "gemma3_text"];
 
     /// <summary><c>model_type</c>: one of <see cref="SupportedModelTypes"/>.</summary>
     public string ModelType { get; init; } = "llama";
@@ -79,6 +80,8 @@ public sealed record ModelConfig
         {
             "mistral" or "phi3" => true,
             "qwen2" or "qwen3" => UseSlidingWindow && layer >= (MaxWindowLayers ?? 0),
+            "gemma2" => layer % 2 == 0,                                           // Transformers: is_sliding = not bool(layer_idx % 2)
+            "gemma3_text" => (layer + 1) % (SlidingWindowPattern ?? 6) != 0,      // every sliding_window_pattern-th layer is global
             _ => false,
         };
     }
@@ -93,8 +96,36 @@ public sealed record ModelConfig
     /// <summary>Whether any layer uses sliding-window attention.</summary>
     public bool HasSlidingLayers => Enumerable.Range(0, NumHiddenLayers).Any(IsSlidingLayer);
 
-    /// <summary>Whether q and k pass through a per-head RMSNorm (<c>q_norm</c>, <c>k_norm</c>) before the rotary embedding (Qwen3).</summary>
-    public bool QkNorm => ModelType == "qwen3";
+    /// <summary>Whether q and k pass through a per-head RMSNorm (<c>q_norm</c>, <c>k_norm</c>) before the rotary embedding (Qwen3, Gemma 3).</summary>
+    public bool QkNorm => ModelType is "qwen3" or "gemma3_text";
+
+    /// <summary><c>hidden_activation</c> (Gemma; else <c>hidden_act</c>): <c>silu</c> (SwiGLU) or <c>gelu_pytorch_tanh</c> (GeGLU).</summary>
+    public string HiddenActivation { get; init; } = "silu";
+    /// <summary><c>query_pre_attn_scalar</c> (Gemma 2/3): attention scores are scaled by its inverse square root instead of head_dim's.</summary>
+    public double? QueryPreAttnScalar { get; init; }
+    /// <summary><c>attn_logit_softcapping</c> (Gemma 2): scores become cap · tanh(scores / cap) before the mask and softmax.</summary>
+    public double? AttnLogitSoftcapping { get; init; }
+    /// <summary><c>final_logit_softcapping</c> (Gemma 2): logits become cap · tanh(logits / cap).</summary>
+    public double? FinalLogitSoftcapping { get; init; }
+    /// <summary><c>sliding_window_pattern</c> (Gemma 3 before transformers 5): layer i is global when (i + 1) is a multiple of it (default 6).</summary>
+    public int? SlidingWindowPattern { get; init; }
+    /// <summary><c>rope_local_base_freq</c> (Gemma 3): RoPE base of the sliding layers, which take no rope scaling (default 10000).</summary>
+    public double? RopeLocalBaseFreq { get; init; }
+
+    /// <summary>Whether this is a Gemma family model (norms scale by 1 + w, embeddings by √hidden_size).</summary>
+    public bool IsGemma => ModelType is "gemma" or "gemma2" or "gemma3_text";
+    /// <summary>Whether RMSNorm multiplies by (1 + weight) (Gemma), so a zero weight is the identity.</summary>
+    public bool NormOffset => IsGemma;
+    /// <summary>Factor the token embeddings are multiplied by: √hidden_size for Gemma (rounded to float32, the compute dtype), else 1.</summary>
+    public double EmbeddingScale => IsGemma ? (float)Math.Sqrt(HiddenSize) : 1.0;
+    /// <summary>Whether each block has Gemma 2/3's four norms: input, post-attention (on the attention output), pre- and post-feedforward.</summary>
+    public bool SandwichNorms => ModelType is "gemma2" or "gemma3_text";
+    /// <summary>The factor attention scores are multiplied by: 1/√query_pre_attn_scalar when given, else 1/√head_dim.</summary>
+    public double AttentionScale => 1.0 / Math.Sqrt(QueryPreAttnScalar ?? HeadDim);
+    /// <summary>Whether the sliding layers rotate with their own base (Gemma 3: <see cref="RopeLocalBaseFreq"/>, no scaling).</summary>
+    public bool LocalRope => ModelType == "gemma3_text";
+    /// <summary>The configuration of the rotary table of sliding layers when <see cref="LocalRope"/>.</summary>
+    public ModelConfig LocalRopeConfig => this with { RopeTheta = RopeLocalBaseFreq ?? 10000.0, RopeScaling = null };
 
     /// <summary>Width of one attention head.</summary>
     public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
@@ -114,7 +145,7 @@ public sealed record ModelConfig
         long d = HiddenSize, kv = (long)NumKeyValueHeads * HeadDim, q = (long)NumAttentionHeads * HeadDim;
         long attn = d * q + 2 * d * kv + q * d + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? d : 0);
         long mlp = 3 * d * IntermediateSize;
-        long layer = attn + mlp + 2 * d + (QkNorm ? 2L * HeadDim : 0);
+        long layer = attn + mlp + (SandwichNorms ? 4 : 2) * d + (QkNorm ? 2L * HeadDim : 0);
         long emb = (long)VocabSize * d;
         return emb + NumHiddenLayers * layer + d + (TieWordEmbeddings ? 0 : emb);
     }
@@ -167,6 +198,14 @@ public sealed record ModelConfig
         Require(RopeScaling is not { Type: "longrope" } lr || (lr.ShortFactor!.Count == HeadDim / 2 && lr.LongFactor!.Count == HeadDim / 2),
             "rope_scaling", $"longrope's short_factor and long_factor must each have head_dim / 2 = {HeadDim / 2} entries");
         Require(SlidingWindow is null || SlidingWindow > 0, "sliding_window", $"must be positive, got {SlidingWindow}");
+        Require(HiddenActivation is "silu" or "gelu_pytorch_tanh", "hidden_activation", $"is '{HiddenActivation}'; supported: silu, gelu_pytorch_tanh");
+        Require(QueryPreAttnScalar is null || QueryPreAttnScalar > 0, "query_pre_attn_scalar", $"must be positive, got {QueryPreAttnScalar}");
+        Require(AttnLogitSoftcapping is null || AttnLogitSoftcapping > 0, "attn_logit_softcapping", $"must be positive, got {AttnLogitSoftcapping}");
+        Require(FinalLogitSoftcapping is null || FinalLogitSoftcapping > 0, "final_logit_softcapping", $"must be positive, got {FinalLogitSoftcapping}");
+        Require(SlidingWindowPattern is null || SlidingWindowPattern > 0, "sliding_window_pattern", $"must be positive, got {SlidingWindowPattern}");
+        Require(RopeLocalBaseFreq is null || RopeLocalBaseFreq > 0, "rope_local_base_freq", $"must be positive, got {RopeLocalBaseFreq}");
+        Require(SlidingWindow is not null || ModelType is not ("gemma2" or "gemma3_text"), "sliding_window",
+            $"is missing; {ModelType} alternates sliding-window and global layers");
         Require(SlidingWindow is not null || LayerTypes is null || !LayerTypes.Contains("sliding_attention"), "sliding_window",
             "is missing but layer_types has sliding_attention layers");
         foreach (var id in EosTokenIds)
@@ -190,6 +229,8 @@ public sealed record ModelConfig
         "tie_word_embeddings", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
         "initializer_range", "sliding_window", "hidden_act", "mlp_bias", "use_sliding_window", "architectures",
         "rope_parameters", "dtype", "layer_types", "max_window_layers", "original_max_position_embeddings", "partial_rotary_factor",
+        "hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "sliding_window_pattern",
+        "_sliding_window_pattern", "rope_local_base_freq", "sliding_window_size", "use_bidirectional_attention",
     ];
 
     /// <summary>
@@ -266,8 +307,30 @@ public sealed record ModelConfig
         if (modelType.Length == 0) throw new ModelConfigException($"{source}: missing required key 'model_type' (supported: {string.Join(", ", SupportedModelTypes)})");
         if (!SupportedModelTypes.Contains(modelType))
             throw new ModelConfigException($"{source}: 'model_type' is '{modelType}'; supported: {string.Join(", ", SupportedModelTypes)}");
-        var act = Str("hidden_act", "silu");
-        if (act != "silu") throw new ModelConfigException($"{source}: 'hidden_act' is '{act}'; only 'silu' (SwiGLU) is supported");
+        var gemma = modelType is "gemma" or "gemma2" or "gemma3_text";
+        string act;
+        if (gemma)
+        {
+            // Transformers' Gemma MLP uses hidden_activation; Gemma 1 checkpoints say hidden_act "gelu" and Transformers runs the
+            // tanh approximation for them unless hidden_activation says otherwise.
+            var legacy = Str("hidden_act", "gelu_pytorch_tanh");
+            act = root["hidden_activation"] is not null ? Str("hidden_activation", "") : legacy == "gelu" && modelType == "gemma" ? "gelu_pytorch_tanh" : legacy;
+            if (act != "gelu_pytorch_tanh")
+                throw new ModelConfigException($"{source}: '{(root["hidden_activation"] is not null ? "hidden_activation" : "hidden_act")}' is '{act}'; {modelType} supports only 'gelu_pytorch_tanh' (GeGLU)");
+            if (Bool("use_bidirectional_attention", false))
+                throw new ModelConfigException($"{source}: 'use_bidirectional_attention' true (an encoder, e.g. EmbeddingGemma) is not supported; only causal decoders run");
+            if (root["sliding_window_size"] is not null && root["sliding_window"] is not null && OptInt("sliding_window_size") != OptInt("sliding_window"))
+                throw new ModelConfigException($"{source}: 'sliding_window_size' ({OptInt("sliding_window_size")}) and 'sliding_window' ({OptInt("sliding_window")}) disagree");
+        }
+        else
+        {
+            act = Str("hidden_act", "silu");
+            if (act != "silu") throw new ModelConfigException($"{source}: 'hidden_act' is '{act}'; only 'silu' (SwiGLU) is supported");
+            foreach (var key in new[] { "hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
+                         "sliding_window_pattern", "_sliding_window_pattern", "rope_local_base_freq", "sliding_window_size", "use_bidirectional_attention" })
+                if (root[key] is not null && root[key]!.GetValueKind() != JsonValueKind.Null)
+                    throw new ModelConfigException($"{source}: '{key}' is a Gemma key; a {modelType} model does not use it, so it is rejected rather than ignored");
+        }
         if (Bool("mlp_bias", false)) throw new ModelConfigException($"{source}: 'mlp_bias' true is not supported");
 
         var eos = new List<int>();
@@ -301,23 +364,50 @@ public sealed record ModelConfig
         if (root["partial_rotary_factor"] is not null && Dbl("partial_rotary_factor", 1.0) != 1.0)
             throw new ModelConfigException($"{source}: 'partial_rotary_factor' is {root["partial_rotary_factor"]!.ToJsonString()}; only 1.0 (rotary on the whole head) is supported");
         var ropeScaling = RopeScaling.Parse(root["rope_scaling"], source, maxPositionEmbeddings: maxPositions, originalMax: originalMax);
+        double? localBase = root["rope_local_base_freq"] is null ? null : Dbl("rope_local_base_freq", 10000.0);
         if (root["rope_parameters"] is { } rp)
         {
             if (rp is not JsonObject rpo) throw new ModelConfigException($"{source}: 'rope_parameters' must be an object, got {rp.ToJsonString()}");
+            JsonObject flat = rpo;
             if (rpo.Any(kv => kv.Value is JsonObject))
-                throw new ModelConfigException($"{source}: 'rope_parameters' holds one set per layer type ({string.Join(", ", rpo.Select(kv => kv.Key))}); " +
-                                               "per-layer-type RoPE (Gemma 3 style) is not supported");
-            if (rpo["rope_theta"] is { } th)
+            {
+                // transformers >= 5 Gemma 3: {"full_attention": {...}, "sliding_attention": {...}}; the sliding set is plain RoPE.
+                if (modelType != "gemma3_text")
+                    throw new ModelConfigException($"{source}: 'rope_parameters' holds one set per layer type ({string.Join(", ", rpo.Select(kv => kv.Key))}); " +
+                                                   $"per-layer-type RoPE is supported for gemma3_text only, not {modelType}");
+                var unknown = rpo.Select(kv => kv.Key).Where(k => k is not ("full_attention" or "sliding_attention")).ToList();
+                if (unknown.Count > 0 || rpo["full_attention"] is not JsonObject full)
+                    throw new ModelConfigException($"{source}: 'rope_parameters' of gemma3_text must hold 'full_attention' (and 'sliding_attention') objects" +
+                                                   (unknown.Count > 0 ? $", not '{unknown[0]}'" : ""));
+                flat = full;
+                if (rpo["sliding_attention"] is { } slidingNode)
+                {
+                    if (slidingNode is not JsonObject sliding)
+                        throw new ModelConfigException($"{source}: 'rope_parameters.sliding_attention' must be an object");
+                    if (RopeScaling.Parse(sliding, source, "rope_parameters.sliding_attention", maxPositions, originalMax) is not null)
+                        throw new ModelConfigException($"{source}: 'rope_parameters.sliding_attention' has a rope scaling; only plain RoPE is supported on Gemma 3's sliding layers");
+                    if (sliding["rope_theta"] is { } st)
+                    {
+                        var lb = st is JsonValue sv && sv.TryGetValue(out double sd) && double.IsFinite(sd) && sd > 0
+                            ? sd : throw new ModelConfigException($"{source}: 'rope_parameters.sliding_attention.rope_theta' must be a positive number, got {st.ToJsonString()}");
+                        if (localBase is not null && localBase != lb)
+                            throw new ModelConfigException($"{source}: 'rope_local_base_freq' ({localBase}) and 'rope_parameters.sliding_attention.rope_theta' ({lb}) disagree");
+                        localBase = lb;
+                    }
+                }
+            }
+            string where = ReferenceEquals(flat, rpo) ? "rope_parameters" : "rope_parameters.full_attention";
+            if (flat["rope_theta"] is { } th)
             {
                 var theta = th is JsonValue tv && tv.TryGetValue(out double td) && double.IsFinite(td) && td > 0
-                    ? td : throw new ModelConfigException($"{source}: 'rope_parameters.rope_theta' must be a positive number, got {th.ToJsonString()}");
+                    ? td : throw new ModelConfigException($"{source}: '{where}.rope_theta' must be a positive number, got {th.ToJsonString()}");
                 if (root["rope_theta"] is not null && ropeTheta != theta)
-                    throw new ModelConfigException($"{source}: 'rope_theta' ({ropeTheta}) and 'rope_parameters.rope_theta' ({theta}) disagree");
+                    throw new ModelConfigException($"{source}: 'rope_theta' ({ropeTheta}) and '{where}.rope_theta' ({theta}) disagree");
                 ropeTheta = theta;
             }
-            var scaling = RopeScaling.Parse(rpo, source, "rope_parameters", maxPositions, originalMax);
+            var scaling = RopeScaling.Parse(flat, source, where, maxPositions, originalMax);
             if (root["rope_scaling"] is not null && !(scaling?.SameAs(ropeScaling) ?? ropeScaling is null))
-                throw new ModelConfigException($"{source}: 'rope_scaling' and 'rope_parameters' disagree");
+                throw new ModelConfigException($"{source}: 'rope_scaling' and '{where}' disagree");
             ropeScaling = scaling;
         }
         List<string>? layerTypes = null;
@@ -349,18 +439,24 @@ public sealed record ModelConfig
             RopeTheta = ropeTheta,
             RopeScaling = ropeScaling,
             MaxPositionEmbeddings = maxPositions,
-            TieWordEmbeddings = Bool("tie_word_embeddings", false),
             AttentionBias = Bool("attention_bias", false),
             BosTokenId = OptInt("bos_token_id"),
             EosTokenIds = eos,
             PadTokenId = OptInt("pad_token_id"),
             TorchDtype = dtype,
             InitializerRange = Dbl("initializer_range", 0.02),
-            SlidingWindow = OptInt("sliding_window"),
+            SlidingWindow = OptInt("sliding_window") ?? (gemma ? OptInt("sliding_window_size") : null),
             UseSlidingWindow = Bool("use_sliding_window", false),
             MaxWindowLayers = OptInt("max_window_layers"),
             OriginalMaxPositionEmbeddings = originalMax,
             LayerTypes = layerTypes,
+            HiddenActivation = act,
+            QueryPreAttnScalar = root["query_pre_attn_scalar"] is null ? null : Dbl("query_pre_attn_scalar", 1),
+            AttnLogitSoftcapping = root["attn_logit_softcapping"] is null ? null : Dbl("attn_logit_softcapping", 1),
+            FinalLogitSoftcapping = root["final_logit_softcapping"] is null ? null : Dbl("final_logit_softcapping", 1),
+            SlidingWindowPattern = OptInt("sliding_window_pattern") ?? OptInt("_sliding_window_pattern"),
+            RopeLocalBaseFreq = localBase,
+            TieWordEmbeddings = Bool("tie_word_embeddings", gemma),
             Extra = extra.Count > 0 ? extra : null,
         };
         return cfg.Validate(source).EnsureFitsInMemory(source);
@@ -377,6 +473,9 @@ public sealed record ModelConfig
                 "qwen3" => "Qwen3ForCausalLM",
                 "phi3" => "Phi3ForCausalLM",
                 "mistral" => "MistralForCausalLM",
+                "gemma" => "GemmaForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM",
+                "gemma3_text" => "Gemma3ForCausalLM",
                 _ => "LlamaForCausalLM",
             }),
             ["model_type"] = ModelType,
@@ -386,7 +485,7 @@ public sealed record ModelConfig
             ["num_hidden_layers"] = NumHiddenLayers,
             ["num_attention_heads"] = NumAttentionHeads,
             ["num_key_value_heads"] = NumKeyValueHeads,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = HiddenActivation,
             ["rms_norm_eps"] = RmsNormEps,
             ["rope_theta"] = RopeTheta,
             ["max_position_embeddings"] = MaxPositionEmbeddings,
@@ -405,6 +504,12 @@ public sealed record ModelConfig
         if (UseSlidingWindow) o["use_sliding_window"] = true;
         if (MaxWindowLayers is { } mwl) o["max_window_layers"] = mwl;
         if (OriginalMaxPositionEmbeddings is { } omp) o["original_max_position_embeddings"] = omp;
+        if (IsGemma) o["hidden_activation"] = HiddenActivation;
+        if (QueryPreAttnScalar is { } qpas) o["query_pre_attn_scalar"] = qpas;
+        if (AttnLogitSoftcapping is { } alc) o["attn_logit_softcapping"] = alc;
+        if (FinalLogitSoftcapping is { } flc) o["final_logit_softcapping"] = flc;
+        if (SlidingWindowPattern is { } swp) o["sliding_window_pattern"] = swp;
+        if (RopeLocalBaseFreq is { } rlb) o["rope_local_base_freq"] = rlb;
         if (LayerTypes is not null) o["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray());
         if (Extra is not null)
             foreach (var (k, v) in Extra) o[k] = v?.DeepClone();
@@ -451,7 +556,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
         if (node is null) return null;
         if (node is not JsonObject o) throw new ModelConfigException($"{source}: '{key}' must be an object or null");
         string type;
-        try { type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? (key == "rope_parameters" ? "default" : ""); }
+        try { type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? (key.StartsWith("rope_parameters", StringComparison.Ordinal) ? "default" : ""); }
         catch (InvalidOperationException) { throw new ModelConfigException($"{source}: '{key}.rope_type' must be a string"); }
         double? Opt(string k)
         {

@@ -64,7 +64,7 @@ public sealed class ModelConfigTransformers5Tests
     [InlineData("\"layer_types\": [\"full_attention\", \"chunked_attention\"]", "'layer_types[1]' is 'chunked_attention'")]
     [InlineData("\"layer_types\": [\"full_attention\", \"sliding_attention\"]", "'sliding_window' is missing but layer_types has sliding_attention")]
     [InlineData("\"layer_types\": [\"full_attention\"]", "'layer_types' has 1 entries")]
-    [InlineData("\"attn_logit_softcapping\": 50.0", "'attn_logit_softcapping' is not a key Sharpen understands")]
+    [InlineData("\"attn_logit_softcapping\": 50.0", "'attn_logit_softcapping' is a Gemma key; a llama model does not use it")]
     [InlineData("\"quantization_config\": {\"bits\": 4}", "'quantization_config' is not a key")]
     [InlineData("\"rope_parameters\": {\"rope_type\": \"proportional\", \"factor\": 4.0, \"rope_theta\": 10000.0}", "'rope_parameters.rope_type' is 'proportional'")]
     [InlineData("\"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1e6}, \"sliding_attention\": {\"rope_theta\": 1e4}}", "per-layer-type RoPE")]

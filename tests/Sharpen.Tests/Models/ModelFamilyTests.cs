@@ -36,15 +36,15 @@ public class ModelFamilyTests
          "use_cache": true, "vocab_size": 32000}
         """;
 
-    static readonly CharTokenizer Tok = CharTokenizer.Create("abcdefghijk ");
+    internal static readonly CharTokenizer Tok = CharTokenizer.Create("abcdefghijk ");
     static readonly string[] Prompts = ["abc", "hello", "k", "badge jab"];   // different lengths: left padding
 
-    static ModelConfig Small(string type) => CausalLMTests.Tiny(type) with { VocabSize = Tok.VocabSize, HiddenSize = 32, InitializerRange = 0.5 };
+    internal static ModelConfig Small(string type) => CausalLMTests.Tiny(type) with { VocabSize = Tok.VocabSize, HiddenSize = 32, InitializerRange = 0.5 };
 
-    static Dictionary<string, double[]> Weights(CausalLM m) =>
+    internal static Dictionary<string, double[]> Weights(CausalLM m) =>
         m.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().to(ScalarType.Float64).contiguous().data<double>().ToArray());
 
-    static void AssertMatchesReference(CausalLM model, int[] ids, double[][] expected, double tol = 1e-4)
+    internal static void AssertMatchesReference(CausalLM model, int[] ids, double[][] expected, double tol = 1e-4)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -55,9 +55,9 @@ public class ModelFamilyTests
                 Assert.True(Math.Abs(expected[t][j] - got[t * v + j]) < tol, $"position {t}, token {j}: expected {expected[t][j]}, got {got[t * v + j]}");
     }
 
-    static double MaxDiff(double[][] a, double[][] b) => a.Zip(b).Max(p => p.First.Zip(p.Second).Max(q => Math.Abs(q.First - q.Second)));
+    internal static double MaxDiff(double[][] a, double[][] b) => a.Zip(b).Max(p => p.First.Zip(p.Second).Max(q => Math.Abs(q.First - q.Second)));
 
-    static void FastEqualsReferenceDecode(CausalLM model, bool withBudget = true)
+    internal static void FastEqualsReferenceDecode(CausalLM model, bool withBudget = true)
     {
         var engine = new RolloutEngine(model, Tok);
         var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 12, StopAtEos = false, SamplesPerPrompt = 2 };
