@@ -8,7 +8,8 @@ namespace Sharpen.Export;
 /// <summary>
 /// Writes a <see cref="CausalLM"/> and its tokenizer as a GGUF v3 file that llama.cpp loads and runs: architecture
 /// <c>llama</c> (Llama, Mistral, SmolLM), <c>qwen2</c>, <c>qwen3</c> (q/k norms as <c>attn_q_norm</c>/<c>attn_k_norm</c>) or
-/// <c>phi3</c> (fused <c>attn_qkv</c> and gate-up <c>ffn_up</c>), llama.cpp's tensor names, the hyper-parameters, and the
+/// <c>phi3</c> (fused <c>attn_qkv</c> and gate-up <c>ffn_up</c>), <c>gemma</c>, <c>gemma2</c> and <c>gemma3</c> (norm weights
+/// written as 1 + w, as llama.cpp's converter does; post-attention and post-feedforward norms; soft-capping), llama.cpp's tensor names, the hyper-parameters, and the
 /// tokenizer as a <c>gpt2</c> (byte-level BPE) vocabulary. A model with LoRA adapters is written with its merged weights.
 /// </summary>
 /// <remarks>
@@ -41,8 +42,24 @@ public static class GgufExporter
             "qwen2" => "qwen2",
             "qwen3" => "qwen3",
             "phi3" => "phi3",
+            "gemma" => "gemma",
+            "gemma2" => "gemma2",
+            "gemma3_text" => "gemma3",
             _ => throw new GgufExportException($"model_type '{c.ModelType}' has no GGUF export"),
         };
+        if (c.IsGemma)
+        {
+            // llama.cpp hard-codes what Transformers reads from the config: scores × 1/√head_dim (query_pre_attn_scalar only for
+            // its 27B sizes), Gemma 2's even sliding layers, Gemma 3's pattern 6 with base 10000 on the sliding layers, no final cap.
+            if (c.QueryPreAttnScalar is { } qs && qs != c.HeadDim)
+                throw new GgufExportException($"query_pre_attn_scalar {qs} differs from head_dim {c.HeadDim}; llama.cpp scales {arch} scores by 1/√head_dim, so the file would not compute the same");
+            if (c.LayerTypes is not null && Enumerable.Range(0, c.NumHiddenLayers).Any(i => c.IsSlidingLayer(i) != (c with { LayerTypes = null }).IsSlidingLayer(i)))
+                throw new GgufExportException($"layer_types differ from {c.ModelType}'s fixed sliding pattern, which llama.cpp assumes");
+            if (arch == "gemma3" && ((c.SlidingWindowPattern ?? 6) != 6 || (c.RopeLocalBaseFreq ?? 10000) != 10000 || c.AttnLogitSoftcapping is not null || c.FinalLogitSoftcapping is not null))
+                throw new GgufExportException("gemma3: llama.cpp assumes sliding_window_pattern 6, rope_local_base_freq 10000 and no soft-capping; this model differs");
+            if (arch == "gemma" && (c.AttnLogitSoftcapping is not null || c.FinalLogitSoftcapping is not null || c.HasSlidingLayers))
+                throw new GgufExportException("gemma: llama.cpp's gemma has no soft-capping or sliding window");
+        }
         var vocab = GgufVocab.From(tokenizer, c);
         var w = new GgufWriter();
 
@@ -54,7 +71,7 @@ public static class GgufExporter
         w.Add($"{arch}.vocab_size", (uint)c.VocabSize);
         // llama.cpp's llama/qwen2/qwen3 attend to the whole context: with sliding-window layers the file claims the window as
         // its training context, within which full and sliding attention agree (llama.cpp warns when asked for more).
-        w.Add($"{arch}.context_length", (uint)(c.HasSlidingLayers ? Math.Min(c.MaxPositionEmbeddings, c.SlidingWindow!.Value) : c.MaxPositionEmbeddings));
+        w.Add($"{arch}.context_length", (uint)(c.HasSlidingLayers && !c.IsGemma ? Math.Min(c.MaxPositionEmbeddings, c.SlidingWindow!.Value) : c.MaxPositionEmbeddings));
         w.Add($"{arch}.embedding_length", (uint)c.HiddenSize);
         w.Add($"{arch}.block_count", (uint)c.NumHiddenLayers);
         w.Add($"{arch}.feed_forward_length", (uint)c.IntermediateSize);
@@ -63,11 +80,14 @@ public static class GgufExporter
         w.Add($"{arch}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps);
         w.Add($"{arch}.rope.freq_base", (float)c.RopeTheta);
         w.Add($"{arch}.rope.dimension_count", (uint)c.HeadDim);
-        if (c.HeadDimOverride is not null || arch == "qwen3")
+        if (c.HeadDimOverride is not null || arch == "qwen3" || c.IsGemma)
         {
             w.Add($"{arch}.attention.key_length", (uint)c.HeadDim);
             w.Add($"{arch}.attention.value_length", (uint)c.HeadDim);
         }
+        if (c.IsGemma && c.HasSlidingLayers) w.Add($"{arch}.attention.sliding_window", (uint)c.SlidingWindow!.Value);   // llama.cpp applies it
+        if (c.AttnLogitSoftcapping is { } attnCap) w.Add($"{arch}.attn_logit_softcapping", (float)attnCap);
+        if (c.FinalLogitSoftcapping is { } finalCap) w.Add($"{arch}.final_logit_softcapping", (float)finalCap);
         if (c.RopeScaling is { Type: "linear" } lin)
         {
             w.Add($"{arch}.rope.scaling.type", "linear");
@@ -121,6 +141,7 @@ public static class GgufExporter
         }
         void Tensor1(string hfName, string ggufName, Func<Tensor, Tensor>? transform = null)
         {
+            if (c.NormOffset && hfName.EndsWith("norm.weight", StringComparison.Ordinal)) transform = t => t + 1.0;   // Gemma: llama.cpp multiplies by the stored weight
             var shape = Shape(weights, hfName);
             w.AddTensor(ggufName, [shape[0]], GgufWriter.TensorType.F32, () => GgufWriter.EncodeF32(ReadWeight(weights, hfName, transform)));
         }
@@ -163,7 +184,13 @@ public static class GgufExporter
                 Tensor1(p + "self_attn.v_proj.bias", b + "attn_v.bias");
             }
             if (present.Contains(p + "self_attn.o_proj.bias")) Tensor1(p + "self_attn.o_proj.bias", b + "attn_output.bias");
-            Tensor1(p + "post_attention_layernorm.weight", b + "ffn_norm.weight");
+            if (c.SandwichNorms)
+            {
+                Tensor1(p + "post_attention_layernorm.weight", b + "post_attention_norm.weight");
+                Tensor1(p + "pre_feedforward_layernorm.weight", b + "ffn_norm.weight");
+                Tensor1(p + "post_feedforward_layernorm.weight", b + "post_ffw_norm.weight");
+            }
+            else Tensor1(p + "post_attention_layernorm.weight", b + "ffn_norm.weight");
             Tensor2(p + "mlp.gate_proj.weight", b + "ffn_gate.weight");
             Tensor2(p + "mlp.up_proj.weight", b + "ffn_up.weight");
             Tensor2(p + "mlp.down_proj.weight", b + "ffn_down.weight");

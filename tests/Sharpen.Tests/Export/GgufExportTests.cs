@@ -27,13 +27,14 @@ public class GgufExportTests
         RopeScaling = new RopeScaling("llama3", 8.0, 1.0, 4.0, 32), EosTokenIds = [Gpt2TokenizerJson.EndOfTextId],
     };
 
-    static void AssertMatches(CausalLM model, ITokenizer tokenizer, IReadOnlyList<int> prompt, string path, GgufDType dtype = GgufDType.F32, bool greedy = true)
+    static void AssertMatches(CausalLM model, ITokenizer tokenizer, IReadOnlyList<int> prompt, string path, GgufDType dtype = GgufDType.F32, bool greedy = true,
+        GgufDType? toleranceAs = null)
     {
         using var oracle = new LlamaCppOracle(path);
         Assert.Equal(model.Config.VocabSize, oracle.VocabCount);
         var ours = LlamaCppOracle.SharpenLastLogits(model, prompt);
         var theirs = oracle.LastLogits(prompt);
-        double diff = LlamaCppOracle.MaxAbsDiff(ours, theirs), tolerance = LlamaCppOracle.Tolerance(dtype, ours);
+        double diff = LlamaCppOracle.MaxAbsDiff(ours, theirs), tolerance = LlamaCppOracle.Tolerance(toleranceAs ?? dtype, ours);
         Assert.True(diff <= tolerance, $"{dtype}: max |Δ logit| = {diff:g4} > {tolerance:g4}");
         Assert.True(ours.Max() - ours.Min() > 2, "the logits are too flat to tell models apart");
         if (!greedy) return;
@@ -120,6 +121,60 @@ public class GgufExportTests
         var path = dir.File("phi3.gguf");
         GgufExporter.Export(model, tok, path);
         AssertMatches(model, tok, Prompt, path);
+    }
+
+    // Gemma: norm weights around 0 (llama.cpp gets 1 + w), soft-caps small enough to bend these logits, a window shorter than the prompt.
+    static CausalLM RandomGemma(ModelConfig cfg, long seed)
+    {
+        var model = new CausalLM(cfg, seed: seed);
+        using var _ = TorchSharp.torch.no_grad();
+        using var gen = new TorchSharp.torch.Generator((ulong)seed + 1);
+        foreach (var (name, p) in model.named_parameters())
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.uniform_(-0.5, 0.5, gen); else p.normal_(0.0, 0.2, gen);
+        return model;
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3_text")]
+    [InlineData("gemma")]
+    public void Gemma_f32_matches_llama_cpp(string type)
+    {
+        using var dir = new TempDir();
+        var tok = Gpt2Tokenizer();
+        var cfg = new ModelConfig
+        {
+            ModelType = type, VocabSize = tok.VocabSize, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = type == "gemma3_text" ? 6 : 2,
+            NumAttentionHeads = 4, NumKeyValueHeads = 2, HeadDimOverride = 32, QueryPreAttnScalar = type == "gemma" ? null : 32,
+            RmsNormEps = 1e-6, RopeTheta = type == "gemma3_text" ? 1e6 : 10000, MaxPositionEmbeddings = 256, TieWordEmbeddings = true,
+            HiddenActivation = "gelu_pytorch_tanh", EosTokenIds = [Gpt2TokenizerJson.EndOfTextId],
+            SlidingWindow = type == "gemma" ? null : 4,
+            AttnLogitSoftcapping = type == "gemma2" ? 1.5 : null, FinalLogitSoftcapping = type == "gemma2" ? 6.0 : null,
+            RopeScaling = type == "gemma3_text" ? new RopeScaling("linear", 2.0) : null,
+        };
+        using var model = RandomGemma(cfg, 41);
+        var path = dir.File($"{type}.gguf");
+        GgufExporter.Export(model, tok, path);
+        // ggml computes GELU through a table indexed by the input rounded to f16 (GGML_GELU_FP16), so an f32 Gemma file carries
+        // f16 rounding of every MLP activation: measured max |Δ logit| 1.5e-3 to 2.3e-3 here, over the f32 bound (1e-3), so the
+        // f16 bound (1% of the logit spread) applies; the 16 greedy tokens must still agree one for one.
+        AssertMatches(model, tok, Prompt, path, toleranceAs: GgufDType.F16);
+    }
+
+    [Fact]
+    public void Gemma_settings_llama_cpp_hard_codes_differently_are_refused()
+    {
+        using var dir = new TempDir();
+        var tok = Gpt2Tokenizer();
+        var cfg = new ModelConfig
+        {
+            ModelType = "gemma2", VocabSize = tok.VocabSize, HiddenSize = 32, IntermediateSize = 48, NumHiddenLayers = 2, NumAttentionHeads = 2, NumKeyValueHeads = 1,
+            HeadDimOverride = 16, QueryPreAttnScalar = 24, SlidingWindow = 4, TieWordEmbeddings = true, HiddenActivation = "gelu_pytorch_tanh",
+            EosTokenIds = [Gpt2TokenizerJson.EndOfTextId],
+        };
+        using var model = new CausalLM(cfg, seed: 1);
+        var e = Assert.Throws<GgufExportException>(() => GgufExporter.Export(model, tok, dir.File("x.gguf")));
+        Assert.Contains("query_pre_attn_scalar 24", e.Message);
     }
 
     static readonly CharTokenizer Chars = CharTokenizer.Create("0123456789+-*/=() abcdeé€\n");
