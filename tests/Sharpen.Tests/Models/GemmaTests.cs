@@ -192,6 +192,24 @@ public class GemmaTests
     }
 
     [Fact]
+    public void Lora_on_gemma2_trains_through_the_soft_caps_and_decodes_fast_like_the_reference_path()
+    {
+        using var model = Random(TinyGemma2(), 39);
+        model.AddLora(new LoraOptions { R = 2, Alpha = 4 }, seed: 3);
+        using (no_grad())
+        using (var gen = new Generator(40))
+            foreach (var (name, p) in model.named_parameters().Where(p => p.name.Contains("lora_B")))
+                p.normal_(0.0, 0.3, gen);                                          // B = 0 at init would hide the adapters
+        FastEqualsReferenceDecode(model);                                          // fast path merges the adapters, reference adds them
+        using var scope = NewDisposeScope();
+        var logits = model.Forward(tensor(new long[] { 1, 5, 7, 3, 12, 4, 4, 9, 10, 2 }).view(1, -1)).Logits;
+        logits.log_softmax(-1)[0, .., 3].sum().neg().backward();
+        var adapters = model.named_parameters().Where(p => p.name.Contains(".lora_")).ToList();
+        Assert.NotEmpty(adapters);
+        Assert.All(adapters, p => Assert.True(p.parameter.grad is { } g && g.isfinite().all().item<bool>() && g.abs().sum().item<float>() > 0, p.name));
+    }
+
+    [Fact]
     public void A_fresh_gemma_model_has_zero_norm_weights_that_act_as_the_identity_scale()
     {
         using var model = new CausalLM(TinyGemma2(), seed: 1);
