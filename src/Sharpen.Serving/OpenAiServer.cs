@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -178,11 +179,11 @@ public sealed class OpenAiServer : IAsyncDisposable
         var request = chat
             ? OpenAiProtocol.ParseChat(body, _host, _render, _options.ChatAddSpecialTokens)
             : OpenAiProtocol.ParseCompletion(body, _host);
-        if (!_host.TrySubmit(request.Job, out var pending)) throw new QueueFullException(_host.Options.MaxQueue);
-        var result = await pending.WaitAsync(ctx.RequestAborted).ConfigureAwait(false);
-        var response = new CompletionWriter(_host, request, result, chat);
-        if (request.Stream) await response.StreamAsync(ctx).ConfigureAwait(false);
-        else await WriteJson(ctx, 200, response.Json()).ConfigureAwait(false);
+        var response = new CompletionWriter(_host, request, chat);
+        var tokens = request.Stream ? Channel.CreateUnbounded<StreamedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }) : null;
+        if (!_host.TrySubmit(request.Job, out var pending, tokens?.Writer)) throw new QueueFullException(_host.Options.MaxQueue);
+        if (tokens is not null) await response.StreamAsync(ctx, tokens.Reader, pending).ConfigureAwait(false);
+        else await WriteJson(ctx, 200, response.Json(await pending.WaitAsync(ctx.RequestAborted).ConfigureAwait(false))).ConfigureAwait(false);
     }
 
     static async Task WriteJson(HttpContext ctx, int status, JsonObject json)
