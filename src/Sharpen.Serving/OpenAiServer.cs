@@ -13,6 +13,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sharpen.Data;
 using Sharpen.Generation;
+using Sharpen.Tokenizers;
 
 namespace Sharpen.Serving;
 
@@ -29,7 +30,8 @@ public sealed record ServerOptions
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     /// <summary>Largest request body in bytes; a larger one gets 413. Default 8 MiB.</summary>
     public long MaxRequestBytes { get; init; } = 8 << 20;
-    /// <summary>Renders chat messages as the prompt (the checkpoint's chat template). Default: <see cref="ChatTemplate.RenderPrompt"/>.</summary>
+    /// <summary>Renders chat messages as the prompt. Default (<see cref="CheckpointTemplate"/>): the served checkpoint's Jinja chat
+    /// template when its tokenizer has one (chat_template.jinja or tokenizer_config.json), else <see cref="ChatTemplate.RenderPrompt"/>.</summary>
     public ChatPromptRenderer? ChatRenderer { get; init; }
     /// <summary>Whether the rendered chat prompt is encoded with the tokenizer's special tokens (BOS). A template that writes
     /// its own BOS wants false. Default true, matching how <c>sharpen generate</c> encodes a prompt.</summary>
@@ -39,7 +41,20 @@ public sealed record ServerOptions
     /// <summary>Where the server logs (default: nowhere).</summary>
     public Action<ILoggingBuilder>? Logging { get; init; }
 
-    /// <summary>The default renderer: the plain template of <see cref="ChatTemplate"/>.</summary>
+    /// <summary>
+    /// The default renderer: the chat template of the checkpoint <paramref name="host"/> serves (looked up per request, so
+    /// a reload's template applies), rendered as transformers' <c>apply_chat_template</c> renders it; the plain template
+    /// (<see cref="PlainTemplate"/>) when the tokenizer has none.
+    /// </summary>
+    public static ChatPromptRenderer CheckpointTemplate(PolicyHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return (messages, addGenerationPrompt) => host.Tokenizer is HfTokenizer { ChatTemplate: { } template }
+            ? template.Render(messages.Select(m => (object?)ChatFormat.ToTemplateValue(m)).ToList(), addGenerationPrompt)
+            : PlainTemplate(messages, addGenerationPrompt);
+    }
+
+    /// <summary>The plain template of <see cref="ChatTemplate"/>.</summary>
     public static string PlainTemplate(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)
     {
         var text = ChatTemplate.RenderPrompt(messages);
@@ -63,7 +78,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         App = app;
         _host = host;
         _options = options;
-        _render = options.ChatRenderer ?? ServerOptions.PlainTemplate;
+        _render = options.ChatRenderer ?? ServerOptions.CheckpointTemplate(host);
     }
 
     /// <summary>The ASP.NET Core application.</summary>
@@ -181,7 +196,8 @@ public sealed class OpenAiServer : IAsyncDisposable
             : OpenAiProtocol.ParseCompletion(body, _host);
         var response = new CompletionWriter(_host, request, chat);
         var tokens = request.Stream ? Channel.CreateUnbounded<StreamedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }) : null;
-        if (!_host.TrySubmit(request.Job, out var pending, tokens?.Writer)) throw new QueueFullException(_host.Options.MaxQueue);
+        // A client that goes away cancels its request: its sequences free their slots at the next step.
+        if (!_host.TrySubmit(request.Job, out var pending, tokens?.Writer, ctx.RequestAborted)) throw new QueueFullException(_host.Options.MaxQueue);
         if (tokens is not null) await response.StreamAsync(ctx, tokens.Reader, pending).ConfigureAwait(false);
         else await WriteJson(ctx, 200, response.Json(await pending.WaitAsync(ctx.RequestAborted).ConfigureAwait(false))).ConfigureAwait(false);
     }

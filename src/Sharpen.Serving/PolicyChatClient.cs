@@ -20,11 +20,12 @@ public sealed class PolicyChatClient : IChatClient
     readonly ChatPromptRenderer _render;
     readonly bool _addSpecialTokens;
 
-    /// <summary>A client over <paramref name="host"/> (which stays the caller's); <paramref name="render"/> defaults to the plain template.</summary>
+    /// <summary>A client over <paramref name="host"/> (which stays the caller's); <paramref name="render"/> defaults to the checkpoint's
+    /// chat template, else the plain template (<see cref="ServerOptions.CheckpointTemplate"/>).</summary>
     public PolicyChatClient(PolicyHost host, ChatPromptRenderer? render = null, bool addSpecialTokens = true)
     {
         _host = host ?? throw new ArgumentNullException(nameof(host));
-        _render = render ?? ServerOptions.PlainTemplate;
+        _render = render ?? ServerOptions.CheckpointTemplate(host);
         _addSpecialTokens = addSpecialTokens;
     }
 
@@ -50,7 +51,7 @@ public sealed class PolicyChatClient : IChatClient
     {
         var (job, stops) = Job(messages, options);
         var tokens = Channel.CreateUnbounded<StreamedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        if (!_host.TrySubmit(job, out var done, tokens.Writer)) throw new QueueFullException(_host.Options.MaxQueue);
+        if (!_host.TrySubmit(job, out var done, tokens.Writer, cancellationToken)) throw new QueueFullException(_host.Options.MaxQueue);
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var live = new LiveText(_host.Tokenizer, stops);
         await foreach (var t in tokens.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))

@@ -106,13 +106,21 @@ public sealed class PolicyHost : IDisposable
         public int Unfinished = job.Prompts.Count * job.Options.SamplesPerPrompt;
         public Sequence[] Sequences = new Sequence[job.Prompts.Count * job.Options.SamplesPerPrompt];
         public Generator? Generator;      // seeded sampling: the job's own stream
+        public CancellationTokenRegistration Registration;
+        public volatile object? Cancelled; // the fired CancellationToken, boxed
 
         public void Fail(Exception e)
         {
             Tokens?.TryComplete();
-            Done.TrySetException(e);
+            if (e is OperationCanceledException oce) Done.TrySetCanceled(oce.CancellationToken); else Done.TrySetException(e);
+            Release();
+        }
+
+        public void Release()
+        {
             Generator?.Dispose();
             Generator = null;
+            Registration.Dispose();
         }
     }
 
@@ -169,17 +177,30 @@ public sealed class PolicyHost : IDisposable
     /// <summary>Queues <paramref name="job"/>. Returns false, without queuing, when the queue is full or the host is stopping.</summary>
     public bool TrySubmit(GenerationJob job, out Task<GenerationResult> result) => TrySubmit(job, out result, null);
 
+    /// <summary>Waiting jobs, and running sequences of jobs, whose <paramref name="cancellationToken"/> fires leave at the next step (their
+    /// slots are free at once) and their task is cancelled.</summary>
+    public bool TrySubmit(GenerationJob job, out Task<GenerationResult> result, ChannelWriter<StreamedToken>? tokens, CancellationToken cancellationToken)
+    {
+        if (!TrySubmit(job, out result, tokens, out var pending)) return false;
+        if (pending is not null && cancellationToken.CanBeCanceled)
+            pending.Registration = cancellationToken.Register(() => pending.Cancelled = cancellationToken);
+        return true;
+    }
+
     /// <summary>
     /// Queues <paramref name="job"/>; every token is also written to <paramref name="tokens"/> the moment it is sampled
     /// (the writer is completed when the job ends, before <paramref name="result"/> completes; use an unbounded channel).
     /// Returns false, without queuing, when the queue is full or the host is stopping. A job the host cannot run (a prompt
     /// past the context, n above <see cref="PolicyHostOptions.MaxBatch"/>) is queued as a failed task.
     /// </summary>
-    public bool TrySubmit(GenerationJob job, out Task<GenerationResult> result, ChannelWriter<StreamedToken>? tokens)
+    public bool TrySubmit(GenerationJob job, out Task<GenerationResult> result, ChannelWriter<StreamedToken>? tokens) => TrySubmit(job, out result, tokens, out _);
+
+    bool TrySubmit(GenerationJob job, out Task<GenerationResult> result, ChannelWriter<StreamedToken>? tokens, out Pending? queued)
     {
         ArgumentNullException.ThrowIfNull(job);
         var done = new TaskCompletionSource<GenerationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         result = done.Task;
+        queued = null;
         if (_stopping) return false;
         if (Refusal(job) is { } why)
         {
@@ -187,7 +208,9 @@ public sealed class PolicyHost : IDisposable
             done.SetException(new ArgumentException(why));
             return true;
         }
-        if (!_queue.Writer.TryWrite(new Pending(job, done, tokens))) return false;
+        var pending = new Pending(job, done, tokens);
+        if (!_queue.Writer.TryWrite(pending)) return false;
+        queued = pending;
         Wake();
         return true;
     }
@@ -208,7 +231,7 @@ public sealed class PolicyHost : IDisposable
 
     /// <summary>Queues and awaits <paramref name="job"/>; throws <see cref="QueueFullException"/> when the queue is full.</summary>
     public Task<GenerationResult> GenerateAsync(GenerationJob job, CancellationToken cancellationToken = default) =>
-        TrySubmit(job, out var task) ? task.WaitAsync(cancellationToken) : throw new QueueFullException(_options.MaxQueue);
+        TrySubmit(job, out var task, null, cancellationToken) ? task.WaitAsync(cancellationToken) : throw new QueueFullException(_options.MaxQueue);
 
     /// <summary>
     /// Replaces the weights (and tokenizer) with those of the checkpoint folder <paramref name="directory"/> once the running
@@ -291,6 +314,7 @@ public sealed class PolicyHost : IDisposable
             if (_partial is null)
             {
                 if (!_queue.Reader.TryRead(out var next)) break;
+                if (next.Cancelled is CancellationToken gone) { next.Fail(new OperationCanceledException("the request was cancelled", gone)); continue; }
                 _partial = next;
                 Interlocked.Increment(ref _jobs);
                 if (next.Job.SeedGiven && !next.Job.Options.Greedy) next.Generator = new Generator((ulong)next.Job.Options.Seed);
@@ -380,6 +404,8 @@ public sealed class PolicyHost : IDisposable
     // One token for every running sequence, then one forward step for those that go on.
     void Step()
     {
+        DropCancelled();
+        if (Live == 0) { EndSession(); return; }
         using var scope = NewDisposeScope();
         var logits = _logits!;                                                                 // (B, V)
         long b = logits.shape[0];
@@ -452,6 +478,24 @@ public sealed class PolicyHost : IDisposable
         _options.OnStep?.Invoke(Stats);
     }
 
+    // Jobs whose caller cancelled: their rows free their slots now (dropped at the next regroup) and their tasks are cancelled.
+    void DropCancelled()
+    {
+        for (int i = 0; i < _rows.Count; i++)
+            if (_rows[i] is { Owner.Cancelled: CancellationToken gone } seq)
+            {
+                for (int j = i; j < _rows.Count; j++)
+                    if (_rows[j]?.Owner == seq.Owner) _rows[j] = null;
+                if (_partial == seq.Owner) _partial = null;
+                seq.Owner.Fail(new OperationCanceledException("the request was cancelled", gone));
+            }
+        if (_partial is { Cancelled: CancellationToken left } p)
+        {
+            _partial = null;
+            p.Fail(new OperationCanceledException("the request was cancelled", left));
+        }
+    }
+
     sealed record SamplingGroup(List<long> Rows, SamplingOptions Options, Generator Generator);
 
     // Sampled rows, grouped by the random stream and settings they share.
@@ -490,8 +534,7 @@ public sealed class PolicyHost : IDisposable
             p.Done.TrySetResult(new GenerationResult(rollouts, top));
         }
         catch (Exception e) { p.Fail(e); }
-        p.Generator?.Dispose();
-        p.Generator = null;
+        p.Release();
     }
 
     void Reload(string path, TaskCompletionSource done)

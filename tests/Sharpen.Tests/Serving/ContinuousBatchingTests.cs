@@ -188,6 +188,62 @@ public sealed class ContinuousBatchingTests
     }
 
     [Fact]
+    public async Task A_cancelled_request_frees_its_slot_at_the_next_step()
+    {
+        using var dir = new TempDir();
+        ServingFixture.WriteCheckpoint(dir.File("model"), seed: 5);
+        using var cancel = new CancellationTokenSource();
+        // One slot. After the long request's 5th token its caller cancels (on the torch thread, so the step is known).
+        using var host = PolicyHost.Load(dir.File("model"), new PolicyHostOptions
+        {
+            MaxBatch = 1,
+            OnStep = s => { if (s.Tokens == 5) cancel.Cancel(); },
+        });
+        var greedy = new SamplingOptions { Temperature = 0, StopAtEos = false };
+        Assert.True(host.TrySubmit(new GenerationJob([Ids("a")], greedy with { MaxNewTokens = 150 }), out var longOne, null, cancel.Token));
+        Assert.True(host.TrySubmit(new GenerationJob([Ids("b")], greedy with { MaxNewTokens = 7 }), out var waiting));
+        var served = await waiting.WaitAsync(TimeSpan.FromMinutes(1));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => longOne);
+        Assert.True(longOne.IsCanceled);
+        Assert.Equal(7, served.Rollouts.Single().CompletionIds.Length);
+        Assert.Equal(5 + 7, host.Stats.Tokens);   // the cancelled request decoded no token after its caller left
+        // A request cancelled while it waits never starts.
+        using var early = new CancellationTokenSource();
+        early.Cancel();
+        Assert.True(host.TrySubmit(new GenerationJob([Ids("c")], greedy with { MaxNewTokens = 4 }), out var never, null, early.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => never.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Equal(5 + 7, host.Stats.Tokens);
+    }
+
+    [Fact]
+    public async Task Chat_requests_are_rendered_with_the_checkpoint_s_chat_template()
+    {
+        using var dir = new TempDir();
+        const string template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
+        var tok = HfTokenizer.FromJson(Sharpen.Tests.Tokenizers.Gpt2TokenizerJson.Gpt2(),
+            new JsonObject { ["eos_token"] = "<|endoftext|>", ["chat_template"] = template }.ToJsonString());
+        using (var model = new Sharpen.Models.CausalLM(ServingFixture.Config() with { VocabSize = tok.VocabSize, EosTokenIds = [tok.EosTokenId!.Value], PadTokenId = null, BosTokenId = null }, seed: 2))
+            HfCheckpoint.Save(dir.File("model"), model, tok);
+        using var host = PolicyHost.Load(dir.File("model"), new PolicyHostOptions { ModelId = ServingFixture.ModelId });
+        await using var server = await OpenAiServer.StartAsync(host, new ServerOptions { Port = 0 });
+        var chat = new OpenAI.Chat.ChatClient(ServingFixture.ModelId, new System.ClientModel.ApiKeyCredential("x"),
+            new OpenAI.OpenAIClientOptions { Endpoint = new Uri(server.BaseAddress, "v1") });
+        var reply = (await chat.CompleteChatAsync([new OpenAI.Chat.SystemChatMessage("Be brief."), new OpenAI.Chat.UserChatMessage("Hi there")],
+            new OpenAI.Chat.ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 8 })).Value;
+
+        var prompt = tok.Encode("[system] Be brief.\n[user] Hi there\n[assistant] ");   // the template rendered by hand
+        Assert.Equal(prompt.Count, reply.Usage.InputTokenCount);
+        var expected = Alone(dir.File("model"), prompt, new SamplingOptions { Temperature = 0, MaxNewTokens = 8 });
+        Assert.Equal(expected.CompletionText, reply.Content[0].Text);
+        // The in-process IChatClient renders the same way.
+        var local = await new PolicyChatClient(host).GetResponseAsync(
+            [new(Microsoft.Extensions.AI.ChatRole.System, "Be brief."), new(Microsoft.Extensions.AI.ChatRole.User, "Hi there")],
+            new Microsoft.Extensions.AI.ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
+        Assert.Equal(expected.CompletionText, local.Text);
+        Assert.Equal(prompt.Count, (int)local.Usage!.InputTokenCount!);
+    }
+
+    [Fact]
     public void Live_text_holds_back_a_possible_stop_string_and_adds_up_to_the_visible_text()
     {
         var tok = ServingFixture.Tok;
