@@ -157,6 +157,8 @@ public sealed class OpenAiServer : IAsyncDisposable
                 BadHttpRequestException { StatusCode: 413 } => new OpenAiException(413, $"The request body exceeds this server's limit of {_options.MaxRequestBytes} bytes.", code: "request_too_large"),
                 BadHttpRequestException b => new OpenAiException(b.StatusCode, b.Message),
                 QueueFullException q => new OpenAiException(429, q.Message, code: "queue_full", type: "rate_limit_error"),
+                // The checkpoint's chat template rejected the conversation (e.g. roles that do not alternate).
+                Sharpen.Tokenizers.Jinja.JinjaRaiseException r => new OpenAiException(400, $"The model's chat template rejected the messages: {r.RaisedMessage}", "messages", "invalid_conversation"),
                 ArgumentException a => new OpenAiException(400, a.Message),
                 _ => new OpenAiException(500, $"The server failed on this request: {e.GetType().Name}: {e.Message}", type: "server_error"),
             };

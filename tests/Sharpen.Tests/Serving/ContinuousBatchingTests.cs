@@ -219,7 +219,8 @@ public sealed class ContinuousBatchingTests
     public async Task Chat_requests_are_rendered_with_the_checkpoint_s_chat_template()
     {
         using var dir = new TempDir();
-        const string template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
+        const string template = "{% for m in messages %}{% if m.content == 'boom' %}{{ raise_exception('no booms here') }}{% endif %}" +
+                                "[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
         var tok = HfTokenizer.FromJson(Sharpen.Tests.Tokenizers.Gpt2TokenizerJson.Gpt2(),
             new JsonObject { ["eos_token"] = "<|endoftext|>", ["chat_template"] = template }.ToJsonString());
         using (var model = new Sharpen.Models.CausalLM(ServingFixture.Config() with { VocabSize = tok.VocabSize, EosTokenIds = [tok.EosTokenId!.Value], PadTokenId = null, BosTokenId = null }, seed: 2))
@@ -241,6 +242,12 @@ public sealed class ContinuousBatchingTests
             new Microsoft.Extensions.AI.ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
         Assert.Equal(expected.CompletionText, local.Text);
         Assert.Equal(prompt.Count, (int)local.Usage!.InputTokenCount!);
+        // A conversation the template rejects (raise_exception) is the client's error: 400 naming messages, not a 500.
+        var e = await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => chat.CompleteChatAsync([new OpenAI.Chat.UserChatMessage("boom")]));
+        Assert.Equal(400, e.Status);
+        var error = JsonNode.Parse(e.GetRawResponse()!.Content.ToString())!["error"]!;
+        Assert.Equal("messages", error["param"]!.GetValue<string>());
+        Assert.Contains("no booms here", error["message"]!.GetValue<string>());
     }
 
     [Fact]
