@@ -197,7 +197,7 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
     }
 
     /// <summary>Samples one token per row from (n, V) logits with temperature, top-k and top-p.</summary>
-    internal static Tensor Sample(Tensor logits, SamplingOptions o, Generator generator)
+    public static Tensor Sample(Tensor logits, SamplingOptions o, Generator generator)
     {
         if (o.Greedy) return logits.argmax(-1);
         var l = logits.to(ScalarType.Float32) / o.Temperature;                 // (n, V)
