@@ -25,25 +25,27 @@ public static class TrainCommand
         cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             Recipe r;
-            string name;
+            string name, path, command;
             if (pr.GetValue(trlConfig) is { } trl)
             {
                 if (pr.GetValue(recipe) is not null) throw new RecipeException("give a recipe or --trl-config, not both");
                 var t = pr.GetValue(trainer) ?? throw new RecipeException($"--trl-config needs --trainer ({string.Join(", ", TrlConfig.Trainers.Keys)})");
                 r = TrlConfig.Load(trl.FullName, t);
-                name = trl.Name;
+                (name, path, command) = (trl.Name, trl.FullName, $"sharpen train --trl-config {trl.Name} --trainer {t}");
             }
             else
             {
                 var file = pr.GetValue(recipe) ?? throw new RecipeException("give a recipe file (or --trl-config FILE --trainer NAME)");
                 if (pr.GetValue(trainer) is not null) throw new RecipeException("--trainer goes with --trl-config; a recipe names its 'kind'");
                 r = Recipe.Load(file.FullName);
-                name = file.Name;
+                (name, path, command) = (file.Name, file.FullName, $"sharpen train {file.Name}");
             }
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
             bool resumed = pr.GetValue(resume);
-            return Marked(r, name, resumed, () => Dispatch(r, name, resumed, ct));
+            var code = Marked(r, name, resumed, () => Dispatch(r, name, resumed, ct));
+            if (ModelCard.Write(r.Output, r, command, File.ReadAllText(path)) is { } card) Console.WriteLine($"model card: {card}");
+            return code;
         })));
         return cmd;
     }

@@ -69,6 +69,22 @@ public class TrlConfigTrainTests
         Assert.Equal(3, Summary(run)["steps"]!.GetValue<int>());
         Assert.Equal(3, MetricRows(run));
         Assert.True(File.Exists(Path.Combine(run, "final", "model.safetensors")));
+
+        // save_steps 2 → checkpoints/checkpoint-2 with transformers' trainer_state.json fields; rows of steps 1 and 2 in log_history.
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "checkpoints", "checkpoint-2", "trainer_state.json")))!;
+        Assert.Equal(2, state["global_step"]!.GetValue<int>());
+        Assert.True(state.AsObject().ContainsKey("best_model_checkpoint"));
+        var history = state["log_history"]!.AsArray();
+        Assert.Equal([1, 2], history.Select(h => h!["step"]!.GetValue<int>()));
+        Assert.All(history, h => Assert.True(h!["loss"]!.GetValue<double>() > 0));
+        Assert.All(history, h => Assert.Equal(h!["lr"]!.GetValue<double>(), h["learning_rate"]!.GetValue<double>()));
+        // Model card with the config as given, and a TensorBoard file beside metrics.jsonl.
+        var card = File.ReadAllText(Path.Combine(run, "final", "README.md"));
+        Assert.StartsWith("---\nlibrary_name: sharpen\n", card);
+        Assert.Contains($"base_model: \"{model}\"", card);
+        Assert.Contains("num_train_epochs: 1.5", card);
+        Assert.Contains("| steps | 3 |", card);
+        Assert.Single(Directory.GetFiles(run, "events.out.tfevents.*"));
     }
 
     [Fact]
