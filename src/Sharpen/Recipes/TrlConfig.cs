@@ -28,7 +28,7 @@ public static class TrlConfig
     {
         ["do_train"] = ["true"], ["do_eval"] = ["false"], ["push_to_hub"] = ["false"], ["bf16"] = ["false"], ["fp16"] = ["false"],
         ["tf32"] = ["false"], ["gradient_checkpointing"] = ["false"], ["use_cpu"] = null, ["disable_tqdm"] = null, ["run_name"] = null,
-        ["logging_strategy"] = ["\"steps\""], ["save_strategy"] = ["\"steps\""], ["report_to"] = ["\"none\"", "[]"], ["use_peft"] = ["false"],
+        ["logging_strategy"] = ["\"steps\""], ["save_strategy"] = ["\"steps\""], ["report_to"] = ["\"none\"", "[]", "\"tensorboard\"", "[\"tensorboard\"]"], ["use_peft"] = ["false"],
         ["dataset_text_field"] = ["\"text\""], ["overwrite_output_dir"] = null, ["log_level"] = null, ["remove_unused_columns"] = null,
         ["dataloader_num_workers"] = null, ["dataset_num_proc"] = null, ["torch_dtype"] = ["\"float32\""], ["dtype"] = ["\"float32\""],
         ["trust_remote_code"] = null, ["logging_first_step"] = null,

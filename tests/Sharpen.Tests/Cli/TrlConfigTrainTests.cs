@@ -61,7 +61,7 @@ public class TrlConfigTrainTests
             save_steps: 2
             max_length: 32
             seed: 3
-            report_to: none
+            report_to: tensorboard
             bf16: false
             """);
         var (code, output, err) = Train(dir.File("sft.yaml"), "sft");
