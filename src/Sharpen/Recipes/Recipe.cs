@@ -181,9 +181,12 @@ public sealed record Recipe
     }
 
     /// <summary>Parses recipe text; <paramref name="source"/> names it in errors.</summary>
-    public static Recipe Parse(string yaml, string source = "recipe.yaml")
+    public static Recipe Parse(string yaml, string source = "recipe.yaml") => FromJson(YamlToJson.Convert(yaml, source), source);
+
+    /// <summary>A recipe from its JSON form (what the YAML becomes); TRL's names are rewritten first (<see cref="TrlNames.Normalize"/>).</summary>
+    public static Recipe FromJson(JsonNode node, string source)
     {
-        var node = YamlToJson.Convert(yaml, source);
+        if (node is JsonObject root) TrlNames.Normalize(root, source);
         Recipe recipe;
         try
         {
@@ -392,7 +395,7 @@ public sealed record EvalSection
 public sealed class RecipeException(string message) : Exception(message);
 
 /// <summary>YAML → JSON with typed plain scalars (int, float, bool, null), so System.Text.Json can bind records.</summary>
-static class YamlToJson
+internal static class YamlToJson
 {
     public static JsonNode Convert(string yaml, string source)
     {
