@@ -133,7 +133,14 @@ public sealed class HfTokenizer : ITokenizer
         }
         var definition = HfTokenizerJson.Parse(json, modelPath, parseConfig, configJson is null ? modelPath : configPath);
         // Saved with the eos_token filled in, so that the tokenizer.json written by Save keeps its EOS.
-        return new HfTokenizer(definition, json, parseConfig) { ChatTemplate = HfChatTemplate.FromFiles(configJson, configPath) };
+        try
+        {
+            return new HfTokenizer(definition, json, parseConfig) { ChatTemplate = HfChatTemplate.FromFiles(configJson, configPath) };
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new TokenizerFileException(modelPath, "pieces", $"could not be turned into a BPE model: {e.Message}", e);
+        }
     }
 
     /// <summary>

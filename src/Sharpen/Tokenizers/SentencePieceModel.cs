@@ -85,7 +85,7 @@ internal static class SentencePieceModel
         if (!escapeWhitespaces)
             throw new TokenizerFileException(path, "normalizer_spec.escape_whitespaces", "is false; expected true (spaces written as ▁)");
         foreach (var (id, name) in new[] { (unkId, "unk_id"), (bosId, "bos_id"), (eosId, "eos_id") })
-            if (id >= pieces.Count) throw new TokenizerFileException(path, $"trainer_spec.{name}", $"is {id}; expected an id below the {pieces.Count} pieces");
+            if (id < 0 || id >= pieces.Count) throw new TokenizerFileException(path, $"trainer_spec.{name}", $"is {id}; expected an id below the {pieces.Count} pieces");
 
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < pieces.Count; i++) index.TryAdd(pieces[i].Text, i);

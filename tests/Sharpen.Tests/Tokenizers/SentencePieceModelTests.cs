@@ -172,6 +172,34 @@ public sealed class SentencePieceModelTests : IDisposable
         Assert.Contains("tiktoken", e.Message);
     }
 
+    /// <summary>Damaged model files (seeded random byte changes and truncations) either load or fail with a
+    /// TokenizerFileException naming the file; nothing else escapes.</summary>
+    [Fact]
+    public void Damaged_model_files_fail_with_a_clear_error_or_load()
+    {
+        var good = SentencePieceModelFile.ModelProto();
+        var rng = new Random(7);
+        int loaded = 0, rejected = 0;
+        for (var i = 0; i < 150; i++)
+        {
+            var bad = (byte[])good.Clone();
+            if (i % 3 == 0) bad = bad[..rng.Next(bad.Length)];
+            else for (var k = 0; k < 1 + i % 4; k++) bad[rng.Next(bad.Length)] = (byte)rng.Next(256);
+            try
+            {
+                var t = HfTokenizer.FromSentencePieceModel(bad, null, "/m/tokenizer.model");
+                t.Decode(t.Encode("Hello, world! 1,000 😀"));
+                loaded++;
+            }
+            catch (TokenizerFileException e)
+            {
+                Assert.Contains("/m/tokenizer.model", e.Message);
+                rejected++;
+            }
+        }
+        Assert.True(rejected > 0 && loaded > 0, $"loaded {loaded}, rejected {rejected}");
+    }
+
     [Fact]
     public void A_unigram_model_names_the_model_type()
     {
