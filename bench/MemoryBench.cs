@@ -30,7 +30,7 @@ public static class MemoryBench
     {
         // The children run at the same time (one torch thread each): peak RSS is per process, and on a shared machine this
         // keeps the wall time down; their seconds are therefore not a speed measurement.
-        var runs = new List<(string Case, string Allocator, string OutDir, Process P, Task<string> Out, Task<string> Err, Stopwatch Sw)>();
+        var runs = new List<(string Case, string Allocator, string OutDir, Process P, Task<string> Out, Task<string> Err)>();
         foreach (var c in Cases)
             foreach (var allocator in new[] { "sharpen", "default" })
             {
@@ -46,19 +46,17 @@ public static class MemoryBench
                 else psi.Environment.Remove("SHARPEN_MALLOC");
                 psi.Environment["SHARPEN_NUM_THREADS"] = "1";
                 var p = Process.Start(psi)!;
-                runs.Add((c.Name, allocator, outDir, p, p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync(), Stopwatch.StartNew()));
+                runs.Add((c.Name, allocator, outDir, p, p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync()));
             }
         var rows = new JsonArray();
         foreach (var r in runs)
         {
             r.P.WaitForExit();
-            double wall = (r.P.ExitTime - r.P.StartTime).TotalSeconds;
             if (r.P.ExitCode != 0) throw new InvalidOperationException($"memory {r.Case} ({r.Allocator}) failed ({r.P.ExitCode}): {r.Err.Result}{r.Out.Result}");
             r.P.Dispose();
             var row = JsonNode.Parse(File.ReadAllText(Path.Combine(r.OutDir, "memory.json")))!.AsObject();
             row["allocator"] = r.Allocator;
             row["target_mb"] = Target(r.Case);
-            row["wall_seconds"] = Math.Round(wall, 1);
             log($"memory {r.Case} ({r.Allocator}): peak RSS {row["peak_rss_mb"]} MB (target ≤ {Target(r.Case)} MB), end RSS {row["end_rss_mb"]} MB, {row["parameters"]} parameters");
             rows.Add(row);
         }
