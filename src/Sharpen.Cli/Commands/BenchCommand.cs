@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak|memory</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -78,9 +78,24 @@ public static class BenchCommand
             BenchReport.Write(pr.GetValue(dir)!.FullName, SoakBench.Run(Console.WriteLine, pr.GetValue(soakWork)!, child, pr.GetValue(soakMinutes)));
             return 0;
         }));
+        var memQuick = new Option<bool>("--quick") { Description = "Tiny sizes (4 prompts × 2 samples, 1 iteration): a smoke test, not a result" };
+        var memWork = new Option<string>("--work") { Description = "Scratch folder (one run per case)", DefaultValueFactory = _ => "runs/bench-memory" };
+        var memory = new Command("memory", "Peak RSS of the quickstart's GRPO stage and of a 25M model's GRPO step, each in a child process, with Sharpen's allocator settings and glibc's defaults.") { dir, memQuick, memWork };
+        memory.SetAction(pr => CliErrors.Run(() =>
+        {
+            var self = Environment.ProcessPath!;
+            var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+            var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            BenchReport.Write(pr.GetValue(dir)!.FullName, MemoryBench.Run(Console.WriteLine, pr.GetValue(memWork)!, child, pr.GetValue(memQuick)));
+            return 0;
+        }));
+        var memCase = new Option<string>("--case") { Required = true };
+        var memOne = new Command("memory-one", "One case of `bench memory` (run by it in a child process).") { memCase, memWork, memQuick };
+        memOne.Hidden = true;
+        memOne.SetAction(pr => CliErrors.Run(() => { MemoryBench.RunOne(pr.GetValue(memCase)!, pr.GetValue(memWork)!, pr.GetValue(memQuick)); return 0; }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak, memory, memOne };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
