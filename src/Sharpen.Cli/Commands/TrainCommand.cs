@@ -20,11 +20,20 @@ public static class TrainCommand
         var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip and count malformed JSONL lines instead of stopping at the first" };
         var cmd = new Command("train", "Train from a YAML recipe; writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
             { recipe, resume, output, skipBad };
+        var engineFlags = new EngineFlags();
+        engineFlags.AddTo(cmd);
         cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
+            if (engineFlags.Section(pr, r.RolloutSection) is { } rollout)
+            {
+                if (!Recipe.RolloutKinds.Contains(r.Kind))
+                    throw new RecipeException($"{pr.GetValue(recipe)!.Name}: --engine works with kind {string.Join(", ", Recipe.RolloutKinds)}; a {r.Kind} recipe does not sample rollouts");
+                r = r with { RolloutSection = rollout };
+                r.Rollout(pr.GetValue(recipe)!.Name);
+            }
             return Marked(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), () => Dispatch(r, pr, recipe, resume, ct));
         })));
         return cmd;
