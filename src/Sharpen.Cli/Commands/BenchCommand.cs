@@ -16,12 +16,23 @@ public static class BenchCommand
         train.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, TrainBench.Run(Console.WriteLine)); return 0; }));
         var budget = new Option<double>("--budget") { Description = "Training seconds per algorithm", DefaultValueFactory = _ => 90 };
         var work = new Option<string>("--work") { Description = "Scratch folder (SFT model, per-algorithm runs)", DefaultValueFactory = _ => "runs/bench-rl" };
-        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget.") { dir, budget, work };
+        var engines = new Option<string?>("--engine") { Description = "Compare rollout engines instead (comma-separated: torch,llamacpp,openai): GRPO for --iterations each; results in results/rl-engines.json" };
+        var iterations = new Option<int>("--iterations") { Description = "With --engine: RL iterations per engine", DefaultValueFactory = _ => 20 };
+        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget; with --engine, GRPO per rollout engine.") { dir, budget, work, engines, iterations };
         rl.SetAction(pr => CliErrors.Run(() =>
         {
             var self = Environment.ProcessPath!;
             var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
             var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            if (pr.GetValue(engines) is { } list)
+            {
+                var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (names.FirstOrDefault(n => !RlEngineBench.Engines.Contains(n)) is { } bad)
+                    throw new ArgumentException($"--engine: unknown engine '{bad}'; bench rl measures {string.Join(", ", RlEngineBench.Engines)}");
+                var engineResult = RlEngineBench.Run(Console.WriteLine, pr.GetValue(work)!, child, names, pr.GetValue(iterations));
+                BenchReport.Write(pr.GetValue(dir)!.FullName, engineResult);
+                return 0;
+            }
             var result = RlBench.Run(Console.WriteLine, pr.GetValue(work)!, child, pr.GetValue(budget));
             BenchReport.PlotRl(pr.GetValue(dir)!.FullName, result);
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
@@ -55,9 +66,15 @@ public static class BenchCommand
             return 0;
         }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
-        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work };
+        var oneEngine = new Option<string?>("--engine");
+        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work, oneEngine, iterations };
         one.Hidden = true;
-        one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
+        one.SetAction(pr => CliErrors.Run(() =>
+        {
+            if (pr.GetValue(oneEngine) is { } engineName) RlEngineBench.RunOne(engineName, pr.GetValue(work)!, pr.GetValue(iterations));
+            else RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget));
+            return 0;
+        }));
         var search = SearchCommand(dir);
         var serveQuick = new Option<bool>("--quick") { Description = "A tiny smoke run (small model, 1 and 4 clients), not a result" };
         var serve = new Command("serve", "sharpen serve on loopback with 1, 8 and 64 concurrent clients: tokens/s, p50/p99 latency, peak RSS, beside the engine run directly.") { dir, serveQuick };

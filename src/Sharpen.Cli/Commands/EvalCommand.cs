@@ -33,6 +33,8 @@ public static class EvalCommand
         var rewardUrl = new Option<string?>("--reward-url") { Description = "Also score the greedy completions with this reward server (reward_server_mean, per-row reward_server)" };
         var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, or on prompts scored by reward models or servers.") { model, task, data, n, samples, temperature, maxNew, seed, output,
             strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, rewardModel, rewardUrl };
+        var engineFlags = new EngineFlags();
+        engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             var settings = new EvalSettings
@@ -40,6 +42,7 @@ public static class EvalCommand
                 Model = pr.GetValue(model)!.FullName, Task = pr.GetValue(task), Data = pr.GetValue(data)?.FullName, N = pr.GetValue(n),
                 Samples = pr.GetValue(samples), Temperature = pr.GetValue(temperature), MaxNewTokens = pr.GetValue(maxNew), Seed = pr.GetValue(seed),
                 Out = pr.GetValue(output)!, RewardModel = pr.GetValue(rewardModel)?.FullName, RewardUrl = pr.GetValue(rewardUrl),
+                Rollout = engineFlags.Spec(pr),
                 Search = new EvalSearch.Settings
                 {
                     Strategy = pr.GetValue(strategy)!, Scorer = pr.GetValue(scorer)!, Steps = pr.GetValue(steps), MaxStepTokens = pr.GetValue(maxStep),

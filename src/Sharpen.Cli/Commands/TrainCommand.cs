@@ -22,6 +22,8 @@ public static class TrainCommand
         var trainer = new Option<string?>("--trainer") { Description = $"With --trl-config: the TRL trainer it configures ({string.Join(", ", TrlConfig.Trainers.Keys)})" };
         var cmd = new Command("train", "Train from a YAML recipe (or a TRL config); writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
             { recipe, resume, output, skipBad, trlConfig, trainer };
+        var engineFlags = new EngineFlags();
+        engineFlags.AddTo(cmd);
         cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             Recipe r;
@@ -42,6 +44,13 @@ public static class TrainCommand
             }
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
+            if (engineFlags.Section(pr, r.RolloutSection) is { } rollout)
+            {
+                if (!Recipe.RolloutKinds.Contains(r.Kind))
+                    throw new RecipeException($"{name}: --engine works with kind {string.Join(", ", Recipe.RolloutKinds)}; a {r.Kind} recipe does not sample rollouts");
+                r = r with { RolloutSection = rollout };
+                r.Rollout(name);
+            }
             bool resumed = pr.GetValue(resume);
             var code = Marked(r, name, resumed, () => Dispatch(r, name, resumed, ct));
             if (ModelCard.Write(r.Output, r, command, File.ReadAllText(path)) is { } card) Console.WriteLine($"model card: {card}");

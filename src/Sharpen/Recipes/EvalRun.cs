@@ -37,6 +37,8 @@ public sealed record EvalSettings
     public string? RewardModel { get; init; }
     /// <summary>Reward server URL that also scores the greedy completions (reward_server_mean, per-row reward_server).</summary>
     public string? RewardUrl { get; init; }
+    /// <summary>The engine that generates the evaluated completions (default: torch). Search strategies run on the torch engine.</summary>
+    public RolloutSpec Rollout { get; init; } = new();
 }
 
 /// <summary>What an evaluation produced: the summary written to summary.json, and the greedy/pass@k/maj@k result when
@@ -84,7 +86,10 @@ public static class EvalRun
             if (rewardModelDir is not null) rewards.Add(new(new ModelReward(rewardModelDir)));
             if (url is not null) rewards.Add(new(new HttpReward(url, "reward_server")));
             var prompts = rows.Select(r => new RlPrompt(r.Prompt, r.Fields)).ToList();
-            var ro = new RolloutEngine(policy, loaded.Tokenizer!).Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = s.MaxNewTokens });
+            var engine = RolloutEngines.Create(s.Rollout, policy, loaded.Tokenizer!);
+            IReadOnlyList<Rollout> ro;
+            try { ro = engine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = s.MaxNewTokens }); }
+            finally { (engine as IDisposable)?.Dispose(); }
             var ctx = RlPrompt.Contexts(prompts, ro);
             var perFunction = rewards.Select(w => (Name: w.Function is ModelReward ? "reward_model" : "reward_server",
                 Scores: w.Function.ScoreAsync(ctx).AsTask().GetAwaiter().GetResult())).ToList();
@@ -131,6 +136,7 @@ public static class EvalRun
         using var rm = s.RewardModel is null ? null : new ModelReward(s.RewardModel);
         if (EvalSearch.IsSearch(search))
         {
+            if (s.Rollout.Engine != "torch") throw new ArgumentException($"search strategies run on the torch engine; --engine {s.Rollout.Engine} works with the plain evaluation (--strategy greedy)");
             var searchLog = new RunLog(outDir);
             var ss = EvalSearch.Run(search!, engine, t, problems, s.Temperature, s.MaxNewTokens, searchLog, rm);
             ss["model"] = modelDir;
@@ -139,7 +145,10 @@ public static class EvalRun
             searchLog.Summary(ss);
             return (ss, null);
         }
-        var result = Evaluator.Run(engine, t, problems, s.Samples, s.Temperature, s.MaxNewTokens, s.Seed);
+        var chosen = s.Rollout.Engine == "torch" && s.Rollout.Options.Count == 0 ? engine : RolloutEngines.Create(s.Rollout, policy, loaded.Tokenizer!);
+        EvalResult result;
+        try { result = Evaluator.Run(chosen, t, problems, s.Samples, s.Temperature, s.MaxNewTokens, s.Seed); }
+        finally { if (!ReferenceEquals(chosen, engine)) (chosen as IDisposable)?.Dispose(); }
         cancel.ThrowIfCancellationRequested();
 
         // Per-problem rows: the greedy completion and its verdict.
@@ -166,6 +175,7 @@ public static class EvalRun
         }
         var summary = result.ToJson();
         summary["strategy"] = "greedy";
+        summary["engine"] = s.Rollout.Engine;
         if (rmScores is not null) summary["reward_model_mean"] = rmScores.Average();
         if (serverScores is not null && serverScores.Any(x => x.HasValue)) summary["reward_server_mean"] = serverScores.Where(x => x.HasValue).Average(x => x!.Value);
         summary["model"] = modelDir;

@@ -12,6 +12,7 @@ using Sharpen.Training.RewardModels;
 using Sharpen.Training.Rl;
 using Sharpen.Training.Sft;
 using Sharpen.Models;
+using Sharpen.Generation;
 
 namespace Sharpen.Recipes;
 
@@ -55,6 +56,30 @@ public sealed record Recipe
     public EvalSection Eval { get; init; } = new();
     /// <summary>RL settings as written; <see cref="RlOptions"/> applies them over the algorithm's preset.</summary>
     [JsonPropertyName("rl")] public JsonObject? RlSection { get; init; }
+    /// <summary>The rollout engine as written: <c>engine</c> (torch | llamacpp | openai), its options, <c>tis</c>, <c>tis_cap</c>;
+    /// see <see cref="RolloutSpec"/>. Kinds that sample: <see cref="RolloutKinds"/>.</summary>
+    [JsonPropertyName("rollout")] public JsonObject? RolloutSection { get; init; }
+
+    /// <summary>The recipe kinds whose sampling a <c>rollout</c> section can hand to another engine.</summary>
+    public static IReadOnlyList<string> RolloutKinds { get; } = ["rl", "online_dpo", "dno", "spin"];
+
+    /// <summary>The <c>rollout</c> section read (defaults: the torch engine); errors name the key.</summary>
+    public RolloutSpec Rollout(string source = "recipe")
+    {
+        if (RolloutSection is { } section)
+        {
+            var engine = section["engine"] is JsonValue v && v.TryGetValue(out string? e) ? e : "torch";
+            RolloutEngineKind kind;
+            try { kind = RolloutEngines.Get(engine); }
+            catch (ArgumentException ex) { throw new RecipeException($"{source}: 'rollout.engine': {ex.Message}"); }
+            var known = RolloutSpec.CommonKeys.Concat(kind.Keys).ToList();
+            if (section.Select(kv => kv.Key).FirstOrDefault(k => !known.Contains(k)) is { } bad)
+                throw new RecipeException($"{source}: {UnknownKey.Message("rollout", bad, known)} (engine '{engine}')");
+        }
+        try { return RolloutSpec.Parse(RolloutSection); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: {e.Message}"); }
+    }
+
     /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
     public List<RewardSection>? Rewards { get; init; }
 
@@ -235,6 +260,13 @@ public sealed record Recipe
                 throw new RecipeException($"{source}: a {recipe.Kind} recipe needs a 'task' (its verifier is the judge; reward models go in 'rewards')");
             if (recipe.Task is null && recipe.Rewards is not null)
                 throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
+        }
+        if (recipe.RolloutSection is not null)
+        {
+            if (!RolloutKinds.Contains(recipe.Kind))
+                throw new RecipeException($"{source}: 'rollout' works with kind {string.Join(", ", RolloutKinds)}; a {recipe.Kind} recipe does not sample rollouts");
+            var spec = recipe.Rollout(source);
+            if (spec.Tis == true && recipe.Kind != "rl") throw new RecipeException($"{source}: 'rollout.tis' corrects a policy-gradient loss; a {recipe.Kind} recipe has none");
         }
         if (recipe.Model.Init is { } init && init.Select(kv => kv.Key).FirstOrDefault(k => !Models.ModelConfig.Keys.Contains(k)) is { } badKey)
             throw new RecipeException($"{source}: {UnknownKey.Message("model.init", badKey, Models.ModelConfig.Keys)}");

@@ -73,7 +73,14 @@ public static class RlPipeline
             : null;
         if (rewardBefore is { } rb) log?.Invoke($"before RL: held-out greedy reward {rb:F4} (n={evalProblems.Count})");
 
-        var trainer = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems };
+        var spec = recipe.Rollout();
+        var engine = recipe.Data.Offline is null && (spec.Engine != "torch" || spec.Options.Count > 0) ? RolloutEngines.Create(spec, policy, tokenizer) : null;
+        using var disposeEngine = engine as IDisposable;
+        if (engine is not null) log?.Invoke($"rollout engine: {spec.Engine}");
+        var trainer = new RlTrainer(policy, tokenizer, options, rewards)
+        {
+            Log = log, Task = task, EvalProblems = evalProblems, Engine = engine, Tis = spec.Tis, TisCap = spec.TisCap,
+        };
         RlResult rl;
         if (recipe.Data.Offline is { } offlinePath)
         {

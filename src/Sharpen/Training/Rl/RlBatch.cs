@@ -38,8 +38,14 @@ sealed class RlBatch
     public SequenceBatch Seq { get; set; } = null!;
     /// <summary>Completion mask <c>(B, A)</c>.</summary>
     public Tensor Mask => Seq.CompletionMask;
-    /// <summary>Behaviour log-probs, as the engine returned them <c>(B, A)</c>.</summary>
+    /// <summary>Old log-probs of the loss <c>(B, A)</c>: the engine's, or the trainer's own recomputation when it recomputes.</summary>
     public Tensor OldLogProbs { get; set; } = null!;
+    /// <summary>The engine's log-probs as it returned them <c>(B, A)</c>.</summary>
+    public Tensor EngineLogProbs { get; set; } = null!;
+    /// <summary>Mean |Δ log-prob| and KL(engine ‖ trainer) when the trainer recomputed the old log-probs.</summary>
+    public (double MeanAbsDiff, double Kl)? Mismatch { get; set; }
+    /// <summary>Truncated importance weights min(π_trainer_old / π_engine, C) <c>(B, A)</c>, or null when TIS is off.</summary>
+    public Tensor? TisWeights { get; set; }
     /// <summary>Reference log-probs <c>(B, A)</c>, or null without a reference.</summary>
     public Tensor? RefLogProbs { get; set; }
     /// <summary>Critic values <c>(B, A)</c>, or null without a critic.</summary>

@@ -35,6 +35,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public IReadOnlyList<Problem> EvalProblems { get; init; } = [];
     /// <summary>The rollout engine; null = the built-in torch engine over the policy. After each update it is told to sync weights.</summary>
     public IRolloutEngine? Engine { get; init; }
+    /// <summary>Truncated importance sampling (Yao et al. 2025) on the policy-gradient term: each token's advantage is weighted by
+    /// min(π_trainer_old / π_engine, <see cref="TisCap"/>). Null: on when the engine is not the trainer's own (torch) engine and the
+    /// policy loss is token-level (ppo_clip, vanilla). Whenever it is on or the engine is another, the trainer recomputes the old
+    /// log-probs with its own forward pass and logs <c>rollout/logprob_abs_diff</c> and <c>rollout/kl_engine_trainer</c>.</summary>
+    public bool? Tis { get; init; }
+    /// <summary>C of the truncated importance weight; default 2.</summary>
+    public double TisCap { get; init; } = 2.0;
 
     readonly RlOptions _o = options.Validate();
     readonly AlgorithmSpec _spec = RlAlgorithms.Get(options.Algorithm);
@@ -85,6 +92,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly IRolloutEngine _engine;
         readonly RolloutEngine _evalEngine;
         readonly ActorUpdate _actor;
+        readonly bool _recompute;               // the trainer recomputes the old log-probs (the engine's are kept for the mismatch)
+        readonly bool _tis;                     // truncated importance weights on the advantages
         readonly NonFiniteGuard _guard = new("rl");
         readonly NonFiniteGuard _criticGuard = new("rl critic");
         IKlController _kl;
@@ -115,6 +124,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             _baseline = new MovingAverageBaseline(_o.BaselineDecay);
             _evalEngine = new RolloutEngine(Policy, Tokenizer);
             _engine = t.Engine ?? _evalEngine;
+            bool tokenLevel = _spec.PolicyLoss.RowsPerUnit == 1 && !_spec.PolicyLoss.OffPolicy;
+            if (t.Tis == true && !tokenLevel)
+                throw new ArgumentException($"rollout.tis weights token advantages; the policy loss of '{_o.Algorithm}' reads sequence advantages (set tis: false)");
+            if (!(t.TisCap >= 1) || double.IsInfinity(t.TisCap)) throw new ArgumentException($"rollout.tis_cap must be a finite number ≥ 1, got {t.TisCap}");
+            _tis = t.Tis ?? (tokenLevel && !_engine.SamplesTrainerPolicy);
+            _recompute = _tis || !_engine.SamplesTrainerPolicy;
             _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard);
             _cursor = new DataCursor(prompts.Count, _o.Seed);
         }
@@ -217,13 +232,24 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             }
         }
 
-        /// <summary>The kept rollouts as token tensors, with the engine's behaviour log-probs <c>(B, A)</c>.</summary>
+        /// <summary>The kept rollouts as token tensors, with the engine's log-probs <c>(B, A)</c>; the old log-probs are the
+        /// engine's, or, when the trainer recomputes them, its own forward pass's (and then the truncated IS weights).</summary>
         void Prepare(RlBatch b)
         {
             int padId = Tokenizer.PadTokenId ?? 0;
             b.Seq = SequenceBatch.Build(b.Rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                 b.Rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
-            b.OldLogProbs = Pad(b.Rollouts.Select(r => r.LogProbs).ToList(), b.Seq.CompletionIds.shape[1]);   // (B, A)
+            b.EngineLogProbs = Pad(b.Rollouts.Select(r => r.LogProbs).ToList(), b.Seq.CompletionIds.shape[1]) * b.Mask;   // (B, A)
+            if (!_recompute) { b.OldLogProbs = b.EngineLogProbs; return; }
+            bool wasTraining = Policy.training;
+            Policy.eval();
+            try
+            {
+                using (no_grad()) b.OldLogProbs = Batched(b.Seq, m => Scoring.CompletionLogProbs(Policy, m)) * b.Mask;   // (B, A)
+            }
+            finally { if (wasTraining) Policy.train(); }
+            b.Mismatch = TruncatedImportance.Mismatch(b.OldLogProbs, b.EngineLogProbs, b.Mask);
+            if (_tis) b.TisWeights = TruncatedImportance.Weights(b.OldLogProbs, b.EngineLogProbs, b.Mask, _t.TisCap);   // (B, A)
         }
 
         /// <summary>Reference log-probs and critic values, without gradients; the per-token KL to the reference.</summary>
@@ -265,6 +291,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         UpdateMetrics UpdateActor(RlBatch b, int it, out double trainTokens, out int trainedRows)
         {
             var m = new UpdateMetrics();
+            var advantages = b.TisWeights is { } w ? b.Advantages * w : b.Advantages;   // min(π_trainer/π_engine, C)·A: the weighted PG term
             trainTokens = 0;
             trainedRows = b.Rollouts.Count;
             if (it < _o.CriticWarmupIterations) return m;
@@ -279,11 +306,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 if (keep.Length > 0)
                 {
                     var rows = tensor(keep);
-                    trainTokens = _actor.Run(b.Seq.Rows(rows), b.OldLogProbs.index_select(0, rows), b.Advantages.index_select(0, rows),
+                    trainTokens = _actor.Run(b.Seq.Rows(rows), b.OldLogProbs.index_select(0, rows), advantages.index_select(0, rows),
                         b.SequenceAdvantages.index_select(0, rows), b.RefLogProbs?.index_select(0, rows), b.Beta, it, m);
                 }
             }
-            else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, b.Advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m);
+            else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m);
             _engine.SyncWeights(Policy);
             return m;
         }
@@ -340,6 +367,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 ["train_tokens_per_s"] = Math.Round(trainTokens / Math.Max(b.Timing["update_actor"], 1e-9), 1),
             };
             if (accuracy is { } acc) row["accuracy"] = acc;
+            if (b.Mismatch is var (absDiff, engineKl)) { row["rollout/logprob_abs_diff"] = absDiff; row["rollout/kl_engine_trainer"] = engineKl; }
+            if (b.TisWeights is { } tw)
+            {
+                double tokens = Math.Max(1, b.Mask.sum().item<float>());
+                row["rollout/tis_weight_mean"] = tw.sum().item<float>() / tokens;
+                row["rollout/tis_capped_fraction"] = ((tw >= _t.TisCap * (1 - 1e-6)).to_type(ScalarType.Float32) * b.Mask).sum().item<float>() / tokens;
+            }
             if (b.GreedyRewards is not null) row["greedy_reward_mean"] = b.GreedyRewards.Average();
             if (_o.DynamicSampling && _o.SamplesPerPrompt > 1 && _spec.Estimator.GroupRelative) { row["sampling_rounds"] = b.Rounds; row["trained_groups"] = b.Prompts.Count; }
             if (_critic is not null) { row["value_loss"] = valueLoss; row["value_clip_fraction"] = valueClip; }
