@@ -82,6 +82,8 @@ public sealed record Recipe
 
     /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
     public List<RewardSection>? Rewards { get; init; }
+    /// <summary>Multi-turn RL (<c>kind: rl</c>): the environment the policy plays instead of prompts; see <see cref="EnvSection"/>.</summary>
+    public EnvSection? Env { get; init; }
 
     /// <summary>Preference-optimisation settings as written; <see cref="PreferenceOptions"/> applies them over the defaults.</summary>
     [JsonPropertyName("preference")] public JsonObject? PreferenceSection { get; init; }
@@ -241,10 +243,17 @@ public sealed record Recipe
         }
         if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
         if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
+        if (recipe.Env is not null && recipe.Kind != "rl") throw new RecipeException($"{source}: 'env' works with kind rl, not {recipe.Kind}");
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
-            if (recipe.Task is null)
+            if (recipe.Env is { } env)
+            {
+                env.Validate(source);
+                if (recipe.Task is not null || recipe.Data.Train is not null || recipe.Rewards is not null || recipe.Data.Offline is not null)
+                    throw new RecipeException($"{source}: an rl recipe with 'env' takes its episodes and rewards from the environment; remove 'task', 'data.train', 'data.offline' and 'rewards'");
+            }
+            else if (recipe.Task is null)
             {
                 if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url)))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
@@ -282,7 +291,7 @@ public sealed record Recipe
             catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
         }
         if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
-        if (recipe.Task is null && recipe.Data.Train is null)
+        if (recipe.Task is null && recipe.Data.Train is null && recipe.Env is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
         return recipe;
     }
@@ -362,6 +371,74 @@ public sealed record TaskSection
             throw new RecipeException($"{source}: 'task' options: {e.Message}");
         }
         return TaskRegistry.Create(Name, options);
+    }
+}
+
+/// <summary>
+/// The <c>env</c> section of a multi-turn <c>rl</c> recipe: a built-in environment by <see cref="Name"/> (its option keys
+/// beside it, e.g. <c>low</c>, <c>high</c>, <c>max_turns</c> for guess-number) or a server by <see cref="Url"/>, plus the
+/// rollout's <see cref="Turns"/> and <see cref="TokenBudget"/>.
+/// </summary>
+public sealed record EnvSection
+{
+    /// <summary>A built-in environment (<see cref="Environments.EnvironmentRegistry.Names"/>), or the label of a server's metrics with <see cref="Url"/>.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>An environment server's base URL (<c>POST /reset</c>, <c>POST /step</c>; see docs/recipes.md).</summary>
+    public string? Url { get; init; }
+    /// <summary>Most assistant turns per trajectory (default: the environment's own <c>max_turns</c>, or 8 for a server).</summary>
+    public int? Turns { get; init; }
+    /// <summary>Token budget of a whole trajectory (prompt, environment text and the policy's tokens). Default 512.</summary>
+    public int TokenBudget { get; init; } = 512;
+    /// <summary>Server only: the characters of its observations and actions, for a character tokenizer (<c>model.tokenizer: task</c>).</summary>
+    public string Alphabet { get; init; } = "";
+    /// <summary>Server only: seconds one request may take.</summary>
+    public double TimeoutSeconds { get; init; } = 30;
+    /// <summary>Server only: how often a transient failure is retried.</summary>
+    public int Retries { get; init; } = 2;
+    /// <summary>The environment's option keys (snake_case of its options record, e.g. <c>GuessNumberOptions</c>); for a server, sent with every reset.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
+
+    static readonly Dictionary<string, Type> OptionTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["guess-number"] = typeof(Environments.GuessNumberOptions), ["wordle"] = typeof(Environments.WordleOptions),
+        ["twenty-questions"] = typeof(Environments.TwentyQuestionsOptions), ["maze"] = typeof(Environments.MazeOptions),
+        ["countdown-tool"] = typeof(Environments.CountdownToolOptions),
+    };
+
+    /// <summary>The built-in environment's options (null for a server or no option keys); errors name the key.</summary>
+    public Environments.EnvironmentOptions? BuildOptions(string source)
+    {
+        if (Url is not null) return null;
+        if (!Environments.EnvironmentRegistry.Names.Contains(Name, StringComparer.OrdinalIgnoreCase))
+            throw new RecipeException($"{source}: 'env.name' is '{Name}'; known: {string.Join(", ", Environments.EnvironmentRegistry.Names)} (or give 'env.url' for a server)");
+        if (!OptionTypes.TryGetValue(Name, out var type))
+        {
+            if (Options is { Count: > 0 }) throw new RecipeException($"{source}: 'env' options ({string.Join(", ", Options.Keys)}) are not read for '{Name}' in recipes; set them from code");
+            return null;
+        }
+        try
+        {
+            var obj = new JsonObject();
+            foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            var options = (Environments.EnvironmentOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'env' options"));
+            options.Validate();
+            return options;
+        }
+        catch (JsonException e) { throw new RecipeException($"{source}: {UnknownKey.Describe(e, "env")}"); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'env' options: {e.Message}"); }
+    }
+
+    /// <summary>Checks the section; errors name the key.</summary>
+    public void Validate(string source)
+    {
+        if (Url is null && string.IsNullOrWhiteSpace(Name)) throw new RecipeException($"{source}: 'env' needs 'name' (a built-in environment) or 'url' (an environment server)");
+        if (Url is not null && !(Uri.TryCreate(Url, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+            throw new RecipeException($"{source}: 'env.url' must be an http(s) URL, got '{Url}'");
+        BuildOptions(source);
+        if (Turns is < 1) throw new RecipeException($"{source}: 'env.turns' must be 1 or more, got {Turns}");
+        if (TokenBudget < 2) throw new RecipeException($"{source}: 'env.token_budget' must be 2 or more, got {TokenBudget}");
+        if (!(TimeoutSeconds > 0) || !double.IsFinite(TimeoutSeconds)) throw new RecipeException($"{source}: 'env.timeout_seconds' must be a positive number, got {TimeoutSeconds}");
+        if (Retries < 0) throw new RecipeException($"{source}: 'env.retries' must be 0 or more, got {Retries}");
     }
 }
 

@@ -1,3 +1,4 @@
+using Sharpen.Environments;
 using Sharpen.Generation;
 using static TorchSharp.torch;
 using Sharpen.Rewards;
@@ -30,6 +31,10 @@ sealed class RlBatch
     public int Correct { get; set; }
     /// <summary>Tokens generated (samples and greedy completions).</summary>
     public double GeneratedTokens { get; set; }
+    /// <summary>Multi-turn only: the kept rows' trajectories.</summary>
+    public List<Trajectory>? Trajectories { get; init; }
+    /// <summary>Multi-turn only: every played trajectory (all sampling rounds), for success rate and turns.</summary>
+    public List<Trajectory> AllTrajectories { get; } = [];
     /// <summary>Seconds per phase.</summary>
     public Dictionary<string, double> Timing { get; } = [];
 
@@ -58,6 +63,8 @@ sealed class RlBatch
     public Tensor Advantages { get; set; } = null!;
     /// <summary>Sequence advantages (or KL-regularised rewards) <c>(B)</c>.</summary>
     public Tensor SequenceAdvantages { get; set; } = null!;
+    /// <summary>Multi-turn only: each turn's reward at its last policy token <c>(B, A)</c>.</summary>
+    public Tensor? TokenRewards { get; set; }
     /// <summary>Value targets <c>(B, A)</c> (critic).</summary>
     public Tensor? Returns { get; set; }
     /// <summary>Share of generated groups whose rewards are all equal (NaN for G = 1).</summary>

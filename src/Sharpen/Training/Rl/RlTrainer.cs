@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Sharpen.Algorithms;
 using Sharpen.Checkpoints;
 using Sharpen.Data;
+using Sharpen.Environments;
 using Sharpen.Evaluation;
 using Sharpen.Generation;
 using Sharpen.Models;
@@ -42,6 +43,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public bool? Tis { get; init; }
     /// <summary>C of the truncated importance weight; default 2.</summary>
     public double TisCap { get; init; } = 2.0;
+    /// <summary>Multi-turn RL: episodes in this environment instead of prompts (run with <see cref="RunEnvironment"/>).</summary>
+    public RlEnvironment? Environment { get; init; }
 
     readonly RlOptions _o = options.Validate();
     readonly AlgorithmSpec _spec = RlAlgorithms.Get(options.Algorithm);
@@ -49,12 +52,22 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     /// <summary>Runs the iterations; writes metrics.jsonl, summary.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
     public RlResult Run(IReadOnlyList<RlPrompt> prompts, string outDir, bool resume = false, CancellationToken cancel = default)
     {
-        if (prompts.Count == 0) throw new ArgumentException("no prompts");
+        if (prompts.Count == 0 && Environment is null) throw new ArgumentException("no prompts");
+        if (Environment is not null && _spec.UsesGreedyBaseline)
+            throw new ArgumentException($"rl.algorithm '{_o.Algorithm}' needs a greedy completion of each prompt, which has no meaning for multi-turn episodes; use grpo, rloo, reinforce or ppo with 'env'");
         using var session = new Session(this, prompts, cancel);
         var loop = new IterationLoop(outDir, _o.Iterations, _o.CheckpointEvery, _o.KeepCheckpoints) { Log = Log };
         var (completed, finalDir, seconds) = loop.Run(session, resume, cancel);
         return new RlResult(completed, session.Eval, finalDir, seconds);
     }
+
+    /// <summary>Multi-turn RL in <see cref="Environment"/>; writes the same files as <see cref="Run"/>, plus
+    /// <c>eval_transcripts.jsonl</c> (the last held-out evaluation's trajectories).</summary>
+    public RlResult RunEnvironment(string outDir, bool resume = false, CancellationToken cancel = default) =>
+        Environment is null ? throw new InvalidOperationException("RunEnvironment needs the trainer's Environment") : Run([], outDir, resume, cancel);
+
+    /// <summary>The last held-out environment evaluation of a <see cref="RunEnvironment"/> run.</summary>
+    public EnvironmentEvalResult? EnvironmentEval { get; private set; }
 
     /// <summary>Offline TOPR on scored completions; see <see cref="ToprOfflineTrainer"/>.</summary>
     public RlResult RunOffline(IReadOnlyList<ScoredCompletion> data, string outDir, CancellationToken cancel = default) =>
@@ -131,7 +144,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             _tis = t.Tis ?? (tokenLevel && !_engine.SamplesTrainerPolicy);
             _recompute = _tis || !_engine.SamplesTrainerPolicy;
             _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard);
-            _cursor = new DataCursor(prompts.Count, _o.Seed);
+            _cursor = new DataCursor(Math.Max(1, prompts.Count), _o.Seed);
         }
 
         public IterationReport Iterate(int it)
@@ -171,6 +184,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         /// PromptsPerIteration groups whose rewards differ, or MaxSamplingRounds rounds were drawn.</summary>
         RlBatch Collect(int it)
         {
+            if (_t.Environment is { } env) return CollectEpisodes(it, env);
             var b = new RlBatch();
             int g = _o.SamplesPerPrompt;
             bool dynamic = _o.DynamicSampling && g > 1 && _spec.Estimator.GroupRelative;
@@ -194,6 +208,65 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 KeepGroups(b, round, ro, total, dynamic);
                 b.Timing["score"] = b.Timing.GetValueOrDefault("score") + sw.Elapsed.TotalSeconds;
             } while (dynamic && b.Prompts.Count < _o.PromptsPerIteration && b.Rounds < _o.MaxSamplingRounds);
+            return b;
+        }
+
+        /// <summary>
+        /// Multi-turn collection: P seeds × G trajectories (a group shares its seed, rows of a group adjacent) played in
+        /// lock-step through the engine; each trajectory becomes one row, its first context as the prompt and everything
+        /// after it (the policy's turns and the environment's text between them) as the "completion", whose loss mask
+        /// (<see cref="MultiTurnBatch"/>) is 1 on the policy's tokens only. The row's reward is the trajectory's return.
+        /// With dynamic sampling, more rounds of seeds until P groups whose returns differ were kept.
+        /// </summary>
+        RlBatch CollectEpisodes(int it, RlEnvironment env)
+        {
+            var b = new RlBatch { Trajectories = [] };
+            int g = _o.SamplesPerPrompt, p = _o.PromptsPerIteration;
+            bool dynamic = _o.DynamicSampling && g > 1 && _spec.Estimator.GroupRelative;
+            do
+            {
+                var sw = Stopwatch.StartNew();
+                var groupSeeds = Enumerable.Range(0, p).Select(k => env.TrainSeedOffset + (it * _o.MaxSamplingRounds + b.Rounds) * p + k).ToArray();
+                var seeds = groupSeeds.SelectMany(s => Enumerable.Repeat(s, g)).ToArray();
+                var envs = seeds.Select(_ => env.Create()).ToArray();
+                var options = env.Rollout with
+                {
+                    Sampling = env.Rollout.Sampling with
+                    {
+                        SamplesPerPrompt = 1, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens, MaxBatchSequences = 512,
+                        Seed = (long)_o.Seed * 1_000_003 + it * 1_000L + 7_919L * 1_000_003 * b.Rounds,
+                    },
+                };
+                IReadOnlyList<Trajectory> played;
+                try { played = new MultiTurnRollout(_engine, options, env.Renderer).RunAsync(envs, seeds, _cancel).GetAwaiter().GetResult(); }
+                finally { foreach (var e in envs) (e as IDisposable)?.Dispose(); }
+                b.Timing["generate"] = b.Timing.GetValueOrDefault("generate") + sw.Elapsed.TotalSeconds;
+                if (played.FirstOrDefault(t => t.Turns.Count == 0) is { } empty)
+                    throw new InvalidOperationException($"environment '{empty.Environment}' (seed {empty.Seed}): the first observation fills the token budget ({env.Rollout.MaxTrajectoryTokens}); raise env.token_budget");
+                b.GeneratedTokens += played.Sum(t => t.Turns.Sum(x => x.TokenIds!.Length));
+                var returns = played.Select(t => t.Return).ToArray();
+                b.AllRewards.AddRange(returns);
+                b.AllTrajectories.AddRange(played);
+                b.Correct += played.Count(t => t.Succeeded);
+                b.Rounds++;
+                var signal = g > 1 ? RowsOfGroupsWithSignal(returns, g).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
+                bool lastChance = dynamic && b.Prompts.Count == 0 && b.Rounds >= _o.MaxSamplingRounds;
+                for (int k = 0; k < p && b.Prompts.Count < p; k++)
+                {
+                    if (dynamic && !lastChance && !signal.Contains(k)) continue;
+                    for (int j = 0; j < g; j++)
+                    {
+                        var t = played[k * g + j];
+                        var seq = TrajectorySequence.FromTokens(t);
+                        int c0 = t.Turns[0].ContextIds!.Length;
+                        b.Rollouts.Add(new Rollout(b.Prompts.Count, j, seq.InputIds[..c0], seq.InputIds[c0..], "", seq.OldLogProbs![c0..],
+                            t.Truncated ? StopReason.MaxTokens : StopReason.Eos));
+                        b.Trajectories.Add(t);
+                        b.Rewards.Add(t.Return);
+                    }
+                    b.Prompts.Add(new RlPrompt($"{played[k * g].Environment} seed {groupSeeds[k]}", new Dictionary<string, string> { ["seed"] = groupSeeds[k].ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+                }
+            } while (dynamic && b.Prompts.Count < p && b.Rounds < _o.MaxSamplingRounds);
             return b;
         }
 
@@ -237,6 +310,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         void Prepare(RlBatch b)
         {
             int padId = Tokenizer.PadTokenId ?? 0;
+            if (b.Trajectories is { } played)
+            {
+                // Multi-turn: the "completion" holds the environment's text too; only the policy's tokens are trained on,
+                // and each turn's reward sits at its last token (for token-level estimators).
+                var mt = MultiTurnBatch.Build(played, padId);
+                (b.Seq, b.OldLogProbs, b.TokenRewards) = (mt.Seq, mt.OldLogProbs, mt.TurnRewards);
+                return;
+            }
             b.Seq = SequenceBatch.Build(b.Rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                 b.Rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
             b.EngineLogProbs = Pad(b.Rollouts.Select(r => r.LogProbs).ToList(), b.Seq.CompletionIds.shape[1]) * b.Mask;   // (B, A)
@@ -278,8 +359,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             if (_o.RewardClip > 0) r = r.clamp(-_o.RewardClip, _o.RewardClip);
             int g = _o.SamplesPerPrompt;
             var greedy = b.GreedyRewards is null ? null : tensor(b.GreedyRewards).to(ScalarType.Float32).repeat_interleave(g);   // (B)
+            var tokenRewards = b.TokenRewards is { } tr && _o.RewardClip > 0 ? tr.clamp(-_o.RewardClip, _o.RewardClip) : b.TokenRewards;
             var ctx = new AdvantageContext(r, b.Mask, g, b.TokenKl, b.Beta, _spec.Kl == KlPlacement.InReward && b.RefLogProbs is not null,
-                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.ScaleByStd);
+                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.ScaleByStd, tokenRewards);
             var est = _spec.Estimator.Estimate(ctx);
             b.Advantages = _o.WhitenAdvantages ? AdvantageEstimators.Whiten(est.Advantages, b.Mask) * b.Mask : est.Advantages;
             b.SequenceAdvantages = est.SequenceAdvantages;
@@ -374,6 +456,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 row["rollout/tis_weight_mean"] = tw.sum().item<float>() / tokens;
                 row["rollout/tis_capped_fraction"] = ((tw >= _t.TisCap * (1 - 1e-6)).to_type(ScalarType.Float32) * b.Mask).sum().item<float>() / tokens;
             }
+            if (b.Trajectories is not null)
+            {
+                row["success_rate"] = b.Correct / (double)b.AllTrajectories.Count;
+                row["mean_turns"] = b.AllTrajectories.Average(t => (double)t.Turns.Count);
+                row["completion_length"] = b.Trajectories.Average(t => (double)t.Turns.Sum(x => x.TokenIds!.Length));   // the policy's tokens
+            }
             if (b.GreedyRewards is not null) row["greedy_reward_mean"] = b.GreedyRewards.Average();
             if (_o.DynamicSampling && _o.SamplesPerPrompt > 1 && _spec.Estimator.GroupRelative) { row["sampling_rounds"] = b.Rounds; row["trained_groups"] = b.Prompts.Count; }
             if (_critic is not null) { row["value_loss"] = valueLoss; row["value_clip_fraction"] = valueClip; }
@@ -391,13 +479,34 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             }
             row["memory/rss_mb"] = Math.Round(Torch.ProcessMemory.ResidentBytes() / 1048576.0, 1);
             row["memory/peak_rss_mb"] = Math.Round(Torch.ProcessMemory.PeakResidentBytes() / 1048576.0, 1);
+            if (_t.Environment is { } env && _o.EvalProblems > 0 && ((_o.EvalEvery > 0 && (it + 1) % _o.EvalEvery == 0) || lastOne))
+            {
+                phase.Restart();
+                var ee = EvaluateEnvironment(env);
+                (row["eval_success_rate"], row["eval_mean_turns"], row["eval_mean_return"]) = (ee.SuccessRate, ee.MeanTurns, ee.MeanReturn);
+                b.Timing["eval"] = Lap(phase);
+                row["timing/eval"] = Math.Round(b.Timing["eval"], 3);
+            }
             _trainSeconds += b.Timing.Where(kv => kv.Key != "eval").Sum(kv => kv.Value);
             row["train_seconds"] = Math.Round(_trainSeconds, 3);
             _t.Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {b.AllRewards.Average():F3}" + (accuracy is { } ac2 ? $"  acc {ac2:P1}" : "") +
                            (b.RefLogProbs is null ? "" : $"  kl {klMean:F4}") + $"  len {b.Rollouts.Average(x => x.CompletionIds.Length):F1}" +
                            $"  gen {b.Timing["generate"]:F1}s upd {b.Timing["update_actor"]:F1}s" +
-                           (row["eval_accuracy"] is not null ? $"  eval_acc {Eval!.Accuracy:P1}" : ""));
+                           (row["eval_accuracy"] is not null ? $"  eval_acc {Eval!.Accuracy:P1}" : "") +
+                           (b.Trajectories is null ? "" : $"  success {row["success_rate"]!.GetValue<double>():P1}  turns {row["mean_turns"]!.GetValue<double>():F2}") +
+                           (row["eval_success_rate"] is { } es ? $"  eval_success {es.GetValue<double>():P1}" : ""));
             return new IterationReport(row, Stop: _o.MaxSeconds > 0 && _trainSeconds >= _o.MaxSeconds);
+        }
+
+        /// <summary>Greedy episodes on the held-out seeds; the trajectories go to eval_transcripts.jsonl by <see cref="Summary"/>.</summary>
+        EnvironmentEvalResult EvaluateEnvironment(RlEnvironment env)
+        {
+            var seeds = env.EvalSeeds ?? Enumerable.Range(0, _o.EvalProblems).ToArray();
+            var options = env.Rollout with { Sampling = env.Rollout.Sampling with { SamplesPerPrompt = 1, Temperature = 0, MaxNewTokens = _o.MaxNewTokens } };
+            using var _ = no_grad();
+            var result = EnvironmentEvaluator.Run(_evalEngine, env.Create, seeds, options, env.Renderer, cancel: _cancel);
+            _t.EnvironmentEval = result;
+            return result;
         }
 
         // ---------------------------------------------------------------- checkpoint state
@@ -421,7 +530,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         public void Restore(string latest, JsonObject s)
         {
-            _cursor = new DataCursor(_prompts.Count, _o.Seed, s["epoch"]!.GetValue<int>(), s["position"]!.GetValue<int>());
+            _cursor = new DataCursor(Math.Max(1, _prompts.Count), _o.Seed, s["epoch"]!.GetValue<int>(), s["position"]!.GetValue<int>());
             _actor.Steps = s["optimizer_steps"]!.GetValue<int>();
             if (s["baseline"] is { } b) _baseline.Restore(b.GetValue<double>());
             if (s["kl_beta"] is { } kb) _kl = _o.TargetKl is { } t2 ? new AdaptiveKlController(kb.GetValue<double>(), t2, _o.KlHorizon) : new FixedKlController(kb.GetValue<double>());
@@ -445,6 +554,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             };
             if (_guard.Skipped + _criticGuard.Skipped > 0) summary["skipped_nonfinite_steps"] = _guard.Skipped + _criticGuard.Skipped;
             if (Eval is not null) foreach (var (k, v) in Eval.ToJson()) summary[k] = v?.DeepClone();
+            if (_t.EnvironmentEval is { } ee)
+            {
+                foreach (var (k, v) in ee.ToJson()) summary[k] = v?.DeepClone();
+                var transcripts = Path.Combine(Path.GetDirectoryName(finalDir)!, "eval_transcripts.jsonl");
+                TrajectoryJsonl.Write(transcripts, ee.Trajectories, includeTokens: false);
+                summary["transcripts"] = transcripts;
+            }
             return summary;
         }
 
