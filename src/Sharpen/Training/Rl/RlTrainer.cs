@@ -170,7 +170,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             return report;
         }
 
-        static readonly bool MemLogOn = Environment.GetEnvironmentVariable("SHARPEN_MEMLOG") == "1";
+        static readonly bool MemLogOn = System.Environment.GetEnvironmentVariable("SHARPEN_MEMLOG") == "1";
         static void MemLog(string phase)
         {
             if (!MemLogOn) return;
