@@ -53,6 +53,15 @@ public static class BenchReport
                     sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["fast"]} | {r["reference"]} | {r["speedup"]}x |");
                 sb.AppendLine();
             }
+            if (gen["llamacpp"] is JsonArray llama && llama.Count > 0)
+            {
+                sb.AppendLine("The built-in engine against llama.cpp (LLamaSharp 0.30.0, CPU backend, f32 GGUF of the same weights, same threads), measured back to back per row:\n");
+                sb.AppendLine("| model | batch | torch tokens/s | llama.cpp tokens/s | torch / llama.cpp | target |");
+                sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+                foreach (var r in llama)
+                    sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["torch_tokens_per_s"]} | {r["llamacpp_tokens_per_s"]} | {r["torch_over_llamacpp"]} | {((int)r["batch"]! >= 64 ? "≥ 1.0" : (int)r["batch"]! == 1 ? "≥ 0.7" : "—")} |");
+                sb.AppendLine();
+            }
             if (gen["h2o"] is JsonArray h2o && h2o.Count > 0)
             {
                 sb.AppendLine("H₂O KV eviction on long completions (heavy hitters + recent window; agreement = share of greedy tokens equal to the full cache's, position by position, before the first difference and overall):\n");
@@ -97,6 +106,7 @@ public static class BenchReport
         if (preferences is not null) sb.Append(PreferenceReport.Table(preferences));
         sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
         sb.Append(ServeBench.Table(Read(Path.Combine(resultsDir, "serve.json"))));
+        sb.Append(MemoryBench.Table(Read(Path.Combine(resultsDir, "memory.json"))));
         return sb.ToString();
     }
 

@@ -49,13 +49,7 @@ public static class RlBench
     /// <summary>The driver: prepares an SFT checkpoint, runs each algorithm in a child process, writes results.</summary>
     public static JsonObject Run(Action<string> log, string workDir, string childCommand, double budgetSeconds = 90, int sftSteps = 300)
     {
-        Directory.CreateDirectory(workDir);
-        var sftDir = Path.Combine(workDir, "sft");
-        if (!File.Exists(Path.Combine(sftDir, "final", "model.safetensors")))
-        {
-            log($"preparing the SFT model ({sftSteps} steps) in {sftDir}");
-            SftPipeline.Run(SftRecipe(sftDir, sftSteps), log);
-        }
+        PrepareSft(log, workDir, sftSteps);
         var rows = new JsonArray();
         foreach (var algo in Algorithms)
         {
@@ -78,8 +72,20 @@ public static class RlBench
         return new JsonObject { ["benchmark"] = "rl", ["budget_seconds"] = budgetSeconds, ["rows"] = rows };
     }
 
-    /// <summary>One algorithm in this process (what the child runs).</summary>
-    public static void RunOne(string algorithm, string workDir, double budgetSeconds)
+    /// <summary>Trains the shared SFT model into <paramref name="workDir"/>/sft unless it is there.</summary>
+    public static void PrepareSft(Action<string> log, string workDir, int sftSteps = 300)
+    {
+        Directory.CreateDirectory(workDir);
+        var sftDir = Path.Combine(workDir, "sft");
+        if (!File.Exists(Path.Combine(sftDir, "final", "model.safetensors")))
+        {
+            log($"preparing the SFT model ({sftSteps} steps) in {sftDir}");
+            SftPipeline.Run(SftRecipe(sftDir, sftSteps), log);
+        }
+    }
+
+    /// <summary>RL prompts (fresh problems, none in the SFT files), the 200 held-out problems and the task.</summary>
+    public static (List<RlPrompt> Prompts, List<Problem> Test, IVerifiableTask Task) Data(string workDir)
     {
         var sftDir = Path.Combine(workDir, "sft");
         var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftDir, "data", "countdown.jsonl"));
@@ -89,6 +95,14 @@ public static class RlBench
             .Select(e => e.Fields.GetValueOrDefault("id") ?? e.Prompt).ToHashSet();
         var prompts = task.Generate(30_000, seed: 2).Where(p => seen.Add(p.Id)).Select(RlPrompt.From).ToList();
         var test = JsonlDataset.LoadSft(testFile).Items.Select(SftPipeline.ToProblem).Take(200).ToList();
+        return (prompts, test, task);
+    }
+
+    /// <summary>One algorithm in this process (what the child runs).</summary>
+    public static void RunOne(string algorithm, string workDir, double budgetSeconds)
+    {
+        var sftDir = Path.Combine(workDir, "sft");
+        var (prompts, test, task) = Data(workDir);
         var loaded = HfCheckpoint.Load(Path.Combine(sftDir, "final"), requireTokenizer: true);
         using var policy = loaded.Model;
         var options = OptionsFor(algorithm, budgetSeconds, seed: 1);

@@ -185,14 +185,17 @@ public static class SoakBench
     };
 
     /// <summary>
-    /// RSS after warm-up (the first 20% of a process's samples dropped): the mean of the first and last quarter of what is
-    /// left, their difference, and the least-squares slope in MB per minute. Growth counts when the difference exceeds
-    /// max(5% of the mean, 10 MB).
+    /// RSS after warm-up (warm-up ends at the first sample that reaches 90% of the process's peak: a fixed fraction of the
+    /// samples cut inside the ramp of a slow start and read the ramp as growth): the mean of the first and last quarter of
+    /// what is left, their difference, and the least-squares slope in MB per minute. Growth counts when the difference
+    /// exceeds max(5% of the mean, 10 MB).
     /// </summary>
-    static JsonObject Growth(JsonArray samples)
+    internal static JsonObject Growth(JsonArray samples)
     {
         var pts = samples.Select(r => (T: r![0]!.GetValue<double>(), Mb: r[2]!.GetValue<double>())).ToList();
-        var after = pts.Skip(pts.Count / 5).ToList();
+        double peak = pts.Count == 0 ? 0 : pts.Max(p => p.Mb);
+        int warm = pts.FindIndex(p => p.Mb >= 0.9 * peak);
+        var after = pts.Skip(Math.Max(0, warm)).ToList();
         if (after.Count < 4) return new JsonObject { ["samples"] = pts.Count, ["grows_after_warmup"] = null };
         int q = Math.Max(1, after.Count / 4);
         double first = after.Take(q).Average(p => p.Mb), last = after.TakeLast(q).Average(p => p.Mb), mean = after.Average(p => p.Mb);

@@ -9,6 +9,7 @@ public static class SharpenCli
     /// <summary>Builds the root command with every subcommand and the global <c>--debug</c> flag.</summary>
     public static (RootCommand Root, Option<bool> Debug) Build()
     {
+        Sharpen.LlamaCpp.LlamaCppEngines.Register();   // rollout engine 'llamacpp' for recipes and --engine
         var root = new RootCommand("sharpen: teach language models with rewards (RL, preferences, process supervision, search) on TorchSharp.");
         var debug = new Option<bool>("--debug") { Description = "On an error, print the stack trace after the one-line message", Recursive = true };
         root.Options.Add(debug);

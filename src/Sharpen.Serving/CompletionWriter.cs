@@ -1,4 +1,5 @@
 using System.Text;
+using System.Threading.Channels;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Sharpen.Generation;
@@ -7,11 +8,12 @@ using Sharpen.Tokenizers;
 namespace Sharpen.Serving;
 
 /// <summary>
-/// Writes one finished job as an OpenAI response: a <c>text_completion</c> / <c>chat.completion</c> object, or the same
-/// as server-sent event chunks (one per token, then the finish reason, optionally the usage, then <c>data: [DONE]</c>).
+/// Writes a job as an OpenAI response: a finished job as one <c>text_completion</c> / <c>chat.completion</c> object, or a
+/// running one as server-sent event chunks sent while its tokens are sampled (one per token that adds text, or per token
+/// when log-probs are asked for; then each choice's finish reason, optionally the usage, then <c>data: [DONE]</c>).
 /// Choice i is prompt i / n, sample i % n.
 /// </summary>
-sealed class CompletionWriter(PolicyHost host, ParsedRequest request, GenerationResult result, bool chat)
+sealed class CompletionWriter(PolicyHost host, ParsedRequest request, bool chat)
 {
     readonly ITokenizer _tok = host.Tokenizer;
     readonly string _id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
@@ -22,8 +24,8 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
 
     JsonObject Envelope(string obj) => new() { ["id"] = _id, ["object"] = obj, ["created"] = _created, ["model"] = host.ModelId };
 
-    /// <summary>The whole response as one JSON object.</summary>
-    public JsonObject Json()
+    /// <summary>The whole response to the finished job as one JSON object.</summary>
+    public JsonObject Json(GenerationResult result)
     {
         var choices = new JsonArray();
         for (int i = 0; i < result.Rollouts.Count; i++)
@@ -33,7 +35,7 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
             var choice = new JsonObject { ["index"] = i };
             if (chat) choice["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text };
             else choice["text"] = text;
-            choice["logprobs"] = request.Logprobs ? Logprobs(i, 0, r.CompletionIds.Length) : null;
+            choice["logprobs"] = request.Logprobs ? Logprobs(r, result.TopLogprobs?[i]) : null;
             choice["finish_reason"] = OpenAiProtocol.FinishReason(r.Stop);
             choices.Add(choice);
         }
@@ -43,18 +45,24 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
         return json;
     }
 
-    // Log-probs of tokens [from, to) of rollout i, in the endpoint's format.
-    JsonObject Logprobs(int i, int from, int to)
+    // Log-probs of every token of rollout r, in the endpoint's format.
+    JsonObject Logprobs(Rollout r, TokenLogProb[][]? top)
     {
-        var r = result.Rollouts[i];
-        var top = result.TopLogprobs?[i];
+        var tokens = Enumerable.Range(0, r.CompletionIds.Length)
+            .Select(t => (r.CompletionIds[t], r.LogProbs[t], top?[t], _tok.Decode(r.CompletionIds.Take(t), skipSpecialTokens: true).Length));
+        return LogprobsJson(tokens);
+    }
+
+    // Log-probs of the given tokens (id, log-prob, top alternatives, text offset), in the endpoint's format.
+    JsonObject LogprobsJson(IEnumerable<(int Id, float LogProb, TokenLogProb[]? Top, int Offset)> items)
+    {
         if (chat)
         {
             var content = new JsonArray();
-            for (int t = from; t < to; t++)
+            foreach (var x in items)
             {
-                var entry = Entry(r.CompletionIds[t], r.LogProbs[t]);
-                entry["top_logprobs"] = new JsonArray(top?[t].Select(x => (JsonNode)Entry(x.Id, x.LogProb)).ToArray() ?? []);
+                var entry = Entry(x.Id, x.LogProb);
+                entry["top_logprobs"] = new JsonArray(x.Top?.Select(a => (JsonNode)Entry(a.Id, a.LogProb)).ToArray() ?? []);
                 content.Add(entry);
             }
             return new JsonObject { ["content"] = content, ["refusal"] = null };
@@ -62,16 +70,16 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
         var tokens = new JsonArray();
         var logprobs = new JsonArray();
         var offsets = new JsonArray();
-        JsonArray? tops = top is null ? null : [];
-        for (int t = from; t < to; t++)
+        JsonArray? tops = request.Job.TopLogprobs > 0 ? [] : null;
+        foreach (var x in items)
         {
-            tokens.Add(TokenText(r.CompletionIds[t]));
-            logprobs.Add(r.LogProbs[t]);
-            offsets.Add(_tok.Decode(r.CompletionIds.Take(t), skipSpecialTokens: true).Length);
+            tokens.Add(TokenText(x.Id));
+            logprobs.Add(x.LogProb);
+            offsets.Add(x.Offset);
             if (tops is not null)
             {
                 var d = new JsonObject();
-                foreach (var x in top![t]) d[TokenText(x.Id)] ??= x.LogProb;   // two ids may print alike; the more likely one stays
+                foreach (var a in x.Top ?? []) d[TokenText(a.Id)] ??= a.LogProb;   // two ids may print alike; the more likely one stays
                 tops.Add(d);
             }
         }
@@ -84,34 +92,43 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
         return new JsonObject { ["token"] = text, ["logprob"] = logprob, ["bytes"] = new JsonArray(Encoding.UTF8.GetBytes(text).Select(b => (JsonNode)(int)b).ToArray()) };
     }
 
-    /// <summary>Writes the response as server-sent events.</summary>
-    public async Task StreamAsync(HttpContext ctx)
+    /// <summary>
+    /// Streams the running job as server-sent events while <paramref name="tokens"/> delivers its tokens. Nothing is written
+    /// before the first token (or the job's failure, which then becomes an error JSON); <paramref name="done"/> gives the usage.
+    /// </summary>
+    public async Task StreamAsync(HttpContext ctx, ChannelReader<StreamedToken> tokens, Task<GenerationResult> done)
     {
+        var ct = ctx.RequestAborted;
+        if (!await tokens.WaitToReadAsync(ct).ConfigureAwait(false)) await done.ConfigureAwait(false);   // a failure before any token: an error JSON
         var response = ctx.Response;
         response.StatusCode = 200;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";   // reverse proxies: do not buffer the stream
-        var ct = ctx.RequestAborted;
         async Task Send(JsonObject chunk)
         {
             await response.WriteAsync("data: " + chunk.ToJsonString() + "\n\n", ct).ConfigureAwait(false);
             await response.Body.FlushAsync(ct).ConfigureAwait(false);
         }
         var obj = chat ? "chat.completion.chunk" : "text_completion";
-        for (int i = 0; i < result.Rollouts.Count; i++)
+        int choices = request.Job.Prompts.Count * request.Job.Options.SamplesPerPrompt;
+        var live = Enumerable.Range(0, choices).Select(_ => new LiveText(_tok, Stops)).ToArray();
+        if (chat)
+            for (int i = 0; i < choices; i++)
+                await Send(Chunk(obj, i, new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)).ConfigureAwait(false);
+        await foreach (var t in tokens.ReadAllAsync(ct).ConfigureAwait(false))
         {
-            var r = result.Rollouts[i];
-            if (chat) await Send(Chunk(obj, i, new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)).ConfigureAwait(false);
-            var deltas = Deltas(r, OpenAiProtocol.VisibleText(r, Stops));
-            for (int t = 0; t < deltas.Length; t++)
+            var text = live[t.Sequence];
+            var piece = text.Add(t.Id, t.Stop);
+            if (piece.Length > 0 || request.Logprobs)
             {
-                if (deltas[t].Length == 0 && !request.Logprobs) continue;
-                var lp = request.Logprobs ? Logprobs(i, t, t + 1) : null;
-                await Send(Chunk(obj, i, chat ? new JsonObject { ["content"] = deltas[t] } : deltas[t], lp, null)).ConfigureAwait(false);
+                var lp = request.Logprobs ? LogprobsJson([(t.Id, t.LogProb, t.Top, text.Offset)]) : null;
+                await Send(Chunk(obj, t.Sequence, chat ? new JsonObject { ["content"] = piece } : piece, lp, null)).ConfigureAwait(false);
             }
-            await Send(Chunk(obj, i, chat ? new JsonObject() : "", null, OpenAiProtocol.FinishReason(r.Stop))).ConfigureAwait(false);
+            if (t.Stop is { } stop)
+                await Send(Chunk(obj, t.Sequence, chat ? new JsonObject() : "", null, OpenAiProtocol.FinishReason(stop))).ConfigureAwait(false);
         }
+        var result = await done.ConfigureAwait(false);   // a failure mid-stream cuts the connection (the caller aborts it)
         if (request.IncludeUsage)
         {
             var usage = Envelope(obj);
@@ -132,25 +149,5 @@ sealed class CompletionWriter(PolicyHost host, ParsedRequest request, Generation
         var json = Envelope(obj);
         json["choices"] = new JsonArray(choice);
         return json;
-    }
-
-    /// <summary>
-    /// The visible text cut into one piece per token: piece t is what token t adds. A token that ends inside a multi-byte
-    /// character (byte-level BPE) adds nothing until the character completes. The pieces concatenate to <paramref name="visible"/>.
-    /// </summary>
-    internal string[] Deltas(Rollout r, string visible)
-    {
-        var pieces = new string[r.CompletionIds.Length];
-        int emitted = 0;
-        for (int t = 0; t < pieces.Length; t++)
-        {
-            var prefix = _tok.Decode(r.CompletionIds.Take(t + 1), skipSpecialTokens: true);
-            int common = 0, max = Math.Min(prefix.Length, visible.Length);
-            while (common < max && prefix[common] == visible[common]) common++;
-            int upTo = t == pieces.Length - 1 ? visible.Length : Math.Max(emitted, common);
-            pieces[t] = visible[emitted..upTo];
-            emitted = upTo;
-        }
-        return pieces;
     }
 }

@@ -265,10 +265,12 @@ public static class OpenAiProtocol
     public static string FinishReason(StopReason stop) => stop == StopReason.MaxTokens ? "length" : "stop";
 
     /// <summary>The completion text the client sees: up to (not including) the first stop string, special tokens removed.</summary>
-    public static string VisibleText(Rollout r, IReadOnlyList<string> stops)
+    public static string VisibleText(Rollout r, IReadOnlyList<string> stops) => VisibleText(r.CompletionText, r.Stop, stops);
+
+    /// <summary>The text a client sees of a completion <paramref name="text"/> that ended for <paramref name="stop"/>: cut before the first stop string.</summary>
+    public static string VisibleText(string text, StopReason stop, IReadOnlyList<string> stops)
     {
-        var text = r.CompletionText;
-        if (r.Stop != StopReason.StopString) return text;
+        if (stop != StopReason.StopString) return text;
         int cut = stops.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(text.Length).Min();
         return text[..cut];
     }

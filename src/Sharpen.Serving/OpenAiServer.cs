@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -12,6 +13,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sharpen.Data;
 using Sharpen.Generation;
+using Sharpen.Tokenizers;
 
 namespace Sharpen.Serving;
 
@@ -28,7 +30,8 @@ public sealed record ServerOptions
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     /// <summary>Largest request body in bytes; a larger one gets 413. Default 8 MiB.</summary>
     public long MaxRequestBytes { get; init; } = 8 << 20;
-    /// <summary>Renders chat messages as the prompt (the checkpoint's chat template). Default: <see cref="ChatTemplate.RenderPrompt"/>.</summary>
+    /// <summary>Renders chat messages as the prompt. Default (<see cref="CheckpointTemplate"/>): the served checkpoint's Jinja chat
+    /// template when its tokenizer has one (chat_template.jinja or tokenizer_config.json), else <see cref="ChatTemplate.RenderPrompt"/>.</summary>
     public ChatPromptRenderer? ChatRenderer { get; init; }
     /// <summary>Whether the rendered chat prompt is encoded with the tokenizer's special tokens (BOS). A template that writes
     /// its own BOS wants false. Default true, matching how <c>sharpen generate</c> encodes a prompt.</summary>
@@ -38,7 +41,20 @@ public sealed record ServerOptions
     /// <summary>Where the server logs (default: nowhere).</summary>
     public Action<ILoggingBuilder>? Logging { get; init; }
 
-    /// <summary>The default renderer: the plain template of <see cref="ChatTemplate"/>.</summary>
+    /// <summary>
+    /// The default renderer: the chat template of the checkpoint <paramref name="host"/> serves (looked up per request, so
+    /// a reload's template applies), rendered as transformers' <c>apply_chat_template</c> renders it; the plain template
+    /// (<see cref="PlainTemplate"/>) when the tokenizer has none.
+    /// </summary>
+    public static ChatPromptRenderer CheckpointTemplate(PolicyHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return (messages, addGenerationPrompt) => host.Tokenizer is HfTokenizer { ChatTemplate: { } template }
+            ? template.Render(messages.Select(m => (object?)ChatFormat.ToTemplateValue(m)).ToList(), addGenerationPrompt)
+            : PlainTemplate(messages, addGenerationPrompt);
+    }
+
+    /// <summary>The plain template of <see cref="ChatTemplate"/>.</summary>
     public static string PlainTemplate(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)
     {
         var text = ChatTemplate.RenderPrompt(messages);
@@ -62,7 +78,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         App = app;
         _host = host;
         _options = options;
-        _render = options.ChatRenderer ?? ServerOptions.PlainTemplate;
+        _render = options.ChatRenderer ?? ServerOptions.CheckpointTemplate(host);
     }
 
     /// <summary>The ASP.NET Core application.</summary>
@@ -141,6 +157,8 @@ public sealed class OpenAiServer : IAsyncDisposable
                 BadHttpRequestException { StatusCode: 413 } => new OpenAiException(413, $"The request body exceeds this server's limit of {_options.MaxRequestBytes} bytes.", code: "request_too_large"),
                 BadHttpRequestException b => new OpenAiException(b.StatusCode, b.Message),
                 QueueFullException q => new OpenAiException(429, q.Message, code: "queue_full", type: "rate_limit_error"),
+                // The checkpoint's chat template rejected the conversation (e.g. roles that do not alternate).
+                Sharpen.Tokenizers.Jinja.JinjaRaiseException r => new OpenAiException(400, $"The model's chat template rejected the messages: {r.RaisedMessage}", "messages", "invalid_conversation"),
                 ArgumentException a => new OpenAiException(400, a.Message),
                 _ => new OpenAiException(500, $"The server failed on this request: {e.GetType().Name}: {e.Message}", type: "server_error"),
             };
@@ -178,11 +196,12 @@ public sealed class OpenAiServer : IAsyncDisposable
         var request = chat
             ? OpenAiProtocol.ParseChat(body, _host, _render, _options.ChatAddSpecialTokens)
             : OpenAiProtocol.ParseCompletion(body, _host);
-        if (!_host.TrySubmit(request.Job, out var pending)) throw new QueueFullException(_host.Options.MaxQueue);
-        var result = await pending.WaitAsync(ctx.RequestAborted).ConfigureAwait(false);
-        var response = new CompletionWriter(_host, request, result, chat);
-        if (request.Stream) await response.StreamAsync(ctx).ConfigureAwait(false);
-        else await WriteJson(ctx, 200, response.Json()).ConfigureAwait(false);
+        var response = new CompletionWriter(_host, request, chat);
+        var tokens = request.Stream ? Channel.CreateUnbounded<StreamedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }) : null;
+        // A client that goes away cancels its request: its sequences free their slots at the next step.
+        if (!_host.TrySubmit(request.Job, out var pending, tokens?.Writer, ctx.RequestAborted)) throw new QueueFullException(_host.Options.MaxQueue);
+        if (tokens is not null) await response.StreamAsync(ctx, tokens.Reader, pending).ConfigureAwait(false);
+        else await WriteJson(ctx, 200, response.Json(await pending.WaitAsync(ctx.RequestAborted).ConfigureAwait(false))).ConfigureAwait(false);
     }
 
     static async Task WriteJson(HttpContext ctx, int status, JsonObject json)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Microsoft.Extensions.AI;
 using Sharpen.Generation;
 using AiMessage = Microsoft.Extensions.AI.ChatMessage;
@@ -11,7 +12,7 @@ namespace Sharpen.Serving;
 /// The policy as a Microsoft.Extensions.AI <see cref="IChatClient"/>, in process (no HTTP): requests go through the same
 /// <see cref="PolicyHost"/> batch loop as the server's, so many callers share one batched decode. <see cref="ChatOptions"/> map
 /// to sampling: Temperature, TopP, TopK, MaxOutputTokens (default: the rest of the context), StopSequences, Seed.
-/// Streaming yields one update per token once the request's batch has run.
+/// Streaming yields the text as the tokens are sampled (an update per token that adds visible text), then the usage.
 /// </summary>
 public sealed class PolicyChatClient : IChatClient
 {
@@ -19,11 +20,12 @@ public sealed class PolicyChatClient : IChatClient
     readonly ChatPromptRenderer _render;
     readonly bool _addSpecialTokens;
 
-    /// <summary>A client over <paramref name="host"/> (which stays the caller's); <paramref name="render"/> defaults to the plain template.</summary>
+    /// <summary>A client over <paramref name="host"/> (which stays the caller's); <paramref name="render"/> defaults to the checkpoint's
+    /// chat template, else the plain template (<see cref="ServerOptions.CheckpointTemplate"/>).</summary>
     public PolicyChatClient(PolicyHost host, ChatPromptRenderer? render = null, bool addSpecialTokens = true)
     {
         _host = host ?? throw new ArgumentNullException(nameof(host));
-        _render = render ?? ServerOptions.PlainTemplate;
+        _render = render ?? ServerOptions.CheckpointTemplate(host);
         _addSpecialTokens = addSpecialTokens;
     }
 
@@ -48,23 +50,17 @@ public sealed class PolicyChatClient : IChatClient
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var (job, stops) = Job(messages, options);
-        var result = await _host.GenerateAsync(job, cancellationToken).ConfigureAwait(false);
-        var r = result.Rollouts[0];
+        var tokens = Channel.CreateUnbounded<StreamedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        if (!_host.TrySubmit(job, out var done, tokens.Writer, cancellationToken)) throw new QueueFullException(_host.Options.MaxQueue);
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
-        var visible = OpenAiProtocol.VisibleText(r, stops);
-        int emitted = 0;
-        for (int t = 0; t < r.CompletionIds.Length; t++)
+        var live = new LiveText(_host.Tokenizer, stops);
+        await foreach (var t in tokens.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            // What token t adds to the visible text (nothing while a multi-byte character is incomplete).
-            var prefix = _host.Tokenizer.Decode(r.CompletionIds.Take(t + 1), skipSpecialTokens: true);
-            int common = 0, max = Math.Min(prefix.Length, visible.Length);
-            while (common < max && prefix[common] == visible[common]) common++;
-            int upTo = t == r.CompletionIds.Length - 1 ? visible.Length : Math.Max(emitted, common);
-            if (upTo > emitted)
-                yield return new ChatResponseUpdate(ChatRole.Assistant, visible[emitted..upTo]) { ResponseId = id, MessageId = id, ModelId = _host.ModelId };
-            emitted = upTo;
+            var piece = live.Add(t.Id, t.Stop);
+            if (piece.Length > 0)
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ResponseId = id, MessageId = id, ModelId = _host.ModelId };
         }
+        var r = (await done.WaitAsync(cancellationToken).ConfigureAwait(false)).Rollouts[0];
         yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(job, r))])
         {
             ResponseId = id, MessageId = id, ModelId = _host.ModelId, FinishReason = Finish(r.Stop),

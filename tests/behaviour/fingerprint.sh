@@ -44,7 +44,7 @@ IGNORED = {"final_checkpoint", "status", "skipped_nonfinite_steps"}
 def timeless(o):
     if isinstance(o, dict):
         return {k: timeless(v) for k, v in o.items()
-                if not any(t in k for t in ("second", "timing/", "_per_s", "elapsed")) and k not in IGNORED}
+                if not any(t in k for t in ("second", "timing/", "_per_s", "elapsed", "memory/")) and k not in IGNORED}
     if isinstance(o, list): return [timeless(x) for x in o]
     return o
 def h(b): return hashlib.sha256(b).hexdigest()[:16]

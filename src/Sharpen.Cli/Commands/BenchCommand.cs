@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak|memory</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -16,12 +16,23 @@ public static class BenchCommand
         train.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, TrainBench.Run(Console.WriteLine)); return 0; }));
         var budget = new Option<double>("--budget") { Description = "Training seconds per algorithm", DefaultValueFactory = _ => 90 };
         var work = new Option<string>("--work") { Description = "Scratch folder (SFT model, per-algorithm runs)", DefaultValueFactory = _ => "runs/bench-rl" };
-        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget.") { dir, budget, work };
+        var engines = new Option<string?>("--engine") { Description = "Compare rollout engines instead (comma-separated: torch,llamacpp,openai): GRPO for --iterations each; results in results/rl-engines.json" };
+        var iterations = new Option<int>("--iterations") { Description = "With --engine: RL iterations per engine", DefaultValueFactory = _ => 20 };
+        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget; with --engine, GRPO per rollout engine.") { dir, budget, work, engines, iterations };
         rl.SetAction(pr => CliErrors.Run(() =>
         {
             var self = Environment.ProcessPath!;
             var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
             var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            if (pr.GetValue(engines) is { } list)
+            {
+                var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (names.FirstOrDefault(n => !RlEngineBench.Engines.Contains(n)) is { } bad)
+                    throw new ArgumentException($"--engine: unknown engine '{bad}'; bench rl measures {string.Join(", ", RlEngineBench.Engines)}");
+                var engineResult = RlEngineBench.Run(Console.WriteLine, pr.GetValue(work)!, child, names, pr.GetValue(iterations));
+                BenchReport.Write(pr.GetValue(dir)!.FullName, engineResult);
+                return 0;
+            }
             var result = RlBench.Run(Console.WriteLine, pr.GetValue(work)!, child, pr.GetValue(budget));
             BenchReport.PlotRl(pr.GetValue(dir)!.FullName, result);
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
@@ -55,9 +66,15 @@ public static class BenchCommand
             return 0;
         }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
-        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work };
+        var oneEngine = new Option<string?>("--engine");
+        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work, oneEngine, iterations };
         one.Hidden = true;
-        one.SetAction(pr => CliErrors.Run(() => { RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget)); return 0; }));
+        one.SetAction(pr => CliErrors.Run(() =>
+        {
+            if (pr.GetValue(oneEngine) is { } engineName) RlEngineBench.RunOne(engineName, pr.GetValue(work)!, pr.GetValue(iterations));
+            else RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget));
+            return 0;
+        }));
         var search = SearchCommand(dir);
         var serveQuick = new Option<bool>("--quick") { Description = "A tiny smoke run (small model, 1 and 4 clients), not a result" };
         var serve = new Command("serve", "sharpen serve on loopback with 1, 8 and 64 concurrent clients: tokens/s, p50/p99 latency, peak RSS, beside the engine run directly.") { dir, serveQuick };
@@ -78,9 +95,24 @@ public static class BenchCommand
             BenchReport.Write(pr.GetValue(dir)!.FullName, SoakBench.Run(Console.WriteLine, pr.GetValue(soakWork)!, child, pr.GetValue(soakMinutes)));
             return 0;
         }));
+        var memQuick = new Option<bool>("--quick") { Description = "Tiny sizes (4 prompts × 2 samples, 1 iteration): a smoke test, not a result" };
+        var memWork = new Option<string>("--work") { Description = "Scratch folder (one run per case)", DefaultValueFactory = _ => "runs/bench-memory" };
+        var memory = new Command("memory", "Peak RSS of the quickstart's GRPO stage and of a 25M model's GRPO step, each in a child process, with Sharpen's allocator settings and glibc's defaults.") { dir, memQuick, memWork };
+        memory.SetAction(pr => CliErrors.Run(() =>
+        {
+            var self = Environment.ProcessPath!;
+            var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+            var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            BenchReport.Write(pr.GetValue(dir)!.FullName, MemoryBench.Run(Console.WriteLine, pr.GetValue(memWork)!, child, pr.GetValue(memQuick)));
+            return 0;
+        }));
+        var memCase = new Option<string>("--case") { Required = true };
+        var memOne = new Command("memory-one", "One case of `bench memory` (run by it in a child process).") { memCase, memWork, memQuick };
+        memOne.Hidden = true;
+        memOne.SetAction(pr => CliErrors.Run(() => { MemoryBench.RunOne(pr.GetValue(memCase)!, pr.GetValue(memWork)!, pr.GetValue(memQuick)); return 0; }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak, memory, memOne };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.

@@ -31,8 +31,13 @@ public static class EvalCommand
         var mctsC = new Option<double>("--mcts-c") { Description = "mcts: exploration constant (PUCT)", DefaultValueFactory = _ => 1.25 };
         var rewardModel = new Option<DirectoryInfo?>("--reward-model") { Description = "Also score the evaluated completions with this trained reward model (reward_model_mean, per-row reward_model)" };
         var rewardUrl = new Option<string?>("--reward-url") { Description = "Also score the greedy completions with this reward server (reward_server_mean, per-row reward_server)" };
-        var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, or on prompts scored by reward models or servers.") { model, task, data, n, samples, temperature, maxNew, seed, output,
-            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, rewardModel, rewardUrl };
+        var env = new Option<string?>("--env") { Description = $"Multi-turn environment: {string.Join(", ", Sharpen.Environments.EnvironmentRegistry.Names)}, or a server's http(s) URL; --n greedy episodes on seeds --seed … (success rate, mean return, mean turns, tokens per turn; transcripts.jsonl)" };
+        var maxTurns = new Option<int?>("--max-turns") { Description = "--env: most assistant turns per episode (default: the environment's own limit)" };
+        var tokenBudget = new Option<int>("--token-budget") { Description = "--env: token budget of a whole episode", DefaultValueFactory = _ => 512 };
+        var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, in a multi-turn environment, or on prompts scored by reward models or servers.") { model, task, data, n, samples, temperature, maxNew, seed, output,
+            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, rewardModel, rewardUrl, env, maxTurns, tokenBudget };
+        var engineFlags = new EngineFlags();
+        engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             var settings = new EvalSettings
@@ -40,6 +45,8 @@ public static class EvalCommand
                 Model = pr.GetValue(model)!.FullName, Task = pr.GetValue(task), Data = pr.GetValue(data)?.FullName, N = pr.GetValue(n),
                 Samples = pr.GetValue(samples), Temperature = pr.GetValue(temperature), MaxNewTokens = pr.GetValue(maxNew), Seed = pr.GetValue(seed),
                 Out = pr.GetValue(output)!, RewardModel = pr.GetValue(rewardModel)?.FullName, RewardUrl = pr.GetValue(rewardUrl),
+                Rollout = engineFlags.Spec(pr),
+                Env = pr.GetValue(env), MaxTurns = pr.GetValue(maxTurns), TokenBudget = pr.GetValue(tokenBudget),
                 Search = new EvalSearch.Settings
                 {
                     Strategy = pr.GetValue(strategy)!, Scorer = pr.GetValue(scorer)!, Steps = pr.GetValue(steps), MaxStepTokens = pr.GetValue(maxStep),

@@ -23,12 +23,15 @@ public static class GenerateCommand
         {
             Description = "Treat --prompt as a user message and render it with the checkpoint's chat template (or the plain <|role|> format when it has none)",
         };
+        var engineFlags = new EngineFlags();
         var cmd = new Command("generate", "Generate completions for a prompt.") { model, prompt, samples, temperature, topP, topK, maxNew, seed, stop, chat };
+        engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             var loaded = HfCheckpoint.Load(pr.GetValue(model)!.FullName, requireTokenizer: true);
             using var policy = loaded.Model;
-            var engine = new RolloutEngine(policy, loaded.Tokenizer!);
+            var engine = RolloutEngines.Create(engineFlags.Spec(pr), policy, loaded.Tokenizer!);
+            using var disposeEngine = engine as IDisposable;
             var options = new SamplingOptions
             {
                 SamplesPerPrompt = pr.GetValue(samples),

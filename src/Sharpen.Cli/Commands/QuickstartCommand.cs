@@ -36,10 +36,28 @@ public static class QuickstartCommand
         var iterations = new Option<int>("--rl-iterations") { Description = "RL iterations", DefaultValueFactory = _ => d.RlIterations };
         var lr = new Option<double>("--rl-lr") { Description = "RL learning rate", DefaultValueFactory = _ => d.RlLearningRate };
         var beta = new Option<double>("--rl-beta") { Description = "KL coefficient toward the SFT model", DefaultValueFactory = _ => d.RlBeta };
+        var a = new AgentQuickstartSettings();
+        var env = new Option<string?>("--env") { Description = "Agent quickstart in a multi-turn environment (guess-number): SFT on random-guess games, then RL; success rate within the turn limit on --test-problems held-out games" };
+        var envHigh = new Option<int>("--env-high") { Description = "--env: largest secret number (1 … N)", DefaultValueFactory = _ => a.High };
+        var envTurns = new Option<int>("--env-turns") { Description = "--env: guesses per game", DefaultValueFactory = _ => a.MaxTurns };
+        var envSft = new Option<int>("--env-sft-steps") { Description = "--env: SFT optimizer steps", DefaultValueFactory = _ => a.SftSteps };
+        var envIters = new Option<int>("--env-rl-iterations") { Description = "--env: RL iterations", DefaultValueFactory = _ => a.RlIterations };
+        var envLr = new Option<double>("--env-rl-lr") { Description = "--env: RL learning rate", DefaultValueFactory = _ => a.RlLearningRate };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta };
+            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
+            if (pr.GetValue(env) is { } envName)
+            {
+                var agent = new AgentQuickstartSettings
+                {
+                    Env = envName, High = pr.GetValue(envHigh), MaxTurns = pr.GetValue(envTurns), SftSteps = pr.GetValue(envSft),
+                    RlIterations = pr.GetValue(envIters), RlLearningRate = pr.GetValue(envLr), TestGames = pr.GetValue(test), Seed = pr.GetValue(seed),
+                    RlAlgorithm = pr.GetValue(algorithm)!,
+                };
+                RunAgent(agent, pr.GetValue(output) is "runs/quickstart" ? "runs/quickstart-guess-number" : pr.GetValue(output)!, Console.WriteLine);
+                return 0;
+            }
             var settings = new Settings
             {
                 Out = pr.GetValue(output)!, SftSteps = pr.GetValue(steps), TrainProblems = pr.GetValue(train), TestProblems = pr.GetValue(test), Seed = pr.GetValue(seed),
@@ -76,6 +94,40 @@ public static class QuickstartCommand
         var report = RunReport.Write(s.Out, "Sharpen quickstart", r.SftMetrics, table, rlMetrics, lossTitle: "Training loss (SFT)");
         log($"report: {report}");
         foreach (var line in table.Skip(2)) log(line);
+        return r.Summary;
+    }
+
+    /// <summary>Runs the agent quickstart (<see cref="AgentQuickstart.Run"/>) and writes report.md: the stages, plots of the
+    /// RL rollouts' success rate and mean turns per iteration, and three held-out transcripts after SFT and after RL.</summary>
+    public static JsonObject RunAgent(AgentQuickstartSettings s, string outDir, Action<string> log)
+    {
+        var r = AgentQuickstart.Run(s, outDir, log);
+        var md = new System.Text.StringBuilder("# Sharpen agent quickstart\n\n");
+        md.AppendLine($"Guess the number in {s.Low}–{s.High} within {s.MaxTurns} guesses, {r.Parameters:N0}-parameter model, {r.Seconds / 60:F1} minutes.");
+        md.AppendLine("SFT sees only games whose guesses are random legal numbers (no strategy); RL is rewarded 1 for a win.\n");
+        md.AppendLine("| stage | held-out success rate | mean turns | n | seconds |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: |");
+        foreach (var st in r.Stages)
+            md.AppendLine($"| {st.Name} | {st.SuccessRate:P1} | {st.MeanTurns.ToString("F2", CultureInfo.InvariantCulture)} | {st.N} | {st.Seconds.ToString(CultureInfo.InvariantCulture)} |");
+        md.AppendLine();
+        // Iteration 0 is the SFT model's held-out result.
+        var rows = r.RlMetrics.Prepend(new JsonObject { ["step"] = 0, ["eval_success_rate"] = r.SftEval.SuccessRate, ["eval_mean_turns"] = r.SftEval.MeanTurns }).ToList();
+        if (RunReport.Plot(outDir, "success_rate.png", "RL: success rate per iteration", "success rate", rows,
+                ("success_rate", "rollouts (sampled)"), ("eval_success_rate", "held-out (greedy)")))
+            md.AppendLine("![success rate](success_rate.png)\n");
+        if (RunReport.Plot(outDir, "mean_turns.png", "RL: mean turns per iteration", "turns", rows,
+                ("mean_turns", "rollouts (sampled)"), ("eval_mean_turns", "held-out (greedy)")))
+            md.AppendLine("![mean turns](mean_turns.png)\n");
+        foreach (var (name, eval) in new[] { ("After SFT", r.SftEval), ($"After {s.RlAlgorithm}", r.RlEval) })
+        {
+            md.AppendLine($"## {name}: three held-out games\n");
+            foreach (var t in eval.Trajectories.Take(3))
+                md.AppendLine($"seed {t.Seed}, {(t.Succeeded ? "won" : "lost")} in {t.Turns.Count} turns:\n\n```text\n{Sharpen.Environments.TranscriptRenderer.Plain(t.Messages).TrimEnd()}\n```\n");
+        }
+        md.AppendLine("Raw numbers: `metrics.jsonl` (the RL run's rows), `summary.json`, `sft_transcripts.jsonl`, `rl_transcripts.jsonl`.");
+        var path = Path.Combine(outDir, "report.md");
+        File.WriteAllText(path, md.ToString());
+        log($"report: {path}");
         return r.Summary;
     }
 

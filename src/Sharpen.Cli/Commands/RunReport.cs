@@ -35,7 +35,7 @@ static class RunReport
     // Rows read from disk hold JSON numbers; rows built in memory may hold int or double values.
     static double Number(JsonNode n) => n is JsonValue v && v.TryGetValue(out int i) ? i : n.GetValue<double>();
 
-    static bool Plot(string outDir, string file, string title, string yLabel, IReadOnlyList<JsonObject> metrics, params (string Key, string Label)[] series)
+    internal static bool Plot(string outDir, string file, string title, string yLabel, IReadOnlyList<JsonObject> metrics, params (string Key, string Label)[] series)
     {
         var plot = new Plot();
         bool any = false;

@@ -12,7 +12,7 @@ public static class ServeCommand
         var model = new Option<DirectoryInfo>("--model") { Description = "Checkpoint folder (config.json, model.safetensors, tokenizer)", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; 0.0.0.0 for every interface)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
-        var maxBatch = new Option<int>("--max-batch") { Description = "Most sequences decoded together", DefaultValueFactory = _ => 64 };
+        var maxBatch = new Option<int>("--max-batch") { Description = "Most sequences decoding at once (slots of the running batch; finished ones free theirs at once)", DefaultValueFactory = _ => 64 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Most requests waiting; past it the server answers 429", DefaultValueFactory = _ => 256 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 (default: the SHARPEN_API_KEY variable, else none)" };
         var name = new Option<string?>("--model-name") { Description = "Model id clients ask for (default: the folder's name)" };

@@ -14,18 +14,47 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var recipe = new Argument<FileInfo>("recipe") { Description = "YAML recipe (see recipes/)" };
+        var recipe = new Argument<FileInfo?>("recipe") { Description = "YAML recipe (see recipes/)", Arity = ArgumentArity.ZeroOrOne };
         var resume = new Option<bool>("--resume") { Description = "Continue from the last checkpoint in the output folder" };
         var output = new Option<string?>("--out") { Description = "Override the recipe's output folder" };
         var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip and count malformed JSONL lines instead of stopping at the first" };
-        var cmd = new Command("train", "Train from a YAML recipe; writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
-            { recipe, resume, output, skipBad };
+        var trlConfig = new Option<FileInfo?>("--trl-config") { Description = "Run a TRL config file (flat YAML of TRL/transformers keys) instead of a recipe; needs --trainer" };
+        var trainer = new Option<string?>("--trainer") { Description = $"With --trl-config: the TRL trainer it configures ({string.Join(", ", TrlConfig.Trainers.Keys)})" };
+        var cmd = new Command("train", "Train from a YAML recipe (or a TRL config); writes metrics.jsonl, summary.json, checkpoints, the final model and report.md.")
+            { recipe, resume, output, skipBad, trlConfig, trainer };
+        var engineFlags = new EngineFlags();
+        engineFlags.AddTo(cmd);
         cmd.SetAction((pr, ct) => Task.FromResult(CliErrors.Run(() =>
         {
-            var r = Recipe.Load(pr.GetValue(recipe)!.FullName);
+            Recipe r;
+            string name, path, command;
+            if (pr.GetValue(trlConfig) is { } trl)
+            {
+                if (pr.GetValue(recipe) is not null) throw new RecipeException("give a recipe or --trl-config, not both");
+                var t = pr.GetValue(trainer) ?? throw new RecipeException($"--trl-config needs --trainer ({string.Join(", ", TrlConfig.Trainers.Keys)})");
+                r = TrlConfig.Load(trl.FullName, t);
+                (name, path, command) = (trl.Name, trl.FullName, $"sharpen train --trl-config {trl.Name} --trainer {t}");
+            }
+            else
+            {
+                var file = pr.GetValue(recipe) ?? throw new RecipeException("give a recipe file (or --trl-config FILE --trainer NAME)");
+                if (pr.GetValue(trainer) is not null) throw new RecipeException("--trainer goes with --trl-config; a recipe names its 'kind'");
+                r = Recipe.Load(file.FullName);
+                (name, path, command) = (file.Name, file.FullName, $"sharpen train {file.Name}");
+            }
             if (pr.GetValue(output) is { } o) r = r with { Output = o };
             if (pr.GetValue(skipBad)) r = r with { Data = r.Data with { SkipBadLines = true } };
-            return Marked(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), () => Dispatch(r, pr, recipe, resume, ct));
+            if (engineFlags.Section(pr, r.RolloutSection) is { } rollout)
+            {
+                if (!Recipe.RolloutKinds.Contains(r.Kind))
+                    throw new RecipeException($"{name}: --engine works with kind {string.Join(", ", Recipe.RolloutKinds)}; a {r.Kind} recipe does not sample rollouts");
+                r = r with { RolloutSection = rollout };
+                r.Rollout(name);
+            }
+            bool resumed = pr.GetValue(resume);
+            var code = Marked(r, name, resumed, () => Dispatch(r, name, resumed, ct));
+            if (ModelCard.Write(r.Output, r, command, File.ReadAllText(path)) is { } card) Console.WriteLine($"model card: {card}");
+            return code;
         })));
         return cmd;
     }
@@ -68,18 +97,18 @@ public static class TrainCommand
         return code;
     }
 
-    static int Dispatch(Recipe r, ParseResult pr, Argument<FileInfo> recipe, Option<bool> resume, CancellationToken ct)
+    static int Dispatch(Recipe r, string name, bool resume, CancellationToken ct)
     {
         {
-            if (r.Kind == "rl") return RunRl(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind == "preference") return RunPreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind == "kto") return RunKto(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind == "reward_model") return RunRewardModel(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind == "expert_iteration") return RunExpertIteration(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind == "offline_pg") return RunOfflinePg(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            if (r.Kind is "prm" or "implicit_prm") return ProcessRewardTraining.Run(r, pr.GetValue(recipe)!.Name, pr.GetValue(resume), ct);
-            var result = SftPipeline.Run(r, Console.WriteLine, pr.GetValue(resume), ct);
+            if (r.Kind == "rl") return RunRl(r, name, resume, ct);
+            if (r.Kind == "preference") return RunPreference(r, name, resume, ct);
+            if (r.Kind == "kto") return RunKto(r, name, resume, ct);
+            if (r.Kind == "reward_model") return RunRewardModel(r, name, resume, ct);
+            if (r.Kind is "online_dpo" or "dno" or "spin") return RunOnlinePreference(r, name, resume, ct);
+            if (r.Kind == "expert_iteration") return RunExpertIteration(r, name, resume, ct);
+            if (r.Kind == "offline_pg") return RunOfflinePg(r, name, resume, ct);
+            if (r.Kind is "prm" or "implicit_prm") return ProcessRewardTraining.Run(r, name, resume, ct);
+            var result = SftPipeline.Run(r, Console.WriteLine, resume, ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
             {
@@ -88,7 +117,7 @@ public static class TrainCommand
             };
             if (result.Eval is { } e)
                 lines.Add($"Held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}.");
-            Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {pr.GetValue(recipe)!.Name}", metrics, lines, lossTitle: "Training loss (SFT)")}");
+            Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: "Training loss (SFT)")}");
             return 0;
         }
     }

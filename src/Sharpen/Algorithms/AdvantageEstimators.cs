@@ -51,9 +51,14 @@ public static class AdvantageEstimators
         r.Register("gae", new(c =>
         {
             var values = c.Values ?? throw new ArgumentException("gae needs critic values");
-            var lastIdx = (c.ResponseMask.sum(1) - 1).clamp_min(0).to(ScalarType.Int64).unsqueeze(1);              // (B, 1)
-            var tokR = (c.KlInReward ? -c.Beta * c.TokenKl : zeros_like(c.TokenKl))
-                .scatter_add(1, lastIdx, c.Rewards.unsqueeze(1)) * c.ResponseMask;                                  // (B, A): −β·KL per token, R at the last
+            var klPart = c.KlInReward ? -c.Beta * c.TokenKl : zeros_like(c.TokenKl);                               // (B, A)
+            Tensor tokR;
+            if (c.TokenRewards is { } placed) tokR = (klPart + placed.to_type(klPart.dtype)) * c.ResponseMask;      // (B, A): multi-turn, each turn's reward at its last token
+            else
+            {
+                var lastIdx = (c.ResponseMask.sum(1) - 1).clamp_min(0).to(ScalarType.Int64).unsqueeze(1);          // (B, 1)
+                tokR = klPart.scatter_add(1, lastIdx, c.Rewards.unsqueeze(1)) * c.ResponseMask;                     // (B, A): −β·KL per token, R at the last
+            }
             var o = Gae(new GaeInput(tokR, values, c.ResponseMask, c.Gamma, c.Lambda));
             return new(o.Advantages, c.Rewards, o.Returns);
         }, NeedsCritic: true));
@@ -137,8 +142,11 @@ public static class AdvantageEstimators
     /// <summary>
     /// Generalized advantage estimation (Schulman et al. 2015, arXiv:1506.02438 Eq. 16), per sequence from its last real
     /// token backwards: δ_t = r_t + γ V_{t+1} − V_t with V = 0 after the last real token, A_t = δ_t + γλ A_{t+1}; returns
-    /// (value targets) = A + V. The mask must be right-padded (real tokens first); rows may have different lengths. A zero
-    /// inside a row would end the episode there. Rewards and values at padding are ignored; outputs are 0 there.
+    /// (value targets) = A + V. Rows may have different lengths. The recursion runs over the masked tokens only: a
+    /// position with mask 0 is skipped (V_{t+1} and A_{t+1} are those of the next masked token), so the environment's text
+    /// between two turns of a multi-turn sequence is not a step of the policy and GAE carries later turns' rewards back
+    /// across it; for a right-padded mask this is the usual per-sequence GAE. Rewards and values at masked-out positions
+    /// are ignored; outputs are 0 there.
     /// </summary>
     public static AdvantageOutput Gae(GaeInput x)
     {
@@ -162,9 +170,11 @@ public static class AdvantageEstimators
             var mt = m[.., t];                                                    // (B)
             var vt = v[.., t];                                                    // (B)
             var delta = r[.., t] + x.Gamma * nextValue - vt;                      // δ_t = r_t + γ V_{t+1} − V_t, arXiv:1506.02438 Eq. 11
-            nextAdv = (delta + x.Gamma * x.Lambda * nextAdv) * mt;                // A_t = δ_t + γλ A_{t+1}, arXiv:1506.02438 Eq. 16; 0 at padding
-            nextValue = vt;                                                       // already 0 at padding
-            columns[t] = nextAdv;
+            var at = (delta + x.Gamma * x.Lambda * nextAdv) * mt;                 // A_t = δ_t + γλ A_{t+1}, arXiv:1506.02438 Eq. 16; 0 at mask 0
+            var skip = 1 - mt;                                                    // (B)  1 where t is not a policy token: carry t+1's values over it
+            nextAdv = at + skip * nextAdv;
+            nextValue = vt + skip * nextValue;                                    // vt is 0 at mask 0
+            columns[t] = at;
         }
         var adv = stack(columns, 1);                                              // (B) × A → (B, A)
         var returns = (adv + v) * m;                                              // (B, A)  value target R_t = A_t + V_t

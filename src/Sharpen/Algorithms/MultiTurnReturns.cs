@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 namespace Sharpen.Algorithms;
 
 /// <summary>
-/// The pure math of multi-turn RL over trajectories (not yet wired into the trainer): per-turn returns, where a turn's
-/// reward sits among the tokens, SCoRe's shaped second-attempt reward and REFUEL's regression loss.
+/// The pure math of multi-turn RL over trajectories: per-turn returns, where a turn's reward sits among the tokens (the
+/// RL trainer's multi-turn rows use it), SCoRe's shaped second-attempt reward and REFUEL's regression loss.
 /// </summary>
 public static class MultiTurnReturns
 {

@@ -180,10 +180,12 @@ public static class HfCheckpoint
             foreach (var t in hw.Values) t.Dispose();
         }
         ITokenizer? tokenizer = null;
-        if (requireTokenizer || File.Exists(Path.Combine(directory, CharTokenizer.FileName)) || File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))) tokenizer = TokenizerFiles.Load(directory);
+        if (requireTokenizer || File.Exists(Path.Combine(directory, CharTokenizer.FileName)) || File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))
+            || File.Exists(Path.Combine(directory, HfTokenizer.SentencePieceModelFileName))) tokenizer = TokenizerFiles.Load(directory);
         if (tokenizer is not null && tokenizer.VocabSize > config.VocabSize)
         {
-            var tokFile = File.Exists(Path.Combine(directory, CharTokenizer.FileName)) ? CharTokenizer.FileName : HfTokenizer.TokenizerFileName;
+            var tokFile = File.Exists(Path.Combine(directory, CharTokenizer.FileName)) ? CharTokenizer.FileName
+                : File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName)) ? HfTokenizer.TokenizerFileName : HfTokenizer.SentencePieceModelFileName;
             throw new CheckpointException($"{Path.Combine(directory, tokFile)} has {tokenizer.VocabSize} token ids but {configPath} says vocab_size " +
                 $"{config.VocabSize}; ids from {config.VocabSize} on have no embedding row (tokenizer and model do not belong together)");
         }

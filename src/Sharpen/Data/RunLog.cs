@@ -7,7 +7,8 @@ namespace Sharpen.Data;
 /// <summary>
 /// The files every training or evaluation command leaves in its output folder:
 /// <c>metrics.jsonl</c> (one JSON object per logged step, appended and flushed as it goes) and
-/// <c>summary.json</c> (written atomically at the end).
+/// <c>summary.json</c> (written atomically at the end); beside them a TensorBoard event file with the same rows
+/// (<see cref="TensorBoardEvents"/>; <c>tensorboard --logdir OUTPUT</c>).
 /// </summary>
 public sealed class RunLog
 {
@@ -26,12 +27,20 @@ public sealed class RunLog
         Directory = directory;
         System.IO.Directory.CreateDirectory(directory);
         if (!append && File.Exists(MetricsPath)) File.Delete(MetricsPath);
+        if (!append) foreach (var old in System.IO.Directory.EnumerateFiles(directory, "events.out.tfevents.*" + TensorBoardEvents.Suffix)) File.Delete(old);
     }
+
+    /// <summary>Path of the TensorBoard event file (created with the first row).</summary>
+    public string EventsPath => TensorBoardEvents.PathIn(Directory);
+
+    int _appended;
 
     /// <summary>Appends one row. Non-finite numbers (a metric that had nothing to measure) are written as null.</summary>
     public void Metrics(JsonObject row)
     {
-        File.AppendAllText(MetricsPath, Finite(row).ToJsonString() + "\n");
+        var finite = Finite(row);
+        File.AppendAllText(MetricsPath, finite.ToJsonString() + "\n");
+        TensorBoardEvents.Append(EventsPath, finite, ++_appended);
     }
 
     /// <summary>Replaces NaN and infinities (which JSON cannot hold) by null, recursively.</summary>
@@ -56,6 +65,7 @@ public sealed class RunLog
         if (!File.Exists(MetricsPath)) return;
         var keep = Rows(warn).Where(r => (r.Row["step"]?.GetValue<int>() ?? 0) <= step).Select(r => r.Line);
         AtomicFile.WriteAllText(MetricsPath, string.Concat(keep.Select(l => l + "\n")));
+        TensorBoardEvents.Rewrite(EventsPath, ReadMetrics());
     }
 
     /// <summary>Rewrites metrics.jsonl without a torn last line (see <see cref="ReadMetrics"/>), telling <paramref name="warn"/>;
@@ -65,7 +75,11 @@ public sealed class RunLog
         if (!File.Exists(MetricsPath)) return false;
         bool torn = false;
         var rows = Rows(m => { torn = true; warn?.Invoke(m); });
-        if (torn) AtomicFile.WriteAllText(MetricsPath, string.Concat(rows.Select(r => r.Line + "\n")));
+        if (torn)
+        {
+            AtomicFile.WriteAllText(MetricsPath, string.Concat(rows.Select(r => r.Line + "\n")));
+            TensorBoardEvents.Rewrite(EventsPath, rows.Select(r => r.Row));
+        }
         return torn;
     }
 

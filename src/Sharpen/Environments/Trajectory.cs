@@ -33,6 +33,10 @@ public sealed record Trajectory
     /// <summary>The environment's diagnostics of the last turn (empty when no turn was played).</summary>
     public IReadOnlyDictionary<string, string> FinalInfo => Turns.Count == 0 ? new Dictionary<string, string>() : Turns[^1].Info;
 
+    /// <summary>Whether the episode was won: the last turn's info says <c>outcome</c> = <c>won</c> (every built-in
+    /// environment reports it); for an environment that reports no <c>outcome</c>, a positive return.</summary>
+    public bool Succeeded => FinalInfo.TryGetValue("outcome", out var outcome) ? outcome == "won" : Return > 0;
+
     /// <summary>True when every turn carries its context and token ids (a <see cref="TrajectorySequence"/> can be built without a tokenizer).</summary>
     public bool HasTokens => Turns.Count > 0 && Turns.All(t => t.TokenIds is not null && t.ContextIds is not null);
 }

@@ -63,7 +63,7 @@ public static class Evaluator
 
     /// <summary>The mean total reward (weighted sum, as the trainers combine it) of one greedy completion per prompt: the
     /// held-out measure when there is no task to verify answers.</summary>
-    public static double GreedyReward(RolloutEngine engine, IReadOnlyList<RlPrompt> prompts, IReadOnlyList<Rewards.WeightedReward> rewards,
+    public static double GreedyReward(IRolloutEngine engine, IReadOnlyList<RlPrompt> prompts, IReadOnlyList<Rewards.WeightedReward> rewards,
         int maxNewTokens, CancellationToken cancel = default)
     {
         var rollouts = engine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = maxNewTokens });
@@ -88,7 +88,7 @@ public static class Evaluator
     /// Evaluates: one greedy completion per problem for accuracy, and when <paramref name="samples"/> &gt; 1,
     /// that many sampled completions at <paramref name="temperature"/> for pass@k and maj@k.
     /// </summary>
-    public static EvalResult Run(RolloutEngine engine, IVerifiableTask task, IReadOnlyList<Problem> problems,
+    public static EvalResult Run(IRolloutEngine engine, IVerifiableTask task, IReadOnlyList<Problem> problems,
         int samples = 1, double temperature = 1.0, int maxNewTokens = 64, long seed = 0, IReadOnlyList<string>? stopStrings = null)
     {
         if (problems.Count == 0) throw new ArgumentException("no problems to evaluate");

@@ -78,6 +78,8 @@ internal sealed record GgufVocab(string Pre, IReadOnlyList<string> Tokens, IRead
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
         var def = HfTokenizerJson.Parse(json, HfTokenizer.TokenizerFileName, configJson, HfTokenizer.ConfigFileName);
+        if (!def.ByteLevel)
+            throw new GgufExportException("the tokenizer is SentencePiece-style BPE (Llama 2/Mistral/Gemma layout); the GGUF exporter only writes byte-level BPE vocabularies so far");
         var pre = PreTokenizerName(json);
 
         int size = tokenizer.VocabSize;

@@ -29,4 +29,8 @@ public interface IRolloutEngine
     /// weights (llama.cpp, a remote server) re-export and reload here.
     /// </summary>
     void SyncWeights(CausalLM policy);
+
+    /// <summary>True when the engine samples the trainer's own policy object with the trainer's code (the torch engine), so
+    /// its log-probs are the trainer's up to float rounding; trainers then leave truncated importance sampling off by default.</summary>
+    bool SamplesTrainerPolicy => false;
 }

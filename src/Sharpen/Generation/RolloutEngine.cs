@@ -29,6 +29,9 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
         if (!ReferenceEquals(policy, Model)) throw new ArgumentException("the torch engine samples the model it was made with; pass that model");
     }
 
+    /// <summary>True: the torch engine samples the trainer's policy object itself.</summary>
+    public bool SamplesTrainerPolicy => true;
+
     int PadId => Tokenizer.PadTokenId ?? Model.Config.PadTokenId ?? EosIds.DefaultIfEmpty(0).First();
 
     /// <summary>Encodes each prompt (special tokens as the tokenizer's post-processor says) and generates.</summary>
@@ -197,7 +200,7 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
     }
 
     /// <summary>Samples one token per row from (n, V) logits with temperature, top-k and top-p.</summary>
-    internal static Tensor Sample(Tensor logits, SamplingOptions o, Generator generator)
+    public static Tensor Sample(Tensor logits, SamplingOptions o, Generator generator)
     {
         if (o.Greedy) return logits.argmax(-1);
         var l = logits.to(ScalarType.Float32) / o.Temperature;                 // (n, V)

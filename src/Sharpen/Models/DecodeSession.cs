@@ -99,8 +99,98 @@ public sealed class DecodeSession : IDisposable
         Capacity = capacity;
     }
 
-    /// <summary>Most positions (prompt + generated) a row may reach.</summary>
-    public long Capacity { get; }
+    /// <summary>Most positions (prompt + generated) a row may reach (a <see cref="Regroup"/> changes it).</summary>
+    public long Capacity { get; private set; }
+
+    // A fork: the parent's fused weights (shared, not owned) and a cache of its own.
+    DecodeSession(DecodeSession parent, long batch, long capacity)
+    {
+        _model = parent._model;
+        _layers = parent._layers;
+        _embed = parent._embed; _finalNorm = parent._finalNorm; _head = parent._head;
+        _heads = parent._heads; _kvHeads = parent._kvHeads; _headDim = parent._headDim; _ffn = parent._ffn; _eps = parent._eps;
+        _k = new Tensor[_layers.Length];
+        _v = new Tensor[_layers.Length];
+        for (int i = 0; i < _k.Length; i++)
+        {
+            _k[i] = zeros(batch, _kvHeads, capacity, _headDim).DetachFromDisposeScope();
+            _v[i] = zeros(batch, _kvHeads, capacity, _headDim).DetachFromDisposeScope();
+        }
+        _keyOk = ones(batch, capacity, dtype: ScalarType.Bool).DetachFromDisposeScope();
+        _nextPos = zeros(batch, dtype: ScalarType.Int64).DetachFromDisposeScope();
+        Capacity = capacity;
+    }
+
+    /// <summary>
+    /// Continuous batching: a new, empty session of <paramref name="batch"/> rows and <paramref name="capacity"/> slots over this
+    /// session's fused weights (shared, not copied; the fork must be disposed before this session). Prefill the fork with
+    /// requests that arrive while this session decodes, then <see cref="Regroup"/> them in. Full cache only (no KV budget).
+    /// </summary>
+    public DecodeSession Fork(long batch, long capacity)
+    {
+        if (_budget is not null) throw new InvalidOperationException("continuous batching needs the full KV cache; this session has a KV budget");
+        if (batch < 1 || capacity < 1) throw new ArgumentException($"a fork needs ≥ 1 row and ≥ 1 slot, got {batch} rows and {capacity} slots");
+        return new DecodeSession(this, batch, capacity);
+    }
+
+    /// <summary>
+    /// Continuous batching (full cache only): keeps the rows <paramref name="keep"/> in that order (finished sequences are
+    /// left out and free their row), appends the rows of <paramref name="joining"/> (a prefilled <see cref="Fork"/>) after
+    /// them, and lays the cache out again so that every row's newest token is in the last filled column: a shorter row gets
+    /// masked left padding, each row keeps its own rotary positions, and columns that no remaining row uses are dropped.
+    /// <paramref name="room"/> free slots follow for the next <see cref="Step"/>s. The next Step feeds one token per row of the
+    /// new layout. Attention sees exactly the keys it saw before, so logits are those of each sequence decoded on its own
+    /// (up to float rounding of the padded reductions).
+    /// </summary>
+    public void Regroup(IReadOnlyList<long> keep, DecodeSession? joining, long room)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        if (_budget is not null || joining?._budget is not null) throw new InvalidOperationException("regrouping needs the full KV cache (no KV budget)");
+        if (joining is not null && (joining._filled == 0 || !ReferenceEquals(joining._layers, _layers)))
+            throw new ArgumentException("the joining session must be a prefilled fork of this one");
+        if (room < 1) throw new ArgumentException($"room must be ≥ 1, got {room}");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        long kept = keep.Count, joined = joining?.Batch ?? 0, rows = kept + joined;
+        var keepIdx = tensor(keep.ToArray(), dtype: ScalarType.Int64);
+        long first = _filled;                                                               // first column a kept row uses
+        if (kept > 0 && _filled > 0)
+        {
+            var used = _keyOk.index_select(0, keepIdx).narrow(1, 0, _filled).any(0).nonzero();   // (U, 1)
+            if (used.shape[0] > 0) first = used[0, 0].item<long>();
+        }
+        long mine = kept == 0 ? 0 : _filled - first, theirs = joining?._filled ?? 0;
+        long width = Math.Max(mine, theirs), slots = width + room;
+        for (int i = 0; i < _k.Length; i++)
+        {
+            var k = zeros(rows, _kvHeads, slots, _headDim);
+            var v = zeros(rows, _kvHeads, slots, _headDim);
+            if (mine > 0)
+            {
+                k.narrow(0, 0, kept).narrow(2, width - mine, mine).copy_(_k[i].index_select(0, keepIdx).narrow(2, first, mine));
+                v.narrow(0, 0, kept).narrow(2, width - mine, mine).copy_(_v[i].index_select(0, keepIdx).narrow(2, first, mine));
+            }
+            if (joining is not null)
+            {
+                k.narrow(0, kept, joined).narrow(2, width - theirs, theirs).copy_(joining._k[i].narrow(2, 0, theirs));
+                v.narrow(0, kept, joined).narrow(2, width - theirs, theirs).copy_(joining._v[i].narrow(2, 0, theirs));
+            }
+            _k[i].Dispose(); _v[i].Dispose();
+            _k[i] = k.DetachFromDisposeScope();
+            _v[i] = v.DetachFromDisposeScope();
+        }
+        var keyOk = ones(rows, slots, dtype: ScalarType.Bool);                             // generated positions are real
+        keyOk.narrow(1, 0, width).fill_(false);
+        if (mine > 0) keyOk.narrow(0, 0, kept).narrow(1, width - mine, mine).copy_(_keyOk.index_select(0, keepIdx).narrow(1, first, mine));
+        if (joining is not null) keyOk.narrow(0, kept, joined).narrow(1, width - theirs, theirs).copy_(joining._keyOk.narrow(1, 0, theirs));
+        var nextPos = joining is null ? _nextPos.index_select(0, keepIdx) : cat([_nextPos.index_select(0, keepIdx), joining._nextPos], 0);
+        _keyOk.Dispose(); _nextPos.Dispose();
+        _keyOk = keyOk.DetachFromDisposeScope();
+        _nextPos = nextPos.DetachFromDisposeScope();
+        _maxPos = Math.Max(_maxPos, joining?._maxPos ?? 0);
+        _filled = _column0 = width;
+        Capacity = slots;
+    }
 
     Tensor Keep(Tensor t)
     {

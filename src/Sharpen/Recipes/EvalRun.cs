@@ -37,6 +37,15 @@ public sealed record EvalSettings
     public string? RewardModel { get; init; }
     /// <summary>Reward server URL that also scores the greedy completions (reward_server_mean, per-row reward_server).</summary>
     public string? RewardUrl { get; init; }
+    /// <summary>The engine that generates the evaluated completions (default: torch). Search strategies run on the torch engine.</summary>
+    public RolloutSpec Rollout { get; init; } = new();
+    /// <summary>A multi-turn environment instead of a task: a built-in name (<see cref="Environments.EnvironmentRegistry.Names"/>)
+    /// or an environment server's http(s) URL. <see cref="N"/> episodes on seeds <see cref="Seed"/> … Seed + N − 1.</summary>
+    public string? Env { get; init; }
+    /// <summary>With <see cref="Env"/>: most assistant turns per episode (null: the environment's own limit).</summary>
+    public int? MaxTurns { get; init; }
+    /// <summary>With <see cref="Env"/>: token budget of a whole episode.</summary>
+    public int TokenBudget { get; init; } = 512;
 }
 
 /// <summary>What an evaluation produced: the summary written to summary.json, and the greedy/pass@k/maj@k result when
@@ -56,6 +65,14 @@ public static class EvalRun
     {
         cancel.ThrowIfCancellationRequested();
         var s = settings;
+        if (s.Env is not null)
+        {
+            if (s.Task is not null || s.Data is not null || EvalSearch.IsSearch(s.Search) || s.RewardModel is not null || s.RewardUrl is not null)
+                throw new ArgumentException("--env evaluates episodes in an environment; it takes none of --task, --data, --strategy, --reward-model, --reward-url");
+            var envSummary = RunOnEnvironment(s, cancel);
+            log?.Invoke($"eval: {envSummary["n"]} episodes, summary in {Path.Combine(s.Out, "summary.json")}");
+            return new(envSummary, null);
+        }
         var (summary, result) = s.Task is null ? (RunWithoutTask(s), null) : RunOnTask(s, cancel);
         log?.Invoke($"eval: {summary["n"]} problems, summary in {Path.Combine(s.Out, "summary.json")}");
         return new(summary, result);
@@ -84,7 +101,10 @@ public static class EvalRun
             if (rewardModelDir is not null) rewards.Add(new(new ModelReward(rewardModelDir)));
             if (url is not null) rewards.Add(new(new HttpReward(url, "reward_server")));
             var prompts = rows.Select(r => new RlPrompt(r.Prompt, r.Fields)).ToList();
-            var ro = new RolloutEngine(policy, loaded.Tokenizer!).Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = s.MaxNewTokens });
+            var engine = RolloutEngines.Create(s.Rollout, policy, loaded.Tokenizer!);
+            IReadOnlyList<Rollout> ro;
+            try { ro = engine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = s.MaxNewTokens }); }
+            finally { (engine as IDisposable)?.Dispose(); }
             var ctx = RlPrompt.Contexts(prompts, ro);
             var perFunction = rewards.Select(w => (Name: w.Function is ModelReward ? "reward_model" : "reward_server",
                 Scores: w.Function.ScoreAsync(ctx).AsTask().GetAwaiter().GetResult())).ToList();
@@ -114,6 +134,49 @@ public static class EvalRun
         }
     }
 
+    /// <summary>
+    /// Episodes in an environment (<see cref="EvalSettings.Env"/>): greedy at temperature 0, else sampled at
+    /// <see cref="EvalSettings.Temperature"/> when <see cref="EvalSettings.Samples"/> &gt; 1 is not asked for (one episode per
+    /// seed). metrics.jsonl holds one row per episode (seed, return, turns, won, end, tokens per turn), transcripts.jsonl
+    /// the trajectories, summary.json success rate, mean return, mean turns and the mean tokens of each turn.
+    /// </summary>
+    static JsonObject RunOnEnvironment(EvalSettings s, CancellationToken cancel)
+    {
+        if (s.Samples != 1) throw new ArgumentException("--env plays one greedy episode per seed; --samples must be 1");
+        var section = Uri.TryCreate(s.Env, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
+            ? new EnvSection { Url = s.Env, Turns = s.MaxTurns, TokenBudget = s.TokenBudget }
+            : new EnvSection { Name = s.Env!, Turns = s.MaxTurns, TokenBudget = s.TokenBudget };
+        EnvironmentSource env;
+        try { env = EnvironmentSource.From(section, "--env"); }
+        catch (RecipeException e) { throw new ArgumentException(e.Message.Replace("'env.name'", "--env").Replace("'env.url'", "--env")); }
+        using var _ = env;
+        var loaded = HfCheckpoint.Load(s.Model, requireTokenizer: true);
+        using var policy = loaded.Model;
+        var options = env.Rollout with { Sampling = env.Rollout.Sampling with { Temperature = 0, MaxNewTokens = s.MaxNewTokens } };
+        var seeds = Enumerable.Range(s.Seed, s.N).ToArray();
+        var result = EnvironmentEvaluator.Run(new RolloutEngine(policy, loaded.Tokenizer!), env.Create, seeds, options, cancel: cancel);
+        var log = new RunLog(s.Out);
+        for (int i = 0; i < result.Trajectories.Count; i++)
+        {
+            var t = result.Trajectories[i];
+            log.Metrics(new JsonObject
+            {
+                ["step"] = i, ["seed"] = t.Seed, ["return"] = t.Return, ["turns"] = t.Turns.Count, ["won"] = t.Succeeded,
+                ["end"] = t.End.ToString().ToLowerInvariant(), ["turn_tokens"] = new JsonArray(t.Turns.Select(x => (JsonNode?)(x.TokenIds?.Length ?? 0)).ToArray()),
+            });
+        }
+        var transcripts = Path.Combine(s.Out, "transcripts.jsonl");
+        Environments.TrajectoryJsonl.Write(transcripts, result.Trajectories, includeTokens: false);
+        var summary = result.ToJson();
+        summary["model"] = s.Model;
+        summary["max_turns"] = env.Rollout.MaxTurns;
+        summary["token_budget"] = env.Rollout.MaxTrajectoryTokens;
+        summary["seed"] = s.Seed;
+        summary["transcripts"] = transcripts;
+        log.Summary(summary);
+        return summary;
+    }
+
     static (JsonObject Summary, EvalResult? Result) RunOnTask(EvalSettings s, CancellationToken cancel)
     {
         string taskName = s.Task!, modelDir = s.Model, outDir = s.Out;
@@ -131,6 +194,7 @@ public static class EvalRun
         using var rm = s.RewardModel is null ? null : new ModelReward(s.RewardModel);
         if (EvalSearch.IsSearch(search))
         {
+            if (s.Rollout.Engine != "torch") throw new ArgumentException($"search strategies run on the torch engine; --engine {s.Rollout.Engine} works with the plain evaluation (--strategy greedy)");
             var searchLog = new RunLog(outDir);
             var ss = EvalSearch.Run(search!, engine, t, problems, s.Temperature, s.MaxNewTokens, searchLog, rm);
             ss["model"] = modelDir;
@@ -139,7 +203,10 @@ public static class EvalRun
             searchLog.Summary(ss);
             return (ss, null);
         }
-        var result = Evaluator.Run(engine, t, problems, s.Samples, s.Temperature, s.MaxNewTokens, s.Seed);
+        var chosen = s.Rollout.Engine == "torch" && s.Rollout.Options.Count == 0 ? engine : RolloutEngines.Create(s.Rollout, policy, loaded.Tokenizer!);
+        EvalResult result;
+        try { result = Evaluator.Run(chosen, t, problems, s.Samples, s.Temperature, s.MaxNewTokens, s.Seed); }
+        finally { if (!ReferenceEquals(chosen, engine)) (chosen as IDisposable)?.Dispose(); }
         cancel.ThrowIfCancellationRequested();
 
         // Per-problem rows: the greedy completion and its verdict.
@@ -166,6 +233,7 @@ public static class EvalRun
         }
         var summary = result.ToJson();
         summary["strategy"] = "greedy";
+        summary["engine"] = s.Rollout.Engine;
         if (rmScores is not null) summary["reward_model_mean"] = rmScores.Average();
         if (serverScores is not null && serverScores.Any(x => x.HasValue)) summary["reward_server_mean"] = serverScores.Where(x => x.HasValue).Average(x => x!.Value);
         summary["model"] = modelDir;

@@ -67,7 +67,15 @@ public static class OnlineDpoPipeline
                 : null;
             if (before is not null) log?.Invoke($"before {options.Algorithm}: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
 
-            var result = new OnlineDpoTrainer(policy, tokenizer, options, rewards) { Log = log }.Run(prompts, recipe.Output, resume, cancel);
+            var spec = recipe.Rollout();
+            var engine = spec.Engine != "torch" || spec.Options.Count > 0 ? RolloutEngines.Create(spec, policy, tokenizer) : null;
+            OnlineDpoResult result;
+            try
+            {
+                if (engine is not null) log?.Invoke($"rollout engine: {spec.Engine}");
+                result = new OnlineDpoTrainer(policy, tokenizer, options, rewards) { Log = log, Engine = engine }.Run(prompts, recipe.Output, resume, cancel);
+            }
+            finally { (engine as IDisposable)?.Dispose(); }
 
             EvalResult? after = task is not null && evalProblems.Count > 0
                 ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,

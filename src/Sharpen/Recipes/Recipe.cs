@@ -12,6 +12,7 @@ using Sharpen.Training.RewardModels;
 using Sharpen.Training.Rl;
 using Sharpen.Training.Sft;
 using Sharpen.Models;
+using Sharpen.Generation;
 
 namespace Sharpen.Recipes;
 
@@ -55,8 +56,34 @@ public sealed record Recipe
     public EvalSection Eval { get; init; } = new();
     /// <summary>RL settings as written; <see cref="RlOptions"/> applies them over the algorithm's preset.</summary>
     [JsonPropertyName("rl")] public JsonObject? RlSection { get; init; }
+    /// <summary>The rollout engine as written: <c>engine</c> (torch | llamacpp | openai), its options, <c>tis</c>, <c>tis_cap</c>;
+    /// see <see cref="RolloutSpec"/>. Kinds that sample: <see cref="RolloutKinds"/>.</summary>
+    [JsonPropertyName("rollout")] public JsonObject? RolloutSection { get; init; }
+
+    /// <summary>The recipe kinds whose sampling a <c>rollout</c> section can hand to another engine.</summary>
+    public static IReadOnlyList<string> RolloutKinds { get; } = ["rl", "online_dpo", "dno", "spin"];
+
+    /// <summary>The <c>rollout</c> section read (defaults: the torch engine); errors name the key.</summary>
+    public RolloutSpec Rollout(string source = "recipe")
+    {
+        if (RolloutSection is { } section)
+        {
+            var engine = section["engine"] is JsonValue v && v.TryGetValue(out string? e) ? e : "torch";
+            RolloutEngineKind kind;
+            try { kind = RolloutEngines.Get(engine); }
+            catch (ArgumentException ex) { throw new RecipeException($"{source}: 'rollout.engine': {ex.Message}"); }
+            var known = RolloutSpec.CommonKeys.Concat(kind.Keys).ToList();
+            if (section.Select(kv => kv.Key).FirstOrDefault(k => !known.Contains(k)) is { } bad)
+                throw new RecipeException($"{source}: {UnknownKey.Message("rollout", bad, known)} (engine '{engine}')");
+        }
+        try { return RolloutSpec.Parse(RolloutSection); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: {e.Message}"); }
+    }
+
     /// <summary>Reward functions and weights for RL (default: the task's verifier with weight 1).</summary>
     public List<RewardSection>? Rewards { get; init; }
+    /// <summary>Multi-turn RL (<c>kind: rl</c>): the environment the policy plays instead of prompts; see <see cref="EnvSection"/>.</summary>
+    public EnvSection? Env { get; init; }
 
     /// <summary>Preference-optimisation settings as written; <see cref="PreferenceOptions"/> applies them over the defaults.</summary>
     [JsonPropertyName("preference")] public JsonObject? PreferenceSection { get; init; }
@@ -181,9 +208,12 @@ public sealed record Recipe
     }
 
     /// <summary>Parses recipe text; <paramref name="source"/> names it in errors.</summary>
-    public static Recipe Parse(string yaml, string source = "recipe.yaml")
+    public static Recipe Parse(string yaml, string source = "recipe.yaml") => FromJson(YamlToJson.Convert(yaml, source), source);
+
+    /// <summary>A recipe from its JSON form (what the YAML becomes); TRL's names are rewritten first (<see cref="TrlNames.Normalize"/>).</summary>
+    public static Recipe FromJson(JsonNode node, string source)
     {
-        var node = YamlToJson.Convert(yaml, source);
+        if (node is JsonObject root) TrlNames.Normalize(root, source);
         Recipe recipe;
         try
         {
@@ -213,10 +243,17 @@ public sealed record Recipe
         }
         if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
         if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
+        if (recipe.Env is not null && recipe.Kind != "rl") throw new RecipeException($"{source}: 'env' works with kind rl, not {recipe.Kind}");
         if (recipe.Kind == "rl")
         {
             recipe.RlOptions(source);
-            if (recipe.Task is null)
+            if (recipe.Env is { } env)
+            {
+                env.Validate(source);
+                if (recipe.Task is not null || recipe.Data.Train is not null || recipe.Rewards is not null || recipe.Data.Offline is not null)
+                    throw new RecipeException($"{source}: an rl recipe with 'env' takes its episodes and rewards from the environment; remove 'task', 'data.train', 'data.offline' and 'rewards'");
+            }
+            else if (recipe.Task is null)
             {
                 if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url)))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
@@ -233,6 +270,13 @@ public sealed record Recipe
             if (recipe.Task is null && recipe.Rewards is not null)
                 throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
         }
+        if (recipe.RolloutSection is not null)
+        {
+            if (!RolloutKinds.Contains(recipe.Kind))
+                throw new RecipeException($"{source}: 'rollout' works with kind {string.Join(", ", RolloutKinds)}; a {recipe.Kind} recipe does not sample rollouts");
+            var spec = recipe.Rollout(source);
+            if (spec.Tis == true && recipe.Kind != "rl") throw new RecipeException($"{source}: 'rollout.tis' corrects a policy-gradient loss; a {recipe.Kind} recipe has none");
+        }
         if (recipe.Model.Init is { } init && init.Select(kv => kv.Key).FirstOrDefault(k => !Models.ModelConfig.Keys.Contains(k)) is { } badKey)
             throw new RecipeException($"{source}: {UnknownKey.Message("model.init", badKey, Models.ModelConfig.Keys)}");
         if (recipe.Model.Path is null == recipe.Model.Init is null)
@@ -247,7 +291,7 @@ public sealed record Recipe
             catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
         }
         if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
-        if (recipe.Task is null && recipe.Data.Train is null)
+        if (recipe.Task is null && recipe.Data.Train is null && recipe.Env is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
         return recipe;
     }
@@ -330,6 +374,74 @@ public sealed record TaskSection
     }
 }
 
+/// <summary>
+/// The <c>env</c> section of a multi-turn <c>rl</c> recipe: a built-in environment by <see cref="Name"/> (its option keys
+/// beside it, e.g. <c>low</c>, <c>high</c>, <c>max_turns</c> for guess-number) or a server by <see cref="Url"/>, plus the
+/// rollout's <see cref="Turns"/> and <see cref="TokenBudget"/>.
+/// </summary>
+public sealed record EnvSection
+{
+    /// <summary>A built-in environment (<see cref="Environments.EnvironmentRegistry.Names"/>), or the label of a server's metrics with <see cref="Url"/>.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>An environment server's base URL (<c>POST /reset</c>, <c>POST /step</c>; see docs/recipes.md).</summary>
+    public string? Url { get; init; }
+    /// <summary>Most assistant turns per trajectory (default: the environment's own <c>max_turns</c>, or 8 for a server).</summary>
+    public int? Turns { get; init; }
+    /// <summary>Token budget of a whole trajectory (prompt, environment text and the policy's tokens). Default 512.</summary>
+    public int TokenBudget { get; init; } = 512;
+    /// <summary>Server only: the characters of its observations and actions, for a character tokenizer (<c>model.tokenizer: task</c>).</summary>
+    public string Alphabet { get; init; } = "";
+    /// <summary>Server only: seconds one request may take.</summary>
+    public double TimeoutSeconds { get; init; } = 30;
+    /// <summary>Server only: how often a transient failure is retried.</summary>
+    public int Retries { get; init; } = 2;
+    /// <summary>The environment's option keys (snake_case of its options record, e.g. <c>GuessNumberOptions</c>); for a server, sent with every reset.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
+
+    static readonly Dictionary<string, Type> OptionTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["guess-number"] = typeof(Environments.GuessNumberOptions), ["wordle"] = typeof(Environments.WordleOptions),
+        ["twenty-questions"] = typeof(Environments.TwentyQuestionsOptions), ["maze"] = typeof(Environments.MazeOptions),
+        ["countdown-tool"] = typeof(Environments.CountdownToolOptions),
+    };
+
+    /// <summary>The built-in environment's options (null for a server or no option keys); errors name the key.</summary>
+    public Environments.EnvironmentOptions? BuildOptions(string source)
+    {
+        if (Url is not null) return null;
+        if (!Environments.EnvironmentRegistry.Names.Contains(Name, StringComparer.OrdinalIgnoreCase))
+            throw new RecipeException($"{source}: 'env.name' is '{Name}'; known: {string.Join(", ", Environments.EnvironmentRegistry.Names)} (or give 'env.url' for a server)");
+        if (!OptionTypes.TryGetValue(Name, out var type))
+        {
+            if (Options is { Count: > 0 }) throw new RecipeException($"{source}: 'env' options ({string.Join(", ", Options.Keys)}) are not read for '{Name}' in recipes; set them from code");
+            return null;
+        }
+        try
+        {
+            var obj = new JsonObject();
+            foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            var options = (Environments.EnvironmentOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'env' options"));
+            options.Validate();
+            return options;
+        }
+        catch (JsonException e) { throw new RecipeException($"{source}: {UnknownKey.Describe(e, "env")}"); }
+        catch (ArgumentException e) { throw new RecipeException($"{source}: 'env' options: {e.Message}"); }
+    }
+
+    /// <summary>Checks the section; errors name the key.</summary>
+    public void Validate(string source)
+    {
+        if (Url is null && string.IsNullOrWhiteSpace(Name)) throw new RecipeException($"{source}: 'env' needs 'name' (a built-in environment) or 'url' (an environment server)");
+        if (Url is not null && !(Uri.TryCreate(Url, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+            throw new RecipeException($"{source}: 'env.url' must be an http(s) URL, got '{Url}'");
+        BuildOptions(source);
+        if (Turns is < 1) throw new RecipeException($"{source}: 'env.turns' must be 1 or more, got {Turns}");
+        if (TokenBudget < 2) throw new RecipeException($"{source}: 'env.token_budget' must be 2 or more, got {TokenBudget}");
+        if (!(TimeoutSeconds > 0) || !double.IsFinite(TimeoutSeconds)) throw new RecipeException($"{source}: 'env.timeout_seconds' must be a positive number, got {TimeoutSeconds}");
+        if (Retries < 0) throw new RecipeException($"{source}: 'env.retries' must be 0 or more, got {Retries}");
+    }
+}
+
 /// <summary>One entry of the <c>rewards</c> list: a reward by name (the task's verifier is named after the task) and its weight.</summary>
 public sealed record RewardSection
 {
@@ -392,7 +504,7 @@ public sealed record EvalSection
 public sealed class RecipeException(string message) : Exception(message);
 
 /// <summary>YAML → JSON with typed plain scalars (int, float, bool, null), so System.Text.Json can bind records.</summary>
-static class YamlToJson
+internal static class YamlToJson
 {
     public static JsonNode Convert(string yaml, string source)
     {

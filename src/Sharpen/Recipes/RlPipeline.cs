@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Sharpen.Checkpoints;
 using Sharpen.Data;
+using Sharpen.Environments;
 using Sharpen.Generation;
 using Sharpen.Models;
 using Sharpen.Rewards;
@@ -27,6 +28,7 @@ public static class RlPipeline
     public static RlPipelineResult Run(Recipe recipe, Action<string>? log = null, bool resume = false,
         IReadOnlyList<WeightedReward>? extraRewards = null, CancellationToken cancel = default)
     {
+        if (recipe.Env is not null) return RunEnvironment(recipe, log, resume, cancel);
         var sw = Stopwatch.StartNew();
         var options = recipe.RlOptions();
         var task = recipe.Task?.Build("recipe");   // null: rewards from reward models or servers only, no accuracy
@@ -73,7 +75,14 @@ public static class RlPipeline
             : null;
         if (rewardBefore is { } rb) log?.Invoke($"before RL: held-out greedy reward {rb:F4} (n={evalProblems.Count})");
 
-        var trainer = new RlTrainer(policy, tokenizer, options, rewards) { Log = log, Task = task, EvalProblems = evalProblems };
+        var spec = recipe.Rollout();
+        var engine = recipe.Data.Offline is null && (spec.Engine != "torch" || spec.Options.Count > 0) ? RolloutEngines.Create(spec, policy, tokenizer) : null;
+        using var disposeEngine = engine as IDisposable;
+        if (engine is not null) log?.Invoke($"rollout engine: {spec.Engine}");
+        var trainer = new RlTrainer(policy, tokenizer, options, rewards)
+        {
+            Log = log, Task = task, EvalProblems = evalProblems, Engine = engine, Tis = spec.Tis, TisCap = spec.TisCap,
+        };
         RlResult rl;
         if (recipe.Data.Offline is { } offlinePath)
         {
@@ -95,6 +104,43 @@ public static class RlPipeline
         }
         if (Evaluator.RecordBeforeAfter(recipe.Output, before, after, policy.ParameterCount(), extra) is { } line) log?.Invoke($"after RL: {line}");
         return new RlPipelineResult(rl, before, after, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// A multi-turn <c>rl</c> recipe (<c>env:</c>): greedy success rate on the held-out seeds 0 … eval.problems − 1 before,
+    /// <see cref="RlTrainer.RunEnvironment"/>, and the same evaluation after (summary.json: <c>success_rate</c>,
+    /// <c>mean_turns</c>, <c>mean_return</c>, <c>turn_tokens</c> after; <c>*_before</c> before; eval_transcripts.jsonl).
+    /// </summary>
+    static RlPipelineResult RunEnvironment(Recipe recipe, Action<string>? log, bool resume, CancellationToken cancel)
+    {
+        var sw = Stopwatch.StartNew();
+        var options = recipe.RlOptions();
+        Directory.CreateDirectory(recipe.Output);
+        using var env = EnvironmentSource.From(recipe.Env!, "recipe");
+        var (policy, tokenizer) = SftPipeline.LoadPolicyOver(recipe, env.Alphabet);
+        using var _ = policy;
+        var seeds = Enumerable.Range(0, recipe.Eval.Problems).ToArray();
+        var rollout = env.Rollout;
+        var greedy = rollout with { Sampling = rollout.Sampling with { Temperature = 0, MaxNewTokens = options.MaxNewTokens } };
+        EnvironmentEvalResult? before = seeds.Length > 0
+            ? EnvironmentEvaluator.Run(new RolloutEngine(policy, tokenizer), env.Create, seeds, greedy, cancel: cancel)
+            : null;
+        if (before is not null) log?.Invoke($"before RL: {env.Name} success {before.SuccessRate:P1}, mean turns {before.MeanTurns:F2} (n={before.N})");
+        var trainer = new RlTrainer(policy, tokenizer, options with { EvalProblems = seeds.Length > 0 ? seeds.Length : options.EvalProblems }, [])
+        {
+            Log = log, Environment = new RlEnvironment(env.Create, rollout) { EvalSeeds = seeds.Length > 0 ? seeds : null },
+        };
+        var rl = trainer.RunEnvironment(recipe.Output, resume, cancel);
+        var runLog = new RunLog(recipe.Output, append: true);
+        var summary = runLog.ReadSummary();
+        if (before is not null)
+            foreach (var key in new[] { "success_rate", "mean_turns", "mean_return" }) summary[key + "_before"] = before.ToJson()[key]?.DeepClone();
+        summary["parameters"] = policy.ParameterCount();
+        runLog.Summary(summary);
+        if (trainer.EnvironmentEval is { } after)
+            log?.Invoke($"after RL: {env.Name} success {after.SuccessRate:P1}, mean turns {after.MeanTurns:F2} (n={after.N})" +
+                        (before is null ? "" : $", before {before.SuccessRate:P1}"));
+        return new RlPipelineResult(rl, null, null, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>

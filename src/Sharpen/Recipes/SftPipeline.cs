@@ -75,7 +75,11 @@ public static class SftPipeline
     }
 
     /// <summary>The recipe's policy: a checkpoint folder (with its tokenizer) or a fresh model over the recipe's tokenizer.</summary>
-    public static (CausalLM Model, ITokenizer Tokenizer) LoadPolicy(Recipe recipe, IVerifiableTask? task)
+    public static (CausalLM Model, ITokenizer Tokenizer) LoadPolicy(Recipe recipe, IVerifiableTask? task) => LoadPolicyOver(recipe, task?.Alphabet);
+
+    /// <summary>The recipe's policy; <c>model.tokenizer: task</c> is a character tokenizer over <paramref name="alphabet"/>
+    /// (a task's or an environment's).</summary>
+    public static (CausalLM Model, ITokenizer Tokenizer) LoadPolicyOver(Recipe recipe, string? alphabet)
     {
         CausalLM model;
         ITokenizer tokenizer;
@@ -87,7 +91,7 @@ public static class SftPipeline
         else
         {
             tokenizer = recipe.Model.Tokenizer == "task"
-                ? CharTokenizer.Create(task?.Alphabet ?? throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task'"))
+                ? CharTokenizer.Create(alphabet is { Length: > 0 } ? alphabet : throw new RecipeException("recipe: 'model.tokenizer: task' needs a 'task' or an 'env' with an alphabet"))
                 : TokenizerFiles.FromSpec(recipe.Model.Tokenizer);
             model = new CausalLM(FreshConfig(recipe.Model.Init!, tokenizer), recipe.Seed);
         }

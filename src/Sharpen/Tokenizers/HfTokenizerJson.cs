@@ -13,16 +13,23 @@ internal sealed record HfTokenizerDefinition(
     List<string> Merges,
     bool IgnoreMerges,
     List<AddedToken> AddedTokens,
-    UnicodeNormalizer? Normalizer,
+    TextNormalizer? Normalizer,
     PreTokenizerSteps PreTokenizer,
+    bool ByteLevel,
+    CharBpeOptions CharBpe,
+    TokenDecoder Decoder,
     List<int> Prefix,
     List<int> Suffix,
     int? Bos,
     int? Eos,
     int? Pad);
 
+/// <summary>The model options only SentencePiece-style (character-level) BPE uses.</summary>
+internal sealed record CharBpeOptions(string? UnkToken, bool FuseUnk, bool ByteFallback);
+
 /// <summary>
-/// Parses a Hugging Face <c>tokenizer.json</c> (byte-level BPE only) and an optional <c>tokenizer_config.json</c>.
+/// Parses a Hugging Face <c>tokenizer.json</c> (BPE: byte-level, or SentencePiece-style over characters with byte
+/// fallback) and an optional <c>tokenizer_config.json</c>.
 /// Every problem becomes a <see cref="TokenizerFileException"/> naming the file and the key.
 /// </summary>
 internal static class HfTokenizerJson
@@ -38,7 +45,7 @@ internal static class HfTokenizerJson
         var type = file.OptionalString(model, "model", "type") ?? (model.TryGetProperty("merges", out _) ? "BPE" : null);
         if (type is null) throw file.Error("model.type", "is missing; expected \"BPE\"");
         if (type != "BPE")
-            throw file.Error("model.type", $"is \"{type}\"; expected \"BPE\" (only byte-level BPE tokenizers such as GPT-2, Llama 3 and Qwen2 are supported)");
+            throw file.Error("model.type", $"is \"{type}\"; expected \"BPE\" (byte-level BPE such as GPT-2, Llama 3 and Qwen2, or SentencePiece-style BPE such as Llama 2, Mistral and Gemma; {type} models are not supported)");
         CheckUnsupportedModelOptions(file, model);
 
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -54,11 +61,21 @@ internal static class HfTokenizerJson
 
         var steps = new List<IPreTokenizerStep>();
         var byteLevel = false;
-        if (JsonFile.Optional(root, "pre_tokenizer") is not { } pre)
-            throw file.Error("pre_tokenizer", "is missing or null; expected a ByteLevel pre-tokenizer (only byte-level BPE is supported)");
-        ParsePreTokenizer(file, pre, "pre_tokenizer", steps, ref byteLevel);
-        if (!byteLevel)
-            throw file.Error("pre_tokenizer", "has no ByteLevel step; expected ByteLevel (alone or in a Sequence), since only byte-level BPE is supported");
+        if (JsonFile.Optional(root, "pre_tokenizer") is { } pre) ParsePreTokenizer(file, pre, "pre_tokenizer", steps, ref byteLevel);
+
+        // Without a ByteLevel step the model works on characters (SentencePiece-style): unknown characters become
+        // <0xNN> byte tokens (byte_fallback) or the unk token.
+        var unkToken = file.OptionalString(model, "model", "unk_token");
+        if (unkToken is not null && !vocab.ContainsKey(unkToken))
+            throw file.Error("model.unk_token", $"is \"{unkToken}\", which is not in model.vocab; expected a token of the vocabulary or null");
+        var charOptions = new CharBpeOptions(unkToken, file.OptionalBool(model, "model", "fuse_unk", false), file.OptionalBool(model, "model", "byte_fallback", false));
+        if (byteLevel && charOptions.ByteFallback)
+            throw file.Error("model.byte_fallback", "is true with a ByteLevel pre-tokenizer; expected one of the two (byte-level BPE needs no byte fallback)");
+        if (charOptions.ByteFallback)
+            for (var b = 0; b < 256; b++)
+                if (!vocab.ContainsKey(CharBpe.ByteToken((byte)b)))
+                    throw file.Error("model.vocab", $"has no \"{CharBpe.ByteToken((byte)b)}\" although model.byte_fallback is true; expected all 256 byte tokens <0x00>..<0xFF>");
+        var decoder = byteLevel || JsonFile.Optional(root, "decoder") is not { } dec ? TokenDecoder.None : ParseDecoder(file, dec, "decoder");
 
         var prefix = new List<int>();
         var suffix = new List<int>();
@@ -77,7 +94,8 @@ internal static class HfTokenizerJson
             ApplyAddFlag(cfgFile, cfg, "add_bos_token", bos, prefix, atStart: true);
             ApplyAddFlag(cfgFile, cfg, "add_eos_token", eos, suffix, atStart: false);
         }
-        return new HfTokenizerDefinition(vocab, merges, ignoreMerges, added, normalizer, new PreTokenizerSteps(steps), prefix, suffix, bos, eos, pad);
+        return new HfTokenizerDefinition(vocab, merges, ignoreMerges, added, normalizer, new PreTokenizerSteps(steps), byteLevel, charOptions, decoder,
+            prefix, suffix, bos, eos, pad);
     }
 
     static void CheckUnsupportedModelOptions(JsonFile file, JsonElement model)
@@ -107,7 +125,7 @@ internal static class HfTokenizerJson
             {
                 (a, b) = (m[0].GetString()!, m[1].GetString()!);
                 if (a.Contains(' ') || b.Contains(' '))
-                    throw file.Error(key, $"is {m.GetRawText()}; expected tokens without a plain space (byte-level tokens write space as Ġ)");
+                    throw file.Error(key, $"is {m.GetRawText()}; expected tokens without a plain space (byte-level tokens write space as Ġ, SentencePiece ones as ▁)");
             }
             else throw file.Error(key, $"is {m.GetRawText()}; expected \"a b\" or [\"a\", \"b\"]");
             foreach (var t in new[] { a, b, a + b })
@@ -136,29 +154,123 @@ internal static class HfTokenizerJson
         return list;
     }
 
-    static UnicodeNormalizer ParseNormalizer(JsonFile file, JsonElement n, string key)
+    static TextNormalizer ParseNormalizer(JsonFile file, JsonElement n, string key)
     {
-        var forms = new List<NormalizationForm>();
-        AddForms(n, key);
-        return new UnicodeNormalizer([.. forms]);
+        var steps = new List<Func<string, string>>();
+        Add(n, key);
+        return new TextNormalizer(steps);
 
-        void AddForms(JsonElement e, string k)
+        void Add(JsonElement e, string k)
         {
             var type = file.RequireString(e, k, "type");
             switch (type)
             {
-                case "NFC": forms.Add(NormalizationForm.FormC); break;
-                case "NFD": forms.Add(NormalizationForm.FormD); break;
-                case "NFKC": forms.Add(NormalizationForm.FormKC); break;
-                case "NFKD": forms.Add(NormalizationForm.FormKD); break;
+                case "NFC": steps.Add(TextNormalizer.Unicode(NormalizationForm.FormC)); break;
+                case "NFD": steps.Add(TextNormalizer.Unicode(NormalizationForm.FormD)); break;
+                case "NFKC": steps.Add(TextNormalizer.Unicode(NormalizationForm.FormKC)); break;
+                case "NFKD": steps.Add(TextNormalizer.Unicode(NormalizationForm.FormKD)); break;
+                case "Prepend":
+                    steps.Add(TextNormalizer.Prepend(file.RequireString(e, k, "prepend")));
+                    break;
+                case "Replace":
+                {
+                    var content = file.RequireString(e, k, "content");
+                    var (literal, regex) = ParsePattern(file, e, k);
+                    steps.Add(literal is not null ? TextNormalizer.ReplaceString(literal, content) : TextNormalizer.ReplaceRegex(regex!, content));
+                    break;
+                }
                 case "Sequence":
                     var i = 0;
-                    foreach (var child in file.RequireArray(e, k, "normalizers").EnumerateArray()) AddForms(child, $"{k}.normalizers[{i++}]");
+                    foreach (var child in file.RequireArray(e, k, "normalizers").EnumerateArray()) Add(child, $"{k}.normalizers[{i++}]");
                     break;
                 default:
-                    throw file.Error($"{k}.type", $"is \"{type}\"; expected NFC, NFD, NFKC, NFKD or a Sequence of them");
+                    throw file.Error($"{k}.type", $"is \"{type}\"; expected NFC, NFD, NFKC, NFKD, Prepend, Replace or a Sequence of them");
             }
         }
+    }
+
+    /// <summary>The <c>pattern</c> of a Replace or Split: <c>{"String": ...}</c> (non-empty) or <c>{"Regex": ...}</c>.</summary>
+    static (string? Literal, Regex? Regex) ParsePattern(JsonFile file, JsonElement e, string key)
+    {
+        var pattern = file.RequireObject(e, key, "pattern");
+        var literal = file.OptionalString(pattern, $"{key}.pattern", "String");
+        var regex = file.OptionalString(pattern, $"{key}.pattern", "Regex");
+        if (literal is { Length: > 0 }) return (literal, null);
+        if (literal is not null) throw file.Error($"{key}.pattern.String", "is empty; expected the text to match");
+        if (regex is null) throw file.Error($"{key}.pattern", "has neither \"Regex\" nor \"String\"; expected one of them");
+        try
+        {
+            return (null, RegexSplit.Create(regex));
+        }
+        catch (ArgumentException ex)
+        {
+            throw file.Error($"{key}.pattern.Regex", $"is not a regex .NET can compile: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>A decoder of a SentencePiece-style tokenizer: Replace, ByteFallback, Fuse, Strip, Metaspace or a Sequence.</summary>
+    static TokenDecoder ParseDecoder(JsonFile file, JsonElement d, string key)
+    {
+        var steps = new List<Func<List<string>, List<string>>>();
+        Add(d, key);
+        return new TokenDecoder(steps);
+
+        void Add(JsonElement e, string k)
+        {
+            var type = file.RequireString(e, k, "type");
+            switch (type)
+            {
+                case "Replace":
+                {
+                    var content = file.RequireString(e, k, "content");
+                    var (literal, _) = ParsePattern(file, e, k);
+                    if (literal is null) throw file.Error($"{k}.pattern", "is a Regex; expected {\"String\": ...} (regex Replace decoders are not supported)");
+                    steps.Add(TokenDecoder.Replace(literal, content));
+                    break;
+                }
+                case "ByteFallback": steps.Add(TokenDecoder.ByteFallback()); break;
+                case "Fuse": steps.Add(TokenDecoder.Fuse()); break;
+                case "Strip":
+                {
+                    var content = file.RequireString(e, k, "content");
+                    if (content.Length != 1) throw file.Error($"{k}.content", $"is \"{content}\"; expected one character");
+                    steps.Add(TokenDecoder.Strip(content[0], file.RequireInt(e, k, "start"), file.RequireInt(e, k, "stop")));
+                    break;
+                }
+                case "Metaspace":
+                {
+                    var (replacement, scheme, _) = ParseMetaspace(file, e, k);
+                    steps.Add(TokenDecoder.Metaspace(replacement, scheme));
+                    break;
+                }
+                case "Sequence":
+                    var i = 0;
+                    foreach (var child in file.RequireArray(e, k, "decoders").EnumerateArray()) Add(child, $"{k}.decoders[{i++}]");
+                    break;
+                case "ByteLevel":
+                    throw file.Error($"{k}.type", "is \"ByteLevel\" but the pre-tokenizer has no ByteLevel step; expected a ByteLevel pre-tokenizer for a byte-level vocabulary, " +
+                        "or a SentencePiece-style decoder (Replace, ByteFallback, Fuse, Strip, Metaspace)");
+                default:
+                    throw file.Error($"{k}.type", $"is \"{type}\"; expected Replace, ByteFallback, Fuse, Strip, Metaspace or a Sequence of them (with a non-ByteLevel pre-tokenizer)");
+            }
+        }
+    }
+
+    /// <summary><c>replacement</c>, <c>prepend_scheme</c> (or the older <c>add_prefix_space</c>) and <c>split</c> of Metaspace.</summary>
+    static (char Replacement, PrependScheme Scheme, bool Split) ParseMetaspace(JsonFile file, JsonElement e, string key)
+    {
+        var replacement = file.OptionalString(e, key, "replacement") ?? "\u2581";
+        if (replacement.Length != 1) throw file.Error($"{key}.replacement", $"is \"{replacement}\"; expected one character such as \"▁\"");
+        var schemeName = file.OptionalString(e, key, "prepend_scheme");
+        var scheme = schemeName switch
+        {
+            "always" => PrependScheme.Always,
+            "first" => PrependScheme.First,
+            "never" => PrependScheme.Never,
+            null => file.OptionalBool(e, key, "add_prefix_space", true) ? PrependScheme.Always : PrependScheme.Never,
+            _ => throw file.Error($"{key}.prepend_scheme", $"is \"{schemeName}\"; expected \"always\", \"first\" or \"never\""),
+        };
+        return (replacement[0], scheme, file.OptionalBool(e, key, "split", true));
     }
 
     static void ParsePreTokenizer(JsonFile file, JsonElement e, string key, List<IPreTokenizerStep> steps, ref bool byteLevel)
@@ -175,38 +287,35 @@ internal static class HfTokenizerJson
             case "Split":
                 steps.Add(ParseSplit(file, e, key));
                 break;
+            case "Metaspace":
+            {
+                var (replacement, scheme, split) = ParseMetaspace(file, e, key);
+                steps.Add(new MetaspaceStep(replacement, scheme, split));
+                break;
+            }
             case "Sequence":
                 var i = 0;
                 foreach (var child in file.RequireArray(e, key, "pretokenizers").EnumerateArray())
                     ParsePreTokenizer(file, child, $"{key}.pretokenizers[{i++}]", steps, ref byteLevel);
                 break;
             default:
-                throw file.Error($"{key}.type", $"is \"{type}\"; expected ByteLevel, Split or Sequence");
+                throw file.Error($"{key}.type", $"is \"{type}\"; expected ByteLevel, Split, Metaspace or Sequence");
         }
     }
 
     static RegexSplit ParseSplit(JsonFile file, JsonElement e, string key)
     {
-        var pattern = file.RequireObject(e, key, "pattern");
-        var regex = file.OptionalString(pattern, $"{key}.pattern", "Regex");
-        var literal = file.OptionalString(pattern, $"{key}.pattern", "String");
-        if (regex is null && literal is null) throw file.Error($"{key}.pattern", "has neither \"Regex\" nor \"String\"; expected one of them");
+        var (literal, regex) = ParsePattern(file, e, key);
         var behaviorName = file.RequireString(e, key, "behavior");
         var behavior = behaviorName switch
         {
             "Isolated" => SplitBehavior.Isolated,
             "Removed" => SplitBehavior.Removed,
-            _ => throw file.Error($"{key}.behavior", $"is \"{behaviorName}\"; expected \"Isolated\" or \"Removed\" (the others are not supported)"),
+            "MergedWithPrevious" => SplitBehavior.MergedWithPrevious,
+            "MergedWithNext" => SplitBehavior.MergedWithNext,
+            _ => throw file.Error($"{key}.behavior", $"is \"{behaviorName}\"; expected \"Isolated\", \"Removed\", \"MergedWithPrevious\" or \"MergedWithNext\" (\"Contiguous\" is not supported)"),
         };
-        Regex compiled;
-        try
-        {
-            compiled = RegexSplit.Create(regex ?? Regex.Escape(literal!));
-        }
-        catch (ArgumentException ex)
-        {
-            throw file.Error($"{key}.pattern.Regex", $"is not a regex .NET can compile: {ex.Message}", ex);
-        }
+        var compiled = regex ?? RegexSplit.Create(Regex.Escape(literal!));
         return new RegexSplit(compiled, behavior, file.OptionalBool(e, key, "invert", false), file.Path, $"{key}.pattern.Regex");
     }
 

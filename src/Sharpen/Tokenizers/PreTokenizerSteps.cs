@@ -11,6 +11,10 @@ internal enum SplitBehavior
     Isolated,
     /// <summary>Matches are dropped; the text between them becomes pieces.</summary>
     Removed,
+    /// <summary>Each match is joined to the piece before it.</summary>
+    MergedWithPrevious,
+    /// <summary>Each match is joined to the piece after it.</summary>
+    MergedWithNext,
 }
 
 /// <summary>One regex split of a Hugging Face pre-tokenizer (a <c>Split</c>, or the regex of <c>ByteLevel</c>).</summary>
@@ -29,6 +33,9 @@ internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool inver
         new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, trusted ? Regex.InfiniteMatchTimeout : MatchTimeout);
 
     /// <summary>Splits <paramref name="piece"/> and appends the resulting non-empty pieces.</summary>
+    public void Apply(string piece, bool first, List<string> output) => Apply(piece, output);
+
+    /// <summary>Splits <paramref name="piece"/> and appends the resulting non-empty pieces.</summary>
     public void Apply(string piece, List<string> output)
     {
         try { ApplyUnguarded(piece, output); }
@@ -41,19 +48,42 @@ internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool inver
 
     void ApplyUnguarded(string piece, List<string> output)
     {
+        // Spans of the piece, each marked as a match (of the pattern, or of its complement when inverted) or not.
+        var spans = new List<(int Start, int End, bool IsMatch)>();
         var at = 0;
         foreach (var (start, length) in Matches(regex, piece))
         {
             if (length == 0) continue;
-            if (start > at) Keep(piece[at..start], isMatch: false);
-            Keep(piece.Substring(start, length), isMatch: true);
+            if (start > at) spans.Add((at, start, invert));
+            spans.Add((start, start + length, !invert));
             at = start + length;
         }
-        if (at < piece.Length) Keep(piece[at..], isMatch: false);
+        if (at < piece.Length) spans.Add((at, piece.Length, invert));
 
-        void Keep(string s, bool isMatch)
+        switch (behavior)
         {
-            if (behavior == SplitBehavior.Isolated || isMatch == invert) output.Add(s);
+            case SplitBehavior.Isolated:
+                foreach (var (s, e, _) in spans) output.Add(piece[s..e]);
+                break;
+            case SplitBehavior.Removed:
+                foreach (var (s, e, m) in spans) if (!m) output.Add(piece[s..e]);
+                break;
+            case SplitBehavior.MergedWithPrevious:
+            {
+                var from = 0;
+                foreach (var (_, e, m) in spans)
+                    if (m) { output.Add(piece[from..e]); from = e; }
+                if (from < piece.Length) output.Add(piece[from..]);
+                break;
+            }
+            case SplitBehavior.MergedWithNext:
+            {
+                var from = 0;
+                foreach (var (s, _, m) in spans)
+                    if (m && s > from) { output.Add(piece[from..s]); from = s; }
+                if (from < piece.Length) output.Add(piece[from..]);
+                break;
+            }
         }
     }
 
@@ -110,14 +140,17 @@ internal sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool inver
 /// <summary>One step of a Hugging Face pre-tokenizer: turns a piece into smaller pieces.</summary>
 internal interface IPreTokenizerStep
 {
-    void Apply(string piece, List<string> output);
+    /// <param name="piece">The text to split.</param>
+    /// <param name="first">The piece starts at offset 0 of the original text (Metaspace's <c>prepend_scheme: first</c>).</param>
+    /// <param name="output">Receives the pieces.</param>
+    void Apply(string piece, bool first, List<string> output);
 }
 
 /// <summary>Hugging Face's <c>ByteLevel</c> pre-tokenizer: optionally prefixes each piece with a space, then
 /// (when <c>use_regex</c>) splits it with GPT-2's regex. The byte mapping itself happens after all steps.</summary>
 internal sealed class ByteLevelStep(bool addPrefixSpace, bool useRegex) : IPreTokenizerStep
 {
-    public void Apply(string piece, List<string> output)
+    public void Apply(string piece, bool first, List<string> output)
     {
         if (addPrefixSpace && !piece.StartsWith(' ')) piece = " " + piece;
         if (useRegex) RegexSplit.Gpt2.Apply(piece, output);
@@ -128,16 +161,49 @@ internal sealed class ByteLevelStep(bool addPrefixSpace, bool useRegex) : IPreTo
 /// <summary>A Hugging Face pre-tokenizer as steps applied in order (a <c>Sequence</c>, or a single step).</summary>
 internal sealed class PreTokenizerSteps(IReadOnlyList<IPreTokenizerStep> steps)
 {
-    public List<string> Split(string text)
+    /// <param name="text">A stretch of normalized text between added tokens.</param>
+    /// <param name="atStart">The stretch begins the original text (no added token or other text before it).</param>
+    public List<string> Split(string text, bool atStart = true)
     {
         var pieces = new List<string> { text };
         foreach (var step in steps)
         {
             var next = new List<string>(pieces.Count * 2);
-            foreach (var p in pieces) step.Apply(p, next);
+            for (var i = 0; i < pieces.Count; i++) step.Apply(pieces[i], atStart && i == 0, next);
             pieces = next;
         }
         pieces.RemoveAll(p => p.Length == 0);
         return pieces;
+    }
+}
+
+/// <summary>When <c>prepend_scheme</c> adds the replacement character in front of a piece.</summary>
+internal enum PrependScheme
+{
+    /// <summary>Every piece (SentencePiece's <c>add_dummy_prefix</c>).</summary>
+    Always,
+    /// <summary>Only the piece at the very start of the text (not after an added token).</summary>
+    First,
+    /// <summary>Never.</summary>
+    Never,
+}
+
+/// <summary>
+/// Hugging Face's <c>Metaspace</c> pre-tokenizer: spaces become the replacement character (<c>▁</c>), which is
+/// prepended per <see cref="PrependScheme"/> unless the piece already starts with it; with <c>split</c>, the piece is
+/// cut before every replacement character (each joined to the text after it).
+/// </summary>
+internal sealed class MetaspaceStep(char replacement, PrependScheme scheme, bool split) : IPreTokenizerStep
+{
+    public void Apply(string piece, bool first, List<string> output)
+    {
+        piece = piece.Replace(' ', replacement);
+        if (piece.Length > 0 && piece[0] != replacement && (scheme == PrependScheme.Always || scheme == PrependScheme.First && first))
+            piece = replacement + piece;
+        if (!split) { output.Add(piece); return; }
+        var from = 0;
+        for (var i = 1; i < piece.Length; i++)
+            if (piece[i] == replacement) { output.Add(piece[from..i]); from = i; }
+        if (from < piece.Length) output.Add(piece[from..]);
     }
 }

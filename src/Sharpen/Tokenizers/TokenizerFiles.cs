@@ -8,7 +8,7 @@ public static class TokenizerFiles
 
     /// <summary>
     /// Loads the tokenizer stored in <paramref name="directory"/>: <c>char_tokenizer.json</c> if present, else
-    /// <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> when present).
+    /// <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> when present), else a SentencePiece <c>tokenizer.model</c>.
     /// </summary>
     /// <exception cref="FileNotFoundException">Neither file exists; the message names the folder and both files.</exception>
     /// <exception cref="TokenizerFileException">The file found is malformed or unsupported.</exception>
@@ -17,8 +17,9 @@ public static class TokenizerFiles
         ArgumentNullException.ThrowIfNull(directory);
         if (File.Exists(Path.Combine(directory, CharTokenizer.FileName))) return CharTokenizer.Load(directory);
         if (File.Exists(Path.Combine(directory, HfTokenizer.TokenizerFileName))) return HfTokenizer.Load(directory);
+        if (File.Exists(Path.Combine(directory, HfTokenizer.SentencePieceModelFileName))) return HfTokenizer.Load(directory);
         throw new FileNotFoundException(
-            $"No tokenizer in '{Path.GetFullPath(directory)}': looked for {CharTokenizer.FileName} and {HfTokenizer.TokenizerFileName} (+ {HfTokenizer.ConfigFileName}).");
+            $"No tokenizer in '{Path.GetFullPath(directory)}': looked for {CharTokenizer.FileName}, {HfTokenizer.TokenizerFileName} (+ {HfTokenizer.ConfigFileName}) and {HfTokenizer.SentencePieceModelFileName}.");
     }
 
     /// <summary>

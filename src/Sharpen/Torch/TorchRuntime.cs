@@ -27,6 +27,7 @@ public static class TorchRuntime
             if (_failure is not null) throw new TorchUnavailableException(Explain(_failure), _failure);
             try
             {
+                ProcessMemory.Configure();
                 torch.InitializeDeviceType(DeviceType.CPU);
                 var threads = Environment.GetEnvironmentVariable("SHARPEN_NUM_THREADS") is { } s && int.TryParse(s, out var n) && n > 0
                     ? n : Environment.ProcessorCount;

@@ -79,6 +79,7 @@ public sealed class IterationLoop(string outDir, int iterations, int checkpointE
         {
             cancel.ThrowIfCancellationRequested();
             var report = trainer.Iterate(it);
+            Torch.ProcessMemory.Trim();                        // the iteration's freed heap goes back to the system
             runLog.Metrics(report.Row);
             completed = it + 1;
             if (checkpointEvery > 0 && (it + 1) % checkpointEvery == 0 && it + 1 < iterations)

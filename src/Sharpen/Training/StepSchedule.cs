@@ -32,6 +32,28 @@ public abstract record StepSchedule
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>Passes over the data instead of <see cref="MaxSteps"/> (fractional allowed; TRL's <c>num_train_epochs</c>); the
+    /// trainer turns it into steps with <see cref="EpochSteps.Steps"/> once it knows how many items there are. Null = use MaxSteps.</summary>
+    public double? Epochs { get; init; }
+    /// <summary>Warm-up as a fraction of the steps instead of <see cref="WarmupSteps"/> (TRL's <c>warmup_ratio</c>). Null = use WarmupSteps.</summary>
+    public double? WarmupRatio { get; init; }
+
+    /// <summary>This schedule with <see cref="Epochs"/> and <see cref="WarmupRatio"/> turned into <see cref="MaxSteps"/> and
+    /// <see cref="WarmupSteps"/> for <paramref name="items"/> items (pairs, rows) at <see cref="BatchSize"/> per step.</summary>
+    public static T Sized<T>(T schedule, int items) where T : StepSchedule
+    {
+        int steps = schedule.Epochs is { } e ? EpochSteps.Steps(e, items, schedule.BatchSize, 1) : schedule.MaxSteps;
+        int warmup = schedule.WarmupRatio is { } r ? EpochSteps.Warmup(r, steps) : schedule.WarmupSteps;
+        return (T)(schedule with { MaxSteps = steps, WarmupSteps = warmup, Epochs = null, WarmupRatio = null });
+    }
+
+    /// <summary>Throws when <see cref="Epochs"/> or <see cref="WarmupRatio"/> is set: for trainers that count their items
+    /// internally and take only <see cref="MaxSteps"/> and <see cref="WarmupSteps"/>.</summary>
+    protected void StepsOnly(string section)
+    {
+        if (Epochs is not null) throw new ArgumentException($"{section}.epochs (num_train_epochs) is not supported here; give {section}.max_steps");
+        if (WarmupRatio is not null) throw new ArgumentException($"{section}.warmup_ratio is not supported here; give {section}.warmup_steps");
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad schedule field as <c>section.key</c>.</summary>
     protected void ValidateSchedule(string section)
@@ -41,6 +63,32 @@ public abstract record StepSchedule
         OptionChecks.NonNegative(section, MaxGradNorm, "max_grad_norm"); OptionChecks.Positive(section, LogEvery, "log_every");
         OptionChecks.NonNegative(section, CheckpointEvery, "checkpoint_every"); OptionChecks.Positive(section, KeepCheckpoints, "keep_checkpoints");
         if (!(MinLrRatio >= 0 && MinLrRatio <= 1)) throw new ArgumentException($"{section}.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
+        EpochSteps.Check(section, Epochs, WarmupRatio);
+    }
+}
+
+/// <summary>
+/// Epochs and warm-up ratios as step counts, computed as Hugging Face transformers' Trainer computes them: an epoch is
+/// ⌈items / batch⌉ micro-batches, ⌊that / accumulation⌋ optimizer steps (at least 1); the run is ⌈epochs × steps per
+/// epoch⌉ steps; warm-up is ⌈ratio × steps⌉.
+/// </summary>
+public static class EpochSteps
+{
+    /// <summary>Optimizer steps of <paramref name="epochs"/> passes over <paramref name="items"/> items.</summary>
+    public static int Steps(double epochs, int items, int batchSize, int accumulation)
+    {
+        int batches = (items + batchSize - 1) / batchSize;
+        int perEpoch = Math.Max(1, batches / accumulation);
+        return Math.Max(1, (int)Math.Ceiling(epochs * perEpoch));
+    }
+
+    /// <summary>Warm-up steps for a <paramref name="ratio"/> of <paramref name="steps"/>.</summary>
+    public static int Warmup(double ratio, int steps) => (int)Math.Ceiling(ratio * steps);
+
+    internal static void Check(string section, double? epochs, double? warmupRatio)
+    {
+        if (epochs is { } e) OptionChecks.Positive(section, e, "epochs");
+        if (warmupRatio is { } r && !(r >= 0 && r <= 1)) throw new ArgumentException($"{section}.warmup_ratio must be in [0, 1], got {r}");
     }
 }
 

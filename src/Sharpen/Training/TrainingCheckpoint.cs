@@ -9,41 +9,77 @@ using Sharpen.Data;
 namespace Sharpen.Training;
 
 /// <summary>
-/// Resumable training checkpoints: <c>checkpoints/step-NNNNNNN/</c> holding a Hugging Face model
-/// folder plus <c>optimizer.bin</c> and <c>trainer_state.json</c>. Each is written into a
-/// temporary folder and renamed into place, so a crash leaves either the old set or the new one;
+/// Resumable training checkpoints: <c>checkpoints/checkpoint-N/</c> (transformers' name; folders named <c>step-NNNNNNN</c>
+/// by earlier versions are still read) holding a Hugging Face model folder plus <c>optimizer.bin</c> and
+/// <c>trainer_state.json</c>. The state holds the trainer's own resume keys (<c>step</c>, <c>epoch</c> = completed passes
+/// over the data, <c>position</c>, ...) and transformers' <c>global_step</c>, <c>log_history</c> (the metrics.jsonl rows up
+/// to this step, <c>lr</c> also as <c>learning_rate</c>) and <c>best_model_checkpoint</c> (null: no metric picks a best).
+/// Each is written into a temporary folder and renamed into place, so a crash leaves either the old set or the new one;
 /// only the last K are kept.
 /// </summary>
 public static class TrainingCheckpoint
 {
-    const string Prefix = "step-";
+    const string Prefix = "checkpoint-";
+    const string OldPrefix = "step-";
 
     /// <summary>Writes checkpoint <paramref name="step"/> under <paramref name="root"/> and prunes old ones; <paramref name="extra"/> adds files to the folder before it is renamed into place. Returns its folder.</summary>
     public static string Save(string root, int step, CausalLM model, ITokenizer tokenizer, optim.Optimizer optimizer,
         JsonObject state, int keep, ScalarHead? head = null, Action<string>? extra = null)
     {
         Directory.CreateDirectory(root);
-        var final = Path.Combine(root, $"{Prefix}{step:D7}");
-        var tmp = Path.Combine(root, $".tmp-{Prefix}{step:D7}-{Guid.NewGuid():N}");
+        var final = Path.Combine(root, $"{Prefix}{step}");
+        var tmp = Path.Combine(root, $".tmp-{Prefix}{step}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(tmp);
         HfCheckpoint.Save(tmp, model, tokenizer, head);
         ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(Path.Combine(tmp, "optimizer.bin"));
         state["step"] = step;
+        state["global_step"] = step;
+        state["best_model_checkpoint"] = null;
+        state["log_history"] = LogHistory(Path.GetDirectoryName(Path.GetFullPath(root))!, step);
         extra?.Invoke(tmp);   // more files (reference model, critic) that belong to the same checkpoint
         File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        var legacy = Path.Combine(root, $"{OldPrefix}{step:D7}");
+        if (Directory.Exists(legacy)) Directory.Delete(legacy, recursive: true);
         Directory.Move(tmp, final);
         foreach (var old in List(root).SkipLast(keep)) Directory.Delete(old, recursive: true);
         foreach (var stale in Directory.EnumerateDirectories(root, ".tmp-*")) Directory.Delete(stale, recursive: true);
         return final;
     }
 
-    /// <summary>Complete checkpoint folders under <paramref name="root"/>, oldest first.</summary>
+    /// <summary>Complete checkpoint folders under <paramref name="root"/> (<c>checkpoint-N</c> and the older <c>step-NNNNNNN</c>), by step, oldest first.</summary>
     public static IReadOnlyList<string> List(string root) => Directory.Exists(root)
-        ? Directory.EnumerateDirectories(root, Prefix + "*")
-            .Where(d => File.Exists(Path.Combine(d, "trainer_state.json")))
-            .OrderBy(d => d, StringComparer.Ordinal).ToList()
+        ? Directory.EnumerateDirectories(root)
+            .Select(d => (Dir: d, Step: StepOf(Path.GetFileName(d))))
+            .Where(x => x.Step is not null && File.Exists(Path.Combine(x.Dir, "trainer_state.json")))
+            .OrderBy(x => x.Step).ThenBy(x => x.Dir, StringComparer.Ordinal).Select(x => x.Dir).ToList()
         : [];
+
+    /// <summary>The step in a checkpoint folder's name, or null when it is not one.</summary>
+    static int? StepOf(string name)
+    {
+        foreach (var p in new[] { Prefix, OldPrefix })
+            if (name.StartsWith(p, StringComparison.Ordinal) && int.TryParse(name.AsSpan(p.Length), System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out var n)) return n;
+        return null;
+    }
+
+    /// <summary>transformers' <c>log_history</c>: the rows of <c>outDir/metrics.jsonl</c> up to <paramref name="step"/>.</summary>
+    static JsonArray LogHistory(string outDir, int step)
+    {
+        var history = new JsonArray();
+        if (!File.Exists(Path.Combine(outDir, "metrics.jsonl"))) return history;
+        foreach (var row in new RunLog(outDir, append: true).ReadMetrics())
+        {
+            long at = row["step"] is JsonValue s && s.TryGetValue(out long a) ? a : row["iteration"] is JsonValue i && i.TryGetValue(out long b) ? b : 0;
+            if (at > step) continue;
+            var entry = (JsonObject)row.DeepClone();
+            entry["step"] = at;
+            if (entry["lr"] is { } lr && !entry.ContainsKey("learning_rate")) entry["learning_rate"] = lr.DeepClone();
+            history.Add(entry);
+        }
+        return history;
+    }
 
     /// <summary>The newest complete checkpoint, or null.</summary>
     public static string? Latest(string root) => List(root).LastOrDefault();

@@ -91,7 +91,7 @@ public class CommandTests
         Assert.True(File.Exists(Path.Combine(run, "report.md")));
         Assert.True(File.Exists(Path.Combine(run, "loss.png")));
         Assert.True(File.Exists(Path.Combine(run, "final", "model.safetensors")));
-        Assert.Equal(["step-0000002"], Directory.GetDirectories(Path.Combine(run, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-2"], Directory.GetDirectories(Path.Combine(run, "checkpoints")).Select(Path.GetFileName));
         Assert.Equal(4, new RunLog(run, append: true).ReadMetrics().Count);
 
         // Resuming a finished run continues from its last checkpoint (step 2) to the end again.

@@ -43,7 +43,7 @@ public class OnlinePreferenceTrainCommandTests
         }
         if (kind == "online_dpo")
         {
-            Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "step-0000001")));
+            Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "checkpoint-1")));
             // --resume continues from the checkpoint; the run is already complete after it, so only iteration 2 is redone.
             var (code2, output2, err2) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
             Assert.True(code2 == 0, err2 + output2);

@@ -26,7 +26,7 @@ public class PreferenceResumeCommandTests
             """);
         var (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"));
         Assert.True(code == 0, err + output);
-        Assert.True(Directory.Exists(Path.Combine(dir.File("run"), "checkpoints", "step-0000002")));
+        Assert.True(Directory.Exists(Path.Combine(dir.File("run"), "checkpoints", "checkpoint-2")));
 
         (code, output, err) = CliHarness.Invoke(TrainCommand.Create(), dir.File("r.yaml"), "--resume");
         Assert.True(code == 0, err + output);

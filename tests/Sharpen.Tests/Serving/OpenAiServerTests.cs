@@ -258,7 +258,10 @@ public sealed class OpenAiServerTests(ServingFixture fx) : IClassFixture<Serving
         var answers = await Task.WhenAll(prompts.Select(p => Complete(new JsonObject { ["prompt"] = p, ["temperature"] = 0, ["max_tokens"] = 40, ["return_tokens_as_token_ids"] = true, ["logprobs"] = 0 })));
         var after = fx.Host.Stats;
         Assert.Equal(prompts.Length, after.Jobs - before.Jobs);
-        Assert.True(after.Batches - before.Batches < prompts.Length, $"{after.Batches - before.Batches} batches for {prompts.Length} requests: nothing was batched");
+        // Decoded together: fewer steps than tokens (one request at a time takes a step per token).
+        long tokens = answers.Sum(a => a["usage"]!["completion_tokens"]!.GetValue<long>());
+        Assert.Equal(tokens, after.Tokens - before.Tokens);
+        Assert.True(after.Steps - before.Steps < tokens / 2, $"{after.Steps - before.Steps} steps for {tokens} tokens: nothing was batched");
         var alone = Engine(prompts.Select(p => ServingFixture.Tok.Encode(p)).ToList(), new SamplingOptions { Temperature = 0, MaxNewTokens = 40 });
         for (int i = 0; i < prompts.Length; i++)
             Assert.Equal(alone[i].CompletionIds, answers[i]["choices"]![0]!["logprobs"]!["tokens"]!.AsArray().Select(t => int.Parse(t!.GetValue<string>()[9..])));

@@ -92,7 +92,7 @@ public class ImplicitPrmTests
         using var stoppedDir = new TempDir();
         using (var first = Model(seed: 3))
             PreferenceResumeTests.RunUntil("step 5/", (log, ct) => new ImplicitPrmTrainer(first, Tok, o) { Log = log }.Run(Outcomes(), stoppedDir.Path, ct));
-        Assert.Equal(["step-0000003"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-3"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
 
         using var resumed = Model(seed: 3);     // the starting model: the reference is its frozen copy, then step 3 is loaded
         var result = new ImplicitPrmTrainer(resumed, Tok, o).Run(Outcomes(), stoppedDir.Path, resume: true);

@@ -51,7 +51,7 @@ public class PreferenceResumeTests
         using var stoppedDir = new TempDir();
         using (var first = Model(5))
             RunUntil("step 5/", (log, ct) => new PreferenceTrainer(first, Tok, o) { Log = log }.Run(Pairs(), stoppedDir.Path, ct));
-        Assert.Equal(["step-0000003"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-3"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
 
         // The resumed trainer is handed the starting model (its weights key the reference cache), then loads step 3.
         using var resumed = Model(5);

@@ -56,7 +56,7 @@ public class PrmTrainerTests
         using (var first = Model(5))
         using (var firstHead = new ScalarHead(first.Config.HiddenSize))
             PreferenceResumeTests.RunUntil("step 5/", (log, ct) => new PrmTrainer(first, firstHead, Tok, o) { Log = log }.Run(data, [], stoppedDir.Path, ct));
-        Assert.Equal(["step-0000003"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-3"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
 
         using var resumed = Model(99);                                  // another init: backbone and head come from the checkpoint
         using var resumedHead = new ScalarHead(resumed.Config.HiddenSize, initStd: 0.5);

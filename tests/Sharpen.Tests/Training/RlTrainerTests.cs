@@ -87,7 +87,7 @@ public class RlTrainerTests
             var t = new RlTrainer(first, Tok, o, rewards) { Log = l => { if (l.StartsWith("iter 5/")) cts.Cancel(); } };
             Assert.Throws<OperationCanceledException>(() => t.Run(prompts, stoppedDir.Path, cancel: cts.Token));
         }
-        Assert.Equal(["step-0000004"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-4"], Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints")).Select(Path.GetFileName));
         using var resumed = Model(seed: 77);
         new RlTrainer(resumed, Tok, o, rewards).Run(prompts, stoppedDir.Path, resume: true);
         var a = resumed.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach().contiguous().data<float>().ToArray());

@@ -90,7 +90,7 @@ public class SftTrainerTests
         }
         // Only the newest checkpoint (step 6) is kept; the run died after step 7.
         var kept = Directory.GetDirectories(Path.Combine(stoppedDir.Path, "checkpoints"));
-        Assert.Equal(["step-0000006"], kept.Select(Path.GetFileName));
+        Assert.Equal(["checkpoint-6"], kept.Select(Path.GetFileName));
 
         using var resumed = Model(seed: 99);   // different init: everything must come from the checkpoint
         new SftTrainer(resumed, Tok, o).Run(data, [], stoppedDir.Path, resume: true);

@@ -63,7 +63,7 @@ public sealed class KtoTrainer(CausalLM policy, ITokenizer tokenizer, KtoOptions
     /// <summary>Receives one human-readable line per log step.</summary>
     public Action<string>? Log { get; init; }
 
-    readonly KtoOptions _o = options.Validate();
+    KtoOptions _o = options.Validate();
 
     sealed record Example(int[] Prompt, int[] Completion, bool Desirable);
 
@@ -80,6 +80,7 @@ public sealed class KtoTrainer(CausalLM policy, ITokenizer tokenizer, KtoOptions
             if (p.Length == 0) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
             return new Example(p, CompletionTokens.Ids(tokenizer, eos, e.Completion), e.Desirable);
         }).ToList();
+        _o = StepSchedule.Sized(_o, data.Count);   // epochs / warmup_ratio → steps, now that the item count is known
         int nd = data.Count(d => d.Desirable), nu = data.Count - nd;
         if (nd > 0 && nu > 0)
         {

@@ -225,6 +225,10 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// <summary>Human-readable progress lines.</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>The engine that samples the candidates; null = the built-in torch engine over the policy. It is told to sync
+    /// weights after each update (the pair losses recompute their own log-probs, so the engine's are not used).</summary>
+    public IRolloutEngine? Engine { get; init; }
+
     /// <summary>Called after each iteration's update with (iteration 1-based, the policy, the reference it used or null).</summary>
     public Action<int, CausalLM, CausalLM?>? AfterIteration { get; init; }
 
@@ -339,8 +343,9 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         readonly CausalLM? _reference;
         readonly CausalLM? _previous;   // π_t, refreshed at the start of every iteration (INPO)
         readonly optim.Optimizer _opt;
-        readonly RolloutEngine _engine;
-        readonly IRolloutEngine _sampler;   // the policy's engine, or the geometric mixture with the reference
+        readonly IRolloutEngine _engine;
+        readonly RolloutEngine _torchEngine;    // held-out validation: the policy itself
+        readonly IRolloutEngine _sampler;       // _engine, or the geometric mixture of the policy with the reference
         readonly NonFiniteGuard _guard;
         readonly Stopwatch _total = Stopwatch.StartNew();
         DataCursor _cursor;
@@ -361,7 +366,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             _reference = _o.NeedsReference ? Policy.Copy(trainable: false) : null;
             _previous = PreferenceLosses.Registry.Get(_o.Loss).NeedsPrevious ? Policy.Copy(trainable: false) : null;
             _opt = optim.AdamW(Policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-            _engine = new RolloutEngine(Policy, Tokenizer);
+            _torchEngine = new RolloutEngine(Policy, Tokenizer);
+            _engine = t.Engine ?? _torchEngine;
             _sampler = _o.Sampling == SamplingSource.Mixture ? new GeometricMixtureEngine(Policy, _reference!, Tokenizer, _o.MixtureBeta) : _engine;
             _guard = new NonFiniteGuard(_o.Algorithm);
             _cursor = new DataCursor(prompts.Count, _o.Seed);
@@ -501,6 +507,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 if (u == 0) { loss = sl; accuracy = sa; margin = sm; }   // the first pass: before most of this iteration's updates
             }
             Policy.eval();
+            _engine.SyncWeights(Policy);
             return (loss, accuracy, margin);
         }
 
@@ -522,7 +529,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         /// <summary>Greedy reward on the held-out prompts; the best iterate so far is kept in best/.</summary>
         double Validate(int it)
         {
-            double validationReward = Evaluator.GreedyReward(_engine, _validation, _t.Rewards, _o.MaxNewTokens, _cancel);
+            double validationReward = Evaluator.GreedyReward(_torchEngine, _validation, _t.Rewards, _o.MaxNewTokens, _cancel);
             if (validationReward > _best.Reward)
             {
                 _best = (it + 1, validationReward);
@@ -548,6 +555,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             TotalPairs = st["pairs"]!.GetValue<int>();
             JudgeCalls = st["judge_calls"]?.GetValue<int>() ?? 0;
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
+            _engine.SyncWeights(Policy);
             if (File.Exists(Path.Combine(_outDir, BestFile)))
             {
                 var b = JsonNode.Parse(File.ReadAllText(Path.Combine(_outDir, BestFile)))!;

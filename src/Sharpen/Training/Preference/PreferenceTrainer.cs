@@ -76,7 +76,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     /// <summary>The reference cache's file name inside the output directory.</summary>
     public const string ReferenceFile = "reference_logprobs.json";
 
-    readonly PreferenceOptions _o = options.Validate();
+    PreferenceOptions _o = options.Validate();
 
     /// <summary>A tokenized preference pair (completions end with EOS).</summary>
     internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
@@ -95,6 +95,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var data = Encode(pairs);
+        _o = StepSchedule.Sized(_o, data.Count);
         int padId = tokenizer.PadTokenId ?? 0;
         var (refChosen, refRejected) = _o.NeedsReference ? ReferenceLogProbs(data, outDir, padId) : (null, null);
 

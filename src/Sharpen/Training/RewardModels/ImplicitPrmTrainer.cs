@@ -32,7 +32,7 @@ public sealed record ImplicitPrmOptions : StepSchedule
     {
         if (Loss is not ("ce" or "dpo")) throw new ArgumentException($"implicit_prm.loss is '{Loss}'; expected ce or dpo");
         OptionChecks.Positive("implicit_prm", Beta, "beta");
-        ValidateSchedule("implicit_prm");
+        ValidateSchedule("implicit_prm"); StepsOnly("implicit_prm");
         OptionChecks.NonNegative("implicit_prm", MicroBatchSize, "micro_batch_size");
         try { Data.StepSplitter.Parse(StepSplitter); }
         catch (ArgumentException e) { throw new ArgumentException($"implicit_prm.step_splitter: {e.Message}"); }

@@ -27,7 +27,7 @@ public sealed record PrmOptions : StepSchedule
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PrmOptions Validate()
     {
-        ValidateSchedule("prm");
+        ValidateSchedule("prm"); StepsOnly("prm");
         OptionChecks.NonNegative("prm", MicroBatchSize, "micro_batch_size"); OptionChecks.NonNegative("prm", EvalEvery, "eval_every");
         if (!(Threshold > 0 && Threshold < 1)) throw new ArgumentException($"prm.threshold must be in (0, 1), got {Threshold}");
         try { Data.StepSplitter.Parse(StepSplitter); }

@@ -42,7 +42,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
     /// <summary>Receives one human-readable line per log step.</summary>
     public Action<string>? Log { get; init; }
 
-    readonly RewardModelOptions _o = options.Validate();
+    RewardModelOptions _o = options.Validate();
 
     sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
 
@@ -66,6 +66,7 @@ public sealed class RewardModelTrainer(CausalLM backbone, ScalarHead head, IToke
             var (_, r) = RewardModelScoring.Encode(tokenizer, backbone.Config, e.Prompt, e.Rejected);
             return new Pair(p, c, r);
         }).ToList();
+        _o = StepSchedule.Sized(_o, data.Count);
         int padId = tokenizer.PadTokenId ?? 0;
 
         backbone.train();

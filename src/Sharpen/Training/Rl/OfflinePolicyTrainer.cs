@@ -85,7 +85,7 @@ public sealed record OfflinePolicyOptions : StepSchedule
         if (!Enum.IsDefined(AlolSampling)) throw new ArgumentException($"offline_pg.alol_sampling: unknown sampling {AlolSampling}");
         Positive(ValueFolds, "value_folds");
         NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
-        ValidateSchedule("offline_pg");
+        ValidateSchedule("offline_pg"); StepsOnly("offline_pg");
         return this;
     }
 }

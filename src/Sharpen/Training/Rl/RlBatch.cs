@@ -1,3 +1,4 @@
+using Sharpen.Environments;
 using Sharpen.Generation;
 using static TorchSharp.torch;
 using Sharpen.Rewards;
@@ -30,6 +31,10 @@ sealed class RlBatch
     public int Correct { get; set; }
     /// <summary>Tokens generated (samples and greedy completions).</summary>
     public double GeneratedTokens { get; set; }
+    /// <summary>Multi-turn only: the kept rows' trajectories.</summary>
+    public List<Trajectory>? Trajectories { get; init; }
+    /// <summary>Multi-turn only: every played trajectory (all sampling rounds), for success rate and turns.</summary>
+    public List<Trajectory> AllTrajectories { get; } = [];
     /// <summary>Seconds per phase.</summary>
     public Dictionary<string, double> Timing { get; } = [];
 
@@ -38,8 +43,14 @@ sealed class RlBatch
     public SequenceBatch Seq { get; set; } = null!;
     /// <summary>Completion mask <c>(B, A)</c>.</summary>
     public Tensor Mask => Seq.CompletionMask;
-    /// <summary>Behaviour log-probs, as the engine returned them <c>(B, A)</c>.</summary>
+    /// <summary>Old log-probs of the loss <c>(B, A)</c>: the engine's, or the trainer's own recomputation when it recomputes.</summary>
     public Tensor OldLogProbs { get; set; } = null!;
+    /// <summary>The engine's log-probs as it returned them <c>(B, A)</c>.</summary>
+    public Tensor EngineLogProbs { get; set; } = null!;
+    /// <summary>Mean |Δ log-prob| and KL(engine ‖ trainer) when the trainer recomputed the old log-probs.</summary>
+    public (double MeanAbsDiff, double Kl)? Mismatch { get; set; }
+    /// <summary>Truncated importance weights min(π_trainer_old / π_engine, C) <c>(B, A)</c>, or null when TIS is off.</summary>
+    public Tensor? TisWeights { get; set; }
     /// <summary>Reference log-probs <c>(B, A)</c>, or null without a reference.</summary>
     public Tensor? RefLogProbs { get; set; }
     /// <summary>Critic values <c>(B, A)</c>, or null without a critic.</summary>
@@ -52,6 +63,8 @@ sealed class RlBatch
     public Tensor Advantages { get; set; } = null!;
     /// <summary>Sequence advantages (or KL-regularised rewards) <c>(B)</c>.</summary>
     public Tensor SequenceAdvantages { get; set; } = null!;
+    /// <summary>Multi-turn only: each turn's reward at its last policy token <c>(B, A)</c>.</summary>
+    public Tensor? TokenRewards { get; set; }
     /// <summary>Value targets <c>(B, A)</c> (critic).</summary>
     public Tensor? Returns { get; set; }
     /// <summary>Share of generated groups whose rewards are all equal (NaN for G = 1).</summary>

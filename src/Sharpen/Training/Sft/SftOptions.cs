@@ -44,6 +44,20 @@ public sealed record SftOptions
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>Passes over the training examples instead of <see cref="MaxSteps"/> (fractional allowed; TRL's <c>num_train_epochs</c>);
+    /// see <see cref="EpochSteps"/>. Null = use MaxSteps.</summary>
+    public double? Epochs { get; init; }
+    /// <summary>Warm-up as a fraction of the steps instead of <see cref="WarmupSteps"/> (TRL's <c>warmup_ratio</c>). Null = use WarmupSteps.</summary>
+    public double? WarmupRatio { get; init; }
+
+    /// <summary>These options with <see cref="Epochs"/> and <see cref="WarmupRatio"/> turned into <see cref="MaxSteps"/> and
+    /// <see cref="WarmupSteps"/> for <paramref name="examples"/> training examples (<see cref="BatchSize"/> × <see cref="GradientAccumulation"/> per step).</summary>
+    public SftOptions Sized(int examples)
+    {
+        int steps = Epochs is { } e ? EpochSteps.Steps(e, examples, BatchSize, GradientAccumulation) : MaxSteps;
+        int warmup = WarmupRatio is { } r ? EpochSteps.Warmup(r, steps) : WarmupSteps;
+        return this with { MaxSteps = steps, WarmupSteps = warmup, Epochs = null, WarmupRatio = null };
+    }
     /// <summary>C-RLFT: the row field that names an example's class (data source), e.g. <c>"source": "gpt4"</c>.</summary>
     public string ClassField { get; init; } = "source";
     /// <summary>
@@ -72,6 +86,7 @@ public sealed record SftOptions
         Positive(EvalMaxNewTokens, "eval_max_new_tokens"); NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints");
         if (MinLrRatio < 0 || MinLrRatio > 1) throw new ArgumentException($"sft.min_lr_ratio must be in [0, 1], got {MinLrRatio}");
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw new ArgumentException("sft.beta1 and sft.beta2 must be in [0, 1)");
+        EpochSteps.Check("sft", Epochs, WarmupRatio);
         if (ConditionsOnClass())
         {
             if (string.IsNullOrWhiteSpace(ClassField)) throw new ArgumentException("sft.class_field must name a row field");

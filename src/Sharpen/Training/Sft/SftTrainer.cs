@@ -38,7 +38,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
     /// <summary>Stop strings for evaluation generation.</summary>
     public IReadOnlyList<string> EvalStopStrings { get; init; } = [];
 
-    readonly SftOptions _o = options.Validate();
+    SftOptions _o = options.Validate();
 
     sealed record Example(int[] Prompt, int[] Completion, float Weight = 1f);
 
@@ -47,6 +47,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         CancellationToken cancel = default)
     {
         if (train.Count == 0) throw new ArgumentException("the training set is empty");
+        _o = _o.Sized(train.Count);
         long started = Stopwatch.GetTimestamp();
         int truncated = 0;
         var data = Encode(train, ref truncated);

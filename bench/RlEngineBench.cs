@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Sharpen.Checkpoints;
+using Sharpen.Data;
+using Sharpen.Evaluation;
+using Sharpen.Generation;
+using Sharpen.LlamaCpp;
+using Sharpen.Recipes;
+using Sharpen.Rewards;
+using Sharpen.Serving;
+using Sharpen.Tasks;
+using Sharpen.Training;
+using Sharpen.Training.Rl;
+
+namespace Sharpen.Bench;
+
+/// <summary>
+/// <c>sharpen bench rl --engine torch,llamacpp,openai</c>: GRPO with <see cref="RlBench"/>'s settings (same SFT model, prompts,
+/// verifier reward, 16 prompts × 4 samples) for a fixed number of iterations with each rollout engine, each in its own
+/// process: seconds per iteration (evaluation excluded; weight sync included), generation seconds, the logged
+/// engine/trainer gap, and held-out greedy accuracy after the same iterations ± its standard error. The <c>openai</c> row
+/// starts <c>sharpen serve</c>'s server in the child process on loopback and syncs weights through its reload endpoint.
+/// </summary>
+public static class RlEngineBench
+{
+    /// <summary>The engines measured by default.</summary>
+    public static readonly string[] Engines = ["torch", "llamacpp", "openai"];
+
+    /// <summary>The driver: the SFT model of <see cref="RlBench"/>, then one child process per engine; returns the result JSON.</summary>
+    public static JsonObject Run(Action<string> log, string workDir, string childCommand, IReadOnlyList<string> engines, int iterations)
+    {
+        RlBench.PrepareSft(log, workDir);
+        var rows = new JsonArray();
+        foreach (var engine in engines)
+        {
+            log($"rl grpo with the {engine} engine: {iterations} iterations in a child process");
+            var psi = new ProcessStartInfo(childCommand.Split(' ')[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in childCommand.Split(' ').Skip(1)) psi.ArgumentList.Add(a);
+            foreach (var a in new[] { "bench", "rl-one", "--algorithm", "grpo", "--engine", engine, "--iterations", iterations.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work", workDir })
+                psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"rl with engine {engine} failed ({p.ExitCode}): {stderr.Result}{stdout.Result}");
+            var row = JsonNode.Parse(File.ReadAllText(Path.Combine(workDir, "engine-" + engine, "bench.json")))!.AsObject();
+            log($"  {engine}: {row["seconds_per_iteration"]} s/iteration (generation {row["generate_seconds_per_iteration"]}), accuracy {row["accuracy_after"]} ± {row["accuracy_standard_error"]}");
+            rows.Add(row);
+        }
+        var result = new JsonObject { ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["rows"] = rows };
+        var torch = rows.FirstOrDefault(r => r!["engine"]!.GetValue<string>() == "torch");
+        foreach (var r in rows)
+            if (torch is not null && r != torch)
+                result[$"ratio_{r!["engine"]}_to_torch"] = Math.Round(r["seconds_per_iteration"]!.GetValue<double>() / torch["seconds_per_iteration"]!.GetValue<double>(), 3);
+        return result;
+    }
+
+    /// <summary>One engine in this process (what the child runs).</summary>
+    public static void RunOne(string engineName, string workDir, int iterations)
+    {
+        var sftDir = Path.Combine(workDir, "sft");
+        var (prompts, test, task) = RlBench.Data(workDir);
+        var loaded = HfCheckpoint.Load(Path.Combine(sftDir, "final"), requireTokenizer: true);
+        using var policy = loaded.Model;
+        var tokenizer = loaded.Tokenizer!;
+        var options = RlBench.OptionsFor("grpo", budgetSeconds: 0, seed: 1) with { Iterations = iterations, MaxSeconds = 0, EvalEvery = 0 };
+        var outDir = Path.Combine(workDir, "engine-" + engineName);
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        Directory.CreateDirectory(outDir);
+        var before = Evaluator.Run(new RolloutEngine(policy, tokenizer), task, test, maxNewTokens: options.MaxNewTokens);
+
+        PolicyHost? host = null;
+        OpenAiServer? server = null;
+        IRolloutEngine engine;
+        switch (engineName)
+        {
+            case "torch": engine = new RolloutEngine(policy, tokenizer); break;
+            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = Environment.ProcessorCount, WorkDirectory = Path.Combine(outDir, "gguf") }); break;
+            case "openai":
+                var serveDir = Path.Combine(outDir, "served");
+                HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
+                host = PolicyHost.Load(serveDir, new PolicyHostOptions { ModelId = "policy", MaxBatch = 64 });
+                server = OpenAiServer.StartAsync(host, new ServerOptions { Port = 0 }).GetAwaiter().GetResult();
+                engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = 16 },
+                    tokenizer, policy.Config.EosTokenIds);
+                break;
+            default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines)}");
+        }
+        RlResult result;
+        try
+        {
+            result = new RlTrainer(policy, tokenizer, options, [new WeightedReward(new TaskReward(task))]) { Task = task, EvalProblems = test, Engine = engine }
+                .Run(prompts, outDir);
+        }
+        finally
+        {
+            (engine as IDisposable)?.Dispose();
+            server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            host?.Dispose();
+        }
+        var rows = new RunLog(outDir, append: true).ReadMetrics();
+        double Mean(string key) => rows.Where(r => r[key] is not null).Select(r => r[key]!.GetValue<double>()).DefaultIfEmpty(double.NaN).Average();
+        var iterSeconds = rows.Select(r => new[] { "generate", "score", "reference", "advantage", "update_actor", "update_critic" }
+            .Sum(k => r[$"timing/{k}"]!.GetValue<double>())).ToList();
+        double acc = result.Eval!.Accuracy;
+        var json = new JsonObject
+        {
+            ["engine"] = engineName, ["algorithm"] = "grpo", ["iterations"] = result.Iterations, ["rollouts_per_iteration"] = options.PromptsPerIteration * options.SamplesPerPrompt,
+            ["seconds_per_iteration"] = Math.Round(iterSeconds.Average(), 3),
+            ["seconds_per_iteration_standard_error"] = Math.Round(StdErr(iterSeconds), 3),
+            ["generate_seconds_per_iteration"] = Math.Round(Mean("timing/generate"), 3),
+            ["update_seconds_per_iteration"] = Math.Round(Mean("timing/update_actor"), 3),
+            ["accuracy_before"] = before.Accuracy, ["accuracy_after"] = acc,
+            ["accuracy_standard_error"] = Math.Round(Math.Sqrt(acc * (1 - acc) / result.Eval.N), 4), ["held_out"] = result.Eval.N,
+            ["logprob_abs_diff"] = double.IsNaN(Mean("rollout/logprob_abs_diff")) ? null : Mean("rollout/logprob_abs_diff"),
+            ["kl_engine_trainer"] = double.IsNaN(Mean("rollout/kl_engine_trainer")) ? null : Mean("rollout/kl_engine_trainer"),
+            ["tis_weight_mean"] = double.IsNaN(Mean("rollout/tis_weight_mean")) ? null : Mean("rollout/tis_weight_mean"),
+            ["peak_rss_mb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+        };
+        File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static double StdErr(IReadOnlyList<double> xs)
+    {
+        if (xs.Count < 2) return double.NaN;
+        double m = xs.Average();
+        return Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Count - 1) / xs.Count);
+    }
+}

@@ -1,0 +1,55 @@
+using System.Runtime.InteropServices;
+using Sharpen.Torch;
+using static TorchSharp.torch;
+
+namespace Sharpen.Tests.Torch;
+
+/// <summary>
+/// The allocator settings applied when torch loads (fixed mmap threshold, trim threshold, arena cap on Linux glibc) and
+/// the process memory readings the benchmarks and RL metrics use.
+/// </summary>
+public class ProcessMemoryTests
+{
+    // glibc keeps each chunk's size word just before the memory it returns; bit 1 says the chunk was mmapped on its own.
+    static bool ChunkIsMmapped(Tensor t) => (Marshal.ReadInt64(t.storage<float>().data_ptr() - 8) & 0x2) != 0;
+
+    [Fact]
+    public void Large_tensors_are_mapped_on_their_own_after_a_large_free_so_freeing_them_returns_the_memory()
+    {
+        TorchRuntime.EnsureLoaded();
+        if (!ProcessMemory.IsGlibc) { Assert.Equal("not glibc", ProcessMemory.Settings); return; }
+        if (Environment.GetEnvironmentVariable("SHARPEN_MALLOC") is "default") { Assert.Equal("default", ProcessMemory.Settings); return; }
+        Assert.Equal($"glibc: mmap_threshold={1024 * 1024}, trim_threshold={1024 * 1024}, arena_max=2", ProcessMemory.Settings);
+        Assert.Equal(ProcessMemory.Settings, ProcessMemory.Configure());                 // once per process
+
+        // With glibc's dynamic threshold, freeing a 16 MiB mapped block raises the threshold to 16 MiB, and the next
+        // 4 MiB tensor would come from the heap (where freed memory stays resident). With the fixed threshold it is mapped.
+        using (var big = zeros(4L << 20)) Assert.True(ChunkIsMmapped(big));             // 16 MiB of float32
+        using var four = zeros(1L << 20);                                               // 4 MiB
+        Assert.True(ChunkIsMmapped(four));
+        using var justAbove = zeros(1100 * 1024 / 4);                                   // above the 1 MiB threshold
+        Assert.True(ChunkIsMmapped(justAbove));
+        using var below = zeros(512 * 1024 / 4);                                        // 512 KiB: from the heap
+        Assert.False(ChunkIsMmapped(below));
+    }
+
+    [Fact]
+    public void Resident_and_peak_readings_follow_a_touched_allocation_and_the_peak_can_be_reset()
+    {
+        TorchRuntime.EnsureLoaded();
+        if (!OperatingSystem.IsLinux()) return;
+        long before = ProcessMemory.ResidentBytes();
+        Assert.True(before > 10 << 20, $"RSS {before} bytes is implausibly small for a process with libtorch loaded");
+        using (var t = ones(128L << 20 >> 2))                                          // 128 MiB, every page written
+        {
+            long during = ProcessMemory.ResidentBytes();
+            Assert.True(ProcessMemory.PeakResidentBytes() >= during);
+            Assert.True(during - before > 96 << 20, $"RSS grew by {(during - before) >> 20} MiB while 128 MiB were touched");
+        }
+        Assert.True(ProcessMemory.ResetPeak());
+        long peak = ProcessMemory.PeakResidentBytes(), now = ProcessMemory.ResidentBytes();
+        // After the reset the peak is the current RSS, not the 128 MiB above it (other test threads may allocate or free
+        // in between: allow 32 MiB either way).
+        Assert.InRange(peak - now, -(32L << 20), 32L << 20);
+    }
+}
