@@ -109,6 +109,8 @@ public sealed class DecodeSession : IDisposable
         _layers = parent._layers;
         _embed = parent._embed; _finalNorm = parent._finalNorm; _head = parent._head;
         _heads = parent._heads; _kvHeads = parent._kvHeads; _headDim = parent._headDim; _ffn = parent._ffn; _eps = parent._eps;
+        _embedScale = parent._embedScale; _scale = parent._scale; _softcap = parent._softcap; _finalCap = parent._finalCap; _gelu = parent._gelu;
+        _window = parent._window;
         _k = new Tensor[_layers.Length];
         _v = new Tensor[_layers.Length];
         for (int i = 0; i < _k.Length; i++)

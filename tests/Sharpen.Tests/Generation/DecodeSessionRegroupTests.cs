@@ -39,6 +39,7 @@ public class DecodeSessionRegroupTests
     [Theory]
     [InlineData("llama", false, 2)]
     [InlineData("qwen2", true, 1)]
+    [InlineData("gemma", true, 1)]      // a fork must carry the embedding scale and (1 + w) norms too
     public void Joining_leaving_and_growing_rows_get_the_logits_they_get_alone(string type, bool tied, int kvHeads)
     {
         using var model = new CausalLM(CausalLMTests.Tiny(type, tied, kvHeads) with { InitializerRange = 0.5 }, seed: 3);
