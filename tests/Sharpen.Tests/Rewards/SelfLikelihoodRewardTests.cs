@@ -1,7 +1,9 @@
 using Sharpen.Models;
 using Sharpen.Recipes;
 using Sharpen.Rewards;
+using Sharpen.Tasks;
 using Sharpen.Tests.Training;
+using Sharpen.Training.ExpertIteration;
 using static TorchSharp.torch;
 
 namespace Sharpen.Tests.Rewards;
@@ -10,7 +12,7 @@ namespace Sharpen.Tests.Rewards;
 public class SelfLikelihoodRewardTests
 {
     /// <summary>Σ_t log softmax(logits at position |x| − 1 + t)[y_t] over the completion's tokens and EOS, one sequence at a time.</summary>
-    static (double Sum, int Tokens) TeacherForced(CausalLM m, string prompt, string completion)
+    internal static (double Sum, int Tokens) TeacherForced(CausalLM m, string prompt, string completion)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
@@ -59,5 +61,46 @@ public class SelfLikelihoodRewardTests
         Assert.Contains("'rewards[0]': 'self_likelihood' works in rl recipes only", e.Message);
         var both = Recipe.Parse("kind: rl\nmodel: { path: m }\ndata: { train: x.jsonl }\nrewards: [{ self_likelihood: {}, url: 'http://127.0.0.1:1/' }]\n");
         Assert.Contains("with 'model' or 'url'", Assert.Throws<RecipeException>(() => RlPipeline.BuildRewards(both.Rewards, null, policy, Bandit.Tok)).Message);
+    }
+
+    /// <summary>Prompts "a" … "d"; a completion is right when it starts with the prompt's letter.</summary>
+    sealed class Letters : IVerifiableTask
+    {
+        public string Name => "letters";
+        public string Alphabet => "abcd";
+        public IReadOnlyList<Problem> Generate(int count, int seed) =>
+            "abcd".Take(count).Select(c => new Problem("l:" + c, c.ToString(), c.ToString(), new Dictionary<string, string>())).ToList();
+        public string Solve(Problem problem) => problem.Answer;
+        public Verdict Verify(Problem problem, string completion) => completion.StartsWith(problem.Answer, StringComparison.Ordinal)
+            ? new Verdict(1, true, "correct", 1, completion[..1]) : new Verdict(0, false, "wrong_value", 1, null);
+        public string? ExtractFinalAnswer(string completion) => completion.Length > 0 ? completion[..1] : null;
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Sft_sharpening_keeps_the_sample_the_policy_finds_most_likely(bool normalize)
+    {
+        using var model = Bandit.Model(seed: 5);
+        var task = new Letters();
+        var problems = task.Generate(3, 0);
+        var o = ExpertIterationOptions.For("sharpening") with { SamplesPerProblem = 6, MaxNewTokens = 3, TopK = 0, Seed = 4, SelfLikelihoodNormalize = normalize };
+        var picked = new SharpeningExpertSampler(normalize).Sample(new ExpertSampleRequest(model, Bandit.Tok, task, problems, 1, 11, o));
+        Assert.Equal(3, picked.Count);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(6, picked[i].Count);
+            var expected = picked[i].Select(c => TeacherForced(model, problems[i].Prompt, c.Completion))
+                .Select(t => normalize ? t.Sum / t.Tokens : t.Sum).ToList();
+            var selected = Assert.Single(picked[i], c => c.Correct);
+            Assert.Equal(expected.Max(), double.Parse(selected.Fields["self_likelihood"], System.Globalization.CultureInfo.InvariantCulture), 4);
+            foreach (var (c, e) in picked[i].Zip(expected))
+            {
+                Assert.Equal(e, double.Parse(c.Fields["self_likelihood"], System.Globalization.CultureInfo.InvariantCulture), 4);
+                Assert.Equal(task.Verify(problems[i], c.Completion).Correct ? "true" : "false", c.Fields["verified"]);
+            }
+        }
+        var kept = ExpertIterationTrainer.Keep(problems, picked, o.MaxKeptPerProblem, o.Dedupe, 1);
+        Assert.Equal(3, kept.Count);
     }
 }
