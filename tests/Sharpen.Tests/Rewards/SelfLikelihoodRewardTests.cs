@@ -103,4 +103,14 @@ public class SelfLikelihoodRewardTests
         var kept = ExpertIterationTrainer.Keep(problems, picked, o.MaxKeptPerProblem, o.Dedupe, 1);
         Assert.Equal(3, kept.Count);
     }
+
+    [Fact]
+    public void The_sharpening_recipes_load()
+    {
+        var rl = Recipe.Load(RepoPaths.Of("recipes", "sharpening-countdown.yaml"));
+        Assert.True(Assert.Single(rl.Rewards!).SelfLikelihood!.Normalize);
+        Assert.Equal(0.05, rl.RlOptions().Beta);
+        var sft = Recipe.Load(RepoPaths.Of("recipes", "sft-sharpening-countdown.yaml")).ExpertIterationOptions();
+        Assert.Equal(("sharpening", 8, 1, true), (sft.Method, sft.SamplesPerProblem, sft.MaxKeptPerProblem, sft.SelfLikelihoodNormalize));
+    }
 }
