@@ -18,12 +18,16 @@ namespace Sharpen.Algorithms;
 /// <param name="Baseline">The run's moving-average reward baseline (REINFORCE-style estimators read and update it).</param>
 /// <param name="Gamma">GAE discount γ.</param>
 /// <param name="Lambda">GAE λ.</param>
-/// <param name="ScaleByStd">Whether group-normalised estimators divide by the group's reward std.</param>
+/// <param name="Scaling">What the group-relative estimators (GRPO, RLOO) divide the centred rewards by: the group's reward std,
+/// the batch's, or nothing (<c>rl.scale_rewards</c>).</param>
 /// <param name="TokenRewards">Multi-turn trajectories only: each turn's reward at the turn's last policy token <c>(B, A)</c>
 /// (<see cref="MultiTurnReturns.PlaceTurnRewards"/>); <see cref="Rewards"/> is then each trajectory's return. Token-level
 /// estimators (GAE) read it instead of putting the sequence reward on the last token; null for single-turn batches.</param>
+/// <param name="GroupIds">Each row's group <c>(B)</c> int64 when groups come from an id column of the prompts (<c>rl.group_by</c>);
+/// null = <paramref name="GroupSize"/> consecutive rows per group.</param>
 public sealed record AdvantageContext(Tensor Rewards, Tensor ResponseMask, int GroupSize, Tensor TokenKl, double Beta, bool KlInReward,
-    Tensor? Values, Tensor? GreedyRewards, MovingAverageBaseline Baseline, double Gamma, double Lambda, bool ScaleByStd, Tensor? TokenRewards = null);
+    Tensor? Values, Tensor? GreedyRewards, MovingAverageBaseline Baseline, double Gamma, double Lambda, RewardScaling Scaling,
+    Tensor? TokenRewards = null, Tensor? GroupIds = null);
 
 /// <summary>An estimator's result: token advantages <c>(B, A)</c>, the sequence-level advantage or reward the sequence
 /// losses read <c>(B)</c>, and value targets <c>(B, A)</c> when it bootstraps from a critic.</summary>

@@ -26,12 +26,12 @@ public static class AdvantageEstimators
     static Registry<AdvantageEstimator> BuiltIns()
     {
         var r = new Registry<AdvantageEstimator>("advantage estimator");
-        r.Register("grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize), scaleByStd: c.ScaleByStd).Advantages, c.Rewards), GroupRelative: true));
-        r.Register("dr_grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize), scaleByStd: false).Advantages, c.Rewards), GroupRelative: true));
+        r.Register("grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds), c.Scaling).Advantages, c.Rewards), GroupRelative: true));
+        r.Register("dr_grpo", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds), RewardScaling.None).Advantages, c.Rewards), GroupRelative: true));
         r.Register("rloo", new(c =>
         {
             var rr = KlRegularised(c);                                                    // (B)  r − β·KL(y) when KL is in the reward
-            return new(Rloo(new GroupOutcomeInput(rr, c.ResponseMask, c.GroupSize)).Advantages, rr);
+            return new(Rloo(new GroupOutcomeInput(rr, c.ResponseMask, c.GroupSize, c.GroupIds), c.Scaling).Advantages, rr);
         }, GroupRelative: true));
         r.Register("remax", new(c =>
         {
@@ -82,38 +82,110 @@ public static class AdvantageEstimators
     /// the reference implementations (DeepSeekMath's description, TRL, verl), so our advantages match theirs for the small
     /// G used in practice (for G = 4 the biased std would be √(3/4) ≈ 0.87 of it). With G = 1 every advantage is 0.
     /// </summary>
-    public static AdvantageOutput Grpo(GroupOutcomeInput x, bool scaleByStd = true, double eps = 1e-6)
+    public static AdvantageOutput Grpo(GroupOutcomeInput x, bool scaleByStd = true, double eps = 1e-6) =>
+        Grpo(x, scaleByStd ? RewardScaling.Group : RewardScaling.None, eps);
+
+    /// <summary>
+    /// GRPO with a choice of scale (<c>rl.scale_rewards</c>): Â_i = (r_i − mean_g r) / (s + eps) with s the group's unbiased
+    /// reward std (<see cref="RewardScaling.Group"/>, arXiv:2402.03300 §4.1.2), the unbiased std of all B rewards of the batch
+    /// (<see cref="RewardScaling.Batch"/>, TRL's <c>scale_rewards="batch"</c>), or s + eps = 1 (<see cref="RewardScaling.None"/>,
+    /// Dr. GRPO). A group of one row gets 0. Groups are G consecutive rows, or the rows sharing a <see cref="GroupOutcomeInput.GroupIds"/> id.
+    /// </summary>
+    public static AdvantageOutput Grpo(GroupOutcomeInput x, RewardScaling scale, double eps = 1e-6)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentOutOfRangeException.ThrowIfNegative(eps);
         var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
-        var g = CheckGroups(rewards, x.GroupSize, minimum: 1);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var r = rewards.view(-1, g);                                              // (B/G, G)
-        var centered = r - r.mean([1L], keepdim: true);                           // (B/G, G)  r_i − mean_g, arXiv:2402.03300 §4.1.2
-        var adv = scaleByStd && g > 1
-            ? centered / (r.std(1, unbiased: true, keepdim: true) + eps)          // (B/G, G)  Â_i = (r_i − mean) / (std + eps), arXiv:2402.03300 §4.1.2
-            : centered;                                                           // Dr. GRPO: Â_i = r_i − mean, arXiv:2503.20783
-        return PerToken(adv.reshape(-1), mask);                                  // (B) → (B, A)
+        var (mean, std, _) = GroupMoments(rewards, x, minimum: 1);                // (B) each row's group mean and unbiased std
+        var centered = rewards - mean;                                            // (B)  r_i − mean_g, arXiv:2402.03300 §4.1.2
+        var adv = Scaled(centered, rewards, std, scale, eps);                     // (B)  ÷ (std + eps) or not
+        return PerToken(adv, mask);                                               // (B) → (B, A)
     }
 
     /// <summary>
     /// RLOO, REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024, arXiv:2402.14740):
     /// Â_i = r_i − mean_{j≠i} r_j = G/(G−1)·(r_i − mean_g r). Needs G ≥ 2.
     /// </summary>
-    public static AdvantageOutput Rloo(GroupOutcomeInput x)
+    public static AdvantageOutput Rloo(GroupOutcomeInput x) => Rloo(x, RewardScaling.None);
+
+    /// <summary>
+    /// RLOO with an optional scale (<c>rl.scale_rewards</c>): Â_i = (r_i − mean_{j≠i} r_j) / (s + eps), s the group's or the
+    /// batch's unbiased reward std, or no division with <see cref="RewardScaling.None"/> (RLOO as published). With id groups
+    /// of n_g rows, mean_{j≠i} r_j = (Σ_g r − r_i) / (n_g − 1); every group needs 2 rows or more.
+    /// </summary>
+    public static AdvantageOutput Rloo(GroupOutcomeInput x, RewardScaling scale, double eps = 1e-6)
     {
         ArgumentNullException.ThrowIfNull(x);
+        ArgumentOutOfRangeException.ThrowIfNegative(eps);
         var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
-        var g = CheckGroups(rewards, x.GroupSize, minimum: 2);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var r = rewards.view(-1, g);                                              // (B/G, G)
-        var leaveOneOut = (r.sum(1, keepdim: true) - r) / (g - 1);               // (B/G, G)  mean_{j≠i} r_j
-        var adv = r - leaveOneOut;                                                // Â_i = r_i − mean_{j≠i} r_j, arXiv:2402.14740 Eq. 6
-        return PerToken(adv.reshape(-1), mask);                                  // (B) → (B, A)
+        var (mean, std, n) = GroupMoments(rewards, x, minimum: 2);               // (B) ×3
+        var leaveOneOut = (mean * n - rewards) / (n - 1);                         // (B)  mean_{j≠i} r_j
+        var adv = Scaled(rewards - leaveOneOut, rewards, std, scale, eps);        // Â_i = r_i − mean_{j≠i} r_j, arXiv:2402.14740 Eq. 6
+        return PerToken(adv, mask);                                               // (B) → (B, A)
     }
+
+    /// <summary>
+    /// Dense group indices 0 … K−1 for the id of each row, numbered in order of first appearance (<c>rl.group_by</c>): rows
+    /// with equal ids share an index. Returns the indices and K.
+    /// </summary>
+    public static (long[] Indices, int Groups) DenseGroupIds(IReadOnlyList<string> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var seen = new Dictionary<string, long>(StringComparer.Ordinal);
+        var idx = new long[ids.Count];
+        for (int i = 0; i < ids.Count; i++)
+        {
+            if (!seen.TryGetValue(ids[i], out var k)) seen[ids[i]] = k = seen.Count;
+            idx[i] = k;
+        }
+        return (idx, seen.Count);
+    }
+
+    /// <summary>Each row's group mean, unbiased group std (0 for a group of one) and group size, all <c>(B)</c>; groups are
+    /// consecutive runs of G rows or the rows sharing a <see cref="GroupOutcomeInput.GroupIds"/> value.</summary>
+    static (Tensor Mean, Tensor Std, Tensor Count) GroupMoments(Tensor rewards, GroupOutcomeInput x, int minimum)
+    {
+        Tensor ids;
+        if (x.GroupIds is null)
+        {
+            var g = CheckGroups(rewards, x.GroupSize, minimum);
+            ids = arange(rewards.shape[0], dtype: ScalarType.Int64, device: rewards.device).div(g, rounding_mode: RoundingMode.floor);   // (B)
+        }
+        else
+        {
+            ids = x.GroupIds;
+            if (ids.dim() != 1 || ids.shape[0] != rewards.shape[0])
+                throw new ArgumentException($"GroupIds must be (B) = [{rewards.shape[0]}], got shape [{string.Join(", ", ids.shape)}].", nameof(x));
+            if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"GroupIds must be int64, got {ids.dtype}.", nameof(x));
+            if (ids.numel() > 0 && ids.min().item<long>() < 0) throw new ArgumentException("GroupIds must be 0 or more.", nameof(x));
+        }
+        long k = ids.numel() == 0 ? 0 : ids.max().item<long>() + 1;
+        var count = zeros(k, dtype: rewards.dtype, device: rewards.device).index_add(0, ids, ones_like(rewards), 1.0);   // (K) n_g
+        if (minimum > 1 && x.GroupIds is not null && k > 0)
+        {
+            var present = count > 0;
+            var smallest = count.masked_select(present).min().item<float>();
+            if (smallest < minimum) throw new ArgumentException($"Every group needs at least {minimum} rows; one has {smallest}.", nameof(x));
+        }
+        var sum = zeros(k, dtype: rewards.dtype, device: rewards.device).index_add(0, ids, rewards, 1.0);               // (K) Σ_g r
+        var mean = (sum / count.clamp_min(1)).index_select(0, ids);                                                // (B)
+        var dev = rewards - mean;                                                                                   // (B)
+        var ss = zeros(k, dtype: rewards.dtype, device: rewards.device).index_add(0, ids, dev * dev, 1.0);              // (K) Σ_g (r − mean)²
+        var std = (ss / (count - 1).clamp_min(1)).sqrt().index_select(0, ids);                                     // (B) unbiased std
+        return (mean, std, count.index_select(0, ids));
+    }
+
+    static Tensor Scaled(Tensor centered, Tensor rewards, Tensor groupStd, RewardScaling scale, double eps) => scale switch
+    {
+        RewardScaling.Group => centered / (groupStd + eps),
+        RewardScaling.Batch => rewards.shape[0] > 1 ? centered / (rewards.std(unbiased: true) + eps) : centered,   // one std over all B rewards
+        RewardScaling.None => centered,
+        _ => throw new ArgumentOutOfRangeException(nameof(scale), scale, null),
+    };
 
     /// <summary>ReMax (Li et al. 2023, arXiv:2310.10505): Â = r(x, y) − r(x, ȳ_greedy) on every token.</summary>
     public static AdvantageOutput Remax(RemaxInput x)

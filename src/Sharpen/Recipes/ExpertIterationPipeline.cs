@@ -66,6 +66,7 @@ public static class ExpertIterationPipeline
                 "prm" => prmValue = new PrmValueModelTrainer(() => SftPipeline.LoadPolicy(recipe, task), options.Mcts.ValuePrmOptions(options.Seed)) { Log = log },
                 _ => null,
             }) { Log = log }
+            : options.Method == "sharpening" ? (IExpertSampler)new SharpeningExpertSampler(options.SelfLikelihoodNormalize)
             : new PlainExpertSampler();
         var result = new ExpertIterationTrainer(policy, tokenizer, task, options) { Log = log, Sampler = sampler }
             .Run(train, heldOut, recipe.Output, resume, cancel);

@@ -255,9 +255,9 @@ public sealed record Recipe
             }
             else if (recipe.Task is null)
             {
-                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url)))
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && r.SelfLikelihood is null))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
-                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder) or a 'url' (a reward server)");
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'url' (a reward server) or 'self_likelihood'");
             }
         }
         if (recipe.Kind is "online_dpo" or "dno" or "spin")
@@ -466,8 +466,21 @@ public sealed record RewardSection
     /// <summary><c>[min, max]</c>: clip this reward's scores into the range (±Infinity too) instead of stopping the run at a
     /// score beyond <see cref="MaxAbs"/>. NaN always stops it.</summary>
     public double[]? Clip { get; init; }
+    /// <summary>
+    /// Sharpening's self-reward (rl recipes): the teacher-forced log π_base(y | x) of the completion under a frozen copy of the
+    /// starting policy, <c>{normalize: true}</c> for the per-token mean. Give this alone (no name, model or url); its metrics
+    /// are <c>reward/self_likelihood</c>.
+    /// </summary>
+    public SelfLikelihoodSection? SelfLikelihood { get; init; }
     /// <summary>Largest |score| accepted without <see cref="Clip"/>; a larger one (or ±Infinity) stops the run with an error naming the reward.</summary>
     public double MaxAbs { get; init; } = Rewards.RewardCombiner.DefaultMaxAbs;
+}
+
+/// <summary>The <c>self_likelihood</c> entry of a reward.</summary>
+public sealed record SelfLikelihoodSection
+{
+    /// <summary>Divide log π_base(y | x) by the completion's token count (with EOS).</summary>
+    public bool Normalize { get; init; } = true;
 }
 
 /// <summary>The <c>data</c> section.</summary>

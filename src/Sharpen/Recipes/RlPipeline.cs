@@ -59,7 +59,7 @@ public static class RlPipeline
         using var _ = policy;
 
         // Rewards.
-        var rewards = BuildRewards(recipe.Rewards, task);
+        var rewards = BuildRewards(recipe.Rewards, task, policy, tokenizer);
         using var disposeRewards = new DisposeAll(rewards.Select(w => w.Function).OfType<IDisposable>().ToList());
         if (extraRewards is not null) rewards.AddRange(extraRewards);
 
@@ -148,7 +148,10 @@ public static class RlPipeline
     /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
     /// server (<c>url</c>, an <see cref="HttpReward"/>, with <c>name</c> as its label). The caller disposes the functions.
     /// </summary>
-    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask? task)
+    /// <remarks>A <c>self_likelihood</c> entry needs <paramref name="policy"/> and <paramref name="tokenizer"/> (rl recipes): it scores
+    /// with a frozen copy of the policy as it is now (<see cref="SelfLikelihoodReward"/>).</remarks>
+    public static List<WeightedReward> BuildRewards(IReadOnlyList<RewardSection>? sections, IVerifiableTask? task,
+        CausalLM? policy = null, ITokenizer? tokenizer = null)
     {
         var rewards = new List<WeightedReward>();
         if (sections is null && task is null)
@@ -160,6 +163,21 @@ public static class RlPipeline
                 var r = sections?[i] ?? new RewardSection { Name = task!.Name };
                 var key = $"recipe: 'rewards[{i}]'";
                 bool hasName = !string.IsNullOrEmpty(r.Name), hasModel = !string.IsNullOrEmpty(r.Model), hasUrl = !string.IsNullOrEmpty(r.Url);
+                if (r.SelfLikelihood is { } sl)
+                {
+                    if (hasModel || hasUrl) throw new RecipeException($"{key} gives 'self_likelihood' with 'model' or 'url'; a reward is one of them");
+                    if (policy is null || tokenizer is null) throw new RecipeException($"{key}: 'self_likelihood' works in rl recipes only (it scores with the policy's starting weights)");
+                    if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                    var self = new SelfLikelihoodReward(policy.Copy(trainable: false), tokenizer, sl.Normalize, ownsModel: true,
+                        name: hasName ? r.Name : "self_likelihood");
+                    if (rewards.Any(w => w.Function.Name == self.Name))
+                    {
+                        self.Dispose();
+                        throw new RecipeException($"{key} is named '{self.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                    }
+                    rewards.Add(new WeightedReward(self, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
+                    continue;
+                }
                 if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
                 if (!hasUrl && hasName == hasModel)
                     throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");

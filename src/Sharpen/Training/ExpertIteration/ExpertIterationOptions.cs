@@ -12,8 +12,10 @@ namespace Sharpen.Training.ExpertIteration;
 /// </summary>
 public sealed record ExpertIterationOptions
 {
-    /// <summary>Preset name: <c>rest_em</c>, <c>star</c> or <c>rest_mcts</c>.</summary>
+    /// <summary>Preset name: <c>rest_em</c>, <c>star</c>, <c>rest_mcts</c> or <c>sharpening</c>.</summary>
     public string Method { get; init; } = "rest_em";
+    /// <summary>Method <c>sharpening</c>: select by the per-token mean of log π(y | x) (true) or by its sum (false).</summary>
+    public bool SelfLikelihoodNormalize { get; init; } = true;
     /// <summary>Iterations K (each: sample → verify → keep → SFT → evaluate). ReST-EM ran about three on MATH.</summary>
     public int Iterations { get; init; } = 3;
     /// <summary>Completions sampled per training problem (ReST-EM: 32 on MATH; STaR: one rationale per problem).</summary>
@@ -59,14 +61,16 @@ public sealed record ExpertIterationOptions
         // traces are the SFT data and every finished path gets per-step value targets for the value model (see MctsExpertSampler).
         // Temperature 1 for the expansions; top_k and samples_per_problem are not used by the search.
         "rest_mcts" => new ExpertIterationOptions { Method = "rest_mcts", Iterations = 2, SamplesPerProblem = 1, TopK = 0, MaxKeptPerProblem = 4 },
-        _ => throw new ArgumentException($"unknown expert-iteration method '{method}'; known: rest_em, star, rest_mcts"),
+        // SFT-Sharpening (Huang et al. 2024): best-of-N by the policy's own log-likelihood, one kept per problem, one round.
+        "sharpening" => new ExpertIterationOptions { Method = "sharpening", Iterations = 1, SamplesPerProblem = 8, MaxKeptPerProblem = 1 },
+        _ => throw new ArgumentException($"unknown expert-iteration method '{method}'; known: rest_em, star, rest_mcts, sharpening"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public ExpertIterationOptions Validate()
     {
         static void Positive(double v, string key) => OptionChecks.Positive("expert_iteration", v, key);
-        if (Method is not ("rest_em" or "star" or "rest_mcts")) throw new ArgumentException($"expert_iteration.method is '{Method}'; known: rest_em, star, rest_mcts");
+        if (Method is not ("rest_em" or "star" or "rest_mcts" or "sharpening")) throw new ArgumentException($"expert_iteration.method is '{Method}'; known: rest_em, star, rest_mcts, sharpening");
         Positive(Iterations, "iterations"); Positive(SamplesPerProblem, "samples_per_problem"); Positive(MaxNewTokens, "max_new_tokens");
         Positive(MaxKeptPerProblem, "max_kept_per_problem"); Positive(MaxBatchSequences, "max_batch_sequences");
         if (!(Temperature >= 0) || double.IsInfinity(Temperature)) throw new ArgumentException($"expert_iteration.temperature must be ≥ 0, got {Temperature}");

@@ -29,6 +29,8 @@ sealed class RlBatch
     public int Rounds { get; set; }
     /// <summary>Rollouts the task's verifier accepted (all rounds).</summary>
     public int Correct { get; set; }
+    /// <summary>The iteration's limit on new tokens (<c>rl.max_new_tokens</c> or its schedule's stage).</summary>
+    public int MaxNewTokens { get; set; }
     /// <summary>Tokens generated (samples and greedy completions).</summary>
     public double GeneratedTokens { get; set; }
     /// <summary>Multi-turn only: the kept rows' trajectories.</summary>

@@ -51,8 +51,29 @@ public sealed record RlOptions
     public double? DualClip { get; init; }
     /// <summary>How per-token losses become one number.</summary>
     public LossAggregation Aggregation { get; init; } = LossAggregation.SeqMeanTokenMean;
-    /// <summary>Divide GRPO advantages by the group's reward std (false = Dr. GRPO).</summary>
+    /// <summary>Divide GRPO advantages by the group's reward std (false = Dr. GRPO). Older spelling of
+    /// <see cref="ScaleRewards"/> = none; false with <c>scale_rewards: batch</c> is an error.</summary>
     public bool ScaleByStd { get; init; } = true;
+    /// <summary>
+    /// What the group-relative estimators divide centred rewards by: <c>group</c> (the group's reward std, GRPO's default),
+    /// <c>batch</c> (the std of all rewards of the iteration's batch, TRL's <c>scale_rewards="batch"</c>; the group mean stays
+    /// the baseline) or <c>none</c> (Dr. GRPO's centring only; RLOO's default). Read by grpo and rloo; dr_grpo never scales.
+    /// </summary>
+    public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
+    /// <summary>
+    /// A field (JSONL column) of the prompt rows whose value names each prompt's group: every sample of every prompt sharing
+    /// the value in an iteration's batch forms one group of the group-relative estimators (grpo, dr_grpo, rloo), instead of
+    /// the G samples of each prompt. Null = groups of G consecutive samples of one prompt.
+    /// </summary>
+    public string? GroupBy { get; init; }
+    /// <summary>
+    /// A staged limit on new tokens (Vision-R1's progressive thinking suppression, Huang et al. 2025): iterations 1 … N of a
+    /// stage <c>{until_iteration: N, max_new_tokens: M}</c> (after the previous stage's) sample at most M tokens; after the
+    /// last stage, <see cref="MaxNewTokens"/>. Null or empty = <see cref="MaxNewTokens"/> throughout. Rollouts, the greedy
+    /// baseline, DAPO's overlong shaping (L_max) and the truncation mask follow the current limit; evaluation and Dr. GRPO's
+    /// constant length normaliser use <see cref="MaxNewTokens"/>.
+    /// </summary>
+    public IReadOnlyList<MaxNewTokensStage>? MaxNewTokensSchedule { get; init; }
     /// <summary>GAE discount γ (PPO).</summary>
     public double Gamma { get; init; } = 1.0;
     /// <summary>GAE λ (PPO).</summary>
@@ -115,13 +136,24 @@ public sealed record RlOptions
     /// <summary>Stop after the iteration during which this much training time (evaluation excluded) has passed (0 = no limit; for fixed-budget comparisons).</summary>
     public double MaxSeconds { get; init; }
 
+    /// <summary>The limit on new tokens of 0-based iteration <paramref name="iteration"/> under <see cref="MaxNewTokensSchedule"/>.</summary>
+    public int MaxNewTokensAt(int iteration)
+    {
+        foreach (var s in MaxNewTokensSchedule ?? [])
+            if (iteration + 1 <= s.UntilIteration) return s.MaxNewTokens;
+        return MaxNewTokens;
+    }
+
+    /// <summary>The scale the estimators use: <see cref="ScaleRewards"/>, or none when <see cref="ScaleByStd"/> is false.</summary>
+    public RewardScaling EffectiveScaleRewards => ScaleByStd ? ScaleRewards : RewardScaling.None;
+
     /// <summary>The preset of an algorithm, with its paper's defaults.</summary>
     public static RlOptions For(string algorithm) => RlAlgorithms.Get(algorithm).Defaults();
 
     /// <summary>GRPO (Shao et al. 2024, DeepSeekMath): group-normalised outcome advantages, clipped ratio, KL k3 in the loss, β = 0.04.</summary>
     public static RlOptions Grpo() => new() { Algorithm = "grpo", Beta = 0.04, KlEstimator = "k3", Aggregation = LossAggregation.SeqMeanTokenMean };
     /// <summary>Dr. GRPO (Liu et al. 2025): no std scaling, constant length normaliser (sum over tokens / max tokens), no KL.</summary>
-    public static RlOptions DrGrpo() => Grpo() with { Algorithm = "dr_grpo", ScaleByStd = false, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSumNorm };
+    public static RlOptions DrGrpo() => Grpo() with { Algorithm = "dr_grpo", ScaleByStd = false, ScaleRewards = RewardScaling.None, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSumNorm };
     /// <summary>PPO with a critic, GAE(γ=1, λ=0.95), per-token KL penalty in the reward, value clipping, advantage whitening, 4 epochs.</summary>
     public static RlOptions Ppo() => new()
     {
@@ -131,7 +163,7 @@ public sealed record RlOptions
     /// <summary>ReMax (Li et al. 2023): REINFORCE with the greedy completion's reward as baseline; no critic; one epoch.</summary>
     public static RlOptions Remax() => new() { Algorithm = "remax", SamplesPerPrompt = 1, PromptsPerIteration = 64, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
     /// <summary>RLOO (Ahmadian et al. 2024): leave-one-out baseline over the G samples of a prompt; sequence-level KL in the reward.</summary>
-    public static RlOptions Rloo() => new() { Algorithm = "rloo", SamplesPerPrompt = 4, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
+    public static RlOptions Rloo() => new() { Algorithm = "rloo", SamplesPerPrompt = 4, ScaleRewards = RewardScaling.None, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
     /// <summary>REINFORCE with a moving-average baseline.</summary>
     public static RlOptions Reinforce() => new() { Algorithm = "reinforce", SamplesPerPrompt = 1, PromptsPerIteration = 64, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
     /// <summary>TOPR (Le Roux et al. 2025): tapered off-policy REINFORCE, no KL.</summary>
@@ -175,9 +207,41 @@ public sealed record RlOptions
         if (TargetKl is { } t && !(t > 0)) throw new ArgumentException($"rl.target_kl must be positive, got {t}");
         NonNegative(OverlongBuffer, "overlong_buffer"); NonNegative(OverlongPenalty, "overlong_penalty");
         if (OverlongBuffer > MaxNewTokens) throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens ({MaxNewTokens})");
+        if (!Enum.IsDefined(ScaleRewards)) throw new ArgumentException($"rl.scale_rewards must be group, batch or none, got {ScaleRewards}");
+        if (Algorithm == "dr_grpo" && ScaleRewards != RewardScaling.None)
+            throw new ArgumentException($"rl.scale_rewards must be none for dr_grpo (it never scales), got {ScaleRewards.ToString().ToLowerInvariant()}; use grpo to scale");
+        if (!ScaleByStd && ScaleRewards == RewardScaling.Batch) throw new ArgumentException("rl.scale_by_std: false (no scaling) contradicts rl.scale_rewards: batch; drop scale_by_std");
+        if (GroupBy is not null)
+        {
+            if (string.IsNullOrWhiteSpace(GroupBy)) throw new ArgumentException("rl.group_by must name a field of the prompt rows, got an empty string");
+            if (!spec.Estimator.GroupRelative) throw new ArgumentException($"rl.group_by needs a group-relative algorithm (grpo, dr_grpo, rloo), got {Algorithm}");
+            if (DynamicSampling || SkipZeroAdvantageGroups)
+                throw new ArgumentException("rl.group_by does not work with rl.dynamic_sampling or rl.skip_zero_advantage_groups (they filter groups of G consecutive samples)");
+        }
+        if (MaxNewTokensSchedule is { } stages)
+            for (int i = 0, last = 0; i < stages.Count; i++)
+            {
+                var st = stages[i] ?? throw new ArgumentException($"rl.max_new_tokens_schedule[{i}] is empty; expected {{until_iteration: N, max_new_tokens: M}}");
+                if (st.UntilIteration <= last)
+                    throw new ArgumentException($"rl.max_new_tokens_schedule[{i}].until_iteration must be greater than {last} (stages in increasing order), got {st.UntilIteration}");
+                if (st.MaxNewTokens <= 0) throw new ArgumentException($"rl.max_new_tokens_schedule[{i}].max_new_tokens must be positive, got {st.MaxNewTokens}");
+                if (OverlongBuffer > st.MaxNewTokens)
+                    throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens_schedule[{i}].max_new_tokens ({st.MaxNewTokens})");
+                last = st.UntilIteration;
+            }
         if (MaskTruncatedCompletions && spec.PolicyLoss.RowsPerUnit > 1) throw new ArgumentException($"rl.mask_truncated_completions does not work with {Algorithm}: its loss needs both samples of every pair");
         return this;
     }
+}
+
+/// <summary>One stage of <see cref="RlOptions.MaxNewTokensSchedule"/>: up to 1-based iteration <see cref="UntilIteration"/>
+/// (inclusive), sample at most <see cref="MaxNewTokens"/> new tokens.</summary>
+public sealed record MaxNewTokensStage
+{
+    /// <summary>Last 1-based iteration of the stage.</summary>
+    public int UntilIteration { get; init; }
+    /// <summary>The stage's limit on new tokens.</summary>
+    public int MaxNewTokens { get; init; }
 }
 
 /// <summary>Where the KL term to the reference policy goes.</summary>

@@ -55,6 +55,10 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         if (prompts.Count == 0 && Environment is null) throw new ArgumentException("no prompts");
         if (Environment is not null && _spec.UsesGreedyBaseline)
             throw new ArgumentException($"rl.algorithm '{_o.Algorithm}' needs a greedy completion of each prompt, which has no meaning for multi-turn episodes; use grpo, rloo, reinforce or ppo with 'env'");
+        if (_o.GroupBy is { } col)
+            for (int i = 0; i < prompts.Count; i++)
+                if (!prompts[i].Fields.ContainsKey(col))
+                    throw new ArgumentException($"prompt row {i + 1} has no field '{col}', which rl.group_by names as the group id");
         using var session = new Session(this, prompts, cancel);
         var loop = new IterationLoop(outDir, _o.Iterations, _o.CheckpointEvery, _o.KeepCheckpoints) { Log = Log };
         var (completed, finalDir, seconds) = loop.Run(session, resume, cancel);
@@ -81,6 +85,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         return (maskTruncated ? rows.Where(i => stops[(int)i] != StopReason.MaxTokens) : rows).ToArray();
     }
 
+    /// <summary>Share of the id groups (rows with equal <paramref name="ids"/>) whose rewards are all equal.</summary>
+    internal static double ZeroAdvantageIdGroupFraction(IReadOnlyList<double> rewards, IReadOnlyList<string> ids)
+    {
+        var groups = ids.Select((id, i) => (id, r: rewards[i])).GroupBy(x => x.id, StringComparer.Ordinal).ToList();
+        return groups.Count == 0 ? double.NaN : groups.Count(gr => gr.Select(x => x.r).Distinct().Count() == 1) / (double)groups.Count;
+    }
+
     /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal.</summary>
     internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g) =>
         Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1)
@@ -94,8 +105,6 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly AlgorithmSpec _spec;
         readonly IReadOnlyList<RlPrompt> _prompts;
         readonly CancellationToken _cancel;
-        // The caller's rewards, plus DAPO's overlong punishment when rl.overlong_buffer is set.
-        readonly IReadOnlyList<WeightedReward> _rewards;
         readonly CausalLM? _reference;          // a frozen copy; null without KL or with LoRA (then the base, adapters off)
         readonly bool _referenceIsBase;
         readonly CausalLM? _critic;
@@ -123,9 +132,6 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         public Session(RlTrainer t, IReadOnlyList<RlPrompt> prompts, CancellationToken cancel)
         {
             (_t, _o, _spec, _prompts, _cancel) = (t, t._o, t._spec, prompts, cancel);
-            _rewards = _o.OverlongBuffer > 0
-                ? [.. t.Rewards, new(new OverlongPenalty(_o.MaxNewTokens, _o.OverlongBuffer), _o.OverlongPenalty)]
-                : t.Rewards;
             bool needReference = _o.Beta > 0 && _spec.Kl != KlPlacement.None;
             _referenceIsBase = needReference && Policy.Lora is not null;
             _reference = needReference && !_referenceIsBase ? Policy.Copy(trainable: false) : null;
@@ -185,7 +191,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         RlBatch Collect(int it)
         {
             if (_t.Environment is { } env) return CollectEpisodes(it, env);
-            var b = new RlBatch();
+            int maxNew = _o.MaxNewTokensAt(it);
+            var b = new RlBatch { MaxNewTokens = maxNew };
+            var rewards = RewardsFor(maxNew);
             int g = _o.SamplesPerPrompt;
             bool dynamic = _o.DynamicSampling && g > 1 && _spec.Estimator.GroupRelative;
             do
@@ -195,16 +203,16 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 var texts = round.Select(p => p.Prompt).ToList();
                 var ro = _engine.Generate(texts, new SamplingOptions
                 {
-                    SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
+                    SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = maxNew,
                     Seed = (long)_o.Seed * 1_000_003 + it + 7_919L * 1_000_003 * b.Rounds, MaxBatchSequences = 512,
                 });
                 IReadOnlyList<Rollout>? greedy = _spec.UsesGreedyBaseline
-                    ? _engine.Generate(texts, new SamplingOptions { Temperature = 0, MaxNewTokens = _o.MaxNewTokens, MaxBatchSequences = 512 })
+                    ? _engine.Generate(texts, new SamplingOptions { Temperature = 0, MaxNewTokens = maxNew, MaxBatchSequences = 512 })
                     : null;
                 b.Timing["generate"] = b.Timing.GetValueOrDefault("generate") + sw.Elapsed.TotalSeconds;
                 sw.Restart();
                 b.GeneratedTokens += ro.Sum(r => r.CompletionIds.Length) + (greedy?.Sum(r => r.CompletionIds.Length) ?? 0);
-                var total = Score(b, round, ro, greedy);
+                var total = Score(b, rewards, round, ro, greedy);
                 KeepGroups(b, round, ro, total, dynamic);
                 b.Timing["score"] = b.Timing.GetValueOrDefault("score") + sw.Elapsed.TotalSeconds;
             } while (dynamic && b.Prompts.Count < _o.PromptsPerIteration && b.Rounds < _o.MaxSamplingRounds);
@@ -220,7 +228,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         /// </summary>
         RlBatch CollectEpisodes(int it, RlEnvironment env)
         {
-            var b = new RlBatch { Trajectories = [] };
+            var b = new RlBatch { Trajectories = [], MaxNewTokens = _o.MaxNewTokensAt(it) };
             int g = _o.SamplesPerPrompt, p = _o.PromptsPerIteration;
             bool dynamic = _o.DynamicSampling && g > 1 && _spec.Estimator.GroupRelative;
             do
@@ -233,7 +241,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 {
                     Sampling = env.Rollout.Sampling with
                     {
-                        SamplesPerPrompt = 1, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens, MaxBatchSequences = 512,
+                        SamplesPerPrompt = 1, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = b.MaxNewTokens, MaxBatchSequences = 512,
                         Seed = (long)_o.Seed * 1_000_003 + it * 1_000L + 7_919L * 1_000_003 * b.Rounds,
                     },
                 };
@@ -270,13 +278,18 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             return b;
         }
 
+        /// <summary>The caller's rewards, plus DAPO's overlong punishment (L_max = this iteration's limit) when rl.overlong_buffer is set.</summary>
+        IReadOnlyList<WeightedReward> RewardsFor(int maxNew) => _o.OverlongBuffer > 0
+            ? [.. _t.Rewards, new(new OverlongPenalty(maxNew, _o.OverlongBuffer), _o.OverlongPenalty)]
+            : _t.Rewards;
+
         /// <summary>Scores a round's rollouts (and greedy completions) with the rewards; counts verified-correct ones.</summary>
-        double[] Score(RlBatch b, List<RlPrompt> round, IReadOnlyList<Rollout> ro, IReadOnlyList<Rollout>? greedy)
+        double[] Score(RlBatch b, IReadOnlyList<WeightedReward> rewards, List<RlPrompt> round, IReadOnlyList<Rollout> ro, IReadOnlyList<Rollout>? greedy)
         {
             var ctx = RlPrompt.Contexts(round, ro);
-            var sc = RewardCombiner.ScoreAsync(_rewards, ctx, _cancel).AsTask().GetAwaiter().GetResult();
+            var sc = RewardCombiner.ScoreAsync(rewards, ctx, _cancel).AsTask().GetAwaiter().GetResult();
             if (greedy is not null)
-                b.GreedyRewards = RewardCombiner.ScoreAsync(_rewards, RlPrompt.Contexts(round, greedy), _cancel).AsTask().GetAwaiter().GetResult().Total;
+                b.GreedyRewards = RewardCombiner.ScoreAsync(rewards, RlPrompt.Contexts(round, greedy), _cancel).AsTask().GetAwaiter().GetResult().Total;
             if (_t.Task is { } task) b.Correct += ctx.Count(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct);
             b.AllRewards.AddRange(sc.Total);
             foreach (var (name, mean) in sc.MeanByFunction)
@@ -361,13 +374,19 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var greedy = b.GreedyRewards is null ? null : tensor(b.GreedyRewards).to(ScalarType.Float32).repeat_interleave(g);   // (B)
             var tokenRewards = b.TokenRewards is { } tr && _o.RewardClip > 0 ? tr.clamp(-_o.RewardClip, _o.RewardClip) : b.TokenRewards;
             var ctx = new AdvantageContext(r, b.Mask, g, b.TokenKl, b.Beta, _spec.Kl == KlPlacement.InReward && b.RefLogProbs is not null,
-                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.ScaleByStd, tokenRewards);
+                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.EffectiveScaleRewards, TokenRewards: tokenRewards, GroupIds: GroupIds(b));
             var est = _spec.Estimator.Estimate(ctx);
             b.Advantages = _o.WhitenAdvantages ? AdvantageEstimators.Whiten(est.Advantages, b.Mask) * b.Mask : est.Advantages;
             b.SequenceAdvantages = est.SequenceAdvantages;
             b.Returns = est.Returns;
-            if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor(b.AllRewards.ToArray()).to(ScalarType.Float32), g);
+            if (_o.GroupBy is not null) b.ZeroAdvantageGroups = ZeroAdvantageIdGroupFraction(b.Rewards, IdsOf(b));
+            else if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor(b.AllRewards.ToArray()).to(ScalarType.Float32), g);
         }
+
+        /// <summary>With rl.group_by, each row's group index <c>(B)</c> (rows whose prompts share the column's value); else null.</summary>
+        Tensor? GroupIds(RlBatch b) => _o.GroupBy is null ? null : tensor(AdvantageEstimators.DenseGroupIds(IdsOf(b)).Indices);
+
+        List<string> IdsOf(RlBatch b) => b.Rollouts.Select(r => b.Prompts[r.PromptIndex].Fields[_o.GroupBy!]).ToList();
 
         /// <summary>K epochs of minibatch updates of the policy on the rows that carry signal; then the engine syncs.</summary>
         UpdateMetrics UpdateActor(RlBatch b, int it, out double trainTokens, out int trainedRows)
@@ -438,7 +457,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var (advMean, advStd) = Masked(b.Advantages, b.Mask);
             var row = new JsonObject
             {
-                ["step"] = it + 1, ["reward_mean"] = b.AllRewards.Average(), ["reward_std"] = Std([.. b.AllRewards]),
+                ["step"] = it + 1, ["max_new_tokens"] = b.MaxNewTokens, ["reward_mean"] = b.AllRewards.Average(), ["reward_std"] = Std([.. b.AllRewards]),
                 ["kl"] = b.RefLogProbs is null ? null : klMean, ["beta"] = b.Beta, ["entropy"] = m.Entropy, ["loss"] = m.Loss,
                 ["clip_fraction"] = m.ClipFraction, ["approx_kl"] = m.ApproxKl, ["ratio_max"] = m.RatioMax, ["grad_norm"] = m.GradNorm,
                 ["advantage_mean"] = advMean, ["advantage_std"] = advStd,
