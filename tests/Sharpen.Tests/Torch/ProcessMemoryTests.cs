@@ -27,8 +27,8 @@ public class ProcessMemoryTests
         using (var big = zeros(4L << 20)) Assert.True(ChunkIsMmapped(big));             // 16 MiB of float32
         using var four = zeros(1L << 20);                                               // 4 MiB
         Assert.True(ChunkIsMmapped(four));
-        using var justAbove = zeros(1100 * 1024 / 4);                                   // above the 1 MiB threshold
-        Assert.True(ChunkIsMmapped(justAbove));
+        // (A size just above the threshold is not asserted: malloc serves a request from a free heap chunk that fits before
+        // it considers mmap, and in a busy test process a free ~1 MiB chunk may exist; it did once under CI.)
         using var below = zeros(512 * 1024 / 4);                                        // 512 KiB: from the heap
         Assert.False(ChunkIsMmapped(below));
     }

@@ -64,7 +64,7 @@ public class MultiTurnRlTests
         using var scope = NewDisposeScope();
         var b = MultiTurnBatch.Build([A(), B()], padId: 0);
         var mask = b.Seq.CompletionMask;
-        var ctx = new AdvantageContext(b.Returns, mask, 2, zeros_like(mask), 0, false, null, null, new MovingAverageBaseline(0.9), 1, 1, true, b.TurnRewards);
+        var ctx = new AdvantageContext(b.Returns, mask, 2, zeros_like(mask), 0, false, null, null, new MovingAverageBaseline(0.9), 1, 1, RewardScaling.Group, b.TurnRewards);
         var adv = AdvantageEstimators.Registry.Get("grpo").Estimate(ctx).Advantages;
         // Group of 2 returns {1, 0}: mean 0.5, unbiased std √0.5 = 0.707107 → Â = ±0.5/0.707107 = ±0.707106 on policy tokens, 0 elsewhere.
         const float a = 0.707106f;
@@ -87,7 +87,7 @@ public class MultiTurnRlTests
         var turnRewards = tensor(new float[] { 0, 0.5f, 0, 0, 1 }).view(1, 5);   // turn 1 rewarded 0.5 here, to see both rewards
         var values = tensor(new float[] { 0.1f, 0.2f, 9, 9, 0.4f }).view(1, 5);  // 9 at the env text must be ignored
         var ctx = new AdvantageContext(tensor(new float[] { 1.5f }), mask, 1, zeros_like(mask), 0, false, values, null,
-            new MovingAverageBaseline(0.9), 0.9, 0.8, false, turnRewards);
+            new MovingAverageBaseline(0.9), 0.9, 0.8, RewardScaling.None, turnRewards);
         var est = AdvantageEstimators.Registry.Get("gae").Estimate(ctx);
         // Over the policy tokens t = 0, 1, 4 (γ = 0.9, λ = 0.8, γλ = 0.72):
         //   t=4: δ = 1 + 0 − 0.4 = 0.6;             A = 0.6
