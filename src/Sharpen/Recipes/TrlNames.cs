@@ -216,7 +216,7 @@ public static class TrlNames
 
     /// <summary>
     /// GRPOConfig in an <c>rl</c> section. <c>loss_type</c>: grpo → aggregation seq_mean_token_mean, bnpo and dapo →
-    /// token_mean, dr_grpo → seq_mean_token_sum_norm. <c>scale_rewards</c>: true/group → scale_by_std true, false/none → false.
+    /// token_mean, dr_grpo → seq_mean_token_sum_norm. <c>scale_rewards</c>: true → group, false → none (and scale_by_std false); group, batch and none are Sharpen's own values.
     /// Batch sizes count completions: one generation round makes <c>per_device_train_batch_size × steps_per_generation</c>
     /// completions (<c>generation_batch_size</c> if given; <c>steps_per_generation</c> defaults to
     /// <c>gradient_accumulation_steps</c>), so prompts_per_iteration = that / num_generations; an optimizer step takes
@@ -239,18 +239,11 @@ public static class TrlNames
             };
             Put(s, "aggregation", agg, "rl", source, $"'rl.loss_type: {type}' is aggregation {agg}");
         }
-        if (s.ContainsKey("scale_rewards"))
+        if (s.ContainsKey("scale_rewards") && s["scale_rewards"] is JsonValue sv && sv.TryGetValue(out bool scale))
         {
-            var v = s["scale_rewards"];
-            s.Remove("scale_rewards");
-            bool scale = v switch
-            {
-                JsonValue b when b.TryGetValue(out bool x) => x,
-                _ when Str(v) is "group" => true,
-                _ when Str(v) is "none" => false,
-                _ => throw new RecipeException($"{source}: 'rl.scale_rewards' is {Text(v)}; Sharpen scales by the group's std (true, group) or not at all (false, none); batch is not implemented"),
-            };
-            Put(s, "scale_by_std", scale, "rl", source, $"'rl.scale_rewards: {Text(v)}' is scale_by_std {scale.ToString().ToLowerInvariant()}");
+            // TRL's boolean form; its strings group | batch | none are Sharpen's own rl.scale_rewards values and stay as they are.
+            s["scale_rewards"] = scale ? "group" : "none";
+            if (!scale) Put(s, "scale_by_std", false, "rl", source, "'rl.scale_rewards: false' is scale_by_std false");
         }
 
         string algorithm = Str(s["algorithm"]) ?? "grpo";
