@@ -122,6 +122,13 @@ public static class TrainCommand
         }
     }
 
+    /// <summary>Writes report.md (the run's metrics with <paramref name="lines"/> on top) and prints its path.</summary>
+    static void WriteReport(Recipe r, string name, IReadOnlyList<string> lines, string lossTitle)
+    {
+        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
+        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: lossTitle)}");
+    }
+
     static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)
     {
         var result = PreferencePipeline.Run(r, Console.WriteLine, resume, ct);
@@ -129,8 +136,7 @@ public static class TrainCommand
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
         Console.WriteLine(line);
-        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Preference loss")}");
+        WriteReport(r, name, [line], "Preference loss");
         return 0;
     }
 
@@ -141,8 +147,7 @@ public static class TrainCommand
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
         Console.WriteLine(line);
-        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "KTO loss")}");
+        WriteReport(r, name, [line], "KTO loss");
         return 0;
     }
 
@@ -154,8 +159,7 @@ public static class TrainCommand
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, " +
             $"pair accuracy {result.Result.FinalAccuracy:P0}, reward margin {result.Result.FinalMargin:F4}; checkpoint {result.Result.FinalCheckpoint}.";
         Console.WriteLine(line);
-        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Reward-model loss")}");
+        WriteReport(r, name, [line], "Reward-model loss");
         return 0;
     }
 
@@ -170,8 +174,7 @@ public static class TrainCommand
         if (result.Before is { } b && result.After is { } a)
             lines.Add($"Held-out greedy accuracy: {b.Accuracy:P1} before, {a.Accuracy:P1} after (n={a.N}); pass@{a.Samples} {a.PassAtK:P1}, maj@{a.Samples} {a.MajAtK:P1}.");
         Console.WriteLine(lines[0]);
-        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: $"Preference loss ({o.Algorithm})")}");
+        WriteReport(r, name, lines, $"Preference loss ({o.Algorithm})");
         return 0;
     }
 
@@ -202,8 +205,7 @@ public static class TrainCommand
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
         Console.WriteLine(line);
-        var metrics = new RunLog(r.Output, append: true).ReadMetrics();
-        Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, [line], lossTitle: "Offline policy-gradient loss")}");
+        WriteReport(r, name, [line], "Offline policy-gradient loss");
         return 0;
     }
 

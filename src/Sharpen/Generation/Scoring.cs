@@ -52,4 +52,13 @@ public static class Scoring
         }
         return result;
     }
+
+    /// <summary>
+    /// <see cref="Score"/> summed per sequence: log π(completion | prompt) for each pair, accumulated in double precision.
+    /// </summary>
+    public static float[] SummedScores(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts,
+        IReadOnlyList<IReadOnlyList<int>> completions, int padId, int microBatch = 64) =>
+        Score(model, prompts, completions, padId, microBatch).Select(Sum).ToArray();
+
+    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 }

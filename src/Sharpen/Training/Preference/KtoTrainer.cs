@@ -101,7 +101,7 @@ public sealed class KtoTrainer(CausalLM policy, ITokenizer tokenizer, KtoOptions
                 var prompts = rows.Select(r => (IReadOnlyList<int>)r.Prompt).ToList();
                 var completions = rows.Select(r => (IReadOnlyList<int>)r.Completion).ToList();
                 var z0 = ReferencePoint(rows, prompts, batch, reference, padId);
-                var refLp = Scoring.Score(reference, prompts, completions, padId).Select(Sum).ToArray();
+                var refLp = Scoring.SummedScores(reference, prompts, completions, padId);
                 var sb = SequenceBatch.Build(prompts, completions, padId);
                 var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                         // (b)
                 var input = new KtoInput(summed, tensor(refLp), tensor(rows.Select(r => r.Desirable).ToArray()), tensor(z0));
@@ -140,14 +140,11 @@ public sealed class KtoTrainer(CausalLM policy, ITokenizer tokenizer, KtoOptions
             foreach (var i in batch) seed = unchecked(seed * 1_000_003 + i);
             var engine = new RolloutEngine(policy, tokenizer);
             var rollouts = engine.Generate(prompts, new SamplingOptions { MaxNewTokens = _o.MaxNewTokens, Seed = seed });
-            others = rollouts.OrderBy(r => r.PromptIndex).Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList();
-            policy.train();
+            others = rollouts.OrderBy(r => r.PromptIndex).Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList();   // the engine restores train mode
         }
-        var p = Scoring.Score(policy, prompts, others, padId).Select(Sum).ToArray();
-        var r = Scoring.Score(reference, prompts, others, padId).Select(Sum).ToArray();
+        var p = Scoring.SummedScores(policy, prompts, others, padId);
+        var r = Scoring.SummedScores(reference, prompts, others, padId);
         using var scope = NewDisposeScope();
         return UnpairedLosses.KtoReferencePoint(tensor(p), tensor(r)).item<float>();
     }
-
-    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 }

@@ -174,11 +174,10 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     internal static (float[] Chosen, float[] Rejected) SummedLogProbs(CausalLM model, IReadOnlyList<Pair> pairs, int padId)
     {
         var prompts = pairs.Select(p => (IReadOnlyList<int>)p.Prompt).ToList();
-        return (Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId).Select(Sum).ToArray(),
-                Scoring.Score(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId).Select(Sum).ToArray());
+        return (Scoring.SummedScores(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Chosen).ToList(), padId),
+                Scoring.SummedScores(model, prompts, pairs.Select(p => (IReadOnlyList<int>)p.Rejected).ToList(), padId));
     }
 
-    static float Sum(float[] xs) { double s = 0; foreach (var x in xs) s += x; return (float)s; }
 
 
     List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
