@@ -121,7 +121,7 @@ public sealed record RolloutEngineKind(string Name, IReadOnlyList<string> Keys, 
 
 /// <summary>
 /// The rollout engines by name, as recipes, the CLI and library code pick them. <c>torch</c> (the built-in
-/// <see cref="RolloutEngine"/>; keys <c>kv_budget</c>, <c>kv_recent</c>) and <c>openai</c> (<see cref="OpenAiEngine"/>) are
+/// <see cref="RolloutEngine"/>; keys <c>kv_budget</c>, <c>kv_recent</c>, <c>kv_cache_mb</c>) and <c>openai</c> (<see cref="OpenAiEngine"/>) are
 /// built in; <c>llamacpp</c> lives in <c>Sharpen.LlamaCpp</c>, which the core library cannot reference, and is added by
 /// <c>LlamaCppEngines.Register()</c> (the CLI calls it at start-up).
 /// </summary>
@@ -132,9 +132,11 @@ public static class RolloutEngines
 
     static RolloutEngines()
     {
-        Register(new("torch", ["kv_budget", "kv_recent"], c =>
+        Register(new("torch", ["kv_budget", "kv_recent", "kv_cache_mb"], c =>
         {
-            var engine = new RolloutEngine(c.Policy, c.Tokenizer);
+            double cacheMb = c.Options.Double("kv_cache_mb") ?? RolloutEngine.DefaultKvCacheMegabytes;
+            if (!(cacheMb >= 0) || double.IsInfinity(cacheMb)) throw new ArgumentException($"rollout.kv_cache_mb must be ≥ 0 (0 = no limit), got {cacheMb}");
+            var engine = new RolloutEngine(c.Policy, c.Tokenizer) { KvCacheMegabytes = cacheMb };
             int? budget = c.Options.Int("kv_budget"), recent = c.Options.Int("kv_recent");
             if (budget is null && recent is null) return engine;
             var probe = new SamplingOptions { KvBudget = budget, KvRecent = recent };

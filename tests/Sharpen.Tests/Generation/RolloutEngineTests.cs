@@ -110,6 +110,29 @@ public class RolloutEngineTests
     }
 
     [Fact]
+    public void The_kv_cache_budget_bounds_the_sequences_per_chunk_and_leaves_greedy_output_unchanged()
+    {
+        using var model = Model();
+        var c = model.Config;
+        // Keys and values, every layer, every KV head, 4-byte floats: bytes per cached position of one sequence.
+        long perPosition = 2L * c.NumHiddenLayers * c.NumKeyValueHeads * c.HeadDim * 4;
+        var budgeted = new RolloutEngine(model, Tok) { KvCacheMegabytes = 1 };
+        Assert.Equal(1048576 / (perPosition * 20), budgeted.SequencesWithinCacheBudget(20));
+        Assert.Equal(1048576 / (perPosition * 5), budgeted.SequencesWithinCacheBudget(20, kvBudget: 4));   // H₂O: budget + 1 slots
+        Assert.Equal(long.MaxValue, new RolloutEngine(model, Tok) { KvCacheMegabytes = 0 }.SequencesWithinCacheBudget(20));
+        // A budget of two sequences of the longest prompt (9 tokens) + 6 new tokens forces one prompt (two samples) per
+        // chunk; greedy output equals one batch's.
+        var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 6, SamplesPerPrompt = 2 };
+        var whole = new RolloutEngine(model, Tok).Generate(Prompts, o);
+        var tiny = new RolloutEngine(model, Tok) { KvCacheMegabytes = 2.5 * perPosition * 15 / 1048576 };
+        Assert.Equal(2, tiny.SequencesWithinCacheBudget(15));
+        Assert.Equal(whole.Select(r => r.CompletionText), tiny.Generate(Prompts, o).Select(r => r.CompletionText));
+        Assert.Equal(RolloutEngine.DefaultKvCacheMegabytes, new RolloutEngine(model, Tok).KvCacheMegabytes);
+        Assert.Throws<ArgumentException>(() => RolloutEngines.Create(
+            RolloutSpec.Parse(new System.Text.Json.Nodes.JsonObject { ["kv_cache_mb"] = -1 }), model, Tok));
+    }
+
+    [Fact]
     public void Stops_at_eos_at_a_stop_string_or_at_the_token_limit()
     {
         using var free = Model();
