@@ -23,14 +23,25 @@ public sealed class WeakenGlibcxxRequirement : Task
 
     [Required] public string[] Folders { get; set; } = Array.Empty<string>();
 
+    /// <summary>Patch even when this machine needs no patch (or is not Linux): for outputs that are packed and run
+    /// elsewhere, such as the Sharpen.Cli tool package.</summary>
+    public bool Force { get; set; }
+
     public override bool Execute()
     {
+        if (Force) { PatchAll(); return !Log.HasLoggedErrors; }
         if (!System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Linux)) return true;
         if (SystemHasVersion(out var where))
         {
             Log.LogMessage(MessageImportance.Low, $"libstdc++ at {where} provides {Version}; no patch needed.");
             return true;
         }
+        PatchAll();
+        return !Log.HasLoggedErrors;
+    }
+
+    void PatchAll()
+    {
         foreach (var folder in Folders.Where(Directory.Exists).Distinct())
         {
             foreach (var file in Directory.EnumerateFiles(folder, "libLibTorchSharp.so", SearchOption.AllDirectories))
@@ -46,7 +57,6 @@ public sealed class WeakenGlibcxxRequirement : Task
                 }
             }
         }
-        return !Log.HasLoggedErrors;
     }
 
     /// <summary>True when a libstdc++.so.6 the loader would find defines the version.</summary>
