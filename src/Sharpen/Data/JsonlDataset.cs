@@ -8,7 +8,8 @@ namespace Sharpen.Data;
 /// A malformed line throws <see cref="DatasetFormatException"/> (<c>file:line: what is wrong (expected ...)</c>),
 /// or, with <c>skipBadLines</c>, is skipped and counted in the <see cref="LoadResult{T}"/>.
 /// <list type="bullet">
-/// <item>SFT, standard: <c>{"prompt": "...", "completion": "..."}</c>.</item>
+/// <item>SFT, standard: <c>{"prompt": "...", "completion": "..."}</c>; language modeling <c>{"text": "..."}</c> (an empty
+/// prompt, the text as the completion, <see cref="SftShape.Text"/>).</item>
 /// <item>SFT, conversational: <c>{"messages": [{"role": "...", "content": "..."}, ...]}</c>: the messages before the
 /// last assistant message are the prompt, rendered with <see cref="ChatTemplate"/>; the last assistant message
 /// is the completion; nothing may follow it. <c>prompt</c> may also be a message list and <c>completion</c> a
@@ -21,6 +22,10 @@ namespace Sharpen.Data;
 /// allowed) expands to every pair (i, j) with rank_i &lt; rank_j, i chosen and j rejected; see <see cref="ExpandRanks"/>.
 /// A malformed ranked line counts as one skipped line.</item>
 /// </list>
+/// A message is <c>{"role", "content"}</c> with content a string or text parts (<c>[{"type": "text", "text"}]</c>; other part
+/// types are errors), and may carry <c>tool_calls</c> (content then optional), <c>reasoning_content</c> and other keys: the
+/// chat template receives the message as written. A row's <c>tools</c> (function schemas) is the template's <c>tools</c>.
+/// The plain format refuses tools, tool calls and reasoning rather than dropping them.
 /// Other keys of a row go to the example's <c>Fields</c>.
 /// </summary>
 public static class JsonlDataset
@@ -29,7 +34,7 @@ public static class JsonlDataset
     public const int MaxReportedErrors = 10;
 
     internal const string SftExpected =
-        "{\"prompt\": string, \"completion\": string} or {\"messages\": [{\"role\": string, \"content\": string}, ...]}";
+        "{\"prompt\": string, \"completion\": string}, {\"messages\": [{\"role\": string, \"content\": string}, ...]} or {\"text\": string}";
     const string PreferenceExpected =
         "{\"prompt\": string, \"chosen\": string, \"rejected\": string}, {\"chosen\": [messages], \"rejected\": [messages]} " +
         "or {\"prompt\": string, \"completions\": [string, ...], \"ranks\": [int, ...]}";
@@ -62,10 +67,11 @@ public static class JsonlDataset
             var messages = Messages(row, "messages");
             if (messages.Count > 0 && messages[^1].Role == "assistant") return ParseSft(row, chat);
             if (messages.Count == 0) throw row.Error("\"messages\" is empty");
-            return new SftExample(Render(row, () => chat.RenderPrompt(messages)), "", row.ExtraFields("messages"));
+            var tools = Tools(row);
+            return new SftExample(Render(row, () => chat.RenderPrompt(messages, tools)), "", row.ExtraFields("messages", "tools"));
         }
         if (row.Has("completion")) return ParseSft(row, chat);
-        return new SftExample(Prompt(row, chat), "", row.ExtraFields("prompt"));
+        return new SftExample(Prompt(row, chat, Tools(row)), "", row.ExtraFields("prompt", "tools"));
     }
 
     /// <summary>Reads a preference file (prompt/chosen/rejected rows, implicit-prompt conversations and ranked lists,
@@ -80,26 +86,38 @@ public static class JsonlDataset
     }
 
     const string UnpairedExpected =
-        "{\"prompt\": string or messages, \"completion\": string or [one assistant message], \"label\": true|false}";
+        "{\"prompt\": string or messages, \"completion\": string or [one assistant message], \"label\": true|false}, " +
+        "or a preference pair ({\"prompt\", \"chosen\", \"rejected\"} or {\"chosen\": [messages], \"rejected\": [messages]})";
 
     /// <summary>
     /// Reads an unpaired preference file (TRL's format for KTO): rows <c>{"prompt", "completion", "label"}</c> where the
     /// label is a JSON boolean (true = desirable); prompt and completion may be text or, in the conversational form, a
-    /// message list and a one-assistant-message list rendered with <paramref name="chat"/>. Other keys are fields.
+    /// message list and a one-assistant-message list rendered with <paramref name="chat"/> (with the row's <c>tools</c>).
+    /// A preference row (explicit or implicit prompt, as <see cref="LoadPreferences"/> reads it) is unpaired as TRL's KTO
+    /// trainer does: its chosen completion a desirable row, then its rejected one an undesirable row. Other keys are fields.
     /// </summary>
     /// <param name="path">The file.</param>
     /// <param name="skipBadLines">Skip and count malformed lines instead of throwing at the first.</param>
     /// <param name="chat">How conversations become text; null for <see cref="ChatFormat.Plain"/>.</param>
-    public static LoadResult<UnpairedExample> LoadUnpaired(string path, bool skipBadLines = false, ChatFormat? chat = null) =>
-        Read(path, UnpairedExpected, row => ParseUnpaired(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
-
-    static UnpairedExample ParseUnpaired(JsonRow row, ChatFormat chat)
+    public static LoadResult<UnpairedExample> LoadUnpaired(string path, bool skipBadLines = false, ChatFormat? chat = null)
     {
+        var rows = Read(path, UnpairedExpected, row => ParseUnpaired(row, chat ?? ChatFormat.Plain), skipBadLines, requireRows: true);
+        return new LoadResult<UnpairedExample>(rows.Items.SelectMany(r => r).ToList(), rows.SkippedLines, rows.Errors);
+    }
+
+    static List<UnpairedExample> ParseUnpaired(JsonRow row, ChatFormat chat)
+    {
+        if (!row.Has("label") && row.Has("chosen") && row.Has("rejected"))
+        {
+            var pair = ParsePreference(row, chat);
+            return [new UnpairedExample(pair.Prompt, pair.Chosen, true) { Fields = pair.Fields }, new UnpairedExample(pair.Prompt, pair.Rejected, false) { Fields = pair.Fields }];
+        }
         var label = row.Get("label");
         if (label.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
             throw row.Error($"\"label\" is {JsonRow.Describe(label.ValueKind)}, not true or false");
-        return new UnpairedExample(Prompt(row, chat), Completion(row, "completion", chat), label.ValueKind == JsonValueKind.True)
-            { Fields = row.ExtraFields("prompt", "completion", "label") };
+        var tools = Tools(row);
+        return [new UnpairedExample(Prompt(row, chat, tools), Completion(row, "completion", chat, tools), label.ValueKind == JsonValueKind.True)
+            { Fields = row.ExtraFields("prompt", "completion", "label", "tools") }];
     }
 
     /// <summary>
@@ -266,6 +284,7 @@ public static class JsonlDataset
 
     internal static SftExample ParseSft(JsonRow row, ChatFormat chat)
     {
+        var tools = Tools(row);
         if (row.Has("messages"))
         {
             var messages = Messages(row, "messages");
@@ -275,10 +294,22 @@ public static class JsonlDataset
                 throw row.Error($"\"messages\" continues after the last assistant message (message {last + 1} of {messages.Count})");
             if (last == 0) throw row.Error("\"messages\" has no message before the assistant's, so the prompt is empty");
             var prompt = messages.Take(last).ToList();
-            return new SftExample(Render(row, () => chat.RenderPrompt(prompt)), Render(row, () => chat.RenderCompletion(prompt, messages[last])),
-                row.ExtraFields("messages"));
+            IReadOnlyList<(int, int)>? spans = null;
+            string? spansError = null;
+            try { spans = chat.AssistantSpans(messages, tools); }
+            catch (InvalidOperationException e) { spansError = row.Error("the assistant turns cannot be located: " + e.Message).Message; }
+            return new SftExample(Render(row, () => chat.RenderPrompt(prompt, tools)), Render(row, () => chat.RenderCompletion(prompt, messages[last], tools)),
+                row.ExtraFields("messages", "tools"))
+            { Shape = SftShape.Conversation, AssistantSpans = spans, AssistantSpansError = spansError };
         }
-        return new SftExample(Prompt(row, chat), Completion(row, "completion", chat), row.ExtraFields("prompt", "completion"));
+        if (row.Has("text") && !row.Has("prompt") && !row.Has("completion"))
+        {
+            var text = row.Get("text");
+            if (text.ValueKind != JsonValueKind.String)
+                throw row.Error($"\"text\" is {JsonRow.Describe(text.ValueKind)}, not a string (a conversation goes in \"messages\")");
+            return new SftExample("", row.AsString(text, "\"text\"", nonEmpty: true), row.ExtraFields("text")) { Shape = SftShape.Text };
+        }
+        return new SftExample(Prompt(row, chat, tools), Completion(row, "completion", chat, tools), row.ExtraFields("prompt", "completion", "tools"));
     }
 
     static List<PreferenceExample> ParsePreferenceRow(JsonRow row, ChatFormat chat) =>
@@ -289,18 +320,19 @@ public static class JsonlDataset
         foreach (var key in new[] { "score_chosen", "score_rejected" })
             if (row.Element.TryGetProperty(key, out var score) && score.ValueKind != JsonValueKind.Number)
                 throw row.Error($"\"{key}\" is {JsonRow.Describe(score.ValueKind)}, not a number");
-        var fields = row.ExtraFields("prompt", "chosen", "rejected");
-        if (row.Has("prompt")) return new(Prompt(row, chat), Completion(row, "chosen", chat), Completion(row, "rejected", chat)) { Fields = fields };
+        var fields = row.ExtraFields("prompt", "chosen", "rejected", "tools");
+        var tools = Tools(row);
+        if (row.Has("prompt")) return new(Prompt(row, chat, tools), Completion(row, "chosen", chat, tools), Completion(row, "rejected", chat, tools)) { Fields = fields };
 
         // Implicit prompt: chosen and rejected are whole conversations sharing everything before the last assistant message.
-        var (chosenPrompt, chosen) = SplitConversation(row, "chosen", chat);
-        var (rejectedPrompt, rejected) = SplitConversation(row, "rejected", chat);
+        var (chosenPrompt, chosen) = SplitConversation(row, "chosen", chat, tools);
+        var (rejectedPrompt, rejected) = SplitConversation(row, "rejected", chat, tools);
         if (chosenPrompt != rejectedPrompt)
             throw row.Error("\"chosen\" and \"rejected\" differ before their last assistant message, so they do not share a prompt");
         return new(chosenPrompt, chosen, rejected) { Fields = fields };
     }
 
-    static (string Prompt, string Completion) SplitConversation(JsonRow row, string key, ChatFormat chat)
+    static (string Prompt, string Completion) SplitConversation(JsonRow row, string key, ChatFormat chat, IReadOnlyList<object?>? tools)
     {
         var value = row.Get(key);
         if (value.ValueKind != JsonValueKind.Array)
@@ -312,12 +344,12 @@ public static class JsonlDataset
             throw row.Error($"\"{key}\" continues after the last assistant message (message {last + 1} of {messages.Count})");
         if (last == 0) throw row.Error($"\"{key}\" has no message before the assistant's, so the prompt is empty");
         var prompt = messages.Take(last).ToList();
-        return (Render(row, () => chat.RenderPrompt(prompt)), Render(row, () => chat.RenderCompletion(prompt, messages[last])));
+        return (Render(row, () => chat.RenderPrompt(prompt, tools)), Render(row, () => chat.RenderCompletion(prompt, messages[last], tools)));
     }
 
     static List<PreferenceExample> ParseRanked(JsonRow row, ChatFormat chat)
     {
-        var prompt = Prompt(row, chat);
+        var prompt = Prompt(row, chat, Tools(row));
         var completionsValue = row.Get("completions");
         var ranksValue = row.Get("ranks");
         if (completionsValue.ValueKind != JsonValueKind.Array)
@@ -339,7 +371,7 @@ public static class JsonlDataset
             throw row.Error($"\"ranks\" has {ranks.Count} items but \"completions\" has {completions.Count}");
         var pairs = ExpandRanks(ranks);
         if (pairs.Count == 0) throw row.Error("all ranks are equal, so the list has no preference pair");
-        var extra = row.ExtraFields("prompt", "completions", "ranks");
+        var extra = row.ExtraFields("prompt", "completions", "ranks", "tools");
         return pairs.Select(p =>
         {
             var fields = new Dictionary<string, string>(extra)
@@ -351,28 +383,33 @@ public static class JsonlDataset
         }).ToList();
     }
 
-    static string Prompt(JsonRow row, ChatFormat chat)
+    static string Prompt(JsonRow row, ChatFormat chat, IReadOnlyList<object?>? tools = null)
     {
         var value = row.Get("prompt");
         if (value.ValueKind == JsonValueKind.Array)
         {
             var messages = Messages(row, "prompt");
             if (messages.Count == 0) throw row.Error("\"prompt\" is an empty message list");
-            return Render(row, () => chat.RenderPrompt(messages));
+            return Render(row, () => chat.RenderPrompt(messages, tools));
         }
+        if (tools is not null) throw row.Error("\"tools\" needs a conversational row (a message-list \"prompt\" or \"messages\"): text prompts do not go through the chat template");
         return row.AsString(value, "\"prompt\"", nonEmpty: true);
     }
 
-    static string Completion(JsonRow row, string key, ChatFormat chat)
+    static string Completion(JsonRow row, string key, ChatFormat chat, IReadOnlyList<object?>? tools = null)
     {
         var value = row.Get(key);
         if (value.ValueKind != JsonValueKind.Array) return row.AsString(value, $"\"{key}\"");
         var messages = Messages(row, key);
         if (messages.Count != 1 || messages[0].Role != "assistant")
             throw row.Error($"\"{key}\" is a message list but not exactly one assistant message");
-        if (chat.Template is null || !row.Has("prompt") || row.Get("prompt").ValueKind != JsonValueKind.Array) return messages[0].Content;
+        if (chat.Template is null) return Render(row, () => chat.RenderCompletion([], messages[0], tools));
+        if (!row.Has("prompt") || row.Get("prompt").ValueKind != JsonValueKind.Array)
+            return messages[0].TemplateOnlyKey is { } only
+                ? throw row.Error($"\"{key}\"[0] has \"{only}\", which needs a conversational prompt (a message list) to be rendered with the chat template")
+                : messages[0].Content;
         var prompt = Messages(row, "prompt");
-        return Render(row, () => chat.RenderCompletion(prompt, messages[0]));
+        return Render(row, () => chat.RenderCompletion(prompt, messages[0], tools));
     }
 
     /// <summary>Runs a template render, turning its errors (raise_exception, bad input) into a row error.</summary>
@@ -381,6 +418,10 @@ public static class JsonlDataset
         try
         {
             return render();
+        }
+        catch (PlainFormatException e)
+        {
+            throw row.Error(e.Message);
         }
         catch (Exception e) when (e is Sharpen.Tokenizers.Jinja.JinjaTemplateException or InvalidOperationException)
         {
@@ -400,9 +441,53 @@ public static class JsonlDataset
             var what = $"\"{key}\"[{i - 1}]";
             if (m.ValueKind != JsonValueKind.Object) throw row.Error($"{what} is {JsonRow.Describe(m.ValueKind)}, not a message object");
             if (!m.TryGetProperty("role", out var role)) throw row.Error($"{what} has no \"role\"");
-            if (!m.TryGetProperty("content", out var content)) throw row.Error($"{what} has no \"content\"");
-            messages.Add(new ChatMessage(row.AsString(role, what + ".role", nonEmpty: true), row.AsString(content, what + ".content")));
+            var roleText = row.AsString(role, what + ".role", nonEmpty: true);
+            bool toolCalls = m.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null;
+            if (toolCalls && calls.ValueKind != JsonValueKind.Array)
+                throw row.Error($"{what}.tool_calls is {JsonRow.Describe(calls.ValueKind)}, not a list of tool calls");
+            if (m.TryGetProperty("reasoning_content", out var reasoning) && reasoning.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+                throw row.Error($"{what}.reasoning_content is {JsonRow.Describe(reasoning.ValueKind)}, not a string");
+            string content;
+            if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null)
+                content = toolCalls ? "" : throw row.Error($"{what} has no \"content\" (only a message with \"tool_calls\" may go without)");
+            else if (c.ValueKind == JsonValueKind.Array) content = ContentParts(row, c, what + ".content");
+            else content = row.AsString(c, what + ".content");
+            // The row's message goes to the chat template as it is (tool calls, reasoning, content parts, name, ...).
+            messages.Add(new ChatMessage(roleText, content) { Source = m.Clone() });
         }
         return messages;
+    }
+
+    /// <summary>The text of a list of content parts (<c>[{"type": "text", "text": ...}, ...]</c>), joined; any other part
+    /// (image, audio, ...) is an error, since Sharpen's models read text only.</summary>
+    static string ContentParts(JsonRow row, JsonElement parts, string what)
+    {
+        var text = new StringBuilder();
+        var i = 0;
+        foreach (var part in parts.EnumerateArray())
+        {
+            var at = $"{what}[{i++}]";
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                throw row.Error($"{at} is not a content part ({{\"type\": \"text\", \"text\": string}})");
+            if (type.GetString() != "text")
+                throw row.Error($"{at} has type \"{type.GetString()}\"; only \"text\" parts are supported (Sharpen's models read text only)");
+            if (!part.TryGetProperty("text", out var t)) throw row.Error($"{at} has no \"text\"");
+            text.Append(row.AsString(t, at + ".text"));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The row's <c>tools</c> (TRL's column of function schemas, passed to the chat template), or null.</summary>
+    static IReadOnlyList<object?>? Tools(JsonRow row)
+    {
+        if (!row.Element.TryGetProperty("tools", out var tools) || tools.ValueKind == JsonValueKind.Null) return null;
+        if (tools.ValueKind != JsonValueKind.Array) throw row.Error($"\"tools\" is {JsonRow.Describe(tools.ValueKind)}, not a list of tool schemas");
+        var list = new List<object?>();
+        foreach (var t in tools.EnumerateArray())
+        {
+            if (t.ValueKind != JsonValueKind.Object) throw row.Error($"\"tools\"[{list.Count}] is {JsonRow.Describe(t.ValueKind)}, not a tool schema object");
+            list.Add(t.Clone());
+        }
+        return list;
     }
 }

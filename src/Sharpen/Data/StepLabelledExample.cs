@@ -9,6 +9,8 @@ namespace Sharpen.Data;
 /// still on a correct path after that step. The rows PRMs train on. JSONL:
 /// <c>{"prompt": string, "steps": [string, ...], "labels": [bool or number in [0, 1], ...], ...fields}</c>,
 /// as many labels as steps; other keys are kept as <see cref="Fields"/> (strings as they are, other values as raw JSON).
+/// TRL's stepwise-supervision rows name the steps <c>completions</c>: <c>{"prompt", "completions": [...], "labels": [...]}</c>
+/// is read the same way.
 /// </summary>
 /// <param name="Prompt">The problem text.</param>
 /// <param name="Steps">The steps; they concatenate to the completion.</param>
@@ -17,7 +19,7 @@ namespace Sharpen.Data;
 public sealed record StepLabelledExample(string Prompt, IReadOnlyList<string> Steps, IReadOnlyList<double> Labels,
     IReadOnlyDictionary<string, string> Fields)
 {
-    const string Expected = "{\"prompt\": string, \"steps\": [string, ...], \"labels\": [true/false or a number in [0, 1], ...]} with one label per step";
+    const string Expected = "{\"prompt\": string, \"steps\" (or TRL's \"completions\"): [string, ...], \"labels\": [true/false or a number in [0, 1], ...]} with one label per step";
     static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Reads a step-labelled file; a malformed line stops with <c>file:line</c>, or with <paramref name="skipBadLines"/> is counted and skipped.</summary>
@@ -27,16 +29,18 @@ public sealed record StepLabelledExample(string Prompt, IReadOnlyList<string> St
     static StepLabelledExample Parse(JsonRow row)
     {
         var prompt = row.GetString("prompt", nonEmpty: true);
-        var stepsValue = row.Get("steps");
-        if (stepsValue.ValueKind != JsonValueKind.Array) throw row.Error($"\"steps\" is {JsonRow.Describe(stepsValue.ValueKind)}, not a list of strings");
+        if (row.Has("steps") && row.Has("completions")) throw row.Error("the row has both \"steps\" and \"completions\"; give the steps once");
+        var key = row.Has("completions") ? "completions" : "steps";
+        var stepsValue = row.Get(key);
+        if (stepsValue.ValueKind != JsonValueKind.Array) throw row.Error($"\"{key}\" is {JsonRow.Describe(stepsValue.ValueKind)}, not a list of strings");
         var steps = new List<string>();
         foreach (var s in stepsValue.EnumerateArray())
         {
-            var text = row.AsString(s, $"\"steps\"[{steps.Count}]");
-            if (text.Length == 0) throw row.Error($"\"steps\"[{steps.Count}] is empty");
+            var text = row.AsString(s, $"\"{key}\"[{steps.Count}]");
+            if (text.Length == 0) throw row.Error($"\"{key}\"[{steps.Count}] is empty");
             steps.Add(text);
         }
-        if (steps.Count == 0) throw row.Error("\"steps\" is empty; a solution needs at least one step");
+        if (steps.Count == 0) throw row.Error($"\"{key}\" is empty; a solution needs at least one step");
         var labelsValue = row.Get("labels");
         if (labelsValue.ValueKind != JsonValueKind.Array) throw row.Error($"\"labels\" is {JsonRow.Describe(labelsValue.ValueKind)}, not a list");
         var labels = new List<double>();
@@ -52,8 +56,8 @@ public sealed record StepLabelledExample(string Prompt, IReadOnlyList<string> St
             if (!(v >= 0 && v <= 1)) throw row.Error($"\"labels\"[{labels.Count}] is {l.GetRawText()}, not in [0, 1]");
             labels.Add(v);
         }
-        if (labels.Count != steps.Count) throw row.Error($"\"labels\" has {labels.Count} items but \"steps\" has {steps.Count}; expected one per step");
-        return new StepLabelledExample(prompt, steps, labels, row.ExtraFields("prompt", "steps", "labels"));
+        if (labels.Count != steps.Count) throw row.Error($"\"labels\" has {labels.Count} items but \"{key}\" has {steps.Count}; expected one per step");
+        return new StepLabelledExample(prompt, steps, labels, row.ExtraFields("prompt", key, "labels"));
     }
 
     /// <summary>

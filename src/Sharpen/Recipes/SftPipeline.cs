@@ -131,6 +131,8 @@ public static class SftPipeline
     }
 
     /// <summary>A held-out row as a task problem (prompt plus the ground-truth fields written by <c>data make</c>).</summary>
-    public static Problem ToProblem(SftExample e) =>
-        new(e.Fields.GetValueOrDefault("id") ?? e.Prompt, e.Prompt, e.Fields.GetValueOrDefault("answer") ?? "", e.Fields);
+    /// <exception cref="ArgumentException">The row is a <c>{"text"}</c> row, which has no prompt.</exception>
+    public static Problem ToProblem(SftExample e) => e.Shape == SftShape.Text
+        ? throw new ArgumentException($"a {{\"text\"}} row has no prompt, so it cannot be a problem (\"{(e.Completion.Length > 40 ? e.Completion[..40] + "..." : e.Completion)}\"); give prompt/completion or messages rows")
+        : new(e.Fields.GetValueOrDefault("id") ?? e.Prompt, e.Prompt, e.Fields.GetValueOrDefault("answer") ?? "", e.Fields);
 }

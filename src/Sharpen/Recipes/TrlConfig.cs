@@ -60,7 +60,7 @@ public static class TrlConfig
         "gradient_checkpointing_use_reentrant", "ignore_bias_buffers", "reward_funcs",
         // SFTConfig, DPOConfig, RewardConfig, GRPOConfig
         "model_init_kwargs", "chat_template_path", "dataset_kwargs", "eos_token", "pad_token", "max_length", "max_seq_length", "packing",
-        "packing_strategy", "padding_free", "pad_to_multiple_of", "eval_packing", "completion_only_loss", "assistant_only_loss",
+        "packing_strategy", "padding_free", "pad_to_multiple_of", "eval_packing",
         "activation_offloading", "ref_model_init_kwargs", "model_adapter_name", "ref_adapter_name", "force_use_ref_model", "disable_dropout",
         "use_logits_to_keep", "padding_value", "label_pad_token_id", "max_prompt_length", "max_completion_length", "truncation_mode",
         "precompute_ref_log_probs", "precompute_ref_batch_size", "tools", "loss_type", "use_liger_loss", "base_model_attribute_name", "beta",
@@ -177,6 +177,8 @@ public static class TrlConfig
         else if (lora.Count > 0)
             throw new RecipeException($"{source}: LoRA keys ({string.Join(", ", flat.Select(kv => kv.Key).Where(k => k.StartsWith("lora_", StringComparison.Ordinal)))}) without 'use_peft: true'; " +
                 "TRL ignores them then: add 'use_peft: true' or remove them");
+        // TRL's SFTConfig defaults assistant_only_loss to false: a "messages" row trains its whole text (Sharpen's own default is the last assistant turn).
+        if (trainer == "sft" && !section.ContainsKey("assistant_only_loss")) section["assistant_only_loss"] = false;
         if (model.Count > 0) recipe["model"] = model;
         if (data.Count > 0) recipe["data"] = data;
         recipe[t.Section] = section;

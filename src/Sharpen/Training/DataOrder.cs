@@ -72,8 +72,15 @@ sealed class DataCursor(int count, int seed, int epoch = 0, int position = 0, IR
     /// <summary>How many indices of the current epoch's order have been handed out.</summary>
     public int Position { get; private set; } = position;
 
-    /// <summary>The trainer state a checkpoint stores for this walk (read back by <see cref="TrainingCheckpoint.Resume"/>).</summary>
-    public System.Text.Json.Nodes.JsonObject CheckpointState() => new() { ["epoch"] = Epoch, ["position"] = Position, ["seed"] = seed };
+    /// <summary>Passes over the data so far, as a fraction (items handed out / count): what transformers and TRL log as
+    /// <c>epoch</c>, e.g. 0.25 after 4 of 16 items. Rounded to 4 decimals.</summary>
+    public double Fraction => Math.Round(Epoch + (double)Position / count, 4);
+
+    /// <summary>The trainer state a checkpoint stores for this walk (read back by <see cref="TrainingCheckpoint.Resume"/>):
+    /// <c>epoch</c> as transformers writes it (<see cref="Fraction"/>), and the resume keys <c>data_epoch</c> (completed
+    /// passes), <c>position</c> and <c>seed</c>.</summary>
+    public System.Text.Json.Nodes.JsonObject CheckpointState() =>
+        new() { ["epoch"] = Fraction, ["data_epoch"] = Epoch, ["position"] = Position, ["seed"] = seed };
 
     /// <summary>The next <paramref name="size"/> indices.</summary>
     public List<int> Next(int size)

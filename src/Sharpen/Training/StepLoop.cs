@@ -137,7 +137,7 @@ public sealed class StepLoop(CausalLM model, ITokenizer tokenizer, optim.Optimiz
             bool evalNow = work.Evaluate is not null && ((s.EvalEvery > 0 && step % s.EvalEvery == 0) || step == s.MaxSteps);
             if (step % s.LogEvery == 0 || step == s.MaxSteps || evalNow)
             {
-                var row = new JsonObject { ["step"] = step, ["epoch"] = cursor.Epoch, ["loss"] = Round(outcome.Loss) };
+                var row = new JsonObject { ["step"] = step, ["epoch"] = cursor.Fraction, ["loss"] = Round(outcome.Loss) };
                 if (!s.MetricsAfterGradNorm) AddMetrics(row, outcome);
                 row["lr"] = lr;
                 row["grad_norm"] = Round(gradNorm);

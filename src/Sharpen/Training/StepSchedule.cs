@@ -47,14 +47,6 @@ public abstract record StepSchedule
         return (T)(schedule with { MaxSteps = steps, WarmupSteps = warmup, Epochs = null, WarmupRatio = null });
     }
 
-    /// <summary>Throws when <see cref="Epochs"/> or <see cref="WarmupRatio"/> is set: for trainers that count their items
-    /// internally and take only <see cref="MaxSteps"/> and <see cref="WarmupSteps"/>.</summary>
-    protected void StepsOnly(string section)
-    {
-        if (Epochs is not null) throw new ArgumentException($"{section}.epochs (num_train_epochs) is not supported here; give {section}.max_steps");
-        if (WarmupRatio is not null) throw new ArgumentException($"{section}.warmup_ratio is not supported here; give {section}.warmup_steps");
-    }
-
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad schedule field as <c>section.key</c>.</summary>
     protected void ValidateSchedule(string section)
     {

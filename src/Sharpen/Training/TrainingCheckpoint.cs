@@ -11,8 +11,8 @@ namespace Sharpen.Training;
 /// <summary>
 /// Resumable training checkpoints: <c>checkpoints/checkpoint-N/</c> (transformers' name; folders named <c>step-NNNNNNN</c>
 /// by earlier versions are still read) holding a Hugging Face model folder plus <c>optimizer.bin</c> and
-/// <c>trainer_state.json</c>. The state holds the trainer's own resume keys (<c>step</c>, <c>epoch</c> = completed passes
-/// over the data, <c>position</c>, ...) and transformers' <c>global_step</c>, <c>log_history</c> (the metrics.jsonl rows up
+/// <c>trainer_state.json</c>. The state holds the trainer's own resume keys (<c>step</c>, <c>data_epoch</c> = completed passes
+/// over the data, <c>position</c>, ...; <c>epoch</c> is the fraction of passes, as transformers writes it) and transformers' <c>global_step</c>, <c>log_history</c> (the metrics.jsonl rows up
 /// to this step, <c>lr</c> also as <c>learning_rate</c>) and <c>best_model_checkpoint</c> (null: no metric picks a best).
 /// Each is written into a temporary folder and renamed into place, so a crash leaves either the old set or the new one;
 /// only the last K are kept.
@@ -85,8 +85,8 @@ public static class TrainingCheckpoint
     public static string? Latest(string root) => List(root).LastOrDefault();
 
     /// <summary>
-    /// The resume step of the trainers that walk their data in <see cref="DataOrder"/> (state keys <c>step</c>, <c>epoch</c>,
-    /// <c>position</c>): restores the newest checkpoint under <paramref name="root"/> into <paramref name="model"/> (and
+    /// The resume step of the trainers that walk their data in <see cref="DataOrder"/> (state keys <c>step</c>, <c>data_epoch</c>
+    /// (or, in older checkpoints, an integer <c>epoch</c>), <c>position</c>): restores the newest checkpoint under <paramref name="root"/> into <paramref name="model"/> (and
     /// <paramref name="head"/>) and <paramref name="optimizer"/>, drops the metrics rows after its step, and returns
     /// (step, epoch, position); (0, 0, 0) when there is no checkpoint yet.
     /// </summary>
@@ -103,7 +103,8 @@ public static class TrainingCheckpoint
         }
         var state = Restore(latest, model, optimizer, head);
         int Int(string k) => state[k]?.GetValue<int>() ?? throw new CheckpointException($"{latest}/trainer_state.json: missing '{k}'");
-        var result = (Int("step"), Int("epoch"), Int("position"));
+        // data_epoch: completed passes (epoch is the fraction transformers writes); checkpoints before it stored the count in epoch.
+        var result = (Int("step"), state.ContainsKey("data_epoch") ? Int("data_epoch") : Int("epoch"), Int("position"));
         runLog.TruncateAfter(result.Item1);
         log?.Invoke($"resumed from {latest} at step {result.Item1}");
         return result;

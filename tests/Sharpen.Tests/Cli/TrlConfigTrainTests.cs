@@ -76,6 +76,9 @@ public class TrlConfigTrainTests
         Assert.True(state.AsObject().ContainsKey("best_model_checkpoint"));
         var history = state["log_history"]!.AsArray();
         Assert.Equal([1, 2], history.Select(h => h!["step"]!.GetValue<int>()));
+        // epoch as a fraction of passes, as TRL logs it: 4 of the 10 examples per step → 0.4, 0.8; the state's epoch is 0.8.
+        Assert.Equal([0.4, 0.8], history.Select(h => h!["epoch"]!.GetValue<double>()));
+        Assert.Equal(0.8, state["epoch"]!.GetValue<double>());
         Assert.All(history, h => Assert.True(h!["loss"]!.GetValue<double>() > 0));
         Assert.All(history, h => Assert.Equal(h!["lr"]!.GetValue<double>(), h["learning_rate"]!.GetValue<double>()));
         // Model card with the config as given, and a TensorBoard file beside metrics.jsonl.

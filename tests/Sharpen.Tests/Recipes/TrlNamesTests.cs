@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using Sharpen.Algorithms;
 using Sharpen.Recipes;
 using Sharpen.Training;
+using Sharpen.Training.RewardModels;
+using Sharpen.Training.Rl;
 
 namespace Sharpen.Tests.Recipes;
 
@@ -146,6 +148,30 @@ public class TrlNamesTests
         Assert.Equal((0.0001, 2), (recipe.Sft.LearningRate, recipe.Sft.BatchSize));
         Assert.Equal((4, 32.0, 0.05), (recipe.Model.Lora!.R, recipe.Model.Lora.Alpha, recipe.Model.Lora.Dropout));
         Assert.Equal(["q_proj", "v_proj"], recipe.Model.Lora.TargetModules);
+        // TRL's SFTConfig defaults: assistant_only_loss false (a "messages" row trains its whole text), completion_only_loss None.
+        Assert.Equal((false, (bool?)null), (recipe.Sft.AssistantOnlyLoss, recipe.Sft.CompletionOnlyLoss));
+        flat["assistant_only_loss"] = true;
+        flat["completion_only_loss"] = false;
+        recipe = Recipe.FromJson(TrlConfig.Translate(flat, "sft", "c.yaml"), "c.yaml");
+        Assert.Equal((true, (bool?)false), (recipe.Sft.AssistantOnlyLoss, recipe.Sft.CompletionOnlyLoss));
+    }
+
+    [Fact]
+    public void Epochs_are_accepted_by_every_step_counted_trainer()
+    {
+        // 10 items at batch 4: ⌈10/4⌉ = 3 steps per epoch; 1.5 epochs → ⌈4.5⌉ = 5 steps; warm-up ⌈0.2 × 5⌉ = 1.
+        StepSchedule[] schedules =
+        [
+            new PrmOptions { BatchSize = 4, Epochs = 1.5, WarmupRatio = 0.2 }.Validate(),
+            new ImplicitPrmOptions { BatchSize = 4, Epochs = 1.5, WarmupRatio = 0.2 }.Validate(),
+            new OfflinePolicyOptions { BatchSize = 4, Epochs = 1.5, WarmupRatio = 0.2 }.Validate(),
+            new Sharpen.Training.Preference.PreferenceOptions { BatchSize = 4, Epochs = 1.5, WarmupRatio = 0.2 },
+        ];
+        foreach (var s in schedules)
+        {
+            var sized = StepSchedule.Sized(s, 10);
+            Assert.Equal((5, 1), (sized.MaxSteps, sized.WarmupSteps));
+        }
     }
 
     [Theory]

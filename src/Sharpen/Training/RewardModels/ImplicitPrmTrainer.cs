@@ -32,7 +32,7 @@ public sealed record ImplicitPrmOptions : StepSchedule
     {
         if (Loss is not ("ce" or "dpo")) throw new ArgumentException($"implicit_prm.loss is '{Loss}'; expected ce or dpo");
         OptionChecks.Positive("implicit_prm", Beta, "beta");
-        ValidateSchedule("implicit_prm"); StepsOnly("implicit_prm");
+        ValidateSchedule("implicit_prm");
         OptionChecks.NonNegative("implicit_prm", MicroBatchSize, "micro_batch_size");
         try { Data.StepSplitter.Parse(StepSplitter); }
         catch (ArgumentException e) { throw new ArgumentException($"implicit_prm.step_splitter: {e.Message}"); }
@@ -153,7 +153,7 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
                 ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
             },
         };
-        var loop = new StepLoop(policy, tokenizer, opt, parameters, StepLoopSettings.From("implicit_prm", _o)) { Log = Log, Started = started };
+        var loop = new StepLoop(policy, tokenizer, opt, parameters, StepLoopSettings.From("implicit_prm", StepSchedule.Sized(_o, units.Count))) { Log = Log, Started = started };
         var result = loop.Run(work, outDir, resume, cancel);
         return new ImplicitPrmResult(result.Steps, result.FinalLoss, lastAcc, units.Count, result.FinalCheckpoint);
     }

@@ -27,7 +27,7 @@ public sealed record PrmOptions : StepSchedule
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public PrmOptions Validate()
     {
-        ValidateSchedule("prm"); StepsOnly("prm");
+        ValidateSchedule("prm");
         OptionChecks.NonNegative("prm", MicroBatchSize, "micro_batch_size"); OptionChecks.NonNegative("prm", EvalEvery, "eval_every");
         if (!(Threshold > 0 && Threshold < 1)) throw new ArgumentException($"prm.threshold must be in (0, 1), got {Threshold}");
         try { Data.StepSplitter.Parse(StepSplitter); }
@@ -121,7 +121,7 @@ public sealed class PrmTrainer(CausalLM backbone, ScalarHead head, ITokenizer to
                 return summary;
             },
         };
-        var settings = StepLoopSettings.From("prm", _o) with { EvalEvery = _o.EvalEvery };
+        var settings = StepLoopSettings.From("prm", StepSchedule.Sized(_o, data.Count)) with { EvalEvery = _o.EvalEvery };
         var result = new StepLoop(backbone, tokenizer, opt, parameters, settings) { Head = head, Log = Log, Started = started }.Run(work, outDir, resume, cancel);
         return new PrmResult(result.Steps, result.FinalLoss, lastAcc, heldAcc, heldFirst, result.FinalCheckpoint);
     }

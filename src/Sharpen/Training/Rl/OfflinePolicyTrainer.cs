@@ -85,7 +85,7 @@ public sealed record OfflinePolicyOptions : StepSchedule
         if (!Enum.IsDefined(AlolSampling)) throw new ArgumentException($"offline_pg.alol_sampling: unknown sampling {AlolSampling}");
         Positive(ValueFolds, "value_folds");
         NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
-        ValidateSchedule("offline_pg"); StepsOnly("offline_pg");
+        ValidateSchedule("offline_pg");
         return this;
     }
 }
@@ -174,7 +174,7 @@ public sealed class OfflinePolicyTrainer(CausalLM policy, ITokenizer tokenizer, 
                 return summary;
             },
         };
-        var settings = StepLoopSettings.From("offline_pg", _o) with { LossLabel = _o.Loss, MetricsAfterGradNorm = true };
+        var settings = StepLoopSettings.From("offline_pg", StepSchedule.Sized(_o, items.Count)) with { LossLabel = _o.Loss, MetricsAfterGradNorm = true };
         var result = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), settings) { Log = Log, Started = started }.Run(work, outDir, resume, cancel);
         return new OfflinePolicyResult(result.Steps, result.FinalLoss, items.Count, objective.ValueMse, result.FinalCheckpoint);
     }

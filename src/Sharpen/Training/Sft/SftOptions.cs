@@ -58,6 +58,17 @@ public sealed record SftOptions
         int warmup = WarmupRatio is { } r ? EpochSteps.Warmup(r, steps) : WarmupSteps;
         return this with { MaxSteps = steps, WarmupSteps = warmup, Epochs = null, WarmupRatio = null };
     }
+    /// <summary>
+    /// TRL's <c>assistant_only_loss</c>, for conversational (<c>messages</c>) rows: true = the loss covers every assistant
+    /// turn (each one's text and end-of-turn marker, as the chat template renders it) and nothing else; false = the whole
+    /// conversation (TRL's default); null = Sharpen's default, the last assistant turn only. True with a <c>{"text"}</c>
+    /// row is an error (it has no turns); a prompt/completion row trains its completion either way.
+    /// </summary>
+    public bool? AssistantOnlyLoss { get; init; }
+    /// <summary>TRL's <c>completion_only_loss</c>: null or true = prompt/completion rows train the completion only; false =
+    /// the prompt too (and a <c>messages</c> row its whole text unless <see cref="AssistantOnlyLoss"/> is set).
+    /// <c>{"text"}</c> rows always train the whole text.</summary>
+    public bool? CompletionOnlyLoss { get; init; }
     /// <summary>C-RLFT: the row field that names an example's class (data source), e.g. <c>"source": "gpt4"</c>.</summary>
     public string ClassField { get; init; } = "source";
     /// <summary>

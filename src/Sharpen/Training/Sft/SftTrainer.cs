@@ -40,7 +40,11 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
 
     SftOptions _o = options.Validate();
 
-    sealed record Example(int[] Prompt, int[] Completion, float Weight = 1f);
+    /// <summary>An encoded example; <paramref name="Mask"/> marks the trained completion tokens (null = all of them).</summary>
+    sealed record Example(int[] Prompt, int[] Completion, float Weight = 1f, float[]? Mask = null)
+    {
+        public double Trained => Mask?.Sum() ?? Completion.Length;
+    }
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, checkpoints/ and final/ into <paramref name="outDir"/>.</summary>
     public SftResult Run(IReadOnlyList<SftExample> train, IReadOnlyList<SftExample> heldOut, string outDir, bool resume = false,
@@ -116,7 +120,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
     (double Loss, double Tokens) Backward(List<Example> batch, int padId)
     {
         // Normalise by the completion tokens of the whole step, so micro-batching does not change the gradient.
-        double totalTokens = batch.Sum(e => e.Completion.Length);
+        double totalTokens = batch.Sum(e => e.Trained);
         double lossSum = 0;
         for (int start = 0; start < batch.Count; start += _o.BatchSize)
         {
@@ -124,7 +128,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             var micro = batch.Skip(start).Take(_o.BatchSize).ToList();
             var sb = SequenceBatch.Build(micro.Select(e => (IReadOnlyList<int>)e.Prompt).ToList(),
                 micro.Select(e => (IReadOnlyList<int>)e.Completion).ToList(), padId);
-            var logp = Scoring.CompletionLogProbs(model, sb);                                  // (b, A), 0 at padding
+            var logp = Masked(Scoring.CompletionLogProbs(model, sb), micro);                  // (b, A), 0 at padding and untrained tokens
             var loss = _o.ConditionsOnClass()
                 ? Algorithms.ClassConditionedLoss.WeightedNll(logp, tensor(micro.Select(e => e.Weight).ToArray()), totalTokens)
                 : -logp.sum() / totalTokens;
@@ -145,11 +149,31 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
             var micro = evalData.Skip(start).Take(_o.BatchSize).ToList();
             var sb = SequenceBatch.Build(micro.Select(e => (IReadOnlyList<int>)e.Prompt).ToList(),
                 micro.Select(e => (IReadOnlyList<int>)e.Completion).ToList(), padId);
-            nll -= Scoring.CompletionLogProbs(model, sb).sum().item<float>();
-            tokens += micro.Sum(e => e.Completion.Length);
+            nll -= Masked(Scoring.CompletionLogProbs(model, sb), micro).sum().item<float>();
+            tokens += micro.Sum(e => e.Trained);
         }
         model.train();
         return nll / Math.Max(tokens, 1);
+    }
+
+    /// <summary>Where the text's own ids sit inside <paramref name="withSpecial"/> (its encoding with special tokens): (offset, count).</summary>
+    static (int Lead, int Body) SpecialLead(ITokenizer tokenizer, string text, IReadOnlyList<int> withSpecial)
+    {
+        var plain = tokenizer.Encode(text, addSpecialTokens: false);
+        for (int j = 0; j + plain.Count <= withSpecial.Count; j++)
+            if (withSpecial.Skip(j).Take(plain.Count).SequenceEqual(plain)) return (j, plain.Count);
+        return (0, withSpecial.Count);
+    }
+
+    /// <summary><paramref name="logp"/> (b, A) times the micro-batch's trained-token mask, when any example has one.</summary>
+    static Tensor Masked(Tensor logp, List<Example> micro)
+    {
+        if (micro.All(e => e.Mask is null)) return logp;
+        long a = logp.shape[1];
+        var mask = new float[micro.Count * a];
+        for (int i = 0; i < micro.Count; i++)
+            for (int j = 0; j < micro[i].Completion.Length; j++) mask[i * a + j] = micro[i].Mask?[j] ?? 1f;
+        return logp * tensor(mask).view(micro.Count, a);
     }
 
     List<Example> Encode(IReadOnlyList<SftExample> examples, ref int truncated)
@@ -159,21 +183,87 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         foreach (var e in examples)
         {
             var (prompt, weight) = Condition(e, _o);
-            var p = tokenizer.Encode(prompt, addSpecialTokens: true).ToArray();
-            var c = CompletionTokens.Ids(tokenizer, eos, e.Completion);
-            if (p.Length == 0) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
+            var (tokens, trained, promptTokens) = Tokens(tokenizer, eos, prompt, e.Completion, Shift(TrainedSpans(e, _o), prompt.Length - e.Prompt.Length));
+            if (promptTokens == 0 && e.Shape != SftShape.Text) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
+            // The prompt is everything before the first trained token (at least the first token, which nothing predicts).
+            int k = Math.Max(1, Array.IndexOf(trained, true));
+            if (tokens.Length < 2) throw new ArgumentException($"an example encodes to fewer than 2 tokens: \"{prompt}{e.Completion}\"");
+            var p = tokens[..k];
+            var c = tokens[k..];
+            var mask = trained[k..].Select(t => t ? 1f : 0f).ToArray();
             if (p.Length + c.Length > _o.MaxSequenceLength)
             {
                 truncated++;
                 int keep = _o.MaxSequenceLength - p.Length;
                 if (keep < 1) continue;
                 c = c[..keep];
+                mask = mask[..keep];
             }
-            result.Add(new Example(p, c, (float)weight));
+            result.Add(new Example(p, c, (float)weight, mask.All(m => m == 1f) ? null : mask));
         }
         return result;
     }
 
+    static IReadOnlyList<(int Start, int End)> Shift(IReadOnlyList<(int Start, int End)> spans, int by) =>
+        by == 0 ? spans : spans.Select(s => (s.Start + by, s.End + by)).ToList();
+
+    /// <summary>
+    /// The character spans of <c>Prompt + Completion</c> the loss trains on, by TRL's rules (<see cref="SftOptions.AssistantOnlyLoss"/>,
+    /// <see cref="SftOptions.CompletionOnlyLoss"/>): a <c>{"text"}</c> row, all of it; a conversation, every assistant turn,
+    /// all of it, or its last assistant turn; a prompt/completion row, the completion or all of it.
+    /// </summary>
+    internal static IReadOnlyList<(int Start, int End)> TrainedSpans(SftExample e, SftOptions o)
+    {
+        int whole = e.Prompt.Length + e.Completion.Length;
+        return e.Shape switch
+        {
+            SftShape.Text when o.AssistantOnlyLoss == true => throw new ArgumentException(
+                "sft.assistant_only_loss is true but a {\"text\"} row has no assistant turns (give conversational \"messages\" rows, or set it false)"),
+            SftShape.Text => [(0, whole)],
+            SftShape.Conversation when o.AssistantOnlyLoss == true => e.AssistantSpans
+                ?? throw new ArgumentException($"sft.assistant_only_loss: {e.AssistantSpansError ?? "a conversation has no assistant spans"}"),
+            SftShape.Conversation when o.AssistantOnlyLoss == false => [(0, whole)],
+            _ => o.CompletionOnlyLoss == false ? [(0, whole)] : [(e.Prompt.Length, whole)],
+        };
+    }
+
+    /// <summary>
+    /// The ids of <c>prompt + completion</c> then EOS, and which of them are trained: the text is cut at the prompt's end and
+    /// at every span boundary, each piece encoded on its own (the first with the tokenizer's special tokens, such as BOS), so
+    /// a token never straddles a trained and an untrained piece; EOS is trained. Also returns how many ids the prompt gave.
+    /// </summary>
+    internal static (int[] Ids, bool[] Trained, int PromptTokens) Tokens(ITokenizer tokenizer, int eos, string prompt, string completion,
+        IReadOnlyList<(int Start, int End)> spans)
+    {
+        var text = prompt + completion;
+        var cuts = new SortedSet<int> { 0, prompt.Length, text.Length };
+        foreach (var (a, b) in spans)
+        {
+            if (a < 0 || b > text.Length || a > b) throw new ArgumentException($"trained span ({a}, {b}) is outside the text of {text.Length} characters");
+            cuts.Add(a); cuts.Add(b);
+        }
+        var ids = new List<int>();
+        var trained = new List<bool>();
+        int promptTokens = 0, from = 0;
+        bool first = true;
+        foreach (var to in cuts.Skip(1))
+        {
+            if (to == from) continue;
+            var piece = tokenizer.Encode(text[from..to], addSpecialTokens: first);
+            bool train = spans.Any(s => s.Start <= from && to <= s.End);
+            // The special tokens the tokenizer adds around the first piece (BOS) belong to no span.
+            var (lead, body) = first ? SpecialLead(tokenizer, text[from..to], piece) : (0, piece.Count);
+            first = false;
+            ids.AddRange(piece);
+            for (int i = 0; i < piece.Count; i++) trained.Add(train && i >= lead && i < lead + body);
+            if (to <= prompt.Length) promptTokens = ids.Count;
+            from = to;
+        }
+        if (first) { var special = tokenizer.Encode("", addSpecialTokens: true); ids.AddRange(special); trained.AddRange(Enumerable.Repeat(false, special.Count)); }
+        ids.Add(eos);
+        trained.Add(true);
+        return (ids.ToArray(), trained.ToArray(), promptTokens);
+    }
 
     /// <summary>
     /// C-RLFT's view of an example: (its class's prefix + prompt, its class's weight); (prompt, 1) when C-RLFT is off.
