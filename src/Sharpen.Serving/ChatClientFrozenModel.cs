@@ -27,7 +27,7 @@ public sealed class ChatClientFrozenModel : FrozenModel
     }
 
     /// <inheritdoc />
-    public override string Describe() => $"'{_label}'";
+    public override string Describe() => _label;
 
     /// <inheritdoc />
     protected override async Task<IReadOnlyList<FrozenReply>> AnswerBatchAsync(IReadOnlyList<IReadOnlyList<SharpenMessage>> conversations,

@@ -45,7 +45,7 @@ public abstract class FrozenModel : IDisposable
         if (conversations.Count == 0) return [];
         var replies = await AnswerBatchAsync(conversations, cancellationToken).ConfigureAwait(false);
         if (replies.Count != conversations.Count)
-            throw new InvalidOperationException($"frozen model {Describe()}: {replies.Count} answers for {conversations.Count} conversations");
+            throw new InvalidOperationException($"frozen model '{Describe()}': {replies.Count} answers for {conversations.Count} conversations");
         Interlocked.Increment(ref _calls);
         Interlocked.Add(ref _requests, conversations.Count);
         Interlocked.Add(ref _tokens, replies.Sum(r => (long)r.Tokens));
@@ -68,7 +68,7 @@ public abstract class FrozenModel : IDisposable
     /// <summary>The backend's batched call: one reply per conversation, in order.</summary>
     protected abstract Task<IReadOnlyList<FrozenReply>> AnswerBatchAsync(IReadOnlyList<IReadOnlyList<ChatMessage>> conversations, CancellationToken cancellationToken);
 
-    /// <summary>A short description for error messages (checkpoint folder, URL).</summary>
+    /// <summary>A short description for messages and summary.json (checkpoint folder, model and URL).</summary>
     public abstract string Describe();
 
     /// <summary>Releases what the model owns.</summary>
@@ -115,7 +115,7 @@ public sealed class EngineFrozenModel : FrozenModel
     }
 
     /// <inheritdoc />
-    public override string Describe() => $"'{_label}'";
+    public override string Describe() => _label;
 
     /// <inheritdoc />
     protected override Task<IReadOnlyList<FrozenReply>> AnswerBatchAsync(IReadOnlyList<IReadOnlyList<ChatMessage>> conversations, CancellationToken cancellationToken)
@@ -177,7 +177,7 @@ public sealed class OpenAiChatFrozenModel : FrozenModel
     }
 
     /// <inheritdoc />
-    public override string Describe() => $"'{_model}' at {_base}";
+    public override string Describe() => $"{_model} at {_base}";
 
     /// <inheritdoc />
     protected override async Task<IReadOnlyList<FrozenReply>> AnswerBatchAsync(IReadOnlyList<IReadOnlyList<ChatMessage>> conversations, CancellationToken cancellationToken) =>

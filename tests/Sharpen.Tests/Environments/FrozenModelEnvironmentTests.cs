@@ -67,7 +67,7 @@ public class FrozenModelEnvironmentTests(ServingFixture fixture) : IClassFixture
     {
         public List<IReadOnlyList<IReadOnlyList<SharpenMessage>>> Batches { get; } = [];
 
-        public override string Describe() => "'recording solver'";
+        public override string Describe() => "recording solver";
 
         protected override Task<IReadOnlyList<FrozenReply>> AnswerBatchAsync(IReadOnlyList<IReadOnlyList<SharpenMessage>> conversations, CancellationToken cancellationToken)
         {
@@ -256,6 +256,7 @@ public class FrozenModelEnvironmentTests(ServingFixture fixture) : IClassFixture
         // Totals: the evaluation before training (3), then 4, then 4 + 3.
         Assert.Equal((4, 14), (summary["frozen"]!["calls"]!.GetValue<long>(), summary["frozen"]!["requests"]!.GetValue<long>()));
         Assert.Equal(1.0, summary["frozen"]!["calls_before"]!.GetValue<double>());
+        Assert.Equal(fixture.CheckpointDir, summary["frozen"]!["model"]!.GetValue<string>());
     }
 
     [Fact]
