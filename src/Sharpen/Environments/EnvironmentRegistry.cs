@@ -2,7 +2,8 @@ namespace Sharpen.Environments;
 
 /// <summary>
 /// Built-in environments by name, so a recipe can say <c>env: {name: guess-number, ...}</c>: <c>countdown-tool</c>,
-/// <c>guess-number</c>, <c>maze</c>, <c>self-correction</c>, <c>twenty-questions</c>, <c>wordle</c>. Names are
+/// <c>daslam</c>, <c>dsp</c>, <c>guess-number</c>, <c>maze</c>, <c>self-correction</c>, <c>twenty-questions</c>, <c>wordle</c>
+/// (<c>dsp</c> and <c>daslam</c> need options whose <see cref="FrozenEnvironmentOptions.Model"/> is an opened frozen model). Names are
 /// case-insensitive; an unknown name or a wrong options type throws <see cref="ArgumentException"/> listing what is known.
 /// Each call makes a new instance (one per concurrent episode).
 /// </summary>
@@ -19,6 +20,8 @@ public static class EnvironmentRegistry
         Register("maze", o => new MazeEnvironment(As<MazeOptions>("maze", o)));
         Register("countdown-tool", o => new CountdownToolEnvironment(As<CountdownToolOptions>("countdown-tool", o)));
         Register("self-correction", o => new SelfCorrectionEnvironment(As<SelfCorrectionOptions>("self-correction", o)));
+        Register("dsp", o => new DspEnvironment(As<DspOptions>("dsp", o) ?? new DspOptions()));
+        Register("daslam", o => new DaslamEnvironment(As<DaslamOptions>("daslam", o) ?? new DaslamOptions()));
     }
 
     /// <summary>The registered names, sorted.</summary>

@@ -6,7 +6,8 @@ namespace Sharpen.Environments;
 /// <summary>
 /// Plays N environments at once through one rollout engine, in lock-step turns: each turn renders every live
 /// environment's transcript, makes one <see cref="IRolloutEngine.Generate(IReadOnlyList{IReadOnlyList{int}}, SamplingOptions)"/>
-/// call for all of them, and steps every environment with its message (concurrently, so I/O environments overlap).
+/// call for all of them, and steps every environment with its message (concurrently, so I/O environments overlap; those
+/// sharing an <see cref="IBatchSteppedEnvironment.BatchStepper"/>, e.g. a frozen model, in one batched call).
 /// Environments that are done, out of turns or out of tokens drop out; the rest go on.
 /// <para>
 /// Token ids are kept, never re-tokenized: each turn's prompt is the previous prompt, the tokens the engine wrote and
@@ -118,8 +119,8 @@ public sealed class MultiTurnRollout
                 e.Rendered += text;
             }
 
-            // Every live environment answers; I/O environments overlap.
-            var steps = await Task.WhenAll(live.Select((e, j) => e.Env.StepAsync(actions[j], cancellationToken).AsTask())).ConfigureAwait(false);
+            // Every live environment answers; I/O environments overlap; environments sharing a batch stepper step in one call.
+            var steps = await StepAllAsync(live.Select(e => e.Env).ToArray(), actions, cancellationToken).ConfigureAwait(false);
             for (int j = 0; j < live.Length; j++)
             {
                 var (e, s) = (live[j], steps[j]);
@@ -143,6 +144,48 @@ public sealed class MultiTurnRollout
         {
             Environment = e.Env.Name, Seed = e.Seed, Messages = e.Messages.ToArray(), Turns = e.Turns.ToArray(), End = e.End!.Value,
         }).ToArray();
+    }
+
+    /// <summary>
+    /// Steps <paramref name="environments"/>[i] with <paramref name="actions"/>[i], all at once: the environments that
+    /// share an <see cref="IBatchSteppedEnvironment.BatchStepper"/> in one call of it, every other one on its own; the
+    /// calls run concurrently. The steps in order.
+    /// </summary>
+    public static async Task<EnvironmentStep[]> StepAllAsync(IReadOnlyList<IEnvironment> environments, IReadOnlyList<string> actions,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(environments);
+        ArgumentNullException.ThrowIfNull(actions);
+        if (environments.Count != actions.Count) throw new ArgumentException($"{environments.Count} environments but {actions.Count} actions");
+        var steps = new EnvironmentStep[environments.Count];
+        var calls = new List<Task>();
+        var groups = new Dictionary<IEnvironmentBatchStepper, List<int>>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < environments.Count; i++)
+        {
+            if (environments[i] is IBatchSteppedEnvironment b)
+            {
+                if (!groups.TryGetValue(b.BatchStepper, out var members)) groups[b.BatchStepper] = members = [];
+                members.Add(i);
+            }
+            else
+            {
+                int at = i;
+                calls.Add(One(at));
+            }
+        }
+        foreach (var (stepper, members) in groups) calls.Add(Group(stepper, members));
+        await Task.WhenAll(calls).ConfigureAwait(false);
+        return steps;
+
+        async Task One(int i) => steps[i] = await environments[i].StepAsync(actions[i], cancellationToken).ConfigureAwait(false);
+
+        async Task Group(IEnvironmentBatchStepper stepper, List<int> members)
+        {
+            var got = await stepper.StepAsync(members.Select(i => (IBatchSteppedEnvironment)environments[i]).ToArray(),
+                members.Select(i => actions[i]).ToArray(), cancellationToken).ConfigureAwait(false);
+            if (got.Count != members.Count) throw new InvalidOperationException($"a batch stepper returned {got.Count} steps for {members.Count} environments");
+            for (int k = 0; k < members.Count; k++) steps[members[k]] = got[k];
+        }
     }
 
     /// <summary>The text <paramref name="longer"/> adds to <paramref name="prefix"/>; throws when it does not start with it.</summary>

@@ -350,10 +350,13 @@ public sealed record TaskSection
     };
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>
-    public IVerifiableTask Build(string source)
+    public IVerifiableTask Build(string source) => TaskRegistry.Create(Name, BuildOptions(source));
+
+    /// <summary>The task's options (validated); errors name the recipe file and the key.</summary>
+    public TaskOptions BuildOptions(string source, string key = "task")
     {
         if (!OptionTypes.TryGetValue(Name, out var type))
-            throw new RecipeException($"{source}: 'task.name' is '{Name}'; known: {string.Join(", ", OptionTypes.Keys)}");
+            throw new RecipeException($"{source}: '{key}.name' is '{Name}'; known: {string.Join(", ", OptionTypes.Keys)}");
         TaskOptions options;
         try
         {
@@ -364,13 +367,13 @@ public sealed record TaskSection
         }
         catch (JsonException e)
         {
-            throw new RecipeException($"{source}: {UnknownKey.Describe(e, "task")}");
+            throw new RecipeException($"{source}: {UnknownKey.Describe(e, key)}");
         }
         catch (ArgumentException e)
         {
-            throw new RecipeException($"{source}: 'task' options: {e.Message}");
+            throw new RecipeException($"{source}: '{key}' options: {e.Message}");
         }
-        return TaskRegistry.Create(Name, options);
+        return options;
     }
 }
 
@@ -403,6 +406,7 @@ public sealed record EnvSection
         ["guess-number"] = typeof(Environments.GuessNumberOptions), ["wordle"] = typeof(Environments.WordleOptions),
         ["twenty-questions"] = typeof(Environments.TwentyQuestionsOptions), ["maze"] = typeof(Environments.MazeOptions),
         ["countdown-tool"] = typeof(Environments.CountdownToolOptions),
+        ["dsp"] = typeof(Environments.DspOptions), ["daslam"] = typeof(Environments.DaslamOptions),
     };
 
     /// <summary>The built-in environment's options (null for a server or no option keys); errors name the key.</summary>
@@ -420,7 +424,23 @@ public sealed record EnvSection
         {
             var obj = new JsonObject();
             foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            JsonNode? task = null;
+            bool frozenEnv = typeof(Environments.FrozenEnvironmentOptions).IsAssignableFrom(type);
+            if (frozenEnv && obj.Remove("task", out task) && task is null) throw new RecipeException($"{source}: 'env.task' is empty; give a task name or {{name: ..., options}}");
             var options = (Environments.EnvironmentOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'env' options"));
+            if (options is Environments.FrozenEnvironmentOptions f)
+            {
+                // env.task: a task name, or a task section ({name: countdown, max_numbers: 3, ...}) built like the recipe's own task.
+                var section = task switch
+                {
+                    null => new TaskSection { Name = f.Task },
+                    JsonObject => task.Deserialize<TaskSection>(Recipe.Json)!,
+                    JsonValue v when v.TryGetValue<string>(out var taskName) => new TaskSection { Name = taskName },
+                    _ => throw new RecipeException($"{source}: 'env.task' must be a task name or a task section, got {task.ToJsonString()}"),
+                };
+                options = f with { Task = section.Name, TaskOptions = section.BuildOptions(source, "env.task") };
+                if (f.Frozen is null) throw new RecipeException($"{source}: 'env.frozen' is required for '{Name}': {{checkpoint: DIR}} or {{url: http://HOST:PORT/v1, model: NAME}}");
+            }
             options.Validate();
             return options;
         }

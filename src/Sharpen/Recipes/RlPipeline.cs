@@ -126,9 +126,10 @@ public static class RlPipeline
             ? EnvironmentEvaluator.Run(new RolloutEngine(policy, tokenizer), env.Create, seeds, greedy, cancel: cancel)
             : null;
         if (before is not null) log?.Invoke($"before RL: {env.Name} success {before.SuccessRate:P1}, mean turns {before.MeanTurns:F2} (n={before.N})");
+        var frozenBefore = env.TakeMetrics();   // the evaluation before training: reported in summary.json, not in the first row
         var trainer = new RlTrainer(policy, tokenizer, options with { EvalProblems = seeds.Length > 0 ? seeds.Length : options.EvalProblems }, [])
         {
-            Log = log, Environment = new RlEnvironment(env.Create, rollout) { EvalSeeds = seeds.Length > 0 ? seeds : null },
+            Log = log, Environment = new RlEnvironment(env.Create, rollout) { EvalSeeds = seeds.Length > 0 ? seeds : null, Metrics = env.Frozen is null ? null : env.TakeMetrics },
         };
         var rl = trainer.RunEnvironment(recipe.Output, resume, cancel);
         var runLog = new RunLog(recipe.Output, append: true);
@@ -136,6 +137,12 @@ public static class RlPipeline
         if (before is not null)
             foreach (var key in new[] { "success_rate", "mean_turns", "mean_return" }) summary[key + "_before"] = before.ToJson()[key]?.DeepClone();
         summary["parameters"] = policy.ParameterCount();
+        if (env.Frozen is { } frozen)
+            summary["frozen"] = new JsonObject
+            {
+                ["model"] = frozen.Describe(), ["calls"] = frozen.Calls, ["requests"] = frozen.Requests, ["tokens"] = frozen.Tokens,
+                ["calls_before"] = frozenBefore["frozen/calls"], ["requests_before"] = frozenBefore["frozen/requests"],
+            };
         runLog.Summary(summary);
         if (trainer.EnvironmentEval is { } after)
             log?.Invoke($"after RL: {env.Name} success {after.SuccessRate:P1}, mean turns {after.MeanTurns:F2} (n={after.N})" +

@@ -241,7 +241,8 @@ public class BuiltInEnvironmentTests
         Assert.Equal("arithmetic", new SelfCorrectionEnvironment(new SelfCorrectionOptions { Task = "arithmetic" }).Task.Name);
     }
 
-    public static TheoryData<string> Names => [.. EnvironmentRegistry.Names];
+    /// <summary>The environments that need nothing but their defaults (dsp and daslam need a frozen model: FrozenModelEnvironmentTests).</summary>
+    public static TheoryData<string> Names => [.. EnvironmentRegistry.Names.Where(n => n is not ("dsp" or "daslam"))];
 
     [Theory]
     [MemberData(nameof(Names))]
@@ -272,15 +273,15 @@ public class BuiltInEnvironmentTests
     [Fact]
     public void The_registry_makes_environments_by_name_and_lists_names_on_a_miss()
     {
-        Assert.Equal(["countdown-tool", "guess-number", "maze", "self-correction", "twenty-questions", "wordle"], EnvironmentRegistry.Names);
+        Assert.Equal(["countdown-tool", "daslam", "dsp", "guess-number", "maze", "self-correction", "twenty-questions", "wordle"], EnvironmentRegistry.Names);
         Assert.IsType<WordleEnvironment>(EnvironmentRegistry.Create("Wordle"));
         var e = Assert.Throws<ArgumentException>(() => EnvironmentRegistry.Create("chess"));
-        Assert.Contains("unknown environment 'chess' (known environments: countdown-tool, guess-number, maze", e.Message);
+        Assert.Contains("unknown environment 'chess' (known environments: countdown-tool, daslam, dsp, guess-number, maze", e.Message);
         Assert.Contains("takes MazeOptions, not WordleOptions", Assert.Throws<ArgumentException>(() => EnvironmentRegistry.Create("maze", new WordleOptions())).Message);
         var g = (GuessNumberEnvironment)EnvironmentRegistry.Create("guess-number", new GuessNumberOptions { High = 20 });
         Assert.Equal("guess 1-20", g.Reset(0)[0].Content);
         Assert.Throws<ArgumentOutOfRangeException>(() => EnvironmentRegistry.Create("wordle", new WordleOptions { Words = ["toolong"] }));
         Assert.Throws<ArgumentException>(() => EnvironmentRegistry.Register("maze", _ => new MazeEnvironment()));
-        Assert.All(EnvironmentRegistry.Names, n => Assert.Equal(n, EnvironmentRegistry.Create(n).Name));
+        Assert.All(EnvironmentRegistry.Names.Where(n => n is not ("dsp" or "daslam")), n => Assert.Equal(n, EnvironmentRegistry.Create(n).Name));
     }
 }

@@ -23,4 +23,8 @@ public sealed record RlEnvironment(Func<IEnvironment> Create, MultiTurnOptions R
 
     /// <summary>How transcripts become prompts (default <see cref="TranscriptRenderer.Plain"/>).</summary>
     public ChatRenderer? Renderer { get; init; }
+
+    /// <summary>Counters of the environment since the previous call, added to every metrics row (e.g. a frozen model's
+    /// <c>frozen/calls</c>, <c>frozen/requests</c>, <c>frozen/tokens</c>: <see cref="FrozenModel.TakeMetrics"/>).</summary>
+    public Func<IReadOnlyDictionary<string, double>>? Metrics { get; init; }
 }

@@ -506,6 +506,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 b.Timing["eval"] = Lap(phase);
                 row["timing/eval"] = Math.Round(b.Timing["eval"], 3);
             }
+            // The environment's own counters (a frozen model's calls, requests and tokens since the previous row, evaluation included).
+            if (_t.Environment?.Metrics is { } envMetrics)
+                foreach (var (name, value) in envMetrics()) row[name] = value;
             _trainSeconds += b.Timing.Where(kv => kv.Key != "eval").Sum(kv => kv.Value);
             row["train_seconds"] = Math.Round(_trainSeconds, 3);
             _t.Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {b.AllRewards.Average():F3}" + (accuracy is { } ac2 ? $"  acc {ac2:P1}" : "") +
