@@ -359,6 +359,8 @@ public sealed record TaskSection
         {
             var obj = new JsonObject();
             foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            if (type == typeof(Environments.SelfCorrectionOptions) && obj.ContainsKey("task_options"))
+                throw new RecipeException($"{source}: 'env.task_options' is not read in recipes (the task's defaults are used); self-correction reads 'task' and 'instruction'");
             options = (TaskOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'task' options"));
             options.Validate();
         }
@@ -402,7 +404,7 @@ public sealed record EnvSection
     {
         ["guess-number"] = typeof(Environments.GuessNumberOptions), ["wordle"] = typeof(Environments.WordleOptions),
         ["twenty-questions"] = typeof(Environments.TwentyQuestionsOptions), ["maze"] = typeof(Environments.MazeOptions),
-        ["countdown-tool"] = typeof(Environments.CountdownToolOptions),
+        ["countdown-tool"] = typeof(Environments.CountdownToolOptions), ["self-correction"] = typeof(Environments.SelfCorrectionOptions),
     };
 
     /// <summary>The built-in environment's options (null for a server or no option keys); errors name the key.</summary>
@@ -420,6 +422,8 @@ public sealed record EnvSection
         {
             var obj = new JsonObject();
             foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            if (type == typeof(Environments.SelfCorrectionOptions) && obj.ContainsKey("task_options"))
+                throw new RecipeException($"{source}: 'env.task_options' is not read in recipes (the task's defaults are used); self-correction reads 'task' and 'instruction'");
             var options = (Environments.EnvironmentOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'env' options"));
             options.Validate();
             return options;
