@@ -68,6 +68,9 @@ public static class AdvantageEstimators
             var rr = KlRegularised(c);
             return new(Grpo(new GroupOutcomeInput(rr, c.ResponseMask, c.GroupSize), scaleByStd: false).Advantages, rr);
         }));
+        // REFUEL regresses on the future returns Q̂ themselves (its loss reads the sequence values); the token advantage
+        // Q̂ − pair mean = ±(Q̂ − Q̂′)/2 is kept for the metrics only.
+        r.Register("refuel", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, 2), scaleByStd: false).Advantages, c.Rewards)));
         return r;
     }
 

@@ -54,6 +54,60 @@ public static class MultiTurnReturns
         secondReward + alpha * (secondReward - firstReward);
 
     /// <summary>
+    /// The turn rewards one of SCoRe's two stages trains on (arXiv:2409.12917, §5), from the environment's turn rewards and
+    /// the first attempt's reward r₁ (the self-correction environment reports it in the first turn's info, since it scores
+    /// only the second attempt). The second attempt's reward r₂ is the last turn's; a trajectory cut before its second
+    /// attempt counts r₂ = 0.
+    /// <list type="bullet">
+    /// <item>Stage I maximises the second attempt's reward only: every turn 0 except the last, which keeps r₂.</item>
+    /// <item>Stage II trains both attempts: the first turn gets r₁, the last r₂ + α·(r₂ − r₁) (<see cref="ScoreShapedReward"/>),
+    /// turns between keep their own. With one turn only, that turn carries both: r₁ + α·(0 − r₁).</item>
+    /// </list>
+    /// </summary>
+    /// <param name="turnRewards">The environment's reward of each turn, (turns ≥ 1).</param>
+    /// <param name="firstReward">r₁, the verifier's reward of the first attempt.</param>
+    /// <param name="stage">1 or 2.</param>
+    /// <param name="alpha">α of stage II's bonus (not read in stage I).</param>
+    public static double[] ScoreTurnRewards(IReadOnlyList<double> turnRewards, double firstReward, int stage, double alpha)
+    {
+        ArgumentNullException.ThrowIfNull(turnRewards);
+        if (turnRewards.Count == 0) throw new ArgumentException("a trajectory with no turn has no attempt to reward", nameof(turnRewards));
+        if (stage is not (1 or 2)) throw new ArgumentOutOfRangeException(nameof(stage), $"SCoRe has stages 1 and 2, got {stage}");
+        int n = turnRewards.Count;
+        var r = new double[n];
+        if (stage == 1)
+        {
+            if (n > 1) r[n - 1] = turnRewards[n - 1];
+            return r;
+        }
+        if (n == 1) { r[0] = firstReward + alpha * (0 - firstReward); return r; }
+        for (int k = 1; k < n - 1; k++) r[k] = turnRewards[k];
+        r[0] = firstReward;
+        r[n - 1] = ScoreShapedReward(firstReward, turnRewards[n - 1], alpha);
+        return r;
+    }
+
+    /// <summary>
+    /// SCoRe's per-token KL weights (arXiv:2409.12917, Eq. 3 and 4): the KL to the reference of the first attempt's tokens
+    /// weighs <paramref name="firstBeta"/> (β₂, large in stage I, so the first attempt stays the base model's), every later
+    /// attempt's tokens <paramref name="laterBeta"/> (β₁); 0 off the policy's tokens.
+    /// </summary>
+    /// <param name="turnIds">Each completion position's turn index (0 = first attempt), <c>(B, A)</c>.</param>
+    /// <param name="mask">1 at the policy's tokens, <c>(B, A)</c>.</param>
+    /// <param name="firstBeta">β₂.</param>
+    /// <param name="laterBeta">β₁.</param>
+    /// <returns><c>(B, A)</c> weights, in the mask's dtype.</returns>
+    public static Tensor TurnKlWeights(Tensor turnIds, Tensor mask, double firstBeta, double laterBeta)
+    {
+        ArgumentNullException.ThrowIfNull(turnIds);
+        ArgumentNullException.ThrowIfNull(mask);
+        if (!turnIds.shape.SequenceEqual(mask.shape)) throw new ArgumentException($"turn ids {string.Join("x", turnIds.shape)} and mask {string.Join("x", mask.shape)} differ in shape");
+        if (!(firstBeta >= 0) || !(laterBeta >= 0)) throw new ArgumentOutOfRangeException(nameof(firstBeta), "KL weights must be non-negative");
+        var m = mask.to_type(ScalarType.Float32);
+        return where(turnIds.eq(0), full_like(m, firstBeta), full_like(m, laterBeta)) * m;
+    }
+
+    /// <summary>
     /// REFUEL's loss (Gao et al. 2024, arXiv:2410.04612): from a shared prefix s_h, two on-policy turn-h responses y and y′
     /// whose futures were rolled out to the end with returns Q̂(s_h, y), Q̂(s_h, y′); the policy's relative log-ratio
     /// regresses their difference:

@@ -72,4 +72,50 @@ public static class PairwisePolicyLosses
         }
         return (loss.MoveToOuterDisposeScope(), metrics);
     }
+
+    /// <summary>
+    /// REFUEL as a policy loss over consecutive row pairs (Gao et al. 2024, arXiv:2410.04612): rows 2k and 2k+1 are two
+    /// on-policy responses y, y′ at turn h from one shared prefix s_h, whose futures were played to the end with returns
+    /// Q̂(s_h, y), Q̂(s_h, y′) (<paramref name="futureReturns"/>); per pair
+    /// ( (1/η)·[ Σ ln π_θ(y)/π_t(y) − Σ ln π_θ(y′)/π_t(y′) ] − (Q̂(y) − Q̂(y′)) )², the sums over each response's masked tokens
+    /// (<see cref="MultiTurnReturns.RefuelLoss"/>). The pair losses are summed and divided by <paramref name="totalPairs"/>
+    /// (the pairs of the whole optimizer step), so micro-batches accumulate to the mean over the step.
+    /// <see cref="PolicyLossMetrics.ClipFraction"/> is 0 (nothing is clipped).
+    /// </summary>
+    /// <param name="x">Log-probs under π_θ and π_t and the mask, <c>(B, A)</c> with B even; advantages are not read.</param>
+    /// <param name="futureReturns">Q̂ per row, <c>(B)</c>.</param>
+    /// <param name="eta">η &gt; 0.</param>
+    /// <param name="totalPairs">Pairs in the optimizer step (≥ B/2).</param>
+    public static (Tensor Loss, PolicyLossMetrics Metrics) Refuel(PolicyLossInput x, Tensor futureReturns, double eta, double totalPairs)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(futureReturns);
+        TorchRuntime.EnsureLoaded();
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.OldLogProbs, nameof(x.OldLogProbs));
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.Mask, nameof(x.Mask));
+        long b = x.LogProbs.shape[0];
+        if (b % 2 != 0) throw new ArgumentException($"REFUEL needs consecutive pairs of rows; got B = {b}.", nameof(x));
+        if (futureReturns.dim() != 1 || futureReturns.shape[0] != b) throw new ArgumentException($"future returns must be (B) with B = {b}.", nameof(futureReturns));
+        if (!(totalPairs >= b / 2) || totalPairs <= 0) throw new ArgumentOutOfRangeException(nameof(totalPairs), totalPairs, $"must be ≥ B/2 = {b / 2}.");
+        using var scope = NewDisposeScope();
+        var m = x.Mask.to_type(x.LogProbs.dtype);                                           // (B, A)
+        var logp = (x.LogProbs * m).sum(1).view(-1, 2);                                     // (P, 2)  Σ ln π_θ
+        var old = (x.OldLogProbs.detach() * m).sum(1).view(-1, 2);                          // (P, 2)  Σ ln π_t
+        var q = futureReturns.detach().to_type(x.LogProbs.dtype).view(-1, 2);               // (P, 2)
+        long pairs = logp.shape[0];
+        var loss = MultiTurnReturns.RefuelLoss(logp.select(1, 0), old.select(1, 0), logp.select(1, 1), old.select(1, 1),
+            q.select(1, 0), q.select(1, 1), eta) * (pairs / totalPairs);                   // mean over the micro-batch's pairs → share of the step
+        PolicyLossMetrics metrics;
+        using (no_grad())
+        {
+            double n = Math.Max(1, m.sum().item<float>());
+            var tokLog = (x.LogProbs.detach() - x.OldLogProbs).to_type(ScalarType.Float32).clamp(-MaxLogRatio, MaxLogRatio) * m;
+            double approxKl = (0.5 * tokLog * tokLog).sum().item<float>() / n;
+            var tokRatio = tokLog.exp();
+            double ratioMean = (tokRatio * m).sum().item<float>() / n;
+            double ratioMax = tokRatio.masked_fill(m == 0, float.NegativeInfinity).max().item<float>();
+            metrics = new PolicyLossMetrics(0, approxKl, ratioMean, ratioMax);
+        }
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
 }

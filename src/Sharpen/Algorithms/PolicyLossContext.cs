@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 namespace Sharpen.Algorithms;
 
 /// <summary>What a policy loss may read besides <see cref="PolicyLossInput"/>: clipping, the aggregation with its global
-/// counts, the sequence advantages of the micro-batch's rows <c>(b)</c>, and the number of pairs in the minibatch (pairwise losses).</summary>
-public sealed record PolicyLossContext(ClipOptions Clip, Aggregation Aggregation, Tensor SequenceAdvantages, double MinibatchPairs);
+/// counts, the sequence advantages of the micro-batch's rows <c>(b)</c>, the number of pairs in the minibatch (pairwise losses),
+/// and η of regression losses (REFUEL's 1/η scales the log-ratios; 1 unless set).</summary>
+public sealed record PolicyLossContext(ClipOptions Clip, Aggregation Aggregation, Tensor SequenceAdvantages, double MinibatchPairs, double Eta = 1.0);
 
 /// <summary>A policy loss as a registry entry.</summary>
 /// <param name="Compute">The loss and its metrics on one micro-batch.</param>

@@ -29,6 +29,7 @@ public static class PolicyLosses
         r.Register("vanilla", new((x, c) => Vanilla(x, c.Aggregation)));
         r.Register("topr", new((x, c) => Topr(x, c.SequenceAdvantages, c.Aggregation), OffPolicy: true));
         r.Register("p3o_clip", new((x, c) => PairwisePolicyLosses.P3o(x, c.SequenceAdvantages, c.Clip.ClipLow, c.MinibatchPairs), RowsPerUnit: 2));
+        r.Register("refuel", new((x, c) => PairwisePolicyLosses.Refuel(x, c.SequenceAdvantages, c.Eta, c.MinibatchPairs), RowsPerUnit: 2));
         return r;
     }
 

@@ -362,6 +362,8 @@ public sealed record TaskSection
         {
             var obj = new JsonObject();
             foreach (var (k, v) in Options ?? []) obj[k] = JsonNode.Parse(v.GetRawText());
+            if (type == typeof(Environments.SelfCorrectionOptions) && obj.ContainsKey("task_options"))
+                throw new RecipeException($"{source}: 'env.task_options' is not read in recipes (the task's defaults are used); self-correction reads 'task' and 'instruction'");
             options = (TaskOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'task' options"));
             options.Validate();
         }
@@ -405,7 +407,7 @@ public sealed record EnvSection
     {
         ["guess-number"] = typeof(Environments.GuessNumberOptions), ["wordle"] = typeof(Environments.WordleOptions),
         ["twenty-questions"] = typeof(Environments.TwentyQuestionsOptions), ["maze"] = typeof(Environments.MazeOptions),
-        ["countdown-tool"] = typeof(Environments.CountdownToolOptions),
+        ["countdown-tool"] = typeof(Environments.CountdownToolOptions), ["self-correction"] = typeof(Environments.SelfCorrectionOptions),
         ["dsp"] = typeof(Environments.DspOptions), ["daslam"] = typeof(Environments.DaslamOptions),
     };
 
@@ -427,6 +429,8 @@ public sealed record EnvSection
             JsonNode? task = null;
             bool frozenEnv = typeof(Environments.FrozenEnvironmentOptions).IsAssignableFrom(type);
             if (frozenEnv && obj.Remove("task", out task) && task is null) throw new RecipeException($"{source}: 'env.task' is empty; give a task name or {{name: ..., options}}");
+            if (type == typeof(Environments.SelfCorrectionOptions) && obj.ContainsKey("task_options"))
+                throw new RecipeException($"{source}: 'env.task_options' is not read in recipes (the task's defaults are used); self-correction reads 'task' and 'instruction'");
             var options = (Environments.EnvironmentOptions)(obj.Deserialize(type, Recipe.Json) ?? throw new RecipeException($"{source}: bad 'env' options"));
             if (options is Environments.FrozenEnvironmentOptions f)
             {

@@ -138,7 +138,7 @@ public class PolicyLossesTests
     [Fact]
     public void Registry_lists_the_known_names_for_an_unknown_one()
     {
-        Assert.Equal(["ppo_clip", "vanilla", "topr", "p3o_clip"], PolicyLosses.Names);
+        Assert.Equal(["ppo_clip", "vanilla", "topr", "p3o_clip", "refuel"], PolicyLosses.Names);
         foreach (var name in PolicyLosses.Names) PolicyLosses.EnsureKnown(name);
         var e = Assert.Throws<ArgumentException>(() => PolicyLosses.EnsureKnown("ppo"));
         Assert.Contains("'ppo'", e.Message);

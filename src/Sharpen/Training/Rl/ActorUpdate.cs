@@ -27,7 +27,10 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
     /// <param name="beta">The KL coefficient of this iteration.</param>
     /// <param name="iteration">Seeds the minibatch order.</param>
     /// <param name="m">Receives the metrics.</param>
-    public double Run(SequenceBatch seq, Tensor oldLogp, Tensor adv, Tensor seqAdv, Tensor? refLogp, double beta, int iteration, UpdateMetrics m)
+    /// <param name="klWeights">Per-token KL weights <c>(B, A)</c> that replace <paramref name="beta"/> (SCoRe's β₂ on the first
+    /// attempt, β₁ on later ones); null = β on every token.</param>
+    public double Run(SequenceBatch seq, Tensor oldLogp, Tensor adv, Tensor seqAdv, Tensor? refLogp, double beta, int iteration, UpdateMetrics m,
+        Tensor? klWeights = null)
     {
         long n = seq.InputIds.shape[0], a = seq.CompletionIds.shape[1];
         var mask = seq.CompletionMask;
@@ -49,9 +52,11 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
                     var logits = policy.Forward(sub.InputIds, sub.AttentionMask).Logits.narrow(1, seq.PromptLength - 1, a);   // (b, A, V)
                     var logp = Scoring.TokenLogProbs(logits, sub.CompletionIds) * sub.CompletionMask;                         // (b, A)
                     var input = new PolicyLossInput(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), sub.CompletionMask);
-                    var ctx = new PolicyLossContext(new ClipOptions(o.ClipLow, o.ClipHigh, o.DualClip), agg, seqAdv.index_select(0, idx), rows.Length / 2.0);
+                    var ctx = new PolicyLossContext(new ClipOptions(o.ClipLow, o.ClipHigh, o.DualClip), agg, seqAdv.index_select(0, idx), rows.Length / 2.0, o.Eta);
                     var (loss, pm) = spec.PolicyLoss.Compute(input, ctx);
-                    if (spec.Kl == KlPlacement.InLoss && refLogp is not null && beta > 0)
+                    if (spec.Kl == KlPlacement.InLoss && refLogp is not null && klWeights is not null)
+                        loss = loss + LossAggregator.Aggregate(_kl(logp, refLogp.index_select(0, idx)) * klWeights.index_select(0, idx), sub.CompletionMask, agg);
+                    else if (spec.Kl == KlPlacement.InLoss && refLogp is not null && beta > 0)
                         loss = loss + beta * LossAggregator.Aggregate(_kl(logp, refLogp.index_select(0, idx)), sub.CompletionMask, agg);
                     if (o.EntropyCoefficient > 0)
                         loss = loss - o.EntropyCoefficient * LossAggregator.Aggregate(PolicyLosses.TokenEntropy(logits), sub.CompletionMask, agg);

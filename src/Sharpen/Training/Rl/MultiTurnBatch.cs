@@ -22,7 +22,9 @@ namespace Sharpen.Training.Rl;
 /// <param name="OldLogProbs">The engine's log-probs at the policy's tokens, 0 elsewhere <c>(B, A)</c>.</param>
 /// <param name="TurnRewards">Each turn's reward at its last policy token <c>(B, A)</c>.</param>
 /// <param name="Returns">Each trajectory's return (the sum of its turns' rewards) <c>(B)</c>.</param>
-public sealed record MultiTurnBatch(SequenceBatch Seq, Tensor OldLogProbs, Tensor TurnRewards, Tensor Returns)
+/// <param name="TurnIds">Each completion position's turn index <c>(B, A)</c>: k on turn k's tokens and on the environment text
+/// before them (0 = the first attempt); padding carries the last turn's index. Read with the mask.</param>
+public sealed record MultiTurnBatch(SequenceBatch Seq, Tensor OldLogProbs, Tensor TurnRewards, Tensor Returns, Tensor TurnIds)
 {
     /// <summary>The rows of <paramref name="trajectories"/> (each must carry token ids and log-probs, as
     /// <see cref="MultiTurnRollout"/> returns them); <paramref name="padId"/> fills padding.</summary>
@@ -40,17 +42,21 @@ public sealed record MultiTurnBatch(SequenceBatch Seq, Tensor OldLogProbs, Tenso
         var mask = new float[n * a];
         var old = new float[n * a];
         var rewards = new float[n * a];
+        var turnIds = new long[n * a];
         for (int i = 0; i < n; i++)
         {
             var s = seqs[i];
             var placed = MultiTurnReturns.PlaceTurnRewards(s.Length, s.TurnEnds, s.TurnRewards);
+            int turn = 0;
             for (int t = firsts[i]; t < s.Length; t++)
             {
                 long at = i * a + t - firsts[i];
-                (mask[at], old[at], rewards[at]) = (s.LossMask[t], s.OldLogProbs![t], placed[t]);
+                (mask[at], old[at], rewards[at], turnIds[at]) = (s.LossMask[t], s.OldLogProbs![t], placed[t], turn);
+                if (turn < s.TurnEnds.Length - 1 && t == s.TurnEnds[turn]) turn++;
             }
+            for (long t = s.Length - firsts[i]; t < a; t++) turnIds[i * a + t] = turn;
         }
         return new MultiTurnBatch(seq with { CompletionMask = tensor(mask).view(n, a) }, tensor(old).view(n, a), tensor(rewards).view(n, a),
-            tensor(seqs.Select(s => (float)s.Return).ToArray()));
+            tensor(seqs.Select(s => (float)s.Return).ToArray()), tensor(turnIds).view(n, a));
     }
 }

@@ -37,6 +37,12 @@ sealed class RlBatch
     public List<Trajectory>? Trajectories { get; init; }
     /// <summary>Multi-turn only: every played trajectory (all sampling rounds), for success rate and turns.</summary>
     public List<Trajectory> AllTrajectories { get; } = [];
+    /// <summary>REFUEL: the rows are branched response pairs (prompt = the shared prefix, completion = the turn-h response),
+    /// trained as single-turn rows; <see cref="Trajectories"/> holds the on-policy episodes they branched from.</summary>
+    public bool Branched { get; init; }
+    /// <summary>Two-attempt episodes whose info reports both verdicts (<c>first_correct</c>, <c>second_correct</c>): count,
+    /// first attempts right, second attempts right.</summary>
+    public (int N, int First, int Second) Attempts { get; set; }
     /// <summary>Seconds per phase.</summary>
     public Dictionary<string, double> Timing { get; } = [];
 
@@ -67,6 +73,8 @@ sealed class RlBatch
     public Tensor SequenceAdvantages { get; set; } = null!;
     /// <summary>Multi-turn only: each turn's reward at its last policy token <c>(B, A)</c>.</summary>
     public Tensor? TokenRewards { get; set; }
+    /// <summary>Per-token KL weights <c>(B, A)</c> replacing β (SCoRe's per-attempt β), or null.</summary>
+    public Tensor? KlWeights { get; set; }
     /// <summary>Value targets <c>(B, A)</c> (critic).</summary>
     public Tensor? Returns { get; set; }
     /// <summary>Share of generated groups whose rewards are all equal (NaN for G = 1).</summary>

@@ -9,7 +9,7 @@ namespace Sharpen.Training.Rl;
 /// </summary>
 public sealed record RlOptions
 {
-    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o.</summary>
+    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o; with <c>env:</c> also score_stage1, score_stage2, refuel.</summary>
     public string Algorithm { get; init; } = "grpo";
     /// <summary>RL iterations (generate → score → estimate → update).</summary>
     public int Iterations { get; init; } = 100;
@@ -133,6 +133,14 @@ public sealed record RlOptions
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Seed of prompt order and sampling.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>SCoRe (score_stage1, score_stage2): β₂, the KL weight of the first attempt's tokens (<see cref="Beta"/> = β₁
+    /// weighs the later attempts'). Null = <see cref="Beta"/>. Stage I's preset: 0.1 against β₁ = 0.01 (the paper's
+    /// β₂ = 10·β₁), so the first attempt stays the base model's; stage II's: null (β₁ on both attempts, the paper's Eq. 4).</summary>
+    public double? FirstTurnBeta { get; init; }
+    /// <summary>SCoRe stage II: α of the second attempt's shaped reward r₂ + α·(r₂ − r₁) (the paper: α &gt; 1; preset 10).</summary>
+    public double ShapingAlpha { get; init; } = 10.0;
+    /// <summary>REFUEL: η of the regression, (1/η)·[relative log-ratio] − [relative future return] (preset 1).</summary>
+    public double Eta { get; init; } = 1.0;
     /// <summary>Stop after the iteration during which this much training time (evaluation excluded) has passed (0 = no limit; for fixed-budget comparisons).</summary>
     public double MaxSeconds { get; init; }
 
@@ -179,6 +187,35 @@ public sealed record RlOptions
     {
         Algorithm = "p3o", SamplesPerPrompt = 2, Beta = 0.1, KlEstimator = "k1", ClipLow = 0.2, ClipHigh = 0.2, Epochs = 2,
         Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
+    /// <summary>
+    /// SCoRe stage I (Kumar et al. 2024, arXiv:2409.12917, §5.1) on two-attempt trajectories: the reward is the second
+    /// attempt's only, the KL to the reference weighs β₂ = 0.1 on the first attempt's tokens (keeping it the base model's,
+    /// against collapse) and β₁ = 0.01 on the second's; policy gradient with the leave-one-out baseline of the G
+    /// trajectories of a problem (the paper: REINFORCE), KL in the loss (k1 summed per sequence).
+    /// </summary>
+    public static RlOptions ScoreStage1() => new()
+    {
+        Algorithm = "score_stage1", SamplesPerPrompt = 4, Beta = 0.01, FirstTurnBeta = 0.1, KlEstimator = "k1",
+        ScaleRewards = RewardScaling.None, Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
+    /// <summary>
+    /// SCoRe stage II (§5.2): both attempts rewarded (r₁ on the first, r₂ + α·(r₂ − r₁) on the second, α = 10), β₁ = 0.01 on
+    /// every attempt's tokens; run from stage I's checkpoint.
+    /// </summary>
+    public static RlOptions ScoreStage2() => ScoreStage1() with { Algorithm = "score_stage2", FirstTurnBeta = null, ShapingAlpha = 10.0 };
+
+    /// <summary>
+    /// REFUEL (Gao et al. 2024, arXiv:2410.04612): per episode seed, a trajectory of the current policy; at a turn h drawn
+    /// uniformly two on-policy responses from the shared prefix, each played to the end; the squared regression of their
+    /// relative log-ratio (÷η) on their relative future return. Two samples per prefix, η = 1, no reference model, 2 epochs
+    /// (the regression takes several steps on one batch).
+    /// </summary>
+    public static RlOptions Refuel() => new()
+    {
+        Algorithm = "refuel", SamplesPerPrompt = 2, Beta = 0.0, Eta = 1.0, Epochs = 2, Aggregation = LossAggregation.SeqMeanTokenSum,
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
@@ -229,6 +266,10 @@ public sealed record RlOptions
                     throw new ArgumentException($"rl.overlong_buffer ({OverlongBuffer}) must not exceed rl.max_new_tokens_schedule[{i}].max_new_tokens ({st.MaxNewTokens})");
                 last = st.UntilIteration;
             }
+        if (FirstTurnBeta is { } b2) NonNegative(b2, "first_turn_beta");
+        if (!(ShapingAlpha >= 0) || double.IsInfinity(ShapingAlpha)) throw new ArgumentException($"rl.shaping_alpha must be a finite number ≥ 0, got {ShapingAlpha}");
+        if (!(Eta > 0) || double.IsInfinity(Eta)) throw new ArgumentException($"rl.eta must be a finite positive number, got {Eta}");
+        if (spec.TurnKl && TargetKl is not null) throw new ArgumentException($"rl.target_kl does not work with {Algorithm}: its KL weights per attempt are fixed (beta, first_turn_beta)");
         if (MaskTruncatedCompletions && spec.PolicyLoss.RowsPerUnit > 1) throw new ArgumentException($"rl.mask_truncated_completions does not work with {Algorithm}: its loss needs both samples of every pair");
         return this;
     }
@@ -267,6 +308,17 @@ public sealed record AlgorithmSpec(string Name, AdvantageEstimator Estimator, Po
     public static AlgorithmSpec Of(string name, string estimator, string policyLoss, KlPlacement kl, Func<RlOptions> defaults, string paper) =>
         new(name, AdvantageEstimators.Registry.Get(estimator), PolicyLosses.Registry.Get(policyLoss), kl, defaults, paper);
 
+    /// <summary>Runs on environment episodes only (<c>env:</c>); a prompt dataset is an error.</summary>
+    public bool EnvironmentOnly { get; init; }
+    /// <summary>The turn rewards trained on, from a played trajectory's (SCoRe's stages); null = the environment's.</summary>
+    public Func<Environments.Trajectory, RlOptions, double[]>? ShapeTurnRewards { get; init; }
+    /// <summary>The KL to the reference weighs <see cref="RlOptions.FirstTurnBeta"/> on the first turn's tokens and
+    /// <see cref="RlOptions.Beta"/> on later turns' (SCoRe) instead of one β.</summary>
+    public bool TurnKl { get; init; }
+    /// <summary>Rows are pairs of responses branched from a shared prefix of an on-policy episode at a random turn, each
+    /// played to the end, the row's reward its future return (REFUEL).</summary>
+    public bool BranchedPairs { get; init; }
+
     /// <summary>Whether the trainer keeps and trains a critic (the estimator reads values).</summary>
     public bool UsesCritic => Estimator.NeedsCritic;
     /// <summary>Whether the trainer also generates a greedy completion per prompt (the estimator's baseline).</summary>
@@ -290,7 +342,26 @@ public static class RlAlgorithms
         r.Register("reinforce", AlgorithmSpec.Of("reinforce", "reinforce", "vanilla", KlPlacement.InReward, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"));
         r.Register("p3o", AlgorithmSpec.Of("p3o", "p3o", "p3o_clip", KlPlacement.InReward, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"));
         r.Register("topr", AlgorithmSpec.Of("topr", "reinforce", "topr", KlPlacement.None, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"));
+        r.Register("score_stage1", AlgorithmSpec.Of("score_stage1", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage1, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")
+            with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 1) });
+        r.Register("score_stage2", AlgorithmSpec.Of("score_stage2", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage2, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")
+            with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 2) });
+        r.Register("refuel", AlgorithmSpec.Of("refuel", "refuel", "refuel", KlPlacement.None, RlOptions.Refuel, "Gao et al. 2024 (REFUEL), arXiv:2410.04612")
+            with { EnvironmentOnly = true, BranchedPairs = true });
         return r;
+    }
+
+    /// <summary>SCoRe's turn rewards of a trajectory: r₁ is the first turn's info <c>first_reward</c> (the self-correction
+    /// environment reports it, scoring only the second attempt), else the first turn's own reward.</summary>
+    internal static double[] ScoreRewards(Environments.Trajectory t, RlOptions o, int stage)
+    {
+        var rewards = t.Turns.Select(x => x.Reward).ToArray();
+        if (rewards.Length == 0) throw new ArgumentException("a trajectory with no turn has no attempt to reward");
+        double r1 = rewards[0];
+        if (t.Turns[0].Info.TryGetValue("first_reward", out var text))
+            r1 = double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v
+                : throw new ArgumentException($"environment '{t.Environment}': the first turn's info 'first_reward' is '{text}', expected a number");
+        return MultiTurnReturns.ScoreTurnRewards(rewards, r1, stage, o.ShapingAlpha);
     }
 
     /// <summary>Adds an algorithm (e.g. one composed of a newly registered estimator or loss); its name is what recipes use.</summary>

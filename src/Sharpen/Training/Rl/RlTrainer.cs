@@ -53,6 +53,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public RlResult Run(IReadOnlyList<RlPrompt> prompts, string outDir, bool resume = false, CancellationToken cancel = default)
     {
         if (prompts.Count == 0 && Environment is null) throw new ArgumentException("no prompts");
+        if (Environment is null && _spec.EnvironmentOnly)
+            throw new ArgumentException($"rl.algorithm '{_o.Algorithm}' trains on multi-turn episodes; give the recipe an 'env' section");
         if (Environment is not null && _spec.UsesGreedyBaseline)
             throw new ArgumentException($"rl.algorithm '{_o.Algorithm}' needs a greedy completion of each prompt, which has no meaning for multi-turn episodes; use grpo, rloo, reinforce or ppo with 'env'");
         if (_o.GroupBy is { } col)
@@ -132,7 +134,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         public Session(RlTrainer t, IReadOnlyList<RlPrompt> prompts, CancellationToken cancel)
         {
             (_t, _o, _spec, _prompts, _cancel) = (t, t._o, t._spec, prompts, cancel);
-            bool needReference = _o.Beta > 0 && _spec.Kl != KlPlacement.None;
+            bool needReference = (_o.Beta > 0 || (_spec.TurnKl && _o.FirstTurnBeta > 0)) && _spec.Kl != KlPlacement.None;
             _referenceIsBase = needReference && Policy.Lora is not null;
             _reference = needReference && !_referenceIsBase ? Policy.Copy(trainable: false) : null;
             _critic = _spec.UsesCritic ? Policy.Copy(trainable: true) : null;
@@ -190,7 +192,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         /// PromptsPerIteration groups whose rewards differ, or MaxSamplingRounds rounds were drawn.</summary>
         RlBatch Collect(int it)
         {
-            if (_t.Environment is { } env) return CollectEpisodes(it, env);
+            if (_t.Environment is { } env) return _spec.BranchedPairs ? CollectBranches(it, env) : CollectEpisodes(it, env);
             int maxNew = _o.MaxNewTokensAt(it);
             var b = new RlBatch { MaxNewTokens = maxNew };
             var rewards = RewardsFor(maxNew);
@@ -251,6 +253,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 b.Timing["generate"] = b.Timing.GetValueOrDefault("generate") + sw.Elapsed.TotalSeconds;
                 if (played.FirstOrDefault(t => t.Turns.Count == 0) is { } empty)
                     throw new InvalidOperationException($"environment '{empty.Environment}' (seed {empty.Seed}): the first observation fills the token budget ({env.Rollout.MaxTrajectoryTokens}); raise env.token_budget");
+                CountAttempts(b, played);
+                if (_spec.ShapeTurnRewards is { } shape) played = played.Select(t => Reward(t, shape(t, _o))).ToArray();
                 b.GeneratedTokens += played.Sum(t => t.Turns.Sum(x => x.TokenIds!.Length));
                 var returns = played.Select(t => t.Return).ToArray();
                 b.AllRewards.AddRange(returns);
@@ -276,6 +280,97 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 }
             } while (dynamic && b.Prompts.Count < p && b.Rounds < _o.MaxSamplingRounds);
             return b;
+        }
+
+        /// <summary>
+        /// REFUEL's collection (Gao et al. 2024, arXiv:2410.04612, Algorithm 1): P seeds, one on-policy episode each; for each,
+        /// a turn h drawn uniformly from its turns; two environments replay its first h actions (<see cref="PrefixReplayEnvironment"/>)
+        /// and the policy plays on from the shared prefix s_h to the end. Row pair (2k, 2k+1) is the two turn-h responses, each
+        /// with the prefix as its prompt and its future return Q̂(s_h, y) (the sum of the rewards from turn h on) as its reward.
+        /// Branches of one h are played together, with the rollout's turn limit reduced by h.
+        /// </summary>
+        RlBatch CollectBranches(int it, RlEnvironment env)
+        {
+            int p = _o.PromptsPerIteration;
+            var b = new RlBatch { Trajectories = [], MaxNewTokens = _o.MaxNewTokensAt(it), Branched = true };
+            var sw = Stopwatch.StartNew();
+            var seeds = Enumerable.Range(0, p).Select(k => env.TrainSeedOffset + it * _o.MaxSamplingRounds * p + k).ToArray();
+            var options = env.Rollout with
+            {
+                Sampling = env.Rollout.Sampling with
+                {
+                    SamplesPerPrompt = 1, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = b.MaxNewTokens, MaxBatchSequences = 512,
+                    Seed = (long)_o.Seed * 1_000_003 + it * 1_000L,
+                },
+            };
+            var prefixes = Play(env, options, seeds.Select(_ => env.Create()).ToArray(), seeds);
+            CountAttempts(b, prefixes);
+            b.AllTrajectories.AddRange(prefixes);
+            b.Trajectories!.AddRange(prefixes);
+            b.AllRewards.AddRange(prefixes.Select(t => t.Return));
+            b.Correct += prefixes.Count(t => t.Succeeded);
+            b.GeneratedTokens += prefixes.Sum(t => t.Turns.Sum(x => x.TokenIds!.Length));
+            var rng = new Random(unchecked(_o.Seed * 7_919 + it * 104_729) & int.MaxValue);
+            var h = prefixes.Select(t => rng.Next(t.Turns.Count)).ToArray();
+            var branches = new Trajectory[2 * p];
+            foreach (var group in Enumerable.Range(0, p).GroupBy(k => h[k]))
+            {
+                var ks = group.ToArray();
+                var actions = ks.Select(k => prefixes[k].Turns.Take(h[k]).Select(x => prefixes[k].Messages[x.MessageIndex].Content).ToArray()).ToArray();
+                var envs = ks.SelectMany((k, j) => new IEnvironment[] { new PrefixReplayEnvironment(env.Create(), actions[j]), new PrefixReplayEnvironment(env.Create(), actions[j]) }).ToArray();
+                var branchOptions = options with
+                {
+                    MaxTurns = Math.Max(1, options.MaxTurns - group.Key),
+                    Sampling = options.Sampling with { Seed = options.Sampling.Seed + 7_919L * (group.Key + 1) },
+                };
+                var played = Play(env, branchOptions, envs, ks.SelectMany(k => new[] { seeds[k], seeds[k] }).ToArray());
+                for (int j = 0; j < ks.Length; j++) (branches[2 * ks[j]], branches[2 * ks[j] + 1]) = (played[2 * j], played[2 * j + 1]);
+            }
+            b.Timing["generate"] = sw.Elapsed.TotalSeconds;
+            for (int k = 0; k < p; k++)
+            {
+                b.Prompts.Add(new RlPrompt($"{prefixes[k].Environment} seed {seeds[k]} turn {h[k] + 1}", new Dictionary<string, string>
+                {
+                    ["seed"] = seeds[k].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["turn"] = (h[k] + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                }));
+                for (int j = 0; j < 2; j++)
+                {
+                    var t = branches[2 * k + j];
+                    var y = t.Turns[0];
+                    b.GeneratedTokens += t.Turns.Sum(x => x.TokenIds!.Length);
+                    b.Rollouts.Add(new Rollout(k, j, y.ContextIds!, y.TokenIds!, t.Messages[y.MessageIndex].Content, y.LogProbs!,
+                        t.Truncated && t.Turns.Count == 1 ? StopReason.MaxTokens : StopReason.Eos));
+                    b.Rewards.Add(t.Return);                                                   // Q̂(s_h, y): the rewards from turn h on
+                }
+            }
+            b.Rounds = 1;
+            return b;
+        }
+
+        /// <summary>Plays <paramref name="envs"/> (reset with <paramref name="seeds"/>) to the end through the engine; disposes them.</summary>
+        IReadOnlyList<Trajectory> Play(RlEnvironment env, MultiTurnOptions options, IEnvironment[] envs, int[] seeds)
+        {
+            IReadOnlyList<Trajectory> played;
+            try { played = new MultiTurnRollout(_engine, options, env.Renderer).RunAsync(envs, seeds, _cancel).GetAwaiter().GetResult(); }
+            finally { foreach (var e in envs) (e as IDisposable)?.Dispose(); }
+            if (played.FirstOrDefault(t => t.Turns.Count == 0) is { } empty)
+                throw new InvalidOperationException($"environment '{empty.Environment}' (seed {empty.Seed}): the first observation (with any replayed prefix) fills the token budget ({env.Rollout.MaxTrajectoryTokens}); raise env.token_budget");
+            return played;
+        }
+
+        /// <summary>A trajectory with its turns' rewards replaced by <paramref name="rewards"/>.</summary>
+        static Trajectory Reward(Trajectory t, double[] rewards) =>
+            t with { Turns = t.Turns.Select((x, k) => x with { Reward = rewards[k] }).ToArray() };
+
+        /// <summary>Counts the episodes whose last turn reports both attempts' verdicts (the self-correction environment).</summary>
+        static void CountAttempts(RlBatch b, IReadOnlyList<Trajectory> played)
+        {
+            var (n, first, second) = b.Attempts;
+            foreach (var t in played)
+                if (t.FinalInfo.TryGetValue("first_correct", out var f) && t.FinalInfo.TryGetValue("second_correct", out var s))
+                    (n, first, second) = (n + 1, first + (f == "true" ? 1 : 0), second + (s == "true" ? 1 : 0));
+            b.Attempts = (n, first, second);
         }
 
         /// <summary>The caller's rewards, plus DAPO's overlong punishment (L_max = this iteration's limit) when rl.overlong_buffer is set.</summary>
@@ -323,12 +418,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         void Prepare(RlBatch b)
         {
             int padId = Tokenizer.PadTokenId ?? 0;
-            if (b.Trajectories is { } played)
+            if (b.Trajectories is { } played && !b.Branched)
             {
                 // Multi-turn: the "completion" holds the environment's text too; only the policy's tokens are trained on,
                 // and each turn's reward sits at its last token (for token-level estimators).
                 var mt = MultiTurnBatch.Build(played, padId);
                 (b.Seq, b.OldLogProbs, b.TokenRewards) = (mt.Seq, mt.OldLogProbs, mt.TurnRewards);
+                if (_spec.TurnKl) b.KlWeights = MultiTurnReturns.TurnKlWeights(mt.TurnIds, b.Mask, _o.FirstTurnBeta ?? _o.Beta, _o.Beta);   // (B, A)
                 return;
             }
             b.Seq = SequenceBatch.Build(b.Rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
@@ -380,7 +476,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             b.SequenceAdvantages = est.SequenceAdvantages;
             b.Returns = est.Returns;
             if (_o.GroupBy is not null) b.ZeroAdvantageGroups = ZeroAdvantageIdGroupFraction(b.Rewards, IdsOf(b));
-            else if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor(b.AllRewards.ToArray()).to(ScalarType.Float32), g);
+            else if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor((b.Branched ? b.Rewards : b.AllRewards).ToArray()).to(ScalarType.Float32), g);
         }
 
         /// <summary>With rl.group_by, each row's group index <c>(B)</c> (rows whose prompts share the column's value); else null.</summary>
@@ -408,10 +504,10 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 {
                     var rows = tensor(keep);
                     trainTokens = _actor.Run(b.Seq.Rows(rows), b.OldLogProbs.index_select(0, rows), advantages.index_select(0, rows),
-                        b.SequenceAdvantages.index_select(0, rows), b.RefLogProbs?.index_select(0, rows), b.Beta, it, m);
+                        b.SequenceAdvantages.index_select(0, rows), b.RefLogProbs?.index_select(0, rows), b.Beta, it, m, b.KlWeights?.index_select(0, rows));
                 }
             }
-            else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m);
+            else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m, b.KlWeights);
             _engine.SyncWeights(Policy);
             return m;
         }
@@ -480,6 +576,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 row["success_rate"] = b.Correct / (double)b.AllTrajectories.Count;
                 row["mean_turns"] = b.AllTrajectories.Average(t => (double)t.Turns.Count);
                 row["completion_length"] = b.Trajectories.Average(t => (double)t.Turns.Sum(x => x.TokenIds!.Length));   // the policy's tokens
+            }
+            if (b.Attempts.N > 0)
+            {
+                row["first_attempt_accuracy"] = b.Attempts.First / (double)b.Attempts.N;
+                row["second_attempt_accuracy"] = b.Attempts.Second / (double)b.Attempts.N;
+                row["self_correction_delta"] = (b.Attempts.Second - b.Attempts.First) / (double)b.Attempts.N;   // SCoRe's Δ(t1, t2)
             }
             if (b.GreedyRewards is not null) row["greedy_reward_mean"] = b.GreedyRewards.Average();
             if (_o.DynamicSampling && _o.SamplesPerPrompt > 1 && _spec.Estimator.GroupRelative) { row["sampling_rounds"] = b.Rounds; row["trained_groups"] = b.Prompts.Count; }
