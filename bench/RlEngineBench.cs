@@ -84,7 +84,8 @@ public static class RlEngineBench
         switch (engineName)
         {
             case "torch": engine = new RolloutEngine(policy, tokenizer); break;
-            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = Environment.ProcessorCount, WorkDirectory = Path.Combine(outDir, "gguf") }); break;
+            // llama.cpp computes with as many threads as the torch engine it is compared with (SHARPEN_NUM_THREADS or the default).
+            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = TorchSharp.torch.get_num_threads(), WorkDirectory = Path.Combine(outDir, "gguf") }); break;
             case "openai":
                 var serveDir = Path.Combine(outDir, "served");
                 HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
