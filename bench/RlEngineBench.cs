@@ -117,7 +117,7 @@ public static class RlEngineBench
         {
             ["engine"] = engineName, ["algorithm"] = "grpo", ["iterations"] = result.Iterations, ["rollouts_per_iteration"] = options.PromptsPerIteration * options.SamplesPerPrompt,
             ["seconds_per_iteration"] = Math.Round(iterSeconds.Average(), 3),
-            ["seconds_per_iteration_standard_error"] = Math.Round(StdErr(iterSeconds), 3),
+            ["seconds_per_iteration_standard_error"] = iterSeconds.Count < 2 ? null : Math.Round(StdErr(iterSeconds), 3),   // none from one iteration (NaN is not JSON)
             ["generate_seconds_per_iteration"] = Math.Round(Mean("timing/generate"), 3),
             ["update_seconds_per_iteration"] = Math.Round(Mean("timing/update_actor"), 3),
             ["accuracy_before"] = before.Accuracy, ["accuracy_after"] = acc,
