@@ -16,11 +16,12 @@ using Sharpen.Training.Rl;
 namespace Sharpen.Bench;
 
 /// <summary>
-/// <c>sharpen bench rl --engine torch,llamacpp,openai</c>: GRPO with <see cref="RlBench"/>'s settings (same SFT model, prompts,
-/// verifier reward, 16 prompts × 4 samples) for a fixed number of iterations with each rollout engine, each in its own
-/// process: seconds per iteration (evaluation excluded; weight sync included), generation seconds, the logged
-/// engine/trainer gap, and held-out greedy accuracy after the same iterations ± its standard error. The <c>openai</c> row
-/// starts <c>sharpen serve</c>'s server in the child process on loopback and syncs weights through its reload endpoint.
+/// <c>sharpen bench rl --engine torch,llamacpp,openai</c>: the quickstart's GRPO stage (its SFT model trained by the quickstart's
+/// own SFT recipe, its fresh prompts, its RL settings: 64 prompts × 8 samples, 48 new tokens at T = 0.7, lr 5e-5, β = 0.01)
+/// for a fixed number of iterations with each rollout engine, each in its own process: seconds per iteration (evaluation
+/// excluded; weight sync included), generation seconds, the logged engine/trainer gap, and held-out greedy accuracy on the
+/// quickstart's 500 held-out problems after the same iterations ± its standard error. The <c>openai</c> row starts
+/// <c>sharpen serve</c>'s server in the child process on loopback and syncs weights through its reload endpoint.
 /// </summary>
 public static class RlEngineBench
 {
@@ -30,7 +31,8 @@ public static class RlEngineBench
     /// <summary>The driver: the SFT model of <see cref="RlBench"/>, then one child process per engine; returns the result JSON.</summary>
     public static JsonObject Run(Action<string> log, string workDir, string childCommand, IReadOnlyList<string> engines, int iterations)
     {
-        RlBench.PrepareSft(log, workDir);
+        workDir = EngineWork(workDir);
+        var sft = PrepareSft(log, workDir);
         var rows = new JsonArray();
         foreach (var engine in engines)
         {
@@ -48,7 +50,11 @@ public static class RlEngineBench
             log($"  {engine}: {row["seconds_per_iteration"]} s/iteration (generation {row["generate_seconds_per_iteration"]}), accuracy {row["accuracy_after"]} ± {row["accuracy_standard_error"]}");
             rows.Add(row);
         }
-        var result = new JsonObject { ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["rows"] = rows };
+        var result = new JsonObject
+        {
+            ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["start"] = "quickstart sft", ["sft_steps"] = Settings.SftSteps,
+            ["sft_accuracy"] = sft, ["rows"] = rows,
+        };
         var torch = rows.FirstOrDefault(r => r!["engine"]!.GetValue<string>() == "torch");
         foreach (var r in rows)
             if (torch is not null && r != torch)
@@ -59,12 +65,14 @@ public static class RlEngineBench
     /// <summary>One engine in this process (what the child runs).</summary>
     public static void RunOne(string engineName, string workDir, int iterations)
     {
-        var sftDir = Path.Combine(workDir, "sft");
-        var (prompts, test, task) = RlBench.Data(workDir);
-        var loaded = HfCheckpoint.Load(Path.Combine(sftDir, "final"), requireTokenizer: true);
+        workDir = EngineWork(workDir);
+        var sftRecipe = Quickstart.SftRecipe(Settings, workDir);
+        var (prompts, test, task) = Data(sftRecipe, iterations);
+        var loaded = HfCheckpoint.Load(FinalCheckpoint(workDir), requireTokenizer: true);
         using var policy = loaded.Model;
         var tokenizer = loaded.Tokenizer!;
-        var options = RlBench.OptionsFor("grpo", budgetSeconds: 0, seed: 1) with { Iterations = iterations, MaxSeconds = 0, EvalEvery = 0 };
+        var options = Quickstart.RlRecipe(Settings, workDir, sftRecipe, FinalCheckpoint(workDir)).RlOptions("quickstart rl")
+            with { Iterations = iterations, MaxSeconds = 0, EvalEvery = 0 };
         var outDir = Path.Combine(workDir, "engine-" + engineName);
         if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
         Directory.CreateDirectory(outDir);
@@ -76,7 +84,8 @@ public static class RlEngineBench
         switch (engineName)
         {
             case "torch": engine = new RolloutEngine(policy, tokenizer); break;
-            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = Environment.ProcessorCount, WorkDirectory = Path.Combine(outDir, "gguf") }); break;
+            // llama.cpp computes with as many threads as the torch engine it is compared with (SHARPEN_NUM_THREADS or the default).
+            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = TorchSharp.torch.get_num_threads(), WorkDirectory = Path.Combine(outDir, "gguf") }); break;
             case "openai":
                 var serveDir = Path.Combine(outDir, "served");
                 HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
@@ -108,7 +117,7 @@ public static class RlEngineBench
         {
             ["engine"] = engineName, ["algorithm"] = "grpo", ["iterations"] = result.Iterations, ["rollouts_per_iteration"] = options.PromptsPerIteration * options.SamplesPerPrompt,
             ["seconds_per_iteration"] = Math.Round(iterSeconds.Average(), 3),
-            ["seconds_per_iteration_standard_error"] = Math.Round(StdErr(iterSeconds), 3),
+            ["seconds_per_iteration_standard_error"] = iterSeconds.Count < 2 ? null : Math.Round(StdErr(iterSeconds), 3),   // none from one iteration (NaN is not JSON)
             ["generate_seconds_per_iteration"] = Math.Round(Mean("timing/generate"), 3),
             ["update_seconds_per_iteration"] = Math.Round(Mean("timing/update_actor"), 3),
             ["accuracy_before"] = before.Accuracy, ["accuracy_after"] = acc,
@@ -119,6 +128,42 @@ public static class RlEngineBench
             ["peak_rss_mb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
         };
         File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The quickstart with its defaults: its SFT stage is the starting policy, its RL stage the settings.</summary>
+    static readonly QuickstartSettings Settings = new();
+
+    // Its own folder under the shared --work (bench rl's SFT model is a different, shorter run).
+    static string EngineWork(string workDir) => Path.Combine(workDir, "engines");
+
+    static string FinalCheckpoint(string workDir) => Path.Combine(workDir, "sft", "final");
+
+    /// <summary>Trains the quickstart's SFT model into <paramref name="workDir"/>/sft unless it is there; returns its held-out accuracy when trained now.</summary>
+    static JsonNode? PrepareSft(Action<string> log, string workDir)
+    {
+        Directory.CreateDirectory(workDir);
+        if (File.Exists(Path.Combine(FinalCheckpoint(workDir), "model.safetensors")))
+        {
+            var summary = Path.Combine(workDir, "sft", "summary.json");
+            return File.Exists(summary) ? JsonNode.Parse(File.ReadAllText(summary))?["eval"]?["accuracy"]?.DeepClone() : null;
+        }
+        log($"preparing the quickstart's SFT model ({Settings.SftSteps} steps) in {Path.Combine(workDir, "sft")}");
+        var sft = SftPipeline.Run(Quickstart.SftRecipe(Settings, workDir), log);
+        log($"sft: held-out greedy accuracy {sft.Eval?.Accuracy:P1}");
+        return sft.Eval?.Accuracy;
+    }
+
+    /// <summary>The quickstart's RL data: fresh prompts (in neither SFT file) for <paramref name="iterations"/>, its held-out problems, its task.</summary>
+    static (List<RlPrompt> Prompts, List<Problem> Test, IVerifiableTask Task) Data(Recipe sftRecipe, int iterations)
+    {
+        var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftRecipe.Output, "data", "countdown.jsonl"));
+        var task = sftRecipe.Task!.Build("quickstart");
+        var seen = JsonlDataset.LoadSft(trainFile).Items.Concat(JsonlDataset.LoadSft(testFile).Items)
+            .Select(e => e.Fields.GetValueOrDefault("id") ?? e.Prompt).ToHashSet();
+        int count = iterations * Settings.RlPrompts;
+        var prompts = task.Generate(count * 3, Settings.Seed + 1).Where(p => seen.Add(p.Id)).Take(count).Select(RlPrompt.From).ToList();
+        var test = JsonlDataset.LoadSft(testFile).Items.Select(SftPipeline.ToProblem).ToList();
+        return (prompts, test, task);
     }
 
     static double StdErr(IReadOnlyList<double> xs)

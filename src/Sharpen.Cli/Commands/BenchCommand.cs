@@ -77,10 +77,11 @@ public static class BenchCommand
         }));
         var search = SearchCommand(dir);
         var serveQuick = new Option<bool>("--quick") { Description = "A tiny smoke run (small model, 1 and 4 clients), not a result" };
-        var serve = new Command("serve", "sharpen serve on loopback with 1, 8 and 64 concurrent clients: tokens/s, p50/p99 latency, peak RSS, beside the engine run directly.") { dir, serveQuick };
+        var serveModel = new Option<string>("--model") { Description = $"The served model: {string.Join(" or ", ServeBench.Models)} (see bench/README.md)", DefaultValueFactory = _ => ServeBench.Models[0] };
+        var serve = new Command("serve", "sharpen serve on loopback with 1, 8 and 64 concurrent clients: tokens/s, p50/p99 latency, peak RSS, beside the engine run directly.") { dir, serveQuick, serveModel };
         serve.SetAction(pr => CliErrors.Run(() =>
         {
-            var result = ServeBench.Run(Console.WriteLine, pr.GetValue(serveQuick));
+            var result = ServeBench.Run(Console.WriteLine, pr.GetValue(serveQuick), model: pr.GetValue(serveModel)!);
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
             return 0;
         }));

@@ -19,4 +19,13 @@ public class ServeBenchTests
         }
         Assert.Contains("| 4 | 8 |", ServeBench.Table(result));
     }
+
+    [Fact]
+    public void An_unknown_model_is_refused_naming_the_option_and_the_choices()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ServeBench.Run(_ => { }, model: "gpt-5"));
+        Assert.Contains("--model", e.Message);
+        Assert.Contains("'gpt-5'", e.Message);
+        Assert.Contains("llama-26m, 3m", e.Message);
+    }
 }
