@@ -43,8 +43,11 @@ public static class QuickstartCommand
         var envSft = new Option<int>("--env-sft-steps") { Description = "--env: SFT optimizer steps", DefaultValueFactory = _ => a.SftSteps };
         var envIters = new Option<int>("--env-rl-iterations") { Description = "--env: RL iterations", DefaultValueFactory = _ => a.RlIterations };
         var envLr = new Option<double>("--env-rl-lr") { Description = "--env: RL learning rate", DefaultValueFactory = _ => a.RlLearningRate };
+        var envMini = new Option<int>("--env-rl-mini-batch") { Description = "--env: trajectories per RL optimizer step (0: the whole iteration's batch)", DefaultValueFactory = _ => a.RlMiniBatchSize };
+        var envWarmup = new Option<int>("--env-rl-warmup") { Description = "--env: RL optimizer steps of linear learning-rate warmup", DefaultValueFactory = _ => a.RlWarmupSteps };
+        var envEpochs = new Option<int>("--env-rl-epochs") { Description = "--env: passes over each RL iteration's trajectories", DefaultValueFactory = _ => a.RlEpochs };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr };
+            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr, envMini, envEpochs, envWarmup };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(env) is { } envName)
@@ -53,7 +56,7 @@ public static class QuickstartCommand
                 {
                     Env = envName, High = pr.GetValue(envHigh), MaxTurns = pr.GetValue(envTurns), SftSteps = pr.GetValue(envSft),
                     RlIterations = pr.GetValue(envIters), RlLearningRate = pr.GetValue(envLr), TestGames = pr.GetValue(test), Seed = pr.GetValue(seed),
-                    RlAlgorithm = pr.GetValue(algorithm)!,
+                    RlAlgorithm = pr.GetValue(algorithm)!, RlMiniBatchSize = pr.GetValue(envMini), RlEpochs = pr.GetValue(envEpochs), RlWarmupSteps = pr.GetValue(envWarmup),
                 };
                 RunAgent(agent, pr.GetValue(output) is "runs/quickstart" ? "runs/quickstart-guess-number" : pr.GetValue(output)!, Console.WriteLine);
                 return 0;

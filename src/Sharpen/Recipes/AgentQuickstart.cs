@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
 using Sharpen.Data;
 using Sharpen.Environments;
 using Sharpen.Evaluation;
@@ -37,13 +38,27 @@ public record AgentQuickstartSettings
     /// <summary>RL algorithm (one that works with environments: grpo, dr_grpo, rloo, reinforce, ppo).</summary>
     public string RlAlgorithm { get; init; } = "grpo";
     /// <summary>RL iterations.</summary>
-    public int RlIterations { get; init; } = 40;
+    public int RlIterations { get; init; } = 100;
     /// <summary>Seeds per RL iteration.</summary>
     public int RlGames { get; init; } = 16;
     /// <summary>Trajectories per seed (the group).</summary>
     public int RlSamples { get; init; } = 8;
     /// <summary>RL learning rate.</summary>
     public double RlLearningRate { get; init; } = 1e-3;
+    /// <summary>Trajectories per RL optimizer step (0: the whole iteration's batch, one step). Default 64: two steps per
+    /// iteration of 16 × 8 games.</summary>
+    public int RlMiniBatchSize { get; init; } = 64;
+    /// <summary>RL optimizer steps whose learning rate ramps up linearly (a fresh Adam's first steps move every weight by
+    /// about the full learning rate, whatever its gradient's size).</summary>
+    public int RlWarmupSteps { get; init; } = 10;
+    /// <summary>Passes over an RL iteration's batch.</summary>
+    public int RlEpochs { get; init; } = 1;
+    /// <summary>How the RL loss sums a trajectory's tokens. Default <see cref="LossAggregation.SeqMeanTokenSum"/>: every
+    /// policy token of a trajectory carries the trajectory's whole advantage. GRPO's published per-trajectory token mean
+    /// (<see cref="LossAggregation.SeqMeanTokenMean"/>) divides it by the trajectory's length, and in guess-the-number the
+    /// losers are the long trajectories (they use every turn), so a guess shared by winners and losers of a group is
+    /// pushed up for nothing: the policy sharpens on its habits (see <c>docs/architecture.md</c>).</summary>
+    public LossAggregation RlAggregation { get; init; } = LossAggregation.SeqMeanTokenSum;
 }
 
 /// <summary>One stage of the agent quickstart: greedy success rate and mean turns on <paramref name="N"/> held-out games.</summary>
@@ -131,7 +146,8 @@ public static class AgentQuickstart
         {
             Iterations = s.RlIterations, PromptsPerIteration = s.RlGames, SamplesPerPrompt = s.RlSamples, MaxNewTokens = 4,
             LearningRate = s.RlLearningRate, Temperature = 1.0, Beta = 0, EvalEvery = 0, EvalProblems = s.TestGames,
-            CheckpointEvery = 0, MicroBatchSize = 128, Seed = s.Seed,
+            CheckpointEvery = 0, MicroBatchSize = 128, Seed = s.Seed, MiniBatchSize = s.RlMiniBatchSize, Epochs = s.RlEpochs, WarmupSteps = s.RlWarmupSteps,
+            Aggregation = s.RlAggregation,
         };
         var trainer = new RlTrainer(model, tokenizer, rlOptions, [])
         {
@@ -156,7 +172,13 @@ public static class AgentQuickstart
         var summary = new JsonObject
         {
             ["env"] = "guess-number", ["low"] = s.Low, ["high"] = s.High, ["max_turns"] = s.MaxTurns, ["parameters"] = model.ParameterCount(),
-            ["train_games"] = s.TrainGames, ["demonstration_turns"] = demos.Count,
+            ["train_games"] = s.TrainGames, ["demonstration_turns"] = demos.Count, ["sft_steps"] = s.SftSteps,
+            ["rl"] = new JsonObject
+            {
+                ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["games"] = s.RlGames, ["samples"] = s.RlSamples,
+                ["learning_rate"] = s.RlLearningRate, ["warmup_steps"] = s.RlWarmupSteps, ["mini_batch_size"] = s.RlMiniBatchSize,
+                ["epochs"] = s.RlEpochs, ["aggregation"] = s.RlAggregation.ToString(),
+            },
             ["stages"] = new JsonArray(stages.Select(st => (JsonNode)new JsonObject
                 { ["name"] = st.Name, ["success_rate"] = st.SuccessRate, ["mean_turns"] = st.MeanTurns, ["n"] = st.N, ["seconds"] = st.Seconds }).ToArray()),
             ["rl_gain_points"] = Math.Round(100 * (rlEval.SuccessRate - sftEval.SuccessRate), 1),

@@ -1,8 +1,11 @@
 using System.Text.Json.Nodes;
+using Sharpen.Algorithms;
 using Sharpen.Cli.Commands;
 using Sharpen.Data;
 using Sharpen.Environments;
 using Sharpen.Recipes;
+using Sharpen.Training.Rl;
+using static TorchSharp.torch;
 
 namespace Sharpen.Tests.Cli;
 
@@ -71,5 +74,53 @@ public class AgentQuickstartTests
         Assert.Equal(6, report.Split("```text").Length - 1);        // three transcripts before, three after
         Assert.True(File.Exists(dir.File("success_rate.png")));
         Assert.Equal(2, File.ReadAllLines(dir.File("metrics.jsonl")).Length);   // one row per RL iteration
+    }
+
+    // Two guess-the-number trajectories of one group (same secret), both opening with the same guess (token 3, then the
+    // newline 9): W wins on turn 2 (4 policy tokens), L loses after turn 3 (6 policy tokens). Returns {1, 0}.
+    static Trajectory Game(params (int[] Context, int[] Tokens, double Reward)[] turns) => new()
+    {
+        Environment = "guess-number", Seed = 0, End = TrajectoryEnd.Done,
+        Messages = [new ChatMessage("user", "guess 1-7"), .. turns.SelectMany(_ => new[] { new ChatMessage("assistant", "g"), new ChatMessage("user", "f") })],
+        Turns = turns.Select((t, k) => new TrajectoryTurn(1 + 2 * k, t.Reward, new Dictionary<string, string>())
+            { ContextIds = t.Context, TokenIds = t.Tokens, LogProbs = t.Tokens.Select(_ => -1f).ToArray() }).ToArray(),
+    };
+
+    [Theory]
+    [InlineData(LossAggregation.SeqMeanTokenMean, -0.0883883, 0.0589256)]
+    [InlineData(LossAggregation.SeqMeanTokenSum, -0.3535534, 0.3535534)]
+    public void The_shared_first_guess_of_a_winner_and_a_loser_is_pushed_up_only_by_the_per_trajectory_token_mean(
+        LossAggregation aggregation, double winnerGrad, double loserGrad)
+    {
+        using var scope = NewDisposeScope();
+        var w = Game(([1, 2], [3, 9], 0), ([5, 6], [7, 9], 1));
+        var l = Game(([1, 2], [3, 9], 0), ([8, 6], [4, 9], 0), ([5, 6], [10, 9], 0));
+        var b = MultiTurnBatch.Build([w, l], padId: 0);
+        var mask = b.Seq.CompletionMask;
+        Assert.Equal([4f, 6f], mask.sum(1).data<float>().ToArray());
+        var ctx = new AdvantageContext(b.Returns, mask, 2, zeros_like(mask), 0, false, null, null, new MovingAverageBaseline(0.9), 1, 1,
+            RewardScaling.Group, b.TurnRewards);
+        var adv = AdvantageEstimators.Registry.Get("grpo").Estimate(ctx).Advantages;
+        // Returns {1, 0}: mean 0.5, unbiased std √0.5 → Â = ±0.5/√0.5 = ±0.7071068 on every policy token of the trajectory.
+        Assert.Equal(0.7071068, adv[0, 0].item<float>(), 5);
+        Assert.Equal(-0.7071068, adv[1, 0].item<float>(), 5);
+        // At the behaviour policy (ratio 1) the clipped surrogate is −Â·ratio per token, so ∂loss/∂log π at a token is −Â
+        // times the token's weight: 1/(n_i·B) with the per-trajectory token mean (n = 4 and 6, B = 2), 1/B with the sum.
+        //   mean: W −0.7071068/8 = −0.0883883, L +0.7071068/12 = +0.0589256 → the shared guess's net gradient −0.0294628:
+        //         a descent step raises log π(first guess) although the group's advantages sum to zero.
+        //   sum:  W −0.7071068/2, L +0.7071068/2 → net 0: the first guess, the same in both, learns nothing.
+        var logp = b.OldLogProbs.detach().requires_grad_(true);
+        var agg = new Aggregation(aggregation, mask.sum().item<float>(), 2);
+        var (loss, _) = PolicyLosses.Registry.Get("ppo_clip").Compute(new PolicyLossInput(logp, b.OldLogProbs, adv, mask),
+            new PolicyLossContext(new ClipOptions(), agg, b.Returns, 1));
+        loss.backward();
+        var grad = logp.grad!;
+        Assert.Equal(winnerGrad, grad[0, 0].item<float>(), 5);
+        Assert.Equal(loserGrad, grad[1, 0].item<float>(), 5);
+        Assert.Equal(aggregation == LossAggregation.SeqMeanTokenSum ? 0 : -0.0294628, grad[0, 0].item<float>() + grad[1, 0].item<float>(), 5);
+        // The environment's text between turns (completion positions 2, 3 of both rows) gets no gradient.
+        Assert.Equal([0f, 0f], new[] { grad[0, 2].item<float>(), grad[1, 3].item<float>() });
+        // The agent quickstart trains with the sum.
+        Assert.Equal(LossAggregation.SeqMeanTokenSum, new AgentQuickstartSettings().RlAggregation);
     }
 }
