@@ -107,6 +107,7 @@ public static class BenchReport
         sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
         sb.Append(ServeBench.Table(Read(Path.Combine(resultsDir, "serve.json"))));
         sb.Append(MemoryBench.Table(Read(Path.Combine(resultsDir, "memory.json"))));
+        sb.Append(RealSizeBench.Table(Read(Path.Combine(resultsDir, "real-size.json"))));
         return sb.ToString();
     }
 

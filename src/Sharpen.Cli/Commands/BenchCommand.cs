@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak|memory</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak|memory|real-size</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -111,9 +111,25 @@ public static class BenchCommand
         var memOne = new Command("memory-one", "One case of `bench memory` (run by it in a child process).") { memCase, memWork, memQuick };
         memOne.Hidden = true;
         memOne.SetAction(pr => CliErrors.Run(() => { MemoryBench.RunOne(pr.GetValue(memCase)!, pr.GetValue(memWork)!, pr.GetValue(memQuick)); return 0; }));
+        var rsQuick = new Option<bool>("--quick") { Description = "Fewer tokens (8 new tokens, 1 GRPO iteration): a smoke test, not a result" };
+        var rsKeep = new Option<bool>("--keep") { Description = "Keep the written checkpoint (~1 GB) in --work instead of deleting it" };
+        var rsWork = new Option<string>("--work") { Description = "Scratch folder for the checkpoint (deleted afterwards)", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "sharpen-bench-real-size") };
+        var realSize = new Command("real-size", "Random weights in Qwen2.5-0.5B's exact shapes, written as sharded BF16 safetensors with a tokenizer of its size; a child process loads them, generates and takes LoRA GRPO steps: load time, peak RSS, tokens/s, step time.") { dir, rsQuick, rsKeep, rsWork };
+        realSize.SetAction(pr => CliErrors.Run(() =>
+        {
+            var self = Environment.ProcessPath!;
+            var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+            var child = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"{self} {entry}" : self;
+            BenchReport.Write(pr.GetValue(dir)!.FullName, RealSizeBench.Run(Console.WriteLine, pr.GetValue(rsWork)!, child, pr.GetValue(rsQuick), pr.GetValue(rsKeep)));
+            return 0;
+        }));
+        var rsModel = new Option<string>("--model") { Required = true };
+        var realSizeOne = new Command("real-size-one", "The child of `bench real-size`.") { rsModel, rsWork, rsQuick };
+        realSizeOne.Hidden = true;
+        realSizeOne.SetAction(pr => CliErrors.Run(() => { RealSizeBench.RunChild(pr.GetValue(rsModel)!, pr.GetValue(rsWork)!, pr.GetValue(rsQuick)); return 0; }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak, memory, memOne };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.

@@ -24,10 +24,13 @@ public static class HfCheckpoint
 
     /// <summary>
     /// Writes a checkpoint folder (created if needed). <paramref name="storeAs"/> is Float32 or
-    /// BFloat16; <c>torch_dtype</c> in config.json says which.
+    /// BFloat16; <c>torch_dtype</c> in config.json says which. With <paramref name="maxShardBytes"/> &gt; 0 the weights
+    /// are split into shards of at most that many stored bytes (a larger single tensor gets its own) plus
+    /// <c>model.safetensors.index.json</c>, as <c>save_pretrained(max_shard_size=…)</c> writes them; weight files of an
+    /// earlier save in the folder (single or sharded) are removed, so the folder holds one set.
     /// </summary>
     public static void Save(string directory, CausalLM model, ITokenizer? tokenizer = null, ScalarHead? head = null,
-        ScalarType storeAs = ScalarType.Float32, GenerationConfig? generation = null)
+        ScalarType storeAs = ScalarType.Float32, GenerationConfig? generation = null, long maxShardBytes = 0)
     {
         TorchRuntime.EnsureLoaded();
         if (storeAs is not (ScalarType.Float32 or ScalarType.BFloat16))
@@ -36,10 +39,16 @@ public static class HfCheckpoint
         var config = model.Config with { TorchDtype = storeAs == ScalarType.BFloat16 ? "bfloat16" : "float32" };
         config.Save(Path.Combine(directory, "config.json"));
         (generation ?? GenerationConfig.From(config)).Save(Path.Combine(directory, "generation_config.json"));
+        foreach (var stale in System.IO.Directory.EnumerateFiles(directory, "model*.safetensors*")
+                     .Where(f => Path.GetFileName(f) == WeightsFile || Path.GetFileName(f) == IndexFile || ShardName.IsMatch(Path.GetFileName(f))).ToList())
+            File.Delete(stale);
         using (NewDisposeScope())   // the detached handles, and a LoRA model's merged weights, are freed once written
         {
-            var weights = model.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach());
-            Safetensors.Save(Path.Combine(directory, WeightsFile), weights, storeAs, new Dictionary<string, string> { ["format"] = "pt" });
+            var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+            if (maxShardBytes > 0)
+                Safetensors.SaveSharded(directory, model.Weights().Select(w => (w.Name, w.Tensor.detach())).ToList(), maxShardBytes, storeAs, metadata, WeightsFile, IndexFile);
+            else
+                Safetensors.Save(Path.Combine(directory, WeightsFile), model.Weights().ToDictionary(w => w.Name, w => w.Tensor.detach()), storeAs, metadata);
         }
         if (head is not null)
             Safetensors.Save(Path.Combine(directory, ScalarHead.FileName),
@@ -47,6 +56,8 @@ public static class HfCheckpoint
         tokenizer?.Save(directory);
         if (model.Lora is not null) SaveAdapter(Path.Combine(directory, AdapterFolder), model);
     }
+
+    static readonly System.Text.RegularExpressions.Regex ShardName = new(@"^model-\d{5}-of-\d{5}\.safetensors$");
 
     /// <summary>Subfolder of a checkpoint of a LoRA-trained model that holds the adapters alone (the folder itself holds
     /// the merged weights, so it loads as a plain model).</summary>
@@ -131,7 +142,8 @@ public static class HfCheckpoint
     }
 
     /// <summary>
-    /// Reads a checkpoint folder: validates config.json, loads the weights (F32/F16/BF16 → float32),
+    /// Reads a checkpoint folder: validates config.json, loads the weights (F32/F16/BF16 → float32; each tensor is read in
+    /// its stored type and converted as it is copied into the model, so a BF16 checkpoint adds half its float32 size at peak),
     /// the tokenizer if its files are there (<paramref name="requireTokenizer"/> makes it mandatory),
     /// and the scalar head if present.
     /// </summary>
@@ -142,15 +154,16 @@ public static class HfCheckpoint
         var configPath = Path.Combine(directory, "config.json");
         if (!File.Exists(configPath)) throw new CheckpointException($"{directory}: no config.json (expected a Hugging Face model folder)");
         var config = ModelConfig.Load(configPath) with { TorchDtype = "float32" };
-        var model = new CausalLM(config);
+        var model = new CausalLM(config, seed: null, initialize: false);   // LoadWeights below sets every weight
         using (var scope = NewDisposeScope())
         {
             Dictionary<string, Tensor> weights;
             string source;
             var single = Path.Combine(directory, WeightsFile);
             var index = Path.Combine(directory, IndexFile);
-            if (File.Exists(single)) { weights = Safetensors.Load(single); source = single; }
-            else if (File.Exists(index)) { weights = Safetensors.LoadSharded(index); source = index; }
+            // Read in the stored type (BF16 stays BF16, half the memory of float32); copying into the model converts.
+            if (File.Exists(single)) { weights = Safetensors.Load(single, null, null, Safetensors.DefaultChunkBytes); source = single; }
+            else if (File.Exists(index)) { weights = Safetensors.LoadSharded(index, (ScalarType?)null); source = index; }
             else if (File.Exists(Path.Combine(directory, "pytorch_model.bin")))
                 throw new CheckpointException($"{directory}: only pytorch_model.bin found; Sharpen reads safetensors (convert with save_pretrained(safe_serialization=True))");
             else throw new CheckpointException($"{directory}: no {WeightsFile} or {IndexFile}");

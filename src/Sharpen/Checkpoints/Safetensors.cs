@@ -41,11 +41,13 @@ public static class Safetensors
     public static Dictionary<string, Tensor> Load(string path, ScalarType dtype = ScalarType.Float32, IReadOnlyCollection<string>? names = null) =>
         Load(path, dtype, names, DefaultChunkBytes);
 
-    // chunkBytes is a parameter so tests can exercise the multi-chunk path on small tensors.
-    internal static Dictionary<string, Tensor> Load(string path, ScalarType dtype, IReadOnlyCollection<string>? names, long chunkBytes)
+    // chunkBytes is a parameter so tests can exercise the multi-chunk path on small tensors. A null dtype keeps every
+    // tensor in its stored type (a BF16 checkpoint then takes half the memory of its float32 conversion while it is copied
+    // into a model).
+    internal static Dictionary<string, Tensor> Load(string path, ScalarType? dtype, IReadOnlyCollection<string>? names, long chunkBytes)
     {
         EnsureLittleEndian();
-        if (!SafetensorsDTypes.IsFloatingPoint(dtype))
+        if (dtype is { } d && !SafetensorsDTypes.IsFloatingPoint(d))
             throw new ArgumentException($"dtype must be a floating-point type, got {dtype}", nameof(dtype));
         TorchRuntime.EnsureLoaded();
 
@@ -67,8 +69,12 @@ public static class Safetensors
         foreach (var entry in entries.OrderBy(e => e.Begin))   // sequential reads
         {
             var tensor = ReadTensor(stream.SafeFileHandle, path, header.DataStart, entry, chunkBytes);
-            if (SafetensorsDTypes.IsFloatingPoint(tensor.dtype) && tensor.dtype != dtype)
-                tensor = tensor.to_type(dtype);
+            if (dtype is { } want && SafetensorsDTypes.IsFloatingPoint(tensor.dtype) && tensor.dtype != want)
+            {
+                var stored = tensor;
+                tensor = stored.to_type(want);
+                stored.Dispose();                                         // only one tensor's stored copy is alive at a time
+            }
             result[entry.Name] = tensor;
         }
         foreach (var tensor in result.Values) tensor.MoveToOuterDisposeScope();
@@ -88,6 +94,70 @@ public static class Safetensors
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, ScalarType storeAs = ScalarType.Float32,
                             IReadOnlyDictionary<string, string>? metadata = null) =>
         Save(path, tensors, storeAs, metadata, DefaultChunkBytes);
+
+    /// <summary>Shard file name Hugging Face gives shard <paramref name="index"/> (1-based) of <paramref name="count"/>:
+    /// <c>model-00001-of-00004.safetensors</c>.</summary>
+    public static string ShardFileName(int index, int count) => $"model-{index:D5}-of-{count:D5}.safetensors";
+
+    /// <summary>
+    /// Writes <paramref name="tensors"/> the way Hugging Face's <c>save_pretrained(max_shard_size=…)</c> does: in the given
+    /// order, a new shard starts when the next tensor would take the current one past <paramref name="maxShardBytes"/> (a
+    /// tensor larger than that gets a shard of its own); shards are named <see cref="ShardFileName"/> and
+    /// <paramref name="indexFileName"/> holds <c>{"metadata": {"total_size": stored bytes}, "weight_map": {tensor: shard}}</c>.
+    /// When everything fits in one shard, <paramref name="singleFileName"/> is written instead and no index (as Hugging
+    /// Face does). Returns the files written, names only.
+    /// </summary>
+    public static IReadOnlyList<string> SaveSharded(string directory, IReadOnlyList<(string Name, Tensor Tensor)> tensors, long maxShardBytes,
+        ScalarType storeAs = ScalarType.Float32, IReadOnlyDictionary<string, string>? metadata = null,
+        string singleFileName = "model.safetensors", string indexFileName = "model.safetensors.index.json")
+    {
+        if (maxShardBytes <= 0) throw new ArgumentOutOfRangeException(nameof(maxShardBytes), maxShardBytes, "must be positive");
+        var shards = new List<List<(string Name, Tensor Tensor)>>();
+        long current = 0, total = 0;
+        foreach (var (name, tensor) in tensors)
+        {
+            var stored = SafetensorsDTypes.IsFloatingPoint(tensor.dtype) ? storeAs : tensor.dtype;
+            var dtype = SafetensorsDTypes.FromTorch(stored)
+                        ?? throw new ArgumentException($"tensor '{name}' has type {tensor.dtype}, which safetensors cannot store", nameof(tensors));
+            SafetensorsDTypes.TryGetSize(dtype, out var size);
+            var bytes = tensor.numel() * size;
+            if (shards.Count == 0 || (current > 0 && current + bytes > maxShardBytes)) { shards.Add([]); current = 0; }
+            shards[^1].Add((name, tensor));
+            current += bytes;
+            total += bytes;
+        }
+        Directory.CreateDirectory(directory);
+        if (shards.Count <= 1)
+        {
+            Save(Path.Combine(directory, singleFileName), tensors.ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal), storeAs, metadata);
+            return [singleFileName];
+        }
+        var map = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var files = new List<string>();
+        for (var i = 0; i < shards.Count; i++)
+        {
+            var file = ShardFileName(i + 1, shards.Count);
+            Save(Path.Combine(directory, file), shards[i].ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal), storeAs, metadata);
+            foreach (var (name, _) in shards[i])
+                if (!map.TryAdd(name, file)) throw new ArgumentException($"tensor '{name}' appears twice", nameof(tensors));
+            files.Add(file);
+        }
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("metadata");
+            json.WriteNumber("total_size", total);
+            json.WriteEndObject();
+            json.WriteStartObject("weight_map");
+            foreach (var (name, file) in map) json.WriteString(name, file);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        AtomicFile.WriteAllBytes(Path.Combine(directory, indexFileName), buffer.ToArray());
+        files.Add(indexFileName);
+        return files;
+    }
 
     internal static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, ScalarType storeAs,
                               IReadOnlyDictionary<string, string>? metadata, long chunkBytes)
@@ -161,7 +231,12 @@ public static class Safetensors
     /// files are resolved beside the index and must stay inside its folder. Every referenced file
     /// must exist and hold every tensor mapped to it; both are checked before any data is read.
     /// </summary>
-    public static Dictionary<string, Tensor> LoadSharded(string indexJsonPath, ScalarType dtype = ScalarType.Float32)
+    public static Dictionary<string, Tensor> LoadSharded(string indexJsonPath, ScalarType dtype = ScalarType.Float32) =>
+        LoadSharded(indexJsonPath, (ScalarType?)dtype);
+
+    /// <summary>As <see cref="LoadSharded(string, ScalarType)"/>; a null <paramref name="dtype"/> keeps every tensor in its
+    /// stored type (BF16 stays BF16: half the memory of float32 while the weights are copied into a model).</summary>
+    public static Dictionary<string, Tensor> LoadSharded(string indexJsonPath, ScalarType? dtype)
     {
         EnsureLittleEndian();
         var shards = ReadIndex(indexJsonPath);
@@ -183,7 +258,7 @@ public static class Safetensors
         using var scope = NewDisposeScope();
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (shardPath, names) in files)
-            foreach (var (name, tensor) in Load(shardPath, dtype, names))
+            foreach (var (name, tensor) in Load(shardPath, dtype, names, DefaultChunkBytes))
                 result[name] = tensor;
         foreach (var tensor in result.Values) tensor.MoveToOuterDisposeScope();
         return result;

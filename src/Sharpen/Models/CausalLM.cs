@@ -28,7 +28,14 @@ public sealed class CausalLM : nn.Module
     readonly RotaryTable? _ropeLocal;                                 // Gemma 3: the sliding layers' own base, no scaling
 
     /// <summary>Builds a randomly initialised model (normal(0, initializer_range) weights, unit norms).</summary>
-    public CausalLM(ModelConfig config, long? seed = null) : base("CausalLM")
+    public CausalLM(ModelConfig config, long? seed = null) : this(config, seed, initialize: true) { }
+
+    /// <summary>
+    /// With <paramref name="initialize"/> false the weights keep whatever the layer constructors put there: for a model
+    /// whose every weight is loaded next (<see cref="LoadWeights"/> requires all of them), so the normal draw, most of the
+    /// construction time of a large model, is skipped.
+    /// </summary>
+    internal CausalLM(ModelConfig config, long? seed, bool initialize) : base("CausalLM")
     {
         TorchRuntime.EnsureLoaded();
         Config = config.Validate().EnsureFitsInMemory();
@@ -41,7 +48,7 @@ public sealed class CausalLM : nn.Module
         }
         _rope = new RotaryTable(config);
         if (config.LocalRope) _ropeLocal = new RotaryTable(config.LocalRopeConfig);
-        InitWeights(seed);
+        if (initialize) InitWeights(seed);
     }
 
     // A private generator, so initialisation is reproducible even while other threads use torch's global RNG.
@@ -219,7 +226,7 @@ public sealed class CausalLM : nn.Module
     /// </summary>
     public CausalLM Copy(bool trainable)
     {
-        var copy = new CausalLM(Config, seed: 0);
+        var copy = new CausalLM(Config, seed: 0, initialize: false);   // every weight is copied below
         using (NewDisposeScope()) copy.LoadWeights(Weights().ToDictionary(w => w.Name, w => w.Tensor), "policy");   // frees merged LoRA weights
         if (!trainable)
         {
