@@ -53,15 +53,7 @@ public static class BenchReport
                     sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["fast"]} | {r["reference"]} | {r["speedup"]}x |");
                 sb.AppendLine();
             }
-            if (gen["llamacpp"] is JsonArray llama && llama.Count > 0)
-            {
-                sb.AppendLine("The built-in engine against llama.cpp (LLamaSharp 0.30.0, CPU backend, f32 GGUF of the same weights, same threads), measured back to back per row:\n");
-                sb.AppendLine("| model | batch | torch tokens/s | llama.cpp tokens/s | torch / llama.cpp | target |");
-                sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-                foreach (var r in llama)
-                    sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["torch_tokens_per_s"]} | {r["llamacpp_tokens_per_s"]} | {r["torch_over_llamacpp"]} | {((int)r["batch"]! >= 64 ? "≥ 1.0" : (int)r["batch"]! == 1 ? "≥ 0.7" : "—")} |");
-                sb.AppendLine();
-            }
+            LlamaCppTables(sb, gen);
             if (gen["h2o"] is JsonArray h2o && h2o.Count > 0)
             {
                 sb.AppendLine("H₂O KV eviction on long completions (heavy hitters + recent window; agreement = share of greedy tokens equal to the full cache's, position by position, before the first difference and overall):\n");
@@ -71,6 +63,11 @@ public static class BenchReport
                     sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["prompt_tokens"]} + {r["new_tokens"]} | {r["kv_budget"]?.ToString() ?? "full"} | {r["kv_cache_mb"]} | {r["tokens_per_s"]} | {r["prefix_agreement_tokens"]} | {(double)r["agreement"]!:P1} |");
                 sb.AppendLine();
             }
+        }
+        if (Read(Path.Combine(resultsDir, "generate-quick.json")) is { } quick)
+        {
+            sb.AppendLine($"`bench generate --quick` ({quick["date"]}, {quick["machine"]}, {quick["threads"]} threads; best of {quick["repeats"]} alternating runs):\n");
+            LlamaCppTables(sb, quick);
         }
         var train = Read(Path.Combine(resultsDir, "train.json"));
         if (train is not null)
@@ -109,6 +106,29 @@ public static class BenchReport
         sb.Append(MemoryBench.Table(Read(Path.Combine(resultsDir, "memory.json"))));
         sb.Append(RealSizeBench.Table(Read(Path.Combine(resultsDir, "real-size.json"))));
         return sb.ToString();
+    }
+
+    /// <summary>The torch vs llama.cpp rows and the fast path's time profile of a generate result.</summary>
+    static void LlamaCppTables(StringBuilder sb, JsonNode gen)
+    {
+        if (gen["llamacpp"] is JsonArray llama && llama.Count > 0)
+        {
+            sb.AppendLine("The built-in engine against llama.cpp (LLamaSharp 0.30.0, CPU backend, f32 GGUF of the same weights, same threads), measured back to back per row:\n");
+            sb.AppendLine("| model | batch | torch tokens/s | llama.cpp tokens/s | torch / llama.cpp | target | greedy agreement |");
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var r in llama)
+                sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["torch_tokens_per_s"]} | {r["llamacpp_tokens_per_s"]} | {r["torch_over_llamacpp"]} | {((int)r["batch"]! >= 64 ? "≥ 1.0" : (int)r["batch"]! == 1 ? "≥ 0.7" : "—")} | {(r["greedy_prefix_agreement"] is { } a ? ((double)a).ToString("P0") : "—")} |");
+            sb.AppendLine();
+        }
+        if (gen["profile"] is JsonArray profile && profile.Count > 0)
+        {
+            sb.AppendLine("Where the fast path's time goes (ms per generation of 64 tokens per row, best run):\n");
+            sb.AppendLine("| model | batch | session start | prompt | decode steps | µs / step | pick + host sync | tokens/s |");
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var r in profile)
+                sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["start_ms"]} | {r["prompt_ms"]} | {r["steps_ms"]} | {r["us_per_step"]} | {r["pick_and_sync_ms"]} | {r["tokens_per_s"]} |");
+            sb.AppendLine();
+        }
     }
 
     /// <summary>Held-out accuracy against training seconds, one line per algorithm.</summary>

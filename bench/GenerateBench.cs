@@ -41,10 +41,21 @@ public static class GenerateBench
         ("torch-reference", o => o with { FastDecode = false }),
     ];
 
-    public static JsonObject Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 2)
+    /// <summary>
+    /// The whole benchmark: fast path vs reference path, H₂O, and the torch vs llama.cpp comparison. With
+    /// <paramref name="quick"/> only the torch vs llama.cpp comparison runs (a result named <c>generate-quick</c>).
+    /// </summary>
+    public static JsonObject Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 2, bool quick = false)
     {
         Sharpen.Torch.TorchRuntime.EnsureLoaded();
         batches ??= [1, 16, 64];
+        if (quick)
+            return new JsonObject
+            {
+                ["benchmark"] = "generate-quick", ["threads"] = get_num_threads(), ["repeats"] = repeats,
+                ["llamacpp"] = LlamaCppGenerateBench.Run(log, newTokens, promptLength, batches, repeats),
+                ["profile"] = Profile(log, newTokens, promptLength, repeats),
+            };
         var rows = new JsonArray();
         var tokenizer = BenchTokenizer(1000);
         foreach (var (name, cfg) in Models)
@@ -93,7 +104,8 @@ public static class GenerateBench
         {
             ["benchmark"] = "generate", ["threads"] = get_num_threads(), ["repeats"] = repeats, ["rows"] = rows,
             ["speedups"] = speedups, ["h2o"] = H2o(log, tokenizer),
-            ["llamacpp"] = LlamaCppGenerateBench.Run(log, newTokens, promptLength, batches),
+            ["llamacpp"] = LlamaCppGenerateBench.Run(log, newTokens, promptLength, batches, Math.Max(repeats, 3)),
+            ["profile"] = Profile(log, newTokens, promptLength, Math.Max(repeats, 3)),
         };
     }
 
@@ -134,6 +146,65 @@ public static class GenerateBench
                 ["kv_budget"] = budget, ["kv_cache_mb"] = Math.Round(mb, 2), ["tokens_per_s"] = Math.Round(rate, 1),
                 ["agreement"] = Math.Round(same / outs.Count, 4), ["prefix_agreement_tokens"] = Math.Round(prefix / outs.Count, 1),
             });
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Where the fast path's time goes, per model at batch 1 and 64 (best of <paramref name="repeats"/>): starting the session
+    /// (fused weights, cache allocation), the prompt phase, and the decode steps, split into the model's step and the
+    /// greedy pick with its host sync (argmax, copy of the ids to .NET), in ms per generation and µs per step.
+    /// </summary>
+    static JsonArray Profile(Action<string> log, int newTokens, int promptLength, int repeats)
+    {
+        var result = new JsonArray();
+        foreach (var (name, cfg) in Models)
+        {
+            using var model = new CausalLM(cfg, seed: 1);
+            model.eval();
+            foreach (var b in new[] { 1, 64 })
+            {
+                var prompts = RandomPrompts(new Random(7), b, promptLength, cfg.VocabSize);
+                double bestStart = double.MaxValue, bestPrefill = double.MaxValue, bestStep = double.MaxValue, bestPick = double.MaxValue;
+                for (int r = 0; r <= repeats; r++)                                    // run 0 warms up
+                {
+                    using var _ = no_grad();
+                    using var scope = NewDisposeScope();
+                    var ids = tensor(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray()).view(b, promptLength);
+                    var sw = Stopwatch.StartNew();
+                    using var session = model.StartDecoding(b, promptLength + newTokens);
+                    double start = sw.Elapsed.TotalMilliseconds;
+                    sw.Restart();
+                    var logits = session.Prefill(ids, ones_like(ids));
+                    var next = logits.argmax(-1);
+                    next.data<long>().ToArray();
+                    double prefill = sw.Elapsed.TotalMilliseconds, step = 0, pick = 0;
+                    for (int k = 1; k < newTokens; k++)
+                    {
+                        using var stepScope = NewDisposeScope();
+                        sw.Restart();
+                        logits = session.Step(next.view(b, 1));
+                        step += sw.Elapsed.TotalMilliseconds;
+                        sw.Restart();
+                        var picked = logits.argmax(-1);
+                        var host = picked.data<long>().ToArray();
+                        next = tensor(host).MoveToOuterDisposeScope();
+                        pick += sw.Elapsed.TotalMilliseconds;
+                    }
+                    if (r == 0) continue;
+                    bestStart = Math.Min(bestStart, start); bestPrefill = Math.Min(bestPrefill, prefill);
+                    bestStep = Math.Min(bestStep, step); bestPick = Math.Min(bestPick, pick);
+                }
+                double total = bestStart + bestPrefill + bestStep + bestPick;
+                log($"profile {name} batch {b}: start {bestStart:F1} ms, prompt {bestPrefill:F1} ms, steps {bestStep:F1} ms ({bestStep * 1000 / (newTokens - 1):F0} µs/step), " +
+                    $"pick + host sync {bestPick:F1} ms; {b * newTokens / (total / 1000):F0} tokens/s");
+                result.Add(new JsonObject
+                {
+                    ["model"] = name, ["batch"] = b, ["start_ms"] = Math.Round(bestStart, 2), ["prompt_ms"] = Math.Round(bestPrefill, 2),
+                    ["steps_ms"] = Math.Round(bestStep, 2), ["us_per_step"] = Math.Round(bestStep * 1000 / (newTokens - 1), 1),
+                    ["pick_and_sync_ms"] = Math.Round(bestPick, 2), ["tokens_per_s"] = Math.Round(b * newTokens / (total / 1000), 1),
+                });
+            }
         }
         return result;
     }

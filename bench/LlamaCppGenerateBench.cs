@@ -3,37 +3,25 @@ using System.Text.Json.Nodes;
 using Sharpen.Generation;
 using Sharpen.LlamaCpp;
 using Sharpen.Models;
-using Sharpen.Tokenizers;
 
 namespace Sharpen.Bench;
 
 /// <summary>
 /// The torch engine and the llama.cpp engine side by side on the same random weights (the two models of the rollout-engine
-/// issue: Llama 26M, Qwen2 9.8M), greedy, 32-token prompts, 64 new tokens, prompt phase included, llama.cpp with f32
-/// weights and cache on the same threads. Rows carry both rates and torch / llama.cpp.
+/// issue: Llama 26M, Qwen2 9.8M; <see cref="GenerateBench.Models"/>), greedy, 32-token prompts, 64 new tokens, prompt phase
+/// included, llama.cpp with f32 weights and cache on the same threads. Each engine is warmed up, then the two alternate
+/// <c>repeats</c> times and each keeps its best run, so load that comes and goes hits both. Rows carry both rates,
+/// torch / llama.cpp, and the share of greedy tokens on which the two engines agree (they run the same weights, so it
+/// shows they did the same work).
 /// </summary>
 public static class LlamaCppGenerateBench
 {
-    /// <summary>Llama 26M: h512, 8 layers, 8/4 heads, ffn 1536, vocab 1000, untied.</summary>
-    public static ModelConfig Llama26M => new()
-    {
-        ModelType = "llama", VocabSize = 1000, HiddenSize = 512, IntermediateSize = 1536, NumHiddenLayers = 8,
-        NumAttentionHeads = 8, NumKeyValueHeads = 4, MaxPositionEmbeddings = 1024, EosTokenIds = [2], BosTokenId = 1, PadTokenId = 0,
-    };
-
-    /// <summary>Qwen2 9.8M: h384, 6 layers, 6/2 heads, ffn 1024, vocab 1000, tied.</summary>
-    public static ModelConfig Qwen2_10M => new()
-    {
-        ModelType = "qwen2", VocabSize = 1000, HiddenSize = 384, IntermediateSize = 1024, NumHiddenLayers = 6,
-        NumAttentionHeads = 6, NumKeyValueHeads = 2, MaxPositionEmbeddings = 1024, TieWordEmbeddings = true, EosTokenIds = [2], BosTokenId = 1, PadTokenId = 0,
-    };
-
-    public static JsonArray Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null)
+    public static JsonArray Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 3)
     {
         batches ??= [1, 16, 64];
         var rows = new JsonArray();
-        var tokenizer = TokenizerFiles.FromSpec("chars:" + string.Concat(Enumerable.Range(0, 996).Select(i => (char)(0x100 + i))));
-        foreach (var (name, cfg) in new[] { ("llama-26M", Llama26M), ("qwen2-9.8M", Qwen2_10M) })
+        var tokenizer = GenerateBench.BenchTokenizer(1000);
+        foreach (var (name, cfg) in GenerateBench.Models)
         {
             using var model = new CausalLM(cfg, seed: 1);
             var torchEngine = new RolloutEngine(model, tokenizer);
@@ -41,22 +29,30 @@ public static class LlamaCppGenerateBench
             var rng = new Random(7);
             foreach (var b in batches)
             {
-                var prompts = Enumerable.Range(0, b)
-                    .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, promptLength).Select(_ => rng.Next(4, tokenizer.VocabSize)).ToArray()).ToList();
+                var prompts = GenerateBench.RandomPrompts(rng, b, promptLength, cfg.VocabSize);
                 var o = new SamplingOptions { Temperature = 0, MaxNewTokens = newTokens, StopAtEos = false, MaxBatchSequences = 1024 };
-                double Rate(IRolloutEngine engine)
+                IReadOnlyList<Rollout>? torchOut = null, llamaOut = null;
+                double Rate(IRolloutEngine engine, ref IReadOnlyList<Rollout>? outs)
                 {
-                    engine.Generate(prompts.Take(1).ToList(), o with { MaxNewTokens = 4 });   // warm-up
                     var sw = Stopwatch.StartNew();
-                    var outs = engine.Generate(prompts, o);
+                    outs = engine.Generate(prompts, o);
                     return outs.Sum(r => (long)r.CompletionIds.Length) / sw.Elapsed.TotalSeconds;
                 }
-                double t = Rate(torchEngine), l = Rate(llama);
-                log($"generate {name} batch {b}: torch {t:F0} tokens/s, llama.cpp {l:F0} tokens/s (ratio {t / l:F2})");
+                torchEngine.Generate(prompts.Take(1).ToList(), o with { MaxNewTokens = 4 });   // warm-up
+                llama.Generate(prompts.Take(1).ToList(), o with { MaxNewTokens = 4 });
+                double t = 0, l = 0;
+                for (int r = 0; r < repeats; r++)
+                {
+                    t = Math.Max(t, Rate(torchEngine, ref torchOut));
+                    l = Math.Max(l, Rate(llama, ref llamaOut));
+                }
+                double agree = torchOut!.Zip(llamaOut!).Average(p => p.First.CompletionIds.Zip(p.Second.CompletionIds).TakeWhile(x => x.First == x.Second).Count() / (double)newTokens);
+                log($"generate {name} batch {b}: torch {t:F0} tokens/s, llama.cpp {l:F0} tokens/s (ratio {t / l:F2}; best of {repeats} each, alternating; greedy tokens agree before the first difference: {agree:P0})");
                 rows.Add(new JsonObject
                 {
                     ["model"] = name, ["params"] = model.ParameterCount(), ["batch"] = b, ["prompt_tokens"] = promptLength, ["new_tokens"] = newTokens,
                     ["torch_tokens_per_s"] = Math.Round(t, 1), ["llamacpp_tokens_per_s"] = Math.Round(l, 1), ["torch_over_llamacpp"] = Math.Round(t / l, 2),
+                    ["greedy_prefix_agreement"] = Math.Round(agree, 3),
                 });
             }
         }

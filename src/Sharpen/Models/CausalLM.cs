@@ -492,6 +492,15 @@ internal sealed class Attention : nn.Module
     /// <summary>The weight the projection computes with now (LoRA merged in while its adapters are on) and its bias.</summary>
     internal (Tensor Weight, Tensor? Bias) Effective(string name) => LoraAdapter.EffectiveWeight(Adapters, name, Projections().First(p => p.Name == name).Linear);
 
+    /// <summary>q/k/v weights (and biases) as one matrix, the parameters being views of its rows (the decode fast path).</summary>
+    internal FusedLinear Qkv { get; }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Qkv.Dispose();
+        base.Dispose(disposing);
+    }
+
     public int Heads => _heads;
     public int KvHeads => _kvHeads;
     public int HeadDim => _headDim;
@@ -508,6 +517,7 @@ internal sealed class Attention : nn.Module
         register_module("k_proj", _k);
         register_module("v_proj", _v);
         register_module("o_proj", _o);
+        Qkv = new FusedLinear(_q, _k, _v);                            // q/k/v parameters are row blocks of one matrix
         if (c.QkNorm)
         {
             _qNorm = new RmsNorm(_headDim, c.RmsNormEps, c.NormOffset);
@@ -573,6 +583,16 @@ sealed class SwiGlu : nn.Module<Tensor, Tensor>
         register_module("gate_proj", _gate);
         register_module("up_proj", _up);
         register_module("down_proj", _down);
+        GateUp = new FusedLinear(_gate, _up);                         // gate/up parameters are row blocks of one matrix
+    }
+
+    /// <summary>gate/up weights as one matrix, the parameters being views of its rows (the decode fast path).</summary>
+    internal FusedLinear GateUp { get; }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) GateUp.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>LoRA adapters by projection name (empty without LoRA).</summary>

@@ -32,6 +32,7 @@ public sealed class DecodeSession : IDisposable
     Tensor[] _k, _v;                          // per layer (B, Hkv, S, D)
     Tensor[]? _score, _column, _valid;        // H₂O, per layer (B, Hkv, S): accumulated attention, token column, real token
     Tensor _keyOk;                            // full cache: (B, S) bool, real tokens; generated positions are real
+    bool _padded;                             // some filled slot holds padding: decode steps need the key mask
     Tensor _nextPos;                          // (B) int64 rotary position of each row's next token
     long _filled;                             // slots in use (the same for every row, layer and head)
     long _column0;                            // sequence column of the next token
@@ -63,18 +64,18 @@ public sealed class DecodeSession : IDisposable
         var stack = model.Stack;
         _layers = stack.Layers.Select(layer =>
         {
-            var (wq, bq) = layer.Attn.Effective("q_proj");
-            var (wk, bk) = layer.Attn.Effective("k_proj");
-            var (wv, bv) = layer.Attn.Effective("v_proj");
+            // q/k/v and gate/up: the model's fused matrices themselves (its parameters are views of them, so nothing is
+            // copied and in-place updates are seen); concatenated copies only while LoRA adapters are on or the parameters
+            // were replaced by other tensors.
+            var (qkv, qkvBias) = layer.Attn.Qkv.Plain(layer.Attn.Adapters, "q_proj", "k_proj", "v_proj") ?? FusedCopy(layer.Attn, "q_proj", "k_proj", "v_proj");
+            var (gateUp, _) = layer.Mlp.GateUp.Plain(layer.Mlp.Adapters, "gate_proj", "up_proj") ?? FusedCopy(layer.Mlp, "gate_proj", "up_proj");
             var (wo, bo) = layer.Attn.Effective("o_proj");
-            var (wg, _) = layer.Mlp.Effective("gate_proj");
-            var (wu, _) = layer.Mlp.Effective("up_proj");
             var (wd, _) = layer.Mlp.Effective("down_proj");
             return new LayerWeights(
-                Keep(cat([wq, wk, wv], 0)),                                   // (Hq·D + 2·Hkv·D, C)
-                bq is null ? null : Keep(cat([bq, bk!, bv!], 0)),
+                qkv,                                                          // (Hq·D + 2·Hkv·D, C)
+                qkvBias,
                 Keep(wo), bo is null ? null : Keep(bo),
-                Keep(cat([wg, wu], 0)),                                       // (2F, C)
+                gateUp,                                                       // (2F, C)
                 Keep(wd), Keep(layer.InputNorm.Factor), Keep(layer.PostNorm.Factor),      // norm factors: w, or 1 + w (Gemma)
                 layer.Attn.QkNormWeights is { } qkn   // (Hq + Hkv, D): q_norm for the query heads, k_norm for the key heads
                     ? Keep(cat([qkn.Q.detach().expand(_heads, _headDim), qkn.K.detach().expand(_kvHeads, _headDim)], 0)) : null,
@@ -191,8 +192,18 @@ public sealed class DecodeSession : IDisposable
         _nextPos = nextPos.DetachFromDisposeScope();
         _maxPos = Math.Max(_maxPos, joining?._maxPos ?? 0);
         _filled = _column0 = width;
+        _padded = true;
         Capacity = slots;
     }
+
+    (Tensor, Tensor?) FusedCopy(Attention attn, params string[] names)
+    {
+        var parts = names.Select(attn.Effective).ToArray();
+        return (Keep(cat(parts.Select(p => p.Weight).ToArray(), 0)), parts[0].Bias is null ? null : Keep(cat(parts.Select(p => p.Bias!).ToArray(), 0)));
+    }
+
+    (Tensor, Tensor?) FusedCopy(SwiGlu mlp, params string[] names) =>
+        (Keep(cat(names.Select(n => mlp.Effective(n).Weight).ToArray(), 0)), null);
 
     Tensor Keep(Tensor t)
     {
@@ -219,6 +230,7 @@ public sealed class DecodeSession : IDisposable
         _nextPos.copy_(am.sum(1));
         _maxPos = p;
         var keyOk = am.to(ScalarType.Bool);                                                 // (B, P)
+        _padded = !keyOk.all().item<bool>();
         if (_budget is null) _keyOk.narrow(1, 0, p).copy_(keyOk);
         else GrowBudgetState(p, keyOk);
 
@@ -240,7 +252,7 @@ public sealed class DecodeSession : IDisposable
         var pos = _nextPos.view(b, 1).clone();                                               // (B, 1)
         _nextPos.add_(1);
         _maxPos += 1;
-        Tensor? attend = _budget is null ? _keyOk.narrow(1, 0, _filled + 1).view(b, 1, 1, _filled + 1) : null;   // (B, 1, 1, L)
+        Tensor? attend = _budget is null && (_padded || _window > 0) ? _keyOk.narrow(1, 0, _filled + 1).view(b, 1, 1, _filled + 1) : null;   // (B, 1, 1, L)
         if (_budget is not null)
             for (int i = 0; i < _k.Length; i++)
             {
@@ -306,7 +318,8 @@ public sealed class DecodeSession : IDisposable
         // Grouped layout: the G query heads of one KV head are G·T query rows, so the mask repeats G times along rows.
         Tensor? Grouped(Tensor? m) => m is null || t == 1 ? m
             : m.unsqueeze(2).expand(b, 1, g, t, m.shape[3]).reshape(b, 1, g * t, m.shape[3]);   // (B, 1, G·T, L)
-        var mask = Grouped(attend);
+        // A step of a cache without padding attends to every filled slot: no mask, sdpa's unmasked kernel.
+        var mask = t == 1 && !_padded ? null : Grouped(attend);
         // Sliding layers: without a budget slots are columns, so a query at column q sees slots q − W + 1 … q.
         Tensor? windowMask = null;
         if (_window > 0 && attend is not null && start + t > _window)   // within the window sliding = full attention
