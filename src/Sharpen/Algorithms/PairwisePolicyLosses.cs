@@ -37,13 +37,8 @@ public static class PairwisePolicyLosses
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(rewards);
         TorchRuntime.EnsureLoaded();
-        LossAggregator.RequireSameShape2D(x.LogProbs, x.OldLogProbs, nameof(x.OldLogProbs));
-        LossAggregator.RequireSameShape2D(x.LogProbs, x.Mask, nameof(x.Mask));
-        long b = x.LogProbs.shape[0];
-        if (b % 2 != 0) throw new ArgumentException($"P3O needs consecutive pairs of rows; got B = {b}.", nameof(x));
-        if (rewards.dim() != 1 || rewards.shape[0] != b) throw new ArgumentException($"rewards must be (B) with B = {b}.", nameof(rewards));
+        RequirePairs(x, "P3O", rewards, "rewards", nameof(rewards), totalPairs);
         if (!(clip >= 0 && clip < 1)) throw new ArgumentOutOfRangeException(nameof(clip), clip, "ε must be in [0, 1).");
-        if (!(totalPairs >= b / 2) || totalPairs <= 0) throw new ArgumentOutOfRangeException(nameof(totalPairs), totalPairs, $"must be ≥ B/2 = {b / 2}.");
         using var scope = NewDisposeScope();
         var m = x.Mask.to_type(x.LogProbs.dtype);                                           // (B, A)
         var seqLogRatio = ((x.LogProbs - x.OldLogProbs) * m).sum(1).view(-1, 2);            // (B) → (P, 2)  log π_θ(y)/μ(y)
@@ -62,12 +57,7 @@ public static class PairwisePolicyLosses
         {
             var taken = (clipped > unclipped).to_type(ScalarType.Float32);                  // (P)
             var tokens = m.sum(1).view(-1, 2).sum(1).to_type(ScalarType.Float32);           // (P)
-            double n = Math.Max(1, tokens.sum().item<float>());
-            var tokLog = (x.LogProbs.detach() - x.OldLogProbs).to_type(ScalarType.Float32).clamp(-MaxLogRatio, MaxLogRatio) * m;
-            double approxKl = (0.5 * tokLog * tokLog).sum().item<float>() / n;
-            var tokRatio = tokLog.exp();
-            double ratioMean = (tokRatio * m).sum().item<float>() / n;
-            double ratioMax = tokRatio.masked_fill(m == 0, float.NegativeInfinity).max().item<float>();
+            var (n, approxKl, ratioMean, ratioMax) = TokenRatioStats(x, m);
             metrics = new PolicyLossMetrics((taken * tokens).sum().item<float>() / n, approxKl, ratioMean, ratioMax);
         }
         return (loss.MoveToOuterDisposeScope(), metrics);
@@ -91,12 +81,7 @@ public static class PairwisePolicyLosses
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(futureReturns);
         TorchRuntime.EnsureLoaded();
-        LossAggregator.RequireSameShape2D(x.LogProbs, x.OldLogProbs, nameof(x.OldLogProbs));
-        LossAggregator.RequireSameShape2D(x.LogProbs, x.Mask, nameof(x.Mask));
-        long b = x.LogProbs.shape[0];
-        if (b % 2 != 0) throw new ArgumentException($"REFUEL needs consecutive pairs of rows; got B = {b}.", nameof(x));
-        if (futureReturns.dim() != 1 || futureReturns.shape[0] != b) throw new ArgumentException($"future returns must be (B) with B = {b}.", nameof(futureReturns));
-        if (!(totalPairs >= b / 2) || totalPairs <= 0) throw new ArgumentOutOfRangeException(nameof(totalPairs), totalPairs, $"must be ≥ B/2 = {b / 2}.");
+        RequirePairs(x, "REFUEL", futureReturns, "future returns", nameof(futureReturns), totalPairs);
         using var scope = NewDisposeScope();
         var m = x.Mask.to_type(x.LogProbs.dtype);                                           // (B, A)
         var logp = (x.LogProbs * m).sum(1).view(-1, 2);                                     // (P, 2)  Σ ln π_θ
@@ -108,14 +93,32 @@ public static class PairwisePolicyLosses
         PolicyLossMetrics metrics;
         using (no_grad())
         {
-            double n = Math.Max(1, m.sum().item<float>());
-            var tokLog = (x.LogProbs.detach() - x.OldLogProbs).to_type(ScalarType.Float32).clamp(-MaxLogRatio, MaxLogRatio) * m;
-            double approxKl = (0.5 * tokLog * tokLog).sum().item<float>() / n;
-            var tokRatio = tokLog.exp();
-            double ratioMean = (tokRatio * m).sum().item<float>() / n;
-            double ratioMax = tokRatio.masked_fill(m == 0, float.NegativeInfinity).max().item<float>();
+            var (_, approxKl, ratioMean, ratioMax) = TokenRatioStats(x, m);
             metrics = new PolicyLossMetrics(0, approxKl, ratioMean, ratioMax);
         }
         return (loss.MoveToOuterDisposeScope(), metrics);
+    }
+
+    // The checks both pairwise losses make: log-probs, old log-probs and mask of one (B, A) shape, B even, one number per
+    // row, and a step that holds at least this micro-batch's pairs.
+    static void RequirePairs(PolicyLossInput x, string method, Tensor perRow, string perRowText, string perRowName, double totalPairs)
+    {
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.OldLogProbs, nameof(x.OldLogProbs));
+        LossAggregator.RequireSameShape2D(x.LogProbs, x.Mask, nameof(x.Mask));
+        long b = x.LogProbs.shape[0];
+        if (b % 2 != 0) throw new ArgumentException($"{method} needs consecutive pairs of rows; got B = {b}.", nameof(x));
+        if (perRow.dim() != 1 || perRow.shape[0] != b) throw new ArgumentException($"{perRowText} must be (B) with B = {b}.", perRowName);
+        if (!(totalPairs >= b / 2) || totalPairs <= 0) throw new ArgumentOutOfRangeException(nameof(totalPairs), totalPairs, $"must be ≥ B/2 = {b / 2}.");
+    }
+
+    // Per-token diagnostics over the mask (call under no_grad): token count (at least 1), ½·mean(log ratio²), and the mean
+    // and largest token ratio π_θ/π_old.
+    static (double N, double ApproxKl, double RatioMean, double RatioMax) TokenRatioStats(PolicyLossInput x, Tensor m)
+    {
+        double n = Math.Max(1, m.sum().item<float>());
+        var tokLog = (x.LogProbs.detach() - x.OldLogProbs).to_type(ScalarType.Float32).clamp(-MaxLogRatio, MaxLogRatio) * m;
+        var tokRatio = tokLog.exp();
+        return (n, (0.5 * tokLog * tokLog).sum().item<float>() / n, (tokRatio * m).sum().item<float>() / n,
+            tokRatio.masked_fill(m == 0, float.NegativeInfinity).max().item<float>());
     }
 }
