@@ -14,6 +14,7 @@ namespace Sharpen.Algorithms;
 /// <param name="RejectedLengths">Number of tokens of the rejected completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
 /// <param name="PreviousChosen">Σ_t log π_t of the chosen completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
 /// <param name="PreviousRejected">Σ_t log π_t of the rejected completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
+/// <param name="PairWeights">A per-pair number in [0, 1], <c>(B)</c>, no grad: CREAM's consistency rate C, UPO's certainty; only they read it.</param>
 public sealed record PreferenceInput(
     Tensor PolicyChosen,
     Tensor PolicyRejected,
@@ -22,4 +23,5 @@ public sealed record PreferenceInput(
     Tensor? ChosenLengths = null,
     Tensor? RejectedLengths = null,
     Tensor? PreviousChosen = null,
-    Tensor? PreviousRejected = null);
+    Tensor? PreviousRejected = null,
+    Tensor? PairWeights = null);

@@ -19,5 +19,7 @@ public sealed record PreferenceCoefficients(double Beta = 0.1, double LabelSmoot
 /// <param name="NeedsReference">Whether it reads the reference's log-probs (every loss but the reference-free ones).</param>
 /// <param name="OnlineOnly">Whether it only makes sense against the previous iterate (SPIN, INPO), so offline recipes reject it.</param>
 /// <param name="NeedsPrevious">Whether it reads the previous iterate's log-probs as well as the reference's (INPO).</param>
+/// <param name="PairWeightField">The data column (a number in [0, 1] on every pair row) the trainer passes as
+/// <see cref="PreferenceInput.PairWeights"/>: CREAM's <c>consistency</c>, UPO's <c>certainty</c>; null for the others.</param>
 public sealed record PreferenceLoss(Func<PreferenceInput, PreferenceCoefficients, (Tensor Loss, PreferenceMetrics Metrics)> Compute,
-    bool NeedsReference = true, bool OnlineOnly = false, bool NeedsPrevious = false);
+    bool NeedsReference = true, bool OnlineOnly = false, bool NeedsPrevious = false, string? PairWeightField = null);

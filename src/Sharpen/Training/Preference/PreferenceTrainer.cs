@@ -17,7 +17,7 @@ namespace Sharpen.Training.Preference;
 /// </summary>
 public sealed record PreferenceOptions : StepSchedule
 {
-    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo, simpo, cpo or cpo_simpo.</summary>
+    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo, simpo, cpo, cpo_simpo, cream (reads a consistency column) or upo (reads a certainty column).</summary>
     public string Loss { get; init; } = "dpo";
     /// <summary>β: the reward scale of dpo, cdpo, rdpo and simpo.</summary>
     public double Beta { get; init; } = 0.1;
@@ -78,8 +78,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     PreferenceOptions _o = options.Validate();
 
-    /// <summary>A tokenized preference pair (completions end with EOS).</summary>
-    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+    /// <summary>A tokenized preference pair (completions end with EOS); <paramref name="Weight"/> is the row's per-pair weight
+    /// column (CREAM's consistency, UPO's certainty) when the loss reads one, else 1.</summary>
+    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected, double Weight = 1);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
@@ -148,7 +149,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
             lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected);
-        return PreferenceLosses.Registry.Get(loss).Compute(input, c);
+        var entry = PreferenceLosses.Registry.Get(loss);
+        if (entry.PairWeightField is not null) input = input with { PairWeights = tensor(pairs.Select(p => (float)p.Weight).ToArray()) };   // (b)
+        return entry.Compute(input, c);
     }
 
     /// <summary>
@@ -180,16 +183,27 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
 
 
+    /// <summary>The pair's <paramref name="field"/> column as a number in [0, 1]; an error naming the pair and the key otherwise.</summary>
+    static double PairWeight(PreferenceExample e, int index, string field)
+    {
+        if (!e.Fields.TryGetValue(field, out var text))
+            throw new ArgumentException($"pair {index + 1}: the loss needs a \"{field}\" number in [0, 1] on every row; this row has none");
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) || !(v >= 0 && v <= 1))
+            throw new ArgumentException($"pair {index + 1}: \"{field}\" is {text}; expected a number in [0, 1]");
+        return v;
+    }
+
     List<Pair> Encode(IReadOnlyList<PreferenceExample> pairs)
     {
         var eos = CompletionTokens.EosId(tokenizer, policy.Config);
-        return pairs.Select(e =>
+        var weightField = PreferenceLosses.Registry.Get(_o.Loss).PairWeightField;
+        return pairs.Select((e, i) =>
         {
             var p = tokenizer.Encode(e.Prompt).ToArray();
             if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{e.Prompt}\"");
             var c = CompletionTokens.Ids(tokenizer, eos, e.Chosen);
             var r = CompletionTokens.Ids(tokenizer, eos, e.Rejected);
-            return new Pair(p, c, r);
+            return new Pair(p, c, r, weightField is null ? 1 : PairWeight(e, i, weightField));
         }).ToList();
     }
 }
