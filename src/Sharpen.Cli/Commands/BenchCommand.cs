@@ -4,7 +4,7 @@ using Sharpen.Torch;
 
 namespace Sharpen.Cli.Commands;
 
-/// <summary><c>sharpen bench generate|train|rl|preferences|search|serve|soak|memory|real-size</c>: the benchmark programs in bench/.</summary>
+/// <summary><c>sharpen bench generate|train|rl|preferences|preferences-maxmin|search|serve|soak|memory|real-size</c>: the benchmark programs in bench/.</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -72,6 +72,18 @@ public static class BenchCommand
             PreferenceReport.Plot(pr.GetValue(dir)!.FullName, System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!);
             return 0;
         }));
+        var maxminWork = new Option<string>("--work") { Description = "Scratch folder (metrics.jsonl, summary.json)", DefaultValueFactory = _ => "runs/bench-preferences-maxmin" };
+        var maxminSeeds = new Option<int?>("--seeds") { Description = "Seeds (default 3)" };
+        var maxmin = new Command("preferences-maxmin", "MaxMin-RLHF vs single-reward RLHF with two user groups of conflicting tastes: each group's true reward.") { dir, maxminWork, maxminSeeds };
+        maxmin.SetAction(pr => CliErrors.Run(() =>
+        {
+            var options = new MaxMinBenchOptions();
+            if (pr.GetValue(maxminSeeds) is { } n) options = options with { Seeds = n };
+            Sharpen.Torch.TorchRuntime.EnsureLoaded();
+            if (Environment.GetEnvironmentVariable("SHARPEN_NUM_THREADS") is null) TorchSharp.torch.set_num_threads(1);
+            BenchReport.Write(pr.GetValue(dir)!.FullName, MaxMinBench.Run(Console.WriteLine, pr.GetValue(maxminWork)!, options));
+            return 0;
+        }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
         var oneEngine = new Option<string?>("--engine");
         var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work, oneEngine, iterations };
@@ -136,7 +148,7 @@ public static class BenchCommand
         realSizeOne.SetAction(pr => CliErrors.Run(() => { RealSizeBench.RunChild(pr.GetValue(rsModel)!, pr.GetValue(rsWork)!, pr.GetValue(rsQuick)); return 0; }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.

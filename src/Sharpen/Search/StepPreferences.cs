@@ -84,7 +84,7 @@ public static class StepPreferences
         if (candidates.Count == 0) throw new ArgumentException("no candidates.", nameof(candidates));
         var prompt = tokenizer.Encode(context).ToArray();
         var prompts = candidates.Select(_ => (IReadOnlyList<int>)prompt).ToList();
-        var steps = candidates.Select(c => (IReadOnlyList<int>)tokenizer.Encode(c).ToArray()).ToList();
+        var steps = candidates.Select(c => (IReadOnlyList<int>)tokenizer.Encode(c, addSpecialTokens: false).ToArray()).ToList();
         if (steps.Any(s => s.Count == 0)) throw new ArgumentException("a candidate step encodes to no tokens.", nameof(candidates));
         int pad = tokenizer.PadTokenId ?? 0;
         var lp = Scoring.SummedScores(policy, prompts, steps, pad);

@@ -91,7 +91,13 @@ public class MctsExpertSamplerTests
         Assert.Equal(["b ", "c ", "ans:7"], rows["b c ans:7"].Steps);
         Assert.Equal("[0.3333,0.6667,1]", c[0].Fields["step_values"]);
 
+        // Step-level pairs from siblings with different values: under the root "b " (1/3) ≻ "a " (0); under "b " "c " (2/3) ≻ "d " (1/9).
+        var pairs = Sharpen.Data.JsonlDataset.LoadPreferences(Path.Combine(dir.Path, "iter-1", MctsExpertSampler.StepPairsFile)).Items;
+        Assert.Equal([("Q:", "b ", "a "), ("Q:b ", "c ", "d ")], pairs.Select(x => (x.Prompt, x.Chosen, x.Rejected)));
+        Assert.Equal(["0.6667", "0.1111"], pairs.Skip(1).SelectMany(x => new[] { x.Fields["chosen_value"], x.Fields["rejected_value"] }));
+
         var report = sampler.LastReport!;
+        Assert.Equal(2, report.Metrics["step_pairs"]!.GetValue<int>());
         Assert.Equal(3, report.Metrics["value_targets"]!.GetValue<int>());
         Assert.Equal(8, report.Metrics["value_labels"]!.GetValue<int>());
         Assert.Equal("rollouts", report.Metrics["value_model"]!.GetValue<string>());

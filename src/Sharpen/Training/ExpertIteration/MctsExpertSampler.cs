@@ -88,6 +88,11 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
     /// <summary>File name of an iteration's value targets.</summary>
     public const string TargetsFile = "value_targets.jsonl";
 
+    /// <summary>File name of an iteration's step-level preference pairs (<see cref="StepPreferences.SiblingPairs"/> over the
+    /// value targets): preference rows <c>{"prompt": problem prompt + prefix, "chosen": step, "rejected": step, "chosen_value",
+    /// "rejected_value", "id"}</c>, ready for a <c>preference</c> recipe (step-DPO, <c>recipes/step-dpo.yaml</c>).</summary>
+    public const string StepPairsFile = "step_pairs.jsonl";
+
     int _valueModelIteration;
 
     /// <summary>Receives progress lines.</summary>
@@ -126,6 +131,7 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
 
         var result = new List<IReadOnlyList<ExpertCandidate>>(request.Problems.Count);
         var rows = new List<ValueTargetRow>();
+        var stepPairs = new List<string>();
         long tokens = 0;
         int chosenCorrect = 0;
         for (int i = 0; i < request.Problems.Count; i++)
@@ -138,6 +144,13 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
             var correct = trace.Select((n, j) => n.Terminal && request.Task.Verify(p, texts[j]!).Correct).ToList();
             var values = MctsValueTargets.NodeValues(trace, correct);
             rows.AddRange(MctsValueTargets.Rows(p.Prompt, p.Id, trace, correct, values));
+            foreach (var sp in StepPreferences.SiblingPairs(trace, values))
+                if (sp.Chosen.Length > 0 && sp.Rejected.Length > 0)
+                    stepPairs.Add(new JsonObject
+                    {
+                        ["prompt"] = p.Prompt + sp.Prefix, ["chosen"] = sp.Chosen, ["rejected"] = sp.Rejected,
+                        ["chosen_value"] = Math.Round(sp.ChosenValue, 4), ["rejected_value"] = Math.Round(sp.RejectedValue, 4), ["id"] = p.Id,
+                    }.ToJsonString());
             result.Add(MctsValueTargets.RankFinished(trace, correct, values).Select(id => trace[id])
                 .Select(n =>
                 {
@@ -154,6 +167,7 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
         Directory.CreateDirectory(dir);
         var targetsPath = Path.Combine(dir, TargetsFile);
         ValueTargetRow.WriteAll(targetsPath, rows);
+        File.WriteAllLines(Path.Combine(dir, StepPairsFile), stepPairs);
         Log?.Invoke($"iteration {k}: search with {(valueModel is null ? "rollouts alone" : $"value model '{valueModel.Name}' (λ = {o.Lambda})")}: " +
                     $"{chosenCorrect}/{request.Problems.Count} problems answered correctly, {rows.Count} value-target rows, {tokens} tokens");
         if (valueTrainer is not null)
@@ -164,7 +178,7 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
         LastReport = new ExpertSampleReport(tokens, new JsonObject
         {
             ["search_accuracy"] = request.Problems.Count == 0 ? 0 : (double)chosenCorrect / request.Problems.Count,
-            ["value_targets"] = rows.Count, ["value_labels"] = rows.Sum(x => x.Labels.Count),
+            ["value_targets"] = rows.Count, ["value_labels"] = rows.Sum(x => x.Labels.Count), ["step_pairs"] = stepPairs.Count,
             ["value_model"] = valueModel?.Name ?? "rollouts",
         });
         return result;
