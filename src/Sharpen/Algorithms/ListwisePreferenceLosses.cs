@@ -75,6 +75,22 @@ public static class ListwisePreferenceLosses
     }
 
     /// <summary>
+    /// <see cref="Tpo"/> on the list of two each pair is: rewards [log π_θ/π_ref(c), log π_θ/π_ref(r)] with labels ψ = [1, 0]
+    /// (λ = (2¹ − 1)·(1 − 1/log₂ 3) = 0.3690702 whatever the order, so this is 0.3690702 × DPO's loss).
+    /// </summary>
+    public static (Tensor Loss, PreferenceMetrics Metrics) TpoPairs(PreferenceInput x, double beta = 0.1)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.ReferenceChosen is null || x.ReferenceRejected is null) throw new ArgumentException("TPO needs the reference's log-probs.", nameof(x));
+        using var scope = NewDisposeScope();
+        var dtype = x.PolicyChosen.dtype;
+        var rewards = stack([x.PolicyChosen - x.ReferenceChosen.detach().to_type(dtype), x.PolicyRejected - x.ReferenceRejected.detach().to_type(dtype)], 1);   // (B, 2)
+        var scores = stack([ones_like(x.PolicyChosen), zeros_like(x.PolicyChosen)], 1).detach();                                                              // (B, 2)
+        var (loss, m) = Tpo(rewards, scores, null, beta);
+        return (loss.MoveToOuterDisposeScope(), m);
+    }
+
+    /// <summary>
     /// TPO's Preference List Ranking loss: for every prompt and every ordered pair (i, j) with label ψ_i &gt; ψ_j,
     /// λ_ij·(−log σ(β·(r_i − r_j))), summed per prompt and divided by the number of such pairs, then averaged over prompts
     /// (LiPO-λ, arXiv:2402.01878 Eq. 7, as TPO Eq. 8 uses it). <paramref name="lambdaWeighted"/> false sets every λ_ij to 1

@@ -22,4 +22,9 @@ public sealed record PreferenceCoefficients(double Beta = 0.1, double LabelSmoot
 /// <param name="PairWeightField">The data column (a number in [0, 1] on every pair row) the trainer passes as
 /// <see cref="PreferenceInput.PairWeights"/>: CREAM's <c>consistency</c>, UPO's <c>certainty</c>; null for the others.</param>
 public sealed record PreferenceLoss(Func<PreferenceInput, PreferenceCoefficients, (Tensor Loss, PreferenceMetrics Metrics)> Compute,
-    bool NeedsReference = true, bool OnlineOnly = false, bool NeedsPrevious = false, string? PairWeightField = null);
+    bool NeedsReference = true, bool OnlineOnly = false, bool NeedsPrevious = false, string? PairWeightField = null)
+{
+    /// <summary>Whether the offline trainer regroups the data into ranked lists and trains this loss listwise (TPO);
+    /// <see cref="Compute"/> then covers the list of two a plain pair is.</summary>
+    public bool Listwise { get; init; }
+}

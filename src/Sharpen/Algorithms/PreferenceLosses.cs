@@ -10,7 +10,7 @@ namespace Sharpen.Algorithms;
 /// loss and plain-number metrics. Throughout, h = (log π_θ(c) − log π_ref(c)) − (log π_θ(r) − log π_ref(r)) is the
 /// difference of the summed log-ratios (<b>not</b> length-averaged), and −log σ(z) is computed as softplus(−z).
 /// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin" and "inpo", online only);
-/// "cream" and "upo" (per-pair weights, <see cref="ReliablePairLosses"/>).
+/// "cream" and "upo" (per-pair weights, <see cref="ReliablePairLosses"/>); "tpo" (listwise, <see cref="ListwisePreferenceLosses"/>).
 /// </summary>
 public static class PreferenceLosses
 {
@@ -46,6 +46,7 @@ public static class PreferenceLosses
         r.Register("inpo", new((x, c) => Inpo(x, c.Tau, c.Eta), OnlineOnly: true, NeedsPrevious: true));
         r.Register("cream", new((x, c) => ReliablePairLosses.Cream(x, c.Beta), PairWeightField: "consistency"));
         r.Register("upo", new((x, c) => ReliablePairLosses.Upo(x, c.Beta), PairWeightField: "certainty"));
+        r.Register("tpo", new((x, c) => ListwisePreferenceLosses.TpoPairs(x, c.Beta)) { Listwise = true });
         return r;
     }
 

@@ -227,7 +227,7 @@ public class PreferenceLossesTests
     [Fact]
     public void Registry_lists_the_known_names_for_an_unknown_one()
     {
-        Assert.Equal(["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo", "cream", "upo"], PreferenceLosses.Names);
+        Assert.Equal(["dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo", "cream", "upo", "tpo"], PreferenceLosses.Names);
         foreach (var name in PreferenceLosses.Names) PreferenceLosses.EnsureKnown(name);
         var e = Assert.Throws<ArgumentException>(() => PreferenceLosses.EnsureKnown("kto"));
         Assert.Contains("'kto'", e.Message);

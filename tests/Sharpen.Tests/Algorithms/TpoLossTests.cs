@@ -42,6 +42,18 @@ public class TpoLossTests
     }
 
     [Fact]
+    public void Tpo_on_pairs_is_lambda_times_dpo_and_is_registered_listwise()
+    {
+        using var scope = NewDisposeScope();
+        // A pair is a list of two with ψ = [1, 0]: λ = (2¹ − 1)·(1/log2 2 − 1/log2 3) = 0.3690702 in either model order.
+        var x = new PreferenceInput(Vec(-1, -3), Vec(-2, -1), Vec(-1.5f, -2), Vec(-1.5f, -2));
+        var dpo = PreferenceLosses.Dpo(x, 0.5).Loss.item<float>();
+        Close(0.3690702 * dpo, ListwisePreferenceLosses.TpoPairs(x, 0.5).Loss.item<float>());
+        Assert.True(PreferenceLosses.Registry.Get("tpo").Listwise);
+        Assert.Throws<ArgumentException>(() => new Sharpen.Training.Preference.OnlineDpoOptions { Loss = "tpo" }.Validate());
+    }
+
+    [Fact]
     public void Padded_responses_and_ties_form_no_pairs()
     {
         using var scope = NewDisposeScope();

@@ -52,6 +52,44 @@ public class WeightedPreferenceTrainerTests
     }
 
     [Fact]
+    public void Tpo_regroups_ranked_rows_into_lists_and_starts_at_lambda_times_ln2()
+    {
+        // Ranked rows of two completions and plain pairs are lists of two with ψ = [1, 0]: λ = (2 − 1)·(1 − 1/log2 3) = 0.3690702
+        // whatever the model's order, and at the start (π_θ = π_ref) every z = 0, so the first loss is 0.3690702·ln 2 = 0.2558156.
+        var ranked = new Dictionary<string, string> { ["rank_chosen"] = "1", ["rank_rejected"] = "2" };
+        var rows = Enumerable.Range(0, 8).Select(i => i % 2 == 0
+            ? new PreferenceExample("a", "c", "d") { Fields = ranked } : new PreferenceExample("b", "b", "a")).ToList();
+        using var dir = new TempDir();
+        using var model = Model(seed: 2);
+        var o = new PreferenceOptions { Loss = "tpo", Beta = 0.5, MaxSteps = 30, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 0, LogEvery = 1 };
+        var r = new PreferenceTrainer(model, Tok, o).Run(rows, dir.Path);
+        var metrics = new Sharpen.Data.RunLog(dir.Path, append: true).ReadMetrics();
+        Assert.Equal(0.3690702 * Math.Log(2), metrics[0]["loss"]!.GetValue<double>(), 1e-4);
+        Assert.Equal(1.0, r.FinalAccuracy);                              // the toy preferences are learnt
+        // The four "a" rows are one list (same completions and ranks), the four "b" pairs four lists: 5 lists.
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "summary.json")))!;
+        Assert.Equal(5, summary["lists"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void Ranked_rows_of_three_become_one_list_best_first_with_labels_from_the_ranks()
+    {
+        var f = (int c, int r) => new Dictionary<string, string> { ["rank_chosen"] = c.ToString(), ["rank_rejected"] = r.ToString() };
+        // The loader's expansion of {"completions": ["x", "y", "z"], "ranks": [2, 1, 3]}: y ≻ x, y ≻ z, x ≻ z.
+        var rows = new List<PreferenceExample>
+        {
+            new("a", "y", "x") { Fields = f(1, 2) }, new("a", "y", "z") { Fields = f(1, 3) }, new("a", "x", "z") { Fields = f(2, 3) },
+        };
+        var lists = RankedLists.Group(rows, Tok, Tok.EosTokenId!.Value);
+        var l = Assert.Single(lists);
+        Assert.All(l.Completions, c => Assert.Equal(2, c.Length));                            // one char + EOS each
+        Assert.Equal([2.0, 1.0, 0.0], l.Scores);                                              // ψ = maxRank − rank, best first
+        Assert.Equal(Tok.Encode("y", addSpecialTokens: false)[0], l.Completions[0][0]);
+        var clash = new List<PreferenceExample> { new("a", "y", "x") { Fields = f(1, 2) }, new("a", "x", "z") { Fields = f(3, 4) } };
+        Assert.Contains("has ranks 2 and 3", Assert.Throws<ArgumentException>(() => RankedLists.Group(clash, Tok, Tok.EosTokenId!.Value)).Message);
+    }
+
+    [Fact]
     public void Pick_by_q_takes_the_step_of_largest_beta_log_ratio()
     {
         using var policy = Model(seed: 3);

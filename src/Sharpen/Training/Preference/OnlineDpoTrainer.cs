@@ -179,6 +179,8 @@ public sealed record OnlineDpoOptions
             throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Registry.Names)}.");
         if (PreferenceLosses.Registry.Get(Loss).PairWeightField is { } field)
             throw new ArgumentException($"{k}.loss: '{Loss}' reads a per-pair '{field}' column of a preference dataset; use it in an offline 'preference' recipe");
+        if (PreferenceLosses.Registry.Get(Loss).Listwise)
+            throw new ArgumentException($"{k}.loss: '{Loss}' is listwise (ranked lists of a preference dataset); use it in an offline 'preference' recipe");
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration");
         if (!Enum.IsDefined(PairSource)) throw new ArgumentException($"{k}.pair_source: unknown value {PairSource}");
         int minSamples = PairSource == PairSource.DataVsSample || IncludeDataCompletion ? 1 : 2;

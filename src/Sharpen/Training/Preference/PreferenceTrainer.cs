@@ -17,7 +17,7 @@ namespace Sharpen.Training.Preference;
 /// </summary>
 public sealed record PreferenceOptions : StepSchedule
 {
-    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo, simpo, cpo, cpo_simpo, cream (reads a consistency column) or upo (reads a certainty column).</summary>
+    /// <summary>Loss name: dpo, cdpo, ipo, rdpo, orpo, simpo, cpo, cpo_simpo, cream (reads a consistency column), upo (reads a certainty column) or tpo (listwise over ranked rows).</summary>
     public string Loss { get; init; } = "dpo";
     /// <summary>β: the reward scale of dpo, cdpo, rdpo and simpo.</summary>
     public double Beta { get; init; } = 0.1;
@@ -93,6 +93,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel = default)
     {
         if (pairs.Count == 0) throw new ArgumentException("the preference set is empty");
+        if (PreferenceLosses.Registry.Get(_o.Loss).Listwise) return RunListwise(pairs, outDir, resume, cancel);
         long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
         var data = Encode(pairs);
@@ -121,6 +122,50 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
             {
                 ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
                 ["pairs"] = data.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+            },
+        };
+        var loop = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), StepLoopSettings.From("preference", _o) with { LossLabel = _o.Loss })
+            { Log = Log, Started = started };
+        var result = loop.Run(work, outDir, resume, cancel);
+        return new PreferenceResult(result.Steps, result.FinalLoss, lastAccuracy, result.FinalCheckpoint);
+    }
+
+    /// <summary>
+    /// A listwise loss (TPO): the pairs are regrouped into ranked lists (<see cref="RankedLists.Group"/>), the reference's summed
+    /// log-probs of every completion are computed once with a frozen copy of the starting policy (not cached), and each step
+    /// takes BatchSize lists. Metrics, checkpoints and resume as for pairs; summary.json counts <c>lists</c>.
+    /// </summary>
+    PreferenceResult RunListwise(IReadOnlyList<PreferenceExample> pairs, string outDir, bool resume, CancellationToken cancel)
+    {
+        long started = Stopwatch.GetTimestamp();
+        Directory.CreateDirectory(outDir);
+        var lists = RankedLists.Group(pairs, tokenizer, CompletionTokens.EosId(tokenizer, policy.Config));
+        _o = StepSchedule.Sized(_o, lists.Count);
+        int padId = tokenizer.PadTokenId ?? 0;
+        float[][] reference;
+        var (frozen, release) = policy.FrozenReference();
+        using (release) reference = RankedLists.SummedLogProbs(frozen, lists, padId);
+        Log?.Invoke($"reference log-probs: computed for {lists.Count} ranked lists ({lists.Sum(l => l.Completions.Length)} completions)");
+
+        policy.train();
+        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
+        double lastAccuracy = double.NaN;
+        var work = new StepWork
+        {
+            Items = lists.Count,
+            Backward = batch =>
+            {
+                var (loss, m) = RankedLists.Loss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => reference[i]).ToList(), _o.Beta, padId);
+                double lossValue = loss.item<float>();
+                loss.backward();
+                lastAccuracy = m.Accuracy;
+                return new StepOutcome(lossValue, [new("accuracy", m.Accuracy), new("margin", m.Margin),
+                    new("chosen_reward", m.ChosenReward), new("rejected_reward", m.RejectedReward)]);
+            },
+            Summary = r => new JsonObject
+            {
+                ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
+                ["pairs"] = pairs.Count, ["lists"] = lists.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
             },
         };
         var loop = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), StepLoopSettings.From("preference", _o) with { LossLabel = _o.Loss })
