@@ -16,7 +16,7 @@ public sealed record StepPair(int Parent, string Prefix, string Chosen, string R
 
 /// <summary>
 /// Step-level preferences from search trees, as in step-level Q-value models (Zhai et al. 2024, arXiv:2409.09345),
-/// TP-LLaMA (Chen et al. 2024, arXiv:2406.07115) and Iter-RFT: sibling steps of an MCTS tree whose values differ become
+/// TP-LLaMA (Chen et al. 2024) and Iter-RFT: sibling steps of an MCTS tree whose values differ become
 /// step-level preference pairs (prompt + prefix, better step, worse step); DPO on them ("step-DPO") turns the policy into a
 /// Q-value model whose implicit Q(s, a) = β·log π_θ(a|s)/π_ref(a|s) ranks candidate actions, and acting takes arg-max Q.
 /// </summary>
