@@ -255,9 +255,9 @@ public sealed record Recipe
             }
             else if (recipe.Task is null)
             {
-                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && r.SelfLikelihood is null))
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && string.IsNullOrEmpty(r.Prm) && r.SelfLikelihood is null))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
-                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'url' (a reward server) or 'self_likelihood'");
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'prm' (a PRM or implicit-PRM folder), a 'url' (a reward server) or 'self_likelihood'");
             }
         }
         if (recipe.Kind is "online_dpo" or "dno" or "spin")
@@ -498,6 +498,16 @@ public sealed record RewardSection
     public SelfLikelihoodSection? SelfLikelihood { get; init; }
     /// <summary>Largest |score| accepted without <see cref="Clip"/>; a larger one (or ±Infinity) stops the run with an error naming the reward.</summary>
     public double MaxAbs { get; init; } = Rewards.RewardCombiner.DefaultMaxAbs;
+    /// <summary>
+    /// A process-reward-model folder (<c>kind: prm</c>, with <c>prm.json</c>) or an implicit-PRM folder (<c>kind: implicit_prm</c>,
+    /// with <c>implicit_prm.json</c>) as an outcome reward (Easy-to-Hard, Sun et al. 2024): each completion is split at the step
+    /// boundaries the model was trained with, every step is scored, and the scores are combined by <see cref="Aggregate"/>.
+    /// Its metrics are <c>reward/NAME</c> (default <c>prm</c> or <c>implicit_prm</c>).
+    /// </summary>
+    public string? Prm { get; init; }
+    /// <summary>With <see cref="Prm"/>: <c>min</c>, <c>last</c>, <c>mean</c>, <c>product</c> or <c>sum</c> of the step scores
+    /// (default <c>min</c> for a PRM, <c>sum</c> for an implicit PRM, whose step rewards add up to its outcome reward).</summary>
+    public string? Aggregate { get; init; }
 }
 
 /// <summary>The <c>self_likelihood</c> entry of a reward.</summary>

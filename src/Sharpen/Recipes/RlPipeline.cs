@@ -185,6 +185,22 @@ public static class RlPipeline
                     rewards.Add(new WeightedReward(self, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
                     continue;
                 }
+                if (!string.IsNullOrEmpty(r.Prm))
+                {
+                    if (hasModel || hasUrl) throw new RecipeException($"{key} gives 'prm' with 'model' or 'url'; a reward is one of them");
+                    if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                    if (!(r.MaxAbs > 0) || !double.IsFinite(r.MaxAbs)) throw new RecipeException($"recipe: 'rewards[{i}].max_abs' must be a positive finite number, got {r.MaxAbs}");
+                    ClipOf(r, i);
+                    var prm = LoadProcessReward(r, i, hasName ? r.Name : null);
+                    if (rewards.Any(w => w.Function.Name == prm.Name))
+                    {
+                        prm.Dispose();
+                        throw new RecipeException($"{key} is named '{prm.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                    }
+                    rewards.Add(new WeightedReward(prm, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
+                    continue;
+                }
+                if (r.Aggregate is not null) throw new RecipeException($"{key} gives 'aggregate' without 'prm'; it says how a PRM's step scores become one");
                 if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
                 if (!hasUrl && hasName == hasModel)
                     throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");
@@ -230,6 +246,33 @@ public static class RlPipeline
             throw;
         }
         return rewards;
+    }
+
+    /// <summary>
+    /// The entry's <c>prm</c> folder as an outcome reward (Easy-to-Hard, arXiv:2403.09472): a PRM folder (<c>prm.json</c>) or an
+    /// implicit-PRM folder (<c>implicit_prm.json</c>), scored at the step boundaries recorded with it and aggregated by
+    /// <c>aggregate</c> (default min for a PRM, sum for an implicit PRM). The reward owns the loaded model.
+    /// </summary>
+    static StepScorerReward LoadProcessReward(RewardSection r, int i, string? name)
+    {
+        var dir = r.Prm!;
+        bool isPrm = File.Exists(Path.Combine(dir, ProcessRewardModel.MarkerFile)), isImplicit = File.Exists(Path.Combine(dir, ImplicitPrm.MarkerFile));
+        if (!isPrm && !isImplicit)
+            throw new RecipeException($"recipe: 'rewards[{i}].prm': {dir} has neither {ProcessRewardModel.MarkerFile} (a kind: prm folder) nor {ImplicitPrm.MarkerFile} (a kind: implicit_prm folder)");
+        StepAggregation how;
+        try { how = r.Aggregate is { } a ? StepAggregator.Parse(a) : isPrm ? StepAggregation.Min : StepAggregation.Sum; }
+        catch (ArgumentException e) { throw new RecipeException($"recipe: 'rewards[{i}].aggregate': {e.Message}"); }
+        try
+        {
+            if (isPrm)
+            {
+                var prm = new ProcessRewardModel(dir, name);
+                return new StepScorerReward(prm, prm.Splitter, how, ownsScorer: true);
+            }
+            var implicitPrm = ImplicitPrm.Load(dir, name);
+            return new StepScorerReward(implicitPrm, implicitPrm.Splitter, how, ownsScorer: true);
+        }
+        catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].prm': {e.Message}"); }
     }
 
     /// <summary>The entry's <c>clip: [min, max]</c> as a <see cref="RewardClip"/> (null when absent).</summary>

@@ -218,6 +218,18 @@ public sealed record RlOptions
         Algorithm = "refuel", SamplesPerPrompt = 2, Beta = 0.0, Eta = 1.0, Epochs = 2, Aggregation = LossAggregation.SeqMeanTokenSum,
     };
 
+    /// <summary>
+    /// OREAL (Lyu et al. 2025, arXiv:2502.06781): binary outcome rewards; positives behaviour-cloned with weight 1, negatives
+    /// with their leave-one-out reward × 0.5 (<see cref="Algorithms.AdvantageEstimators.Oreal"/>), on-policy (one epoch, no
+    /// ratio clipping), KL to the reference in the loss with β = 0.01 (k3), the loss averaged over every token of the batch.
+    /// The paper samples 16 per prompt; 8 here for CPU budgets. The token-level RM weights
+    /// (<see cref="Algorithms.OrealTokenWeights"/>) are not applied by the RL trainer yet.
+    /// </summary>
+    public static RlOptions Oreal() => new()
+    {
+        Algorithm = "oreal", SamplesPerPrompt = 8, Beta = 0.01, KlEstimator = "k3", Aggregation = LossAggregation.TokenMean,
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
     public RlOptions Validate()
     {
@@ -346,6 +358,7 @@ public static class RlAlgorithms
             with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 1) });
         r.Register("score_stage2", AlgorithmSpec.Of("score_stage2", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage2, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")
             with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 2) });
+        r.Register("oreal", AlgorithmSpec.Of("oreal", "oreal", "vanilla", KlPlacement.InLoss, RlOptions.Oreal, "Lyu et al. 2025 (OREAL), arXiv:2502.06781"));
         r.Register("refuel", AlgorithmSpec.Of("refuel", "refuel", "refuel", KlPlacement.None, RlOptions.Refuel, "Gao et al. 2024 (REFUEL), arXiv:2410.04612")
             with { EnvironmentOnly = true, BranchedPairs = true });
         return r;
