@@ -291,6 +291,14 @@ public sealed record Recipe
             catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
         }
         if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
+        if (recipe.Eval.Task is { } evalTask)
+        {
+            if (recipe.Kind != "rl" || recipe.Task is null || recipe.Env is not null)
+                throw new RecipeException($"{source}: 'eval.task' works in rl recipes with a 'task' (it changes the task's options for the evaluation)");
+            if (evalTask.Name != recipe.Task.Name)
+                throw new RecipeException($"{source}: 'eval.task.name' is '{evalTask.Name}' but the recipe trains on '{recipe.Task.Name}'; 'eval.task' changes the options of the same task");
+            evalTask.Build(source + " 'eval.task'");
+        }
         if (recipe.Task is null && recipe.Data.Train is null && recipe.Env is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
         return recipe;
@@ -351,6 +359,26 @@ public sealed record TaskSection
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>
     public IVerifiableTask Build(string source) => TaskRegistry.Create(Name, BuildOptions(source));
+
+    /// <summary>
+    /// A task section from command-line <c>key=value</c> pairs (the recipe's snake_case option keys, e.g.
+    /// <c>min_numbers=4</c>); values that read as a number or true/false are typed. Errors name <paramref name="source"/>.
+    /// </summary>
+    public static TaskSection FromPairs(string name, IEnumerable<string> pairs, string source)
+    {
+        var options = new Dictionary<string, JsonElement>();
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0) throw new RecipeException($"{source}: '{pair}' is not key=value (e.g. max_numbers=3)");
+            var (key, text) = (pair[..eq].Trim(), pair[(eq + 1)..].Trim());
+            JsonNode? value = long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var l) ? l
+                : double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d
+                : text is "true" or "false" ? text == "true" : text;
+            options[key] = JsonSerializer.SerializeToElement(value);
+        }
+        return new TaskSection { Name = name, Options = options };
+    }
 
     /// <summary>The task's options (validated); errors name the recipe file and the key.</summary>
     public TaskOptions BuildOptions(string source, string key = "task")
@@ -545,6 +573,12 @@ public sealed record EvalSection
     public double Temperature { get; init; } = 1.0;
     /// <summary>Most new tokens per completion.</summary>
     public int MaxNewTokens { get; init; } = 64;
+    /// <summary>
+    /// rl recipes with a <c>task</c>: evaluate before and after training on <see cref="Problems"/> problems generated from this
+    /// task instead of the held-out split of the training task (same task name, other options), e.g. Easy-to-Hard's
+    /// train-on-easy, evaluate-on-hard: <c>task: {name: countdown, max_numbers: 3}</c>, <c>eval: {task: {name: countdown, min_numbers: 4, max_numbers: 4}}</c>.
+    /// </summary>
+    public TaskSection? Task { get; init; }
 }
 
 /// <summary>A recipe that cannot be used; the message names the file and the key.</summary>

@@ -40,7 +40,7 @@ public static class RlPipeline
         if (recipe.Data.Train is { } trainPath)
         {
             prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(trainPath, log).Items
-                .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+                .Select(e => Prompt(e, options)).ToList();
             heldOut = recipe.Data.Test is { } testPath
                 ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
                 : [];
@@ -50,7 +50,7 @@ public static class RlPipeline
             var t = task ?? throw new RecipeException("recipe: an rl recipe needs 'data.train' or a 'task' to generate prompts");
             var made = DatasetWriter.MakeDataset(t, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
                 Path.Combine(recipe.Output, "data", $"{t.Name}.jsonl"), recipe.Data.TestProblems);
-            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => Prompt(e, options)).ToList();
             heldOut = JsonlDataset.LoadSft(made.Files[1]).Items.Select(SftPipeline.ToProblem).ToList();
         }
 
@@ -63,9 +63,20 @@ public static class RlPipeline
         using var disposeRewards = new DisposeAll(rewards.Select(w => w.Function).OfType<IDisposable>().ToList());
         if (extraRewards is not null) rewards.AddRange(extraRewards);
 
+        var evalVerifier = task;
+        if (options.DatasetReset > 0 && !prompts.Any(p => p.Fields.ContainsKey(DatasetReset.ResponseField)))
+            throw new RecipeException("recipe: 'rl.dataset_reset' resets rollouts to prefixes of the dataset's responses, but no training row has a completion");
+        if (recipe.Eval.Task is { } evalSection)   // Easy-to-Hard: evaluate on problems of other options (seeded apart from training)
+        {
+            var evalTask = evalSection.Build("recipe 'eval.task'");
+            evalVerifier = evalTask;
+            var trainIds = prompts.Select(p => p.Fields.GetValueOrDefault("id")).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            heldOut = evalTask.Generate(recipe.Eval.Problems, recipe.Seed + 104729).Where(p => !trainIds.Contains(p.Id)).ToList();
+            log?.Invoke($"eval.task: {heldOut.Count} held-out problems from the evaluation task's options");
+        }
         var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
         EvalResult? before = evalProblems.Count > 0 && task is not null
-            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), evalVerifier!, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
             : null;
         if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
         // Without a task, the held-out measure is the rewards' own: the mean total reward of greedy completions.
@@ -92,7 +103,7 @@ public static class RlPipeline
         else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
 
         EvalResult? after = evalProblems.Count > 0 && task is not null
-            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), evalVerifier!, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                 recipe.Eval.MaxNewTokens, recipe.Seed)
             : null;
         var extra = new Dictionary<string, JsonNode?>();
@@ -148,6 +159,14 @@ public static class RlPipeline
             log?.Invoke($"after RL: {env.Name} success {after.SuccessRate:P1}, mean turns {after.MeanTurns:F2} (n={after.N})" +
                         (before is null ? "" : $", before {before.SuccessRate:P1}"));
         return new RlPipelineResult(rl, null, null, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>A training row as an RL prompt; with <c>rl.dataset_reset</c> its completion is kept as the response to reset to (DR-PO).</summary>
+    static RlPrompt Prompt(SftExample e, RlOptions options)
+    {
+        var p = RlPrompt.From(SftPipeline.ToProblem(e));
+        if (options.DatasetReset <= 0 || string.IsNullOrEmpty(e.Completion)) return p;
+        return p with { Fields = new Dictionary<string, string>(p.Fields) { [DatasetReset.ResponseField] = e.Completion } };
     }
 
     /// <summary>

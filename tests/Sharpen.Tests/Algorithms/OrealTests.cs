@@ -28,7 +28,7 @@ public class OrealTests
         var mask = Mat(2, 1, 1, 1, 1);
         var adv = AdvantageEstimators.Oreal(new GroupOutcomeInput(r, mask, 2), positiveFactor: 2.0, negativeFactor: 1.0).Advantages;
         Close([2, 2, -1, -1], adv);   // the negative's other sample passed: 1·(0 − 1)
-        Assert.Throws<ArgumentException>(() => AdvantageEstimators.Oreal(new GroupOutcomeInput(r, mask, 1)));
+        Assert.ThrowsAny<ArgumentException>(() => AdvantageEstimators.Oreal(new GroupOutcomeInput(r, mask, 1)));
         Assert.Throws<ArgumentOutOfRangeException>(() => AdvantageEstimators.Oreal(new GroupOutcomeInput(r, mask, 2), negativeFactor: -1));
     }
 

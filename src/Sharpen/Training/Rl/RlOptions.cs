@@ -97,6 +97,13 @@ public sealed record RlOptions
     /// (reward, accuracy, zero-advantage fraction) cover every generated group; the update sees the kept ones.
     /// </summary>
     public bool DynamicSampling { get; init; }
+    /// <summary>
+    /// DR-PO (Chang et al. 2024, arXiv:2404.08495): the fraction of each iteration's prompts whose rollouts start from a
+    /// random prefix of the prompt's dataset response (a reset to an offline state) instead of from the prompt; the G samples
+    /// of a reset prompt share its prefix and form its group. Needs prompts with a response (<c>data.train</c> rows with a
+    /// completion, or task-generated worked solutions). 0 (default) = every rollout from the prompt.
+    /// </summary>
+    public double DatasetReset { get; init; }
     /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
     public int MaxSamplingRounds { get; init; } = 4;
     /// <summary>
@@ -239,6 +246,7 @@ public sealed record RlOptions
         static void NonNegative(double v, string key) => OptionChecks.NonNegative("rl", v, key);
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration"); Positive(SamplesPerPrompt, "samples_per_prompt");
         Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
+        if (!(DatasetReset >= 0 && DatasetReset <= 1)) throw new ArgumentException($"rl.dataset_reset must be a fraction in [0, 1], got {DatasetReset}");
         NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");
         NonNegative(Beta, "beta"); NonNegative(EntropyCoefficient, "entropy_coefficient"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
