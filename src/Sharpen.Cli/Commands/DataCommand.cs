@@ -5,7 +5,7 @@ using Sharpen.Tasks;
 namespace Sharpen.Cli.Commands;
 
 /// <summary>
-/// <c>sharpen data make --task countdown --n 20000 --seed 1 --out data/countdown.jsonl [--split 0.05]</c>:
+/// <c>sharpen data make --task countdown --n 20000 --seed 1 --out data/countdown.jsonl [--split 0.05] [--task-option max_numbers=3 ...]</c>:
 /// writes generated problems with worked solutions as SFT JSONL; with <c>--split</c> writes
 /// <c>name.train.jsonl</c> and <c>name.test.jsonl</c>, which never share a problem.
 /// </summary>
@@ -28,9 +28,15 @@ public static class DataCommand
             DefaultValueFactory = _ => 0.0,
         };
 
+        var taskOption = new Option<string[]>("--task-option")
+        {
+            Description = "A task option as key=value, the keys of a recipe's task section (repeatable), e.g. --task-option min_numbers=4 --task-option max_numbers=4",
+            AllowMultipleArgumentsPerToken = false,
+        };
+
         var make = new Command("make", "Generate problems with worked solutions as {\"prompt\",\"completion\",...fields} JSONL")
         {
-            task, n, seed, output, split,
+            task, n, seed, output, split, taskOption,
         };
         make.SetAction(parseResult =>
         {
@@ -38,7 +44,9 @@ public static class DataCommand
             var stderr = parseResult.InvocationConfiguration.Error;
             try
             {
-                var t = TaskRegistry.Create(parseResult.GetValue(task)!);
+                var pairs = parseResult.GetValue(taskOption) ?? [];
+                var t = pairs.Length == 0 ? TaskRegistry.Create(parseResult.GetValue(task)!)
+                    : Recipes.TaskSection.FromPairs(parseResult.GetValue(task)!, pairs, "--task-option").Build("--task-option");
                 var result = DatasetWriter.MakeDataset(t, parseResult.GetValue(n), parseResult.GetValue(seed),
                     parseResult.GetValue(output)!, parseResult.GetValue(split));
                 var written = result.TrainCount + result.TestCount;
@@ -56,6 +64,11 @@ public static class DataCommand
                 return 1;
             }
             catch (InvalidOperationException e)
+            {
+                stderr.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+            catch (Recipes.RecipeException e)
             {
                 stderr.WriteLine($"error: {e.Message}");
                 return 1;

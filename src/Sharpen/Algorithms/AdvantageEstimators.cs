@@ -6,7 +6,7 @@ namespace Sharpen.Algorithms;
 /// <summary>
 /// Advantage estimators as pure functions of tensors (the "estimate" move). Each takes its own typed input record and
 /// returns advantages <c>(B, A)</c> with zeros at padding. Outputs have the rewards' floating dtype (float32 for integer
-/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae".
+/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae", "p3o", "refuel", "oreal".
 /// </summary>
 public static class AdvantageEstimators
 {
@@ -71,7 +71,36 @@ public static class AdvantageEstimators
         // REFUEL regresses on the future returns Q̂ themselves (its loss reads the sequence values); the token advantage
         // Q̂ − pair mean = ±(Q̂ − Q̂′)/2 is kept for the metrics only.
         r.Register("refuel", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, 2), scaleByStd: false).Advantages, c.Rewards)));
+        // OREAL: positives are behaviour-cloned (weight 1), negatives carry their leave-one-out reshaped reward × η.
+        r.Register("oreal", new(c => new(Oreal(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds)).Advantages, c.Rewards), GroupRelative: true));
         return r;
+    }
+
+    /// <summary>
+    /// OREAL's sequence weights (Lyu et al. 2025, "Exploring the Limit of Outcome Reward for Learning Mathematical Reasoning",
+    /// arXiv:2502.06781): with binary outcome rewards, behaviour cloning on the positive samples of best-of-N sampling is what
+    /// the KL-regularised optimum asks for, so a positive row (r ≥ <paramref name="threshold"/>) gets the constant weight
+    /// <paramref name="positiveFactor"/> (−log π is then plain likelihood training); a negative row's reward is reshaped so its
+    /// gradient is consistent with the positives': Â_i = η·(r_i − mean_{j≠i} r_j), the leave-one-out centred reward (for a
+    /// binary reward, −η times the pass rate of the other samples), η = <paramref name="negativeFactor"/>. A group with no
+    /// positive gives its negatives 0 (nothing to be consistent with). Departure: the shaping and the defaults η = 0.5, weight 1
+    /// follow the authors' released configuration (reward shaping "rloo", negative loss factor 0.5), not a formula we could
+    /// check in the paper's text. Groups as in <see cref="Rloo(GroupOutcomeInput, RewardScaling, double)"/> (G ≥ 2).
+    /// </summary>
+    public static AdvantageOutput Oreal(GroupOutcomeInput x, double positiveFactor = 1.0, double negativeFactor = 0.5, double threshold = 0.5)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (!double.IsFinite(positiveFactor) || positiveFactor < 0) throw new ArgumentOutOfRangeException(nameof(positiveFactor), positiveFactor, "must be finite and 0 or more");
+        if (!double.IsFinite(negativeFactor) || negativeFactor < 0) throw new ArgumentOutOfRangeException(nameof(negativeFactor), negativeFactor, "must be finite and 0 or more");
+        var (rewards, mask) = CheckOutcome(x.Rewards, x.ResponseMask);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var (mean, _, n) = GroupMoments(rewards, x, minimum: 2);                 // (B) ×3
+        var leaveOneOut = (mean * n - rewards) / (n - 1);                         // (B)  mean_{j≠i} r_j
+        var positive = rewards >= threshold;                                      // (B) bool
+        var adv = where(positive, full_like(rewards, positiveFactor),            // BC on positives, arXiv:2502.06781 §2.2
+            negativeFactor * (rewards - leaveOneOut));                            // reshaped negatives, §2.3
+        return PerToken(adv, mask);                                               // (B) → (B, A)
     }
 
     /// <summary>r − β·Σ_t KL_t per sequence when the algorithm puts the KL in the reward, else r. <c>(B)</c></summary>

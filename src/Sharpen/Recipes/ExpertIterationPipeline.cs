@@ -68,6 +68,7 @@ public static class ExpertIterationPipeline
             }) { Log = log }
             : options.Method == "sharpening" ? (IExpertSampler)new SharpeningExpertSampler(options.SelfLikelihoodNormalize)
             : new PlainExpertSampler();
+        if (options.Rationalize) sampler = new RationalizingExpertSampler(sampler, options.RationalizationHint);
         var result = new ExpertIterationTrainer(policy, tokenizer, task, options) { Log = log, Sampler = sampler }
             .Run(train, heldOut, recipe.Output, resume, cancel);
 

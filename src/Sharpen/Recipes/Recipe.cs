@@ -255,9 +255,9 @@ public sealed record Recipe
             }
             else if (recipe.Task is null)
             {
-                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && r.SelfLikelihood is null))
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && string.IsNullOrEmpty(r.Prm) && r.SelfLikelihood is null))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
-                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'url' (a reward server) or 'self_likelihood'");
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'prm' (a PRM or implicit-PRM folder), a 'url' (a reward server) or 'self_likelihood'");
             }
         }
         if (recipe.Kind is "online_dpo" or "dno" or "spin")
@@ -291,6 +291,14 @@ public sealed record Recipe
             catch (ArgumentException e) { throw new RecipeException($"{source}: model.{e.Message}"); }
         }
         if (recipe.Task is not null) recipe.Task.Build(source);   // validates the task options now
+        if (recipe.Eval.Task is { } evalTask)
+        {
+            if (recipe.Kind != "rl" || recipe.Task is null || recipe.Env is not null)
+                throw new RecipeException($"{source}: 'eval.task' works in rl recipes with a 'task' (it changes the task's options for the evaluation)");
+            if (evalTask.Name != recipe.Task.Name)
+                throw new RecipeException($"{source}: 'eval.task.name' is '{evalTask.Name}' but the recipe trains on '{recipe.Task.Name}'; 'eval.task' changes the options of the same task");
+            evalTask.Build(source + " 'eval.task'");
+        }
         if (recipe.Task is null && recipe.Data.Train is null && recipe.Env is null)
             throw new RecipeException($"{source}: give 'task' (to generate data) or 'data.train' (a JSONL file)");
         return recipe;
@@ -351,6 +359,26 @@ public sealed record TaskSection
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>
     public IVerifiableTask Build(string source) => TaskRegistry.Create(Name, BuildOptions(source));
+
+    /// <summary>
+    /// A task section from command-line <c>key=value</c> pairs (the recipe's snake_case option keys, e.g.
+    /// <c>min_numbers=4</c>); values that read as a number or true/false are typed. Errors name <paramref name="source"/>.
+    /// </summary>
+    public static TaskSection FromPairs(string name, IEnumerable<string> pairs, string source)
+    {
+        var options = new Dictionary<string, JsonElement>();
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0) throw new RecipeException($"{source}: '{pair}' is not key=value (e.g. max_numbers=3)");
+            var (key, text) = (pair[..eq].Trim(), pair[(eq + 1)..].Trim());
+            JsonNode? value = long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var l) ? l
+                : double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d
+                : text is "true" or "false" ? text == "true" : text;
+            options[key] = JsonSerializer.SerializeToElement(value);
+        }
+        return new TaskSection { Name = name, Options = options };
+    }
 
     /// <summary>The task's options (validated); errors name the recipe file and the key.</summary>
     public TaskOptions BuildOptions(string source, string key = "task")
@@ -498,6 +526,16 @@ public sealed record RewardSection
     public SelfLikelihoodSection? SelfLikelihood { get; init; }
     /// <summary>Largest |score| accepted without <see cref="Clip"/>; a larger one (or ±Infinity) stops the run with an error naming the reward.</summary>
     public double MaxAbs { get; init; } = Rewards.RewardCombiner.DefaultMaxAbs;
+    /// <summary>
+    /// A process-reward-model folder (<c>kind: prm</c>, with <c>prm.json</c>) or an implicit-PRM folder (<c>kind: implicit_prm</c>,
+    /// with <c>implicit_prm.json</c>) as an outcome reward (Easy-to-Hard, Sun et al. 2024): each completion is split at the step
+    /// boundaries the model was trained with, every step is scored, and the scores are combined by <see cref="Aggregate"/>.
+    /// Its metrics are <c>reward/NAME</c> (default <c>prm</c> or <c>implicit_prm</c>).
+    /// </summary>
+    public string? Prm { get; init; }
+    /// <summary>With <see cref="Prm"/>: <c>min</c>, <c>last</c>, <c>mean</c>, <c>product</c> or <c>sum</c> of the step scores
+    /// (default <c>min</c> for a PRM, <c>sum</c> for an implicit PRM, whose step rewards add up to its outcome reward).</summary>
+    public string? Aggregate { get; init; }
 }
 
 /// <summary>The <c>self_likelihood</c> entry of a reward.</summary>
@@ -535,6 +573,12 @@ public sealed record EvalSection
     public double Temperature { get; init; } = 1.0;
     /// <summary>Most new tokens per completion.</summary>
     public int MaxNewTokens { get; init; } = 64;
+    /// <summary>
+    /// rl recipes with a <c>task</c>: evaluate before and after training on <see cref="Problems"/> problems generated from this
+    /// task instead of the held-out split of the training task (same task name, other options), e.g. Easy-to-Hard's
+    /// train-on-easy, evaluate-on-hard: <c>task: {name: countdown, max_numbers: 3}</c>, <c>eval: {task: {name: countdown, min_numbers: 4, max_numbers: 4}}</c>.
+    /// </summary>
+    public TaskSection? Task { get; init; }
 }
 
 /// <summary>A recipe that cannot be used; the message names the file and the key.</summary>

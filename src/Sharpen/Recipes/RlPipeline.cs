@@ -40,7 +40,7 @@ public static class RlPipeline
         if (recipe.Data.Train is { } trainPath)
         {
             prompts = JsonlDataset.LoadPrompts(trainPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(trainPath, log).Items
-                .Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+                .Select(e => Prompt(e, options)).ToList();
             heldOut = recipe.Data.Test is { } testPath
                 ? JsonlDataset.LoadPrompts(testPath, recipe.Data.SkipBadLines, SftPipeline.ChatFormatOf(recipe)).Reported(testPath, log).Items.Select(SftPipeline.ToProblem).ToList()
                 : [];
@@ -50,7 +50,7 @@ public static class RlPipeline
             var t = task ?? throw new RecipeException("recipe: an rl recipe needs 'data.train' or a 'task' to generate prompts");
             var made = DatasetWriter.MakeDataset(t, recipe.Data.TrainProblems + recipe.Data.TestProblems, recipe.Seed,
                 Path.Combine(recipe.Output, "data", $"{t.Name}.jsonl"), recipe.Data.TestProblems);
-            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => RlPrompt.From(SftPipeline.ToProblem(e))).ToList();
+            prompts = JsonlDataset.LoadSft(made.Files[0]).Items.Select(e => Prompt(e, options)).ToList();
             heldOut = JsonlDataset.LoadSft(made.Files[1]).Items.Select(SftPipeline.ToProblem).ToList();
         }
 
@@ -63,9 +63,20 @@ public static class RlPipeline
         using var disposeRewards = new DisposeAll(rewards.Select(w => w.Function).OfType<IDisposable>().ToList());
         if (extraRewards is not null) rewards.AddRange(extraRewards);
 
+        var evalVerifier = task;
+        if (options.DatasetReset > 0 && !prompts.Any(p => p.Fields.ContainsKey(DatasetReset.ResponseField)))
+            throw new RecipeException("recipe: 'rl.dataset_reset' resets rollouts to prefixes of the dataset's responses, but no training row has a completion");
+        if (recipe.Eval.Task is { } evalSection)   // Easy-to-Hard: evaluate on problems of other options (seeded apart from training)
+        {
+            var evalTask = evalSection.Build("recipe 'eval.task'");
+            evalVerifier = evalTask;
+            var trainIds = prompts.Select(p => p.Fields.GetValueOrDefault("id")).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            heldOut = evalTask.Generate(recipe.Eval.Problems, recipe.Seed + 104729).Where(p => !trainIds.Contains(p.Id)).ToList();
+            log?.Invoke($"eval.task: {heldOut.Count} held-out problems from the evaluation task's options");
+        }
         var evalProblems = heldOut.Take(recipe.Eval.Problems).ToList();
         EvalResult? before = evalProblems.Count > 0 && task is not null
-            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), evalVerifier!, evalProblems, maxNewTokens: recipe.Eval.MaxNewTokens)
             : null;
         if (before is not null) log?.Invoke($"before RL: held-out greedy accuracy {before.Accuracy:P1} (n={before.N})");
         // Without a task, the held-out measure is the rewards' own: the mean total reward of greedy completions.
@@ -92,7 +103,7 @@ public static class RlPipeline
         else rl = trainer.Run(prompts, recipe.Output, resume, cancel);
 
         EvalResult? after = evalProblems.Count > 0 && task is not null
-            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), task, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
+            ? Evaluator.Run(new RolloutEngine(policy, tokenizer), evalVerifier!, evalProblems, recipe.Eval.Samples, recipe.Eval.Temperature,
                 recipe.Eval.MaxNewTokens, recipe.Seed)
             : null;
         var extra = new Dictionary<string, JsonNode?>();
@@ -150,6 +161,14 @@ public static class RlPipeline
         return new RlPipelineResult(rl, null, null, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 
+    /// <summary>A training row as an RL prompt; with <c>rl.dataset_reset</c> its completion is kept as the response to reset to (DR-PO).</summary>
+    static RlPrompt Prompt(SftExample e, RlOptions options)
+    {
+        var p = RlPrompt.From(SftPipeline.ToProblem(e));
+        if (options.DatasetReset <= 0 || string.IsNullOrEmpty(e.Completion)) return p;
+        return p with { Fields = new Dictionary<string, string>(p.Fields) { [DatasetReset.ResponseField] = e.Completion } };
+    }
+
     /// <summary>
     /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry is the task's
     /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
@@ -185,6 +204,22 @@ public static class RlPipeline
                     rewards.Add(new WeightedReward(self, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
                     continue;
                 }
+                if (!string.IsNullOrEmpty(r.Prm))
+                {
+                    if (hasModel || hasUrl) throw new RecipeException($"{key} gives 'prm' with 'model' or 'url'; a reward is one of them");
+                    if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+                    if (!(r.MaxAbs > 0) || !double.IsFinite(r.MaxAbs)) throw new RecipeException($"recipe: 'rewards[{i}].max_abs' must be a positive finite number, got {r.MaxAbs}");
+                    ClipOf(r, i);
+                    var prm = LoadProcessReward(r, i, hasName ? r.Name : null);
+                    if (rewards.Any(w => w.Function.Name == prm.Name))
+                    {
+                        prm.Dispose();
+                        throw new RecipeException($"{key} is named '{prm.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                    }
+                    rewards.Add(new WeightedReward(prm, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
+                    continue;
+                }
+                if (r.Aggregate is not null) throw new RecipeException($"{key} gives 'aggregate' without 'prm'; it says how a PRM's step scores become one");
                 if (hasModel && hasUrl) throw new RecipeException($"{key} gives both 'model' and 'url'; a reward is one of the two");
                 if (!hasUrl && hasName == hasModel)
                     throw new RecipeException($"{key} needs exactly one of 'name' (the task's verifier), 'model' (a reward-model folder) or 'url' (a reward server)");
@@ -230,6 +265,33 @@ public static class RlPipeline
             throw;
         }
         return rewards;
+    }
+
+    /// <summary>
+    /// The entry's <c>prm</c> folder as an outcome reward (Easy-to-Hard, arXiv:2403.09472): a PRM folder (<c>prm.json</c>) or an
+    /// implicit-PRM folder (<c>implicit_prm.json</c>), scored at the step boundaries recorded with it and aggregated by
+    /// <c>aggregate</c> (default min for a PRM, sum for an implicit PRM). The reward owns the loaded model.
+    /// </summary>
+    static StepScorerReward LoadProcessReward(RewardSection r, int i, string? name)
+    {
+        var dir = r.Prm!;
+        bool isPrm = File.Exists(Path.Combine(dir, ProcessRewardModel.MarkerFile)), isImplicit = File.Exists(Path.Combine(dir, ImplicitPrm.MarkerFile));
+        if (!isPrm && !isImplicit)
+            throw new RecipeException($"recipe: 'rewards[{i}].prm': {dir} has neither {ProcessRewardModel.MarkerFile} (a kind: prm folder) nor {ImplicitPrm.MarkerFile} (a kind: implicit_prm folder)");
+        StepAggregation how;
+        try { how = r.Aggregate is { } a ? StepAggregator.Parse(a) : isPrm ? StepAggregation.Min : StepAggregation.Sum; }
+        catch (ArgumentException e) { throw new RecipeException($"recipe: 'rewards[{i}].aggregate': {e.Message}"); }
+        try
+        {
+            if (isPrm)
+            {
+                var prm = new ProcessRewardModel(dir, name);
+                return new StepScorerReward(prm, prm.Splitter, how, ownsScorer: true);
+            }
+            var implicitPrm = ImplicitPrm.Load(dir, name);
+            return new StepScorerReward(implicitPrm, implicitPrm.Splitter, how, ownsScorer: true);
+        }
+        catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].prm': {e.Message}"); }
     }
 
     /// <summary>The entry's <c>clip: [min, max]</c> as a <see cref="RewardClip"/> (null when absent).</summary>

@@ -104,7 +104,8 @@ public sealed class ProcessRewardModel : IStepScorer, IDisposable
 /// scored, and the step scores aggregated into one number (<see cref="StepAggregator"/>). A completion with no steps
 /// (empty text) gets null, "not applicable".
 /// </summary>
-public sealed class StepScorerReward(IStepScorer scorer, StepSplitter splitter, StepAggregation aggregation) : IRewardFunction
+public sealed class StepScorerReward(IStepScorer scorer, StepSplitter splitter, StepAggregation aggregation, bool ownsScorer = false)
+    : IRewardFunction, IDisposable
 {
     /// <inheritdoc />
     public string Name => scorer.Name;
@@ -117,5 +118,11 @@ public sealed class StepScorerReward(IStepScorer scorer, StepSplitter splitter, 
         cancel.ThrowIfCancellationRequested();
         var scores = scorer.ScoreSteps(batch.Select(c => (c.Prompt, splitter.Split(c.Completion))).ToList());
         return ValueTask.FromResult(scores.Select(s => s.Length == 0 ? null : (double?)StepAggregator.Aggregate(s, aggregation)).ToArray());
+    }
+
+    /// <summary>Disposes the scorer when this reward was given it to own (a PRM loaded from a recipe's <c>rewards</c>).</summary>
+    public void Dispose()
+    {
+        if (ownsScorer) (scorer as IDisposable)?.Dispose();
     }
 }

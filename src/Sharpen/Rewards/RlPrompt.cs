@@ -15,6 +15,14 @@ public sealed record RlPrompt(string Prompt, IReadOnlyDictionary<string, string>
 
     /// <summary>What the reward functions see of each rollout: its prompt (<see cref="Rollout.PromptIndex"/> into
     /// <paramref name="prompts"/>) with that prompt's fields, the completion and its length in tokens.</summary>
+    /// <remarks>A rollout from a dataset reset (DR-PO: the prompt carries <c>reset_prompt</c> and <c>reset_prefix</c>) is
+    /// scored as the whole answer: the original prompt, and the response prefix followed by the generated text.</remarks>
     public static List<RewardContext> Contexts(IReadOnlyList<RlPrompt> prompts, IEnumerable<Rollout> rollouts) =>
-        rollouts.Select(r => new RewardContext(prompts[r.PromptIndex].Prompt, r.CompletionText, prompts[r.PromptIndex].Fields, r.CompletionIds.Length)).ToList();
+        rollouts.Select(r =>
+        {
+            var p = prompts[r.PromptIndex];
+            return p.Fields.TryGetValue("reset_prefix", out var prefix) && p.Fields.TryGetValue("reset_prompt", out var original)
+                ? new RewardContext(original, prefix + r.CompletionText, p.Fields, r.CompletionIds.Length)
+                : new RewardContext(p.Prompt, r.CompletionText, p.Fields, r.CompletionIds.Length);
+        }).ToList();
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Sharpen.Cli.Commands;
 
 namespace Sharpen.Tests.Data;
@@ -36,6 +37,29 @@ public sealed class DataCommandTests : IDisposable
         var (code, _, _) = Run("data", "make", "--task", "arithmetic", "--n", "25", "--out", outPath);
         Assert.Equal(0, code);
         Assert.Equal(25, File.ReadAllLines(outPath).Length);
+    }
+
+    [Fact]
+    public void Task_options_set_the_difficulty_and_a_misspelt_one_is_named()
+    {
+        var outPath = Path.Combine(_dir, "hard.jsonl");
+        var (code, _, _) = Run("data", "make", "--task", "countdown", "--n", "30", "--out", outPath,
+            "--task-option", "min_numbers=4", "--task-option", "max_numbers=4", "--task-option", "max_number=40");
+        Assert.Equal(0, code);
+        var rows = File.ReadAllLines(outPath).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(30, rows.Count);
+        foreach (var row in rows)
+        {
+            var numbers = row["numbers"]!.GetValue<string>().Split(' ').Select(int.Parse).ToArray();
+            Assert.Equal(4, numbers.Length);
+            Assert.All(numbers, n => Assert.InRange(n, 1, 40));
+        }
+        var (bad, _, stderr) = Run("data", "make", "--task", "countdown", "--out", Path.Combine(_dir, "x.jsonl"), "--task-option", "max_numbrs=4");
+        Assert.Equal(1, bad);
+        Assert.Contains("max_numbrs", stderr);
+        var (noEq, _, stderr2) = Run("data", "make", "--task", "countdown", "--out", Path.Combine(_dir, "y.jsonl"), "--task-option", "max_numbers");
+        Assert.Equal(1, noEq);
+        Assert.Contains("'max_numbers' is not key=value", stderr2);
     }
 
     [Fact]

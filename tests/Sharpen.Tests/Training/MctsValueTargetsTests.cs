@@ -153,4 +153,37 @@ public class MctsValueTargetsTests
         Assert.Equal([0.4, 0.5], s[1].Select(x => Math.Round(x, 12)));   // "a d " unseen → 0.5
         Assert.Equal([0.5], s[2]);                                       // another prompt → 0.5
     }
+
+    /// <summary>A node with its MCTS statistics: N visits and mean backed-up value Q.</summary>
+    static SearchNode Q(int id, int parent, string text, int visits, double q, bool terminal = false) =>
+        new(id, parent, text, text.Length, 0, 0, visits, q, terminal, null);
+
+    [Fact]
+    public void AlphaMath_targets_are_the_backed_up_q_values_and_the_verified_end_rewards()
+    {
+        //   root ─ 0 "a " (N 4, Q 0.5) ─┬─ 1 "ans:7" ✓ (its own backups say 0.8; the verifier says 1)
+        //        │                      └─ 2 "ans:2" ✗
+        //        └─ 3 "b " (never visited)
+        SearchNode[] tree = [Q(0, -1, "a ", 4, 0.5), Q(1, 0, "ans:7", 2, 0.8, true), Q(2, 0, "ans:2", 1, 0.3, true), Q(3, -1, "b ", 0, 0)];
+        bool[] correct = [false, true, false, false];
+        var v = MctsValueTargets.AlphaMathNodeValues(tree, correct);
+        Assert.Equal(0.5, v[0], 12);
+        Assert.Equal(1.0, v[1], 12);
+        Assert.Equal(0.0, v[2], 12);
+        Assert.True(double.IsNaN(v[3]));
+        Assert.Equal(v, MctsValueTargets.Values("alphamath", tree, correct));
+        var rows = MctsValueTargets.Rows("Q:", "q", tree, correct, v);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal(["a ", "ans:7"], rows[0].Steps);
+        Assert.Equal([0.5, 1.0], rows[0].Labels);
+        Assert.Equal([0.5, 0.0], rows[1].Labels);
+
+        // Without any correct answer ReST-MCTS* has no targets, AlphaMath still has its Q-values and the wrong end's 0.
+        bool[] none = [false, false, false, false];
+        Assert.Empty(MctsValueTargets.Rows("Q:", "q", tree, none, MctsValueTargets.Values("rest_mcts", tree, none)));
+        var alpha = MctsValueTargets.Rows("Q:", "q", tree, none, MctsValueTargets.Values("alphamath", tree, none));
+        Assert.Equal([[0.5, 0.0], [0.5, 0.0]], alpha.Select(r => r.Labels.ToArray()).ToArray());
+        Assert.Throws<ArgumentException>(() => MctsValueTargets.Values("mean", tree, none));
+        Assert.Contains("value_targets", Assert.Throws<ArgumentException>(() => new RestMctsOptions { ValueTargets = "q" }.Validate()).Message);
+    }
 }

@@ -27,6 +27,7 @@ public class RlTrainerTests
     [InlineData("reinforce")]
     [InlineData("topr")]
     [InlineData("ppo")]
+    [InlineData("oreal")]
     public void Every_algorithm_learns_a_one_token_bandit(string algorithm)
     {
         using var dir = new TempDir();

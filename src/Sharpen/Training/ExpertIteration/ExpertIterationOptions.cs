@@ -47,6 +47,16 @@ public sealed record ExpertIterationOptions
     /// <summary>The SFT stage of every iteration. In a recipe these come from the top-level <c>sft</c> section.</summary>
     [JsonIgnore] public SftOptions Sft { get; init; } = new();
 
+    /// <summary>
+    /// STaR's rationalization (<c>rationalize</c>): problems no sample solved are asked again with their answer as a hint
+    /// (<see cref="RationalizationHint"/>); correct hinted completions are kept and trained on under the prompt WITHOUT the
+    /// hint (<see cref="RationalizingExpertSampler"/>). Default false.
+    /// </summary>
+    public bool Rationalize { get; init; }
+    /// <summary><c>rationalization_hint</c>: the hinted prompt, with <c>{answer}</c> and <c>{prompt}</c> (its characters must be
+    /// ones the tokenizer knows; the default fits Countdown's alphabet).</summary>
+    public string RationalizationHint { get; init; } = "answer {answer}. {prompt}";
+
     /// <summary>The preset of a method: <c>rest_em</c>, <c>star</c> or <c>rest_mcts</c>.</summary>
     public static ExpertIterationOptions For(string method) => method switch
     {
@@ -77,6 +87,8 @@ public sealed record ExpertIterationOptions
         if (TopK < 0) throw new ArgumentException($"expert_iteration.top_k must be ≥ 0, got {TopK}");
         if (!(SftStepsGrowth >= 1) || double.IsInfinity(SftStepsGrowth)) throw new ArgumentException($"expert_iteration.sft_steps_growth must be ≥ 1, got {SftStepsGrowth}");
         if (EvalProblems < 0) throw new ArgumentException($"expert_iteration.eval_problems must be ≥ 0, got {EvalProblems}");
+        if (Rationalize && Method is "rest_mcts") throw new ArgumentException("expert_iteration.rationalize works with sampling methods (rest_em, star, sharpening), not rest_mcts");
+        if (Rationalize) RationalizingExpertSampler.HintedPrompt(new Tasks.Problem("", "", "", new Dictionary<string, string>()), RationalizationHint);
         Sft.Validate();
         Mcts.Validate();
         return this;

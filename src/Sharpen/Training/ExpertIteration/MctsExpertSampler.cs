@@ -142,7 +142,7 @@ public sealed class MctsExpertSampler(string outDir, IValueModelTrainer? valueTr
             var trace = r.Trace;
             var texts = trace.Select(n => n.Terminal ? MctsValueTargets.TextTo(trace, n.Id) : null).ToList();
             var correct = trace.Select((n, j) => n.Terminal && request.Task.Verify(p, texts[j]!).Correct).ToList();
-            var values = MctsValueTargets.NodeValues(trace, correct);
+            var values = MctsValueTargets.Values(o.ValueTargets, trace, correct);
             rows.AddRange(MctsValueTargets.Rows(p.Prompt, p.Id, trace, correct, values));
             foreach (var sp in StepPreferences.SiblingPairs(trace, values))
                 if (sp.Chosen.Length > 0 && sp.Rejected.Length > 0)

@@ -116,6 +116,36 @@ public static class MctsValueTargets
     }
 
     /// <summary>
+    /// AlphaMath's value targets (Chen et al. 2024, "AlphaMath Almost Zero: Process Supervision without Process",
+    /// arXiv:2405.03553 §3): the value of a step is the Q-value MCTS backed up into it, Q(s, a) = W/N over its visits
+    /// (<see cref="SearchNode.Value"/>), and a finished node's value is its verified reward (1 correct, 0 wrong: the paper's
+    /// ±1 mapped onto the [0, 1] of Sharpen's step labels). Unvisited unfinished nodes get NaN (no estimate). Unlike
+    /// <see cref="NodeValues"/> a tree without any correct answer still gives targets (its wrong ends are 0). Nodes must come
+    /// parents first, as <see cref="MctsSearch"/> writes them.
+    /// </summary>
+    public static double[] AlphaMathNodeValues(IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct)
+    {
+        if (correct.Count != trace.Count) throw new ArgumentException($"{correct.Count} verdicts for {trace.Count} nodes");
+        var v = new double[trace.Count];
+        for (int i = 0; i < trace.Count; i++)
+        {
+            if (correct[i] && !trace[i].Terminal) throw new ArgumentException($"trace node {i} is marked correct but is not finished");
+            v[i] = trace[i].Terminal ? (correct[i] ? 1.0 : 0.0)       // the verified reward of a finished path
+                : trace[i].Visits > 0 ? trace[i].Value : double.NaN;   // Q = W/N from the backups
+        }
+        return v;
+    }
+
+    /// <summary>The value targets of a tree by <paramref name="method"/>: <c>rest_mcts</c> (<see cref="NodeValues"/>) or
+    /// <c>alphamath</c> (<see cref="AlphaMathNodeValues"/>).</summary>
+    public static double[] Values(string method, IReadOnlyList<SearchNode> trace, IReadOnlyList<bool> correct) => method switch
+    {
+        "rest_mcts" => NodeValues(trace, correct),
+        "alphamath" => AlphaMathNodeValues(trace, correct),
+        _ => throw new ArgumentException($"value targets '{method}' are not known; expected rest_mcts or alphamath"),
+    };
+
+    /// <summary>
     /// The finished nodes in the order their paths are offered as SFT data: verified-correct first, ranked by the mean of the
     /// inferred step values along the path (<paramref name="values"/> from <see cref="NodeValues"/>; k/K on a correct path of
     /// K steps, so shorter correct traces lead), ties and wrong paths in trace order. The paper selects traces with its value
@@ -141,7 +171,8 @@ public static class MctsValueTargets
     /// <summary>The completion of the path to <paramref name="leaf"/>: its steps concatenated.</summary>
     public static string TextTo(IReadOnlyList<SearchNode> trace, int leaf) => string.Concat(PathTo(trace, leaf).Select(i => trace[i].Text));
 
-    /// <summary>One row per finished node of the tree (in trace order; none when the tree has no correct finished node): the
+    /// <summary>One row per finished node of the tree (in trace order; none when the tree has no correct finished node, or, with
+    /// <paramref name="values"/> given, when no node has a target; a path with a node without a target is left out): the
     /// steps of its path and their value targets. An
     /// empty step (a path that ended at once, e.g. an immediate EOS) adds no text, so the prefix it ends is the prefix before
     /// it: it is left out and its target, the better-informed one, replaces that prefix's. Every step of a row therefore has
@@ -152,7 +183,7 @@ public static class MctsValueTargets
     {
         var v = values ?? NodeValues(trace, correct);
         var rows = new List<ValueTargetRow>();
-        if (!correct.Any(c => c)) return rows;
+        if (values is null ? !correct.Any(c => c) : v.All(double.IsNaN)) return rows;
         for (int i = 0; i < trace.Count; i++)
         {
             if (!trace[i].Terminal) continue;
@@ -163,7 +194,7 @@ public static class MctsValueTargets
                 if (trace[j].Text.Length > 0) { steps.Add(trace[j].Text); labels.Add(v[j]); }
                 else if (labels.Count > 0) labels[^1] = v[j];
             }
-            if (steps.Count > 0) rows.Add(new ValueTargetRow(prompt, steps, labels, id, correct[i]));
+            if (steps.Count > 0 && !labels.Any(double.IsNaN)) rows.Add(new ValueTargetRow(prompt, steps, labels, id, correct[i]));
         }
         return rows;
     }

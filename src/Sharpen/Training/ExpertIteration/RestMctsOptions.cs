@@ -44,6 +44,11 @@ public sealed record RestMctsOptions
     /// <summary><c>value_learning_rate</c>: PRM learning rate (<c>value_model: prm</c>).</summary>
     public double ValueLearningRate { get; init; } = 2e-4;
 
+    /// <summary><c>value_targets</c>: how the tree gives each step its value target: <c>rest_mcts</c> (ReST-MCTS*'s
+    /// recurrence from the distance to the nearest verified-correct answer, Zhang et al. 2024) or <c>alphamath</c> (the
+    /// Q-value MCTS backed up into the step, finished steps their verified 0/1 reward; Chen et al. 2024, arXiv:2405.03553).</summary>
+    public string ValueTargets { get; init; } = "rest_mcts";
+
     /// <summary>Known <see cref="ValueModel"/> names.</summary>
     public static IReadOnlyList<string> ValueModels { get; } = ["prm", "table", "none"];
 
@@ -63,6 +68,7 @@ public sealed record RestMctsOptions
         if (Simulations < 0) throw new ArgumentException($"{p}simulations must be ≥ 0, got {Simulations}");
         if (ValueSteps < 1) throw new ArgumentException($"{p}value_steps must be ≥ 1, got {ValueSteps}");
         if (!(ValueLearningRate > 0) || double.IsInfinity(ValueLearningRate)) throw new ArgumentException($"{p}value_learning_rate must be positive, got {ValueLearningRate}");
+        if (ValueTargets is not ("rest_mcts" or "alphamath")) throw new ArgumentException($"{p}value_targets is '{ValueTargets}'; expected rest_mcts or alphamath");
         if (!ValueModels.Contains(ValueModel)) throw new ArgumentException($"{p}value_model is '{ValueModel}'; known: {string.Join(", ", ValueModels)}");
         return this;
     }

@@ -15,6 +15,8 @@ sealed class RlBatch
     // ---- rollout and score (every generated group counts in the reward metrics; only kept groups are trained on)
     /// <summary>The prompts whose groups were kept, in order.</summary>
     public List<RlPrompt> Prompts { get; } = [];
+    /// <summary>Prompts of this batch started from a dataset reset (DR-PO), over all sampling rounds.</summary>
+    public int ResetPrompts { get; set; }
     /// <summary>The kept rollouts, their <see cref="Rollout.PromptIndex"/> into <see cref="Prompts"/>.</summary>
     public List<Rollout> Rollouts { get; } = [];
     /// <summary>Total reward of each kept rollout.</summary>

@@ -97,6 +97,13 @@ public sealed record RlOptions
     /// (reward, accuracy, zero-advantage fraction) cover every generated group; the update sees the kept ones.
     /// </summary>
     public bool DynamicSampling { get; init; }
+    /// <summary>
+    /// DR-PO (Chang et al. 2024, arXiv:2404.08495): the fraction of each iteration's prompts whose rollouts start from a
+    /// random prefix of the prompt's dataset response (a reset to an offline state) instead of from the prompt; the G samples
+    /// of a reset prompt share its prefix and form its group. Needs prompts with a response (<c>data.train</c> rows with a
+    /// completion, or task-generated worked solutions). 0 (default) = every rollout from the prompt.
+    /// </summary>
+    public double DatasetReset { get; init; }
     /// <summary>Most rounds of prompts drawn per iteration with <see cref="DynamicSampling"/>.</summary>
     public int MaxSamplingRounds { get; init; } = 4;
     /// <summary>
@@ -218,6 +225,18 @@ public sealed record RlOptions
         Algorithm = "refuel", SamplesPerPrompt = 2, Beta = 0.0, Eta = 1.0, Epochs = 2, Aggregation = LossAggregation.SeqMeanTokenSum,
     };
 
+    /// <summary>
+    /// OREAL (Lyu et al. 2025, arXiv:2502.06781): binary outcome rewards; positives behaviour-cloned with weight 1, negatives
+    /// with their leave-one-out reward × 0.5 (<see cref="Algorithms.AdvantageEstimators.Oreal"/>), on-policy (one epoch, no
+    /// ratio clipping), KL to the reference in the loss with β = 0.01 (k3), the loss averaged over every token of the batch.
+    /// The paper samples 16 per prompt; 8 here for CPU budgets. The token-level RM weights
+    /// (<see cref="Algorithms.OrealTokenWeights"/>) are not applied by the RL trainer yet.
+    /// </summary>
+    public static RlOptions Oreal() => new()
+    {
+        Algorithm = "oreal", SamplesPerPrompt = 8, Beta = 0.01, KlEstimator = "k3", Aggregation = LossAggregation.TokenMean,
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
     public RlOptions Validate()
     {
@@ -227,6 +246,7 @@ public sealed record RlOptions
         static void NonNegative(double v, string key) => OptionChecks.NonNegative("rl", v, key);
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration"); Positive(SamplesPerPrompt, "samples_per_prompt");
         Positive(MaxNewTokens, "max_new_tokens"); Positive(LearningRate, "learning_rate"); Positive(Epochs, "epochs");
+        if (!(DatasetReset >= 0 && DatasetReset <= 1)) throw new ArgumentException($"rl.dataset_reset must be a fraction in [0, 1], got {DatasetReset}");
         NonNegative(MiniBatchSize, "mini_batch_size"); Positive(MicroBatchSize, "micro_batch_size"); NonNegative(MaxGradNorm, "max_grad_norm");
         NonNegative(Beta, "beta"); NonNegative(EntropyCoefficient, "entropy_coefficient"); NonNegative(ClipLow, "clip_low"); NonNegative(ClipHigh, "clip_high"); NonNegative(EvalEvery, "eval_every");
         NonNegative(CheckpointEvery, "checkpoint_every"); Positive(KeepCheckpoints, "keep_checkpoints"); Positive(MaxSamplingRounds, "max_sampling_rounds"); NonNegative(Temperature, "temperature");
@@ -346,6 +366,7 @@ public static class RlAlgorithms
             with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 1) });
         r.Register("score_stage2", AlgorithmSpec.Of("score_stage2", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage2, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")
             with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 2) });
+        r.Register("oreal", AlgorithmSpec.Of("oreal", "oreal", "vanilla", KlPlacement.InLoss, RlOptions.Oreal, "Lyu et al. 2025 (OREAL), arXiv:2502.06781"));
         r.Register("refuel", AlgorithmSpec.Of("refuel", "refuel", "refuel", KlPlacement.None, RlOptions.Refuel, "Gao et al. 2024 (REFUEL), arXiv:2410.04612")
             with { EnvironmentOnly = true, BranchedPairs = true });
         return r;

@@ -201,6 +201,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             do
             {
                 var round = _cursor.Next(_o.PromptsPerIteration).Select(i => _prompts[i]).ToList();
+                if (_o.DatasetReset > 0) ResetToDataset(round, it, b);
                 var sw = Stopwatch.StartNew();
                 var texts = round.Select(p => p.Prompt).ToList();
                 var ro = _engine.Generate(texts, new SamplingOptions
@@ -394,6 +395,18 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             return sc.Total;
         }
 
+        /// <summary>DR-PO: each prompt of the round is, with probability <see cref="RlOptions.DatasetReset"/>, replaced by a reset
+        /// to a random prefix of its dataset response (<see cref="DatasetReset.Reset"/>); seeded by the run seed, iteration and round.</summary>
+        void ResetToDataset(List<RlPrompt> round, int it, RlBatch b)
+        {
+            var rng = new Random(unchecked(_o.Seed * 7_919 + it * 104_729 + b.Rounds * 31 + 17));
+            for (int k = 0; k < round.Count; k++)
+            {
+                if (rng.NextDouble() >= _o.DatasetReset) continue;
+                if (DatasetReset.Reset(round[k], Tokenizer, rng) is { } reset) { round[k] = reset; b.ResetPrompts++; }
+            }
+        }
+
         /// <summary>Without dynamic sampling every group is kept; with it, the groups that carry signal, in prompt order
         /// (and, when no round had any, the last round's groups: their advantages are zero, only the KL term acts).</summary>
         void KeepGroups(RlBatch b, List<RlPrompt> round, IReadOnlyList<Rollout> ro, double[] total, bool dynamic)
@@ -564,6 +577,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 ["train_tokens_per_s"] = Math.Round(trainTokens / Math.Max(b.Timing["update_actor"], 1e-9), 1),
             };
             if (accuracy is { } acc) row["accuracy"] = acc;
+            if (_o.DatasetReset > 0) row["dataset_reset_prompts"] = b.ResetPrompts;
             if (b.Mismatch is var (absDiff, engineKl)) { row["rollout/logprob_abs_diff"] = absDiff; row["rollout/kl_engine_trainer"] = engineKl; }
             if (b.TisWeights is { } tw)
             {
