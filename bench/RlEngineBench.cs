@@ -56,6 +56,7 @@ public static class RlEngineBench
     public static JsonObject Run(Action<string> log, string workDir, string childCommand, IReadOnlyList<string> engines, int iterations, Size? size = null)
     {
         size = (size ?? new Size()).Validate();
+        var root = workDir;                           // the children get --work as given and find their folder the same way
         workDir = EngineWork(workDir, size);
         var sft = PrepareSft(log, workDir, size.Settings);
         var rows = new JsonArray();
@@ -64,7 +65,7 @@ public static class RlEngineBench
             log($"rl grpo with the {engine} engine: {iterations} iterations in a child process");
             var psi = new ProcessStartInfo(childCommand.Split(' ')[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in childCommand.Split(' ').Skip(1)) psi.ArgumentList.Add(a);
-            foreach (var a in new[] { "bench", "rl-one", "--algorithm", "grpo", "--engine", engine, "--iterations", Str(iterations), "--work", workDir }.Concat(size.Args()))
+            foreach (var a in new[] { "bench", "rl-one", "--algorithm", "grpo", "--engine", engine, "--iterations", Str(iterations), "--work", root }.Concat(size.Args()))
                 psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
