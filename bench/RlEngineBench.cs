@@ -120,9 +120,10 @@ public static class RlEngineBench
             case "openai":
                 var serveDir = Path.Combine(outDir, "served");
                 HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
-                host = PolicyHost.Load(serveDir, new PolicyHostOptions { ModelId = "policy", MaxBatch = 64 });
+                const int maxBatch = 64;   // the server's --max-batch: a request's prompts × samples must fit it
+                host = PolicyHost.Load(serveDir, new PolicyHostOptions { ModelId = "policy", MaxBatch = maxBatch });
                 server = OpenAiServer.StartAsync(host, new ServerOptions { Port = 0 }).GetAwaiter().GetResult();
-                engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = 16 },
+                engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = Math.Max(1, maxBatch / options.SamplesPerPrompt) },
                     tokenizer, policy.Config.EosTokenIds);
                 break;
             default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines)}");
