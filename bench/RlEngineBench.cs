@@ -81,7 +81,7 @@ public static class RlEngineBench
         {
             ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["start"] = "quickstart sft", ["sft_steps"] = size.SftSteps,
             ["prompts_per_iteration"] = size.Prompts, ["samples_per_prompt"] = size.Settings.RlSamples, ["held_out"] = size.HeldOut,
-            ["quick"] = size != new Size(), ["threads"] = TorchSharp.torch.get_num_threads(), ["sft_accuracy"] = sft, ["rows"] = rows,
+            ["quick"] = size != new Size(), ["sft_accuracy"] = sft, ["rows"] = rows,
         };
         var torch = rows.FirstOrDefault(r => r!["engine"]!.GetValue<string>() == "torch");
         foreach (var r in rows)
