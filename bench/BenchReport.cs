@@ -113,11 +113,11 @@ public static class BenchReport
     {
         if (gen["llamacpp"] is JsonArray llama && llama.Count > 0)
         {
-            sb.AppendLine("The built-in engine against llama.cpp (LLamaSharp 0.30.0, CPU backend, f32 GGUF of the same weights, same threads), measured back to back per row:\n");
-            sb.AppendLine("| model | batch | torch tokens/s | llama.cpp tokens/s | torch / llama.cpp | target | greedy agreement |");
-            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+            sb.AppendLine("The built-in engine against llama.cpp (LLamaSharp 0.30.0, CPU backend, same threads) on the same weights, f32 GGUF + f32 KV cache and (where measured) f16 GGUF + f16 KV cache, measured back to back per row:\n");
+            sb.AppendLine("| model | batch | torch tokens/s | llama.cpp f32 tokens/s | torch / llama.cpp f32 | llama.cpp f16 tokens/s | torch / llama.cpp f16 | target | greedy agreement (f32) |");
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (var r in llama)
-                sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["torch_tokens_per_s"]} | {r["llamacpp_tokens_per_s"]} | {r["torch_over_llamacpp"]} | {((int)r["batch"]! >= 64 ? "≥ 1.0" : (int)r["batch"]! == 1 ? "≥ 0.7" : "—")} | {(r["greedy_prefix_agreement"] is { } a ? ((double)a).ToString("P0") : "—")} |");
+                sb.AppendLine($"| {r!["model"]} | {r["batch"]} | {r["torch_tokens_per_s"]} | {r["llamacpp_tokens_per_s"]} | {r["torch_over_llamacpp"]} | {r["llamacpp_f16_tokens_per_s"]?.ToString() ?? "—"} | {r["torch_over_llamacpp_f16"]?.ToString() ?? "—"} | {((int)r["batch"]! >= 64 ? "≥ 1.0" : (int)r["batch"]! == 1 ? "≥ 0.7" : "—")} | {(r["greedy_prefix_agreement"] is { } a ? ((double)a).ToString("P0") : "—")} |");
             sb.AppendLine();
         }
         if (gen["profile"] is JsonArray profile && profile.Count > 0)

@@ -28,18 +28,44 @@ public static class RlEngineBench
     /// <summary>The engines measured by default.</summary>
     public static readonly string[] Engines = ["torch", "llamacpp", "openai"];
 
-    /// <summary>The driver: the SFT model of <see cref="RlBench"/>, then one child process per engine; returns the result JSON.</summary>
-    public static JsonObject Run(Action<string> log, string workDir, string childCommand, IReadOnlyList<string> engines, int iterations)
+    /// <summary>
+    /// The bench's size: the quickstart's SFT steps, RL prompts per iteration and held-out problems (defaults: the
+    /// quickstart's own, 400 / 64 / 500). Smaller values make a quick run for a loaded machine; every engine gets the same.
+    /// </summary>
+    public sealed record Size(int SftSteps = 400, int Prompts = 64, int HeldOut = 500)
     {
-        workDir = EngineWork(workDir);
-        var sft = PrepareSft(log, workDir);
+        /// <summary>The quickstart settings with this size.</summary>
+        public QuickstartSettings Settings => new QuickstartSettings() with { SftSteps = SftSteps, RlPrompts = Prompts, TestProblems = HeldOut };
+
+        /// <summary>Throws <see cref="ArgumentException"/> naming the bad flag.</summary>
+        public Size Validate()
+        {
+            if (SftSteps < 1) throw new ArgumentException($"--sft-steps must be ≥ 1, got {SftSteps}");
+            if (Prompts < 1) throw new ArgumentException($"--prompts must be ≥ 1, got {Prompts}");
+            if (HeldOut < 1) throw new ArgumentException($"--held-out must be ≥ 1, got {HeldOut}");
+            return this;
+        }
+
+        /// <summary>The child's flags for this size.</summary>
+        public IEnumerable<string> Args() => ["--sft-steps", Str(SftSteps), "--prompts", Str(Prompts), "--held-out", Str(HeldOut)];
+    }
+
+    static string Str(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The driver: the quickstart's SFT model (at <paramref name="size"/>), then one child process per engine; returns the result JSON.</summary>
+    public static JsonObject Run(Action<string> log, string workDir, string childCommand, IReadOnlyList<string> engines, int iterations, Size? size = null)
+    {
+        size = (size ?? new Size()).Validate();
+        var root = workDir;                           // the children get --work as given and find their folder the same way
+        workDir = EngineWork(workDir, size);
+        var sft = PrepareSft(log, workDir, size.Settings);
         var rows = new JsonArray();
         foreach (var engine in engines)
         {
             log($"rl grpo with the {engine} engine: {iterations} iterations in a child process");
             var psi = new ProcessStartInfo(childCommand.Split(' ')[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in childCommand.Split(' ').Skip(1)) psi.ArgumentList.Add(a);
-            foreach (var a in new[] { "bench", "rl-one", "--algorithm", "grpo", "--engine", engine, "--iterations", iterations.ToString(System.Globalization.CultureInfo.InvariantCulture), "--work", workDir })
+            foreach (var a in new[] { "bench", "rl-one", "--algorithm", "grpo", "--engine", engine, "--iterations", Str(iterations), "--work", root }.Concat(size.Args()))
                 psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
@@ -47,13 +73,15 @@ public static class RlEngineBench
             p.WaitForExit();
             if (p.ExitCode != 0) throw new InvalidOperationException($"rl with engine {engine} failed ({p.ExitCode}): {stderr.Result}{stdout.Result}");
             var row = JsonNode.Parse(File.ReadAllText(Path.Combine(workDir, "engine-" + engine, "bench.json")))!.AsObject();
-            log($"  {engine}: {row["seconds_per_iteration"]} s/iteration (generation {row["generate_seconds_per_iteration"]}), accuracy {row["accuracy_after"]} ± {row["accuracy_standard_error"]}");
+            log($"  {engine}: {row["seconds_per_iteration"]} s/iteration (generation {row["generate_seconds_per_iteration"]}), accuracy {row["accuracy_after"]} ± {row["accuracy_standard_error"]}, " +
+                $"load average {row["load_average_start"]} → {row["load_average_end"]}");
             rows.Add(row);
         }
         var result = new JsonObject
         {
-            ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["start"] = "quickstart sft", ["sft_steps"] = Settings.SftSteps,
-            ["sft_accuracy"] = sft, ["rows"] = rows,
+            ["benchmark"] = "rl-engines", ["iterations"] = iterations, ["start"] = "quickstart sft", ["sft_steps"] = size.SftSteps,
+            ["prompts_per_iteration"] = size.Prompts, ["samples_per_prompt"] = size.Settings.RlSamples, ["held_out"] = size.HeldOut,
+            ["quick"] = size != new Size(), ["sft_accuracy"] = sft, ["rows"] = rows,
         };
         var torch = rows.FirstOrDefault(r => r!["engine"]!.GetValue<string>() == "torch");
         foreach (var r in rows)
@@ -63,15 +91,18 @@ public static class RlEngineBench
     }
 
     /// <summary>One engine in this process (what the child runs).</summary>
-    public static void RunOne(string engineName, string workDir, int iterations)
+    public static void RunOne(string engineName, string workDir, int iterations, Size? size = null)
     {
-        workDir = EngineWork(workDir);
-        var sftRecipe = Quickstart.SftRecipe(Settings, workDir);
-        var (prompts, test, task) = Data(sftRecipe, iterations);
+        size = (size ?? new Size()).Validate();
+        var settings = size.Settings;
+        double? loadStart = LoadAverage();
+        workDir = EngineWork(workDir, size);
+        var sftRecipe = Quickstart.SftRecipe(settings, workDir);
+        var (prompts, test, task) = Data(sftRecipe, iterations, settings);
         var loaded = HfCheckpoint.Load(FinalCheckpoint(workDir), requireTokenizer: true);
         using var policy = loaded.Model;
         var tokenizer = loaded.Tokenizer!;
-        var options = Quickstart.RlRecipe(Settings, workDir, sftRecipe, FinalCheckpoint(workDir)).RlOptions("quickstart rl")
+        var options = Quickstart.RlRecipe(settings, workDir, sftRecipe, FinalCheckpoint(workDir)).RlOptions("quickstart rl")
             with { Iterations = iterations, MaxSeconds = 0, EvalEvery = 0 };
         var outDir = Path.Combine(workDir, "engine-" + engineName);
         if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
@@ -89,9 +120,10 @@ public static class RlEngineBench
             case "openai":
                 var serveDir = Path.Combine(outDir, "served");
                 HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
-                host = PolicyHost.Load(serveDir, new PolicyHostOptions { ModelId = "policy", MaxBatch = 64 });
+                const int maxBatch = 64;   // the server's --max-batch: a request's prompts × samples must fit it
+                host = PolicyHost.Load(serveDir, new PolicyHostOptions { ModelId = "policy", MaxBatch = maxBatch });
                 server = OpenAiServer.StartAsync(host, new ServerOptions { Port = 0 }).GetAwaiter().GetResult();
-                engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = 16 },
+                engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = Math.Max(1, maxBatch / options.SamplesPerPrompt) },
                     tokenizer, policy.Config.EosTokenIds);
                 break;
             default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines)}");
@@ -126,20 +158,27 @@ public static class RlEngineBench
             ["kl_engine_trainer"] = double.IsNaN(Mean("rollout/kl_engine_trainer")) ? null : Mean("rollout/kl_engine_trainer"),
             ["tis_weight_mean"] = double.IsNaN(Mean("rollout/tis_weight_mean")) ? null : Mean("rollout/tis_weight_mean"),
             ["peak_rss_mb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+            ["load_average_start"] = loadStart, ["load_average_end"] = LoadAverage(), ["threads"] = TorchSharp.torch.get_num_threads(),
         };
         File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>The quickstart with its defaults: its SFT stage is the starting policy, its RL stage the settings.</summary>
-    static readonly QuickstartSettings Settings = new();
+    // Its own folder under the shared --work (bench rl's SFT model is a different, shorter run); a smaller size gets its own.
+    static string EngineWork(string workDir, Size size) =>
+        Path.Combine(workDir, size == new Size() ? "engines" : $"engines-sft{size.SftSteps}-p{size.Prompts}-h{size.HeldOut}");
 
-    // Its own folder under the shared --work (bench rl's SFT model is a different, shorter run).
-    static string EngineWork(string workDir) => Path.Combine(workDir, "engines");
+    /// <summary>The machine's 1-minute load average (Linux /proc/loadavg; null elsewhere).</summary>
+    static double? LoadAverage()
+    {
+        try { return double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture); }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
 
     static string FinalCheckpoint(string workDir) => Path.Combine(workDir, "sft", "final");
 
     /// <summary>Trains the quickstart's SFT model into <paramref name="workDir"/>/sft unless it is there; returns its held-out accuracy when trained now.</summary>
-    static JsonNode? PrepareSft(Action<string> log, string workDir)
+    static JsonNode? PrepareSft(Action<string> log, string workDir, QuickstartSettings settings)
     {
         Directory.CreateDirectory(workDir);
         if (File.Exists(Path.Combine(FinalCheckpoint(workDir), "model.safetensors")))
@@ -147,21 +186,21 @@ public static class RlEngineBench
             var summary = Path.Combine(workDir, "sft", "summary.json");
             return File.Exists(summary) ? JsonNode.Parse(File.ReadAllText(summary))?["eval"]?["accuracy"]?.DeepClone() : null;
         }
-        log($"preparing the quickstart's SFT model ({Settings.SftSteps} steps) in {Path.Combine(workDir, "sft")}");
-        var sft = SftPipeline.Run(Quickstart.SftRecipe(Settings, workDir), log);
+        log($"preparing the quickstart's SFT model ({settings.SftSteps} steps) in {Path.Combine(workDir, "sft")}");
+        var sft = SftPipeline.Run(Quickstart.SftRecipe(settings, workDir), log);
         log($"sft: held-out greedy accuracy {sft.Eval?.Accuracy:P1}");
         return sft.Eval?.Accuracy;
     }
 
     /// <summary>The quickstart's RL data: fresh prompts (in neither SFT file) for <paramref name="iterations"/>, its held-out problems, its task.</summary>
-    static (List<RlPrompt> Prompts, List<Problem> Test, IVerifiableTask Task) Data(Recipe sftRecipe, int iterations)
+    static (List<RlPrompt> Prompts, List<Problem> Test, IVerifiableTask Task) Data(Recipe sftRecipe, int iterations, QuickstartSettings settings)
     {
         var (trainFile, testFile) = DatasetWriter.SplitPaths(Path.Combine(sftRecipe.Output, "data", "countdown.jsonl"));
         var task = sftRecipe.Task!.Build("quickstart");
         var seen = JsonlDataset.LoadSft(trainFile).Items.Concat(JsonlDataset.LoadSft(testFile).Items)
             .Select(e => e.Fields.GetValueOrDefault("id") ?? e.Prompt).ToHashSet();
-        int count = iterations * Settings.RlPrompts;
-        var prompts = task.Generate(count * 3, Settings.Seed + 1).Where(p => seen.Add(p.Id)).Take(count).Select(RlPrompt.From).ToList();
+        int count = iterations * settings.RlPrompts;
+        var prompts = task.Generate(count * 3, settings.Seed + 1).Where(p => seen.Add(p.Id)).Take(count).Select(RlPrompt.From).ToList();
         var test = JsonlDataset.LoadSft(testFile).Items.Select(SftPipeline.ToProblem).ToList();
         return (prompts, test, task);
     }

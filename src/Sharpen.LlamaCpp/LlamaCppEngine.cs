@@ -11,8 +11,11 @@ namespace Sharpen.LlamaCpp;
 /// <summary>
 /// Rollouts from llama.cpp in process (LLamaSharp's CPU backend). The policy reaches llama.cpp as a GGUF file written by
 /// <see cref="GgufExporter"/>; <see cref="SyncWeights"/> writes a new one and reloads. A request runs as parallel sequences of
-/// one llama.cpp context: each prompt is decoded once into cells shared by its samples, then every step decodes one token
-/// per unfinished sequence in one batch. Sampling (temperature, top-k, top-p) happens here, on llama.cpp's raw logits, with
+/// one llama.cpp context with one KV stream per sequence (llama.cpp's non-unified cache), sized for what the round needs:
+/// as many sequences as fit (<see cref="LlamaCppOptions.MaxSequences"/>, <see cref="LlamaCppOptions.ContextSize"/> cells in all),
+/// each with room for its prompt and its completion, so every sequence attends over its own cells only. Each prompt is
+/// decoded once into its first sample's stream and copied to its other samples' streams; then every step decodes one token
+/// per unfinished sequence in one call. Sampling (temperature, top-k, top-p) happens here, on llama.cpp's raw logits, with
 /// the same rules as the torch engine; the returned log-probs are the log-softmax of those raw logits (temperature 1) at
 /// the sampled token.
 /// </summary>
@@ -22,6 +25,7 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
     readonly ModelConfig _config;
     LLamaWeights? _weights;
     LLamaContext? _context;
+    int _contextSequences, _contextCellsPerSequence;
     string? _path;
 
     /// <summary>Exports <paramref name="policy"/> to a temporary GGUF and loads it.</summary>
@@ -45,6 +49,10 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
     /// <summary>The GGUF file llama.cpp runs now.</summary>
     public string ModelPath => _path ?? throw new ObjectDisposedException(nameof(LlamaCppEngine));
 
+    /// <summary>The shape of the llama.cpp context the last round ran in: parallel sequences and KV cells per sequence
+    /// (0, 0 before the first request).</summary>
+    public (int Sequences, int CellsPerSequence) ContextShape => (_contextSequences, _contextCellsPerSequence);
+
     /// <summary>Writes the policy's current weights (merged, with LoRA) to a new GGUF file and reloads llama.cpp from it.</summary>
     public void SyncWeights(CausalLM policy)
     {
@@ -56,35 +64,61 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
         var path = Path.Combine(dir, $"sharpen-llamacpp-{Guid.NewGuid():N}.gguf");
         GgufExporter.Export(policy, Tokenizer, path, _options.DType);
         LLamaWeights weights;
-        LLamaContext context;
         try
         {
-            var p = new ModelParams(path)
-            {
-                ContextSize = (uint)_options.ContextSize,
-                SeqMax = (uint)_options.MaxSequences,
-                BatchSize = (uint)_options.BatchSize,
-                UBatchSize = (uint)Math.Min(_options.BatchSize, 512),
-                Threads = _options.Threads,
-                BatchThreads = _options.Threads,
-                GpuLayerCount = 0,
-                FlashAttention = false,
-                KVUnified = true,
-                TypeK = _options.Float32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
-                TypeV = _options.Float32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
-            };
-            weights = LLamaWeights.LoadFromFile(p);
-            context = weights.CreateContext(p);
+            weights = LLamaWeights.LoadFromFile(Params(path, 1, 16));
         }
         catch (Exception e) when (e is LLama.Exceptions.LoadWeightsFailedException or LLama.Exceptions.RuntimeError)
         {
             File.Delete(path);
             throw new InvalidOperationException($"llama.cpp could not load {path}: {e.Message} {LlamaCppRuntime.TakeErrors()}", e);
         }
-        if (weights.Vocab.Count != _config.VocabSize)
-            throw new InvalidOperationException($"llama.cpp reads {weights.Vocab.Count} tokens from {path}, expected {_config.VocabSize}");
+        if (weights.Vocab.Count is var vocab && vocab != _config.VocabSize)
+        {
+            weights.Dispose();
+            File.Delete(path);
+            throw new InvalidOperationException($"llama.cpp reads {vocab} tokens from {path}, expected {_config.VocabSize}");
+        }
         ReleaseModel();
-        (_weights, _context, _path) = (weights, context, path);
+        (_weights, _path) = (weights, path);
+    }
+
+    ModelParams Params(string path, int sequences, int cellsPerSequence) => new(path)
+    {
+        // One KV stream per sequence (KVUnified = false): a sequence's attention covers its own cells, not every sequence's.
+        ContextSize = (uint)(sequences * cellsPerSequence),
+        SeqMax = (uint)sequences,
+        BatchSize = (uint)_options.BatchSize,
+        UBatchSize = (uint)Math.Min(_options.BatchSize, 512),
+        Threads = _options.Threads,
+        BatchThreads = _options.Threads,
+        GpuLayerCount = 0,
+        FlashAttention = false,
+        KVUnified = false,
+        TypeK = _options.Float32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
+        TypeV = _options.Float32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
+    };
+
+    /// <summary>A context with at least <paramref name="sequences"/> streams of <paramref name="cellsPerSequence"/> cells: the
+    /// current one when it is large enough (a larger context costs memory, not compute: attention covers the used cells), else a new one.</summary>
+    LLamaContext Context(int sequences, int cellsPerSequence)
+    {
+        var weights = _weights ?? throw new ObjectDisposedException(nameof(LlamaCppEngine));
+        if (_context is not null && _contextSequences >= sequences && _contextCellsPerSequence >= cellsPerSequence) return _context;
+        _context?.Dispose();
+        _context = null;
+        // Whole blocks of 32 cells per sequence, so that small changes of the prompt length reuse the context.
+        int cells = (cellsPerSequence + 31) / 32 * 32;
+        try
+        {
+            _context = weights.CreateContext(Params(_path!, sequences, cells));
+        }
+        catch (Exception e) when (e is LLama.Exceptions.RuntimeError)
+        {
+            throw new InvalidOperationException($"llama.cpp could not create a context of {sequences} sequences × {cells} cells: {e.Message} {LlamaCppRuntime.TakeErrors()}", e);
+        }
+        (_contextSequences, _contextCellsPerSequence) = (sequences, cells);
+        return _context;
     }
 
     /// <inheritdoc/>
@@ -96,7 +130,7 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
     {
         ArgumentNullException.ThrowIfNull(prompts);
         options.Validate();
-        var context = _context ?? throw new ObjectDisposedException(nameof(LlamaCppEngine));
+        if (_weights is null) throw new ObjectDisposedException(nameof(LlamaCppEngine));
         int g = options.SamplesPerPrompt, maxNew = options.MaxNewTokens;
         for (int i = 0; i < prompts.Count; i++)
         {
@@ -108,27 +142,27 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
                 if (id < 0 || id >= _config.VocabSize) throw new ArgumentException($"prompt {i} has token id {id}, outside [0, {_config.VocabSize})");
         }
 
+        if (g > _options.MaxSequences)
+            throw new ArgumentException($"{g} samples per prompt exceed llama.cpp's max_sequences ({_options.MaxSequences})");
         var rng = new Random(unchecked((int)(options.Seed ^ (options.Seed >> 32))));
         var results = new List<Rollout>(prompts.Count * g);
-        int seqLimit = Math.Min(_options.MaxSequences, options.MaxBatchSequences);
+        int seqLimit = Math.Max(g, Math.Min(_options.MaxSequences, options.MaxBatchSequences));
         int start = 0;
         while (start < prompts.Count)
         {
-            // As many prompts as fit: their samples within the sequence limit, their cells within the context.
-            int count = 0, cells = 0;
+            // As many prompts as fit: their samples within the sequence limit, every sample's prompt + completion cells within the context.
+            int count = 0, longest = 0;
             while (start + count < prompts.Count)
             {
-                int need = prompts[start + count].Count + g * maxNew;
-                if ((count + 1) * g > Math.Max(seqLimit, g) || cells + need > _options.ContextSize) break;
-                cells += need;
+                int need = Math.Max(longest, prompts[start + count].Count + maxNew);
+                if ((count + 1) * g > seqLimit || (long)(count + 1) * g * need > _options.ContextSize) break;
+                longest = need;
                 count++;
             }
             if (count == 0)
-                throw new ArgumentException($"prompt {start} needs {prompts[start].Count + g * maxNew} KV cells ({prompts[start].Count} prompt + {g} samples × {maxNew} new), " +
+                throw new ArgumentException($"prompt {start} needs {(long)g * (prompts[start].Count + maxNew)} KV cells ({g} samples × ({prompts[start].Count} prompt + {maxNew} new)), " +
                     $"more than the llama.cpp context holds ({_options.ContextSize}); raise context_size");
-            if (g > _options.MaxSequences)
-                throw new ArgumentException($"{g} samples per prompt exceed llama.cpp's max_sequences ({_options.MaxSequences})");
-            results.AddRange(GenerateChunk(context, prompts, start, count, options, rng));
+            results.AddRange(GenerateChunk(Context(count * g, longest), prompts, start, count, options, rng));
             start += count;
         }
         return results;
@@ -138,28 +172,33 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
     {
         int g = o.SamplesPerPrompt, n = count * g;
         context.NativeHandle.MemoryClear(true);
-        var history = new List<int>[n];
         var logits = new float[n][];
-        for (int s = 0; s < n; s++) history[s] = [.. prompts[start + s / g]];
 
-        // Prompt phase: one entry per prompt token, shared by all samples of that prompt.
-        var groups = new List<Entry[]>(count);
+        // Prompt phase: each prompt into its first sample's stream, then copied to the streams of its other samples
+        // (llama.cpp copies the stream's cells before the next decode).
+        var prompt = new List<Entry>();
         for (int i = 0; i < count; i++)
         {
             var pr = prompts[start + i];
-            var seqs = Enumerable.Range(i * g, g).ToArray();
-            groups.Add(pr.Select((tok, j) => new Entry(tok, j, seqs, j == pr.Count - 1)).ToArray());
+            for (int j = 0; j < pr.Count; j++) prompt.Add(new Entry(pr[j], j, i * g, j == pr.Count - 1));
         }
-        Submit(context, groups, history, logits);
+        Decode(context, prompt, logits);
+        for (int i = 0; i < count; i++)
+            for (int k = 1; k < g; k++)
+            {
+                context.NativeHandle.MemorySequenceCopy((LLamaSeqId)(i * g), (LLamaSeqId)(i * g + k), (LLamaPos)(-1), (LLamaPos)(-1));
+                logits[i * g + k] = logits[i * g];
+            }
 
         var tokens = new List<int>[n];
         var logps = new List<float>[n];
         var stop = new StopReason?[n];
         for (int s = 0; s < n; s++) { tokens[s] = new List<int>(o.MaxNewTokens); logps[s] = new List<float>(o.MaxNewTokens); }
         int maxStop = o.StopStrings.Count == 0 ? 0 : o.StopStrings.Max(x => x.Length);
+        var next = new List<Entry>(n);
         for (int step = 0; step < o.MaxNewTokens; step++)
         {
-            var next = new List<Entry[]>();
+            next.Clear();
             for (int s = 0; s < n; s++)
             {
                 if (stop[s] is not null) continue;
@@ -167,13 +206,12 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
                 int tok = Sampler.Sample(row, o, rng);
                 tokens[s].Add(tok);
                 logps[s].Add(Sampler.LogSoftmaxAt(row, tok));
-                history[s].Add(tok);
                 if (o.StopAtEos && EosIds.Contains(tok)) stop[s] = StopReason.Eos;
                 else if (maxStop > 0 && StopStringHit(tokens[s], o.StopStrings, maxStop)) stop[s] = StopReason.StopString;
-                else if (step < o.MaxNewTokens - 1) next.Add([new Entry(tok, history[s].Count - 1, [s], true)]);
+                else if (step < o.MaxNewTokens - 1) next.Add(new Entry(tok, prompts[start + s / g].Count + tokens[s].Count - 1, s, true));
             }
             if (next.Count == 0) break;
-            Submit(context, next, history, logits);
+            Decode(context, next, logits);
         }
 
         var results = new List<Rollout>(n);
@@ -187,81 +225,30 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
         return results;
     }
 
-    /// <summary>One token for llama.cpp: its id, position, the sequences whose cell it fills, and whether its logits are wanted.</summary>
-    sealed record Entry(int Token, int Pos, int[] Seqs, bool Logits);
+    /// <summary>One token for llama.cpp: its id, position, the sequence whose stream it goes to, and whether its logits are wanted.</summary>
+    readonly record struct Entry(int Token, int Pos, int Seq, bool Logits);
 
-    /// <summary>
-    /// Decodes groups of entries (each group: one sequence set's tokens in position order) in as few llama.cpp calls as
-    /// possible, and stores the logits of each entry that asked for them into every sequence of the entry.
-    /// LLamaSharp's <see cref="LLamaBatch"/> merges two additions with the same (token, position) into one cell shared by
-    /// both sequence sets; that is right only when the two sequences' histories are identical, so a group whose token would
-    /// be merged with a different history goes to a later call instead.
-    /// </summary>
-    void Submit(LLamaContext context, List<Entry[]> groups, List<int>[] history, float[][] logits)
+    /// <summary>Decodes <paramref name="entries"/> (each sequence's in position order) in calls of at most
+    /// <see cref="LlamaCppOptions.BatchSize"/> tokens, and stores the logits of each entry that asks for them as its sequence's row.</summary>
+    void Decode(LLamaContext context, List<Entry> entries, float[][] logits)
     {
-        var batches = new List<(LLamaBatch Batch, Dictionary<(int, int), Entry> Index, List<(Entry, int)> Outputs)>();
-        foreach (var group in groups)
+        var batch = new LLamaBatch();
+        var outputs = new List<(int Seq, int Slot)>();
+        for (int at = 0; at < entries.Count; at += _options.BatchSize)
         {
-            int minBatch = 0;
-            for (int at = 0; at < group.Length;)
+            batch.Clear();
+            outputs.Clear();
+            for (int k = at; k < Math.Min(entries.Count, at + _options.BatchSize); k++)
             {
-                // Place the longest run of this group's entries into the first batch (from minBatch) that takes it.
-                int b = minBatch;
-                int taken;
-                while (true)
-                {
-                    if (b == batches.Count) batches.Add((new LLamaBatch(), new(), new()));
-                    taken = Fits(batches[b], group, at, history);
-                    if (taken > 0) break;
-                    b++;
-                }
-                var (batch, index, outputs) = batches[b];
-                for (int k = at; k < at + taken; k++)
-                {
-                    var e = group[k];
-                    int slot = batch.Add((LLamaToken)e.Token, (LLamaPos)e.Pos, e.Seqs.Select(s => (LLamaSeqId)s).ToArray(), e.Logits);
-                    index.TryAdd((e.Token, e.Pos), e);
-                    if (e.Logits) outputs.Add((e, slot));
-                }
-                at += taken;
-                if (at < group.Length) minBatch = b + 1;   // the rest of the group must be decoded after this part
+                var e = entries[k];
+                int slot = batch.Add((LLamaToken)e.Token, (LLamaPos)e.Pos, (LLamaSeqId)e.Seq, e.Logits);
+                if (e.Logits) outputs.Add((e.Seq, slot));
             }
-        }
-        foreach (var (batch, _, outputs) in batches)
-        {
             var result = context.NativeHandle.Decode(batch);
             if (result != DecodeResult.Ok)
                 throw new InvalidOperationException($"llama.cpp decode failed ({result}) for {batch.TokenCount} tokens: {LlamaCppRuntime.TakeErrors()}");
-            foreach (var (e, slot) in outputs)
-            {
-                var row = context.NativeHandle.GetLogitsIth(slot).ToArray();
-                foreach (var s in e.Seqs) logits[s] = row;
-            }
+            foreach (var (seq, slot) in outputs) logits[seq] = context.NativeHandle.GetLogitsIth(slot).ToArray();
         }
-    }
-
-    /// <summary>How many of <paramref name="group"/>'s entries from <paramref name="at"/> on fit in the batch (0: none).</summary>
-    int Fits((LLamaBatch Batch, Dictionary<(int, int), Entry> Index, List<(Entry, int)> Outputs) target, Entry[] group, int at, List<int>[] history)
-    {
-        int room = _options.BatchSize - target.Batch.TokenCount;
-        int k = 0;
-        while (at + k < group.Length && k < room)
-        {
-            var e = group[at + k];
-            if (target.Index.TryGetValue((e.Token, e.Pos), out var other) &&
-                (other.Logits != e.Logits || !SameHistory(history[other.Seqs[0]], history[e.Seqs[0]], e.Pos)))
-                break;
-            k++;
-        }
-        return k;
-    }
-
-    static bool SameHistory(List<int> a, List<int> b, int pos)
-    {
-        if (a.Count <= pos || b.Count <= pos) return false;
-        for (int i = 0; i <= pos; i++)
-            if (a[i] != b[i]) return false;
-        return true;
     }
 
     bool StopStringHit(List<int> tokens, IReadOnlyList<string> stops, int maxStop)
@@ -279,6 +266,7 @@ public sealed class LlamaCppEngine : IRolloutEngine, IDisposable
         _weights?.Dispose();
         if (_path is not null && File.Exists(_path)) File.Delete(_path);
         (_context, _weights, _path) = (null, null, null);
+        (_contextSequences, _contextCellsPerSequence) = (0, 0);
     }
 
     /// <summary>Frees llama.cpp's model and context and deletes the GGUF file.</summary>

@@ -10,10 +10,12 @@ public sealed record LlamaCppOptions
     public GgufDType DType { get; init; } = GgufDType.F32;
     /// <summary>Threads llama.cpp computes with; default: all cores.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
-    /// <summary>KV cells of the one context, shared by all parallel sequences (a prompt's cells are shared by its samples).</summary>
-    public int ContextSize { get; init; } = 8192;
+    /// <summary>Most KV cells of the one context over all its parallel sequences; each sequence has its own stream of
+    /// (longest prompt + max new tokens) cells, so a round runs as many sequences as fit. The context is allocated for what
+    /// a round needs, up to this.</summary>
+    public int ContextSize { get; init; } = 16384;
     /// <summary>Most sequences decoded in parallel in the context; a larger request runs in several rounds.</summary>
-    public int MaxSequences { get; init; } = 64;
+    public int MaxSequences { get; init; } = 256;
     /// <summary>Most tokens submitted to one llama.cpp decode call.</summary>
     public int BatchSize { get; init; } = 2048;
     /// <summary>Keep the KV cache in float32 (true) rather than llama.cpp's default float16, so that f32 weights give the

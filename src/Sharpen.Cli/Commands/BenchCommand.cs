@@ -25,7 +25,10 @@ public static class BenchCommand
         var work = new Option<string>("--work") { Description = "Scratch folder (SFT model, per-algorithm runs)", DefaultValueFactory = _ => "runs/bench-rl" };
         var engines = new Option<string?>("--engine") { Description = "Compare rollout engines instead (comma-separated: torch,llamacpp,openai): GRPO for --iterations each; results in results/rl-engines.json" };
         var iterations = new Option<int>("--iterations") { Description = "With --engine: RL iterations per engine", DefaultValueFactory = _ => 20 };
-        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget; with --engine, GRPO per rollout engine.") { dir, budget, work, engines, iterations };
+        var sftSteps = new Option<int>("--sft-steps") { Description = "With --engine: SFT steps of the starting policy (the quickstart's: 400)", DefaultValueFactory = _ => 400 };
+        var prompts = new Option<int>("--prompts") { Description = "With --engine: prompts per RL iteration, 8 samples each (the quickstart's: 64)", DefaultValueFactory = _ => 64 };
+        var heldOut = new Option<int>("--held-out") { Description = "With --engine: held-out problems of the accuracy (the quickstart's: 500)", DefaultValueFactory = _ => 500 };
+        var rl = new Command("rl", "PPO, ReMax, GRPO, RLOO, REINFORCE, and GRPO with dynamic sampling or an entropy bonus, on one SFT model: s/iteration, peak memory, accuracy over a time budget; with --engine, GRPO per rollout engine.") { dir, budget, work, engines, iterations, sftSteps, prompts, heldOut };
         rl.SetAction(pr => CliErrors.Run(() =>
         {
             var self = Environment.ProcessPath!;
@@ -36,7 +39,8 @@ public static class BenchCommand
                 var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 if (names.FirstOrDefault(n => !RlEngineBench.Engines.Contains(n)) is { } bad)
                     throw new ArgumentException($"--engine: unknown engine '{bad}'; bench rl measures {string.Join(", ", RlEngineBench.Engines)}");
-                var engineResult = RlEngineBench.Run(Console.WriteLine, pr.GetValue(work)!, child, names, pr.GetValue(iterations));
+                var engineResult = RlEngineBench.Run(Console.WriteLine, pr.GetValue(work)!, child, names, pr.GetValue(iterations),
+                    new RlEngineBench.Size(pr.GetValue(sftSteps), pr.GetValue(prompts), pr.GetValue(heldOut)));
                 BenchReport.Write(pr.GetValue(dir)!.FullName, engineResult);
                 return 0;
             }
@@ -86,11 +90,12 @@ public static class BenchCommand
         }));
         var algorithm = new Option<string>("--algorithm") { Required = true };
         var oneEngine = new Option<string?>("--engine");
-        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work, oneEngine, iterations };
+        var one = new Command("rl-one", "One algorithm of `bench rl` (run by it in a child process).") { algorithm, budget, work, oneEngine, iterations, sftSteps, prompts, heldOut };
         one.Hidden = true;
         one.SetAction(pr => CliErrors.Run(() =>
         {
-            if (pr.GetValue(oneEngine) is { } engineName) RlEngineBench.RunOne(engineName, pr.GetValue(work)!, pr.GetValue(iterations));
+            if (pr.GetValue(oneEngine) is { } engineName)
+                RlEngineBench.RunOne(engineName, pr.GetValue(work)!, pr.GetValue(iterations), new RlEngineBench.Size(pr.GetValue(sftSteps), pr.GetValue(prompts), pr.GetValue(heldOut)));
             else RlBench.RunOne(pr.GetValue(algorithm)!, pr.GetValue(work)!, pr.GetValue(budget));
             return 0;
         }));

@@ -82,8 +82,14 @@ public class LlamaCppEngineTests
         using var model = Model(3);
         var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 10, SamplesPerPrompt = 2, StopAtEos = false };
         using var big = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
-        using var small = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, ContextSize = 48, MaxSequences = 4, BatchSize = 8 });
+        // 64 cells, 4 sequences, 8 tokens per decode call. Every sample has its own cells (prompt + 10 new): the rounds are
+        // {abc, hello} (4 sequences × 16 cells, <bos> included), {k} (k + badge would be 4 × 26 = 104 cells), {badge…} (2 × 26), {abc}.
+        using var small = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, ContextSize = 64, MaxSequences = 4, BatchSize = 8 });
         Assert.Equal(big.Generate(Prompts, o).Select(r => r.CompletionIds), small.Generate(Prompts, o).Select(r => r.CompletionIds));
+        // The context is made for what a round needs (cells per sequence in blocks of 32) and reused by smaller rounds:
+        // the first round's 4 × 32; the big engine's one round of 10 sequences × 32 (the longest prompt, 16, + 10).
+        Assert.Equal((4, 32), small.ContextShape);
+        Assert.Equal((10, 32), big.ContextShape);
         var tooLong = new SamplingOptions { Temperature = 0, MaxNewTokens = 40, SamplesPerPrompt = 2 };
         Assert.Contains("context_size", Assert.Throws<ArgumentException>(() => small.Generate(Prompts, tooLong)).Message);
     }
