@@ -114,6 +114,21 @@ public class PpoVariantsTrainerTests
         Assert.Throws<ArgumentException>(() => (RlOptions.Ppo() with { PtxCoefficient = 0.5 }).Validate());   // no ptx_data
     }
 
+    [Fact]
+    public void Recipe_keys_of_the_variants_bind_and_bad_values_name_their_key()
+    {
+        const string head = "kind: rl\noutput: runs/x\nmodel: {path: m}\ntask: {name: sentiment}\nrl:\n";
+        var o = Sharpen.Recipes.Recipe.Parse(head + "  algorithm: ppo_max\n  critic: {init: reward_model, path: rm}\n  ptx_coefficient: 0.5\n" +
+            "  ptx_data: sft.jsonl\n  filter: best_worst\n  samples_per_prompt: 4\n  action_mask_top_p: 0.8\n").RlOptions();
+        Assert.Equal((CriticInit.RewardModel, "rm"), (o.Critic.Init, o.Critic.Path));
+        Assert.Equal((0.5, "sft.jsonl", Sharpen.Algorithms.PolicyFilter.BestWorst, 0.8), (o.PtxCoefficient, o.PtxData, o.Filter, o.ActionMaskTopP));
+        Assert.True(o.NormalizeRewards);                                                     // the rest from the ppo_max preset
+        Assert.Contains("critic", Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(head + "  algorithm: ppo\n  critic: {init: nope}\n")).Message);
+        Assert.Contains("rl.ptx_data", Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(head + "  algorithm: ppo\n  ptx_coefficient: 1\n")).Message);
+        Assert.Contains("rl.action_mask_top_p", Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(head + "  algorithm: nlpo\n  action_mask_top_p: 0\n")).Message);
+        Assert.Contains("rl.filter", Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(head + "  algorithm: grpo\n  filter: best_random\n")).Message);
+    }
+
     // ---------------------------------------------------------------- LoRA-PPO (PPO for NLU)
 
     /// <summary>The LoRA tests' bandit model: hidden 32 at the default initialiser range, where adapters can move π(c) far
