@@ -355,6 +355,7 @@ public sealed record TaskSection
     {
         ["countdown"] = typeof(CountdownOptions), ["game24"] = typeof(Game24Options),
         ["arithmetic"] = typeof(ArithmeticOptions), ["gsm8k"] = typeof(Gsm8kOptions),
+        ["sentiment"] = typeof(SentimentOptions),
     };
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>

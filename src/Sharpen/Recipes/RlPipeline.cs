@@ -93,6 +93,7 @@ public static class RlPipeline
         var trainer = new RlTrainer(policy, tokenizer, options, rewards)
         {
             Log = log, Task = task, EvalProblems = evalProblems, Engine = engine, Tis = spec.Tis, TisCap = spec.TisCap,
+            RewardModelDirectory = recipe.Rewards?.FirstOrDefault(r => !string.IsNullOrEmpty(r.Model))?.Model,
         };
         RlResult rl;
         if (recipe.Data.Offline is { } offlinePath)

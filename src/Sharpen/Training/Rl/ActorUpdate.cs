@@ -18,6 +18,13 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
     /// <summary>Optimizer steps taken so far (warm-up counts them; checkpointed).</summary>
     public int Steps { get; set; }
 
+    /// <summary>NLPO: the tokens each position may take <c>(b, A, V)</c> for a micro-batch (the masking policy's top-p set);
+    /// the policy's log-probs are taken over its logits with the others masked. Null = the whole vocabulary.</summary>
+    public Func<SequenceBatch, Tensor>? ActionMask { get; init; }
+
+    /// <summary>PPO-ptx: the SFT rows whose mean NLL, × <see cref="RlOptions.PtxCoefficient"/>, every step adds to the loss.</summary>
+    public PtxSource? Ptx { get; init; }
+
     /// <summary>Runs the epochs over <paramref name="seq"/>'s rows; returns the completion tokens trained on.</summary>
     /// <param name="seq">The rows trained on.</param>
     /// <param name="oldLogp">Behaviour log-probs <c>(B, A)</c>.</param>
@@ -50,6 +57,7 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
                     var idx = rowsT.narrow(0, s0, Math.Min(o.MicroBatchSize, rows.Length - s0));
                     var sub = seq.Rows(idx);
                     var logits = policy.Forward(sub.InputIds, sub.AttentionMask).Logits.narrow(1, seq.PromptLength - 1, a);   // (b, A, V)
+                    if (ActionMask is { } keep) logits = ActionMaskEngine.Apply(logits, keep(sub));                          // NLPO: masked action space
                     var logp = Scoring.TokenLogProbs(logits, sub.CompletionIds) * sub.CompletionMask;                         // (b, A)
                     var input = new PolicyLossInput(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), sub.CompletionMask);
                     var ctx = new PolicyLossContext(new ClipOptions(o.ClipLow, o.ClipHigh, o.DualClip), agg, seqAdv.index_select(0, idx), rows.Length / 2.0, o.Eta);
@@ -66,6 +74,18 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
                     stepLoss += value;
                     m.Add(value, pm, Entropy(logits, sub.CompletionMask), share);
                     trainTokens += sub.CompletionMask.sum().item<float>();
+                }
+                if (Ptx is { } ptx && o.PtxCoefficient > 0)
+                {
+                    // PPO-ptx: L = L_PPO + γ·L_ptx, the SFT rows' token-mean NLL; its gradient joins the step's.
+                    using var micro = NewDisposeScope();
+                    var pb = ptx.Next();
+                    var pl = policy.Forward(pb.InputIds, pb.AttentionMask).Logits.narrow(1, pb.PromptLength - 1, pb.CompletionIds.shape[1]);   // (n, A', V)
+                    var nll = PretrainMix.Nll(Scoring.TokenLogProbs(pl, pb.CompletionIds), pb.CompletionMask);
+                    var term = o.PtxCoefficient * nll;
+                    term.backward();
+                    stepLoss += term.item<float>();
+                    m.AddPtx(nll.item<float>());
                 }
                 double lr = o.WarmupSteps > 0 && Steps < o.WarmupSteps ? o.LearningRate * (Steps + 1) / o.WarmupSteps : o.LearningRate;
                 foreach (var pg in optimizer.ParamGroups) pg.LearningRate = lr;
@@ -101,7 +121,11 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
 /// <summary>Loss and policy-loss diagnostics of an update, weighted by each micro-batch's share of its minibatch.</summary>
 sealed class UpdateMetrics
 {
-    double _loss, _clip, _akl, _ent, _w;
+    double _loss, _clip, _akl, _ent, _w, _ptx;
+    int _ptxSteps;
+    /// <summary>Mean PPO-ptx NLL over the steps that had one (NaN without PPO-ptx).</summary>
+    public double PtxLoss => _ptxSteps > 0 ? _ptx / _ptxSteps : double.NaN;
+    public void AddPtx(double nll) { _ptx += nll; _ptxSteps++; }
     public double RatioMax { get; private set; } = double.NaN;
     public double GradNorm { get; set; } = double.NaN;
     public double Loss => _w > 0 ? _loss / _w : double.NaN;

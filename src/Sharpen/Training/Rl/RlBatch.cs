@@ -45,6 +45,8 @@ sealed class RlBatch
     /// <summary>Two-attempt episodes whose info reports both verdicts (<c>first_correct</c>, <c>second_correct</c>): count,
     /// first attempts right, second attempts right.</summary>
     public (int N, int First, int Second) Attempts { get; set; }
+    /// <summary>Further metrics of the iteration's row (PF-PPO's R² per filter, kept fraction).</summary>
+    public Dictionary<string, double> Extra { get; } = [];
     /// <summary>Seconds per phase.</summary>
     public Dictionary<string, double> Timing { get; } = [];
 

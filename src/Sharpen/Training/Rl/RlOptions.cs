@@ -9,7 +9,7 @@ namespace Sharpen.Training.Rl;
 /// </summary>
 public sealed record RlOptions
 {
-    /// <summary>Algorithm name: ppo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o; with <c>env:</c> also score_stage1, score_stage2, refuel.</summary>
+    /// <summary>Algorithm name: ppo, ppo_max, pf_ppo, nlpo, grpo, dr_grpo, remax, rloo, reinforce, topr, p3o; with <c>env:</c> also score_stage1, score_stage2, refuel.</summary>
     public string Algorithm { get; init; } = "grpo";
     /// <summary>RL iterations (generate → score → estimate → update).</summary>
     public int Iterations { get; init; } = 100;
@@ -128,6 +128,40 @@ public sealed record RlOptions
     public bool NormalizeRewards { get; init; }
     /// <summary>Clip rewards to ±this after normalisation (0 = off; PPO-max uses 5).</summary>
     public double RewardClip { get; init; }
+    /// <summary>
+    /// Where PPO's critic starts (Secrets of RLHF I, Zheng et al. 2023, arXiv:2307.04964, PPO-max): <c>{init: policy}</c> copies
+    /// the policy with a zero value head (the ppo default), <c>{init: reward_model}</c> loads a reward-model checkpoint, its
+    /// scalar head the value head (<c>path</c>, or the recipe's first <c>rewards</c> entry with <c>model</c>). With LoRA the
+    /// critic is a value head on the policy's frozen base (no copy), whatever <c>init</c> says about a copy.
+    /// </summary>
+    public CriticOptions Critic { get; init; } = new();
+    /// <summary>PPO-ptx (Ouyang et al. 2022; PPO-max): γ of the pretraining term: every actor step adds γ × the mean negative
+    /// log-likelihood of <see cref="PtxBatchSize"/> rows of <see cref="PtxData"/> (their completion tokens) to the loss (0 = off).</summary>
+    public double PtxCoefficient { get; init; }
+    /// <summary>PPO-ptx: an SFT JSONL file ({"prompt", "completion"} rows) whose log-likelihood the actor keeps up.</summary>
+    public string? PtxData { get; init; }
+    /// <summary>PPO-ptx: SFT rows per actor step, taken in a seeded shuffled order.</summary>
+    public int PtxBatchSize { get; init; } = 8;
+    /// <summary>
+    /// PF-PPO's policy filtration (Zhang et al. 2024, arXiv:2409.06957): which of each prompt's G samples, ranked by their
+    /// reward, the PPO update sees. <c>none</c> = all; <c>best_worst</c> = the ⌈best_fraction·G⌉ best and the
+    /// ⌈worst_fraction·G⌉ worst; <c>best_random</c> = the ⌈best_fraction·G⌉ best and as many as <c>worst_fraction</c> asks
+    /// drawn at random from the rest. With a task, every row logs the R² of reward vs. the verifier's outcome on the samples
+    /// each filter keeps (<c>pf/r2_*</c>), measured on the iteration's rollouts before the update.
+    /// </summary>
+    public PolicyFilter Filter { get; init; } = PolicyFilter.None;
+    /// <summary>PF-PPO: share of each prompt's samples kept from the top (by reward).</summary>
+    public double FilterBestFraction { get; init; } = 0.25;
+    /// <summary>PF-PPO: share kept from the bottom (<c>best_worst</c>) or at random from the rest (<c>best_random</c>).</summary>
+    public double FilterWorstFraction { get; init; } = 0.25;
+    /// <summary>
+    /// NLPO's masked action space (Ramamurthy et al. 2022, arXiv:2210.01241, RL4LMs): a delayed copy of the policy (the
+    /// masking policy) keeps, at each token, only its top-p set (this mass); the policy samples from, and its log-probs in
+    /// the loss are taken over, its logits with the other tokens masked. 1 = off.
+    /// </summary>
+    public double ActionMaskTopP { get; init; } = 1.0;
+    /// <summary>NLPO's μ: the masking policy is refreshed with the policy's weights every this many iterations.</summary>
+    public int ActionMaskUpdateEvery { get; init; } = 20;
     /// <summary>Decay of the moving-average baseline (REINFORCE, TOPR).</summary>
     public double BaselineDecay { get; init; } = 0.9;
     /// <summary>Evaluate greedy accuracy every N iterations (0 = only at the end).</summary>
@@ -175,6 +209,26 @@ public sealed record RlOptions
         Algorithm = "ppo", Epochs = 4, Beta = 0.05, KlEstimator = "k1", Gamma = 1.0, Lambda = 0.95, ValueClip = 0.2,
         WhitenAdvantages = true, Aggregation = LossAggregation.TokenMean, SamplesPerPrompt = 1, PromptsPerIteration = 64,
     };
+    /// <summary>
+    /// PPO-max (Zheng et al. 2023, Secrets of RLHF I, arXiv:2307.04964): PPO with reward normalisation and clipping (δ = 5),
+    /// advantage whitening over the whole batch, the per-token KL penalty in the reward, value clipping, global gradient
+    /// clipping, the critic initialised from the reward model, and a short critic warm-up. PPO-ptx is off until a recipe
+    /// names <c>ptx_data</c> and a <c>ptx_coefficient</c>.
+    /// </summary>
+    public static RlOptions PpoMax() => Ppo() with
+    {
+        Algorithm = "ppo_max", NormalizeRewards = true, RewardClip = 5.0, WhitenAdvantages = true, MaxGradNorm = 1.0,
+        Critic = new CriticOptions { Init = CriticInit.RewardModel }, CriticWarmupIterations = 1,
+    };
+    /// <summary>PF-PPO (Zhang et al. 2024, arXiv:2409.06957): PPO over G = 4 samples per prompt of which the update sees the
+    /// best and a random other one (BR, the paper's pick for code); R² of reward vs. outcome per filter logged.</summary>
+    public static RlOptions PfPpo() => Ppo() with
+    {
+        Algorithm = "pf_ppo", SamplesPerPrompt = 4, PromptsPerIteration = 16, Filter = PolicyFilter.BestRandom, FilterBestFraction = 0.25, FilterWorstFraction = 0.25,
+    };
+    /// <summary>NLPO (Ramamurthy et al. 2022, arXiv:2210.01241): PPO whose action space at each token is the top-p (0.9) set
+    /// of a masking policy, a copy of the policy refreshed every μ = 20 iterations (RL4LMs' defaults).</summary>
+    public static RlOptions Nlpo() => Ppo() with { Algorithm = "nlpo", ActionMaskTopP = 0.9, ActionMaskUpdateEvery = 20 };
     /// <summary>ReMax (Li et al. 2023): REINFORCE with the greedy completion's reward as baseline; no critic; one epoch.</summary>
     public static RlOptions Remax() => new() { Algorithm = "remax", SamplesPerPrompt = 1, PromptsPerIteration = 64, Beta = 0.0, KlEstimator = "k1", Aggregation = LossAggregation.SeqMeanTokenSum };
     /// <summary>RLOO (Ahmadian et al. 2024): leave-one-out baseline over the G samples of a prompt; sequence-level KL in the reward.</summary>
@@ -291,8 +345,41 @@ public sealed record RlOptions
         if (!(Eta > 0) || double.IsInfinity(Eta)) throw new ArgumentException($"rl.eta must be a finite positive number, got {Eta}");
         if (spec.TurnKl && TargetKl is not null) throw new ArgumentException($"rl.target_kl does not work with {Algorithm}: its KL weights per attempt are fixed (beta, first_turn_beta)");
         if (MaskTruncatedCompletions && spec.PolicyLoss.RowsPerUnit > 1) throw new ArgumentException($"rl.mask_truncated_completions does not work with {Algorithm}: its loss needs both samples of every pair");
+        if (!(PtxCoefficient >= 0) || double.IsInfinity(PtxCoefficient)) throw new ArgumentException($"rl.ptx_coefficient must be a finite number ≥ 0, got {PtxCoefficient}");
+        if (PtxCoefficient > 0 && string.IsNullOrWhiteSpace(PtxData)) throw new ArgumentException("rl.ptx_coefficient > 0 needs rl.ptx_data (an SFT JSONL of prompt/completion rows)");
+        Positive(PtxBatchSize, "ptx_batch_size");
+        if (!Enum.IsDefined(Filter)) throw new ArgumentException($"rl.filter must be none, best_worst or best_random, got {Filter}");
+        if (!(FilterBestFraction > 0 && FilterBestFraction <= 1)) throw new ArgumentException($"rl.filter_best_fraction must be in (0, 1], got {FilterBestFraction}");
+        if (!(FilterWorstFraction >= 0 && FilterWorstFraction <= 1)) throw new ArgumentException($"rl.filter_worst_fraction must be in [0, 1], got {FilterWorstFraction}");
+        if (Filter != PolicyFilter.None && SamplesPerPrompt < 2) throw new ArgumentException($"rl.filter ranks each prompt's samples; rl.samples_per_prompt must be ≥ 2, got {SamplesPerPrompt}");
+        if (Filter != PolicyFilter.None && spec.Estimator.GroupRelative)
+            throw new ArgumentException($"rl.filter (PF-PPO) keeps some of each prompt's samples, which breaks the groups of {Algorithm}'s estimator; use it with ppo, pf_ppo, reinforce or remax");
+        if (Filter != PolicyFilter.None && GroupBy is not null) throw new ArgumentException("rl.filter ranks the G samples of each prompt; it does not work with rl.group_by");
+        if (!(ActionMaskTopP > 0 && ActionMaskTopP <= 1)) throw new ArgumentException($"rl.action_mask_top_p must be in (0, 1], got {ActionMaskTopP}");
+        Positive(ActionMaskUpdateEvery, "action_mask_update_every");
+        if (Critic is null) throw new ArgumentException("rl.critic is empty; expected {init: policy|reward_model, path: DIR}");
+        if (!Enum.IsDefined(Critic.Init)) throw new ArgumentException($"rl.critic.init must be policy or reward_model, got {Critic.Init}");
+        if (Critic.Path is not null && Critic.Init != CriticInit.RewardModel) throw new ArgumentException("rl.critic.path names a reward model; set rl.critic.init: reward_model");
         return this;
     }
+}
+
+/// <summary>Where PPO's critic starts (<c>rl.critic</c>).</summary>
+public sealed record CriticOptions
+{
+    /// <summary><c>policy</c> (a copy of the policy, zero value head) or <c>reward_model</c> (the reward model and its head).</summary>
+    public CriticInit Init { get; init; } = CriticInit.Policy;
+    /// <summary>The reward-model folder for <c>init: reward_model</c>; null = the recipe's first <c>rewards</c> entry with <c>model</c>.</summary>
+    public string? Path { get; init; }
+}
+
+/// <summary>The starting point of PPO's critic.</summary>
+public enum CriticInit
+{
+    /// <summary>A copy of the policy with a zero-initialised value head.</summary>
+    Policy,
+    /// <summary>A reward-model checkpoint, its scalar head as the value head (PPO-max).</summary>
+    RewardModel,
 }
 
 /// <summary>One stage of <see cref="RlOptions.MaxNewTokensSchedule"/>: up to 1-based iteration <see cref="UntilIteration"/>
@@ -355,6 +442,9 @@ public static class RlAlgorithms
     {
         var r = new Registry<AlgorithmSpec>("RL algorithm");
         r.Register("ppo", AlgorithmSpec.Of("ppo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.Ppo, "Schulman et al. 2017; Zheng et al. 2023 (Secrets of RLHF, PPO-max)"));
+        r.Register("ppo_max", AlgorithmSpec.Of("ppo_max", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.PpoMax, "Zheng et al. 2023 (Secrets of RLHF I, PPO-max), arXiv:2307.04964"));
+        r.Register("pf_ppo", AlgorithmSpec.Of("pf_ppo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.PfPpo, "Zhang et al. 2024 (PF-PPO), arXiv:2409.06957"));
+        r.Register("nlpo", AlgorithmSpec.Of("nlpo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.Nlpo, "Ramamurthy et al. 2022 (RL4LMs, NLPO), arXiv:2210.01241"));
         r.Register("grpo", AlgorithmSpec.Of("grpo", "grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.Grpo, "Shao et al. 2024 (DeepSeekMath), arXiv:2402.03300"));
         r.Register("dr_grpo", AlgorithmSpec.Of("dr_grpo", "dr_grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.DrGrpo, "Liu et al. 2025 (Dr. GRPO), arXiv:2503.20783"));
         r.Register("remax", AlgorithmSpec.Of("remax", "remax", "vanilla", KlPlacement.InReward, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"));

@@ -43,6 +43,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public bool? Tis { get; init; }
     /// <summary>C of the truncated importance weight; default 2.</summary>
     public double TisCap { get; init; } = 2.0;
+    /// <summary>The reward-model folder a critic with <c>rl.critic.init: reward_model</c> starts from when <c>rl.critic.path</c>
+    /// is not set (the recipe pipeline passes its first <c>rewards</c> entry with <c>model</c>).</summary>
+    public string? RewardModelDirectory { get; init; }
     /// <summary>Multi-turn RL: episodes in this environment instead of prompts (run with <see cref="RunEnvironment"/>).</summary>
     public RlEnvironment? Environment { get; init; }
 
@@ -109,8 +112,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly CancellationToken _cancel;
         readonly CausalLM? _reference;          // a frozen copy; null without KL or with LoRA (then the base, adapters off)
         readonly bool _referenceIsBase;
-        readonly CausalLM? _critic;
+        readonly CausalLM? _critic;             // null without a critic, or with LoRA (then the head reads the policy's frozen base)
         readonly ScalarHead? _head;
+        readonly bool _criticOnBase;            // LoRA: the value head sits on the policy's base with the adapters off
+        CausalLM? _maskPolicy;                  // NLPO: the delayed copy whose top-p set masks the action space
+        readonly PtxSource? _ptx;
         readonly optim.Optimizer _opt;
         readonly optim.Optimizer? _criticOpt;
         readonly IRolloutEngine _engine;
@@ -137,28 +143,51 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             bool needReference = (_o.Beta > 0 || (_spec.TurnKl && _o.FirstTurnBeta > 0)) && _spec.Kl != KlPlacement.None;
             _referenceIsBase = needReference && Policy.Lora is not null;
             _reference = needReference && !_referenceIsBase ? Policy.Copy(trainable: false) : null;
-            _critic = _spec.UsesCritic ? Policy.Copy(trainable: true) : null;
-            _head = _spec.UsesCritic ? new ScalarHead(Policy.Config.HiddenSize) : null;
+            _criticOnBase = _spec.UsesCritic && Policy.Lora is not null;
+            if (_criticOnBase && _o.Critic.Init == CriticInit.RewardModel)
+                throw new ArgumentException("rl.critic.init: reward_model loads a second model; with model.lora the critic is a value head on the policy's frozen base (use init: policy)");
+            if (_spec.UsesCritic && !_criticOnBase && _o.Critic.Init == CriticInit.RewardModel)
+                (_critic, _head) = LoadRewardModelCritic(_o.Critic.Path ?? t.RewardModelDirectory
+                    ?? throw new ArgumentException("rl.critic.init: reward_model needs rl.critic.path or a 'rewards' entry with 'model' (a reward-model folder)"));
+            else
+            {
+                _critic = _spec.UsesCritic && !_criticOnBase ? Policy.Copy(trainable: true) : null;
+                _head = _spec.UsesCritic ? new ScalarHead(Policy.Config.HiddenSize) : null;
+            }
             _opt = optim.AdamW(Policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-            _criticOpt = _critic is null ? null : optim.AdamW(_critic.parameters().Concat(_head!.parameters()), lr: _o.CriticLearningRate, weight_decay: 0.0);
+            _criticOpt = _head is null ? null : optim.AdamW(CriticParameters(), lr: _o.CriticLearningRate, weight_decay: 0.0);
             _kl = _o.TargetKl is { } target ? new AdaptiveKlController(_o.Beta, target, _o.KlHorizon) : new FixedKlController(_o.Beta);
             _baseline = new MovingAverageBaseline(_o.BaselineDecay);
             _evalEngine = new RolloutEngine(Policy, Tokenizer);
             _engine = t.Engine ?? _evalEngine;
+            if (_o.ActionMaskTopP < 1)
+            {
+                if (t.Engine is not null) throw new ArgumentException("rl.action_mask_top_p (NLPO) samples with the built-in torch engine; remove the 'rollout' engine");
+                _maskPolicy = Policy.Copy(trainable: false);
+                _engine = new ActionMaskEngine(Policy, () => _maskPolicy!, Tokenizer, _o.ActionMaskTopP);
+            }
+            if (_o.PtxCoefficient > 0) _ptx = new PtxSource(_o.PtxData!, Tokenizer, _o.PtxBatchSize, _o.Seed);
             bool tokenLevel = _spec.PolicyLoss.RowsPerUnit == 1 && !_spec.PolicyLoss.OffPolicy;
             if (t.Tis == true && !tokenLevel)
                 throw new ArgumentException($"rollout.tis weights token advantages; the policy loss of '{_o.Algorithm}' reads sequence advantages (set tis: false)");
             if (!(t.TisCap >= 1) || double.IsInfinity(t.TisCap)) throw new ArgumentException($"rollout.tis_cap must be a finite number ≥ 1, got {t.TisCap}");
             _tis = t.Tis ?? (tokenLevel && !_engine.SamplesTrainerPolicy);
             _recompute = _tis || !_engine.SamplesTrainerPolicy;
-            _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard);
+            _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard) { ActionMask = _maskPolicy is null ? null : MaskOf, Ptx = _ptx };
             _cursor = new DataCursor(Math.Max(1, prompts.Count), _o.Seed);
         }
 
         public IterationReport Iterate(int it)
         {
             _cancel.ThrowIfCancellationRequested();
+            if (_maskPolicy is not null && it > 0 && it % _o.ActionMaskUpdateEvery == 0)
+            {
+                // NLPO: every μ iterations the masking policy becomes a copy of the current policy.
+                _maskPolicy.Dispose();
+                _maskPolicy = Policy.Copy(trainable: false);
+            }
             var batch = Collect(it);
+            Filter(batch, it);
             using var scope = NewDisposeScope();
             var phase = Stopwatch.StartNew();
             MemLog("collect");
@@ -426,6 +455,43 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             }
         }
 
+        /// <summary>
+        /// PF-PPO (Zhang et al. 2024): with a task, the R² of reward vs. the verifier's outcome on the samples each filter would
+        /// keep (<c>pf/r2_all</c>, <c>pf/r2_best</c>, <c>pf/r2_best_worst</c>, <c>pf/r2_best_random</c>), on this iteration's
+        /// rollouts before any update has seen them; then, with <c>rl.filter</c>, only the kept rows stay in the batch.
+        /// </summary>
+        void Filter(RlBatch b, int it)
+        {
+            int g = _o.SamplesPerPrompt;
+            if (b.Trajectories is not null || g < 2 || b.Rollouts.Count % g != 0) return;
+            bool measure = _t.Task is not null && (_o.Filter != PolicyFilter.None || _spec.Name == "pf_ppo");
+            if (!measure && _o.Filter == PolicyFilter.None) return;
+            double[]? outcome = null;
+            if (_t.Task is { } task)
+            {
+                var ctx = RlPrompt.Contexts(b.Prompts, b.Rollouts);
+                outcome = ctx.Select(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct ? 1.0 : 0.0).ToArray();
+                double R2(PolicyFilter f, double best, double worst)
+                {
+                    var rows = PolicyFiltration.Select(b.Rewards, g, f, best, worst, new Random(unchecked(_o.Seed * 31 + it) & int.MaxValue));
+                    return PolicyFiltration.RSquared(rows.Select(i => b.Rewards[i]).ToList(), rows.Select(i => outcome[i]).ToList());
+                }
+                b.Extra["pf/r2_all"] = PolicyFiltration.RSquared(b.Rewards, outcome);
+                b.Extra["pf/r2_best"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, 0);
+                b.Extra["pf/r2_best_worst"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, _o.FilterWorstFraction);
+                b.Extra["pf/r2_best_random"] = R2(PolicyFilter.BestRandom, _o.FilterBestFraction, _o.FilterWorstFraction);
+            }
+            if (_o.Filter == PolicyFilter.None) return;
+            var kept = PolicyFiltration.Select(b.Rewards, g, _o.Filter, _o.FilterBestFraction, _o.FilterWorstFraction,
+                new Random(unchecked(_o.Seed * 31 + it) & int.MaxValue));
+            int generated = b.Rollouts.Count;
+            var rollouts = kept.Select(i => b.Rollouts[i]).ToList();
+            var rewards = kept.Select(i => b.Rewards[i]).ToList();
+            b.Rollouts.Clear(); b.Rollouts.AddRange(rollouts);
+            b.Rewards.Clear(); b.Rewards.AddRange(rewards);
+            b.Extra["pf/kept_fraction"] = kept.Length / (double)generated;
+        }
+
         /// <summary>The kept rollouts as token tensors, with the engine's log-probs <c>(B, A)</c>; the old log-probs are the
         /// engine's, or, when the trainer recomputes them, its own forward pass's (and then the truncated IS weights).</summary>
         void Prepare(RlBatch b)
@@ -463,7 +529,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 if (_reference is not null) b.RefLogProbs = Batched(b.Seq, m => Scoring.CompletionLogProbs(_reference, m));          // (B, A)
                 else if (_referenceIsBase)
                     using (Policy.AdaptersDisabled()) b.RefLogProbs = Batched(b.Seq, m => Scoring.CompletionLogProbs(Policy, m));
-                if (_critic is not null) b.OldValues = Batched(b.Seq, m => Values(_critic, _head!, m));                              // (B, A)
+                if (_head is not null) b.OldValues = Batched(b.Seq, CriticValues);                                                   // (B, A)
             }
             b.TokenKl = b.RefLogProbs is null ? zeros_like(b.OldLogProbs) : KlEstimators.K1(b.OldLogProbs, b.RefLogProbs) * b.Mask;   // (B, A)
         }
@@ -473,12 +539,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         {
             b.Beta = _kl.Value;
             var r = tensor(b.Rewards.ToArray()).to(ScalarType.Float32);                                     // (B)
-            if (_o.NormalizeRewards)
-            {
-                _rewardStats.Update(b.Rewards);
-                r = (r - _rewardStats.Mean) / (_rewardStats.Std + 1e-8);
-            }
-            if (_o.RewardClip > 0) r = r.clamp(-_o.RewardClip, _o.RewardClip);
+            if (_o.NormalizeRewards) _rewardStats.Update(b.Rewards);
+            r = RewardNormalization.Apply(r, _o.NormalizeRewards, _rewardStats.Mean, _rewardStats.Std, _o.RewardClip);   // PPO-max
             int g = _o.SamplesPerPrompt;
             var greedy = b.GreedyRewards is null ? null : tensor(b.GreedyRewards).to(ScalarType.Float32).repeat_interleave(g);   // (B)
             var tokenRewards = b.TokenRewards is { } tr && _o.RewardClip > 0 ? tr.clamp(-_o.RewardClip, _o.RewardClip) : b.TokenRewards;
@@ -528,7 +590,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         /// <summary>PPO's critic: K epochs of clipped value-loss steps toward the GAE returns. Returns (loss, clip fraction).</summary>
         (double Loss, double ClipFraction) UpdateCritic(RlBatch b, int it)
         {
-            if (_critic is null) return (double.NaN, double.NaN);
+            if (_head is null) return (double.NaN, double.NaN);
             double vl = 0, vc = 0; int steps = 0;
             int n = b.Rollouts.Count;
             for (int ep = 0; ep < _o.Epochs; ep++)
@@ -543,14 +605,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                         using var micro = NewDisposeScope();
                         var idx = rowsT.narrow(0, s0, Math.Min(_o.MicroBatchSize, rows.Length - s0));
                         var sub = b.Seq.Rows(idx);
-                        var (loss, cf) = ValueLosses.ClippedMse(Values(_critic, _head!, sub), b.OldValues!.index_select(0, idx),
+                        var (loss, cf) = ValueLosses.ClippedMse(CriticValues(sub), b.OldValues!.index_select(0, idx),
                             b.Returns!.index_select(0, idx), sub.CompletionMask, _o.ValueClip, agg);
                         loss.backward();
                         double share = idx.shape[0] / (double)rows.Length;
                         double value = loss.item<float>();
                         stepLoss += value; vl += value; vc += cf * share;
                     }
-                    _criticGuard.Step(_criticOpt, _critic.parameters().Concat(_head!.parameters()), _o.MaxGradNorm, stepLoss, steps + 1);
+                    _criticGuard.Step(_criticOpt, CriticParameters(), _o.MaxGradNorm, stepLoss, steps + 1);
                     steps++;
                 }
             return (vl / Math.Max(1, steps), vc / Math.Max(1, steps));
@@ -599,7 +661,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             }
             if (b.GreedyRewards is not null) row["greedy_reward_mean"] = b.GreedyRewards.Average();
             if (_o.DynamicSampling && _o.SamplesPerPrompt > 1 && _spec.Estimator.GroupRelative) { row["sampling_rounds"] = b.Rounds; row["trained_groups"] = b.Prompts.Count; }
-            if (_critic is not null) { row["value_loss"] = valueLoss; row["value_clip_fraction"] = valueClip; }
+            if (_head is not null)
+            {
+                row["value_loss"] = valueLoss; row["value_clip_fraction"] = valueClip;
+                row["value_mean"] = Masked(b.OldValues!, b.Mask).Mean;   // the critic's V(s_t) before this iteration's update
+            }
+            if (!double.IsNaN(m.PtxLoss)) row["ptx_loss"] = m.PtxLoss;
+            foreach (var (name, value) in b.Extra) row[name] = double.IsNaN(value) ? null : value;
             if (_guard.Skipped + _criticGuard.Skipped > 0) row["skipped_nonfinite_steps"] = _guard.Skipped + _criticGuard.Skipped;
             foreach (var (name, (sum, rounds)) in b.FunctionSums) row[$"reward/{name}"] = rounds > 0 ? sum / rounds : null;
             foreach (var (name, secs) in b.Timing) row[$"timing/{name}"] = Math.Round(secs, 3);
@@ -653,12 +721,18 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         {
             ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["optimizer_steps"] = _actor.Steps, ["seed"] = _o.Seed,
             ["baseline"] = _baseline.Initialized ? _baseline.Value : null, ["kl_beta"] = _kl.Value, ["reward_moments"] = _rewardStats.ToJson(),
-            ["algorithm"] = _o.Algorithm,
+            ["algorithm"] = _o.Algorithm, ["ptx_epoch"] = _ptx?.State.Epoch, ["ptx_position"] = _ptx?.State.Position,
         };
 
         public void SaveExtra(string tmp)
         {
             if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference);
+            if (_maskPolicy is not null) HfCheckpoint.Save(Path.Combine(tmp, "masking_policy"), _maskPolicy);
+            if (_criticOnBase)
+            {
+                Safetensors.Save(Path.Combine(tmp, "critic_" + ScalarHead.FileName), _head!.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()));
+                ((TorchSharp.Modules.OptimizerHelper)_criticOpt!).save_state_dict(Path.Combine(tmp, "critic_optimizer.bin"));
+            }
             if (_critic is not null)
             {
                 HfCheckpoint.Save(Path.Combine(tmp, "critic"), _critic, head: _head);
@@ -674,6 +748,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             if (s["kl_beta"] is { } kb) _kl = _o.TargetKl is { } t2 ? new AdaptiveKlController(kb.GetValue<double>(), t2, _o.KlHorizon) : new FixedKlController(kb.GetValue<double>());
             _rewardStats = RunningMoments.FromJson(s["reward_moments"] as JsonObject);
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
+            if (_maskPolicy is not null) HfCheckpoint.LoadWeightsInto(_maskPolicy, Path.Combine(latest, "masking_policy"));
+            if (_ptx is not null && s["ptx_epoch"] is { } pe && s["ptx_position"] is { } pp) _ptx.Restore(_o.Seed, pe.GetValue<int>(), pp.GetValue<int>());
+            if (_criticOnBase)
+            {
+                var hw = Safetensors.Load(Path.Combine(latest, "critic_" + ScalarHead.FileName));
+                using (no_grad()) foreach (var (name, p) in _head!.named_parameters()) p.copy_(hw[name]);
+                ((TorchSharp.Modules.OptimizerHelper)_criticOpt!).load_state_dict(Path.Combine(latest, "critic_optimizer.bin"));
+            }
             if (_critic is not null)
             {
                 HfCheckpoint.LoadWeightsInto(_critic, Path.Combine(latest, "critic"), _head);
@@ -691,6 +773,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 ["algorithm"] = _o.Algorithm, ["iterations"] = completed, ["seconds"] = Math.Round(seconds, 2), ["final_checkpoint"] = finalDir,
             };
             if (_guard.Skipped + _criticGuard.Skipped > 0) summary["skipped_nonfinite_steps"] = _guard.Skipped + _criticGuard.Skipped;
+            if (_head is not null)
+            {
+                summary["critic_parameters"] = CriticParameters().Sum(p => p.numel());   // with LoRA: the value head alone
+                summary["critic_init"] = _criticOnBase ? "policy_base" : _o.Critic.Init == CriticInit.RewardModel ? "reward_model" : "policy";
+            }
             if (Eval is not null) foreach (var (k, v) in Eval.ToJson()) summary[k] = v?.DeepClone();
             if (_t.EnvironmentEval is { } ee)
             {
@@ -704,7 +791,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         public void Dispose()
         {
-            _reference?.Dispose(); _critic?.Dispose(); _head?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
+            _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
         }
 
         // ---------------------------------------------------------------- helpers
@@ -726,6 +813,50 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var all = cat(parts, 0);
             foreach (var p in parts) p.Dispose();
             return all;
+        }
+
+        /// <summary>The critic's trainable parameters: the critic model's and the head's, or with LoRA the head's alone.</summary>
+        IEnumerable<TorchSharp.Modules.Parameter> CriticParameters() => (_critic?.parameters() ?? []).Concat(_head!.parameters());
+
+        /// <summary>V(s_t) per completion token <c>(B, A)</c>: the critic model's, or with LoRA the head on the policy's frozen
+        /// base (adapters off; the base's hidden states carry no gradient, only the head learns).</summary>
+        Tensor CriticValues(SequenceBatch m)
+        {
+            if (_critic is not null) return Values(_critic, _head!, m);
+            Tensor hidden;
+            using (no_grad())
+            using (Policy.AdaptersDisabled())
+                hidden = Policy.Forward(m.InputIds, m.AttentionMask, returnHidden: true, lastLogitsOnly: true).Hidden!;   // (B, T, C)
+            return _head!.forward(hidden).narrow(1, m.PromptLength - 1, m.CompletionIds.shape[1]) * m.CompletionMask;      // (B, A)
+        }
+
+        /// <summary>NLPO: the masking policy's top-p set at each completion position <c>(b, A, V)</c>.</summary>
+        Tensor MaskOf(SequenceBatch m)
+        {
+            using var _ = no_grad();
+            var logits = _maskPolicy!.Forward(m.InputIds, m.AttentionMask).Logits.narrow(1, m.PromptLength - 1, m.CompletionIds.shape[1]);
+            return ActionMaskEngine.TopPKeep(logits, _o.ActionMaskTopP);
+        }
+
+        /// <summary>PPO-max's critic from a reward model: its weights and scalar head (the head predicts the value).</summary>
+        (CausalLM, ScalarHead) LoadRewardModelCritic(string dir)
+        {
+            LoadedModel loaded;
+            try { loaded = HfCheckpoint.Load(dir); }
+            catch (CheckpointException e) { throw new ArgumentException($"rl.critic.init: reward_model: {e.Message}"); }
+            if (loaded.Head is null)
+            {
+                loaded.Model.Dispose();
+                throw new ArgumentException($"rl.critic.init: reward_model: {dir} has no {ScalarHead.FileName}; not a reward-model checkpoint");
+            }
+            if (loaded.Model.Config.VocabSize != Policy.Config.VocabSize)
+            {
+                loaded.Model.Dispose(); loaded.Head.Dispose();
+                throw new ArgumentException($"rl.critic.init: reward_model: {dir} has a vocabulary of {loaded.Model.Config.VocabSize} tokens, the policy {Policy.Config.VocabSize}; the critic reads the policy's tokens");
+            }
+            loaded.Model.train();
+            foreach (var p in loaded.Model.parameters()) p.requires_grad = true;
+            return (loaded.Model, loaded.Head);
         }
 
         /// <summary>V(s_t) for each completion token t: the head on the hidden state that predicts token t. (B, A)</summary>
