@@ -338,7 +338,7 @@ public sealed record ModelSection
 /// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>
 public sealed record TaskSection
 {
-    /// <summary>Task name (countdown, game24, arithmetic, gsm8k).</summary>
+    /// <summary>Task name (countdown, game24, arithmetic, gsm8k, stack-code, symbol-ops).</summary>
     public string Name { get; init; } = "";
     /// <summary>The task's option keys (snake_case of its options record).</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
@@ -347,6 +347,7 @@ public sealed record TaskSection
     {
         ["countdown"] = typeof(CountdownOptions), ["game24"] = typeof(Game24Options),
         ["arithmetic"] = typeof(ArithmeticOptions), ["gsm8k"] = typeof(Gsm8kOptions),
+        ["stack-code"] = typeof(StackCodeOptions), ["symbol-ops"] = typeof(SymbolOpsOptions),
     };
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>
