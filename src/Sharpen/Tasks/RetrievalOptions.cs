@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Sharpen.Tasks;
 
 /// <summary>Options for <see cref="RetrievalTask"/>.</summary>
@@ -15,7 +17,7 @@ public sealed record RetrievalOptions
     public int Candidates { get; init; } = 8;
 
     /// <summary>The vocabulary size, Topics × WordsPerTopic.</summary>
-    public int Vocabulary => Topics * WordsPerTopic;
+    [JsonIgnore] public int Vocabulary => Topics * WordsPerTopic;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for values out of range.</summary>
     public void Validate()

@@ -106,6 +106,23 @@ public class RankingTrainerTests
     }
 
     [Fact]
+    public void Ranking_recipes_bind_and_reject_what_their_task_does_not_read()
+    {
+        var ok = Sharpen.Recipes.Recipe.Parse("kind: ranking\noutput: o\nranking:\n  task: retrieval\n  top_k: 3\n  retrieval: {candidates: 6}\n", "r.yaml");
+        Assert.Equal(3, ok.RankingOptions().TopK);
+        Assert.Equal(6, ok.RankingOptions().Retrieval.Candidates);
+        var noFrozen = Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(
+            "kind: ranking\noutput: o\ntask: {name: symbol-ops}\nranking: {task: prompt_selection}\n", "r.yaml"));
+        Assert.Contains("ranking.frozen", noFrozen.Message);
+        var model = Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(
+            "kind: ranking\noutput: o\nmodel: {path: m}\nranking: {task: retrieval}\n", "r.yaml"));
+        Assert.Contains("remove 'model'", model.Message);
+        var badKey = Assert.Throws<Sharpen.Recipes.RecipeException>(() => Sharpen.Recipes.Recipe.Parse(
+            "kind: ranking\noutput: o\nranking: {task: retrieval, topk: 3}\n", "r.yaml"));
+        Assert.Contains("topk", badKey.Message);
+    }
+
+    [Fact]
     public void Options_out_of_range_name_their_key()
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new RankingOptions { SamplesPerQuery = 1 }.Validate());

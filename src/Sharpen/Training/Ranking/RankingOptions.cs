@@ -1,8 +1,23 @@
+using Sharpen.Environments;
+using Sharpen.Tasks;
+
 namespace Sharpen.Training.Ranking;
 
 /// <summary>Options of the ranking-policy trainers (<see cref="RankingTrainer"/>): REINFORCE on a Plackett–Luce policy.</summary>
 public sealed record RankingOptions
 {
+    /// <summary>What is ranked: <c>retrieval</c> (the built-in <see cref="RetrievalTask"/>, reward nDCG@K; Neural PG-RANK) or
+    /// <c>prompt_selection</c> (in-context examples of the recipe's task for <see cref="Frozen"/>, reward ±1 for its answer;
+    /// PromptPG). Default <c>retrieval</c>.</summary>
+    public string Task { get; init; } = "retrieval";
+    /// <summary>Retrieval only: the generated corpus (<c>topics</c>, <c>words_per_topic</c>, <c>query_words</c>,
+    /// <c>document_words</c>, <c>candidates</c>).</summary>
+    public RetrievalOptions Retrieval { get; init; } = new();
+    /// <summary>Prompt selection only: the frozen model that answers (<c>checkpoint</c> or <c>url</c> + <c>model</c>).</summary>
+    public FrozenModelSpec? Frozen { get; init; }
+    /// <summary>Prompt selection only: problems in the example pool the candidates are drawn from. Default 40.</summary>
+    public int PoolSize { get; init; } = 40;
+
     /// <summary>Optimizer steps. Default 200.</summary>
     public int Steps { get; init; } = 200;
     /// <summary>Queries (questions) per step. Default 16.</summary>
@@ -27,6 +42,11 @@ public sealed record RankingOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the key for a value out of range.</summary>
     public RankingOptions Validate()
     {
+        if (Task is not ("retrieval" or "prompt_selection")) throw new ArgumentException($"ranking.task must be retrieval or prompt_selection, got '{Task}'");
+        ArgumentNullException.ThrowIfNull(Retrieval);
+        Retrieval.Validate();
+        Frozen?.Validate();
+        Positive(PoolSize, "pool_size");
         Positive(Steps, "steps");
         Positive(QueriesPerStep, "queries_per_step");
         if (SamplesPerQuery < 2) throw new ArgumentOutOfRangeException(nameof(SamplesPerQuery), $"ranking.samples_per_query must be 2 or more (the baseline leaves one out), got {SamplesPerQuery}");
