@@ -55,8 +55,9 @@ public class RankingTrainerTests
     {
         public int Calls;
 
-        public Task<ChatResponse> GetResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        public async Task<ChatResponse> GetResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
         {
+            await Task.Yield();   // answer on another thread, as a server would: the trainer's continuations move threads
             Interlocked.Increment(ref Calls);
             var lines = messages.Last().Text.Split('\n');
             var question = lines[^1];                                   // "7#3="
@@ -64,7 +65,7 @@ public class RankingTrainerTests
             var (a, op, b) = (long.Parse(question[..at]), question[at], long.Parse(question[(at + 1)..^1]));
             var shown = lines[..^1].Any(l => l.Contains(op));
             var value = SymbolOpsTask.Apply(op, a, b) + (shown ? 0 : 1);
-            return Task.FromResult(new ChatResponse(new AiMessage(ChatRole.Assistant, $" {value}")));
+            return new ChatResponse(new AiMessage(ChatRole.Assistant, $" {value}"));
         }
 
         public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>

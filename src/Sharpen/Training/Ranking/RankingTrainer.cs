@@ -126,20 +126,32 @@ public static class RankingTrainer
             var questions = Enumerable.Range(0, options.QueriesPerStep).Select(_ => trainQuestions[rng.Next(trainQuestions.Count)]).ToList();
             var candidates = questions.Select(_ => Draw(rng, pool, options.Candidates)).ToList();
             var s = options.SamplesPerQuery;
-            using var scope = NewDisposeScope();
-            var (q, c) = EncodeText(questions, candidates, alphabet);
-            var scores = scorer.Scores(q, c);                                                     // (B, N)
-            var rankings = PlackettLuce.Sample(scores, options.TopK, s, generator);              // (B·S, K)
-            var rewards = await RewardsAsync(task, frozen, questions, candidates, Rows(rankings), s, cancellationToken).ConfigureAwait(false);
-            var reward = tensor(rewards, ScalarType.Float64).view(-1, s);                         // (B, S)
-            var logp = PlackettLuce.LogProb(scores.repeat_interleave(s, 0), rankings).view(-1, s);
-            var loss = PlackettLuce.ReinforceLoss(logp, reward, PlackettLuce.LeaveOneOutBaseline(reward));
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.step();
+            // TorchSharp's dispose scopes belong to a thread and an await may resume on another one: draw the rankings in
+            // one scope, ask the frozen model outside any scope, then score again (W has not changed) for the gradient.
+            long[][] picks;
+            using (NewDisposeScope())
+            {
+                var (q0, c0) = EncodeText(questions, candidates, alphabet);
+                picks = Rows(PlackettLuce.Sample(scorer.Scores(q0, c0), options.TopK, s, generator));
+            }
+            var rewards = await RewardsAsync(task, frozen, questions, candidates, picks, s, cancellationToken).ConfigureAwait(false);
+            double lossValue;
+            using (NewDisposeScope())
+            {
+                var (q, c) = EncodeText(questions, candidates, alphabet);
+                var scores = scorer.Scores(q, c);                                                 // (B, N)
+                var rankings = tensor(picks.SelectMany(r => r).ToArray()).view(-1, options.TopK);  // (B·S, K)
+                var reward = tensor(rewards, ScalarType.Float64).view(-1, s);                     // (B, S)
+                var logp = PlackettLuce.LogProb(scores.repeat_interleave(s, 0), rankings).view(-1, s);
+                var loss = PlackettLuce.ReinforceLoss(logp, reward, PlackettLuce.LeaveOneOutBaseline(reward));
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                lossValue = loss.to_type(ScalarType.Float64).item<double>();
+            }
             var row = new JsonObject
             {
-                ["step"] = step, ["loss"] = loss.to_type(ScalarType.Float64).item<double>(), ["reward"] = rewards.Average(),
+                ["step"] = step, ["loss"] = lossValue, ["reward"] = rewards.Average(),
                 ["accuracy"] = rewards.Count(r => r > 0) / (double)rewards.Length,
             };
             if ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) row["eval_accuracy"] = await EvaluateAsync().ConfigureAwait(false);
