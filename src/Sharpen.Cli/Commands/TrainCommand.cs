@@ -108,6 +108,7 @@ public static class TrainCommand
             if (r.Kind == "expert_iteration") return RunExpertIteration(r, name, resume, ct);
             if (r.Kind == "offline_pg") return RunOfflinePg(r, name, resume, ct);
             if (r.Kind is "prm" or "implicit_prm") return ProcessRewardTraining.Run(r, name, resume, ct);
+            if (r.Kind == "ranking") return RunRanking(r, name, resume, ct);
             var result = SftPipeline.Run(r, Console.WriteLine, resume, ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -194,6 +195,16 @@ public static class TrainCommand
         if (result.Eval is { } e)
             lines.AddRange(["", $"Final held-out ({e.N} problems): greedy accuracy {e.Accuracy:P1}, pass@{e.Samples} {e.PassAtK:P1}, maj@{e.Samples} {e.MajAtK:P1}."]);
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", [], lines)}");
+        return 0;
+    }
+
+    static int RunRanking(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        if (resume) throw new RecipeException($"{name}: a ranking run writes no checkpoints (it takes seconds to minutes); run it again without --resume");
+        var result = RankingPipeline.Run(r, Console.WriteLine, ct);
+        var line = $"{r.RankingOptions().Task}: held-out {result.Metric} {result.Before:F4} before training, {result.After:F4} after {result.Rows.Count} steps.";
+        Console.WriteLine(line);
+        WriteReport(r, name, [line], "REINFORCE loss (Plackett-Luce ranking policy)");
         return 0;
     }
 

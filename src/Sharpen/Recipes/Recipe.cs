@@ -39,7 +39,7 @@ public sealed record Recipe
     public string Kind { get; init; } = "sft";
 
     /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "kto", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm"];
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "kto", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm", "ranking"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -145,6 +145,13 @@ public sealed record Recipe
     public OfflinePolicyOptions OfflinePolicyOptions(string source = "recipe") =>
         Bind(OfflinePolicySection, new global::Sharpen.Training.Rl.OfflinePolicyOptions(), "offline_pg", source, o => o.Validate());
 
+    /// <summary>Ranking-policy settings as written (kind <c>ranking</c>); <see cref="RankingOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("ranking")] public JsonObject? RankingSection { get; init; }
+
+    /// <summary>The ranking options: <see cref="global::Sharpen.Training.Ranking.RankingOptions"/>' defaults with the recipe's <c>ranking</c> keys on top.</summary>
+    public global::Sharpen.Training.Ranking.RankingOptions RankingOptions(string source = "recipe") =>
+        Bind(RankingSection, new global::Sharpen.Training.Ranking.RankingOptions(), "ranking", source, o => o.Validate());
+
     /// <summary>Process-reward-model settings as written (kind <c>prm</c>); <see cref="PrmOptions"/> applies them over the defaults.</summary>
     [JsonPropertyName("prm")] public JsonObject? PrmSection { get; init; }
 
@@ -241,6 +248,14 @@ public sealed record Recipe
             if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
                 throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
         }
+        if (recipe.Kind == "ranking")
+        {
+            var ranking = recipe.RankingOptions(source);
+            if (ranking.Task == "prompt_selection" && (recipe.Task is null || ranking.Frozen is null))
+                throw new RecipeException($"{source}: a ranking recipe with 'ranking.task: prompt_selection' needs a 'task' (its problems and verifier) and 'ranking.frozen' (checkpoint, or url + model)");
+            if (ranking.Task == "retrieval" && ranking.Frozen is not null)
+                throw new RecipeException($"{source}: 'ranking.frozen' is read only with 'ranking.task: prompt_selection'");
+        }
         if (recipe.Kind == "prm") { recipe.PrmOptions(source); ValidateProcessData(recipe, source, "step-labelled rows {\"prompt\", \"steps\", \"labels\"}"); }
         if (recipe.Kind == "implicit_prm") { recipe.ImplicitPrmOptions(source); ValidateProcessData(recipe, source, "outcome-labelled rows {\"prompt\", \"completion\", \"label\"}"); }
         if (recipe.Env is not null && recipe.Kind != "rl") throw new RecipeException($"{source}: 'env' works with kind rl, not {recipe.Kind}");
@@ -279,6 +294,13 @@ public sealed record Recipe
         }
         if (recipe.Model.Init is { } init && init.Select(kv => kv.Key).FirstOrDefault(k => !Models.ModelConfig.Keys.Contains(k)) is { } badKey)
             throw new RecipeException($"{source}: {UnknownKey.Message("model.init", badKey, Models.ModelConfig.Keys)}");
+        if (recipe.Kind == "ranking")
+        {
+            if (recipe.Model.Path is not null || recipe.Model.Init is not null)
+                throw new RecipeException($"{source}: a ranking recipe trains a scorer over the candidates, not a language model; remove 'model' (a prompt-selection frozen model goes in 'ranking.frozen')");
+            if (recipe.Task is not null) recipe.Task.Build(source);
+            return recipe;
+        }
         if (recipe.Model.Path is null == recipe.Model.Init is null)
             throw new RecipeException($"{source}: 'model' needs exactly one of 'path' (a Hugging Face folder) or 'init' (a config for a fresh model)");
         try { recipe.Sft.Validate(); }
@@ -346,7 +368,7 @@ public sealed record ModelSection
 /// <summary>The <c>task</c> section: a registered task name plus its options as further keys.</summary>
 public sealed record TaskSection
 {
-    /// <summary>Task name (countdown, game24, arithmetic, gsm8k).</summary>
+    /// <summary>Task name (countdown, game24, arithmetic, gsm8k, stack-code, symbol-ops).</summary>
     public string Name { get; init; } = "";
     /// <summary>The task's option keys (snake_case of its options record).</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Options { get; init; }
@@ -356,6 +378,7 @@ public sealed record TaskSection
         ["countdown"] = typeof(CountdownOptions), ["game24"] = typeof(Game24Options),
         ["arithmetic"] = typeof(ArithmeticOptions), ["gsm8k"] = typeof(Gsm8kOptions),
         ["sentiment"] = typeof(SentimentOptions),
+        ["stack-code"] = typeof(StackCodeOptions), ["symbol-ops"] = typeof(SymbolOpsOptions),
     };
 
     /// <summary>Creates the task; errors name the recipe file and the key.</summary>

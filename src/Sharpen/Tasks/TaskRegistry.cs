@@ -1,7 +1,8 @@
 namespace Sharpen.Tasks;
 
 /// <summary>
-/// Tasks by name: <c>arithmetic</c>, <c>countdown</c>, <c>game24</c>, <c>sentiment</c> (word-label classification), <c>gsm8k</c> (which needs
+/// Tasks by name: <c>arithmetic</c>, <c>countdown</c>, <c>game24</c>, <c>sentiment</c> (word-label classification), <c>stack-code</c>,
+/// <c>symbol-ops</c>, <c>gsm8k</c> (which needs
 /// <see cref="Gsm8kOptions.Path"/>). Names are case-insensitive. An unknown name throws with the known names.
 /// </summary>
 public static class TaskRegistry
@@ -15,6 +16,8 @@ public static class TaskRegistry
         Register("game24", o => new Game24Task(As<Game24Options>("game24", o)));
         Register("arithmetic", o => new ArithmeticTask(As<ArithmeticOptions>("arithmetic", o)));
         Register("sentiment", o => new SentimentTask(As<SentimentOptions>("sentiment", o)));
+        Register("symbol-ops", o => new SymbolOpsTask(As<SymbolOpsOptions>("symbol-ops", o)));
+        Register("stack-code", o => new StackCodeTask(As<StackCodeOptions>("stack-code", o)));
         Register("gsm8k", o =>
         {
             var options = As<Gsm8kOptions>("gsm8k", o);

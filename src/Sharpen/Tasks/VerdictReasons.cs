@@ -27,4 +27,10 @@ public static class VerdictReasons
     public const string TooLong = "too_long";
     /// <summary>No final answer was found.</summary>
     public const string NoAnswer = "no_answer";
+    /// <summary>A program ran but returned the wrong value on a generated test.</summary>
+    public const string FailedTest = "failed_test";
+    /// <summary>A program stopped with an error on a test (stack underflow, division by zero, a bad end state).</summary>
+    public const string RuntimeError = "runtime_error";
+    /// <summary>A program hit the interpreter's step or memory limit on a test.</summary>
+    public const string LimitExceeded = "limit_exceeded";
 }
