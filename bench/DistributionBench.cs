@@ -22,7 +22,7 @@ public static class DistributionBench
 {
     const int K = 100, G = 8;
 
-    /// <summary>Base a_k ∝ 1/(k+1) (a long tail); outcome k passes / is correct when k % 10 == 3 (10 outcomes holding 5.6% of a).</summary>
+    /// <summary>Base a_k ∝ 1/(k+1) (a long tail); outcome k passes / is correct when k % 10 == 3 (10 outcomes holding 9.4% of a).</summary>
     static (double[] LogBase, bool[] Pass) World()
     {
         var w = Enumerable.Range(0, K).Select(k => 1.0 / (k + 1)).ToArray();
