@@ -153,7 +153,11 @@ public static class BenchCommand
         realSizeOne.SetAction(pr => CliErrors.Run(() => { RealSizeBench.RunChild(pr.GetValue(rsModel)!, pr.GetValue(rsWork)!, pr.GetValue(rsQuick)); return 0; }));
         var report = new Command("report", "Regenerate the tables in bench/README.md from bench/results (runs nothing).") { dir };
         report.SetAction(pr => CliErrors.Run(() => { BenchReport.Refresh(pr.GetValue(dir)!.FullName); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne };
+        var fdpg = new Command("fdpg", "f-DPG's divergences on a toy target (a base restricted to passing outcomes): alignment, forward KL to the target, entropy.") { dir };
+        fdpg.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunFdpg(Console.WriteLine)); return 0; }));
+        var diversity = new Command("diversity", "Flow of Reasoning (trajectory balance) vs GRPO at equal samples on a toy with 10 correct outcomes: distinct correct solutions.") { dir };
+        diversity.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunDiversity(Console.WriteLine)); return 0; }));
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne, fdpg, diversity };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.

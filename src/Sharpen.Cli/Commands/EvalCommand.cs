@@ -26,8 +26,12 @@ public static class EvalCommand
         var steps = new Option<string?>("--steps") { Description = "Search: step splitter (countdown, newline, delimiter:X, regex:P; default by task)" };
         var maxStep = new Option<int>("--max-step-tokens") { Description = "Search: most tokens per step", DefaultValueFactory = _ => 16 };
         var maxSamples = new Option<int>("--max-samples") { Description = "bon/vote: most samples per problem (0 = until the budget is spent)", DefaultValueFactory = _ => 0 };
-        var beamWidth = new Option<int>("--beam-width") { Description = "beam: partial solutions kept", DefaultValueFactory = _ => 4 };
+        var beamWidth = new Option<int>("--beam-width") { Description = "beam: partial solutions kept; dvts: total beams N (N / expansions independent subtrees)", DefaultValueFactory = _ => 4 };
         var expansions = new Option<int>("--expansions") { Description = "beam: next steps per kept solution; mcts: steps per expansion", DefaultValueFactory = _ => 4 };
+        var probe = new Option<int>("--probe-samples") { Description = "compute-optimal: samples whose verifier scores estimate a problem's difficulty", DefaultValueFactory = _ => 4 };
+        var difficulty = new Option<double>("--difficulty-threshold") { Description = "compute-optimal: difficulty (1 − mean probe score) below which a problem is easy", DefaultValueFactory = _ => 0.5 };
+        var easy = new Option<string>("--easy-strategy") { Description = "compute-optimal: strategy for easy problems", DefaultValueFactory = _ => "weighted-vote" };
+        var hard = new Option<string>("--hard-strategy") { Description = "compute-optimal: strategy for hard problems", DefaultValueFactory = _ => "beam" };
         var mctsC = new Option<double>("--mcts-c") { Description = "mcts: exploration constant (PUCT)", DefaultValueFactory = _ => 1.25 };
         var rewardModel = new Option<DirectoryInfo?>("--reward-model") { Description = "Also score the evaluated completions with this trained reward model (reward_model_mean, per-row reward_model)" };
         var rewardUrl = new Option<string?>("--reward-url") { Description = "Also score the greedy completions with this reward server (reward_server_mean, per-row reward_server)" };
@@ -35,7 +39,7 @@ public static class EvalCommand
         var maxTurns = new Option<int?>("--max-turns") { Description = "--env: most assistant turns per episode (default: the environment's own limit)" };
         var tokenBudget = new Option<int>("--token-budget") { Description = "--env: token budget of a whole episode", DefaultValueFactory = _ => 512 };
         var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, in a multi-turn environment, or on prompts scored by reward models or servers.") { model, task, data, n, samples, temperature, maxNew, seed, output,
-            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, rewardModel, rewardUrl, env, maxTurns, tokenBudget };
+            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, probe, difficulty, easy, hard, rewardModel, rewardUrl, env, maxTurns, tokenBudget };
         var engineFlags = new EngineFlags();
         engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
@@ -54,6 +58,7 @@ public static class EvalCommand
                     {
                         BudgetTokens = pr.GetValue(budget), Seed = pr.GetValue(seed), MaxSamples = pr.GetValue(maxSamples),
                         BeamWidth = pr.GetValue(beamWidth), Expansions = pr.GetValue(expansions), MctsC = pr.GetValue(mctsC),
+                        ProbeSamples = pr.GetValue(probe), DifficultyThreshold = pr.GetValue(difficulty), EasyStrategy = pr.GetValue(easy)!, HardStrategy = pr.GetValue(hard)!,
                     },
                 },
             };

@@ -25,9 +25,14 @@ namespace Sharpen.Algorithms;
 /// estimators (GAE) read it instead of putting the sequence reward on the last token; null for single-turn batches.</param>
 /// <param name="GroupIds">Each row's group <c>(B)</c> int64 when groups come from an id column of the prompts (<c>rl.group_by</c>);
 /// null = <paramref name="GroupSize"/> consecutive rows per group.</param>
+/// <param name="OldLogProbs">The behaviour policy's log-probs of the sampled tokens <c>(B, A)</c> (f-DPG and trajectory balance read
+/// log π(y)); null when the caller has none.</param>
+/// <param name="Divergence">The f-divergence f-DPG minimises (<c>rl.divergence</c>).</param>
+/// <param name="Target">f-DPG's target EBM: base × exp(r/β) or base × filter (<c>rl.target</c>).</param>
 public sealed record AdvantageContext(Tensor Rewards, Tensor ResponseMask, int GroupSize, Tensor TokenKl, double Beta, bool KlInReward,
     Tensor? Values, Tensor? GreedyRewards, MovingAverageBaseline Baseline, double Gamma, double Lambda, RewardScaling Scaling,
-    Tensor? TokenRewards = null, Tensor? GroupIds = null);
+    Tensor? TokenRewards = null, Tensor? GroupIds = null, Tensor? OldLogProbs = null,
+    FDivergence Divergence = FDivergence.JensenShannon, EbmTarget Target = EbmTarget.ExpReward);
 
 /// <summary>An estimator's result: token advantages <c>(B, A)</c>, the sequence-level advantage or reward the sequence
 /// losses read <c>(B)</c>, and value targets <c>(B, A)</c> when it bootstraps from a critic.</summary>

@@ -6,7 +6,7 @@ namespace Sharpen.Algorithms;
 /// <summary>
 /// Advantage estimators as pure functions of tensors (the "estimate" move). Each takes its own typed input record and
 /// returns advantages <c>(B, A)</c> with zeros at padding. Outputs have the rewards' floating dtype (float32 for integer
-/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae", "p3o", "refuel", "oreal".
+/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae", "p3o", "refuel", "oreal", "fdpg", "trajectory_balance".
 /// </summary>
 public static class AdvantageEstimators
 {
@@ -73,6 +73,23 @@ public static class AdvantageEstimators
         r.Register("refuel", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, 2), scaleByStd: false).Advantages, c.Rewards)));
         // OREAL: positives are behaviour-cloned (weight 1), negatives carry their leave-one-out reshaped reward × η.
         r.Register("oreal", new(c => new(Oreal(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds)).Advantages, c.Rewards), GroupRelative: true));
+        // f-DPG (arXiv:2302.08215): pseudo-rewards −f′(π/p) towards p ∝ a·φ, a = the reference; log π − log a is the summed k1 KL.
+        r.Register("fdpg", new(c =>
+        {
+            var logPolicy = SequenceLogProbs(c, "fdpg");                                                            // (B)
+            var logBase = logPolicy - c.TokenKl.sum(1);                                                             // (B)  log a = log π − Σ (log π − log a)
+            var logTarget = FDivergences.LogTarget(logBase, c.Rewards, c.Target, c.Beta);                           // (B)
+            var (adv, pseudo) = FDivergences.Advantages(logPolicy, logTarget, c.ResponseMask, c.GroupSize, c.Divergence);
+            return new(adv, pseudo);
+        }));
+        // Flow of Reasoning / trajectory balance (arXiv:2406.05673, 2201.13176) with the group-optimal log Z, R = exp(r/β).
+        r.Register("trajectory_balance", new(c =>
+        {
+            if (!(c.Beta > 0)) throw new ArgumentException("trajectory_balance needs rl.beta > 0 (the reward temperature of R = exp(r/β))");
+            var logPf = SequenceLogProbs(c, "trajectory_balance");                                                  // (B)
+            var (adv, seq) = FlowBalance.TrajectoryBalanceAdvantages(logPf, c.Rewards.to_type(ScalarType.Float64) / c.Beta, c.ResponseMask, c.GroupSize);
+            return new(adv, seq);
+        }));   // not GroupRelative: equal rewards in a group still leave log P_F differences to balance
         return r;
     }
 
@@ -321,6 +338,11 @@ public static class AdvantageEstimators
         if (!shiftMean) whitened = (whitened + mean) * m;
         return whitened.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Σ_t log π_old(y_t) per row <c>(B)</c> in float64, from the context's behaviour log-probs.</summary>
+    static Tensor SequenceLogProbs(AdvantageContext c, string name) =>
+        ((c.OldLogProbs ?? throw new ArgumentException($"{name} needs the rollouts' log-probs")).to_type(ScalarType.Float64)
+            * c.ResponseMask.to_type(ScalarType.Float64)).sum(1);
 
     static (Tensor Rewards, Tensor Mask) CheckOutcome(Tensor rewards, Tensor mask)
     {

@@ -55,6 +55,7 @@ public static class EvalSearch
                 ["correct"] = v.Correct, ["reason"] = v.Reason, ["tokens"] = sr.Cost.GeneratedTokens, ["forward_passes"] = sr.Cost.ForwardPasses,
                 ["scorer_calls"] = sr.Cost.ScorerCalls, ["seconds"] = sr.Cost.Seconds, ["nodes"] = sr.Trace.Count,
             };
+            if (s.Strategy == "compute-optimal") row["chosen"] = sr.Strategy;   // compute-optimal:BIN:STRATEGY
             if (rm is not null) row["reward_model"] = rm[i];
             log.Metrics(row);
         }
@@ -63,7 +64,13 @@ public static class EvalSearch
         summary["steps"] = s.Steps ?? (task.Name is "countdown" or "game24" ? "countdown" : "newline");
         summary["seed"] = options.Seed;
         if (s.Strategy is "bon" or "vote" or "weighted-vote") summary["max_samples"] = options.MaxSamples;
-        if (s.Strategy is "beam" or "mcts") { summary["beam_width"] = options.BeamWidth; summary["expansions"] = options.Expansions; }
+        if (s.Strategy == "compute-optimal")
+        {
+            (summary["probe_samples"], summary["difficulty_threshold"], summary["easy_strategy"], summary["hard_strategy"]) =
+                (options.ProbeSamples, options.DifficultyThreshold, options.EasyStrategy, options.HardStrategy);
+            summary["easy_problems"] = result.Rows.Count(r => r.Result.Strategy.StartsWith("compute-optimal:easy", StringComparison.Ordinal));
+        }
+        if (s.Strategy is "beam" or "mcts" or "dvts") { summary["beam_width"] = options.BeamWidth; summary["expansions"] = options.Expansions; }
         if (s.Strategy == "mcts") summary["mcts_c"] = options.MctsC;
         if (rm is not null) summary["reward_model_mean"] = rm.Average();
         return summary;

@@ -31,6 +31,14 @@ public sealed record SearchOptions
     public int MctsSimulations { get; init; }
     /// <summary><c>mcts_pick</c>: <c>best-terminal</c> (finished node of highest value) or <c>visits</c> (follow the most-visited children).</summary>
     public string MctsPick { get; init; } = "best-terminal";
+    /// <summary><c>probe_samples</c>: compute-optimal: samples whose outcome scores estimate the problem's difficulty.</summary>
+    public int ProbeSamples { get; init; } = 4;
+    /// <summary><c>difficulty_threshold</c>: compute-optimal: estimated difficulty (1 − mean probe score) below which a problem is easy.</summary>
+    public double DifficultyThreshold { get; init; } = 0.5;
+    /// <summary><c>easy_strategy</c>: compute-optimal: the strategy for easy problems (Snell et al.: parallel sampling with a verifier).</summary>
+    public string EasyStrategy { get; init; } = "weighted-vote";
+    /// <summary><c>hard_strategy</c>: compute-optimal: the strategy for hard problems (Snell et al.: beam search against a PRM).</summary>
+    public string HardStrategy { get; init; } = "beam";
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad key.</summary>
     public SearchOptions Validate()
@@ -44,6 +52,11 @@ public sealed record SearchOptions
         if (MctsSelection is not ("puct" or "uct")) throw new ArgumentException($"mcts_selection '{MctsSelection}' is not known; expected puct or uct");
         if (!(MctsLambda >= 0 && MctsLambda <= 1)) throw new ArgumentException($"mcts_lambda must be in [0, 1], got {MctsLambda}");
         if (MctsSimulations < 0) throw new ArgumentException($"mcts_simulations must be ≥ 0, got {MctsSimulations}");
+        if (ProbeSamples < 1) throw new ArgumentException($"probe_samples must be ≥ 1, got {ProbeSamples}");
+        if (!(DifficultyThreshold >= 0 && DifficultyThreshold <= 1)) throw new ArgumentException($"difficulty_threshold must be in [0, 1], got {DifficultyThreshold}");
+        foreach (var (key, v) in new[] { ("easy_strategy", EasyStrategy), ("hard_strategy", HardStrategy) })
+            if (v is "compute-optimal" || !SearchStrategies.Names.Contains(v))
+                throw new ArgumentException($"{key} '{v}' is not a strategy it can run; expected one of: {string.Join(", ", SearchStrategies.Names.Where(n => n != "compute-optimal"))}");
         if (MctsPick is not ("best-terminal" or "visits")) throw new ArgumentException($"mcts_pick '{MctsPick}' is not known; expected best-terminal or visits");
         return this;
     }
@@ -81,6 +94,8 @@ public static class SearchStrategies
         ["weighted-vote"] = () => new SampleSearch("weighted-vote"),
         ["beam"] = () => new BeamSearch(),
         ["mcts"] = () => new MctsSearch(),
+        ["dvts"] = () => new DvtsSearch(),
+        ["compute-optimal"] = () => new ComputeOptimalSearch(),
     };
 
     /// <summary>Known names.</summary>

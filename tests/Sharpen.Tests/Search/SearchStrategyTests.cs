@@ -128,6 +128,48 @@ public class SearchStrategyTests
         Assert.Equal("7", r3.Answer);
     }
 
+    [Fact]
+    public void Dvts_runs_independent_greedy_in_prm_subtrees_on_equal_budget_shares()
+    {
+        // N = 6 beams, M = 3 → 2 subtrees, each a beam of width 1 expanding 3 ways on 100 of the 200 tokens. In each: depth 0
+        // draws both "a " (0.2) and "b " (0.6) among 3 root samples (⌊1.8⌋..⌈1.8⌉ and ⌊1.2⌋..⌈1.2⌉ ≥ 1) and keeps "b "; depth 1 draws
+        // "c " and "d " and keeps "b c " (0.9 > 0.3); depth 2: three "ans:7" (merged), finished at 0.95 → the subtree stops.
+        var r = Run("dvts", Ctx(Tree1(), new SearchOptions { BudgetTokens = 200, BeamWidth = 6, Expansions = 3 }));
+        Assert.Equal("b c ans:7", r.Completion);
+        Assert.Equal("7", r.Answer);
+        Assert.Equal(2 * (3 * 2 + 3 * 2 + 3 * 5), r.Cost.GeneratedTokens);   // per subtree: 6 + 6 + 15
+        Assert.Equal(2 * 3, r.Cost.ScorerCalls);
+        Assert.Equal(10, r.Trace.Count);                                      // 5 nodes per subtree: a, b | b c, b d | b c ans:7
+        Assert.Equal(4, r.Trace.Count(n => n.Parent == -1));                  // each subtree's two root children
+        Assert.All(r.Trace.Skip(5).Where(n => n.Parent >= 0), n => Assert.True(n.Parent >= 5));   // the second subtree's own nodes
+        // N < M: one subtree on the whole budget (27 tokens).
+        Assert.Equal(27, Run("dvts", Ctx(Tree1(), new SearchOptions { BudgetTokens = 200, BeamWidth = 2, Expansions = 3 })).Cost.GeneratedTokens);
+    }
+
+    [Fact]
+    public void Compute_optimal_bins_by_probe_scores_and_runs_the_bins_strategy_on_the_rest_of_the_budget()
+    {
+        // Difficulty = 1 − mean score (NaN counts 0): [1, 1, 0, NaN] → 0.5, not below 0.5 → hard; below 0.6 → easy.
+        Assert.Equal("hard", ComputeOptimalSearch.Bin([1, 1, 0, double.NaN], 0.5));
+        Assert.Equal("easy", ComputeOptimalSearch.Bin([1, 1, 0, double.NaN], 0.6));
+        var o = new SearchOptions { BudgetTokens = 200, BeamWidth = 2, Expansions = 3, ProbeSamples = 4, DifficultyThreshold = 0.6 };
+        // Tree 2 with the oracle: of 4 probe samples "a " takes ⌊1.6⌋..⌈1.6⌉, so 2 or 3 end in 7 → difficulty 0.5 or 0.25 → easy →
+        // weighted vote on the 200 − 4·7 = 172 tokens left; 7 carries all the weight.
+        var easy = Run("compute-optimal", Ctx(Tree2(), o, Oracle));
+        Assert.Equal("compute-optimal:easy:weighted-vote", easy.Strategy);
+        Assert.Equal("7", easy.Answer);
+        // The vote spends all 172: rounds of 8, 5, 4, 2, 1, 1, 1, 1, 1 whole samples (24 × 7 = 168), then one cut at the 4 left.
+        Assert.Equal(200, easy.Cost.GeneratedTokens);
+        Assert.Equal(4 + 25, easy.Trace.Count);
+        // Tree 1 with the oracle: "a " takes 2 or 3 of 4, "b c " at most 1 → difficulty ≥ 0.75 → hard → beam search.
+        var hard = Run("compute-optimal", Ctx(Tree1(), o, Oracle));
+        Assert.Equal("compute-optimal:hard:beam", hard.Strategy);
+        Assert.Equal("7", hard.Answer);
+        Assert.Contains("hard_strategy", Assert.Throws<ArgumentException>(() => (o with { HardStrategy = "compute-optimal" }).Validate()).Message);
+        Assert.Contains("outcome scorer", Assert.Throws<ArgumentException>(() =>
+            Run("compute-optimal", new SearchContext(new StubPolicy(Tree1()), o, null, _ => Prm))).Message);
+    }
+
     public static TheoryData<string> Strategies => new(SearchStrategies.Names);
 
     [Theory]
@@ -142,7 +184,7 @@ public class SearchStrategyTests
             // Sampling strategies keep every sample in the trace; beam and MCTS merge identical steps, whose tokens are
             // spent but not in the trace.
             long traced = r.Trace.Sum(n => (long)n.Tokens);
-            if (strategy is "beam" or "mcts") Assert.True(r.Cost.GeneratedTokens >= traced);
+            if (strategy is "beam" or "mcts" or "dvts" or "compute-optimal") Assert.True(r.Cost.GeneratedTokens >= traced);
             else Assert.Equal(r.Cost.GeneratedTokens, traced);
         }
     }

@@ -75,8 +75,11 @@ sealed class RlBatch
     public Tensor Advantages { get; set; } = null!;
     /// <summary>Sequence advantages (or KL-regularised rewards) <c>(B)</c>.</summary>
     public Tensor SequenceAdvantages { get; set; } = null!;
-    /// <summary>Multi-turn only: each turn's reward at its last policy token <c>(B, A)</c>.</summary>
+    /// <summary>Multi-turn: each turn's reward at its last policy token; <c>rl.fine_grained</c>: each segment's score at its last
+    /// token (PCPG-smoothed with <c>rl.smooth_window</c>) <c>(B, A)</c>; else null.</summary>
     public Tensor? TokenRewards { get; set; }
+    /// <summary><c>rl.fine_grained</c>: per kept rollout, its segments' (last token, weighted score); else null.</summary>
+    public List<(int Token, double Reward)[]>? Segments { get; set; }
     /// <summary>Per-token KL weights <c>(B, A)</c> replacing β (SCoRe's per-attempt β), or null.</summary>
     public Tensor? KlWeights { get; set; }
     /// <summary>Value targets <c>(B, A)</c> (critic).</summary>

@@ -182,6 +182,18 @@ public sealed record RlOptions
     public double ShapingAlpha { get; init; } = 10.0;
     /// <summary>REFUEL: η of the regression, (1/η)·[relative log-ratio] − [relative future return] (preset 1).</summary>
     public double Eta { get; init; } = 1.0;
+    /// <summary>f-DPG: the f-divergence D_f(π_θ ‖ p) minimised (<c>reverse_kl | forward_kl | total_variation | jensen_shannon</c>;
+    /// preset jensen_shannon, the paper's recommended balance, arXiv:2302.08215).</summary>
+    public FDivergence Divergence { get; init; } = FDivergence.JensenShannon;
+    /// <summary>f-DPG: the target EBM P(y) = a(y)·φ(y) over the reference a: <c>exp_reward</c> φ = exp(r/β), or <c>filter</c> φ = 1[r &gt; 0].</summary>
+    public EbmTarget Target { get; init; } = EbmTarget.ExpReward;
+    /// <summary>FGAIF fine-grained rewards (arXiv:2404.05046): <c>sentence</c> or <c>step</c> = the reward functions score each segment
+    /// of a completion and each score is placed on the segment's last token (dense rewards for GAE; needs a critic, e.g. ppo);
+    /// null = one reward per completion.</summary>
+    public SegmentUnit? FineGrained { get; init; }
+    /// <summary>PCPG pseudo-convolution (arXiv:1811.01874) of the fine-grained token rewards: half-width w of a uniform window of
+    /// 2w+1 tokens (0 = off).</summary>
+    public int SmoothWindow { get; init; }
     /// <summary>Stop after the iteration during which this much training time (evaluation excluded) has passed (0 = no limit; for fixed-budget comparisons).</summary>
     public double MaxSeconds { get; init; }
 
@@ -291,6 +303,28 @@ public sealed record RlOptions
         Algorithm = "oreal", SamplesPerPrompt = 8, Beta = 0.01, KlEstimator = "k3", Aggregation = LossAggregation.TokenMean,
     };
 
+    /// <summary>
+    /// f-DPG (Go et al. 2023, arXiv:2302.08215): policy gradient with the pseudo-reward −f′(π_θ/p) towards p ∝ reference × exp(r/β)
+    /// (or × a filter), Jensen–Shannon by default; group-mean baseline over 4 samples; β = 0.1 (the target's temperature, which also
+    /// loads the reference); one epoch (on-policy: log π of the pseudo-reward is the sampler's).
+    /// </summary>
+    public static RlOptions Fdpg() => new()
+    {
+        Algorithm = "fdpg", SamplesPerPrompt = 4, Beta = 0.1, KlEstimator = "k1", ScaleRewards = RewardScaling.None,
+        Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
+    /// <summary>
+    /// Flow of Reasoning (Yu et al. 2024, arXiv:2406.05673): GFlowNet trajectory balance so that π(y) ∝ R(y) = exp(r(y)/β), with the
+    /// log Z of each prompt set to its TB optimum over the prompt's samples (in place of a learned log Z, see docs); 8 samples per
+    /// prompt, β = 0.2, no reference, one epoch.
+    /// </summary>
+    public static RlOptions FlowOfReasoning() => new()
+    {
+        Algorithm = "flow_of_reasoning", SamplesPerPrompt = 8, Beta = 0.2, KlEstimator = "k1", ScaleRewards = RewardScaling.None,
+        Aggregation = LossAggregation.SeqMeanTokenSum,
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key).</summary>
     public RlOptions Validate()
     {
@@ -343,6 +377,22 @@ public sealed record RlOptions
         if (FirstTurnBeta is { } b2) NonNegative(b2, "first_turn_beta");
         if (!(ShapingAlpha >= 0) || double.IsInfinity(ShapingAlpha)) throw new ArgumentException($"rl.shaping_alpha must be a finite number ≥ 0, got {ShapingAlpha}");
         if (!(Eta > 0) || double.IsInfinity(Eta)) throw new ArgumentException($"rl.eta must be a finite positive number, got {Eta}");
+        if (Algorithm == "fdpg" && !(Beta > 0))
+            throw new ArgumentException($"rl.beta must be > 0 for fdpg (the target is the reference times exp(r/β) or a filter; β > 0 loads the reference), got {Beta}");
+        if (Algorithm == "flow_of_reasoning" && !(Beta > 0))
+            throw new ArgumentException($"rl.beta must be > 0 for flow_of_reasoning (the reward temperature of R = exp(r/β)), got {Beta}");
+        if (Algorithm == "flow_of_reasoning" && SamplesPerPrompt < 2)
+            throw new ArgumentException($"rl.samples_per_prompt must be ≥ 2 for flow_of_reasoning (log Z is set from a prompt's samples), got {SamplesPerPrompt}");
+        if (!Enum.IsDefined(Divergence)) throw new ArgumentException($"rl.divergence must be reverse_kl, forward_kl, total_variation or jensen_shannon, got {Divergence}");
+        NonNegative(SmoothWindow, "smooth_window");
+        if (FineGrained is { } unit)
+        {
+            if (!Enum.IsDefined(unit)) throw new ArgumentException($"rl.fine_grained must be sentence or step, got {unit}");
+            if (!spec.Estimator.NeedsCritic) throw new ArgumentException($"rl.fine_grained needs a token-level estimator with a critic (ppo), got {Algorithm}");
+            if (spec.EnvironmentOnly) throw new ArgumentException($"rl.fine_grained does not work with {Algorithm} (environment episodes)");
+        }
+        else if (SmoothWindow > 0) throw new ArgumentException("rl.smooth_window smooths fine-grained token rewards: set rl.fine_grained (sentence or step) too");
+        if (!Enum.IsDefined(Target)) throw new ArgumentException($"rl.target must be exp_reward or filter, got {Target}");
         if (spec.TurnKl && TargetKl is not null) throw new ArgumentException($"rl.target_kl does not work with {Algorithm}: its KL weights per attempt are fixed (beta, first_turn_beta)");
         if (MaskTruncatedCompletions && spec.PolicyLoss.RowsPerUnit > 1) throw new ArgumentException($"rl.mask_truncated_completions does not work with {Algorithm}: its loss needs both samples of every pair");
         if (!(PtxCoefficient >= 0) || double.IsInfinity(PtxCoefficient)) throw new ArgumentException($"rl.ptx_coefficient must be a finite number ≥ 0, got {PtxCoefficient}");
@@ -452,6 +502,9 @@ public static class RlAlgorithms
         r.Register("reinforce", AlgorithmSpec.Of("reinforce", "reinforce", "vanilla", KlPlacement.InReward, RlOptions.Reinforce, "Williams 1992, with a moving-average baseline"));
         r.Register("p3o", AlgorithmSpec.Of("p3o", "p3o", "p3o_clip", KlPlacement.InReward, RlOptions.P3o, "Wu et al. 2023 (P3O), arXiv:2310.00212"));
         r.Register("topr", AlgorithmSpec.Of("topr", "reinforce", "topr", KlPlacement.None, RlOptions.Topr, "Le Roux et al. 2025 (TOPR), arXiv:2503.14286"));
+        r.Register("fdpg", AlgorithmSpec.Of("fdpg", "fdpg", "vanilla", KlPlacement.InReward, RlOptions.Fdpg, "Go et al. 2023 (f-DPG), arXiv:2302.08215"));
+        r.Register("flow_of_reasoning", AlgorithmSpec.Of("flow_of_reasoning", "trajectory_balance", "vanilla", KlPlacement.None, RlOptions.FlowOfReasoning,
+            "Yu et al. 2024 (Flow of Reasoning), arXiv:2406.05673; Malkin et al. 2022 (trajectory balance), arXiv:2201.13176"));
         r.Register("score_stage1", AlgorithmSpec.Of("score_stage1", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage1, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")
             with { EnvironmentOnly = true, TurnKl = true, ShapeTurnRewards = (t, o) => ScoreRewards(t, o, stage: 1) });
         r.Register("score_stage2", AlgorithmSpec.Of("score_stage2", "rloo", "vanilla", KlPlacement.InLoss, RlOptions.ScoreStage2, "Kumar et al. 2024 (SCoRe), arXiv:2409.12917")

@@ -248,6 +248,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 KeepGroups(b, round, ro, total, dynamic);
                 b.Timing["score"] = b.Timing.GetValueOrDefault("score") + sw.Elapsed.TotalSeconds;
             } while (dynamic && b.Prompts.Count < _o.PromptsPerIteration && b.Rounds < _o.MaxSamplingRounds);
+            if (_o.FineGrained is { } unit)
+            {
+                var sw = Stopwatch.StartNew();
+                b.Segments = SegmentRewardScoring.Score(rewards, b.Prompts, b.Rollouts, Tokenizer, unit, _cancel);   // FGAIF: each segment scored
+                b.Timing["score"] = b.Timing.GetValueOrDefault("score") + sw.Elapsed.TotalSeconds;
+            }
             return b;
         }
 
@@ -509,6 +515,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             b.Seq = SequenceBatch.Build(b.Rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                 b.Rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
             b.EngineLogProbs = Pad(b.Rollouts.Select(r => r.LogProbs).ToList(), b.Seq.CompletionIds.shape[1]) * b.Mask;   // (B, A)
+            if (b.Segments is { } segments) b.TokenRewards = SegmentRewardScoring.Place(segments, b.Mask, _o.SmoothWindow);   // (B, A) dense segment rewards
             if (!_recompute) { b.OldLogProbs = b.EngineLogProbs; return; }
             bool wasTraining = Policy.training;
             Policy.eval();
@@ -545,7 +552,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var greedy = b.GreedyRewards is null ? null : tensor(b.GreedyRewards).to(ScalarType.Float32).repeat_interleave(g);   // (B)
             var tokenRewards = b.TokenRewards is { } tr && _o.RewardClip > 0 ? tr.clamp(-_o.RewardClip, _o.RewardClip) : b.TokenRewards;
             var ctx = new AdvantageContext(r, b.Mask, g, b.TokenKl, b.Beta, _spec.Kl == KlPlacement.InReward && b.RefLogProbs is not null,
-                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.EffectiveScaleRewards, TokenRewards: tokenRewards, GroupIds: GroupIds(b));
+                b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.EffectiveScaleRewards, TokenRewards: tokenRewards, GroupIds: GroupIds(b),
+                OldLogProbs: b.OldLogProbs, Divergence: _o.Divergence, Target: _o.Target);
             var est = _spec.Estimator.Estimate(ctx);
             b.Advantages = _o.WhitenAdvantages ? AdvantageEstimators.Whiten(est.Advantages, b.Mask) * b.Mask : est.Advantages;
             b.SequenceAdvantages = est.SequenceAdvantages;
