@@ -14,6 +14,8 @@ namespace Sharpen.Algorithms;
 /// <param name="RejectedLengths">Number of tokens of the rejected completion, <c>(B)</c>, all &gt; 0; needed by ORPO and SimPO.</param>
 /// <param name="PreviousChosen">Σ_t log π_t of the chosen completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
 /// <param name="PreviousRejected">Σ_t log π_t of the rejected completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
+/// <param name="Strengths">Preference strength p ∈ [0, 1] that the chosen completion is better, <c>(B)</c>, no grad; only OSP's
+/// soft-preference loss reads it (null = every pair certain, p = 1).</param>
 public sealed record PreferenceInput(
     Tensor PolicyChosen,
     Tensor PolicyRejected,
@@ -22,4 +24,5 @@ public sealed record PreferenceInput(
     Tensor? ChosenLengths = null,
     Tensor? RejectedLengths = null,
     Tensor? PreviousChosen = null,
-    Tensor? PreviousRejected = null);
+    Tensor? PreviousRejected = null,
+    Tensor? Strengths = null);

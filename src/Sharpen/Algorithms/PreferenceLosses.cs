@@ -43,6 +43,7 @@ public static class PreferenceLosses
         r.Register("cpo_simpo", new((x, c) => CpoSimPo(x, c.Beta, c.Gamma, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("spin", new((x, c) => SelfPlayLosses.Spin(x, c.Beta), OnlineOnly: true));   // SPIN's λ is β
         r.Register("inpo", new((x, c) => Inpo(x, c.Tau, c.Eta), OnlineOnly: true, NeedsPrevious: true));
+        r.Register("osp", new((x, c) => SoftPreferenceLosses.Osp(x, c.Beta), OnlineOnly: true));   // strengths from a judge: online only
         return r;
     }
 

@@ -78,8 +78,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
 
     PreferenceOptions _o = options.Validate();
 
-    /// <summary>A tokenized preference pair (completions end with EOS).</summary>
-    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected);
+    /// <summary>A tokenized preference pair (completions end with EOS); <paramref name="Strength"/> is P(chosen ≻ rejected),
+    /// which only OSP's soft-preference loss reads (1 = certain).</summary>
+    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected, double Strength = 1.0);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
@@ -147,7 +148,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
-            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected);
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected,
+            tensor(pairs.Select(p => (float)p.Strength).ToArray()));                     // (b)
         return PreferenceLosses.Registry.Get(loss).Compute(input, c);
     }
 
