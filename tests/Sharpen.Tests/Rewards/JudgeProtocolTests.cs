@@ -1,5 +1,6 @@
 using Sharpen.Data;
 using Sharpen.Rewards;
+using Sharpen.Tests.Training;
 
 namespace Sharpen.Tests.Rewards;
 
@@ -114,5 +115,18 @@ public class JudgeProtocolTests
         // mean(−1, −3) − mean(−4) = −2 + 4 = 2.
         Assert.Equal(2.0, FollowUpLikelihoodReward.Combine([-1.0, -3.0], [-4.0]), 12);
         Assert.Throws<ArgumentException>(() => FollowUpLikelihoodReward.Combine([-1.0], []));
+    }
+
+    [Fact]
+    public void Flr_scores_follow_ups_after_prompt_response_and_user_marker_with_a_real_model()
+    {
+        using var model = Bandit.Model();
+        using var flr = new FollowUpLikelihoodReward(model, Bandit.Tok, positive: ["ab"], negative: ["dd", "c"], userTurn: "b");
+        using var lm = new SelfLikelihoodReward(model, Bandit.Tok, normalize: true);
+        // Context "a" + "c" + "b"; per-token mean log-likelihoods of each follow-up after it.
+        var lp = lm.Score([("acb", "ab"), ("acb", "dd"), ("acb", "c")]);
+        double expected = lp[0] - (lp[1] + lp[2]) / 2;
+        Assert.Equal(expected, flr.Score([("a", "c")])[0], 5);
+        Assert.NotEqual(flr.Score([("a", "c")])[0], flr.Score([("a", "d")])[0]);
     }
 }
