@@ -11,7 +11,7 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Checkpoint folder", Required = true };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "Checkpoint folder (required, except with --reward-model-bench)" };
         var task = new Option<string?>("--task") { Description = $"Task: {string.Join(", ", TaskRegistry.Names)}. Without one, --data prompts are scored by --reward-url and/or --reward-model only" };
         var data = new Option<FileInfo?>("--data") { Description = "Held-out JSONL written by `sharpen data make` (default: generate --n problems)" };
         var n = new Option<int>("--n") { Description = "Problems to evaluate", DefaultValueFactory = _ => 500 };
@@ -38,15 +38,30 @@ public static class EvalCommand
         var env = new Option<string?>("--env") { Description = $"Multi-turn environment: {string.Join(", ", Sharpen.Environments.EnvironmentRegistry.Names)}, or a server's http(s) URL; --n greedy episodes on seeds --seed … (success rate, mean return, mean turns, tokens per turn; transcripts.jsonl)" };
         var maxTurns = new Option<int?>("--max-turns") { Description = "--env: most assistant turns per episode (default: the environment's own limit)" };
         var tokenBudget = new Option<int>("--token-budget") { Description = "--env: token budget of a whole episode", DefaultValueFactory = _ => 512 };
-        var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, in a multi-turn environment, or on prompts scored by reward models or servers.") { model, task, data, n, samples, temperature, maxNew, seed, output,
-            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, probe, difficulty, easy, hard, rewardModel, rewardUrl, env, maxTurns, tokenBudget };
+        var rmBench = new Option<FileInfo?>("--reward-model-bench") { Description = "RewardMATH-style benchmark of reward models: JSONL rows {prompt, correct, incorrect: [...]}; scores --reward-model (or every model of --policy-scores): accuracy (correct above all incorrect) and MRR" };
+        var policyScores = new Option<FileInfo?>("--policy-scores") { Description = "--reward-model-bench: JSONL rows {reward_model: DIR, policy_score: number} (the policy optimised against each); adds the Pearson and Spearman correlations of the benchmark scores with them" };
+        var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, in a multi-turn environment, or on prompts scored by reward models or servers; or benchmark reward models.") { model, task, data, n, samples, temperature, maxNew, seed, output,
+            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, probe, difficulty, easy, hard, rewardModel, rewardUrl, env, maxTurns, tokenBudget, rmBench, policyScores };
         var engineFlags = new EngineFlags();
         engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
+            if (pr.GetValue(rmBench) is { } bench)
+            {
+                if (pr.GetValue(model) is not null || pr.GetValue(task) is not null || pr.GetValue(env) is not null)
+                    throw new ArgumentException("--reward-model-bench scores reward models only; it takes none of --model, --task, --env");
+                var rms = new List<string>();
+                List<double>? ps = null;
+                if (pr.GetValue(policyScores) is { } psFile) (rms, ps) = Sharpen.Evaluation.RewardModelBench.LoadPolicyScores(psFile.FullName);
+                else if (pr.GetValue(rewardModel) is { } one) rms.Add(one.FullName);
+                var benchSummary = Sharpen.Evaluation.RewardModelBench.Run(bench.FullName, rms, ps, pr.GetValue(output)!, Console.Error.WriteLine);
+                Console.WriteLine(benchSummary.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            if (pr.GetValue(policyScores) is not null) throw new ArgumentException("--policy-scores goes with --reward-model-bench");
             var settings = new EvalSettings
             {
-                Model = pr.GetValue(model)!.FullName, Task = pr.GetValue(task), Data = pr.GetValue(data)?.FullName, N = pr.GetValue(n),
+                Model = (pr.GetValue(model) ?? throw new ArgumentException("--model is required (a checkpoint folder)")).FullName, Task = pr.GetValue(task), Data = pr.GetValue(data)?.FullName, N = pr.GetValue(n),
                 Samples = pr.GetValue(samples), Temperature = pr.GetValue(temperature), MaxNewTokens = pr.GetValue(maxNew), Seed = pr.GetValue(seed),
                 Out = pr.GetValue(output)!, RewardModel = pr.GetValue(rewardModel)?.FullName, RewardUrl = pr.GetValue(rewardUrl),
                 Rollout = engineFlags.Spec(pr),

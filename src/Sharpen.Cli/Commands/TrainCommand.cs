@@ -166,7 +166,9 @@ public static class TrainCommand
 
     static int RunOnlinePreference(Recipe r, string name, bool resume, CancellationToken ct)
     {
-        var result = OnlineDpoPipeline.Run(r, Console.WriteLine, resume, cancel: ct);
+        var judge = r.Judge() is { } spec ? JudgeClient.Create(spec) : null;
+        var result = OnlineDpoPipeline.Run(r, Console.WriteLine, resume, cancel: ct, pairwiseJudge: judge?.AsPairwiseJudge(ct));
+        if (judge is not null) Console.WriteLine($"judge: {judge.Calls} requests, {judge.Failures} unparsed replies, {judge.Inconsistent} pairs whose two orders disagreed");
         var o = r.OnlinePreferenceOptions();
         var lines = new List<string>
         {

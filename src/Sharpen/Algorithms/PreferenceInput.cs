@@ -15,6 +15,8 @@ namespace Sharpen.Algorithms;
 /// <param name="PreviousChosen">Σ_t log π_t of the chosen completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
 /// <param name="PreviousRejected">Σ_t log π_t of the rejected completion under the previous iterate, <c>(B)</c>, no grad; only INPO reads it.</param>
 /// <param name="PairWeights">A per-pair number in [0, 1], <c>(B)</c>, no grad: CREAM's consistency rate C, UPO's certainty; only they read it.</param>
+/// <param name="Strengths">Preference strength p ∈ [0, 1] that the chosen completion is better, <c>(B)</c>, no grad; only OSP's
+/// soft-preference loss reads it (null = every pair certain, p = 1).</param>
 public sealed record PreferenceInput(
     Tensor PolicyChosen,
     Tensor PolicyRejected,
@@ -24,4 +26,5 @@ public sealed record PreferenceInput(
     Tensor? RejectedLengths = null,
     Tensor? PreviousChosen = null,
     Tensor? PreviousRejected = null,
-    Tensor? PairWeights = null);
+    Tensor? PairWeights = null,
+    Tensor? Strengths = null);

@@ -47,6 +47,7 @@ public static class PreferenceLosses
         r.Register("cream", new((x, c) => ReliablePairLosses.Cream(x, c.Beta), PairWeightField: "consistency"));
         r.Register("upo", new((x, c) => ReliablePairLosses.Upo(x, c.Beta), PairWeightField: "certainty"));
         r.Register("tpo", new((x, c) => ListwisePreferenceLosses.TpoPairs(x, c.Beta)) { Listwise = true });
+        r.Register("osp", new((x, c) => SoftPreferenceLosses.Osp(x, c.Beta), OnlineOnly: true));   // strengths from a judge: online only
         return r;
     }
 

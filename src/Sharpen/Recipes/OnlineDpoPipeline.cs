@@ -27,9 +27,11 @@ public sealed record OnlineDpoPipelineResult(OnlineDpoResult Result, EvalResult?
 /// </summary>
 public static class OnlineDpoPipeline
 {
-    /// <summary>Runs <paramref name="recipe"/>; <paramref name="extraRewards"/> lets library users add their own judges.</summary>
+    /// <summary>Runs <paramref name="recipe"/>; <paramref name="extraRewards"/> lets library users add their own judges, and
+    /// <paramref name="pairwiseJudge"/> (the recipe's <c>judge</c> section, built by the CLI, or the caller's own) replaces the
+    /// reward-based pair rule with a general preference oracle (<see cref="OnlineDpoTrainer.PairwiseJudge"/>).</summary>
     public static OnlineDpoPipelineResult Run(Recipe recipe, Action<string>? log = null, bool resume = false,
-        IReadOnlyList<WeightedReward>? extraRewards = null, CancellationToken cancel = default)
+        IReadOnlyList<WeightedReward>? extraRewards = null, CancellationToken cancel = default, Func<string, string, string, double>? pairwiseJudge = null)
     {
         var sw = Stopwatch.StartNew();
         var options = recipe.OnlinePreferenceOptions();
@@ -73,7 +75,7 @@ public static class OnlineDpoPipeline
             try
             {
                 if (engine is not null) log?.Invoke($"rollout engine: {spec.Engine}");
-                result = new OnlineDpoTrainer(policy, tokenizer, options, rewards) { Log = log, Engine = engine }.Run(prompts, recipe.Output, resume, cancel);
+                result = new OnlineDpoTrainer(policy, tokenizer, options, rewards) { Log = log, Engine = engine, PairwiseJudge = pairwiseJudge }.Run(prompts, recipe.Output, resume, cancel);
             }
             finally { (engine as IDisposable)?.Dispose(); }
 

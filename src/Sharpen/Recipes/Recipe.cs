@@ -124,6 +124,13 @@ public sealed record Recipe
         return Bind(section, global::Sharpen.Training.Preference.OnlineDpoOptions.For(Kind is "dno" or "spin" ? Kind : "online_dpo"), Kind, source, o => o.Validate());
     }
 
+    /// <summary>An LLM judge for an online preference recipe, as written; <see cref="Judge"/> validates it.</summary>
+    [JsonPropertyName("judge")] public JsonObject? JudgeSection { get; init; }
+
+    /// <summary>The judge of an online preference recipe (null when the recipe has no <c>judge</c> section).</summary>
+    public JudgeSpec? Judge(string source = "recipe") =>
+        JudgeSection is null ? null : Bind(JudgeSection, new JudgeSpec(), "judge", source, o => o.Validate());
+
     /// <summary>Expert-iteration settings as written; <see cref="ExpertIterationOptions"/> applies them over the preset of <c>method</c>.</summary>
     [JsonPropertyName("expert_iteration")] public JsonObject? ExpertIterationSection { get; init; }
 
@@ -284,6 +291,12 @@ public sealed record Recipe
                 throw new RecipeException($"{source}: a {recipe.Kind} recipe needs a 'task' (its verifier is the judge; reward models go in 'rewards')");
             if (recipe.Task is null && recipe.Rewards is not null)
                 throw new RecipeException($"{source}: 'rewards' in a spin recipe need a 'task'");
+        }
+        if (recipe.JudgeSection is not null)
+        {
+            if (recipe.Kind is not ("online_dpo" or "dno"))
+                throw new RecipeException($"{source}: 'judge' gives pairwise preferences to an online_dpo or dno recipe; a {recipe.Kind} recipe takes none");
+            recipe.Judge(source);
         }
         if (recipe.RolloutSection is not null)
         {

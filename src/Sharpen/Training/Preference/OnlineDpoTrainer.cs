@@ -247,7 +247,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
     /// Optional general preference oracle (INPO's and Nash-MD's setting: a pairwise judge, not a reward model; it need not be
     /// transitive): (prompt, first completion, second completion) → P(first ≻ second) in [0, 1]. When set, each prompt's
     /// samples are judged in consecutive pairs (0 vs 1, 2 vs 3, ...); P &gt; ½ makes the first the chosen one, P &lt; ½ the
-    /// second, P = ½ gives no pair. The rewards are then only logged. Calls are counted in <c>judge_calls</c>.
+    /// second, P = ½ gives no pair; max(P, 1 − P) is the pair's preference strength, which the "osp" loss reads. The rewards are then only logged. Calls are counted in <c>judge_calls</c>.
     /// </summary>
     public Func<string, string, string, double>? PairwiseJudge { get; init; }
 
@@ -467,8 +467,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                         double pref = judge(batch[p].Prompt, x.CompletionText, y.CompletionText);
                         JudgeCalls++;
                         if (!(pref >= 0 && pref <= 1)) throw new InvalidOperationException($"the pairwise judge returned {pref}; a preference probability must be in [0, 1]");
-                        if (pref > 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, x.CompletionIds, y.CompletionIds));
-                        else if (pref < 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, y.CompletionIds, x.CompletionIds));
+                        if (pref > 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, x.CompletionIds, y.CompletionIds, Strength: pref));
+                        else if (pref < 0.5) pairs.Add(new PreferenceTrainer.Pair(x.PromptIds, y.CompletionIds, x.CompletionIds, Strength: 1 - pref));
                     }
                     if (pairs.Count == before) withoutPairs++;
                     continue;

@@ -79,8 +79,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     PreferenceOptions _o = options.Validate();
 
     /// <summary>A tokenized preference pair (completions end with EOS); <paramref name="Weight"/> is the row's per-pair weight
-    /// column (CREAM's consistency, UPO's certainty) when the loss reads one, else 1.</summary>
-    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected, double Weight = 1);
+    /// column (CREAM's consistency, UPO's certainty) when the loss reads one, else 1; <paramref name="Strength"/> is
+    /// P(chosen ≻ rejected), which only OSP's soft-preference loss reads (1 = certain).</summary>
+    internal sealed record Pair(int[] Prompt, int[] Chosen, int[] Rejected, double Weight = 1, double Strength = 1.0);
 
     /// <summary>Trains; writes metrics.jsonl, summary.json, reference_logprobs.json and final/ into <paramref name="outDir"/>.</summary>
     public PreferenceResult Run(IReadOnlyList<PreferenceExample> pairs, string outDir, CancellationToken cancel = default) =>
@@ -193,7 +194,8 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                       // (2b)
         var lengths = sb.CompletionMask.sum(1);                                           // (2b)
         var input = new PreferenceInput(summed.narrow(0, 0, b), summed.narrow(0, b, b), refChosen, refRejected,
-            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected);
+            lengths.narrow(0, 0, b), lengths.narrow(0, b, b), previousChosen, previousRejected,
+            Strengths: tensor(pairs.Select(p => (float)p.Strength).ToArray()));                   // (b)
         var entry = PreferenceLosses.Registry.Get(loss);
         if (entry.PairWeightField is not null) input = input with { PairWeights = tensor(pairs.Select(p => (float)p.Weight).ToArray()) };   // (b)
         return entry.Compute(input, c);
