@@ -37,11 +37,15 @@ public static class EvalCommand
         var rewardUrl = new Option<string?>("--reward-url") { Description = "Also score the greedy completions with this reward server (reward_server_mean, per-row reward_server)" };
         var env = new Option<string?>("--env") { Description = $"Multi-turn environment: {string.Join(", ", Sharpen.Environments.EnvironmentRegistry.Names)}, or a server's http(s) URL; --n greedy episodes on seeds --seed … (success rate, mean return, mean turns, tokens per turn; transcripts.jsonl)" };
         var maxTurns = new Option<int?>("--max-turns") { Description = "--env: most assistant turns per episode (default: the environment's own limit)" };
-        var tokenBudget = new Option<int>("--token-budget") { Description = "--env: token budget of a whole episode", DefaultValueFactory = _ => 512 };
+        var tokenBudget = new Option<int?>("--token-budget") { Description = "--env: token budget of a whole episode (default: --env-config's token_budget, else 512)" };
         var rmBench = new Option<FileInfo?>("--reward-model-bench") { Description = "RewardMATH-style benchmark of reward models: JSONL rows {prompt, correct, incorrect: [...]}; scores --reward-model (or every model of --policy-scores): accuracy (correct above all incorrect) and MRR" };
         var policyScores = new Option<FileInfo?>("--policy-scores") { Description = "--reward-model-bench: JSONL rows {reward_model: DIR, policy_score: number} (the policy optimised against each); adds the Pearson and Spearman correlations of the benchmark scores with them" };
+        var envConfig = new Option<FileInfo?>("--env-config") { Description = "--env: a YAML file with the environment's section: a recipe (its env: block) or the block's keys (frozen model, task options, server URL), e.g. recipes/dsp-countdown.yaml" };
+        var frozenCheckpoint = new Option<DirectoryInfo?>("--frozen-checkpoint") { Description = "--env dsp/daslam: the frozen model, a Sharpen checkpoint loaded in process (prompt template raw, greedy, 48 tokens)" };
+        var frozenUrl = new Option<string?>("--frozen-url") { Description = "--env dsp/daslam: the frozen model behind an OpenAI-compatible server (base URL ending in /v1; with --frozen-model)" };
+        var frozenModel = new Option<string?>("--frozen-model") { Description = "--frozen-url: the served model's name" };
         var cmd = new Command("eval", "Evaluate a checkpoint on a verifiable task, in a multi-turn environment, or on prompts scored by reward models or servers; or benchmark reward models.") { model, task, data, n, samples, temperature, maxNew, seed, output,
-            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, probe, difficulty, easy, hard, rewardModel, rewardUrl, env, maxTurns, tokenBudget, rmBench, policyScores };
+            strategy, budget, scorer, steps, maxStep, maxSamples, beamWidth, expansions, mctsC, probe, difficulty, easy, hard, rewardModel, rewardUrl, env, maxTurns, tokenBudget, rmBench, policyScores, envConfig, frozenCheckpoint, frozenUrl, frozenModel };
         var engineFlags = new EngineFlags();
         engineFlags.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run(() =>
@@ -65,7 +69,9 @@ public static class EvalCommand
                 Samples = pr.GetValue(samples), Temperature = pr.GetValue(temperature), MaxNewTokens = pr.GetValue(maxNew), Seed = pr.GetValue(seed),
                 Out = pr.GetValue(output)!, RewardModel = pr.GetValue(rewardModel)?.FullName, RewardUrl = pr.GetValue(rewardUrl),
                 Rollout = engineFlags.Spec(pr),
-                Env = pr.GetValue(env), MaxTurns = pr.GetValue(maxTurns), TokenBudget = pr.GetValue(tokenBudget),
+                Env = pr.GetValue(env), MaxTurns = pr.GetValue(maxTurns), TokenBudget = pr.GetValue(tokenBudget), EnvConfig = pr.GetValue(envConfig)?.FullName,
+                Frozen = pr.GetValue(frozenCheckpoint) is null && pr.GetValue(frozenUrl) is null && pr.GetValue(frozenModel) is null ? null
+                    : new Sharpen.Environments.FrozenModelSpec { Checkpoint = pr.GetValue(frozenCheckpoint)?.FullName, Url = pr.GetValue(frozenUrl), Model = pr.GetValue(frozenModel) },
                 Search = new EvalSearch.Settings
                 {
                     Strategy = pr.GetValue(strategy)!, Scorer = pr.GetValue(scorer)!, Steps = pr.GetValue(steps), MaxStepTokens = pr.GetValue(maxStep),

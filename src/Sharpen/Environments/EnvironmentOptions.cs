@@ -21,6 +21,10 @@ public sealed record GuessNumberOptions : EnvironmentOptions
     public int High { get; init; } = 100;
     /// <summary>Guesses allowed. Default 7.</summary>
     public override int MaxTurns { get; init; } = 7;
+    /// <summary>When true, <c>higher</c> and <c>lower</c> are followed by the interval the secret is still known to lie in
+    /// (<c>lower 1-6</c>), so a policy can read the state of the game from the last observation instead of working it out
+    /// from every earlier guess. Default false (the bare word).</summary>
+    public bool ShowRange { get; init; }
 
     /// <inheritdoc />
     public override void Validate()

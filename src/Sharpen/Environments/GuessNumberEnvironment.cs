@@ -13,13 +13,15 @@ namespace Sharpen.Environments;
 /// 50  → lower        37 → correct (reward 1, done)
 /// abc → invalid      (a turn spent; anything but a whole number in range)
 /// </code>
+/// With <see cref="GuessNumberOptions.ShowRange"/> the feedback also states the interval the secret is still known to lie
+/// in (every <c>higher</c>/<c>lower</c> so far applied): <c>50 → lower 1-49</c>, <c>20 → higher 21-49</c>.
 /// Reward 1 for the winning guess, 0 otherwise; after <see cref="EnvironmentOptions.MaxTurns"/> wrong guesses the
 /// episode is done with <c>lost</c>. Info: <c>outcome</c> (<c>playing</c>, <c>won</c>, <c>lost</c>), <c>valid</c>.
 /// </summary>
 public sealed class GuessNumberEnvironment : TextEnvironment
 {
     const ulong Salt = 0x6E55_0001;
-    int _secret;
+    int _secret, _lo, _hi;
 
     /// <summary>A game with <paramref name="options"/> (default 1–100, 7 guesses).</summary>
     public GuessNumberEnvironment(GuessNumberOptions? options = null)
@@ -43,7 +45,8 @@ public sealed class GuessNumberEnvironment : TextEnvironment
     /// <inheritdoc />
     protected override IReadOnlyList<ChatMessage> OnReset(int seed)
     {
-        _secret = SeededRandom.ForProblem(seed, 0, Salt).Next(Options.Low, Options.High);
+        _secret = SeededRandom.ForProblem(seed, 0, Salt).Next(Options.Low, Options.High);   // both inclusive
+        (_lo, _hi) = (Options.Low, Options.High);
         return User($"guess {Options.Low.ToString(CultureInfo.InvariantCulture)}-{Options.High.ToString(CultureInfo.InvariantCulture)}");
     }
 
@@ -59,6 +62,10 @@ public sealed class GuessNumberEnvironment : TextEnvironment
         int g = int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
         if (g == _secret) return Answer("correct", 1, true, ("outcome", "won"), ("valid", "true"));
         if (last) return Answer("lost", 0, true, ("outcome", "lost"), ("valid", "true"));
-        return Answer(_secret > g ? "higher" : "lower", 0, false, ("outcome", "playing"), ("valid", "true"));
+        if (_secret > g) _lo = Math.Max(_lo, g + 1);
+        else _hi = Math.Min(_hi, g - 1);
+        var word = _secret > g ? "higher" : "lower";
+        if (Options.ShowRange) word += $" {_lo.ToString(CultureInfo.InvariantCulture)}-{_hi.ToString(CultureInfo.InvariantCulture)}";
+        return Answer(word, 0, false, ("outcome", "playing"), ("valid", "true"));
     }
 }

@@ -19,10 +19,13 @@ public record AgentQuickstartSettings
     public string Env { get; init; } = "guess-number";
     /// <summary>Smallest secret.</summary>
     public int Low { get; init; } = 1;
-    /// <summary>Largest secret.</summary>
-    public int High { get; init; } = 7;
+    /// <summary>Largest secret. Default 15: binary search always wins within 4 guesses, random legal guessing about 60% of
+    /// the time.</summary>
+    public int High { get; init; } = 15;
+    /// <summary>Whether the feedback states the interval the secret is still in (<see cref="GuessNumberOptions.ShowRange"/>).</summary>
+    public bool ShowRange { get; init; } = true;
     /// <summary>Guesses per game (the turn limit the success rate is measured within).</summary>
-    public int MaxTurns { get; init; } = 3;
+    public int MaxTurns { get; init; } = 4;
     /// <summary>Demonstration games the SFT stage learns from (random legal guesses, no strategy).</summary>
     public int TrainGames { get; init; } = 4000;
     /// <summary>Held-out games each stage is evaluated on (seeds 0 … n − 1).</summary>
@@ -77,30 +80,39 @@ public sealed record AgentQuickstartResult(IReadOnlyList<AgentQuickstartStage> S
 public static class AgentQuickstart
 {
     /// <summary>Per turn of each demonstration game: the transcript so far (<see cref="TranscriptRenderer.Plain"/>, ending
-    /// in "&gt; ") as the prompt and the guess and a newline as the completion. Guesses are distinct, uniformly random in
-    /// [low, high]; a game ends when it is won or out of turns. Seeds start at 2,000,000 (never a held-out or RL seed).</summary>
+    /// in "&gt; ") as the prompt and the guess and a newline as the completion. Each guess is uniformly random among the
+    /// numbers still consistent with the feedback so far (a legal guess: never one already ruled out, so the
+    /// demonstrations show how to read the feedback but no strategy for choosing among the candidates); a game ends when
+    /// it is won or out of turns. Seeds start at 2,000,000 (never a held-out or RL seed).</summary>
     public static List<SftExample> Demonstrations(AgentQuickstartSettings s)
     {
-        var options = new GuessNumberOptions { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns };
+        var options = Options(s);
         var rng = new Random(s.Seed);
         var examples = new List<SftExample>();
         for (int game = 0; game < s.TrainGames; game++)
         {
             var env = new GuessNumberEnvironment(options);
             var messages = env.ResetAsync(2_000_000 + game).AsTask().GetAwaiter().GetResult().ToList();
-            var order = Enumerable.Range(s.Low, s.High - s.Low + 1).OrderBy(_ => rng.Next()).ToArray();
+            int lo = s.Low, hi = s.High;
             for (int turn = 0; turn < s.MaxTurns; turn++)
             {
-                var guess = order[turn % order.Length].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                int g = rng.Next(lo, hi + 1);
+                var guess = g.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 examples.Add(new SftExample(TranscriptRenderer.Plain(messages), guess + "\n", new Dictionary<string, string>()));
                 var step = env.StepAsync(guess).AsTask().GetAwaiter().GetResult();
                 messages.Add(new ChatMessage("assistant", guess));
                 messages.AddRange(step.Observation);
                 if (step.Done) break;
+                if (step.Observation[0].Content.StartsWith("higher", StringComparison.Ordinal)) lo = g + 1;
+                else hi = g - 1;
             }
         }
         return examples;
     }
+
+    /// <summary>The environment's options for <paramref name="s"/>.</summary>
+    public static GuessNumberOptions Options(AgentQuickstartSettings s) =>
+        new() { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns, ShowRange = s.ShowRange };
 
     /// <summary>Runs both stages into <paramref name="outDir"/> (sft/, rl/, metrics.jsonl of the RL run, summary.json with
     /// <c>stages: [{name, success_rate, mean_turns, n, seconds}]</c> and <c>rl_gain_points</c>, transcripts of both evaluations).</summary>
@@ -110,7 +122,7 @@ public static class AgentQuickstart
             throw new ArgumentException($"quickstart --env: only guess-number has a demonstration generator, not '{s.Env}'");
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);
-        var options = new GuessNumberOptions { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns };
+        var options = Options(s);
         options.Validate();
         IEnvironment Create() => new GuessNumberEnvironment(options);
         var tokenizer = CharTokenizer.Create(Create().Alphabet);
@@ -171,7 +183,7 @@ public static class AgentQuickstart
         double seconds = total.Elapsed.TotalSeconds;
         var summary = new JsonObject
         {
-            ["env"] = "guess-number", ["low"] = s.Low, ["high"] = s.High, ["max_turns"] = s.MaxTurns, ["parameters"] = model.ParameterCount(),
+            ["env"] = "guess-number", ["low"] = s.Low, ["high"] = s.High, ["max_turns"] = s.MaxTurns, ["show_range"] = s.ShowRange, ["parameters"] = model.ParameterCount(),
             ["train_games"] = s.TrainGames, ["demonstration_turns"] = demos.Count, ["sft_steps"] = s.SftSteps,
             ["rl"] = new JsonObject
             {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sharpen.Checkpoints;
 using Sharpen.Data;
@@ -44,8 +45,15 @@ public sealed record EvalSettings
     public string? Env { get; init; }
     /// <summary>With <see cref="Env"/>: most assistant turns per episode (null: the environment's own limit).</summary>
     public int? MaxTurns { get; init; }
-    /// <summary>With <see cref="Env"/>: token budget of a whole episode.</summary>
-    public int TokenBudget { get; init; } = 512;
+    /// <summary>With <see cref="Env"/>: token budget of a whole episode (null: <see cref="EnvConfig"/>'s <c>token_budget</c>, else 512).</summary>
+    public int? TokenBudget { get; init; }
+    /// <summary>A YAML file holding the environment's section: a recipe (its <c>env:</c> block is read, the rest ignored)
+    /// or the block's keys at the top level. Used instead of, or with, <see cref="Env"/> (then the names must agree), so
+    /// an environment with options (a frozen model, a task's settings, a server's URL) is evaluated as its recipe trains it.</summary>
+    public string? EnvConfig { get; init; }
+    /// <summary>The frozen model of a <c>dsp</c>/<c>daslam</c> environment (<c>--frozen-checkpoint</c>, or <c>--frozen-url</c>
+    /// with <c>--frozen-model</c>); replaces the <c>frozen</c> key of <see cref="EnvConfig"/>.</summary>
+    public Environments.FrozenModelSpec? Frozen { get; init; }
 }
 
 /// <summary>What an evaluation produced: the summary written to summary.json, and the greedy/pass@k/maj@k result when
@@ -65,7 +73,7 @@ public static class EvalRun
     {
         cancel.ThrowIfCancellationRequested();
         var s = settings;
-        if (s.Env is not null)
+        if (s.Env is not null || s.EnvConfig is not null)
         {
             if (s.Task is not null || s.Data is not null || EvalSearch.IsSearch(s.Search) || s.RewardModel is not null || s.RewardUrl is not null)
                 throw new ArgumentException("--env evaluates episodes in an environment; it takes none of --task, --data, --strategy, --reward-model, --reward-url");
@@ -143,12 +151,16 @@ public static class EvalRun
     static JsonObject RunOnEnvironment(EvalSettings s, CancellationToken cancel)
     {
         if (s.Samples != 1) throw new ArgumentException("--env plays one greedy episode per seed; --samples must be 1");
-        var section = Uri.TryCreate(s.Env, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
-            ? new EnvSection { Url = s.Env, Turns = s.MaxTurns, TokenBudget = s.TokenBudget }
-            : new EnvSection { Name = s.Env!, Turns = s.MaxTurns, TokenBudget = s.TokenBudget };
+        var section = EnvSectionOf(s);
         EnvironmentSource env;
-        try { env = EnvironmentSource.From(section, "--env"); }
-        catch (RecipeException e) { throw new ArgumentException(e.Message.Replace("'env.name'", "--env").Replace("'env.url'", "--env")); }
+        try { env = EnvironmentSource.From(section, s.EnvConfig ?? "--env"); }
+        catch (RecipeException e)
+        {
+            var message = s.EnvConfig is null ? e.Message.Replace("'env.name'", "--env").Replace("'env.url'", "--env") : e.Message;
+            if (message.Contains("'env.frozen' is required", StringComparison.Ordinal))
+                message += " (from the command line: --frozen-checkpoint DIR, or --frozen-url URL --frozen-model NAME, or --env-config FILE.yaml with the recipe's env block)";
+            throw new ArgumentException(message);
+        }
         using var _ = env;
         var loaded = HfCheckpoint.Load(s.Model, requireTokenizer: true);
         using var policy = loaded.Model;
@@ -173,9 +185,72 @@ public static class EvalRun
         summary["token_budget"] = env.Rollout.MaxTrajectoryTokens;
         summary["seed"] = s.Seed;
         summary["transcripts"] = transcripts;
+        if (env.Frozen is not null)
+        {
+            // The frozen model's batched calls, requests and tokens over the whole evaluation.
+            var counts = new JsonObject();
+            foreach (var (k, v) in env.TakeMetrics().OrderBy(kv => kv.Key, StringComparer.Ordinal)) counts[k["frozen/".Length..]] = v;
+            counts["model"] = env.Frozen.Describe();
+            summary["frozen"] = counts;
+        }
         log.Summary(summary);
         return summary;
     }
+
+    /// <summary>The <c>env</c> section an evaluation plays: from <see cref="EvalSettings.EnvConfig"/> (a recipe's <c>env:</c>
+    /// block or a bare block) and/or <see cref="EvalSettings.Env"/> (a name or a server URL), with the command line's turn
+    /// limit, token budget and frozen model laid over it. Errors name the file or flag.</summary>
+    internal static EnvSection EnvSectionOf(EvalSettings s)
+    {
+        EnvSection section;
+        if (s.EnvConfig is { } file)
+        {
+            if (!File.Exists(file)) throw new ArgumentException($"--env-config: {file} not found");
+            JsonNode? root;
+            try { root = YamlToJson.Convert(File.ReadAllText(file), file); }
+            catch (RecipeException e) { throw new ArgumentException(e.Message); }
+            var block = root as JsonObject ?? throw new ArgumentException($"{file}: expected a mapping (a recipe with an 'env:' block, or the block's keys)");
+            if (block["env"] is JsonObject inner) block = inner;
+            else if (block.ContainsKey("kind")) throw new ArgumentException($"{file}: the recipe has no 'env:' block (kind '{block["kind"]}')");
+            try { section = block.Deserialize<EnvSection>(Recipe.Json) ?? throw new ArgumentException($"{file}: empty 'env' block"); }
+            catch (JsonException e) { throw new ArgumentException($"{file}: {UnknownKey.Describe(e, "env")}"); }
+            if (s.Env is { } named)
+            {
+                bool asUrl = Uri.TryCreate(named, UriKind.Absolute, out var nu) && nu.Scheme is "http" or "https";
+                var theirs = asUrl ? section.Url : section.Name;
+                if (!string.Equals(theirs, named, StringComparison.OrdinalIgnoreCase))
+                    throw new ArgumentException($"--env is '{named}' but {file}'s env {(asUrl ? "url" : "name")} is '{theirs ?? ""}'; give one of them, or the same");
+            }
+        }
+        else
+        {
+            section = Uri.TryCreate(s.Env, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
+                ? new EnvSection { Url = s.Env }
+                : new EnvSection { Name = s.Env! };
+        }
+        if (s.MaxTurns is { } turns) section = section with { Turns = turns };
+        if (s.TokenBudget is { } budget) section = section with { TokenBudget = budget };
+        if (s.Frozen is { } frozen)
+        {
+            if (section.Url is not null || !FrozenNames.Contains(section.Name, StringComparer.OrdinalIgnoreCase))
+                throw new ArgumentException($"--frozen-checkpoint/--frozen-url: only {string.Join(" and ", FrozenNames)} have a frozen model, not '{section.Url ?? section.Name}'");
+            try { frozen.Validate(); }
+            catch (ArgumentException e) { throw new ArgumentException($"--frozen-*: {e.Message}"); }
+            var options = new Dictionary<string, JsonElement>(section.Options ?? [], StringComparer.Ordinal)
+            {
+                ["frozen"] = JsonSerializer.SerializeToElement(new JsonObject
+                {
+                    ["checkpoint"] = frozen.Checkpoint, ["url"] = frozen.Url, ["model"] = frozen.Model, ["api_key"] = frozen.ApiKey,
+                    ["max_new_tokens"] = frozen.MaxNewTokens, ["temperature"] = frozen.Temperature, ["template"] = frozen.Template,
+                    ["timeout_seconds"] = frozen.TimeoutSeconds, ["seed"] = frozen.Seed, ["stop"] = new JsonArray(frozen.Stop.Select(x => (JsonNode?)x).ToArray()),
+                }),
+            };
+            section = section with { Options = options };
+        }
+        return section;
+    }
+
+    static readonly string[] FrozenNames = ["dsp", "daslam"];
 
     static (JsonObject Summary, EvalResult? Result) RunOnTask(EvalSettings s, CancellationToken cancel)
     {

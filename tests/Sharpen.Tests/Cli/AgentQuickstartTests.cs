@@ -13,37 +13,44 @@ namespace Sharpen.Tests.Cli;
 public class AgentQuickstartTests
 {
     [Fact]
-    public async Task Demonstrations_are_format_correct_games_of_distinct_random_guesses_that_stop_at_the_win()
+    public async Task Demonstrations_are_format_correct_games_of_random_legal_guesses_that_stop_at_the_win()
     {
-        var s = new AgentQuickstartSettings { TrainGames = 30, Low = 1, High = 7, MaxTurns = 3 };
+        var s = new AgentQuickstartSettings { TrainGames = 60, Low = 1, High = 15, MaxTurns = 4 };
         var demos = AgentQuickstart.Demonstrations(s);
         // Regroup the turns into games: a game's first prompt is the bare first observation.
         var games = new List<List<SftExample>>();
         foreach (var e in demos)
         {
-            if (e.Prompt == "guess 1-7\n> ") games.Add([]);
+            if (e.Prompt == "guess 1-15\n> ") games.Add([]);
             games[^1].Add(e);
         }
-        Assert.Equal(30, games.Count);
+        Assert.Equal(60, games.Count);
+        var firstGuesses = new HashSet<int>();
         for (int g = 0; g < games.Count; g++)
         {
-            var env = new GuessNumberEnvironment(new GuessNumberOptions { Low = 1, High = 7, MaxTurns = 3 });
+            var env = new GuessNumberEnvironment(AgentQuickstart.Options(s));
             await env.ResetAsync(2_000_000 + g);
             var guesses = games[g].Select(e => e.Completion).ToList();
-            Assert.All(guesses, c => Assert.Matches("^[1-7]\n$", c));
-            Assert.Equal(guesses.Count, guesses.Distinct().Count());
-            Assert.InRange(guesses.Count, 1, 3);
+            Assert.All(guesses, c => Assert.Matches("^[1-9][0-9]?\n$", c));
+            Assert.InRange(guesses.Count, 1, 4);
             var numbers = guesses.Select(c => int.Parse(c.TrimEnd())).ToList();
-            // The game stops at the first correct guess, and only there (or after 3 guesses).
+            firstGuesses.Add(numbers[0]);
+            // The game stops at the first correct guess, and only there (or after 4 guesses).
             int win = numbers.IndexOf(env.Secret);
-            Assert.Equal(win >= 0 ? win + 1 : 3, numbers.Count);
-            // Each later prompt is the earlier one, the guess, and the environment's answer.
-            for (int k = 1; k < games[g].Count; k++)
+            Assert.Equal(win >= 0 ? win + 1 : 4, numbers.Count);
+            // Every guess is legal: inside the interval the feedback so far leaves (worked out here from the secret).
+            int lo = 1, hi = 15;
+            for (int k = 0; k < numbers.Count; k++)
             {
-                var feedback = env.Secret > numbers[k - 1] ? "higher" : "lower";
-                Assert.Equal(games[g][k - 1].Prompt + numbers[k - 1] + "\n" + feedback + "\n> ", games[g][k].Prompt);
+                Assert.InRange(numbers[k], lo, hi);
+                if (k == numbers.Count - 1) break;
+                // Each later prompt is the earlier one, the guess, and the environment's answer with the interval left.
+                var word = env.Secret > numbers[k] ? "higher" : "lower";
+                if (env.Secret > numbers[k]) lo = numbers[k] + 1; else hi = numbers[k] - 1;
+                Assert.Equal($"{games[g][k].Prompt}{numbers[k]}\n{word} {lo}-{hi}\n> ", games[g][k + 1].Prompt);
             }
         }
+        Assert.True(firstGuesses.Count >= 10, $"first guesses should be spread over 1-15 (no strategy), got {string.Join(",", firstGuesses)}");
     }
 
     [Fact]
