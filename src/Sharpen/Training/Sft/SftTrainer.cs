@@ -51,6 +51,7 @@ public sealed class SftTrainer(CausalLM model, ITokenizer tokenizer, SftOptions 
         CancellationToken cancel = default)
     {
         if (train.Count == 0) throw new ArgumentException("the training set is empty");
+        using var heap = Torch.ProcessMemory.TrainingScope();   // activations from the heap, not fresh pages every step
         _o = _o.Sized(train.Count);
         long started = Stopwatch.GetTimestamp();
         int truncated = 0;
