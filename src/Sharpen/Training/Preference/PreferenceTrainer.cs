@@ -102,27 +102,44 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         int padId = tokenizer.PadTokenId ?? 0;
         var (refChosen, refRejected) = _o.NeedsReference ? ReferenceLogProbs(data, outDir, padId) : (null, null);
 
+        return Train(data.Count, batch =>
+        {
+            Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
+            Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
+            return PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
+        }, summary => summary["pairs"] = data.Count, outDir, resume, started, cancel);
+    }
+
+    /// <summary>The step loop both forms share: <paramref name="items"/> items (pairs or lists), <paramref name="loss"/> of a
+    /// step's items, and <paramref name="counts"/> writing the summary's count fields.</summary>
+    PreferenceResult Train(int items, Func<IReadOnlyList<int>, (Tensor Loss, PreferenceMetrics Metrics)> loss, Action<JsonObject> counts,
+        string outDir, bool resume, long started, CancellationToken cancel)
+    {
         policy.train();
         using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
         double lastAccuracy = double.NaN;
         var work = new StepWork
         {
-            Items = data.Count,
+            Items = items,
             Backward = batch =>
             {
-                Tensor? rc = refChosen is null ? null : tensor(batch.Select(i => refChosen[i]).ToArray());        // (b)
-                Tensor? rr = refRejected is null ? null : tensor(batch.Select(i => refRejected[i]).ToArray());    // (b)
-                var (loss, m) = PairLoss(policy, _o, batch.Select(i => data[i]).ToList(), rc, rr, padId);
-                double lossValue = loss.item<float>();
-                loss.backward();
+                var (l, m) = loss(batch);
+                double lossValue = l.item<float>();
+                l.backward();
                 lastAccuracy = m.Accuracy;
                 return new StepOutcome(lossValue, [new("accuracy", m.Accuracy), new("margin", m.Margin),
                     new("chosen_reward", m.ChosenReward), new("rejected_reward", m.RejectedReward)]);
             },
-            Summary = r => new JsonObject
+            Summary = r =>
             {
-                ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
-                ["pairs"] = data.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
+                var summary = new JsonObject
+                {
+                    ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
+                };
+                counts(summary);
+                summary["seconds"] = Math.Round(r.Seconds, 2);
+                summary["final_checkpoint"] = r.FinalCheckpoint;
+                return summary;
             },
         };
         var loop = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), StepLoopSettings.From("preference", _o) with { LossLabel = _o.Loss })
@@ -148,31 +165,9 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         using (release) reference = RankedLists.SummedLogProbs(frozen, lists, padId);
         Log?.Invoke($"reference log-probs: computed for {lists.Count} ranked lists ({lists.Sum(l => l.Completions.Length)} completions)");
 
-        policy.train();
-        using var opt = optim.AdamW(policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
-        double lastAccuracy = double.NaN;
-        var work = new StepWork
-        {
-            Items = lists.Count,
-            Backward = batch =>
-            {
-                var (loss, m) = RankedLists.Loss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => reference[i]).ToList(), _o.Beta, padId);
-                double lossValue = loss.item<float>();
-                loss.backward();
-                lastAccuracy = m.Accuracy;
-                return new StepOutcome(lossValue, [new("accuracy", m.Accuracy), new("margin", m.Margin),
-                    new("chosen_reward", m.ChosenReward), new("rejected_reward", m.RejectedReward)]);
-            },
-            Summary = r => new JsonObject
-            {
-                ["steps"] = r.Steps, ["loss_name"] = _o.Loss, ["final_loss"] = StepLoop.Round(r.FinalLoss), ["final_accuracy"] = StepLoop.Round(lastAccuracy),
-                ["pairs"] = pairs.Count, ["lists"] = lists.Count, ["seconds"] = Math.Round(r.Seconds, 2), ["final_checkpoint"] = r.FinalCheckpoint,
-            },
-        };
-        var loop = new StepLoop(policy, tokenizer, opt, policy.TrainableParameters(), StepLoopSettings.From("preference", _o) with { LossLabel = _o.Loss })
-            { Log = Log, Started = started };
-        var result = loop.Run(work, outDir, resume, cancel);
-        return new PreferenceResult(result.Steps, result.FinalLoss, lastAccuracy, result.FinalCheckpoint);
+        return Train(lists.Count,
+            batch => RankedLists.Loss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => reference[i]).ToList(), _o.Beta, padId),
+            summary => { summary["pairs"] = pairs.Count; summary["lists"] = lists.Count; }, outDir, resume, started, cancel);
     }
 
     /// <summary>
