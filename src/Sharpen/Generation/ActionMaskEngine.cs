@@ -72,73 +72,10 @@ public sealed class ActionMaskEngine : IRolloutEngine
         var mask = _mask();
         if (mask.Config.VocabSize != _policy.Config.VocabSize)
             throw new ArgumentException($"policy and masking policy vocabularies differ ({_policy.Config.VocabSize} vs {mask.Config.VocabSize})");
-        bool policyTraining = _policy.training, maskTraining = mask.training;
-        _policy.eval(); mask.eval();
-        using var generator = new Generator((ulong)options.Seed);
-        try
+        return LockstepDecoder.Generate(_policy, mask, Tokenizer, EosIds, _padId, prompts, options, (policyLogits, maskLogits) =>
         {
-            using var _ = no_grad();
-            using var scope = NewDisposeScope();
-            int count = prompts.Count, g = options.SamplesPerPrompt, n = count * g, maxNew = options.MaxNewTokens;
-            int p = prompts.Max(x => x.Count), total = p + maxNew;
-            if (total > _policy.Config.MaxPositionEmbeddings)
-                throw new ArgumentException($"prompt ({p} tokens) + max new tokens ({maxNew}) exceed max_position_embeddings ({_policy.Config.MaxPositionEmbeddings})");
-            var ids = new long[count * p];
-            var am = new long[count * p];
-            for (int i = 0; i < count; i++)
-            {
-                int pad = p - prompts[i].Count;
-                for (int j = 0; j < p; j++) { ids[i * p + j] = j < pad ? _padId : prompts[i][j - pad]; am[i * p + j] = j < pad ? 0 : 1; }
-            }
-            var promptIds = tensor(ids).view(count, p);
-            var promptMask = tensor(am).view(count, p);
-            var repeat = arange(count, dtype: ScalarType.Int64).repeat_interleave(g);   // (n)
-            using var policySession = _policy.StartDecoding(count, total);
-            using var maskSession = mask.StartDecoding(count, total);
-            var policyLogits = policySession.Prefill(promptIds, promptMask).index_select(0, repeat);
-            var maskLogits = maskSession.Prefill(promptIds, promptMask).index_select(0, repeat);
-            if (g > 1) { policySession.SelectRows(repeat); maskSession.SelectRows(repeat); }
-
-            var tokens = Enumerable.Range(0, n).Select(_ => new List<int>(maxNew)).ToArray();
-            var logps = Enumerable.Range(0, n).Select(_ => new List<float>(maxNew)).ToArray();
-            var stop = new StopReason?[n];
-            for (int step = 0; step < maxNew; step++)
-            {
-                using var stepScope = NewDisposeScope();
-                var masked = Apply(policyLogits, TopPKeep(maskLogits, _topP));              // (n, V)
-                var next = RolloutEngine.Sample(masked, options, generator);                 // (n)
-                var lp = masked.log_softmax(-1).gather(1, next.view(n, 1)).view(n);         // log-prob under the masked policy
-                var nextArr = next.data<long>().ToArray();
-                var lpArr = lp.data<float>().ToArray();
-                bool allDone = true;
-                for (int i = 0; i < n; i++)
-                {
-                    if (stop[i] is not null) { nextArr[i] = _padId; continue; }
-                    int tok = (int)nextArr[i];
-                    tokens[i].Add(tok);
-                    logps[i].Add(lpArr[i]);
-                    if (options.StopAtEos && EosIds.Contains(tok)) stop[i] = StopReason.Eos;
-                    else allDone = false;
-                }
-                if (allDone || step == maxNew - 1) break;
-                var fed = tensor(nextArr).view(n, 1);
-                policyLogits = policySession.Step(fed).MoveToOuterDisposeScope();
-                maskLogits = maskSession.Step(fed).MoveToOuterDisposeScope();
-            }
-            var results = new List<Rollout>(n);
-            for (int i = 0; i < n; i++)
-            {
-                int promptIndex = i / g;
-                var comp = tokens[i].ToArray();
-                results.Add(new Rollout(promptIndex, i % g, prompts[promptIndex].ToArray(), comp, Tokenizer.Decode(comp, skipSpecialTokens: true),
-                    logps[i].ToArray(), stop[i] ?? StopReason.MaxTokens));
-            }
-            return results;
-        }
-        finally
-        {
-            if (policyTraining) _policy.train();
-            if (maskTraining) mask.train();
-        }
+            var masked = Apply(policyLogits, TopPKeep(maskLogits, _topP));              // (n, V)
+            return (masked, masked.log_softmax(-1));                                    // log-probs under the masked policy
+        });
     }
 }

@@ -48,74 +48,11 @@ public sealed class GeometricMixtureEngine : IRolloutEngine
         if (options.StopStrings.Count > 0) throw new ArgumentException("the geometric-mixture engine does not support stop strings");
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("a prompt encodes to no tokens");
-        bool policyTraining = _policy.training, referenceTraining = _reference.training;
-        _policy.eval(); _reference.eval();
-        using var generator = new Generator((ulong)options.Seed);
-        try
+        return LockstepDecoder.Generate(_policy, _reference, Tokenizer, EosIds, _padId, prompts, options, (policyLogits, referenceLogits) =>
         {
-            using var _ = no_grad();
-            using var scope = NewDisposeScope();
-            int count = prompts.Count, g = options.SamplesPerPrompt, n = count * g, maxNew = options.MaxNewTokens;
-            int p = prompts.Max(x => x.Count), total = p + maxNew;
-            if (total > _policy.Config.MaxPositionEmbeddings)
-                throw new ArgumentException($"prompt ({p} tokens) + max new tokens ({maxNew}) exceed max_position_embeddings ({_policy.Config.MaxPositionEmbeddings})");
-            var ids = new long[count * p];
-            var mask = new long[count * p];
-            for (int i = 0; i < count; i++)
-            {
-                int pad = p - prompts[i].Count;
-                for (int j = 0; j < p; j++) { ids[i * p + j] = j < pad ? _padId : prompts[i][j - pad]; mask[i * p + j] = j < pad ? 0 : 1; }
-            }
-            var promptIds = tensor(ids).view(count, p);
-            var promptMask = tensor(mask).view(count, p);
-            var repeat = arange(count, dtype: ScalarType.Int64).repeat_interleave(g);   // (n)
-            using var policySession = _policy.StartDecoding(count, total);
-            using var referenceSession = _reference.StartDecoding(count, total);
-            var policyLogits = policySession.Prefill(promptIds, promptMask).index_select(0, repeat);
-            var referenceLogits = referenceSession.Prefill(promptIds, promptMask).index_select(0, repeat);
-            if (g > 1) { policySession.SelectRows(repeat); referenceSession.SelectRows(repeat); }
-
-            var tokens = Enumerable.Range(0, n).Select(_ => new List<int>(maxNew)).ToArray();
-            var logps = Enumerable.Range(0, n).Select(_ => new List<float>(maxNew)).ToArray();
-            var stop = new StopReason?[n];
-            for (int step = 0; step < maxNew; step++)
-            {
-                using var stepScope = NewDisposeScope();
-                var mixed = Mix(policyLogits, referenceLogits, _beta);                        // (n, V) normalised log-probs
-                var next = RolloutEngine.Sample(mixed, options, generator);                   // (n)
-                var lp = mixed.gather(1, next.view(n, 1)).view(n);                            // log-prob under the mixture
-                var nextArr = next.data<long>().ToArray();
-                var lpArr = lp.to_type(ScalarType.Float32).data<float>().ToArray();
-                bool allDone = true;
-                for (int i = 0; i < n; i++)
-                {
-                    if (stop[i] is not null) { nextArr[i] = _padId; continue; }
-                    int tok = (int)nextArr[i];
-                    tokens[i].Add(tok);
-                    logps[i].Add(lpArr[i]);
-                    if (options.StopAtEos && EosIds.Contains(tok)) stop[i] = StopReason.Eos;
-                    else allDone = false;
-                }
-                if (allDone || step == maxNew - 1) break;
-                var fed = tensor(nextArr).view(n, 1);
-                policyLogits = policySession.Step(fed).MoveToOuterDisposeScope();
-                referenceLogits = referenceSession.Step(fed).MoveToOuterDisposeScope();
-            }
-            var results = new List<Rollout>(n);
-            for (int i = 0; i < n; i++)
-            {
-                int promptIndex = i / g;
-                var comp = tokens[i].ToArray();
-                results.Add(new Rollout(promptIndex, i % g, prompts[promptIndex].ToArray(), comp, Tokenizer.Decode(comp, skipSpecialTokens: true),
-                    logps[i].ToArray(), stop[i] ?? StopReason.MaxTokens));
-            }
-            return results;
-        }
-        finally
-        {
-            if (policyTraining) _policy.train();
-            if (referenceTraining) _reference.train();
-        }
+            var mixed = Mix(policyLogits, referenceLogits, _beta);                      // (n, V) normalised log-probs
+            return (mixed, mixed);
+        });
     }
 
     /// <summary>log_softmax((1 − β)·log_softmax(a) + β·log_softmax(b)) over the last dimension: the normalised log-probs of the mixture.</summary>
