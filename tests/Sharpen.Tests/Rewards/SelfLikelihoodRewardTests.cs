@@ -2,6 +2,7 @@ using Sharpen.Models;
 using Sharpen.Recipes;
 using Sharpen.Rewards;
 using Sharpen.Tasks;
+using Sharpen.Tests.Tasks;
 using Sharpen.Tests.Training;
 using Sharpen.Training.ExpertIteration;
 using static TorchSharp.torch;
@@ -63,26 +64,13 @@ public class SelfLikelihoodRewardTests
         Assert.Contains("with 'model' or 'url'", Assert.Throws<RecipeException>(() => RlPipeline.BuildRewards(both.Rewards, null, policy, Bandit.Tok)).Message);
     }
 
-    /// <summary>Prompts "a" … "d"; a completion is right when it starts with the prompt's letter.</summary>
-    sealed class Letters : IVerifiableTask
-    {
-        public string Name => "letters";
-        public string Alphabet => "abcd";
-        public IReadOnlyList<Problem> Generate(int count, int seed) =>
-            "abcd".Take(count).Select(c => new Problem("l:" + c, c.ToString(), c.ToString(), new Dictionary<string, string>())).ToList();
-        public string Solve(Problem problem) => problem.Answer;
-        public Verdict Verify(Problem problem, string completion) => completion.StartsWith(problem.Answer, StringComparison.Ordinal)
-            ? new Verdict(1, true, "correct", 1, completion[..1]) : new Verdict(0, false, "wrong_value", 1, null);
-        public string? ExtractFinalAnswer(string completion) => completion.Length > 0 ? completion[..1] : null;
-    }
-
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void Sft_sharpening_keeps_the_sample_the_policy_finds_most_likely(bool normalize)
     {
         using var model = Bandit.Model(seed: 5);
-        var task = new Letters();
+        var task = new LetterTask();
         var problems = task.Generate(3, 0);
         var o = ExpertIterationOptions.For("sharpening") with { SamplesPerProblem = 6, MaxNewTokens = 3, TopK = 0, Seed = 4, SelfLikelihoodNormalize = normalize };
         var picked = new SharpeningExpertSampler(normalize).Sample(new ExpertSampleRequest(model, Bandit.Tok, task, problems, 1, 11, o));

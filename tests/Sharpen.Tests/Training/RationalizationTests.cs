@@ -1,4 +1,5 @@
 using Sharpen.Tasks;
+using Sharpen.Tests.Tasks;
 using Sharpen.Training.ExpertIteration;
 
 namespace Sharpen.Tests.Training;
@@ -6,19 +7,6 @@ namespace Sharpen.Tests.Training;
 /// <summary>STaR's rationalization: unsolved problems are retried with the answer as a hint; successes are trained on without it.</summary>
 public class RationalizationTests
 {
-    /// <summary>Prompts "a" … "d"; a completion is right when it starts with the prompt's letter.</summary>
-    sealed class Letters : IVerifiableTask
-    {
-        public string Name => "letters";
-        public string Alphabet => "abcd";
-        public IReadOnlyList<Problem> Generate(int count, int seed) =>
-            "abcd".Take(count).Select(c => new Problem("l:" + c, c.ToString(), c.ToString(), new Dictionary<string, string>())).ToList();
-        public string Solve(Problem problem) => problem.Answer;
-        public Verdict Verify(Problem problem, string completion) => completion.StartsWith(problem.Answer, StringComparison.Ordinal)
-            ? new Verdict(1, true, "correct", 1, completion[..1]) : new Verdict(0, false, "wrong_value", 1, null);
-        public string? ExtractFinalAnswer(string completion) => completion.Length > 0 ? completion[..1] : null;
-    }
-
     [Fact]
     public void The_hint_template_puts_the_answer_beside_the_prompt()
     {
@@ -33,7 +21,7 @@ public class RationalizationTests
     public void Unsolved_problems_get_hinted_candidates_verified_against_the_original_problem_and_kept_without_the_hint()
     {
         using var model = Bandit.Model(seed: 7);
-        var task = new Letters();
+        var task = new LetterTask();
         var problems = task.Generate(4, 0);
         var o = ExpertIterationOptions.For("star") with { SamplesPerProblem = 3, Temperature = 1.0, TopK = 0, MaxNewTokens = 2, Rationalize = true, RationalizationHint = "{answer}{prompt}" };
         var request = new ExpertSampleRequest(model, Bandit.Tok, task, problems, 1, 11, o);
