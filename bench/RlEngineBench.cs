@@ -129,10 +129,12 @@ public static class RlEngineBench
             default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines)}");
         }
         RlResult result;
+        JsonObject? llamaTimings = null;
         try
         {
             result = new RlTrainer(policy, tokenizer, options, [new WeightedReward(new TaskReward(task))]) { Task = task, EvalProblems = test, Engine = engine }
                 .Run(prompts, outDir);
+            if (engine is LlamaCppEngine lc) llamaTimings = PerIteration(lc.Timings, result.Iterations);
         }
         finally
         {
@@ -152,6 +154,8 @@ public static class RlEngineBench
             ["seconds_per_iteration_standard_error"] = iterSeconds.Count < 2 ? null : Math.Round(StdErr(iterSeconds), 3),   // none from one iteration (NaN is not JSON)
             ["generate_seconds_per_iteration"] = Math.Round(Mean("timing/generate"), 3),
             ["update_seconds_per_iteration"] = Math.Round(Mean("timing/update_actor"), 3),
+            ["reference_seconds_per_iteration"] = Math.Round(Mean("timing/reference"), 3),   // the reference pass (+ the old log-prob pass when not folded)
+            ["llamacpp_seconds_per_iteration"] = llamaTimings,
             ["accuracy_before"] = before.Accuracy, ["accuracy_after"] = acc,
             ["accuracy_standard_error"] = Math.Round(Math.Sqrt(acc * (1 - acc) / result.Eval.N), 4), ["held_out"] = result.Eval.N,
             ["logprob_abs_diff"] = double.IsNaN(Mean("rollout/logprob_abs_diff")) ? null : Mean("rollout/logprob_abs_diff"),
@@ -161,6 +165,20 @@ public static class RlEngineBench
             ["load_average_start"] = loadStart, ["load_average_end"] = LoadAverage(), ["threads"] = TorchSharp.torch.get_num_threads(),
         };
         File.WriteAllText(Path.Combine(outDir, "bench.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The llama.cpp engine's own breakdown per iteration (the first load, made before the run, is in the sync numbers).</summary>
+    static JsonObject PerIteration(LlamaCppTimings t, int iterations)
+    {
+        double Per(double s) => Math.Round(s / Math.Max(1, iterations), 4);
+        return new JsonObject
+        {
+            ["gguf_export"] = Per(t.ExportSeconds), ["in_place_rewrite"] = Per(t.InPlaceSeconds), ["model_load"] = Per(t.LoadSeconds),
+            ["context_create"] = Per(t.ContextSeconds), ["prompt_decode"] = Per(t.PromptSeconds), ["kv_copy"] = Per(t.CopySeconds),
+            ["step_decode"] = Per(t.DecodeSeconds), ["sampling"] = Per(t.SampleSeconds),
+            ["reloads"] = t.Reloads, ["in_place_syncs"] = t.InPlaceSyncs, ["contexts"] = t.Contexts,
+            ["decode_calls"] = t.DecodeCalls, ["decode_tokens"] = t.DecodeTokens, ["prompt_tokens"] = t.PromptTokens,
+        };
     }
 
     // Its own folder under the shared --work (bench rl's SFT model is a different, shorter run); a smaller size gets its own.

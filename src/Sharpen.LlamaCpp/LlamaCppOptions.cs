@@ -21,6 +21,10 @@ public sealed record LlamaCppOptions
     /// <summary>Keep the KV cache in float32 (true) rather than llama.cpp's default float16, so that f32 weights give the
     /// trainer's log-probs up to float rounding.</summary>
     public bool Float32Cache { get; init; } = true;
+    /// <summary>After an update, write the new weights over the loaded (memory-mapped) GGUF file in place, so that llama.cpp's
+    /// model and context are kept and only the weight bytes change; false: reload the model and re-create the context on every
+    /// sync. Ignored (a full reload) for q8_0 or when the file is not mapped.</summary>
+    public bool InPlaceSync { get; init; } = true;
     /// <summary>Folder for the GGUF files the engine writes (default: the system temp folder); each is deleted when replaced.</summary>
     public string? WorkDirectory { get; init; }
 

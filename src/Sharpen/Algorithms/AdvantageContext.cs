@@ -44,5 +44,7 @@ public sealed record AdvantageEstimate(Tensor Advantages, Tensor SequenceAdvanta
 /// <param name="NeedsGreedyBaseline">It reads <see cref="AdvantageContext.GreedyRewards"/>: the trainer also generates greedily.</param>
 /// <param name="GroupRelative">Its advantages are relative to the prompt's group (needs G ≥ 2; groups with equal rewards carry no signal,
 /// which dynamic sampling and <c>skip_zero_advantage_groups</c> use).</param>
+/// <param name="ReadsLogProbs">It reads <see cref="AdvantageContext.OldLogProbs"/> or the per-token KL built from them, so the
+/// trainer must have the old log-probs before the update.</param>
 public sealed record AdvantageEstimator(Func<AdvantageContext, AdvantageEstimate> Estimate, bool NeedsCritic = false,
-    bool NeedsGreedyBaseline = false, bool GroupRelative = false);
+    bool NeedsGreedyBaseline = false, bool GroupRelative = false, bool ReadsLogProbs = false);

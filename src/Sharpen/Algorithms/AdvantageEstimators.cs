@@ -81,7 +81,7 @@ public static class AdvantageEstimators
             var logTarget = FDivergences.LogTarget(logBase, c.Rewards, c.Target, c.Beta);                           // (B)
             var (adv, pseudo) = FDivergences.Advantages(logPolicy, logTarget, c.ResponseMask, c.GroupSize, c.Divergence);
             return new(adv, pseudo);
-        }));
+        }, ReadsLogProbs: true));
         // Flow of Reasoning / trajectory balance (arXiv:2406.05673, 2201.13176) with the group-optimal log Z, R = exp(r/β).
         r.Register("trajectory_balance", new(c =>
         {
@@ -89,7 +89,7 @@ public static class AdvantageEstimators
             var logPf = SequenceLogProbs(c, "trajectory_balance");                                                  // (B)
             var (adv, seq) = FlowBalance.TrajectoryBalanceAdvantages(logPf, c.Rewards.to_type(ScalarType.Float64) / c.Beta, c.ResponseMask, c.GroupSize);
             return new(adv, seq);
-        }));   // not GroupRelative: equal rewards in a group still leave log P_F differences to balance
+        }, ReadsLogProbs: true));   // not GroupRelative: equal rewards in a group still leave log P_F differences to balance
         return r;
     }
 

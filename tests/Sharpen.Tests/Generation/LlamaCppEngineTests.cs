@@ -94,11 +94,13 @@ public class LlamaCppEngineTests
         Assert.Contains("context_size", Assert.Throws<ArgumentException>(() => small.Generate(Prompts, tooLong)).Message);
     }
 
-    [Fact]
-    public void SyncWeights_makes_the_engine_follow_changed_weights()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SyncWeights_makes_the_engine_follow_changed_weights(bool inPlace)
     {
         using var model = Model(4);
-        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, InPlaceSync = inPlace });
         var torch = new RolloutEngine(model, Tok);
         var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 16, StopAtEos = false };
         var before = torch.Generate(Prompts, o).Select(r => r.CompletionIds).ToList();
@@ -114,7 +116,54 @@ public class LlamaCppEngineTests
         var synced = engine.Generate(Prompts, o);
         Assert.Equal(after, synced.Select(r => r.CompletionIds));
         AssertLogProbsMatchTeacherForcing(model, synced);
-        Assert.False(File.Exists(oldFile));
         Assert.True(File.Exists(engine.ModelPath));
+        if (inPlace)
+        {
+            // The new bytes went over the mapped file: same file, same model and context (created once), no reload.
+            Assert.Equal(oldFile, engine.ModelPath);
+            Assert.Equal((1, 1, 1), (engine.Timings.InPlaceSyncs, engine.Timings.Reloads, engine.Timings.Contexts));
+        }
+        else
+        {
+            Assert.False(File.Exists(oldFile));
+            Assert.Equal((0, 2, 2), (engine.Timings.InPlaceSyncs, engine.Timings.Reloads, engine.Timings.Contexts));
+        }
+    }
+
+    [Fact]
+    public void In_place_sync_follows_f16_weights_and_q8_0_reloads()
+    {
+        foreach (var dtype in new[] { Sharpen.Export.GgufDType.F16, Sharpen.Export.GgufDType.Q8_0 })
+        {
+            using var model = Model(6);
+            using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, DType = dtype });
+            var o = new SamplingOptions { Temperature = 0, MaxNewTokens = 12, StopAtEos = false };
+            LlamaCppOracle.Randomize(model, seed: 78, scale: 0.15);
+            engine.SyncWeights(model);
+            // A fresh engine loads the new weights from scratch: the synced one must generate exactly what it generates.
+            using var fresh = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2, DType = dtype });
+            var a = engine.Generate(Prompts, o);
+            var b = fresh.Generate(Prompts, o);
+            Assert.Equal(b.Select(r => r.CompletionIds), a.Select(r => r.CompletionIds));
+            Assert.Equal(b.SelectMany(r => r.LogProbs), a.SelectMany(r => r.LogProbs));
+            Assert.Equal(dtype == Sharpen.Export.GgufDType.F16 ? 1 : 0, engine.Timings.InPlaceSyncs);
+        }
+    }
+
+    [Fact]
+    public void Sequences_that_stop_at_different_steps_keep_their_histories_when_streams_are_compacted()
+    {
+        // EOS is a common letter, so that the 8 samples of each prompt stop at many different steps and the live streams are
+        // compacted (the highest live stream copied into a stopped one's) again and again; each log-prob must still be the
+        // trainer's on that sequence's own history.
+        using var model = Model(7, eos: [Tok.Encode("e")[0]]);
+        using var engine = new LlamaCppEngine(model, Tok, new LlamaCppOptions { Threads = 2 });
+        var o = new SamplingOptions { Temperature = 1.5, MaxNewTokens = 24, SamplesPerPrompt = 8, Seed = 11 };
+        var ro = engine.Generate(Prompts, o);
+        var lengths = ro.Where(r => r.Stop == StopReason.Eos).Select(r => r.CompletionIds.Length).Distinct().Count();
+        Assert.True(lengths >= 5, $"only {lengths} distinct stop steps");
+        Assert.Contains(ro, r => r.Stop == StopReason.MaxTokens);
+        AssertLogProbsMatchTeacherForcing(model, ro);
+        Assert.Equal(ro.Select(r => r.CompletionIds), engine.Generate(Prompts, o).Select(r => r.CompletionIds));   // same seed, same samples
     }
 }

@@ -191,6 +191,40 @@ public class EngineMismatchTests
     }
 
     [Fact]
+    public void Old_log_probs_folded_into_the_update_give_the_same_step_mismatch_and_tis_weights_as_a_separate_pass()
+    {
+        // The first minibatch of an iteration runs on the parameters the engine sampled from, so the old log-probs taken from
+        // its forward (detached) must equal a separate no-grad pass: same parameters after 3 iterations (ratio 1 either way,
+        // TIS weights from the same numbers), same logged mismatch and TIS weights. The tempered engine's log-probs are far
+        // from the trainer's, so with C = 1.1 some TIS weights are capped: the weighting is exercised.
+        (float[] Params, IReadOnlyList<JsonObject> Rows) Run(bool fold)
+        {
+            using var model = LlamaCppOracle.Randomize(Bandit.Model(seed: 4), 44, scale: 0.5);
+            using var dir = new TempDir();
+            var engine = new TemperedEngine(model, Tok, temperature: 1.6);
+            var o = RlOptions.Grpo() with { Iterations = 3, PromptsPerIteration = 8, SamplesPerPrompt = 4, MaxNewTokens = 2, LearningRate = 1e-2, Beta = 0.05, EvalEvery = 0 };
+            new RlTrainer(model, Tok, o, Bandit.RewardC) { Engine = engine, FoldOldLogProbs = fold, TisCap = 1.1 }.Run(APrompts, dir.Path);
+            return (model.parameters().SelectMany(p => p.detach().contiguous().data<float>().ToArray()).ToArray(), Metrics(dir.Path));
+        }
+        var (separate, sepRows) = Run(fold: false);
+        var (folded, foldRows) = Run(fold: true);
+        double maxDiff = separate.Zip(folded, (x, y) => Math.Abs((double)x - y)).Max();
+        Assert.True(maxDiff < 1e-5, $"parameters differ by {maxDiff:E2}");
+        Assert.Equal(3, foldRows.Count);
+        for (int i = 0; i < 3; i++)
+            foreach (var key in new[] { "rollout/logprob_abs_diff", "rollout/kl_engine_trainer", "rollout/tis_weight_mean", "rollout/tis_capped_fraction", "kl", "loss" })
+            {
+                double a = sepRows[i][key]!.GetValue<double>(), b = foldRows[i][key]!.GetValue<double>();
+                Assert.True(Math.Abs(a - b) <= 1e-5 * Math.Max(1, Math.Abs(a)), $"iteration {i + 1} {key}: separate {a}, folded {b}");
+            }
+        Assert.Contains(foldRows, r => r["rollout/tis_capped_fraction"]!.GetValue<double>() > 0);
+        // β > 0: iteration 2 had reward signal (its update moved the policy), so iteration 3's KL to the reference, taken from
+        // the folded log-probs, is positive.
+        Assert.True(foldRows[1]["advantage_std"]!.GetValue<double>() > 0, foldRows[1].ToJsonString());
+        Assert.True(foldRows[2]["kl"]!.GetValue<double>() > 1e-6, foldRows[2].ToJsonString());
+    }
+
+    [Fact]
     public void Online_dpo_samples_with_the_given_engine_and_syncs_it_after_each_update()
     {
         using var model = Bandit.Model();

@@ -27,7 +27,7 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
 
     /// <summary>Runs the epochs over <paramref name="seq"/>'s rows; returns the completion tokens trained on.</summary>
     /// <param name="seq">The rows trained on.</param>
-    /// <param name="oldLogp">Behaviour log-probs <c>(B, A)</c>.</param>
+    /// <param name="oldLogp">Behaviour log-probs <c>(B, A)</c>; null with <paramref name="folded"/>, which takes them from the first forward.</param>
     /// <param name="adv">Token advantages <c>(B, A)</c>.</param>
     /// <param name="seqAdv">Sequence advantages <c>(B)</c>.</param>
     /// <param name="refLogp">Reference log-probs <c>(B, A)</c> or null.</param>
@@ -36,16 +36,26 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
     /// <param name="m">Receives the metrics.</param>
     /// <param name="klWeights">Per-token KL weights <c>(B, A)</c> that replace <paramref name="beta"/> (SCoRe's β₂ on the first
     /// attempt, β₁ on later ones); null = β on every token.</param>
-    public double Run(SequenceBatch seq, Tensor oldLogp, Tensor adv, Tensor seqAdv, Tensor? refLogp, double beta, int iteration, UpdateMetrics m,
-        Tensor? klWeights = null)
+    /// <param name="folded">The trainer's old log-probs are taken from this update's own first forward instead of a separate
+    /// pass (see <see cref="FoldedOldLogProbs"/>); the first minibatch must hold every row.</param>
+    public double Run(SequenceBatch seq, Tensor? oldLogp, Tensor adv, Tensor seqAdv, Tensor? refLogp, double beta, int iteration, UpdateMetrics m,
+        Tensor? klWeights = null, FoldedOldLogProbs? folded = null)
     {
         long n = seq.InputIds.shape[0], a = seq.CompletionIds.shape[1];
         var mask = seq.CompletionMask;
         double trainTokens = 0;
+        if (folded is null && oldLogp is null) throw new ArgumentNullException(nameof(oldLogp), "old log-probs are needed unless they are folded into the update");
+        bool first = folded is not null;   // the first minibatch runs on the parameters that were sampled (nothing changed yet)
+        if (folded is not null)
+        {
+            oldLogp = zeros(n, a, dtype: folded.EngineLogProbs.dtype);                                            // (B, A) filled below
+            folded.Weights = folded.TisCap is null ? null : zeros(n, a, dtype: folded.EngineLogProbs.dtype);      // (B, A)
+        }
         for (int ep = 0; ep < o.Epochs; ep++)
         {
             foreach (var rows in MiniBatches(o, spec.PolicyLoss.RowsPerUnit, (int)n, iteration, ep))
             {
+                if (first && rows.Length != n) throw new InvalidOperationException($"folded old log-probs need one minibatch of all {n} rows, got {rows.Length}");
                 optimizer.zero_grad();
                 var rowsT = tensor(rows.Select(x => (long)x).ToArray());
                 var mbMask = mask.index_select(0, rowsT);
@@ -59,7 +69,20 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
                     var logits = policy.Forward(sub.InputIds, sub.AttentionMask).Logits.narrow(1, seq.PromptLength - 1, a);   // (b, A, V)
                     if (ActionMask is { } keep) logits = ActionMaskEngine.Apply(logits, keep(sub));                          // NLPO: masked action space
                     var logp = Scoring.TokenLogProbs(logits, sub.CompletionIds) * sub.CompletionMask;                         // (b, A)
-                    var input = new PolicyLossInput(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), sub.CompletionMask);
+                    var advMb = adv.index_select(0, idx);                                                                    // (b, A)
+                    if (first)
+                    {
+                        // On-policy first pass: the old log-probs ARE these, detached (what a separate no-grad pass would give).
+                        var oldMb = logp.detach();                                                                           // (b, A)
+                        oldLogp!.index_copy_(0, idx, oldMb);
+                        if (folded!.TisCap is { } cap)
+                        {
+                            var w = TruncatedImportance.Weights(oldMb, folded.EngineLogProbs.index_select(0, idx), sub.CompletionMask, cap);   // (b, A)
+                            folded.Weights!.index_copy_(0, idx, w);
+                            advMb = advMb * w;                                                                               // min(π_trainer/π_engine, C)·A
+                        }
+                    }
+                    var input = new PolicyLossInput(logp, oldLogp!.index_select(0, idx), advMb, sub.CompletionMask);
                     var ctx = new PolicyLossContext(new ClipOptions(o.ClipLow, o.ClipHigh, o.DualClip), agg, seqAdv.index_select(0, idx), rows.Length / 2.0, o.Eta);
                     var (loss, pm) = spec.PolicyLoss.Compute(input, ctx);
                     if (spec.Kl == KlPlacement.InLoss && refLogp is not null && klWeights is not null)
@@ -92,6 +115,12 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
                 var (_, norm) = guard.Step(optimizer, policy.TrainableParameters(), o.MaxGradNorm, stepLoss, Steps + 1);
                 m.GradNorm = o.MaxGradNorm > 0 ? norm : double.NaN;
                 Steps++;
+                if (first)
+                {
+                    first = false;
+                    folded!.Old = oldLogp;
+                    if (folded.Weights is { } tw) adv = adv * tw;   // later epochs: the same weighted advantages
+                }
             }
         }
         return trainTokens;
@@ -116,6 +145,24 @@ sealed class ActorUpdate(CausalLM policy, optim.Optimizer optimizer, RlOptions o
         var h = PolicyLosses.TokenEntropy(logits.detach());                                  // (b, A)
         return ((h * mask).sum() / mask.sum().clamp_min(1)).item<float>();
     }
+}
+
+/// <summary>
+/// The trainer's old log-probs folded into the update: when the engine's rollouts need the trainer's own log-probs (another
+/// engine than torch) and the first minibatch holds every row, that minibatch's forward runs on the very parameters that were
+/// synced to the engine (no step yet), so its log-probs, detached, are the old log-probs, and a separate no-grad pass is not
+/// needed. The truncated IS weights min(exp(old − engine), C) are taken from them there and weight the advantages of every epoch.
+/// </summary>
+/// <param name="EngineLogProbs">The engine's log-probs of the sampled tokens <c>(B, A)</c>.</param>
+/// <param name="TisCap">C, or null without truncated IS.</param>
+sealed class FoldedOldLogProbs(Tensor EngineLogProbs, double? TisCap)
+{
+    public Tensor EngineLogProbs { get; } = EngineLogProbs;
+    public double? TisCap { get; } = TisCap;
+    /// <summary>The old log-probs <c>(B, A)</c> (masked), set by the update.</summary>
+    public Tensor? Old { get; set; }
+    /// <summary>The truncated IS weights <c>(B, A)</c> (0 at padding), set by the update; null without TIS.</summary>
+    public Tensor? Weights { get; set; }
 }
 
 /// <summary>Loss and policy-loss diagnostics of an update, weighted by each micro-batch's share of its minibatch.</summary>

@@ -63,6 +63,9 @@ sealed class RlBatch
     public (double MeanAbsDiff, double Kl)? Mismatch { get; set; }
     /// <summary>Truncated importance weights min(π_trainer_old / π_engine, C) <c>(B, A)</c>, or null when TIS is off.</summary>
     public Tensor? TisWeights { get; set; }
+    /// <summary>Set when the old log-probs come from the update's first forward pass (then <see cref="OldLogProbs"/>,
+    /// <see cref="TisWeights"/> and <see cref="Mismatch"/> are filled by the update).</summary>
+    internal FoldedOldLogProbs? Folded { get; set; }
     /// <summary>Reference log-probs <c>(B, A)</c>, or null without a reference.</summary>
     public Tensor? RefLogProbs { get; set; }
     /// <summary>Critic values <c>(B, A)</c>, or null without a critic.</summary>

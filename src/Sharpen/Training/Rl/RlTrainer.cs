@@ -43,6 +43,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     public bool? Tis { get; init; }
     /// <summary>C of the truncated importance weight; default 2.</summary>
     public double TisCap { get; init; } = 2.0;
+    /// <summary>When the trainer needs its own old log-probs (see <see cref="Tis"/>), take them from the update's first forward
+    /// pass instead of a separate one, where that pass is on-policy: the first minibatch holds every row (one minibatch per
+    /// epoch), nothing filters rows out of the update, the KL is not in the reward and the advantage estimator does not read
+    /// the log-probs, and no LoRA dropout. The logged mismatch and the TIS weights are the same; one forward pass fewer.
+    /// False: always the separate pass (default true).</summary>
+    public bool FoldOldLogProbs { get; init; } = true;
     /// <summary>The reward-model folder a critic with <c>rl.critic.init: reward_model</c> starts from when <c>rl.critic.path</c>
     /// is not set (the recipe pipeline passes its first <c>rewards</c> entry with <c>model</c>).</summary>
     public string? RewardModelDirectory { get; init; }
@@ -124,6 +130,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly ActorUpdate _actor;
         readonly bool _recompute;               // the trainer recomputes the old log-probs (the engine's are kept for the mismatch)
         readonly bool _tis;                     // truncated importance weights on the advantages
+        readonly bool _foldable;                // the recompute can be taken from the update's first forward (see FoldOldLogProbs)
         readonly NonFiniteGuard _guard = new("rl");
         readonly NonFiniteGuard _criticGuard = new("rl critic");
         IKlController _kl;
@@ -173,6 +180,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             if (!(t.TisCap >= 1) || double.IsInfinity(t.TisCap)) throw new ArgumentException($"rollout.tis_cap must be a finite number ≥ 1, got {t.TisCap}");
             _tis = t.Tis ?? (tokenLevel && !_engine.SamplesTrainerPolicy);
             _recompute = _tis || !_engine.SamplesTrainerPolicy;
+            _foldable = _recompute && t.FoldOldLogProbs && _spec.Kl != KlPlacement.InReward && !_spec.Estimator.ReadsLogProbs
+                && (Policy.Lora?.Dropout ?? 0) == 0 && _maskPolicy is null;
             _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard) { ActionMask = _maskPolicy is null ? null : MaskOf, Ptx = _ptx };
             _cursor = new DataCursor(Math.Max(1, prompts.Count), _o.Seed);
         }
@@ -191,7 +200,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             using var scope = NewDisposeScope();
             var phase = Stopwatch.StartNew();
             MemLog("collect");
-            Prepare(batch);
+            Prepare(batch, it);
             ReferencePass(batch);
             MemLog("reference");
             batch.Timing["reference"] = Lap(phase);
@@ -500,7 +509,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         /// <summary>The kept rollouts as token tensors, with the engine's log-probs <c>(B, A)</c>; the old log-probs are the
         /// engine's, or, when the trainer recomputes them, its own forward pass's (and then the truncated IS weights).</summary>
-        void Prepare(RlBatch b)
+        void Prepare(RlBatch b, int it)
         {
             int padId = Tokenizer.PadTokenId ?? 0;
             if (b.Trajectories is { } played && !b.Branched)
@@ -517,6 +526,13 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             b.EngineLogProbs = Pad(b.Rollouts.Select(r => r.LogProbs).ToList(), b.Seq.CompletionIds.shape[1]) * b.Mask;   // (B, A)
             if (b.Segments is { } segments) b.TokenRewards = SegmentRewardScoring.Place(segments, b.Mask, _o.SmoothWindow);   // (B, A) dense segment rewards
             if (!_recompute) { b.OldLogProbs = b.EngineLogProbs; return; }
+            if (_foldable && it >= _o.CriticWarmupIterations && !FiltersRows() && (_o.MiniBatchSize == 0 || _o.MiniBatchSize >= b.Rollouts.Count))
+            {
+                // The update's first minibatch is every row on the sampled parameters: it supplies the old log-probs (UpdateActor).
+                b.Folded = new FoldedOldLogProbs(b.EngineLogProbs, _tis ? _t.TisCap : null);
+                b.OldLogProbs = null!;
+                return;
+            }
             bool wasTraining = Policy.training;
             Policy.eval();
             try
@@ -538,8 +554,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                     using (Policy.AdaptersDisabled()) b.RefLogProbs = Batched(b.Seq, m => Scoring.CompletionLogProbs(Policy, m));
                 if (_head is not null) b.OldValues = Batched(b.Seq, CriticValues);                                                   // (B, A)
             }
-            b.TokenKl = b.RefLogProbs is null ? zeros_like(b.OldLogProbs) : KlEstimators.K1(b.OldLogProbs, b.RefLogProbs) * b.Mask;   // (B, A)
+            // Folded: the KL to the reference is known after the update's first pass; nothing before it reads it (the estimator
+            // does not, the KL is not in the reward), so zeros stand in until UpdateActor sets it.
+            b.TokenKl = b.Folded is not null ? zeros_like(b.EngineLogProbs)
+                : b.RefLogProbs is null ? zeros_like(b.OldLogProbs) : KlEstimators.K1(b.OldLogProbs, b.RefLogProbs) * b.Mask;   // (B, A)
         }
+
+        /// <summary>The update trains on a subset of the rows (skip_zero_advantage_groups, mask_truncated_completions).</summary>
+        bool FiltersRows() => (_o.SkipZeroAdvantageGroups && _o.SamplesPerPrompt > 1 && _spec.Estimator.GroupRelative) || _o.MaskTruncatedCompletions;
 
         /// <summary>Rewards (normalised and clipped if asked) → the algorithm's estimator → advantages (whitened if asked).</summary>
         void EstimateAdvantages(RlBatch b)
@@ -589,6 +611,14 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                     trainTokens = _actor.Run(b.Seq.Rows(rows), b.OldLogProbs.index_select(0, rows), advantages.index_select(0, rows),
                         b.SequenceAdvantages.index_select(0, rows), b.RefLogProbs?.index_select(0, rows), b.Beta, it, m, b.KlWeights?.index_select(0, rows));
                 }
+            }
+            else if (b.Folded is { } folded)
+            {
+                trainTokens = _actor.Run(b.Seq, null, b.Advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m, b.KlWeights, folded);
+                b.OldLogProbs = folded.Old!;                                                                          // (B, A)
+                b.TisWeights = folded.Weights;                                                                        // (B, A) or null
+                b.Mismatch = TruncatedImportance.Mismatch(b.OldLogProbs, b.EngineLogProbs, b.Mask);
+                if (b.RefLogProbs is not null) b.TokenKl = KlEstimators.K1(b.OldLogProbs, b.RefLogProbs) * b.Mask;    // (B, A)
             }
             else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m, b.KlWeights);
             _engine.SyncWeights(Policy);
