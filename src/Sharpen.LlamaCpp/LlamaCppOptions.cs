@@ -8,8 +8,13 @@ public sealed record LlamaCppOptions
     /// <summary>Weight storage of the exported GGUF. F32 reproduces the torch engine up to float rounding; F16/Q8_0 trade
     /// accuracy for speed and memory (the engine's log-probs then differ more from the trainer's).</summary>
     public GgufDType DType { get; init; } = GgufDType.F32;
-    /// <summary>Threads llama.cpp computes with; default: all cores.</summary>
-    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Threads llama.cpp computes with (prompt and step decode alike); default: what torch gets, SHARPEN_NUM_THREADS when
+    /// it is set to a positive number, else all cores.</summary>
+    public int Threads { get; init; } = DefaultThreads();
+
+    /// <summary>SHARPEN_NUM_THREADS when it is a positive integer, else the number of cores (the torch runtime's rule).</summary>
+    public static int DefaultThreads() =>
+        Environment.GetEnvironmentVariable("SHARPEN_NUM_THREADS") is { } s && int.TryParse(s, out var n) && n > 0 ? n : Environment.ProcessorCount;
     /// <summary>Most KV cells of the one context over all its parallel sequences; each sequence has its own stream of
     /// (longest prompt + max new tokens) cells, so a round runs as many sequences as fit. The context is allocated for what
     /// a round needs, up to this.</summary>
