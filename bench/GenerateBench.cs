@@ -45,10 +45,16 @@ public static class GenerateBench
     /// The whole benchmark: fast path vs reference path, H₂O, and the torch vs llama.cpp comparison. With
     /// <paramref name="quick"/> only the torch vs llama.cpp comparison runs (a result named <c>generate-quick</c>).
     /// </summary>
-    public static JsonObject Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 2, bool quick = false)
+    public static JsonObject Run(Action<string> log, int newTokens = 64, int promptLength = 32, int[]? batches = null, int repeats = 2, bool quick = false, bool profileOnly = false)
     {
         Sharpen.Torch.TorchRuntime.EnsureLoaded();
         batches ??= [1, 16, 64];
+        if (profileOnly)
+            return new JsonObject
+            {
+                ["benchmark"] = "generate-profile", ["threads"] = get_num_threads(), ["repeats"] = repeats,
+                ["profile"] = Profile(log, newTokens, promptLength, repeats),
+            };
         if (quick)
             return new JsonObject
             {
@@ -153,7 +159,9 @@ public static class GenerateBench
     /// <summary>
     /// Where the fast path's time goes, per model at batch 1 and 64 (best of <paramref name="repeats"/>): starting the session
     /// (fused weights, cache allocation), the prompt phase, and the decode steps, split into the model's step and the
-    /// greedy pick with its host sync (argmax, copy of the ids to .NET), in ms per generation and µs per step.
+    /// greedy pick with its host sync (argmax, copy of the ids to .NET), in ms per generation and µs per step; the tensors one
+    /// step creates (each a native call to make it and one to free it). The same session's general step (the path every
+    /// step took before the step lane) is timed beside it, alternating, so the two share the run's load.
     /// </summary>
     static JsonArray Profile(Action<string> log, int newTokens, int promptLength, int repeats)
     {
@@ -165,44 +173,60 @@ public static class GenerateBench
             foreach (var b in new[] { 1, 64 })
             {
                 var prompts = RandomPrompts(new Random(7), b, promptLength, cfg.VocabSize);
-                double bestStart = double.MaxValue, bestPrefill = double.MaxValue, bestStep = double.MaxValue, bestPick = double.MaxValue;
-                for (int r = 0; r <= repeats; r++)                                    // run 0 warms up
+                var best = new Dictionary<bool, (double Start, double Prefill, double Step, double Pick)>
                 {
-                    using var _ = no_grad();
-                    using var scope = NewDisposeScope();
-                    var ids = tensor(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray()).view(b, promptLength);
-                    var sw = Stopwatch.StartNew();
-                    using var session = model.StartDecoding(b, promptLength + newTokens);
-                    double start = sw.Elapsed.TotalMilliseconds;
-                    sw.Restart();
-                    var logits = session.Prefill(ids, ones_like(ids));
-                    var next = logits.argmax(-1);
-                    next.data<long>().ToArray();
-                    double prefill = sw.Elapsed.TotalMilliseconds, step = 0, pick = 0;
-                    for (int k = 1; k < newTokens; k++)
+                    [false] = (double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue),
+                    [true] = (double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue),
+                };
+                var handles = new Dictionary<bool, int>();                            // tensors one decode step creates
+                for (int r = 0; r <= repeats; r++)                                    // run 0 warms up
+                    foreach (var general in new[] { false, true })
                     {
-                        using var stepScope = NewDisposeScope();
+                        using var _ = no_grad();
+                        using var scope = NewDisposeScope();
+                        var ids = tensor(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray()).view(b, promptLength);
+                        var sw = Stopwatch.StartNew();
+                        using var session = model.StartDecoding(b, promptLength + newTokens);
+                        session.ForceGeneralStep = general;
+                        double start = sw.Elapsed.TotalMilliseconds;
                         sw.Restart();
-                        logits = session.Step(next.view(b, 1));
-                        step += sw.Elapsed.TotalMilliseconds;
-                        sw.Restart();
-                        var picked = logits.argmax(-1);
-                        var host = picked.data<long>().ToArray();
-                        next = tensor(host).MoveToOuterDisposeScope();
-                        pick += sw.Elapsed.TotalMilliseconds;
+                        var logits = session.Prefill(ids, ones_like(ids));
+                        var next = logits.argmax(-1);
+                        next.data<long>().ToArray();
+                        double prefill = sw.Elapsed.TotalMilliseconds, step = 0, pick = 0;
+                        for (int k = 1; k < newTokens; k++)
+                        {
+                            using var stepScope = NewDisposeScope();
+                            var fed = next.view(b, 1);
+                            int before = stepScope.DisposablesCount;
+                            sw.Restart();
+                            logits = session.Step(fed);
+                            step += sw.Elapsed.TotalMilliseconds;
+                            handles[general] = stepScope.DisposablesCount - before;
+                            sw.Restart();
+                            var picked = logits.argmax(-1);
+                            var host = picked.data<long>().ToArray();
+                            next = tensor(host).MoveToOuterDisposeScope();
+                            pick += sw.Elapsed.TotalMilliseconds;
+                        }
+                        if (r == 0) continue;
+                        var o = best[general];
+                        best[general] = (Math.Min(o.Start, start), Math.Min(o.Prefill, prefill), Math.Min(o.Step, step), Math.Min(o.Pick, pick));
                     }
-                    if (r == 0) continue;
-                    bestStart = Math.Min(bestStart, start); bestPrefill = Math.Min(bestPrefill, prefill);
-                    bestStep = Math.Min(bestStep, step); bestPick = Math.Min(bestPick, pick);
-                }
-                double total = bestStart + bestPrefill + bestStep + bestPick;
-                log($"profile {name} batch {b}: start {bestStart:F1} ms, prompt {bestPrefill:F1} ms, steps {bestStep:F1} ms ({bestStep * 1000 / (newTokens - 1):F0} µs/step), " +
-                    $"pick + host sync {bestPick:F1} ms; {b * newTokens / (total / 1000):F0} tokens/s");
+                var (bs, bp, bst, bpk) = best[false];
+                double total = bs + bp + bst + bpk, generalStep = best[true].Step;
+                log($"profile {name} batch {b}: start {bs:F1} ms, prompt {bp:F1} ms, steps {bst:F1} ms ({bst * 1000 / (newTokens - 1):F0} µs/step, " +
+                    $"{handles[false]} tensors/step; general step {generalStep * 1000 / (newTokens - 1):F0} µs/step, {handles[true]} tensors/step), " +
+                    $"pick + host sync {bpk:F1} ms; {b * newTokens / (total / 1000):F0} tokens/s");
                 result.Add(new JsonObject
                 {
-                    ["model"] = name, ["batch"] = b, ["start_ms"] = Math.Round(bestStart, 2), ["prompt_ms"] = Math.Round(bestPrefill, 2),
-                    ["steps_ms"] = Math.Round(bestStep, 2), ["us_per_step"] = Math.Round(bestStep * 1000 / (newTokens - 1), 1),
-                    ["pick_and_sync_ms"] = Math.Round(bestPick, 2), ["tokens_per_s"] = Math.Round(b * newTokens / (total / 1000), 1),
+                    ["model"] = name, ["batch"] = b, ["start_ms"] = Math.Round(bs, 2), ["prompt_ms"] = Math.Round(bp, 2),
+                    ["steps_ms"] = Math.Round(bst, 2), ["us_per_step"] = Math.Round(bst * 1000 / (newTokens - 1), 1),
+                    ["tensors_per_step"] = handles[false],
+                    ["general_step_us_per_step"] = Math.Round(generalStep * 1000 / (newTokens - 1), 1),
+                    ["general_step_tensors_per_step"] = handles[true],
+                    ["step_speedup_over_general"] = Math.Round(generalStep / bst, 2),
+                    ["pick_and_sync_ms"] = Math.Round(bpk, 2), ["tokens_per_s"] = Math.Round(b * newTokens / (total / 1000), 1),
                 });
             }
         }

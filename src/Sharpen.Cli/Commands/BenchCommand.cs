@@ -11,12 +11,13 @@ public static class BenchCommand
     {
         var dir = new Option<DirectoryInfo>("--dir") { Description = "The bench/ folder to write results/ and README.md into", DefaultValueFactory = _ => new DirectoryInfo("bench") };
         var genQuick = new Option<bool>("--quick") { Description = "Only the torch vs llama.cpp rows (results/generate-quick.json), no reference path or H₂O" };
+        var genProfile = new Option<bool>("--profile") { Description = "Only the fast path's time profile at batch 1 and 64 (results/generate-profile.json): start, prompt, µs per decode step, tensors created per step" };
         var genRepeats = new Option<int>("--repeats") { Description = "Timed runs per configuration (the best is kept; torch and llama.cpp alternate)", DefaultValueFactory = _ => 3 };
-        var gen = new Command("generate", "Prompt + decode tokens/s of the built-in engine (fast path and reference) and of llama.cpp on the same weights, on a Llama 26M and a Qwen2 9.8M at batch 1/16/64, and H₂O KV eviction on 256-token completions.") { dir, genQuick, genRepeats };
+        var gen = new Command("generate", "Prompt + decode tokens/s of the built-in engine (fast path and reference) and of llama.cpp on the same weights, on a Llama 26M and a Qwen2 9.8M at batch 1/16/64, and H₂O KV eviction on 256-token completions.") { dir, genQuick, genProfile, genRepeats };
         gen.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(genRepeats) < 1) throw new ArgumentException($"--repeats must be ≥ 1, got {pr.GetValue(genRepeats)}");
-            BenchReport.Write(pr.GetValue(dir)!.FullName, GenerateBench.Run(Console.WriteLine, repeats: pr.GetValue(genRepeats), quick: pr.GetValue(genQuick)));
+            BenchReport.Write(pr.GetValue(dir)!.FullName, GenerateBench.Run(Console.WriteLine, repeats: pr.GetValue(genRepeats), quick: pr.GetValue(genQuick), profileOnly: pr.GetValue(genProfile)));
             return 0;
         }));
         var train = new Command("train", "Training tokens/s and GFLOPS against the measured fp32 matmul GFLOPS.") { dir };

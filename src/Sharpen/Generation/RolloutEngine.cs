@@ -165,8 +165,19 @@ public sealed class RolloutEngine(CausalLM model, ITokenizer tokenizer) : IRollo
             for (int step = 0; step < maxNew; step++)
             {
                 using var stepScope = NewDisposeScope();
-                var next = Sample(logits, o, generator);                      // (n)
-                var lp = Scoring.TokenLogProbs(logits.unsqueeze(1), next.view(n, 1)).view(n);   // (n) at temperature 1
+                Tensor next, lp;                                              // (n), (n) log-prob at temperature 1
+                if (o.Greedy)
+                {
+                    // The arg-max and its logit in one call; its log-prob is that logit − logsumexp (= TokenLogProbs, fewer calls).
+                    var l = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
+                    var (top, arg) = l.max(-1);
+                    (next, lp) = (arg, top - l.logsumexp(-1));
+                }
+                else
+                {
+                    next = Sample(logits, o, generator);
+                    lp = Scoring.TokenLogProbs(logits.unsqueeze(1), next.view(n, 1)).view(n);
+                }
                 var nextArr = next.data<long>().ToArray();
                 var lpArr = lp.data<float>().ToArray();
 

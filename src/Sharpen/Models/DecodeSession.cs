@@ -15,7 +15,14 @@ namespace Sharpen.Models;
 public sealed class DecodeSession : IDisposable
 {
     sealed record LayerWeights(Tensor Qkv, Tensor? QkvBias, Tensor O, Tensor? OBias, Tensor GateUp, Tensor Down,
-        Tensor InNorm, Tensor PostNorm, Tensor? QkNorm = null, bool Sliding = false, Tensor? PreFfnNorm = null, Tensor? PostFfnNorm = null);
+        Tensor InNorm, Tensor PostNorm, Tensor? QkNorm = null, bool Sliding = false, Tensor? PreFfnNorm = null, Tensor? PostFfnNorm = null)
+    {
+        // Transposed views (C, out) of the weights for the decode-step lane's mm/addmm: made once per session, no copy.
+        public Tensor QkvT { get; init; } = null!;
+        public Tensor OT { get; init; } = null!;
+        public Tensor GateUpT { get; init; } = null!;
+        public Tensor DownT { get; init; } = null!;
+    }
 
     readonly CausalLM _model;
     readonly LayerWeights[] _layers;
@@ -28,6 +35,9 @@ public sealed class DecodeSession : IDisposable
     readonly long _window;                    // sliding_window of the sliding layers (0: none)
     readonly KvBudget? _budget;
     readonly List<Tensor> _owned = [];
+    readonly bool _stepLane;                  // decode steps may take StepLane (see there)
+    readonly Tensor _headT;                   // (C, V) view of _head
+    readonly Tensor _epsT;                    // RMSNorm's ε as a 0-d tensor, made once (a Scalar per call is two more native calls)
 
     Tensor[] _k, _v;                          // per layer (B, Hkv, S, D)
     Tensor[]? _score, _column, _valid;        // H₂O, per layer (B, Hkv, S): accumulated attention, token column, real token
@@ -81,11 +91,18 @@ public sealed class DecodeSession : IDisposable
                     ? Keep(cat([qkn.Q.detach().expand(_heads, _headDim), qkn.K.detach().expand(_kvHeads, _headDim)], 0)) : null,
                 layer.Sliding,
                 layer.FeedForwardNorms is { } ffn ? Keep(ffn.Pre.Factor) : null,
-                layer.FeedForwardNorms is { } ffn2 ? Keep(ffn2.Post.Factor) : null);
+                layer.FeedForwardNorms is { } ffn2 ? Keep(ffn2.Post.Factor) : null)
+            {
+                QkvT = Keep(qkv.t()), OT = Keep(wo.t()), GateUpT = Keep(gateUp.t()), DownT = Keep(wd.t()),
+            };
         }).ToArray();
         _embed = Keep(stack.EmbedWeight.detach());
         _finalNorm = Keep(stack.Norm.Factor);
         _head = Keep((model.LmHeadWeight ?? stack.EmbedWeight).detach());
+        _headT = Keep(_head.t());
+        _epsT = Keep(tensor((float)_eps));
+        _stepLane = budget is null && _softcap is null && _window == 0 && model.RopeLocal is null
+                    && _layers.All(l => l.PreFfnNorm is null && !l.Sliding);
 
         long slots = budget is null ? capacity : budget.Budget + 1;
         _k = new Tensor[c.NumHiddenLayers];
@@ -100,6 +117,12 @@ public sealed class DecodeSession : IDisposable
         Capacity = capacity;
     }
 
+    /// <summary>Whether decode steps take the step lane (<see cref="StepLane"/>): full cache, no soft-capping, sliding window or
+    /// sandwich norms.</summary>
+    internal bool HasStepLane => _stepLane;
+    /// <summary>Tests: decode steps take the general path even where the step lane applies.</summary>
+    internal bool ForceGeneralStep { get; set; }
+
     /// <summary>Most positions (prompt + generated) a row may reach (a <see cref="Regroup"/> changes it).</summary>
     public long Capacity { get; private set; }
 
@@ -112,6 +135,7 @@ public sealed class DecodeSession : IDisposable
         _heads = parent._heads; _kvHeads = parent._kvHeads; _headDim = parent._headDim; _ffn = parent._ffn; _eps = parent._eps;
         _embedScale = parent._embedScale; _scale = parent._scale; _softcap = parent._softcap; _finalCap = parent._finalCap; _gelu = parent._gelu;
         _window = parent._window;
+        _headT = parent._headT; _epsT = parent._epsT; _stepLane = parent._stepLane;
         _k = new Tensor[_layers.Length];
         _v = new Tensor[_layers.Length];
         for (int i = 0; i < _k.Length; i++)
@@ -249,6 +273,7 @@ public sealed class DecodeSession : IDisposable
         if (_column0 + 1 > Capacity) throw new InvalidOperationException($"the session holds {Capacity} positions; all are used");
         using var _ = no_grad();
         long b = Batch;
+        if (_stepLane && !ForceGeneralStep) return StepLane(ids, b);
         var pos = _nextPos.view(b, 1).clone();                                               // (B, 1)
         _nextPos.add_(1);
         _maxPos += 1;
@@ -261,6 +286,60 @@ public sealed class DecodeSession : IDisposable
             }
         return Run(ids.view(b, 1), pos, attend);
     }
+
+    /// <summary>
+    /// A decode step of the common case (full cache, no soft-capping, no sliding window, no sandwich norms: Llama, Qwen2/3,
+    /// Mistral, Phi-3 shapes): the same arithmetic as <see cref="Run"/> with one token per row, in fewer native calls
+    /// (issue 16 item 3: at batch 1 a step is per-call overhead more than arithmetic). Activations stay (B, C) so no
+    /// reshape of the single position is needed; projections are mm/addmm on weight views transposed once per session,
+    /// the residual adds folded into addmm; RMSNorm runs its four element-wise ops in place on its own temporaries with ε
+    /// held as a tensor; the new key and value are written through a select of their cache slot; the query is a view
+    /// (B, Hkv, G, D) of the rotated heads; the SwiGLU activation is computed in place in the gate/up output.
+    /// </summary>
+    Tensor StepLane(Tensor ids, long b)
+    {
+        long start = _filled, len = start + 1;
+        _maxPos += 1;
+        var (cosRows, sinRows) = _model.Rope.LookupSigned(_nextPos, _maxPos + 1);          // (B, D): the rows' positions
+        _nextPos.add_(1);
+        var cos = cosRows.view(b, 1, _headDim);                                             // (B, 1, D)
+        var sin = sinRows.view(b, 1, _headDim);
+        // A cache with padding needs its key mask; (B, 1, 1, L) broadcasts over the KV heads and their G query rows.
+        var mask = _padded ? _keyOk.narrow(1, 0, len).view(b, 1, 1, len) : null;
+        var x = _embed.index_select(0, ids.view(b));                                        // (B, C)
+        if (_embedScale != 1.0) x = x * _embedScale;
+        for (int i = 0; i < _layers.Length; i++) x = LaneLayer(i, x, cos, sin, mask, start, b);
+        _filled += 1;
+        _column0 += 1;
+        var logits = RmsNormInPlace(x, _finalNorm).mm(_headT);                              // (B, V)
+        return _finalCap is { } cap ? (logits / cap).tanh() * cap : logits;
+    }
+
+    Tensor LaneLayer(int i, Tensor x, Tensor cos, Tensor sin, Tensor? mask, long start, long b)
+    {
+        var w = _layers[i];
+        long hq = _heads, hkv = _kvHeads, d = _headDim, g = hq / hkv;
+        var xn = RmsNormInPlace(x, w.InNorm);
+        var qkv = (w.QkvBias is null ? xn.mm(w.QkvT) : w.QkvBias.addmm(xn, w.QkvT)).view(b, hq + 2 * hkv, d);   // (B, Hq+2Hkv, D)
+        var qk = qkv.narrow(1, 0, hq + hkv);                                                // (B, Hq+Hkv, D)
+        if (w.QkNorm is not null) qk = RmsNorm(qk, w.QkNorm);
+        qk = (qk * cos).addcmul_(qk.roll(d / 2, -1), sin, 1);                               // rotary on q and k at once
+        _k[i].select(2, start).copy_(qk.narrow(1, hq, hkv));                                // slot (B, Hkv, D)
+        _v[i].select(2, start).copy_(qkv.narrow(1, hq + hkv, hkv));
+        var q = qk.narrow(1, 0, hq).view(b, hkv, g, d);                                     // (B, Hkv, G, D): G query rows per KV head
+        if (Math.Abs(_scale * Math.Sqrt(d) - 1.0) > 1e-12) q = q * (_scale * Math.Sqrt(d));
+        var y = nn.functional.scaled_dot_product_attention(q, _k[i].narrow(2, 0, start + 1), _v[i].narrow(2, 0, start + 1), attn_mask: mask);
+        var h = x.addmm(y.reshape(b, hq * d), w.OT);                                        // (B, C): x + attention output
+        if (w.OBias is not null) h.add_(w.OBias);
+        var gu = RmsNormInPlace(h, w.PostNorm).mm(w.GateUpT);                               // (B, 2F)
+        var gate = gu.narrow(1, 0, _ffn);
+        var act = (_gelu ? SwiGlu.GeluTanh(gate) : gate.silu_()).mul_(gu.narrow(1, _ffn, _ffn));   // (B, F), a view of gu unless GeGLU
+        return h.addmm(act, w.DownT);                                                       // (B, C): h + MLP output
+    }
+
+    // RMSNorm(x)·w with the same arithmetic as RmsNorm, its temporaries updated in place: 6 native calls, 3 new tensors.
+    Tensor RmsNormInPlace(Tensor x, Tensor weight) =>
+        x.mul(x.square().mean([-1L], keepdim: true).add_(_epsT).rsqrt_()).mul_(weight);
 
     /// <summary>Row i becomes row <paramref name="rows"/>[i] (e.g. a prompt's cache repeated for N samples).</summary>
     public void SelectRows(Tensor rows)
