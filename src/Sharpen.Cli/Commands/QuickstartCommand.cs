@@ -32,7 +32,7 @@ public static class QuickstartCommand
         var hidden = new Option<int>("--hidden-size") { Description = "Width of the policy", DefaultValueFactory = _ => d.HiddenSize };
         var layers = new Option<int>("--layers") { Description = "Transformer layers of the policy", DefaultValueFactory = _ => d.Layers };
         var useAll = new Option<bool>("--use-all-numbers") { Description = "Every number must be used exactly once", DefaultValueFactory = _ => d.UseAllNumbers };
-        var algorithm = new Option<string>("--rl-algorithm") { Description = "RL algorithm of the second stage", DefaultValueFactory = _ => d.RlAlgorithm };
+        var algorithm = new Option<string>("--rl-algorithm") { Description = "RL algorithm of the second stage (with --env the default is " + new AgentQuickstartSettings().RlAlgorithm + ")", DefaultValueFactory = _ => d.RlAlgorithm };
         var iterations = new Option<int>("--rl-iterations") { Description = "RL iterations", DefaultValueFactory = _ => d.RlIterations };
         var lr = new Option<double>("--rl-lr") { Description = "RL learning rate", DefaultValueFactory = _ => d.RlLearningRate };
         var beta = new Option<double>("--rl-beta") { Description = "KL coefficient toward the SFT model", DefaultValueFactory = _ => d.RlBeta };
@@ -46,8 +46,15 @@ public static class QuickstartCommand
         var envMini = new Option<int>("--env-rl-mini-batch") { Description = "--env: trajectories per RL optimizer step (0: the whole iteration's batch)", DefaultValueFactory = _ => a.RlMiniBatchSize };
         var envWarmup = new Option<int>("--env-rl-warmup") { Description = "--env: RL optimizer steps of linear learning-rate warmup", DefaultValueFactory = _ => a.RlWarmupSteps };
         var envEpochs = new Option<int>("--env-rl-epochs") { Description = "--env: passes over each RL iteration's trajectories", DefaultValueFactory = _ => a.RlEpochs };
+        var envHidden = new Option<int>("--env-hidden-size") { Description = "--env: width of the policy", DefaultValueFactory = _ => a.HiddenSize };
+        var envLayers = new Option<int>("--env-layers") { Description = "--env: transformer layers of the policy", DefaultValueFactory = _ => a.Layers };
+        var envTrain = new Option<int>("--env-train-games") { Description = "--env: random-guess demonstration games of the SFT stage", DefaultValueFactory = _ => a.TrainGames };
+        var envBeta = new Option<double>("--env-rl-beta") { Description = "--env: KL coefficient toward the SFT model during RL", DefaultValueFactory = _ => a.RlBeta };
+        var envIllegal = new Option<double>("--env-illegal-reward") { Description = "--env: reward of an illegal guess (ruled out by the feedback, or not a number in range; ≤ 0)", DefaultValueFactory = _ => a.IllegalReward };
+        var envGames = new Option<int>("--env-rl-games") { Description = "--env: games (seeds) per RL iteration", DefaultValueFactory = _ => a.RlGames };
+        var envSamples = new Option<int>("--env-rl-samples") { Description = "--env: trajectories per seed (the group)", DefaultValueFactory = _ => a.RlSamples };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr, envMini, envEpochs, envWarmup };
+            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr, envMini, envEpochs, envWarmup, envHidden, envLayers, envTrain, envBeta, envIllegal, envGames, envSamples };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(env) is { } envName)
@@ -56,7 +63,9 @@ public static class QuickstartCommand
                 {
                     Env = envName, High = pr.GetValue(envHigh), MaxTurns = pr.GetValue(envTurns), SftSteps = pr.GetValue(envSft),
                     RlIterations = pr.GetValue(envIters), RlLearningRate = pr.GetValue(envLr), TestGames = pr.GetValue(test), Seed = pr.GetValue(seed),
-                    RlAlgorithm = pr.GetValue(algorithm)!, RlMiniBatchSize = pr.GetValue(envMini), RlEpochs = pr.GetValue(envEpochs), RlWarmupSteps = pr.GetValue(envWarmup),
+                    RlAlgorithm = pr.GetResult(algorithm) is { Implicit: false } ? pr.GetValue(algorithm)! : a.RlAlgorithm, RlMiniBatchSize = pr.GetValue(envMini), RlEpochs = pr.GetValue(envEpochs), RlWarmupSteps = pr.GetValue(envWarmup),
+                    HiddenSize = pr.GetValue(envHidden), Layers = pr.GetValue(envLayers), TrainGames = pr.GetValue(envTrain), RlBeta = pr.GetValue(envBeta),
+                    IllegalReward = pr.GetValue(envIllegal), RlGames = pr.GetValue(envGames), RlSamples = pr.GetValue(envSamples),
                 };
                 RunAgent(agent, pr.GetValue(output) is "runs/quickstart" ? "runs/quickstart-guess-number" : pr.GetValue(output)!, Console.WriteLine);
                 return 0;

@@ -29,10 +29,12 @@ namespace Sharpen.Algorithms;
 /// log π(y)); null when the caller has none.</param>
 /// <param name="Divergence">The f-divergence f-DPG minimises (<c>rl.divergence</c>).</param>
 /// <param name="Target">f-DPG's target EBM: base × exp(r/β) or base × filter (<c>rl.target</c>).</param>
+/// <param name="TurnStates">Multi-turn trajectories only: at each policy token, the id of the state its turn was taken from
+/// (equal ids = the same turn index after the same last observation), −1 elsewhere <c>(B, A)</c> int64; GiGPO's step groups.</param>
 public sealed record AdvantageContext(Tensor Rewards, Tensor ResponseMask, int GroupSize, Tensor TokenKl, double Beta, bool KlInReward,
     Tensor? Values, Tensor? GreedyRewards, MovingAverageBaseline Baseline, double Gamma, double Lambda, RewardScaling Scaling,
     Tensor? TokenRewards = null, Tensor? GroupIds = null, Tensor? OldLogProbs = null,
-    FDivergence Divergence = FDivergence.JensenShannon, EbmTarget Target = EbmTarget.ExpReward);
+    FDivergence Divergence = FDivergence.JensenShannon, EbmTarget Target = EbmTarget.ExpReward, Tensor? TurnStates = null);
 
 /// <summary>An estimator's result: token advantages <c>(B, A)</c>, the sequence-level advantage or reward the sequence
 /// losses read <c>(B)</c>, and value targets <c>(B, A)</c> when it bootstraps from a critic.</summary>

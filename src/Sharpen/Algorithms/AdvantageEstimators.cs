@@ -6,7 +6,7 @@ namespace Sharpen.Algorithms;
 /// <summary>
 /// Advantage estimators as pure functions of tensors (the "estimate" move). Each takes its own typed input record and
 /// returns advantages <c>(B, A)</c> with zeros at padding. Outputs have the rewards' floating dtype (float32 for integer
-/// rewards) and carry no gradient. Registered names: "grpo", "dr_grpo", "rloo", "remax", "reinforce", "gae", "p3o", "refuel", "oreal", "fdpg", "trajectory_balance".
+/// rewards) and carry no gradient. Registered names: "grpo", "gigpo", "dr_grpo", "rloo", "remax", "reinforce", "gae", "p3o", "refuel", "oreal", "fdpg", "trajectory_balance".
 /// </summary>
 public static class AdvantageEstimators
 {
@@ -72,6 +72,14 @@ public static class AdvantageEstimators
         // Q̂ − pair mean = ±(Q̂ − Q̂′)/2 is kept for the metrics only.
         r.Register("refuel", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, 2), scaleByStd: false).Advantages, c.Rewards)));
         // OREAL: positives are behaviour-cloned (weight 1), negatives carry their leave-one-out reshaped reward × η.
+        // GiGPO: GRPO's episode advantage plus a step advantage relative to the other turns taken from the same state.
+        r.Register("gigpo", new(c =>
+        {
+            var episode = Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds), c.Scaling).Advantages;   // (B, A)
+            var tokenRewards = c.TokenRewards ?? throw new ArgumentException("gigpo needs multi-turn trajectories (env:): per-turn rewards");
+            var states = c.TurnStates ?? throw new ArgumentException("gigpo needs multi-turn trajectories (env:): the states turns were taken from");
+            return new(episode + StepAdvantages(tokenRewards, states, c.ResponseMask), c.Rewards);
+        }, GroupRelative: true));
         r.Register("oreal", new(c => new(Oreal(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds)).Advantages, c.Rewards), GroupRelative: true));
         // f-DPG (arXiv:2302.08215): pseudo-rewards −f′(π/p) towards p ∝ a·φ, a = the reference; log π − log a is the summed k1 KL.
         r.Register("fdpg", new(c =>
@@ -118,6 +126,55 @@ public static class AdvantageEstimators
         var adv = where(positive, full_like(rewards, positiveFactor),            // BC on positives, arXiv:2502.06781 §2.2
             negativeFactor * (rewards - leaveOneOut));                            // reshaped negatives, §2.3
         return PerToken(adv, mask);                                               // (B) → (B, A)
+    }
+
+    /// <summary>
+    /// GiGPO's step-level advantage (Feng et al. 2025, arXiv:2505.10978 §3.2), undiscounted and centred without std
+    /// scaling: each turn's return-to-go (its own reward and every later turn's, read from <paramref name="tokenRewards"/>,
+    /// each turn's reward at its last policy token) minus the mean return-to-go of all turns of the batch taken from the
+    /// same state (<paramref name="stateIds"/>: equal ids = the same anchor state; the paper groups within one prompt's
+    /// group, here a state id is the turn index and the last observation, so identical observations of different episodes
+    /// share a group; the baseline depends only on the state, never on the turn's own action, apart from the turn itself
+    /// being one of the group as in GRPO). Each turn counts once whatever its length; a state met once gets 0. The value
+    /// is placed on every policy token of the turn, 0 elsewhere. <c>(B, A)</c>
+    /// </summary>
+    public static Tensor StepAdvantages(Tensor tokenRewards, Tensor stateIds, Tensor mask)
+    {
+        ArgumentNullException.ThrowIfNull(tokenRewards);
+        ArgumentNullException.ThrowIfNull(stateIds);
+        ArgumentNullException.ThrowIfNull(mask);
+        if (!tokenRewards.shape.SequenceEqual(mask.shape) || !stateIds.shape.SequenceEqual(mask.shape))
+            throw new ArgumentException($"step advantages: rewards {string.Join("x", tokenRewards.shape)}, states {string.Join("x", stateIds.shape)} and mask {string.Join("x", mask.shape)} must have one shape (B, A)");
+        int b = (int)mask.shape[0], a = (int)mask.shape[1];
+        var r = tokenRewards.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
+        var m = mask.detach().to(ScalarType.Float32).cpu().data<float>().ToArray();
+        var ids = stateIds.detach().to(ScalarType.Int64).cpu().data<long>().ToArray();
+        var rtg = new double[b * a];
+        for (int i = 0; i < b; i++)
+        {
+            double acc = 0;
+            for (int t = a - 1; t >= 0; t--) { acc += r[i * a + t]; rtg[i * a + t] = acc; }
+        }
+        // A turn is a run of policy tokens with one state id; its return-to-go is the run's first token's.
+        var turns = new List<(int Row, int Start, int End, long State, double Rtg)>();
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < a; t++)
+            {
+                long id = ids[i * a + t];
+                if (m[i * a + t] == 0 || id < 0) continue;
+                int start = t;
+                while (t + 1 < a && m[i * a + t + 1] != 0 && ids[i * a + t + 1] == id) t++;
+                turns.Add((i, start, t, id, rtg[i * a + start]));
+            }
+        var groups = turns.GroupBy(x => x.State).ToDictionary(g => g.Key, g => (N: g.Count(), Mean: g.Average(x => x.Rtg)));
+        var adv = new float[b * a];
+        foreach (var x in turns)
+        {
+            var (n, mean) = groups[x.State];
+            float v = n < 2 ? 0f : (float)(x.Rtg - mean);
+            for (int t = x.Start; t <= x.End; t++) adv[x.Row * a + t] = v;
+        }
+        return tensor(adv).view(b, a).to(mask.device);
     }
 
     /// <summary>r − β·Σ_t KL_t per sequence when the algorithm puts the KL in the reward, else r. <c>(B)</c></summary>

@@ -25,11 +25,19 @@ public sealed record GuessNumberOptions : EnvironmentOptions
     /// (<c>lower 1-6</c>), so a policy can read the state of the game from the last observation instead of working it out
     /// from every earlier guess. Default false (the bare word).</summary>
     public bool ShowRange { get; init; }
+    /// <summary>The environment's invalid-action rule: the reward of a turn whose guess is illegal, i.e. not a whole number
+    /// in [Low, High] or one the feedback so far already ruled out (outside the interval still left, a repeat included).
+    /// The feedback and the turn count are unchanged; the turn's info says <c>legal: false</c> (as TRL's and verl's
+    /// environments report invalid actions, as a reward and an info flag). Default 0: illegal guesses only waste a turn.
+    /// A negative value (e.g. −0.5) makes them cost, which gives RL a direct signal against them.</summary>
+    public double IllegalReward { get; init; }
 
     /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();
+        if (!double.IsFinite(IllegalReward) || IllegalReward > 0)
+            throw new ArgumentOutOfRangeException(nameof(IllegalReward), IllegalReward, "illegal_reward must be a finite number ≤ 0");
         ArgumentOutOfRangeException.ThrowIfNegative(Low);
         ArgumentOutOfRangeException.ThrowIfLessThan(High, Low + 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(High, 1_000_000);

@@ -58,14 +58,21 @@ public sealed class GuessNumberEnvironment : TextEnvironment
         bool valid = text.Length is > 0 and <= 9 && text.All(char.IsAsciiDigit)
                      && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var guess)
                      && guess >= Options.Low && guess <= Options.High;
-        if (!valid) return last ? Answer("lost", 0, true, ("outcome", "lost"), ("valid", "false")) : Answer("invalid", 0, false, ("outcome", "playing"), ("valid", "false"));
+        double illegal = Options.IllegalReward;
+        if (!valid)
+            return last ? Answer("lost", illegal, true, ("outcome", "lost"), ("valid", "false"), ("legal", "false"))
+                        : Answer("invalid", illegal, false, ("outcome", "playing"), ("valid", "false"), ("legal", "false"));
         int g = int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
-        if (g == _secret) return Answer("correct", 1, true, ("outcome", "won"), ("valid", "true"));
-        if (last) return Answer("lost", 0, true, ("outcome", "lost"), ("valid", "true"));
+        if (g == _secret) return Answer("correct", 1, true, ("outcome", "won"), ("valid", "true"), ("legal", "true"));
+        // Legal: inside the interval the feedback so far leaves (the secret always is, so a win is always legal).
+        bool legal = g >= _lo && g <= _hi;
+        double reward = legal ? 0 : illegal;
+        var legalText = legal ? "true" : "false";
+        if (last) return Answer("lost", reward, true, ("outcome", "lost"), ("valid", "true"), ("legal", legalText));
         if (_secret > g) _lo = Math.Max(_lo, g + 1);
         else _hi = Math.Min(_hi, g - 1);
         var word = _secret > g ? "higher" : "lower";
         if (Options.ShowRange) word += $" {_lo.ToString(CultureInfo.InvariantCulture)}-{_hi.ToString(CultureInfo.InvariantCulture)}";
-        return Answer(word, 0, false, ("outcome", "playing"), ("valid", "true"));
+        return Answer(word, reward, false, ("outcome", "playing"), ("valid", "true"), ("legal", legalText));
     }
 }

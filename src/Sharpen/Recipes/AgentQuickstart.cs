@@ -31,15 +31,16 @@ public record AgentQuickstartSettings
     /// <summary>Held-out games each stage is evaluated on (seeds 0 … n − 1).</summary>
     public int TestGames { get; init; } = 500;
     /// <summary>SFT optimizer steps.</summary>
-    public int SftSteps { get; init; } = 200;
+    public int SftSteps { get; init; } = 300;
     /// <summary>Width of the policy.</summary>
     public int HiddenSize { get; init; } = 64;
     /// <summary>Transformer layers.</summary>
     public int Layers { get; init; } = 2;
     /// <summary>Seed of data, initialisation and order.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>RL algorithm (one that works with environments: grpo, dr_grpo, rloo, reinforce, ppo).</summary>
-    public string RlAlgorithm { get; init; } = "grpo";
+    /// <summary>RL algorithm (one that works with environments: gigpo, grpo, dr_grpo, rloo, reinforce, ppo, oreal). Default
+    /// gigpo: each guess is also judged against the other guesses made in the same interval.</summary>
+    public string RlAlgorithm { get; init; } = "gigpo";
     /// <summary>RL iterations.</summary>
     public int RlIterations { get; init; } = 100;
     /// <summary>Seeds per RL iteration.</summary>
@@ -56,6 +57,11 @@ public record AgentQuickstartSettings
     public int RlWarmupSteps { get; init; } = 10;
     /// <summary>Passes over an RL iteration's batch.</summary>
     public int RlEpochs { get; init; } = 1;
+    /// <summary>KL coefficient toward the SFT model during RL (0: no reference model).</summary>
+    public double RlBeta { get; init; }
+    /// <summary>Reward of an illegal guess (<see cref="GuessNumberOptions.IllegalReward"/>: outside the interval the feedback
+    /// leaves, a repeat, or not a number in range).</summary>
+    public double IllegalReward { get; init; } = -0.5;
     /// <summary>How the RL loss sums a trajectory's tokens. Default <see cref="LossAggregation.SeqMeanTokenSum"/>: every
     /// policy token of a trajectory carries the trajectory's whole advantage. GRPO's published per-trajectory token mean
     /// (<see cref="LossAggregation.SeqMeanTokenMean"/>) divides it by the trajectory's length, and in guess-the-number the
@@ -74,8 +80,9 @@ public sealed record AgentQuickstartResult(IReadOnlyList<AgentQuickstartStage> S
 /// <summary>
 /// The agent quickstart: RL doing what demonstrations cannot. A tiny policy first imitates format-correct games of
 /// guess-the-number whose guesses are random legal numbers (no strategy: a guess never depends on the feedback), then
-/// GRPO in the environment, rewarded 1 for a win within the turn limit. Both stages are measured on the same held-out
-/// games (greedy): what SFT can reach is what a fixed guess order wins; reading higher/lower is what RL adds.
+/// RL (GiGPO by default) in the environment, rewarded 1 for a win within the turn limit. Both stages are measured on the same held-out
+/// games (greedy): what SFT can reach is what a fixed guess order wins; reading higher/lower is what RL adds. An illegal
+/// guess (one the feedback already ruled out) costs <see cref="AgentQuickstartSettings.IllegalReward"/>.
 /// </summary>
 public static class AgentQuickstart
 {
@@ -112,7 +119,7 @@ public static class AgentQuickstart
 
     /// <summary>The environment's options for <paramref name="s"/>.</summary>
     public static GuessNumberOptions Options(AgentQuickstartSettings s) =>
-        new() { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns, ShowRange = s.ShowRange };
+        new() { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns, ShowRange = s.ShowRange, IllegalReward = s.IllegalReward };
 
     /// <summary>Runs both stages into <paramref name="outDir"/> (sft/, rl/, metrics.jsonl of the RL run, summary.json with
     /// <c>stages: [{name, success_rate, mean_turns, n, seconds}]</c> and <c>rl_gain_points</c>, transcripts of both evaluations).</summary>
@@ -157,7 +164,7 @@ public static class AgentQuickstart
         var rlOptions = RlOptions.For(s.RlAlgorithm) with
         {
             Iterations = s.RlIterations, PromptsPerIteration = s.RlGames, SamplesPerPrompt = s.RlSamples, MaxNewTokens = 4,
-            LearningRate = s.RlLearningRate, Temperature = 1.0, Beta = 0, EvalEvery = 0, EvalProblems = s.TestGames,
+            LearningRate = s.RlLearningRate, Temperature = 1.0, Beta = s.RlBeta, EvalEvery = 0, EvalProblems = s.TestGames,
             CheckpointEvery = 0, MicroBatchSize = 128, Seed = s.Seed, MiniBatchSize = s.RlMiniBatchSize, Epochs = s.RlEpochs, WarmupSteps = s.RlWarmupSteps,
             Aggregation = s.RlAggregation,
         };
@@ -189,7 +196,7 @@ public static class AgentQuickstart
             {
                 ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["games"] = s.RlGames, ["samples"] = s.RlSamples,
                 ["learning_rate"] = s.RlLearningRate, ["warmup_steps"] = s.RlWarmupSteps, ["mini_batch_size"] = s.RlMiniBatchSize,
-                ["epochs"] = s.RlEpochs, ["aggregation"] = s.RlAggregation.ToString(),
+                ["epochs"] = s.RlEpochs, ["aggregation"] = s.RlAggregation.ToString(), ["beta"] = s.RlBeta, ["illegal_reward"] = s.IllegalReward,
             },
             ["stages"] = new JsonArray(stages.Select(st => (JsonNode)new JsonObject
                 { ["name"] = st.Name, ["success_rate"] = st.SuccessRate, ["mean_turns"] = st.MeanTurns, ["n"] = st.N, ["seconds"] = st.Seconds }).ToArray()),

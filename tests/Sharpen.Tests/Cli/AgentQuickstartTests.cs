@@ -63,7 +63,7 @@ public class AgentQuickstartTests
         };
         var summary = QuickstartCommand.RunAgent(s, dir.Path, _ => { });
         var stages = summary["stages"]!.AsArray();
-        Assert.Equal(["sft", "grpo"], stages.Select(st => st!["name"]!.GetValue<string>()));
+        Assert.Equal(["sft", "gigpo"], stages.Select(st => st!["name"]!.GetValue<string>()));
         Assert.All(stages, st => Assert.Equal(6, st!["n"]!.GetValue<int>()));
         // Each stage's numbers agree with its transcripts.
         foreach (var (st, file) in new[] { (stages[0]!, "sft_transcripts.jsonl"), (stages[1]!, "rl_transcripts.jsonl") })

@@ -32,4 +32,31 @@ public class GuessNumberRangeTests
         bare.Reset(seed);
         Assert.Equal("lower", bare.Step("8").Observation[0].Content);
     }
+
+    [Fact]
+    public void Illegal_reward_charges_guesses_the_feedback_ruled_out_and_non_numbers_and_flags_them_illegal()
+    {
+        var env = new GuessNumberEnvironment(new GuessNumberOptions { Low = 1, High = 15, MaxTurns = 4, ShowRange = true, IllegalReward = -0.5 });
+        int seed = Enumerable.Range(0, 500).First(s => { env.Reset(s); return env.Secret == 6; });
+        env.Reset(seed);
+        // Secret 6. Turn 1: 8 is legal (in 1-15) → lower 1-7, reward 0. Turn 2: 8 again is a repeat, outside 1-7 → −0.5,
+        // feedback as before. Turn 3: "x" is not a number → invalid, −0.5. Turn 4 (the last): 6 wins, reward 1.
+        var t1 = env.Step("8");
+        Assert.Equal(("lower 1-7", 0.0, false, "true"), (t1.Observation[0].Content, t1.Reward, t1.Done, t1.Info["legal"]));
+        var t2 = env.Step("8");
+        Assert.Equal(("lower 1-7", -0.5, false, "false", "true"), (t2.Observation[0].Content, t2.Reward, t2.Done, t2.Info["legal"], t2.Info["valid"]));
+        var t3 = env.Step("x");
+        Assert.Equal(("invalid", -0.5, false, "false"), (t3.Observation[0].Content, t3.Reward, t3.Done, t3.Info["legal"]));
+        var t4 = env.Step("6");
+        Assert.Equal(("correct", 1.0, true, "won"), (t4.Observation[0].Content, t4.Reward, t4.Done, t4.Info["outcome"]));
+        // The same moves ending in an illegal last guess (12, outside 1-7): lost, and charged −0.5. Return 0 − 0.5 − 0.5 − 0.5.
+        env.Reset(seed);
+        double ret = new[] { "8", "8", "x", "12" }.Sum(a => env.Step(a).Reward);
+        Assert.Equal(-1.5, ret, 12);
+        // Default (0): the rule only flags; rewards stay 0 for every guess that does not win.
+        var free = new GuessNumberEnvironment(new GuessNumberOptions { Low = 1, High = 15, MaxTurns = 4, ShowRange = true });
+        free.Reset(seed);
+        Assert.Equal(new[] { 0.0, 0.0 }, new[] { free.Step("8").Reward, free.Step("9").Reward });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GuessNumberEnvironment(new GuessNumberOptions { IllegalReward = 0.5 }));
+    }
 }

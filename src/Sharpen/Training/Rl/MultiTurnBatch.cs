@@ -59,4 +59,31 @@ public sealed record MultiTurnBatch(SequenceBatch Seq, Tensor OldLogProbs, Tenso
         return new MultiTurnBatch(seq with { CompletionMask = tensor(mask).view(n, a) }, tensor(old).view(n, a), tensor(rewards).view(n, a),
             tensor(seqs.Select(s => (float)s.Return).ToArray()), tensor(turnIds).view(n, a));
     }
+
+    /// <summary>Each policy token's state id <c>(B, A)</c> int64, −1 off the mask: turn k of a trajectory is taken from the
+    /// state "turn index k after the observation that precedes it" (the message before the assistant's), and equal
+    /// (k, observation) pairs across the batch get one id. <paramref name="turnIds"/> and <paramref name="mask"/> are
+    /// <see cref="Build"/>'s.</summary>
+    public static Tensor StateIds(IReadOnlyList<Trajectory> trajectories, Tensor turnIds, Tensor mask)
+    {
+        ArgumentNullException.ThrowIfNull(trajectories);
+        int b = (int)mask.shape[0], a = (int)mask.shape[1];
+        var turns = turnIds.to(ScalarType.Int64).cpu().data<long>().ToArray();
+        var m = mask.to(ScalarType.Float32).cpu().data<float>().ToArray();
+        var keys = new Dictionary<(int, string), long>();
+        var ids = new long[b * a];
+        for (int i = 0; i < b; i++)
+        {
+            var t = trajectories[i];
+            var rowIds = t.Turns.Select((turn, k) =>
+            {
+                var key = (k, turn.MessageIndex > 0 ? t.Messages[turn.MessageIndex - 1].Content : "");
+                if (!keys.TryGetValue(key, out var id)) keys[key] = id = keys.Count;
+                return id;
+            }).ToArray();
+            for (int p = 0; p < a; p++)
+                ids[i * a + p] = m[i * a + p] == 0 ? -1 : rowIds[Math.Min((int)turns[i * a + p], rowIds.Length - 1)];
+        }
+        return tensor(ids).view(b, a);
+    }
 }

@@ -81,6 +81,8 @@ sealed class RlBatch
     /// <summary>Multi-turn: each turn's reward at its last policy token; <c>rl.fine_grained</c>: each segment's score at its last
     /// token (PCPG-smoothed with <c>rl.smooth_window</c>) <c>(B, A)</c>; else null.</summary>
     public Tensor? TokenRewards { get; set; }
+    /// <summary>Multi-turn: each policy token's state id (<see cref="Algorithms.AdvantageContext.TurnStates"/>), −1 elsewhere <c>(B, A)</c>.</summary>
+    public Tensor? TurnStates { get; set; }
     /// <summary><c>rl.fine_grained</c>: per kept rollout, its segments' (last token, weighted score); else null.</summary>
     public List<(int Token, double Reward)[]>? Segments { get; set; }
     /// <summary>Per-token KL weights <c>(B, A)</c> replacing β (SCoRe's per-attempt β), or null.</summary>

@@ -213,6 +213,10 @@ public sealed record RlOptions
 
     /// <summary>GRPO (Shao et al. 2024, DeepSeekMath): group-normalised outcome advantages, clipped ratio, KL k3 in the loss, β = 0.04.</summary>
     public static RlOptions Grpo() => new() { Algorithm = "grpo", Beta = 0.04, KlEstimator = "k3", Aggregation = LossAggregation.SeqMeanTokenMean };
+    /// <summary>GiGPO (Feng et al. 2025, arXiv:2505.10978): GRPO's episode advantage plus a step advantage, each turn's
+    /// return-to-go relative to the other turns of the batch taken from the same state (multi-turn environments only); no KL,
+    /// each trajectory's policy tokens summed.</summary>
+    public static RlOptions Gigpo() => Grpo() with { Algorithm = "gigpo", Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSum };
     /// <summary>Dr. GRPO (Liu et al. 2025): no std scaling, constant length normaliser (sum over tokens / max tokens), no KL.</summary>
     public static RlOptions DrGrpo() => Grpo() with { Algorithm = "dr_grpo", ScaleByStd = false, ScaleRewards = RewardScaling.None, Beta = 0.0, Aggregation = LossAggregation.SeqMeanTokenSumNorm };
     /// <summary>PPO with a critic, GAE(γ=1, λ=0.95), per-token KL penalty in the reward, value clipping, advantage whitening, 4 epochs.</summary>
@@ -496,6 +500,8 @@ public static class RlAlgorithms
         r.Register("pf_ppo", AlgorithmSpec.Of("pf_ppo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.PfPpo, "Zhang et al. 2024 (PF-PPO), arXiv:2409.06957"));
         r.Register("nlpo", AlgorithmSpec.Of("nlpo", "gae", "ppo_clip", KlPlacement.InReward, RlOptions.Nlpo, "Ramamurthy et al. 2022 (RL4LMs, NLPO), arXiv:2210.01241"));
         r.Register("grpo", AlgorithmSpec.Of("grpo", "grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.Grpo, "Shao et al. 2024 (DeepSeekMath), arXiv:2402.03300"));
+        r.Register("gigpo", AlgorithmSpec.Of("gigpo", "gigpo", "ppo_clip", KlPlacement.InLoss, RlOptions.Gigpo, "Feng et al. 2025 (GiGPO), arXiv:2505.10978")
+            with { EnvironmentOnly = true });
         r.Register("dr_grpo", AlgorithmSpec.Of("dr_grpo", "dr_grpo", "ppo_clip", KlPlacement.InLoss, RlOptions.DrGrpo, "Liu et al. 2025 (Dr. GRPO), arXiv:2503.20783"));
         r.Register("remax", AlgorithmSpec.Of("remax", "remax", "vanilla", KlPlacement.InReward, RlOptions.Remax, "Li et al. 2023 (ReMax), arXiv:2310.10505"));
         r.Register("rloo", AlgorithmSpec.Of("rloo", "rloo", "vanilla", KlPlacement.InReward, RlOptions.Rloo, "Ahmadian et al. 2024 (RLOO), arXiv:2402.14740"));

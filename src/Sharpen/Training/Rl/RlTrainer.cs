@@ -518,6 +518,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 // and each turn's reward sits at its last token (for token-level estimators).
                 var mt = MultiTurnBatch.Build(played, padId);
                 (b.Seq, b.OldLogProbs, b.TokenRewards) = (mt.Seq, mt.OldLogProbs, mt.TurnRewards);
+                b.TurnStates = MultiTurnBatch.StateIds(played, mt.TurnIds, b.Mask);
                 if (_spec.TurnKl) b.KlWeights = MultiTurnReturns.TurnKlWeights(mt.TurnIds, b.Mask, _o.FirstTurnBeta ?? _o.Beta, _o.Beta);   // (B, A)
                 return;
             }
@@ -575,7 +576,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             var tokenRewards = b.TokenRewards is { } tr && _o.RewardClip > 0 ? tr.clamp(-_o.RewardClip, _o.RewardClip) : b.TokenRewards;
             var ctx = new AdvantageContext(r, b.Mask, g, b.TokenKl, b.Beta, _spec.Kl == KlPlacement.InReward && b.RefLogProbs is not null,
                 b.OldValues, greedy, _baseline, _o.Gamma, _o.Lambda, _o.EffectiveScaleRewards, TokenRewards: tokenRewards, GroupIds: GroupIds(b),
-                OldLogProbs: b.OldLogProbs, Divergence: _o.Divergence, Target: _o.Target);
+                OldLogProbs: b.OldLogProbs, Divergence: _o.Divergence, Target: _o.Target, TurnStates: b.TurnStates);
             var est = _spec.Estimator.Estimate(ctx);
             b.Advantages = _o.WhitenAdvantages ? AdvantageEstimators.Whiten(est.Advantages, b.Mask) * b.Mask : est.Advantages;
             b.SequenceAdvantages = est.SequenceAdvantages;
@@ -690,6 +691,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 row["success_rate"] = b.Correct / (double)b.AllTrajectories.Count;
                 row["mean_turns"] = b.AllTrajectories.Average(t => (double)t.Turns.Count);
                 row["completion_length"] = b.Trajectories.Average(t => (double)t.Turns.Sum(x => x.TokenIds!.Length));   // the policy's tokens
+                // Turns the environment flagged as illegal (info legal/valid: false), over all the rollouts' turns.
+                int turns = b.AllTrajectories.Sum(t => t.Turns.Count);
+                if (b.AllTrajectories.Any(t => t.Turns.Any(x => x.Info.ContainsKey("legal") || x.Info.ContainsKey("valid"))))
+                    row["illegal_turn_rate"] = b.AllTrajectories.Sum(t => t.Turns.Count(x =>
+                        (x.Info.TryGetValue("legal", out var l) ? l : x.Info.GetValueOrDefault("valid", "true")) == "false")) / (double)Math.Max(1, turns);
             }
             if (b.Attempts.N > 0)
             {
