@@ -157,7 +157,7 @@ public static class BenchCommand
         fdpg.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunFdpg(Console.WriteLine)); return 0; }));
         var diversity = new Command("diversity", "Flow of Reasoning (trajectory balance) vs GRPO at equal samples on a toy with 10 correct outcomes: distinct correct solutions.") { dir };
         diversity.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunDiversity(Console.WriteLine)); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne, fdpg, diversity };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne, fdpg, diversity, SearchSizesCommand(dir) };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
@@ -182,5 +182,26 @@ public static class BenchCommand
             return 0;
         }));
         return search;
+    }
+    // `bench search-sizes`: the policy-size axis of test-time scaling, two SFT policies at equal counted inference FLOPs.
+    static Command SearchSizesCommand(Option<DirectoryInfo> dir)
+    {
+        var problems = new Option<int>("--problems") { Description = "Most held-out problems", DefaultValueFactory = _ => 60 };
+        var steps = new Option<int>("--sft-steps") { Description = "SFT steps of each policy", DefaultValueFactory = _ => 300 };
+        var quick = new Option<bool>("--quick") { Description = "A tiny smoke run (4 SFT steps, 3 problems, 2 budgets)" };
+        var minutes = new Option<double>("--max-minutes") { Description = "Wall-clock target of the search phase", DefaultValueFactory = _ => 10 };
+        var work = new Option<string>("--work") { Description = "Scratch folder (the two policies, reused when present)", DefaultValueFactory = _ => "runs/bench-search-sizes" };
+        var cmd = new Command("search-sizes", "Two policy sizes (SFT on the quickstart's Countdown) searched at equal counted inference FLOPs: greedy, vote, best-of-N, DVTS, compute-optimal.")
+            { dir, problems, steps, quick, minutes, work };
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            var settings = new SearchSizesSettings
+            {
+                Problems = pr.GetValue(problems), SftSteps = pr.GetValue(steps), Quick = pr.GetValue(quick), MaxMinutes = pr.GetValue(minutes), WorkDir = pr.GetValue(work)!,
+            };
+            BenchReport.Write(pr.GetValue(dir)!.FullName, SearchSizesBench.Run(Console.WriteLine, settings, new QuickstartCommand.Settings()));
+            return 0;
+        }));
+        return cmd;
     }
 }
