@@ -158,7 +158,7 @@ public static class BenchCommand
         fdpg.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunFdpg(Console.WriteLine)); return 0; }));
         var diversity = new Command("diversity", "Flow of Reasoning (trajectory balance) vs GRPO at equal samples on a toy with 10 correct outcomes: distinct correct solutions.") { dir };
         diversity.SetAction(pr => CliErrors.Run(() => { BenchReport.Write(pr.GetValue(dir)!.FullName, DistributionBench.RunDiversity(Console.WriteLine)); return 0; }));
-        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne, fdpg, diversity };
+        return new Command("bench", "Benchmarks (results in bench/results, table in bench/README.md).") { gen, train, rl, prefs, prefsPlot, maxmin, one, search, serve, report, soak, memory, memOne, realSize, realSizeOne, fdpg, diversity, SearchSizesCommand(dir), Game24DiversityCommand(dir) };
     }
 
     // `bench search`: accuracy against generated-token budget for every search strategy, and the PRMs it needs trained at equal labelling compute.
@@ -183,5 +183,49 @@ public static class BenchCommand
             return 0;
         }));
         return search;
+    }
+    // `bench search-sizes`: the policy-size axis of test-time scaling, two SFT policies at equal counted inference FLOPs.
+    static Command SearchSizesCommand(Option<DirectoryInfo> dir)
+    {
+        var problems = new Option<int>("--problems") { Description = "Most held-out problems", DefaultValueFactory = _ => 60 };
+        var steps = new Option<int>("--sft-steps") { Description = "SFT steps of each policy", DefaultValueFactory = _ => 300 };
+        var quick = new Option<bool>("--quick") { Description = "A tiny smoke run (4 SFT steps, 3 problems, 2 budgets)" };
+        var minutes = new Option<double>("--max-minutes") { Description = "Wall-clock target of the search phase", DefaultValueFactory = _ => 10 };
+        var work = new Option<string>("--work") { Description = "Scratch folder (the two policies, reused when present)", DefaultValueFactory = _ => "runs/bench-search-sizes" };
+        var cmd = new Command("search-sizes", "Two policy sizes (SFT on the quickstart's Countdown) searched at equal counted inference FLOPs: greedy, vote, best-of-N, DVTS, compute-optimal.")
+            { dir, problems, steps, quick, minutes, work };
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            var settings = new SearchSizesSettings
+            {
+                Problems = pr.GetValue(problems), SftSteps = pr.GetValue(steps), Quick = pr.GetValue(quick), MaxMinutes = pr.GetValue(minutes), WorkDir = pr.GetValue(work)!,
+            };
+            BenchReport.Write(pr.GetValue(dir)!.FullName, SearchSizesBench.Run(Console.WriteLine, settings, new QuickstartCommand.Settings()));
+            return 0;
+        }));
+        return cmd;
+    }
+    // `bench diversity-game24`: Flow of Reasoning vs GRPO on Game24 with a tiny SFT policy, distinct correct solutions per problem.
+    static Command Game24DiversityCommand(Option<DirectoryInfo> dir)
+    {
+        var steps = new Option<int>("--sft-steps") { Description = "SFT steps of the starting policy", DefaultValueFactory = _ => 300 };
+        var iterations = new Option<int>("--iterations") { Description = "RL iterations of each method (8 prompts × 8 samples)", DefaultValueFactory = _ => 20 };
+        var problems = new Option<int>("--problems") { Description = "Held-out problems sampled after training", DefaultValueFactory = _ => 30 };
+        var samples = new Option<int>("--samples") { Description = "Samples per held-out problem", DefaultValueFactory = _ => 32 };
+        var quick = new Option<bool>("--quick") { Description = "A tiny smoke run" };
+        var work = new Option<string>("--work") { Description = "Scratch folder (the SFT policy is reused when present)", DefaultValueFactory = _ => "runs/bench-diversity-game24" };
+        var cmd = new Command("diversity-game24", "Flow of Reasoning (trajectory balance) vs GRPO on Game24 from a tiny SFT policy at equal samples: distinct correct solutions per held-out problem.")
+            { dir, steps, iterations, problems, samples, quick, work };
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            var settings = new Game24DiversitySettings
+            {
+                SftSteps = pr.GetValue(steps), Iterations = pr.GetValue(iterations), Problems = pr.GetValue(problems), Samples = pr.GetValue(samples),
+                Quick = pr.GetValue(quick), WorkDir = pr.GetValue(work)!,
+            };
+            BenchReport.Write(pr.GetValue(dir)!.FullName, Game24DiversityBench.Run(Console.WriteLine, settings));
+            return 0;
+        }));
+        return cmd;
     }
 }

@@ -21,16 +21,21 @@ public sealed record EvalResult(int N, int Samples, double Accuracy, double Pass
     /// <summary>Per problem: the greedy completion and its verdict, in problem order.</summary>
     public IReadOnlyList<(Rollout Completion, Verdict Verdict)> Greedy { get; init; } = [];
 
+    /// <summary>pass@1 of the k samples (their mean correctness, averaged over problems); null without samples (k = 1).</summary>
+    public double? PassAt1 { get; init; }
+
     /// <summary>The summary.json fields.</summary>
     public JsonObject ToJson()
     {
         var v = new JsonObject();
         foreach (var (k, c) in Verdicts.OrderBy(kv => kv.Key, StringComparer.Ordinal)) v[k] = c;
-        return new JsonObject
+        var o = new JsonObject
         {
             ["accuracy"] = Accuracy, ["pass_at_k"] = PassAtK, ["maj_at_k"] = MajAtK, ["n"] = N, ["samples"] = Samples,
             ["mean_completion_tokens"] = MeanCompletionTokens, ["verdicts"] = v,
         };
+        if (PassAt1 is { } p1) o["pass_at_1"] = p1;
+        return o;
     }
 }
 
@@ -109,25 +114,28 @@ public static class Evaluator
         double meanLen = greedy.Average(r => r.CompletionIds.Length);
 
         double passAtK = accuracy, majAtK = accuracy;
+        double? passAt1 = null;
         if (samples > 1)
         {
             var sampled = engine.Generate(prompts, new SamplingOptions
             {
                 Temperature = temperature, MaxNewTokens = maxNewTokens, SamplesPerPrompt = samples, Seed = seed, StopStrings = stopStrings ?? [],
             });
-            double passSum = 0, majSum = 0;
+            double passSum = 0, majSum = 0, oneSum = 0;
             for (int i = 0; i < problems.Count; i++)
             {
                 var group = sampled.Skip(i * samples).Take(samples).ToList();
                 var vs = group.Select(r => task.Verify(problems[i], r.CompletionText)).ToList();
                 passSum += PassAtK(samples, vs.Count(v => v.Correct), samples);
+                oneSum += PassAtK(samples, vs.Count(v => v.Correct), 1);
                 var answers = group.Select(r => task.ExtractFinalAnswer(r.CompletionText)).ToList();
                 var voted = Voting.MajorityVote(answers);
                 if (voted is not null && vs[answers.IndexOf(voted)].Correct) majSum += 1;
             }
             passAtK = passSum / problems.Count;
             majAtK = majSum / problems.Count;
+            passAt1 = oneSum / problems.Count;
         }
-        return new EvalResult(problems.Count, samples, accuracy, passAtK, majAtK, meanLen, verdicts) { Greedy = details };
+        return new EvalResult(problems.Count, samples, accuracy, passAtK, majAtK, meanLen, verdicts) { Greedy = details, PassAt1 = passAt1 };
     }
 }

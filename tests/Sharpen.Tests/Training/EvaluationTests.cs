@@ -23,6 +23,17 @@ public class EvaluationTests
         Assert.Equal("b", Voting.MajorityVote(["a", "b", "b"]));
         Assert.Null(Voting.MajorityVote([null, null]));
     }
+
+    [Fact]
+    public void Pass_at_1_of_the_samples_is_in_the_summary_only_when_samples_were_drawn()
+    {
+        // pass@1 from n samples with c correct is c/n (the estimator at k = 1): problems with 3/8 and 0/8 correct → (0.375 + 0)/2.
+        double p1 = (Evaluator.PassAtK(8, 3, 1) + Evaluator.PassAtK(8, 0, 1)) / 2;
+        Assert.Equal(0.1875, p1, 12);
+        var verdicts = new Dictionary<string, int>();
+        Assert.Equal(0.1875, new EvalResult(2, 8, 0.5, 0.5, 0.5, 10, verdicts) { PassAt1 = p1 }.ToJson()["pass_at_1"]!.GetValue<double>(), 12);
+        Assert.False(new EvalResult(2, 1, 0.5, 0.5, 0.5, 10, verdicts).ToJson().ContainsKey("pass_at_1"));
+    }
 }
 
 public class RunLogTests
