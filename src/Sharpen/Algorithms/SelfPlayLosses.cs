@@ -85,4 +85,30 @@ public static class SelfPlayLosses
         }
         return (loss.MoveToOuterDisposeScope(), metrics);
     }
+
+    /// <summary>
+    /// Filtered behaviour cloning on a pair's chosen side only (ReST / best-of-n SFT; the "no negative gradient" arm of
+    /// Tajwar et al. 2024, "Preference Fine-Tuning of LLMs Should Leverage Suboptimal, On-Policy Data", arXiv:2404.14367):
+    /// loss = −Σ_t log π_θ(y_w,t) / |y_w|, mean over B; the rejected side gets no gradient. Metrics compare the two sides'
+    /// length-averaged log-probs (no reference).
+    /// </summary>
+    /// <param name="x">Summed log-probs and <see cref="PreferenceInput.ChosenLengths"/>/<see cref="PreferenceInput.RejectedLengths"/>.</param>
+    public static (Tensor Loss, PreferenceMetrics Metrics) FilteredBc(PreferenceInput x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.ChosenLengths is null || x.RejectedLengths is null) throw new ArgumentException("filtered BC needs the completions' lengths.", nameof(x));
+        TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        var chosen = x.PolicyChosen / x.ChosenLengths.to_type(x.PolicyChosen.dtype).clamp_min(1);          // (B)  mean log π(y_w)
+        var loss = (-chosen).mean();                                                                      // NLL of the chosen only
+        PreferenceMetrics metrics;
+        using (no_grad())
+        {
+            var rc = chosen.detach();
+            var rr = (x.PolicyRejected / x.RejectedLengths.to_type(x.PolicyRejected.dtype).clamp_min(1)).detach();
+            metrics = new PreferenceMetrics((rc > rr).to_type(ScalarType.Float32).mean().item<float>(), (rc - rr).mean().item<float>(),
+                rc.mean().item<float>(), rr.mean().item<float>());
+        }
+        return (loss.MoveToOuterDisposeScope(), metrics);
+    }
 }

@@ -65,4 +65,23 @@ public class SeppoLossTests
         Assert.Equal(7, OnlineDpoTrainer.DrawCheckpoint([7], 123));
         Assert.Throws<ArgumentException>(() => OnlineDpoTrainer.DrawCheckpoint([], 1));
     }
+
+    [Fact]
+    public void Filtered_bc_is_the_length_averaged_nll_of_the_chosen_side_and_leaves_the_rejected_side_alone()
+    {
+        // Chosen: Σ log π = −2 over 2 tokens and −6 over 3 → means −1, −2 → loss (1 + 2)/2 = 1.5.
+        // Rejected: −4 over 4 and −3 over 1 → means −1, −3: the chosen mean is higher in pair 2 only; margin (0 + 1)/2.
+        var pc = Vec(-2f, -6f).requires_grad_(true);
+        var pr = Vec(-4f, -3f).requires_grad_(true);
+        var (loss, m) = SelfPlayLosses.FilteredBc(new PreferenceInput(pc, pr, null, null, Vec(2f, 3f), Vec(4f, 1f)));
+        Close(1.5, loss.item<float>());
+        Close(0.5, m.Accuracy);
+        Close(0.5, m.Margin);
+        loss.backward();
+        Close(new[] { -1.0 / (2 * 2), -1.0 / (2 * 3) }, pc.grad!);      // −1/(B·|y_w|)
+        Assert.True(pr.grad is null || Values(pr.grad).All(g => g == 0));   // no negative gradient
+        var entry = PreferenceLosses.Registry.Get("filtered_bc");
+        Assert.False(entry.NeedsReference);
+        Assert.True(entry.OnlineOnly);
+    }
 }
