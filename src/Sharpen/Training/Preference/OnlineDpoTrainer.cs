@@ -460,8 +460,8 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 var refLp = Scoring.Score(_reference, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                     rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
                 klRef = rollouts.Select((r, i) => r.LogProbs.Sum(x => (double)x) - refLp[i].Sum(x => (double)x)).Average();
-                if (_o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(Policy, _reference, dispose: false);
             }
+            if (_reference is not null && _o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(Policy, _reference, dispose: false);
 
             // ---- pairs
             double consistency = double.NaN;
