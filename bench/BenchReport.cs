@@ -101,6 +101,7 @@ public static class BenchReport
         }
         var preferences = Read(Path.Combine(resultsDir, "preferences.json"));
         if (preferences is not null) sb.Append(PreferenceReport.Table(preferences));
+        if (Read(Path.Combine(resultsDir, "preferences-four-way.json")) is { } fourWay) sb.Append(PreferenceReport.FourWayTable(fourWay));
         sb.Append(SearchReport.Tables(Read(Path.Combine(resultsDir, "search.json"))));
         sb.Append(ServeBench.Table(Read(Path.Combine(resultsDir, "serve.json"))));
         sb.Append(MemoryBench.Table(Read(Path.Combine(resultsDir, "memory.json"))));

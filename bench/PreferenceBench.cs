@@ -59,6 +59,11 @@ public sealed record PreferenceBenchOptions
     public double SimPoGamma { get; init; } = 1.0;
     /// <summary>Completion length cap in tokens (6 words of at most 6 letters and 5 spaces fit in 41).</summary>
     public int MaxNewTokens { get; init; } = 48;
+    /// <summary>The methods to run (null = <see cref="PreferenceBench.Methods"/>, the label-noise table);
+    /// <see cref="PreferenceBench.FourWayMethods"/> is Tajwar et al.'s on-policy × negative-gradient comparison.</summary>
+    public IReadOnlyList<string>? Methods { get; init; }
+    /// <summary>Whether this run is the four-way comparison (<c>--four-way</c>): its own results file and claims.</summary>
+    public bool FourWay => Methods is { } m && m.SequenceEqual(PreferenceBench.FourWayMethods);
 
     /// <summary>Tiny sizes for a smoke test (seconds, not minutes): 2 ε values, 2 seeds.</summary>
     public static PreferenceBenchOptions Quick => new()
@@ -90,6 +95,8 @@ public sealed record PreferenceBenchOptions
         if (SimPoGamma < 0) throw new ArgumentException($"preferences.simpo_gamma must be ≥ 0, got {SimPoGamma}");
         if (Hidden % Heads != 0 || (Hidden / Heads) % 2 != 0) throw new ArgumentException($"preferences.heads must divide hidden into an even head size, got {Hidden}/{Heads}");
         if (Pairs % BatchSize != 0) throw new ArgumentException($"preferences.pairs ({Pairs}) must be a multiple of batch_size ({BatchSize}) so online DPO labels whole batches");
+        if (Methods is { } ms && ms.FirstOrDefault(m => !PreferenceBench.Methods.Concat(PreferenceBench.FourWayMethods).Contains(m)) is { } bad)
+            throw new ArgumentException($"preferences.methods: unknown '{bad}'");
         if (Steps % OnlineIterations != 0) throw new ArgumentException($"preferences.steps ({Steps}) must be a multiple of pairs/batch_size ({OnlineIterations}) so online DPO runs the same steps");
         return this;
     }
@@ -110,6 +117,14 @@ public static class PreferenceBench
     /// <summary>The methods in report order.</summary>
     public static readonly string[] Methods = ["sft", "dpo", "cdpo", "ipo", "rdpo", "simpo", "online_dpo"];
 
+    /// <summary>
+    /// The four-way comparison of Tajwar et al. 2024 (arXiv:2404.14367), offline vs on-policy × without vs with a negative
+    /// gradient, at equal labelled pairs and steps: sft (offline BC on the chosen), dpo (offline), online_filtered_bc
+    /// (on-policy filtered BC / ReST: the same on-policy samples and labels as online DPO, BC on the chosen one only) and
+    /// online_dpo.
+    /// </summary>
+    public static readonly string[] FourWayMethods = ["sft", "dpo", "online_filtered_bc", "online_dpo"];
+
     /// <summary>Runs everything; per-run folders, metrics.jsonl and summary.json go under <paramref name="workDir"/>.</summary>
     public static JsonObject Run(Action<string> log, string workDir, PreferenceBenchOptions options)
     {
@@ -128,6 +143,7 @@ public static class PreferenceBench
         var heldOut = Enumerable.Range(o.TrainPrompts, o.HeldOutPrompts).Select(LexiconTask.Prompt).ToList();
         var rows = new JsonArray();
         var references = new JsonArray();
+        var methods = o.Methods ?? Methods;
         for (int seed = 1; seed <= o.Seeds; seed++)
         {
             var seedDir = Path.Combine(workDir, $"seed{seed}");
@@ -148,7 +164,7 @@ public static class PreferenceBench
                     if (u[i].Flip < eps) flipped++;
                     pairs.Add(firstChosen ? new PreferenceExample(pairPrompts[i], first[i], second[i]) : new PreferenceExample(pairPrompts[i], second[i], first[i]));
                 }
-                foreach (var method in Methods)
+                foreach (var method in methods)
                 {
                     var dir = Path.Combine(seedDir, $"eps{eps.ToString("0.0#", CultureInfo.InvariantCulture)}", method);
                     if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -169,15 +185,15 @@ public static class PreferenceBench
             }
         }
 
-        var aggregates = Aggregate(rows, o);
+        var aggregates = Aggregate(rows, o, methods);
         var result = new JsonObject
         {
-            ["benchmark"] = "preferences",
+            ["benchmark"] = o.FourWay ? "preferences-four-way" : "preferences",
             ["config"] = Config(o, config),
             ["reference"] = references,
             ["rows"] = rows,
             ["aggregates"] = aggregates,
-            ["claims"] = Claims(rows, o),
+            ["claims"] = o.FourWay ? FourWayClaims(rows, o) : Claims(rows, o),
             ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1),
         };
         runLog.Summary(new JsonObject
@@ -237,12 +253,12 @@ public static class PreferenceBench
                 new SftTrainer(policy, tok, sft).Run(data, [], dir);
                 return pairs.Count;
             }
-            case "online_dpo":
+            case "online_dpo" or "online_filtered_bc":
             {
                 var online = new OnlineDpoOptions
                 {
                     Iterations = o.OnlineIterations, PromptsPerIteration = o.BatchSize, SamplesPerPrompt = 2, Temperature = 1.0,
-                    MaxNewTokens = o.MaxNewTokens, Loss = "dpo", Beta = o.Beta, LearningRate = o.LearningRate,
+                    MaxNewTokens = o.MaxNewTokens, Loss = method == "online_dpo" ? "dpo" : "filtered_bc", Beta = o.Beta, LearningRate = o.LearningRate,
                     UpdatesPerIteration = o.Steps / o.OnlineIterations, Seed = seed,
                 };
                 var prompts = Enumerable.Range(0, o.TrainPrompts).Select(i => new RlPrompt(LexiconTask.Prompt(i), new Dictionary<string, string>())).ToList();
@@ -289,10 +305,10 @@ public static class PreferenceBench
     }
 
     /// <summary>Per method × ε over seeds: mean and half-range of the true reward and of the KL.</summary>
-    static JsonArray Aggregate(JsonArray rows, PreferenceBenchOptions o)
+    static JsonArray Aggregate(JsonArray rows, PreferenceBenchOptions o, IReadOnlyList<string> methods)
     {
         var result = new JsonArray();
-        foreach (var method in Methods)
+        foreach (var method in methods)
             foreach (var eps in o.Epsilons)
             {
                 var sel = rows.Where(r => r!["method"]!.GetValue<string>() == method && r["epsilon"]!.GetValue<double>() == eps).ToList();
@@ -350,6 +366,38 @@ public static class PreferenceBench
         };
     }
 
+    /// <summary>
+    /// The four-way claims as per-seed differences of held-out true reward, per ε: on-policy minus offline with the negative
+    /// gradient (online_dpo − dpo) and without it (online_filtered_bc − sft), and the negative gradient's effect on-policy
+    /// (online_dpo − online_filtered_bc) and offline (dpo − sft).
+    /// </summary>
+    static JsonObject FourWayClaims(JsonArray rows, PreferenceBenchOptions o)
+    {
+        double Get(string m, double e, int s) => rows.First(r => r!["method"]!.GetValue<string>() == m && r["epsilon"]!.GetValue<double>() == e
+            && r["seed"]!.GetValue<int>() == s)!["true_reward"]!.GetValue<double>();
+        var seeds = Enumerable.Range(1, o.Seeds).ToList();
+        JsonObject Diff(string a, string b) => new()
+        {
+            ["minuend"] = a, ["subtrahend"] = b,
+            ["per_epsilon"] = new JsonArray(o.Epsilons.Select(e =>
+            {
+                var d = seeds.Select(s => Get(a, e, s) - Get(b, e, s)).ToList();
+                return (JsonNode)new JsonObject
+                {
+                    ["epsilon"] = e, ["mean_difference"] = R(d.Average()), ["positive_seeds"] = d.Count(x => x > 0),
+                    ["per_seed"] = new JsonArray(d.Select(x => (JsonNode)R(x)).ToArray()),
+                };
+            }).ToArray()),
+        };
+        return new JsonObject
+        {
+            ["on_policy_minus_offline_with_negative_gradient"] = Diff("online_dpo", "dpo"),
+            ["on_policy_minus_offline_without_negative_gradient"] = Diff("online_filtered_bc", "sft"),
+            ["negative_gradient_on_policy"] = Diff("online_dpo", "online_filtered_bc"),
+            ["negative_gradient_offline"] = Diff("dpo", "sft"),
+        };
+    }
+
     /// <summary>Least-squares slope of y on x (0 when x has no spread).</summary>
     public static double Slope(IReadOnlyList<double> x, IReadOnlyList<double> y)
     {
@@ -369,6 +417,7 @@ public static class PreferenceBench
         ["online_iterations"] = o.OnlineIterations, ["online_updates_per_iteration"] = o.Steps / o.OnlineIterations,
         ["bradley_terry_scale"] = o.Scale, ["beta"] = o.Beta, ["ipo_tau"] = o.Tau, ["simpo_beta"] = o.SimPoBeta, ["simpo_gamma"] = o.SimPoGamma,
         ["cdpo_label_smoothing"] = "epsilon", ["rdpo_flip_rate"] = "epsilon", ["max_new_tokens"] = o.MaxNewTokens,
+        ["methods"] = new JsonArray((o.Methods ?? PreferenceBench.Methods).Select(m => (JsonNode)m).ToArray()),
     };
 
     static double R(double x) => Math.Round(x, 4);

@@ -7,6 +7,41 @@ namespace Sharpen.Bench;
 /// <summary>The README table and the PNG plots of <c>bench preferences</c> (results/preferences.json).</summary>
 public static class PreferenceReport
 {
+    /// <summary>Markdown of the four-way run (results/preferences-four-way.json): offline vs on-policy × without vs with a
+    /// negative gradient, true reward ± half-range over seeds (KL) per ε, then the per-seed differences.</summary>
+    public static string FourWayTable(JsonNode r)
+    {
+        var sb = new StringBuilder();
+        var cfg = r["config"]!;
+        var eps = cfg["epsilons"]!.AsArray().Select(e => e!.GetValue<double>()).ToList();
+        var agg = r["aggregates"]!.AsArray();
+        string F(double x) => x.ToString("0.000", CultureInfo.InvariantCulture);
+        string Cell(string m, double e)
+        {
+            var a = agg.First(x => x!["method"]!.GetValue<string>() == m && x["epsilon"]!.GetValue<double>() == e)!;
+            return $"{m}: {F(a["true_reward_mean"]!.GetValue<double>())} ± {F(a["true_reward_half_range"]!.GetValue<double>())} ({a["kl_mean"]!.GetValue<double>().ToString("0.0", CultureInfo.InvariantCulture)})";
+        }
+        sb.AppendLine($"Four-way comparison ({r["date"]}, {r["machine"]}; lexicon task, {cfg["seeds"]} seeds, {cfg["pairs"]} labelled pairs and {cfg["steps"]} steps per method; {r["total_seconds"]} s in all). " +
+                      "Cells: held-out true reward mean ± half-range over seeds (KL to the reference, nats).\n");
+        sb.AppendLine("| ε | | without negative gradient | with negative gradient |");
+        sb.AppendLine("| --- | --- | --- | --- |");
+        foreach (var e in eps)
+        {
+            string es = e.ToString("0.0", CultureInfo.InvariantCulture);
+            sb.AppendLine($"| {es} | offline | {Cell("sft", e)} | {Cell("dpo", e)} |");
+            sb.AppendLine($"| {es} | on-policy | {Cell("online_filtered_bc", e)} | {Cell("online_dpo", e)} |");
+        }
+        sb.AppendLine();
+        foreach (var (key, label) in new[] { ("negative_gradient_on_policy", "negative gradient on-policy (online_dpo − online_filtered_bc)"),
+                     ("negative_gradient_offline", "negative gradient offline (dpo − sft)"),
+                     ("on_policy_minus_offline_with_negative_gradient", "on-policy − offline with it (online_dpo − dpo)"),
+                     ("on_policy_minus_offline_without_negative_gradient", "on-policy − offline without it (online_filtered_bc − sft)") })
+            sb.AppendLine($"- {label}: " + string.Join("; ", r["claims"]![key]!["per_epsilon"]!.AsArray().Select(p =>
+                $"ε {p!["epsilon"]}: {F(p["mean_difference"]!.GetValue<double>())} (per seed {string.Join(", ", p["per_seed"]!.AsArray().Select(x => F(x!.GetValue<double>())))})")));
+        sb.AppendLine();
+        return sb.ToString();
+    }
+
     /// <summary>Markdown: true reward ± half-range over seeds (KL) per method × ε, then the two claims as numbers.</summary>
     public static string Table(JsonNode r)
     {

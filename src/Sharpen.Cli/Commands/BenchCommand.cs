@@ -54,10 +54,12 @@ public static class BenchCommand
         var prefWork = new Option<string>("--work") { Description = "Scratch folder (reference models, per-method runs, metrics.jsonl, summary.json)", DefaultValueFactory = _ => "runs/bench-preferences" };
         var epsilons = new Option<string?>("--epsilons") { Description = "Comma-separated label-flip rates (default 0,0.1,0.2,0.3,0.4)" };
         var seeds = new Option<int?>("--seeds") { Description = "Seeds per configuration (≥ 2; default 3)" };
-        var prefs = new Command("preferences", "SFT, DPO, cDPO, IPO, rDPO, SimPO and online DPO on a lexicon task with flipped labels: held-out true reward and KL against ε.") { dir, quick, prefWork, epsilons, seeds };
+        var fourWay = new Option<bool>("--four-way") { Description = "Tajwar et al.'s four-way comparison instead (offline vs on-policy × without vs with a negative gradient: sft, dpo, online_filtered_bc, online_dpo; default ε = 0): writes results/preferences-four-way.json" };
+        var prefs = new Command("preferences", "SFT, DPO, cDPO, IPO, rDPO, SimPO and online DPO on a lexicon task with flipped labels: held-out true reward and KL against ε.") { dir, quick, prefWork, epsilons, seeds, fourWay };
         prefs.SetAction(pr => CliErrors.Run(() =>
         {
             var options = pr.GetValue(quick) ? PreferenceBenchOptions.Quick : new PreferenceBenchOptions();
+            if (pr.GetValue(fourWay)) options = options with { Methods = PreferenceBench.FourWayMethods, Epsilons = [0.0] };
             if (pr.GetValue(epsilons) is { } eps) options = options with { Epsilons = PreferenceBenchOptions.ParseEpsilons(eps) };
             if (pr.GetValue(seeds) is { } n) options = options with { Seeds = n };
             // Models this small gain nothing from intra-op threads, and on a shared machine they lose ~20x to oversubscription.
@@ -66,7 +68,7 @@ public static class BenchCommand
             var result = PreferenceBench.Run(Console.WriteLine, pr.GetValue(prefWork)!, options);
             result["quick"] = pr.GetValue(quick);
             BenchReport.Write(pr.GetValue(dir)!.FullName, result);
-            PreferenceReport.Plot(pr.GetValue(dir)!.FullName, result);
+            if (!options.FourWay) PreferenceReport.Plot(pr.GetValue(dir)!.FullName, result);
             return 0;
         }));
         var prefsPlot = new Command("preferences-plot", "Redraws results/preferences*.png from results/preferences.json (no training).") { dir };

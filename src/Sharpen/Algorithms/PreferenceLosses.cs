@@ -9,7 +9,7 @@ namespace Sharpen.Algorithms;
 /// chosen and a rejected completion <c>(B)</c> (see <see cref="PreferenceInput"/>), returns the batch mean of the per-pair
 /// loss and plain-number metrics. Throughout, h = (log π_θ(c) − log π_ref(c)) − (log π_θ(r) − log π_ref(r)) is the
 /// difference of the summed log-ratios (<b>not</b> length-averaged), and −log σ(z) is computed as softplus(−z).
-/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin" and "inpo", online only);
+/// Registered names: "dpo", "cdpo", "ipo", "rdpo", "orpo", "simpo", "cpo", "cpo_simpo" (and "spin", "seppo", "inpo" and "filtered_bc", online only);
 /// "cream" and "upo" (per-pair weights, <see cref="ReliablePairLosses"/>); "tpo" (listwise, <see cref="ListwisePreferenceLosses"/>).
 /// </summary>
 public static class PreferenceLosses
@@ -43,6 +43,8 @@ public static class PreferenceLosses
         r.Register("cpo", new((x, c) => Cpo(x, c.Beta, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("cpo_simpo", new((x, c) => CpoSimPo(x, c.Beta, c.Gamma, c.Alpha, c.LabelSmoothing), NeedsReference: false));
         r.Register("spin", new((x, c) => SelfPlayLosses.Spin(x, c.Beta), OnlineOnly: true));   // SPIN's λ is β
+        r.Register("filtered_bc", new((x, c) => SelfPlayLosses.FilteredBc(x), NeedsReference: false, OnlineOnly: true));   // offline: SFT on chosen
+        r.Register("seppo", new((x, c) => SelfPlayLosses.Seppo(x, c.Beta), OnlineOnly: true));   // reference = a past checkpoint
         r.Register("inpo", new((x, c) => Inpo(x, c.Tau, c.Eta), OnlineOnly: true, NeedsPrevious: true));
         r.Register("cream", new((x, c) => ReliablePairLosses.Cream(x, c.Beta), PairWeightField: "consistency"));
         r.Register("upo", new((x, c) => ReliablePairLosses.Upo(x, c.Beta), PairWeightField: "certainty"));

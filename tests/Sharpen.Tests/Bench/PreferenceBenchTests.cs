@@ -101,4 +101,28 @@ public class PreferenceBenchTests
         Assert.True(File.Exists(Path.Combine(dir.Path, "work", "metrics.jsonl")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "work", "summary.json")));
     }
+
+    [Fact]
+    public void Quick_four_way_run_writes_its_own_results_and_the_differences_of_its_rows()
+    {
+        using var dir = new TempDir();
+        var bench = Path.Combine(dir.Path, "bench");
+        Directory.CreateDirectory(bench);
+        File.WriteAllText(Path.Combine(bench, "README.md"), "# b\n<!-- results:begin -->\n<!-- results:end -->\n");
+        var options = PreferenceBenchOptions.Quick with { Epsilons = [0.0], Methods = PreferenceBench.FourWayMethods };
+        Assert.True(options.FourWay);
+        var result = PreferenceBench.Run(_ => { }, Path.Combine(dir.Path, "work"), options);
+        BenchReport.Write(bench, result);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(bench, "results", "preferences-four-way.json")))!;
+        var rows = json["rows"]!.AsArray();
+        Assert.Equal(4 * 2, rows.Count);                                   // 4 methods × 1 ε × 2 seeds
+        Assert.All(rows, r => Assert.Equal(options.Pairs, r!["pairs"]!.GetValue<int>()));   // equal labelled pairs
+        double Get(string m, int seed) => rows.First(r => r!["method"]!.GetValue<string>() == m && r["seed"]!.GetValue<int>() == seed)!["true_reward"]!.GetValue<double>();
+        var perSeed = json["claims"]!["negative_gradient_on_policy"]!["per_epsilon"]![0]!["per_seed"]!.AsArray().Select(x => x!.GetValue<double>()).ToList();
+        Assert.Equal(Get("online_dpo", 1) - Get("online_filtered_bc", 1), perSeed[0], 3);
+        Assert.Equal(Get("online_dpo", 2) - Get("online_filtered_bc", 2), perSeed[1], 3);
+        var readme = File.ReadAllText(Path.Combine(bench, "README.md"));
+        Assert.Contains("| 0.0 | on-policy | online_filtered_bc:", readme);
+        Assert.Contains("Unknown", Assert.Throws<ArgumentException>(() => (options with { Methods = ["grpo"] }).Validate()).Message, StringComparison.OrdinalIgnoreCase);
+    }
 }

@@ -33,6 +33,9 @@ public enum ReferenceUpdate
     Initial,
     /// <summary>The policy at the start of each iteration, π_t (DNO's and SPIN's reference: the previous iterate).</summary>
     PreviousIterate,
+    /// <summary>SePPO (arXiv:2410.05255): each iteration's reference is a checkpoint drawn uniformly from the pool of iterates
+    /// π_0 … π_t (the last <see cref="OnlineDpoOptions.CheckpointPool"/> of them), kept on disk under <c>checkpoint_pool/</c>.</summary>
+    RandomCheckpoint,
 }
 
 /// <summary>Which distribution an online preference iteration samples its candidates from.</summary>
@@ -42,6 +45,8 @@ public enum SamplingSource
     Policy,
     /// <summary>The geometric mixture π_t^(1−β)·π_ref^β, token by token (Nash-MD; with the IPO loss this is IPO-MD).</summary>
     Mixture,
+    /// <summary>The loss's reference model itself (SePPO: the chosen past checkpoint draws the "reference samples").</summary>
+    Reference,
 }
 
 /// <summary>Where an iteration's preference pairs come from.</summary>
@@ -52,6 +57,13 @@ public enum PairSource
     Samples,
     /// <summary>SPIN: chosen = the data's completion (the "real" answer), rejected = each of the policy's samples.</summary>
     DataVsSample,
+    /// <summary>
+    /// CREAM (arXiv:2410.12735): the rewards are not used; each prompt's samples are ranked by the policy's own implicit
+    /// reward β·log π_t/π_ref, the best and the worst form the pair, and the pair's weight is the consistency
+    /// C = (τ + 1)/2 (Kendall's τ) of that ranking with the previous iterate's β·log π_{t−1}/π_ref of the same samples;
+    /// C = 1 in the first iteration, which has no previous iterate. The "cream" loss reads C as a soft label.
+    /// </summary>
+    SelfRewarded,
 }
 
 /// <summary>
@@ -111,6 +123,13 @@ public sealed record OnlineDpoOptions
     public ReferenceUpdate ReferenceUpdate { get; init; } = ReferenceUpdate.Initial;
     /// <summary>Sample-vs-sample pairs, or SPIN's data-vs-sample pairs.</summary>
     public PairSource PairSource { get; init; } = PairSource.Samples;
+    /// <summary>SePPO's pool (<see cref="ReferenceUpdate.RandomCheckpoint"/>): how many of the latest iterates the reference is
+    /// drawn from (0 = every iterate since the start, as the paper).</summary>
+    public int CheckpointPool { get; init; }
+    /// <summary>A checkpoint folder (same architecture) whose weights are the loss's reference instead of the starting policy;
+    /// null = the starting policy. CREAM needs one: its policy M_1 starts DPO-trained and its reference is the SFT model M_0,
+    /// since a reference equal to the policy gives every sample the implicit reward 0.</summary>
+    public string? ReferenceCheckpoint { get; init; }
     /// <summary>Add the data's completion (a gold or teacher answer) to each prompt's scored candidates (DNO-Prct).</summary>
     public bool IncludeDataCompletion { get; init; }
     /// <summary>Checkpoint every N iterations (0 = only the final model); a checkpoint can be resumed.</summary>
@@ -177,13 +196,26 @@ public sealed record OnlineDpoOptions
         if (!Kinds.Contains(Algorithm)) throw new ArgumentException($"{k}.algorithm: unknown '{Algorithm}'; known: {string.Join(", ", Kinds)}");
         if (Loss is null || !PreferenceLosses.Registry.Contains(Loss))
             throw new ArgumentException($"{k}.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Registry.Names)}.");
-        if (PreferenceLosses.Registry.Get(Loss).PairWeightField is { } field)
+        if (PreferenceLosses.Registry.Get(Loss).PairWeightField is { } field && !(PairSource == PairSource.SelfRewarded && field == "consistency"))
             throw new ArgumentException($"{k}.loss: '{Loss}' reads a per-pair '{field}' column of a preference dataset; use it in an offline 'preference' recipe");
         if (PreferenceLosses.Registry.Get(Loss).Listwise)
             throw new ArgumentException($"{k}.loss: '{Loss}' is listwise (ranked lists of a preference dataset); use it in an offline 'preference' recipe");
         Positive(Iterations, "iterations"); Positive(PromptsPerIteration, "prompts_per_iteration");
         if (!Enum.IsDefined(PairSource)) throw new ArgumentException($"{k}.pair_source: unknown value {PairSource}");
         int minSamples = PairSource == PairSource.DataVsSample || IncludeDataCompletion ? 1 : 2;
+        if (PairSource == PairSource.SelfRewarded)
+        {
+            if (!NeedsReference) throw new ArgumentException($"{k}.pair_source: self_rewarded ranks samples by β·log π/π_ref, and loss '{Loss}' has no reference");
+            if (ReferenceUpdate != ReferenceUpdate.Initial) throw new ArgumentException($"{k}.pair_source: self_rewarded needs reference_update: initial (a reference that follows the policy gives every sample the implicit reward 0)");
+            if (IncludeDataCompletion) throw new ArgumentException($"{k}.include_data_completion: self_rewarded pairs are the policy's own samples");
+        }
+        if (Loss == "seppo" && PairSource != PairSource.DataVsSample)
+            throw new ArgumentException($"{k}.loss: seppo's winner is the data's answer; it needs pair_source: data_vs_sample (kind: spin)");
+        if (ReferenceUpdate == ReferenceUpdate.RandomCheckpoint && !NeedsReference)
+            throw new ArgumentException($"{k}.reference_update: random_checkpoint draws the loss's reference, and loss '{Loss}' has none");
+        if (Sampling == SamplingSource.Reference && !NeedsReference)
+            throw new ArgumentException($"{k}.sampling: reference samples from the loss's reference, and loss '{Loss}' has none");
+        NonNegative(CheckpointPool, "checkpoint_pool");
         if (SamplesPerPrompt < minSamples) throw new ArgumentException($"{k}.samples_per_prompt must be ≥ {minSamples} to form a pair, got {SamplesPerPrompt}");
         Positive(Temperature, "temperature");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"{k}.top_p must be in (0, 1], got {TopP}");
@@ -346,6 +378,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         readonly CancellationToken _cancel;
         readonly CausalLM? _reference;
         readonly CausalLM? _previous;   // π_t, refreshed at the start of every iteration (INPO)
+        readonly CausalLM? _lastIterate;   // π_{t−1}, whose ranking CREAM's consistency compares against
         readonly optim.Optimizer _opt;
         readonly IRolloutEngine _engine;
         readonly RolloutEngine _torchEngine;    // held-out validation: the policy itself
@@ -368,11 +401,23 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
         {
             (_t, _o, _prompts, _validation, _outDir, _cancel) = (t, t._o, prompts, validation, outDir, cancel);
             _reference = _o.NeedsReference ? Policy.Copy(trainable: false) : null;
+            if (_o.ReferenceCheckpoint is { } refDir)
+            {
+                if (_reference is null) throw new ArgumentException($"{_o.Algorithm}.reference_checkpoint: loss '{_o.Loss}' has no reference");
+                if (!Directory.Exists(refDir)) throw new ArgumentException($"{_o.Algorithm}.reference_checkpoint: no folder '{refDir}'");
+                HfCheckpoint.LoadWeightsInto(_reference, refDir);
+            }
+            _lastIterate = _o.PairSource == PairSource.SelfRewarded ? Policy.Copy(trainable: false) : null;
             _previous = PreferenceLosses.Registry.Get(_o.Loss).NeedsPrevious ? Policy.Copy(trainable: false) : null;
             _opt = optim.AdamW(Policy.TrainableParameters(), lr: _o.LearningRate, weight_decay: 0.0);
             _torchEngine = new RolloutEngine(Policy, Tokenizer);
             _engine = t.Engine ?? _torchEngine;
-            _sampler = _o.Sampling == SamplingSource.Mixture ? new GeometricMixtureEngine(Policy, _reference!, Tokenizer, _o.MixtureBeta) : _engine;
+            _sampler = _o.Sampling switch
+            {
+                SamplingSource.Mixture => new GeometricMixtureEngine(Policy, _reference!, Tokenizer, _o.MixtureBeta),
+                SamplingSource.Reference => new RolloutEngine(_reference!, Tokenizer),
+                _ => _engine,
+            };
             _guard = new NonFiniteGuard(_o.Algorithm);
             _cursor = new DataCursor(prompts.Count, _o.Seed);
         }
@@ -388,6 +433,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             long seed = (long)_o.Seed * 1_000_003 + it;
             Policy.eval();
             if (_previous is not null) CopyWeights(Policy, _previous, dispose: false);   // π_t for INPO's loss
+            int? referenceIteration = _o.ReferenceUpdate == ReferenceUpdate.RandomCheckpoint ? DrawReference(it, seed) : null;   // SePPO
             var rollouts = _sampler.Generate(batch.Select(p => p.Prompt).ToList(), new SamplingOptions
             {
                 SamplesPerPrompt = _o.SamplesPerPrompt, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
@@ -409,16 +455,19 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
 
             // ---- KL(π_t ‖ reference) on π_t's own samples (k1, summed per sequence); then DNO/SPIN move the reference to π_t
             double klRef = double.NaN;
-            if (_reference is not null)
+            if (_reference is not null && _o.Sampling != SamplingSource.Reference)
             {
                 var refLp = Scoring.Score(_reference, rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList(),
                     rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList(), padId);
                 klRef = rollouts.Select((r, i) => r.LogProbs.Sum(x => (double)x) - refLp[i].Sum(x => (double)x)).Average();
-                if (_o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(Policy, _reference, dispose: false);
             }
+            if (_reference is not null && _o.ReferenceUpdate == ReferenceUpdate.PreviousIterate) CopyWeights(Policy, _reference, dispose: false);
 
             // ---- pairs
-            var (pairs, withoutPairs) = Pairs(batch, rollouts, scores, all, goldRows, goldIds, new Random(unchecked((int)(seed & int.MaxValue))));
+            double consistency = double.NaN;
+            var (pairs, withoutPairs) = _o.PairSource == PairSource.SelfRewarded
+                ? SelfRewardedPairs(batch.Count, rollouts, it, padId, out consistency)
+                : Pairs(batch, rollouts, scores, all, goldRows, goldIds, new Random(unchecked((int)(seed & int.MaxValue))));
             TotalPairs += pairs.Count;
 
             // ---- updates: UpdatesPerIteration passes over the pairs in minibatches
@@ -439,9 +488,57 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
                 ["seconds"] = Math.Round(_total.Elapsed.TotalSeconds, 3), ["validation_reward"] = validationReward is { } vr ? Round(vr) : null,
             };
             if (_guard.Skipped > 0) row["skipped_nonfinite_steps"] = _guard.Skipped;
+            if (referenceIteration is { } ri) row["reference_iteration"] = ri;
+            if (_o.PairSource == PairSource.SelfRewarded) row["consistency"] = Round(consistency);
             if (_t.PairwiseJudge is not null) row["judge_calls"] = JudgeCalls;
             _t.Log?.Invoke($"iter {it + 1}/{_o.Iterations}  reward {rewardMean:F4}  pairs {pairs.Count} ({withoutPairs} prompts without one)  {_o.Loss} {loss:F4}  acc {accuracy:P0}  kl_ref {klRef:F4}");
             return new IterationReport(row);
+        }
+
+        /// <summary>
+        /// SePPO's reference: saves π_t (the policy at the start of iteration <paramref name="it"/>) into the pool, drops the
+        /// iterates older than the last CheckpointPool, draws one of the pool uniformly (<see cref="DrawCheckpoint"/>) and
+        /// loads it as the reference. Returns the drawn iterate's number. The pool lives on disk, so a resumed run draws
+        /// from the same pool.
+        /// </summary>
+        int DrawReference(int it, long seed)
+        {
+            var poolDir = Path.Combine(_outDir, PoolFolder);
+            HfCheckpoint.SaveAtomically(Path.Combine(poolDir, $"iter-{it:D6}"), Policy);
+            var pool = Directory.GetDirectories(poolDir, "iter-*")
+                .Select(d => Path.GetFileName(d)[5..]).Where(n => n.Length == 6 && n.All(char.IsAsciiDigit)).Select(int.Parse)
+                .Where(i => i <= it).Order().ToList();
+            if (_o.CheckpointPool > 0)
+                foreach (var old in pool.Take(Math.Max(0, pool.Count - _o.CheckpointPool)).ToList())
+                {
+                    Directory.Delete(Path.Combine(poolDir, $"iter-{old:D6}"), recursive: true);
+                    pool.Remove(old);
+                }
+            int drawn = DrawCheckpoint(pool, seed);
+            HfCheckpoint.LoadWeightsInto(_reference!, Path.Combine(poolDir, $"iter-{drawn:D6}"));
+            return drawn;
+        }
+
+        /// <summary>
+        /// CREAM's pairs: per prompt, the samples' implicit rewards β·(log π_t − log π_ref) (summed over tokens, teacher-forced)
+        /// pick best vs worst (<see cref="ReliablePairLosses.SelfRewardedPairs"/>; a prompt whose samples all tie gives none),
+        /// and the pair's weight is <see cref="ReliablePairLosses.ConsistencyRates"/> against π_{t−1}'s implicit rewards
+        /// (1 at the first iteration). Afterwards π_t becomes the next iteration's π_{t−1}. Returns the mean consistency.
+        /// </summary>
+        (List<PreferenceTrainer.Pair> Pairs, int WithoutPairs) SelfRewardedPairs(int prompts, IReadOnlyList<Rollout> rollouts, int it, int padId, out double meanConsistency)
+        {
+            var promptIds = rollouts.Select(r => (IReadOnlyList<int>)r.PromptIds).ToList();
+            var completionIds = rollouts.Select(r => (IReadOnlyList<int>)r.CompletionIds).ToList();
+            double[] Summed(CausalLM m) => [.. Scoring.Score(m, promptIds, completionIds, padId).Select(lp => lp.Sum(x => (double)x))];
+            var reference = Summed(_reference!);
+            var current = Summed(Policy).Select((v, i) => _o.Beta * (v - reference[i])).ToArray();
+            var previous = it > 0 ? Summed(_lastIterate!).Select((v, i) => _o.Beta * (v - reference[i])).ToArray() : null;
+            CopyWeights(Policy, _lastIterate!, dispose: false);
+            var pairs = CreamPairs(current, previous, _o.SamplesPerPrompt)
+                .Select(q => new PreferenceTrainer.Pair(rollouts[q.Chosen].PromptIds, rollouts[q.Chosen].CompletionIds, rollouts[q.Rejected].CompletionIds, Weight: q.Consistency))
+                .ToList();
+            meanConsistency = pairs.Count > 0 ? pairs.Average(q => q.Weight) : double.NaN;
+            return (pairs, prompts - pairs.Count);
         }
 
         /// <summary>The iteration's pairs: per prompt from its scored candidates by the pair rule (or the oracle), or SPIN's data-vs-sample pairs.</summary>
@@ -550,7 +647,11 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["pairs"] = TotalPairs, ["judge_calls"] = JudgeCalls, ["seed"] = _o.Seed, ["algorithm"] = _o.Algorithm,
         };
 
-        public void SaveExtra(string tmp) { if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference); }
+        public void SaveExtra(string tmp)
+        {
+            if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference);
+            if (_lastIterate is not null) HfCheckpoint.Save(Path.Combine(tmp, "last_iterate"), _lastIterate);
+        }
 
         public void Restore(string latest, JsonObject st)
         {
@@ -559,6 +660,7 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             TotalPairs = st["pairs"]!.GetValue<int>();
             JudgeCalls = st["judge_calls"]?.GetValue<int>() ?? 0;
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
+            if (_lastIterate is not null) HfCheckpoint.LoadWeightsInto(_lastIterate, Path.Combine(latest, "last_iterate"));
             _engine.SyncWeights(Policy);
             if (File.Exists(Path.Combine(_outDir, BestFile)))
             {
@@ -594,12 +696,54 @@ public sealed class OnlineDpoTrainer(CausalLM policy, ITokenizer tokenizer, Onli
             return summary;
         }
 
-        public void Dispose() { _reference?.Dispose(); _previous?.Dispose(); _opt.Dispose(); }
+        public void Dispose() { _reference?.Dispose(); _previous?.Dispose(); _lastIterate?.Dispose(); _opt.Dispose(); }
     }
 
     CausalLM Policy => policy;
     ITokenizer Tokenizer => tokenizer;
     IReadOnlyList<WeightedReward> Rewards => rewards;
+
+    /// <summary>
+    /// CREAM's self-rewarded pairs (arXiv:2410.12735) from the implicit rewards β·log π_t/π_ref of consecutive groups of
+    /// <paramref name="samplesPerPrompt"/> samples (<paramref name="current"/>, one prompt's samples together): per prompt the
+    /// highest against the lowest (first on ties; a prompt whose samples all tie gives no pair), as indices into the flat
+    /// list, weighted by the consistency C = (τ + 1)/2 of Kendall's τ between the prompt's <paramref name="current"/> and
+    /// <paramref name="previous"/> (π_{t−1}'s) implicit rewards; C = 1 when <paramref name="previous"/> is null.
+    /// </summary>
+    public static IReadOnlyList<(int Chosen, int Rejected, double Consistency)> CreamPairs(IReadOnlyList<double> current, IReadOnlyList<double>? previous, int samplesPerPrompt)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        int n = samplesPerPrompt;
+        if (n < 2 || current.Count % n != 0) throw new ArgumentException($"need groups of samplesPerPrompt ≥ 2, got {current.Count} rewards in groups of {n}");
+        if (previous is not null && previous.Count != current.Count) throw new ArgumentException($"previous has {previous.Count} rewards, current {current.Count}");
+        int prompts = current.Count / n;
+        using var scope = NewDisposeScope();
+        var cur = tensor(current.ToArray()).view(prompts, n);                                                      // (B, N)
+        var picks = ReliablePairLosses.SelfRewardedPairs(cur);
+        var rates = previous is null ? Enumerable.Repeat(1.0, prompts).ToArray()
+            : ReliablePairLosses.ConsistencyRates(cur, tensor(previous.ToArray()).view(prompts, n));              // (B)
+        var pairs = new List<(int, int, double)>();
+        for (int p = 0; p < prompts; p++)
+        {
+            var (c, r) = picks[p];
+            if (current[p * n + c] > current[p * n + r]) pairs.Add((p * n + c, p * n + r, rates[p]));
+        }
+        return pairs;
+    }
+
+    /// <summary>Folder of SePPO's checkpoint pool (<see cref="ReferenceUpdate.RandomCheckpoint"/>): one <c>iter-NNNNNN</c> per iterate.</summary>
+    public const string PoolFolder = "checkpoint_pool";
+
+    /// <summary>
+    /// SePPO's reference-model selection: one iterate drawn uniformly from <paramref name="pool"/> (the iterate numbers on
+    /// disk, ascending) by a generator seeded with the iteration's seed, so a resumed run draws the same one.
+    /// </summary>
+    public static int DrawCheckpoint(IReadOnlyList<int> pool, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        if (pool.Count == 0) throw new ArgumentException("the checkpoint pool is empty", nameof(pool));
+        return pool[new Random(unchecked((int)((seed * 7919 + 17) & int.MaxValue))).Next(pool.Count)];
+    }
 
     /// <summary>Folder of the best iterate so far (with <see cref="OnlineDpoOptions.ValidationPrompts"/>).</summary>
     public const string BestFolder = "best";
