@@ -20,9 +20,14 @@ public sealed record RolloutSpec
     public bool? Tis { get; init; }
     /// <summary>C in the weight min(π_trainer_old / π_engine, C). Default 2 (the paper's C).</summary>
     public double TisCap { get; init; } = 2.0;
+    /// <summary>One-step asynchronous rollouts: the engine generates iteration k+1's rollouts (with the weights of iteration k)
+    /// while the trainer updates on iteration k's, so an iteration costs about the longer of the two instead of their sum.
+    /// The rollouts are then one update old; truncated IS (on by default for these engines) corrects for it. Needs an engine
+    /// that holds its own copy of the weights (<c>llamacpp</c>, <c>openai</c>) and single-turn prompts.</summary>
+    public bool Async { get; init; }
 
     /// <summary>The keys every engine accepts besides its own.</summary>
-    public static IReadOnlyList<string> CommonKeys { get; } = ["engine", "tis", "tis_cap"];
+    public static IReadOnlyList<string> CommonKeys { get; } = ["engine", "tis", "tis_cap", "async"];
 
     /// <summary>Whether truncated IS is on: as set, else on for engines other than <c>torch</c>.</summary>
     public bool TisEnabled => Tis ?? Engine != "torch";
@@ -37,7 +42,7 @@ public sealed record RolloutSpec
         var engine = section["engine"] is { } e ? Text(e, "engine") : "torch";
         var kind = RolloutEngines.Get(engine);
         var options = new JsonObject();
-        bool? tis = null;
+        bool? tis = null, overlap = null;
         double cap = 2.0;
         foreach (var (key, value) in section)
         {
@@ -46,6 +51,7 @@ public sealed record RolloutSpec
                 case "engine": break;
                 case "tis": tis = Flag(value, "tis"); break;
                 case "tis_cap": cap = Number(value, "tis_cap"); break;
+                case "async": overlap = Flag(value, "async"); break;
                 default:
                     if (!kind.Keys.Contains(key))
                         throw new ArgumentException($"unknown key 'rollout.{key}' for engine '{engine}'; known keys: {string.Join(", ", CommonKeys.Concat(kind.Keys).Order(StringComparer.Ordinal))}");
@@ -53,7 +59,7 @@ public sealed record RolloutSpec
                     break;
             }
         }
-        return new RolloutSpec { Engine = engine, Options = options, Tis = tis, TisCap = cap }.Validate();
+        return new RolloutSpec { Engine = engine, Options = options, Tis = tis, TisCap = cap, Async = overlap ?? false }.Validate();
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad setting.</summary>
@@ -64,6 +70,8 @@ public sealed record RolloutSpec
             if (!kind.Keys.Contains(key))
                 throw new ArgumentException($"unknown key 'rollout.{key}' for engine '{Engine}'; known keys: {string.Join(", ", CommonKeys.Concat(kind.Keys).Order(StringComparer.Ordinal))}");
         if (!(TisCap >= 1) || double.IsInfinity(TisCap)) throw new ArgumentException($"rollout.tis_cap must be a finite number ≥ 1, got {TisCap}");
+        if (Async && Engine == "torch")
+            throw new ArgumentException("rollout.async overlaps generation with the update, but the torch engine samples the very policy being updated; use engine: llamacpp or openai");
         return this;
     }
 

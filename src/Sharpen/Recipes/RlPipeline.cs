@@ -92,7 +92,7 @@ public static class RlPipeline
         if (engine is not null) log?.Invoke($"rollout engine: {spec.Engine}");
         var trainer = new RlTrainer(policy, tokenizer, options, rewards)
         {
-            Log = log, Task = task, EvalProblems = evalProblems, Engine = engine, Tis = spec.Tis, TisCap = spec.TisCap,
+            Log = log, Task = task, EvalProblems = evalProblems, Engine = engine, Tis = spec.Tis, TisCap = spec.TisCap, AsyncRollouts = spec.Async,
             RewardModelDirectory = recipe.Rewards?.FirstOrDefault(r => !string.IsNullOrEmpty(r.Model))?.Model,
         };
         RlResult rl;

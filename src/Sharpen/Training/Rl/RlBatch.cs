@@ -33,6 +33,9 @@ sealed class RlBatch
     public int Correct { get; set; }
     /// <summary>The iteration's limit on new tokens (<c>rl.max_new_tokens</c> or its schedule's stage).</summary>
     public int MaxNewTokens { get; set; }
+    /// <summary>How many updates behind the trained policy the rollouts' weights are: 0, or 1 for a batch collected
+    /// asynchronously during the previous update (<c>rollout.async</c>).</summary>
+    public int PolicyLag { get; set; }
     /// <summary>Tokens generated (samples and greedy completions).</summary>
     public double GeneratedTokens { get; set; }
     /// <summary>Multi-turn only: the kept rows' trajectories.</summary>

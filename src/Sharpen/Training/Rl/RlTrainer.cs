@@ -49,6 +49,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
     /// the log-probs, and no LoRA dropout. The logged mismatch and the TIS weights are the same; one forward pass fewer.
     /// False: always the separate pass (default true).</summary>
     public bool FoldOldLogProbs { get; init; } = true;
+    /// <summary>One-step asynchronous rollouts (<c>rollout.async</c>): while the trainer updates on iteration k's rollouts, the
+    /// engine already generates iteration k+1's with the weights it holds (those that generated iteration k); the weights are
+    /// synced once both are done. Iteration k+1 therefore trains on rollouts one update old (logged as
+    /// <c>rollout/policy_lag</c>); the trainer's recomputed old log-probs and the truncated IS weight correct for it. Needs an
+    /// engine that holds its own weights (not the torch engine) and prompts (not an environment).</summary>
+    public bool AsyncRollouts { get; init; }
     /// <summary>The reward-model folder a critic with <c>rl.critic.init: reward_model</c> starts from when <c>rl.critic.path</c>
     /// is not set (the recipe pipeline passes its first <c>rewards</c> entry with <c>model</c>).</summary>
     public string? RewardModelDirectory { get; init; }
@@ -137,6 +143,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         MovingAverageBaseline _baseline;
         RunningMoments _rewardStats = new();
         DataCursor _cursor;
+        (int Epoch, int Position)? _cursorBeforePrefetch;   // what a checkpoint records while a prefetch has drawn ahead
+        Task<RlBatch>? _prefetch;                          // rollout.async: the next iteration's collection, running
+        int _prefetchIteration = -1;
         double _trainSeconds;                   // wall-clock without evaluation
 
         public EvalResult? Eval { get; private set; }
@@ -184,7 +193,50 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 && (Policy.Lora?.Dropout ?? 0) == 0 && _maskPolicy is null;
             _actor = new ActorUpdate(Policy, _opt, _o, _spec, _guard) { ActionMask = _maskPolicy is null ? null : MaskOf, Ptx = _ptx };
             _cursor = new DataCursor(Math.Max(1, prompts.Count), _o.Seed);
+            if (t.AsyncRollouts)
+            {
+                if (_engine.SamplesTrainerPolicy)
+                    throw new ArgumentException("rollout.async overlaps generation with the update; the torch engine samples the very policy being updated (use engine: llamacpp or openai)");
+                if (t.Environment is not null)
+                    throw new ArgumentException("rollout.async is for prompt rollouts; multi-turn environments step through the engine turn by turn (remove rollout.async)");
+            }
         }
+
+        /// <summary>rollout.async: starts collecting iteration <paramref name="next"/> on a worker thread with the weights the
+        /// engine holds now. The data position a checkpoint records stays the one before this draw, so a resumed run draws
+        /// the same prompts for <paramref name="next"/>.</summary>
+        void StartPrefetch(int next)
+        {
+            _cursorBeforePrefetch = (_cursor.Epoch, _cursor.Position);
+            _prefetchIteration = next;
+            _prefetch = System.Threading.Tasks.Task.Factory.StartNew(() => Collect(next), _cancel,
+                TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
+        /// <summary>Waits for a running prefetch (the engine is not touched again before it is done); returns the seconds waited.</summary>
+        double AwaitPrefetch()
+        {
+            if (_prefetch is null || _prefetch.IsCompleted) return 0;
+            var sw = Stopwatch.StartNew();
+            try { _prefetch.Wait(); } catch (AggregateException) { }   // its exception surfaces where the batch is taken
+            return sw.Elapsed.TotalSeconds;
+        }
+
+        /// <summary>The prefetched batch of iteration <paramref name="it"/>, or null when none was started for it.</summary>
+        RlBatch? TakePrefetched(int it)
+        {
+            if (_prefetch is null) return null;
+            var task = _prefetch;
+            bool mine = _prefetchIteration == it;
+            _prefetch = null; _prefetchIteration = -1; _cursorBeforePrefetch = null;
+            AwaitTask(task);
+            if (!mine) return null;
+            var b = task.GetAwaiter().GetResult();   // rethrows the worker's exception as it was
+            b.PolicyLag = 1;
+            return b;
+        }
+
+        static void AwaitTask(Task task) { try { task.Wait(); } catch (AggregateException) { } }
 
         public IterationReport Iterate(int it)
         {
@@ -195,7 +247,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 _maskPolicy.Dispose();
                 _maskPolicy = Policy.Copy(trainable: false);
             }
-            var batch = Collect(it);
+            var batch = TakePrefetched(it) ?? Collect(it);
+            if (_t.AsyncRollouts && it + 1 < _o.Iterations) StartPrefetch(it + 1);
             Filter(batch, it);
             using var scope = NewDisposeScope();
             var phase = Stopwatch.StartNew();
@@ -622,6 +675,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 if (b.RefLogProbs is not null) b.TokenKl = KlEstimators.K1(b.OldLogProbs, b.RefLogProbs) * b.Mask;    // (B, A)
             }
             else trainTokens = _actor.Run(b.Seq, b.OldLogProbs, advantages, b.SequenceAdvantages, b.RefLogProbs, b.Beta, it, m, b.KlWeights);
+            b.Timing["rollout_wait"] = AwaitPrefetch();   // rollout.async: the engine finishes the next batch before it takes new weights
             _engine.SyncWeights(Policy);
             return m;
         }
@@ -679,6 +733,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             };
             if (accuracy is { } acc) row["accuracy"] = acc;
             if (_o.DatasetReset > 0) row["dataset_reset_prompts"] = b.ResetPrompts;
+            if (_t.AsyncRollouts) { row["rollout/policy_lag"] = b.PolicyLag; row["rollout/wait_seconds"] = Math.Round(b.Timing.GetValueOrDefault("rollout_wait"), 3); }
             if (b.Mismatch is var (absDiff, engineKl)) { row["rollout/logprob_abs_diff"] = absDiff; row["rollout/kl_engine_trainer"] = engineKl; }
             if (b.TisWeights is { } tw)
             {
@@ -763,7 +818,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         public JsonObject CheckpointState() => new()
         {
-            ["position"] = _cursor.Position, ["epoch"] = _cursor.Epoch, ["optimizer_steps"] = _actor.Steps, ["seed"] = _o.Seed,
+            ["position"] = _cursorBeforePrefetch?.Position ?? _cursor.Position, ["epoch"] = _cursorBeforePrefetch?.Epoch ?? _cursor.Epoch, ["optimizer_steps"] = _actor.Steps, ["seed"] = _o.Seed,
             ["baseline"] = _baseline.Initialized ? _baseline.Value : null, ["kl_beta"] = _kl.Value, ["reward_moments"] = _rewardStats.ToJson(),
             ["algorithm"] = _o.Algorithm, ["ptx_epoch"] = _ptx?.State.Epoch, ["ptx_position"] = _ptx?.State.Position,
         };
@@ -835,6 +890,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         public void Dispose()
         {
+            if (_prefetch is { } running) AwaitTask(running);   // never free what a worker may still read
             _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
         }
 
