@@ -44,5 +44,7 @@ public sealed record AdvantageEstimate(Tensor Advantages, Tensor SequenceAdvanta
 /// <param name="NeedsGreedyBaseline">It reads <see cref="AdvantageContext.GreedyRewards"/>: the trainer also generates greedily.</param>
 /// <param name="GroupRelative">Its advantages are relative to the prompt's group (needs G ≥ 2; groups with equal rewards carry no signal,
 /// which dynamic sampling and <c>skip_zero_advantage_groups</c> use).</param>
+/// <param name="PositiveGroupsCarrySignal">A group whose rewards are all equal and at least this value still carries signal
+/// (OREAL behaviour-clones every positive, so its all-correct groups must not be skipped); null = no such group.</param>
 public sealed record AdvantageEstimator(Func<AdvantageContext, AdvantageEstimate> Estimate, bool NeedsCritic = false,
-    bool NeedsGreedyBaseline = false, bool GroupRelative = false);
+    bool NeedsGreedyBaseline = false, bool GroupRelative = false, double? PositiveGroupsCarrySignal = null);

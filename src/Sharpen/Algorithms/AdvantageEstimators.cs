@@ -71,8 +71,10 @@ public static class AdvantageEstimators
         // REFUEL regresses on the future returns Q̂ themselves (its loss reads the sequence values); the token advantage
         // Q̂ − pair mean = ±(Q̂ − Q̂′)/2 is kept for the metrics only.
         r.Register("refuel", new(c => new(Grpo(new GroupOutcomeInput(c.Rewards, c.ResponseMask, 2), scaleByStd: false).Advantages, c.Rewards)));
-        // OREAL: positives are behaviour-cloned (weight 1), negatives carry their leave-one-out reshaped reward × η.
-        r.Register("oreal", new(c => new(Oreal(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds)).Advantages, c.Rewards), GroupRelative: true));
+        // OREAL: positives are behaviour-cloned (weight 1), negatives carry their leave-one-out reshaped reward × η; an
+        // all-correct group is all positives (advantage 1), so it is not a zero-signal group.
+        r.Register("oreal", new(c => new(Oreal(new GroupOutcomeInput(c.Rewards, c.ResponseMask, c.GroupSize, c.GroupIds)).Advantages, c.Rewards),
+            GroupRelative: true, PositiveGroupsCarrySignal: 0.5));
         // f-DPG (arXiv:2302.08215): pseudo-rewards −f′(π/p) towards p ∝ a·φ, a = the reference; log π − log a is the summed k1 KL.
         r.Register("fdpg", new(c =>
         {

@@ -83,10 +83,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         new ToprOfflineTrainer(policy, tokenizer, _o) { Log = Log, Task = Task, EvalProblems = EvalProblems }.Run(data, outDir, cancel);
 
     /// <summary>The rows the policy loss sees: with <paramref name="skipZeroGroups"/> only those of groups whose rewards differ,
-    /// with <paramref name="maskTruncated"/> only those that did not stop at the token limit.</summary>
-    internal static long[] TrainRows(IReadOnlyList<double> rewards, int g, IReadOnlyList<StopReason> stops, bool skipZeroGroups, bool maskTruncated)
+    /// with <paramref name="maskTruncated"/> only those that did not stop at the token limit. A group whose rewards are all
+    /// equal and ≥ <paramref name="positiveSignal"/> counts as carrying signal (OREAL's all-correct groups).</summary>
+    internal static long[] TrainRows(IReadOnlyList<double> rewards, int g, IReadOnlyList<StopReason> stops, bool skipZeroGroups, bool maskTruncated,
+        double? positiveSignal = null)
     {
-        IEnumerable<long> rows = skipZeroGroups ? RowsOfGroupsWithSignal(rewards, g) : Enumerable.Range(0, rewards.Count).Select(i => (long)i);
+        IEnumerable<long> rows = skipZeroGroups ? RowsOfGroupsWithSignal(rewards, g, positiveSignal) : Enumerable.Range(0, rewards.Count).Select(i => (long)i);
         return (maskTruncated ? rows.Where(i => stops[(int)i] != StopReason.MaxTokens) : rows).ToArray();
     }
 
@@ -97,9 +99,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         return groups.Count == 0 ? double.NaN : groups.Count(gr => gr.Select(x => x.r).Distinct().Count() == 1) / (double)groups.Count;
     }
 
-    /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal.</summary>
-    internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g) =>
-        Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1)
+    /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal, or (with <paramref name="positiveSignal"/>)
+    /// are all at least that value.</summary>
+    internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g, double? positiveSignal = null) =>
+        Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1
+                || (positiveSignal is { } p && rewards.Skip(k * g).Take(g).All(r => r >= p)))
             .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
 
     /// <summary>One run's state (reference, critic, optimizers, controllers, data position) and its phases.</summary>
@@ -117,6 +121,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly bool _criticOnBase;            // LoRA: the value head sits on the policy's base with the adapters off
         CausalLM? _maskPolicy;                  // NLPO: the delayed copy whose top-p set masks the action space
         readonly PtxSource? _ptx;
+        readonly OrealTokenModel? _tokenRm;     // OREAL: the token-level outcome reward head whose weights scale each token's term
         readonly optim.Optimizer _opt;
         readonly optim.Optimizer? _criticOpt;
         readonly IRolloutEngine _engine;
@@ -167,6 +172,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 _engine = new ActionMaskEngine(Policy, () => _maskPolicy!, Tokenizer, _o.ActionMaskTopP);
             }
             if (_o.PtxCoefficient > 0) _ptx = new PtxSource(_o.PtxData!, Tokenizer, _o.PtxBatchSize, _o.Seed);
+            if (_o.OrealTokenWeights) _tokenRm = new OrealTokenModel(Policy.Config.HiddenSize, _o.OrealTokenRmLearningRate, _o.OrealTokenRmSteps);
             bool tokenLevel = _spec.PolicyLoss.RowsPerUnit == 1 && !_spec.PolicyLoss.OffPolicy;
             if (t.Tis == true && !tokenLevel)
                 throw new ArgumentException($"rollout.tis weights token advantages; the policy loss of '{_o.Algorithm}' reads sequence advantages (set tis: false)");
@@ -196,6 +202,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             MemLog("reference");
             batch.Timing["reference"] = Lap(phase);
             EstimateAdvantages(batch);
+            WeightTokens(batch);
             batch.Timing["advantage"] = Lap(phase);
             var m = UpdateActor(batch, it, out double trainTokens, out int trainedRows);
             MemLog("update_actor");
@@ -447,7 +454,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         void KeepGroups(RlBatch b, List<RlPrompt> round, IReadOnlyList<Rollout> ro, double[] total, bool dynamic)
         {
             int g = _o.SamplesPerPrompt;
-            var signal = g > 1 ? RowsOfGroupsWithSignal(total, g).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
+            var signal = g > 1 ? RowsOfGroupsWithSignal(total, g, _spec.Estimator.PositiveGroupsCarrySignal).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
             bool lastChance = dynamic && b.Prompts.Count == 0 && b.Rounds >= _o.MaxSamplingRounds;
             for (int k = 0; k < round.Count && b.Prompts.Count < _o.PromptsPerIteration; k++)
             {
@@ -562,6 +569,28 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             else if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor((b.Branched ? b.Rewards : b.AllRewards).ToArray()).to(ScalarType.Float32), g);
         }
 
+        /// <summary>
+        /// OREAL's token weights (arXiv:2502.06781 §2.4): the token-level outcome reward head takes its steps on this batch's
+        /// outcomes (reward ≥ 0.5 = correct, OREAL's threshold), then each token's advantage is multiplied by its weight ω⁺ (correct
+        /// rows) or ω⁻ (wrong rows). With the token-level loss −ω_t·A·log π, weighting the advantage is weighting the token's term.
+        /// </summary>
+        void WeightTokens(RlBatch b)
+        {
+            if (_tokenRm is null) return;
+            var hidden = Batched(b.Seq, m => OrealTokenModel.Hidden(Policy, m));                                  // (B, A, C)
+            var correct = tensor(b.Rewards.Select(r => r >= 0.5).ToArray());                                      // (B) bool
+            var (before, after) = _tokenRm.Train(hidden, b.Mask, correct.to_type(ScalarType.Float32));
+            var w = _tokenRm.Weights(hidden, b.Mask, correct);                                                     // (B, A)
+            b.Advantages = b.Advantages * w;
+            b.Extra["oreal/token_rm_loss_before"] = before;
+            b.Extra["oreal/token_rm_loss"] = after;
+            var pos = correct.to_type(ScalarType.Float32).unsqueeze(1) * b.Mask;                                    // (B, A)
+            var neg = b.Mask - pos;
+            double Mean(Tensor on) { double n = on.sum().item<float>(); return n > 0 ? (w * on).sum().item<float>() / n : double.NaN; }
+            b.Extra["oreal/token_weight_positive"] = Mean(pos);
+            b.Extra["oreal/token_weight_negative"] = Mean(neg);
+        }
+
         /// <summary>With rl.group_by, each row's group index <c>(B)</c> (rows whose prompts share the column's value); else null.</summary>
         Tensor? GroupIds(RlBatch b) => _o.GroupBy is null ? null : tensor(AdvantageEstimators.DenseGroupIds(IdsOf(b)).Indices);
 
@@ -581,7 +610,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             {
                 // Keep the rows of groups whose rewards differ (the others have zero advantage) and/or the rows that
                 // ended before the token limit; the advantages were computed over every row.
-                var keep = TrainRows(b.Rewards, g, b.Rollouts.Select(r => r.Stop).ToList(), skipZero, _o.MaskTruncatedCompletions);
+                var keep = TrainRows(b.Rewards, g, b.Rollouts.Select(r => r.Stop).ToList(), skipZero, _o.MaskTruncatedCompletions,
+                    _spec.Estimator.PositiveGroupsCarrySignal);
                 trainedRows = keep.Length;
                 if (keep.Length > 0)
                 {
@@ -736,6 +766,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         {
             if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference);
             if (_maskPolicy is not null) HfCheckpoint.Save(Path.Combine(tmp, "masking_policy"), _maskPolicy);
+            if (_tokenRm is not null) Safetensors.Save(Path.Combine(tmp, OrealTokenModel.FileName), _tokenRm.State());
             if (_criticOnBase)
             {
                 Safetensors.Save(Path.Combine(tmp, "critic_" + ScalarHead.FileName), _head!.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()));
@@ -757,6 +788,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             _rewardStats = RunningMoments.FromJson(s["reward_moments"] as JsonObject);
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
             if (_maskPolicy is not null) HfCheckpoint.LoadWeightsInto(_maskPolicy, Path.Combine(latest, "masking_policy"));
+            if (_tokenRm is not null && File.Exists(Path.Combine(latest, OrealTokenModel.FileName)))
+                _tokenRm.Load(Safetensors.Load(Path.Combine(latest, OrealTokenModel.FileName)));
             if (_ptx is not null && s["ptx_epoch"] is { } pe && s["ptx_position"] is { } pp) _ptx.Restore(_o.Seed, pe.GetValue<int>(), pp.GetValue<int>());
             if (_criticOnBase)
             {
@@ -799,7 +832,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
 
         public void Dispose()
         {
-            _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
+            _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _tokenRm?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
         }
 
         // ---------------------------------------------------------------- helpers
