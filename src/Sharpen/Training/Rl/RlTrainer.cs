@@ -106,6 +106,24 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 || (positiveSignal is { } p && rewards.Skip(k * g).Take(g).All(r => r >= p)))
             .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
 
+    /// <summary>R² of reward vs. outcome over all rows (<c>PREFIX</c>all) and over the rows each PF-PPO filter keeps
+    /// (best, best_worst, best_random) of groups of <paramref name="g"/> consecutive rows.</summary>
+    internal static Dictionary<string, double> FilterR2(IReadOnlyList<double> rewards, IReadOnlyList<double> outcome, int g, RlOptions o, int seed, string prefix)
+    {
+        double R2(PolicyFilter f, double best, double worst)
+        {
+            var rows = PolicyFiltration.Select(rewards, g, f, best, worst, new Random(seed));
+            return PolicyFiltration.RSquared(rows.Select(i => rewards[i]).ToList(), rows.Select(i => outcome[i]).ToList());
+        }
+        return new()
+        {
+            [prefix + "all"] = PolicyFiltration.RSquared(rewards, outcome),
+            [prefix + "best"] = R2(PolicyFilter.BestWorst, o.FilterBestFraction, 0),
+            [prefix + "best_worst"] = R2(PolicyFilter.BestWorst, o.FilterBestFraction, o.FilterWorstFraction),
+            [prefix + "best_random"] = R2(PolicyFilter.BestRandom, o.FilterBestFraction, o.FilterWorstFraction),
+        };
+    }
+
     /// <summary>One run's state (reference, critic, optimizers, controllers, data position) and its phases.</summary>
     sealed class Session : IIterationTrainer, IDisposable
     {
@@ -484,15 +502,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             {
                 var ctx = RlPrompt.Contexts(b.Prompts, b.Rollouts);
                 outcome = ctx.Select(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct ? 1.0 : 0.0).ToArray();
-                double R2(PolicyFilter f, double best, double worst)
-                {
-                    var rows = PolicyFiltration.Select(b.Rewards, g, f, best, worst, new Random(unchecked(_o.Seed * 31 + it) & int.MaxValue));
-                    return PolicyFiltration.RSquared(rows.Select(i => b.Rewards[i]).ToList(), rows.Select(i => outcome[i]).ToList());
-                }
-                b.Extra["pf/r2_all"] = PolicyFiltration.RSquared(b.Rewards, outcome);
-                b.Extra["pf/r2_best"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, 0);
-                b.Extra["pf/r2_best_worst"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, _o.FilterWorstFraction);
-                b.Extra["pf/r2_best_random"] = R2(PolicyFilter.BestRandom, _o.FilterBestFraction, _o.FilterWorstFraction);
+                foreach (var (key, value) in FilterR2(b.Rewards, outcome, g, _o, unchecked(_o.Seed * 31 + it) & int.MaxValue, "pf/r2_"))
+                    b.Extra[key] = value;
             }
             if (_o.Filter == PolicyFilter.None) return;
             var kept = PolicyFiltration.Select(b.Rewards, g, _o.Filter, _o.FilterBestFraction, _o.FilterWorstFraction,
@@ -503,6 +514,28 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             b.Rollouts.Clear(); b.Rollouts.AddRange(rollouts);
             b.Rewards.Clear(); b.Rewards.AddRange(rewards);
             b.Extra["pf/kept_fraction"] = kept.Length / (double)generated;
+        }
+
+        /// <summary>
+        /// PF-PPO's filter choice on held-out rollouts: G samples of each of the first <c>eval_problems</c> held-out problems (never
+        /// trained on), scored by the run's rewards and the verifier; the R² of reward vs. outcome on what each filter would keep
+        /// (<c>pf/heldout_r2_all</c>, <c>_best</c>, <c>_best_worst</c>, <c>_best_random</c>). Logged on evaluation rows.
+        /// </summary>
+        Dictionary<string, double> HeldOutFilterR2(IVerifiableTask task, IReadOnlyList<Problem> problems, int it)
+        {
+            int g = _o.SamplesPerPrompt;
+            var prompts = problems.Select(RlPrompt.From).ToList();
+            IReadOnlyList<Rollout> ro;
+            using (no_grad())
+                ro = _evalEngine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions
+                {
+                    SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
+                    Seed = (long)_o.Seed * 7_919 + 1_000_003L * (it + 1), MaxBatchSequences = 512,
+                });
+            var ctx = RlPrompt.Contexts(prompts, ro);
+            var rewards = RewardCombiner.ScoreAsync(_t.Rewards, ctx, _cancel).AsTask().GetAwaiter().GetResult().Total;
+            var outcome = ctx.Select(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct ? 1.0 : 0.0).ToArray();
+            return FilterR2(rewards, outcome, g, _o, unchecked(_o.Seed * 37 + it) & int.MaxValue, "pf/heldout_r2_");
         }
 
         /// <summary>The kept rollouts as token tensors, with the engine's log-probs <c>(B, A)</c>; the old log-probs are the
@@ -715,6 +748,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 phase.Restart();
                 Eval = Evaluator.Run(_evalEngine, task, _t.EvalProblems.Take(_o.EvalProblems).ToList(), maxNewTokens: _o.MaxNewTokens);
                 row["eval_accuracy"] = Eval.Accuracy;
+                if ((_o.Filter != PolicyFilter.None || _spec.Name == "pf_ppo") && _o.SamplesPerPrompt > 1 && b.Trajectories is null)
+                    foreach (var (key, value) in HeldOutFilterR2(task, _t.EvalProblems.Take(_o.EvalProblems).ToList(), it))
+                        row[key] = double.IsNaN(value) ? null : value;
                 b.Timing["eval"] = Lap(phase);
                 row["timing/eval"] = Math.Round(b.Timing["eval"], 3);
             }
@@ -836,6 +872,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         }
 
         // ---------------------------------------------------------------- helpers
+
 
         static double Lap(Stopwatch phase) { double s = phase.Elapsed.TotalSeconds; phase.Restart(); return s; }
 
