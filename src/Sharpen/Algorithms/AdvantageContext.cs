@@ -48,5 +48,7 @@ public sealed record AdvantageEstimate(Tensor Advantages, Tensor SequenceAdvanta
 /// which dynamic sampling and <c>skip_zero_advantage_groups</c> use).</param>
 /// <param name="ReadsLogProbs">It reads <see cref="AdvantageContext.OldLogProbs"/> or the per-token KL built from them, so the
 /// trainer must have the old log-probs before the update.</param>
+/// <param name="PositiveGroupsCarrySignal">A group whose rewards are all equal and at least this value still carries signal
+/// (OREAL behaviour-clones every positive, so its all-correct groups must not be skipped); null = no such group.</param>
 public sealed record AdvantageEstimator(Func<AdvantageContext, AdvantageEstimate> Estimate, bool NeedsCritic = false,
-    bool NeedsGreedyBaseline = false, bool GroupRelative = false, bool ReadsLogProbs = false);
+    bool NeedsGreedyBaseline = false, bool GroupRelative = false, bool ReadsLogProbs = false, double? PositiveGroupsCarrySignal = null);

@@ -91,6 +91,15 @@ public sealed record RlOptions
     /// </summary>
     public bool SkipZeroAdvantageGroups { get; init; }
     /// <summary>
+    /// OREAL (<c>rl.oreal_token_weights</c>): train a token-level outcome reward model each iteration on the rollouts' outcomes
+    /// and multiply each token's policy-loss term by its weight (<see cref="OrealTokenModel"/>); on in the <c>oreal</c> preset.
+    /// </summary>
+    public bool OrealTokenWeights { get; init; }
+    /// <summary>AdamW learning rate of OREAL's token-level reward head (<c>rl.oreal_token_rm_learning_rate</c>).</summary>
+    public double OrealTokenRmLearningRate { get; init; } = 0.005;
+    /// <summary>Full-batch steps of OREAL's token-level reward head per iteration (<c>rl.oreal_token_rm_steps</c>).</summary>
+    public int OrealTokenRmSteps { get; init; } = 8;
+    /// <summary>
     /// DAPO's dynamic sampling (Yu et al. 2025), for the group estimators: when a batch of prompts leaves fewer than
     /// <see cref="PromptsPerIteration"/> groups whose rewards differ, draw the next prompts and generate again, keeping
     /// only such groups, until the batch is full or <see cref="MaxSamplingRounds"/> rounds were drawn. Metrics
@@ -299,12 +308,13 @@ public sealed record RlOptions
     /// OREAL (Lyu et al. 2025, arXiv:2502.06781): binary outcome rewards; positives behaviour-cloned with weight 1, negatives
     /// with their leave-one-out reward × 0.5 (<see cref="Algorithms.AdvantageEstimators.Oreal"/>), on-policy (one epoch, no
     /// ratio clipping), KL to the reference in the loss with β = 0.01 (k3), the loss averaged over every token of the batch.
-    /// The paper samples 16 per prompt; 8 here for CPU budgets. The token-level RM weights
-    /// (<see cref="Algorithms.OrealTokenWeights"/>) are not applied by the RL trainer yet.
+    /// The paper samples 16 per prompt; 8 here for CPU budgets. Each token's loss term is weighted by the token-level outcome
+    /// reward model's weight (<see cref="OrealTokenModel"/>, <see cref="Algorithms.OrealTokenWeights"/>); <c>oreal_token_weights: false</c> turns it off.
     /// </summary>
     public static RlOptions Oreal() => new()
     {
         Algorithm = "oreal", SamplesPerPrompt = 8, Beta = 0.01, KlEstimator = "k3", Aggregation = LossAggregation.TokenMean,
+        OrealTokenWeights = true,
     };
 
     /// <summary>
@@ -402,6 +412,11 @@ public sealed record RlOptions
         if (!(PtxCoefficient >= 0) || double.IsInfinity(PtxCoefficient)) throw new ArgumentException($"rl.ptx_coefficient must be a finite number ≥ 0, got {PtxCoefficient}");
         if (PtxCoefficient > 0 && string.IsNullOrWhiteSpace(PtxData)) throw new ArgumentException("rl.ptx_coefficient > 0 needs rl.ptx_data (an SFT JSONL of prompt/completion rows)");
         Positive(PtxBatchSize, "ptx_batch_size");
+        if (OrealTokenWeights && !ReferenceEquals(spec.Estimator, AdvantageEstimators.Registry.Get("oreal")))
+            throw new ArgumentException($"rl.oreal_token_weights weights OREAL's positives and negatives; it needs rl.algorithm: oreal, got {Algorithm}");
+        if (OrealTokenWeights && spec.PolicyLoss.RowsPerUnit != 1) throw new ArgumentException("rl.oreal_token_weights needs a token-level policy loss");
+        if (!(OrealTokenRmLearningRate > 0) || double.IsInfinity(OrealTokenRmLearningRate)) throw new ArgumentException($"rl.oreal_token_rm_learning_rate must be a positive finite number, got {OrealTokenRmLearningRate}");
+        Positive(OrealTokenRmSteps, "oreal_token_rm_steps");
         if (!Enum.IsDefined(Filter)) throw new ArgumentException($"rl.filter must be none, best_worst or best_random, got {Filter}");
         if (!(FilterBestFraction > 0 && FilterBestFraction <= 1)) throw new ArgumentException($"rl.filter_best_fraction must be in (0, 1], got {FilterBestFraction}");
         if (!(FilterWorstFraction >= 0 && FilterWorstFraction <= 1)) throw new ArgumentException($"rl.filter_worst_fraction must be in [0, 1], got {FilterWorstFraction}");

@@ -95,10 +95,12 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         new ToprOfflineTrainer(policy, tokenizer, _o) { Log = Log, Task = Task, EvalProblems = EvalProblems }.Run(data, outDir, cancel);
 
     /// <summary>The rows the policy loss sees: with <paramref name="skipZeroGroups"/> only those of groups whose rewards differ,
-    /// with <paramref name="maskTruncated"/> only those that did not stop at the token limit.</summary>
-    internal static long[] TrainRows(IReadOnlyList<double> rewards, int g, IReadOnlyList<StopReason> stops, bool skipZeroGroups, bool maskTruncated)
+    /// with <paramref name="maskTruncated"/> only those that did not stop at the token limit. A group whose rewards are all
+    /// equal and ≥ <paramref name="positiveSignal"/> counts as carrying signal (OREAL's all-correct groups).</summary>
+    internal static long[] TrainRows(IReadOnlyList<double> rewards, int g, IReadOnlyList<StopReason> stops, bool skipZeroGroups, bool maskTruncated,
+        double? positiveSignal = null)
     {
-        IEnumerable<long> rows = skipZeroGroups ? RowsOfGroupsWithSignal(rewards, g) : Enumerable.Range(0, rewards.Count).Select(i => (long)i);
+        IEnumerable<long> rows = skipZeroGroups ? RowsOfGroupsWithSignal(rewards, g, positiveSignal) : Enumerable.Range(0, rewards.Count).Select(i => (long)i);
         return (maskTruncated ? rows.Where(i => stops[(int)i] != StopReason.MaxTokens) : rows).ToArray();
     }
 
@@ -109,10 +111,30 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         return groups.Count == 0 ? double.NaN : groups.Count(gr => gr.Select(x => x.r).Distinct().Count() == 1) / (double)groups.Count;
     }
 
-    /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal.</summary>
-    internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g) =>
-        Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1)
+    /// <summary>Rows of the groups (G consecutive rows) whose rewards are not all equal, or (with <paramref name="positiveSignal"/>)
+    /// are all at least that value.</summary>
+    internal static long[] RowsOfGroupsWithSignal(IReadOnlyList<double> rewards, int g, double? positiveSignal = null) =>
+        Enumerable.Range(0, rewards.Count / g).Where(k => rewards.Skip(k * g).Take(g).Distinct().Count() > 1
+                || (positiveSignal is { } p && rewards.Skip(k * g).Take(g).All(r => r >= p)))
             .SelectMany(k => Enumerable.Range(k * g, g)).Select(x => (long)x).ToArray();
+
+    /// <summary>R² of reward vs. outcome over all rows (<c>PREFIX</c>all) and over the rows each PF-PPO filter keeps
+    /// (best, best_worst, best_random) of groups of <paramref name="g"/> consecutive rows.</summary>
+    internal static Dictionary<string, double> FilterR2(IReadOnlyList<double> rewards, IReadOnlyList<double> outcome, int g, RlOptions o, int seed, string prefix)
+    {
+        double R2(PolicyFilter f, double best, double worst)
+        {
+            var rows = PolicyFiltration.Select(rewards, g, f, best, worst, new Random(seed));
+            return PolicyFiltration.RSquared(rows.Select(i => rewards[i]).ToList(), rows.Select(i => outcome[i]).ToList());
+        }
+        return new()
+        {
+            [prefix + "all"] = PolicyFiltration.RSquared(rewards, outcome),
+            [prefix + "best"] = R2(PolicyFilter.BestWorst, o.FilterBestFraction, 0),
+            [prefix + "best_worst"] = R2(PolicyFilter.BestWorst, o.FilterBestFraction, o.FilterWorstFraction),
+            [prefix + "best_random"] = R2(PolicyFilter.BestRandom, o.FilterBestFraction, o.FilterWorstFraction),
+        };
+    }
 
     /// <summary>One run's state (reference, critic, optimizers, controllers, data position) and its phases.</summary>
     sealed class Session : IIterationTrainer, IDisposable
@@ -129,6 +151,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         readonly bool _criticOnBase;            // LoRA: the value head sits on the policy's base with the adapters off
         CausalLM? _maskPolicy;                  // NLPO: the delayed copy whose top-p set masks the action space
         readonly PtxSource? _ptx;
+        readonly OrealTokenModel? _tokenRm;     // OREAL: the token-level outcome reward head whose weights scale each token's term
         readonly optim.Optimizer _opt;
         readonly optim.Optimizer? _criticOpt;
         readonly IRolloutEngine _engine;
@@ -183,6 +206,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 _engine = new ActionMaskEngine(Policy, () => _maskPolicy!, Tokenizer, _o.ActionMaskTopP);
             }
             if (_o.PtxCoefficient > 0) _ptx = new PtxSource(_o.PtxData!, Tokenizer, _o.PtxBatchSize, _o.Seed);
+            if (_o.OrealTokenWeights) _tokenRm = new OrealTokenModel(Policy.Config.HiddenSize, _o.OrealTokenRmLearningRate, _o.OrealTokenRmSteps);
             bool tokenLevel = _spec.PolicyLoss.RowsPerUnit == 1 && !_spec.PolicyLoss.OffPolicy;
             if (t.Tis == true && !tokenLevel)
                 throw new ArgumentException($"rollout.tis weights token advantages; the policy loss of '{_o.Algorithm}' reads sequence advantages (set tis: false)");
@@ -258,6 +282,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             MemLog("reference");
             batch.Timing["reference"] = Lap(phase);
             EstimateAdvantages(batch);
+            WeightTokens(batch);
             batch.Timing["advantage"] = Lap(phase);
             var m = UpdateActor(batch, it, out double trainTokens, out int trainedRows);
             MemLog("update_actor");
@@ -509,7 +534,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         void KeepGroups(RlBatch b, List<RlPrompt> round, IReadOnlyList<Rollout> ro, double[] total, bool dynamic)
         {
             int g = _o.SamplesPerPrompt;
-            var signal = g > 1 ? RowsOfGroupsWithSignal(total, g).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
+            var signal = g > 1 ? RowsOfGroupsWithSignal(total, g, _spec.Estimator.PositiveGroupsCarrySignal).Where(x => x % g == 0).Select(x => (int)(x / g)).ToHashSet() : [];
             bool lastChance = dynamic && b.Prompts.Count == 0 && b.Rounds >= _o.MaxSamplingRounds;
             for (int k = 0; k < round.Count && b.Prompts.Count < _o.PromptsPerIteration; k++)
             {
@@ -539,15 +564,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             {
                 var ctx = RlPrompt.Contexts(b.Prompts, b.Rollouts);
                 outcome = ctx.Select(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct ? 1.0 : 0.0).ToArray();
-                double R2(PolicyFilter f, double best, double worst)
-                {
-                    var rows = PolicyFiltration.Select(b.Rewards, g, f, best, worst, new Random(unchecked(_o.Seed * 31 + it) & int.MaxValue));
-                    return PolicyFiltration.RSquared(rows.Select(i => b.Rewards[i]).ToList(), rows.Select(i => outcome[i]).ToList());
-                }
-                b.Extra["pf/r2_all"] = PolicyFiltration.RSquared(b.Rewards, outcome);
-                b.Extra["pf/r2_best"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, 0);
-                b.Extra["pf/r2_best_worst"] = R2(PolicyFilter.BestWorst, _o.FilterBestFraction, _o.FilterWorstFraction);
-                b.Extra["pf/r2_best_random"] = R2(PolicyFilter.BestRandom, _o.FilterBestFraction, _o.FilterWorstFraction);
+                foreach (var (key, value) in FilterR2(b.Rewards, outcome, g, _o, unchecked(_o.Seed * 31 + it) & int.MaxValue, "pf/r2_"))
+                    b.Extra[key] = value;
             }
             if (_o.Filter == PolicyFilter.None) return;
             var kept = PolicyFiltration.Select(b.Rewards, g, _o.Filter, _o.FilterBestFraction, _o.FilterWorstFraction,
@@ -558,6 +576,28 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             b.Rollouts.Clear(); b.Rollouts.AddRange(rollouts);
             b.Rewards.Clear(); b.Rewards.AddRange(rewards);
             b.Extra["pf/kept_fraction"] = kept.Length / (double)generated;
+        }
+
+        /// <summary>
+        /// PF-PPO's filter choice on held-out rollouts: G samples of each of the first <c>eval_problems</c> held-out problems (never
+        /// trained on), scored by the run's rewards and the verifier; the R² of reward vs. outcome on what each filter would keep
+        /// (<c>pf/heldout_r2_all</c>, <c>_best</c>, <c>_best_worst</c>, <c>_best_random</c>). Logged on evaluation rows.
+        /// </summary>
+        Dictionary<string, double> HeldOutFilterR2(IVerifiableTask task, IReadOnlyList<Problem> problems, int it)
+        {
+            int g = _o.SamplesPerPrompt;
+            var prompts = problems.Select(RlPrompt.From).ToList();
+            IReadOnlyList<Rollout> ro;
+            using (no_grad())
+                ro = _evalEngine.Generate(prompts.Select(p => p.Prompt).ToList(), new SamplingOptions
+                {
+                    SamplesPerPrompt = g, Temperature = _o.Temperature, TopP = _o.TopP, MaxNewTokens = _o.MaxNewTokens,
+                    Seed = (long)_o.Seed * 7_919 + 1_000_003L * (it + 1), MaxBatchSequences = 512,
+                });
+            var ctx = RlPrompt.Contexts(prompts, ro);
+            var rewards = RewardCombiner.ScoreAsync(_t.Rewards, ctx, _cancel).AsTask().GetAwaiter().GetResult().Total;
+            var outcome = ctx.Select(c => task.Verify(TaskReward.ToProblem(c), c.Completion).Correct ? 1.0 : 0.0).ToArray();
+            return FilterR2(rewards, outcome, g, _o, unchecked(_o.Seed * 37 + it) & int.MaxValue, "pf/heldout_r2_");
         }
 
         /// <summary>The kept rollouts as token tensors, with the engine's log-probs <c>(B, A)</c>; the old log-probs are the
@@ -638,6 +678,28 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             else if (g > 1) b.ZeroAdvantageGroups = AdvantageEstimators.ZeroAdvantageGroupFraction(tensor((b.Branched ? b.Rewards : b.AllRewards).ToArray()).to(ScalarType.Float32), g);
         }
 
+        /// <summary>
+        /// OREAL's token weights (arXiv:2502.06781 §2.4): the token-level outcome reward head takes its steps on this batch's
+        /// outcomes (reward ≥ 0.5 = correct, OREAL's threshold), then each token's advantage is multiplied by its weight ω⁺ (correct
+        /// rows) or ω⁻ (wrong rows). With the token-level loss −ω_t·A·log π, weighting the advantage is weighting the token's term.
+        /// </summary>
+        void WeightTokens(RlBatch b)
+        {
+            if (_tokenRm is null) return;
+            var hidden = Batched(b.Seq, m => OrealTokenModel.Hidden(Policy, m));                                  // (B, A, C)
+            var correct = tensor(b.Rewards.Select(r => r >= 0.5).ToArray());                                      // (B) bool
+            var (before, after) = _tokenRm.Train(hidden, b.Mask, correct.to_type(ScalarType.Float32));
+            var w = _tokenRm.Weights(hidden, b.Mask, correct);                                                     // (B, A)
+            b.Advantages = b.Advantages * w;
+            b.Extra["oreal/token_rm_loss_before"] = before;
+            b.Extra["oreal/token_rm_loss"] = after;
+            var pos = correct.to_type(ScalarType.Float32).unsqueeze(1) * b.Mask;                                    // (B, A)
+            var neg = b.Mask - pos;
+            double Mean(Tensor on) { double n = on.sum().item<float>(); return n > 0 ? (w * on).sum().item<float>() / n : double.NaN; }
+            b.Extra["oreal/token_weight_positive"] = Mean(pos);
+            b.Extra["oreal/token_weight_negative"] = Mean(neg);
+        }
+
         /// <summary>With rl.group_by, each row's group index <c>(B)</c> (rows whose prompts share the column's value); else null.</summary>
         Tensor? GroupIds(RlBatch b) => _o.GroupBy is null ? null : tensor(AdvantageEstimators.DenseGroupIds(IdsOf(b)).Indices);
 
@@ -657,7 +719,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             {
                 // Keep the rows of groups whose rewards differ (the others have zero advantage) and/or the rows that
                 // ended before the token limit; the advantages were computed over every row.
-                var keep = TrainRows(b.Rewards, g, b.Rollouts.Select(r => r.Stop).ToList(), skipZero, _o.MaskTruncatedCompletions);
+                var keep = TrainRows(b.Rewards, g, b.Rollouts.Select(r => r.Stop).ToList(), skipZero, _o.MaskTruncatedCompletions,
+                    _spec.Estimator.PositiveGroupsCarrySignal);
                 trainedRows = keep.Length;
                 if (keep.Length > 0)
                 {
@@ -776,6 +839,9 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 phase.Restart();
                 Eval = Evaluator.Run(_evalEngine, task, _t.EvalProblems.Take(_o.EvalProblems).ToList(), maxNewTokens: _o.MaxNewTokens);
                 row["eval_accuracy"] = Eval.Accuracy;
+                if ((_o.Filter != PolicyFilter.None || _spec.Name == "pf_ppo") && _o.SamplesPerPrompt > 1 && b.Trajectories is null)
+                    foreach (var (key, value) in HeldOutFilterR2(task, _t.EvalProblems.Take(_o.EvalProblems).ToList(), it))
+                        row[key] = double.IsNaN(value) ? null : value;
                 b.Timing["eval"] = Lap(phase);
                 row["timing/eval"] = Math.Round(b.Timing["eval"], 3);
             }
@@ -827,6 +893,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         {
             if (_reference is not null) HfCheckpoint.Save(Path.Combine(tmp, "reference"), _reference);
             if (_maskPolicy is not null) HfCheckpoint.Save(Path.Combine(tmp, "masking_policy"), _maskPolicy);
+            if (_tokenRm is not null) Safetensors.Save(Path.Combine(tmp, OrealTokenModel.FileName), _tokenRm.State());
             if (_criticOnBase)
             {
                 Safetensors.Save(Path.Combine(tmp, "critic_" + ScalarHead.FileName), _head!.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach()));
@@ -848,6 +915,8 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             _rewardStats = RunningMoments.FromJson(s["reward_moments"] as JsonObject);
             if (_reference is not null) HfCheckpoint.LoadWeightsInto(_reference, Path.Combine(latest, "reference"));
             if (_maskPolicy is not null) HfCheckpoint.LoadWeightsInto(_maskPolicy, Path.Combine(latest, "masking_policy"));
+            if (_tokenRm is not null && File.Exists(Path.Combine(latest, OrealTokenModel.FileName)))
+                _tokenRm.Load(Safetensors.Load(Path.Combine(latest, OrealTokenModel.FileName)));
             if (_ptx is not null && s["ptx_epoch"] is { } pe && s["ptx_position"] is { } pp) _ptx.Restore(_o.Seed, pe.GetValue<int>(), pp.GetValue<int>());
             if (_criticOnBase)
             {
@@ -891,10 +960,11 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         public void Dispose()
         {
             if (_prefetch is { } running) AwaitTask(running);   // never free what a worker may still read
-            _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
+            _reference?.Dispose(); _critic?.Dispose(); _maskPolicy?.Dispose(); _head?.Dispose(); _tokenRm?.Dispose(); _opt.Dispose(); _criticOpt?.Dispose();
         }
 
         // ---------------------------------------------------------------- helpers
+
 
         static double Lap(Stopwatch phase) { double s = phase.Elapsed.TotalSeconds; phase.Restart(); return s; }
 
