@@ -20,7 +20,7 @@ public static class JudgeClient
             .GetChatClient(spec.Model).AsIChatClient();
         return new ChatJudge(client, new ChatJudgeOptions
         {
-            SwapOrder = spec.SwapOrder, SelfReference = spec.SelfReference, Principle = spec.Principle ?? JudgeProtocol.DefaultPrinciple,
+            SwapOrder = spec.SwapOrder, SelfReference = spec.SelfReference, Critique = spec.Critique, Principle = spec.Principle ?? JudgeProtocol.DefaultPrinciple,
             Chat = new ChatOptions { Temperature = 0, MaxOutputTokens = spec.MaxTokens },
         }, name: "judge");
     }
