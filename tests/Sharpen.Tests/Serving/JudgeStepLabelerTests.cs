@@ -81,7 +81,7 @@ public class JudgeStepLabelerTests
     }
 
     /// <summary>A judge that checks arithmetic: per-step verifications, sign lists, first errors and reference matches.</summary>
-    static string Arithmetician(string prompt)
+    internal static string Arithmetician(string prompt)
     {
         if (prompt.StartsWith("You are verifying one step", StringComparison.Ordinal))
         {
