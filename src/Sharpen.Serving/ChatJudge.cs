@@ -13,6 +13,11 @@ public sealed record ChatJudgeOptions
     /// <summary>SRAIF's self-reference: the judge first answers the instruction itself (once per instruction, cached) and
     /// judges with its own answer as the reference. Default false.</summary>
     public bool SelfReference { get; init; }
+    /// <summary>SRAIF's critique step: for each order the judge first criticises both answers (against the reference when
+    /// there is one: the self-reference or a gold answer), then gives its verdict from that critique
+    /// (<see cref="JudgeProtocol.CritiquePrompt"/>, <see cref="JudgeProtocol.CritiquedPairwisePrompt"/>): two requests per
+    /// order instead of one. Default false.</summary>
+    public bool Critique { get; init; }
     /// <summary>The principle the judge applies (SRAIF's "general principle").</summary>
     public string Principle { get; init; } = JudgeProtocol.DefaultPrinciple;
     /// <summary>Pointwise scale, lowest score.</summary>
@@ -21,6 +26,10 @@ public sealed record ChatJudgeOptions
     public int ScoreMax { get; init; } = 10;
     /// <summary>Sampling of the judge's replies (default temperature 0, at most 256 tokens).</summary>
     public ChatOptions Chat { get; init; } = new() { Temperature = 0, MaxOutputTokens = 256 };
+
+    /// <summary>SRAIF's pipeline (arXiv:2406.11190): self-reference answer, critique against it, verdict from the critique,
+    /// both answer orders (self-consistency), under <see cref="JudgeProtocol.DefaultPrinciple"/>.</summary>
+    public static ChatJudgeOptions Sraif() => new() { SelfReference = true, Critique = true, SwapOrder = true };
 }
 
 /// <summary>
@@ -79,19 +88,28 @@ public sealed class ChatJudge : IRewardFunction
     public async Task<double?> PreferAsync(string instruction, string first, string second, string? reference = null, CancellationToken ct = default)
     {
         var r = await ReferenceAsync(instruction, reference, ct).ConfigureAwait(false);
-        var ab = AskAsync(JudgeProtocol.PairwisePrompt(instruction, first, second, r, Options.Principle), ct);
+        var ab = VerdictReplyAsync(instruction, first, second, r, ct);
         if (!Options.SwapOrder)
         {
             var v = JudgeProtocol.Single(JudgeProtocol.ParsePairwise(await ab.ConfigureAwait(false)));
             if (v is null) Interlocked.Increment(ref _failures);
             return v;
         }
-        var ba = AskAsync(JudgeProtocol.PairwisePrompt(instruction, second, first, r, Options.Principle), ct);
+        var ba = VerdictReplyAsync(instruction, second, first, r, ct);
         var (v1, v2) = (JudgeProtocol.ParsePairwise(await ab.ConfigureAwait(false)), JudgeProtocol.ParsePairwise(await ba.ConfigureAwait(false)));
         var p = JudgeProtocol.CombineSwapped(v1, v2);
         if (p is null) Interlocked.Increment(ref _failures);
         else if (p == 0.5 && v1 != PairVerdict.Tie && v2 != PairVerdict.Tie) Interlocked.Increment(ref _inconsistent);
         return p;
+    }
+
+    /// <summary>The verdict reply for one order: straight from the pairwise prompt, or with <see cref="ChatJudgeOptions.Critique"/>
+    /// from the critique the judge wrote first (SRAIF).</summary>
+    async Task<string> VerdictReplyAsync(string instruction, string shownFirst, string shownSecond, string? reference, CancellationToken ct)
+    {
+        if (!Options.Critique) return await AskAsync(JudgeProtocol.PairwisePrompt(instruction, shownFirst, shownSecond, reference, Options.Principle), ct).ConfigureAwait(false);
+        var critique = await AskAsync(JudgeProtocol.CritiquePrompt(instruction, shownFirst, shownSecond, reference), ct).ConfigureAwait(false);
+        return await AskAsync(JudgeProtocol.CritiquedPairwisePrompt(instruction, shownFirst, shownSecond, critique, Options.Principle), ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -122,5 +140,34 @@ public sealed class ChatJudge : IRewardFunction
         var labels = JudgeProtocol.ParseStepLabels(reply, steps.Count);
         if (labels is null) Interlocked.Increment(ref _failures);
         return labels;
+    }
+
+    /// <summary>GenPRM's generative verification of step <paramref name="index"/>: (correct?, the judge's rationale); correct
+    /// is null when the reply did not parse (counted in <see cref="Failures"/>).</summary>
+    public async Task<(bool? Correct, string Rationale)> VerifyStepAsync(string instruction, IReadOnlyList<string> steps, int index, string? reference = null, CancellationToken ct = default)
+    {
+        var reply = await AskAsync(JudgeProtocol.StepVerifyPrompt(instruction, steps, index, reference), ct).ConfigureAwait(false);
+        var v = JudgeProtocol.ParseStepJudgement(reply);
+        if (v is null) Interlocked.Increment(ref _failures);
+        return (v, reply);
+    }
+
+    /// <summary>Step labels from the first-error prompt (<see cref="JudgeProtocol.FirstErrorPrompt"/>); null when the reply did not parse.</summary>
+    public async Task<bool[]?> FirstErrorLabelsAsync(string instruction, IReadOnlyList<string> steps, string? reference = null, CancellationToken ct = default)
+    {
+        var reply = await AskAsync(JudgeProtocol.FirstErrorPrompt(instruction, steps, reference), ct).ConfigureAwait(false);
+        var labels = JudgeProtocol.ParseFirstError(reply, steps.Count);
+        if (labels is null) Interlocked.Increment(ref _failures);
+        return labels;
+    }
+
+    /// <summary>AURORA's reverse verification: whether the solution's final answer agrees with <paramref name="reference"/>;
+    /// null when the reply did not parse.</summary>
+    public async Task<bool?> MatchesReferenceAsync(string instruction, IReadOnlyList<string> steps, string reference, CancellationToken ct = default)
+    {
+        var reply = await AskAsync(JudgeProtocol.ReverseVerifyPrompt(instruction, steps, reference), ct).ConfigureAwait(false);
+        var v = JudgeProtocol.ParseMatchesReference(reply);
+        if (v is null) Interlocked.Increment(ref _failures);
+        return v;
     }
 }

@@ -75,6 +75,6 @@ public static class DataCommand
             }
         });
 
-        return new Command("data", "Make and inspect datasets") { make, LabelStepsCommand.Create(), OpaDpoCommand.Create() };
+        return new Command("data", "Make and inspect datasets") { make, LabelStepsCommand.Create(), OpaDpoCommand.Create(), UpoCertaintyCommand.Create(), JudgeStepsCommand.Create() };
     }
 }

@@ -18,6 +18,9 @@ public sealed record JudgeSpec
     public bool SwapOrder { get; init; } = true;
     /// <summary>SRAIF's self-reference: the judge answers each prompt first and judges against its own answer.</summary>
     public bool SelfReference { get; init; }
+    /// <summary>SRAIF's critique step: the judge criticises both answers (against the reference) before each verdict and
+    /// decides from its critique; with <see cref="SelfReference"/> this is SRAIF's whole pipeline.</summary>
+    public bool Critique { get; init; }
     /// <summary>The principle the judge applies (null: <see cref="Rewards.JudgeProtocol.DefaultPrinciple"/>).</summary>
     public string? Principle { get; init; }
     /// <summary>Most tokens of a judge's reply.</summary>

@@ -277,9 +277,9 @@ public sealed record Recipe
             }
             else if (recipe.Task is null)
             {
-                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && string.IsNullOrEmpty(r.Prm) && r.SelfLikelihood is null))
+                if (recipe.Data.Train is null || recipe.Rewards is not { Count: > 0 } || recipe.Rewards.Any(r => string.IsNullOrEmpty(r.Model) && string.IsNullOrEmpty(r.Url) && string.IsNullOrEmpty(r.Prm) && r.SelfLikelihood is null && r.Flr is null))
                     throw new RecipeException($"{source}: an rl recipe needs a 'task' (its verifier is the reward), or, without one, 'data.train' " +
-                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'prm' (a PRM or implicit-PRM folder), a 'url' (a reward server) or 'self_likelihood'");
+                        "(prompts) and 'rewards' whose every entry is a 'model' (a reward-model folder), a 'prm' (a PRM or implicit-PRM folder), a 'url' (a reward server), 'self_likelihood' or 'flr'");
             }
         }
         if (recipe.Kind is "online_dpo" or "dno" or "spin")
@@ -561,6 +561,13 @@ public sealed record RewardSection
     /// are <c>reward/self_likelihood</c>.
     /// </summary>
     public SelfLikelihoodSection? SelfLikelihood { get; init; }
+    /// <summary>
+    /// Follow-up Likelihood as Reward (FLR, arXiv:2409.13948; rl recipes): mean log-likelihood of positive user follow-ups
+    /// minus that of negative ones after the completion (<see cref="Rewards.FollowUpLikelihoodReward"/>), scored by a frozen
+    /// copy of the starting policy or by <see cref="FlrSection.Model"/>. Give this alone (no name-as-verifier, model or url);
+    /// its metrics are <c>reward/flr</c> (or <c>reward/NAME</c>).
+    /// </summary>
+    public FlrSection? Flr { get; init; }
     /// <summary>Largest |score| accepted without <see cref="Clip"/>; a larger one (or ±Infinity) stops the run with an error naming the reward.</summary>
     public double MaxAbs { get; init; } = Rewards.RewardCombiner.DefaultMaxAbs;
     /// <summary>
@@ -573,6 +580,20 @@ public sealed record RewardSection
     /// <summary>With <see cref="Prm"/>: <c>min</c>, <c>last</c>, <c>mean</c>, <c>product</c> or <c>sum</c> of the step scores
     /// (default <c>min</c> for a PRM, <c>sum</c> for an implicit PRM, whose step rewards add up to its outcome reward).</summary>
     public string? Aggregate { get; init; }
+}
+
+/// <summary>The <c>flr</c> entry of a reward (Follow-up Likelihood as Reward).</summary>
+public sealed record FlrSection
+{
+    /// <summary>A causal-LM checkpoint folder (Hugging Face layout with its tokenizer) that scores the follow-ups; null: a
+    /// frozen copy of the policy's starting weights with the policy's tokenizer.</summary>
+    public string? Model { get; init; }
+    /// <summary>Positive follow-ups F+ (null: <see cref="Rewards.FollowUpLikelihoodReward.DefaultPositive"/>).</summary>
+    public List<string>? Positive { get; init; }
+    /// <summary>Negative follow-ups F− (null: <see cref="Rewards.FollowUpLikelihoodReward.DefaultNegative"/>).</summary>
+    public List<string>? Negative { get; init; }
+    /// <summary>Text between the completion and the follow-up: the user's next turn begins.</summary>
+    public string UserTurn { get; init; } = "\nUser: ";
 }
 
 /// <summary>The <c>self_likelihood</c> entry of a reward.</summary>

@@ -170,6 +170,36 @@ public static class RlPipeline
         return p with { Fields = new Dictionary<string, string>(p.Fields) { [DatasetReset.ResponseField] = e.Completion } };
     }
 
+    /// <summary>An <c>flr</c> entry as a <see cref="FollowUpLikelihoodReward"/>; errors name <c>rewards[i].flr.KEY</c>.</summary>
+    static FollowUpLikelihoodReward BuildFlr(FlrSection flr, RewardSection r, int i, bool hasName, bool hasModel, bool hasUrl, CausalLM? policy, ITokenizer? tokenizer)
+    {
+        var key = $"recipe: 'rewards[{i}]'";
+        if (hasModel || hasUrl || r.SelfLikelihood is not null || !string.IsNullOrEmpty(r.Prm))
+            throw new RecipeException($"{key} gives 'flr' with 'model', 'url', 'prm' or 'self_likelihood'; a reward is one of them (the scoring model of FLR is 'flr.model')");
+        if (!double.IsFinite(r.Weight)) throw new RecipeException($"recipe: 'rewards[{i}].weight' must be a finite number, got {r.Weight}");
+        if (!(r.MaxAbs > 0) || !double.IsFinite(r.MaxAbs)) throw new RecipeException($"recipe: 'rewards[{i}].max_abs' must be a positive finite number, got {r.MaxAbs}");
+        ClipOf(r, i);
+        foreach (var (list, field) in new[] { (flr.Positive, "positive"), (flr.Negative, "negative") })
+        {
+            if (list is null) continue;
+            if (list.Count == 0) throw new RecipeException($"recipe: 'rewards[{i}].flr.{field}' is empty; give at least one follow-up or leave it out for the defaults");
+            for (int j = 0; j < list.Count; j++)
+                if (string.IsNullOrEmpty(list[j])) throw new RecipeException($"recipe: 'rewards[{i}].flr.{field}[{j}]' is empty; a follow-up needs text");
+        }
+        var name = hasName ? r.Name : "flr";
+        if (flr.Model is { } folder)
+        {
+            LoadedModel loaded;
+            try { loaded = HfCheckpoint.Load(folder, requireTokenizer: true); }
+            catch (CheckpointException e) { throw new RecipeException($"recipe: 'rewards[{i}].flr.model': {e.Message}"); }
+            foreach (var p in loaded.Model.parameters()) p.requires_grad = false;
+            return new FollowUpLikelihoodReward(loaded.Model, loaded.Tokenizer!, flr.Positive, flr.Negative, flr.UserTurn, ownsModel: true, name: name);
+        }
+        if (policy is null || tokenizer is null)
+            throw new RecipeException($"{key}: 'flr' without 'flr.model' works in rl recipes only (it scores with the policy's starting weights)");
+        return new FollowUpLikelihoodReward(policy.Copy(trainable: false), tokenizer, flr.Positive, flr.Negative, flr.UserTurn, ownsModel: true, name: name);
+    }
+
     /// <summary>
     /// The recipe's <c>rewards</c> entries as reward functions (default: the task's verifier). Each entry is the task's
     /// verifier (<c>name</c> alone), a reward-model folder (<c>model</c>, loaded as a <see cref="ModelReward"/>) or a reward
@@ -203,6 +233,17 @@ public static class RlPipeline
                         throw new RecipeException($"{key} is named '{self.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
                     }
                     rewards.Add(new WeightedReward(self, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
+                    continue;
+                }
+                if (r.Flr is { } flr)
+                {
+                    var reward = BuildFlr(flr, r, i, hasName, hasModel, hasUrl, policy, tokenizer);
+                    if (rewards.Any(w => w.Function.Name == reward.Name))
+                    {
+                        reward.Dispose();
+                        throw new RecipeException($"{key} is named '{reward.Name}' like an earlier reward; names label the metrics (reward/NAME) and must differ (set 'name')");
+                    }
+                    rewards.Add(new WeightedReward(reward, r.Weight) { Clip = ClipOf(r, i), MaxAbs = r.MaxAbs });
                     continue;
                 }
                 if (!string.IsNullOrEmpty(r.Prm))

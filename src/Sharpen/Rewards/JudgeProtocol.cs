@@ -78,6 +78,128 @@ public static class JudgeProtocol
         return b.ToString();
     }
 
+    /// <summary>
+    /// SRAIF's critique step (Bao et al. 2024, "Aligning Large Language Models from Self-Reference AI Feedback with one
+    /// General Principle", arXiv:2406.11190): before any verdict the judge criticises answers A and B, each against the
+    /// <paramref name="reference"/> (its own answer to the instruction, or a gold one). The reply is free text; it becomes
+    /// the critique part of <see cref="CritiquedPairwisePrompt"/>.
+    /// </summary>
+    public static string CritiquePrompt(string instruction, string first, string second, string? reference = null)
+    {
+        var b = new StringBuilder();
+        b.Append("You are criticising two answers to an instruction.\n\nInstruction:\n").Append(instruction).Append("\n\n");
+        if (reference is not null) b.Append("Your own answer (use it as the reference):\n").Append(reference).Append("\n\n");
+        b.Append("Answer A:\n").Append(first).Append("\n\nAnswer B:\n").Append(second).Append("\n\n");
+        b.Append(reference is null
+            ? "Write a short critique of each answer: what it gets right, what is wrong or missing. Do not pick a winner yet."
+            : "Compare each answer with the reference and write a short critique of each: what it gets right, what is wrong or missing. Do not pick a winner yet.");
+        return b.ToString();
+    }
+
+    /// <summary>SRAIF's last step: which answer fits <paramref name="principle"/> better, judged from the
+    /// <paramref name="critique"/> the judge wrote (<see cref="CritiquePrompt"/>); the reply ends with a verdict line as in
+    /// <see cref="PairwisePrompt"/>.</summary>
+    public static string CritiquedPairwisePrompt(string instruction, string first, string second, string critique, string principle = DefaultPrinciple)
+    {
+        var b = new StringBuilder();
+        b.Append("You are judging two answers to an instruction.\n\nInstruction:\n").Append(instruction).Append("\n\n");
+        b.Append("Answer A:\n").Append(first).Append("\n\nAnswer B:\n").Append(second).Append("\n\n");
+        b.Append("Critique of both answers:\n").Append(critique).Append("\n\n");
+        b.Append(principle).Append(" Decide from the critique, then end with one line \"Verdict: A\", \"Verdict: B\" or \"Verdict: tie\".");
+        return b.ToString();
+    }
+
+    /// <summary>
+    /// GenPRM's generative step verification (Zhao et al. 2025, arXiv:2504.00891): the judge sees the problem, the earlier
+    /// steps and step <paramref name="index"/> (0-based), reasons about that one step (it may recompute it) and ends with
+    /// <c>Judgement: correct</c> or <c>Judgement: wrong</c> (<see cref="ParseStepJudgement"/>). Its reasoning is the
+    /// step's rationale.
+    /// </summary>
+    public static string StepVerifyPrompt(string instruction, IReadOnlyList<string> steps, int index, string? reference = null)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, steps.Count);
+        var b = new StringBuilder();
+        b.Append("You are verifying one step of a step-by-step solution.\n\nProblem:\n").Append(instruction).Append("\n\n");
+        if (reference is not null) b.Append("Reference answer:\n").Append(reference).Append("\n\n");
+        if (index > 0)
+        {
+            b.Append("Earlier steps:\n");
+            for (int i = 0; i < index; i++) b.Append(CultureInfo.InvariantCulture, $"Step {i + 1}: ").Append(steps[i]).Append('\n');
+            b.Append('\n');
+        }
+        b.Append(CultureInfo.InvariantCulture, $"Step to verify (step {index + 1}):\n").Append(steps[index]).Append("\n\n");
+        b.Append("Check this step (recompute what it computes), then end with one line \"Judgement: correct\" or \"Judgement: wrong\".");
+        return b.ToString();
+    }
+
+    /// <summary>The first-error prompt (one of AURORA's ensemble of prompts, and ProcessBench's question): the index of the
+    /// earliest wrong step, <c>Error step: k</c> (1-based) or <c>Error step: none</c> (<see cref="ParseFirstError"/>).</summary>
+    public static string FirstErrorPrompt(string instruction, IReadOnlyList<string> steps, string? reference = null)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        var b = new StringBuilder();
+        b.Append("You are looking for the first mistake in a step-by-step solution.\n\nProblem:\n").Append(instruction).Append("\n\n");
+        if (reference is not null) b.Append("Reference answer:\n").Append(reference).Append("\n\n");
+        for (int i = 0; i < steps.Count; i++) b.Append(CultureInfo.InvariantCulture, $"Step {i + 1}: ").Append(steps[i]).Append('\n');
+        b.Append(CultureInfo.InvariantCulture, $"\nFind the earliest wrong step. End with one line \"Error step: k\" with k from 1 to {steps.Count}, or \"Error step: none\" when every step is correct.");
+        return b.ToString();
+    }
+
+    /// <summary>AURORA's reverse verification: does the solution's final answer agree with the <paramref name="reference"/>
+    /// answer? The reply ends with <c>Matches reference: yes</c> or <c>no</c> (<see cref="ParseMatchesReference"/>).</summary>
+    public static string ReverseVerifyPrompt(string instruction, IReadOnlyList<string> steps, string reference)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        ArgumentNullException.ThrowIfNull(reference);
+        var b = new StringBuilder();
+        b.Append("You are checking a solution's final answer against a reference answer.\n\nProblem:\n").Append(instruction).Append("\n\n");
+        b.Append("Reference answer:\n").Append(reference).Append("\n\nSolution:\n");
+        for (int i = 0; i < steps.Count; i++) b.Append(CultureInfo.InvariantCulture, $"Step {i + 1}: ").Append(steps[i]).Append('\n');
+        b.Append("\nDoes the solution's final answer agree with the reference answer? End with one line \"Matches reference: yes\" or \"Matches reference: no\".");
+        return b.ToString();
+    }
+
+    static readonly Regex JudgementLine = new(@"judgement\s*[:=]\s*\**\s*(correct|wrong|incorrect)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+    static readonly Regex ErrorStepLine = new(@"error\s+step\s*[:=]\s*\**\s*(none|\d+)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+    static readonly Regex MatchesLine = new(@"matches\s+reference\s*[:=]\s*\**\s*(yes|no)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+    /// <summary>The last <c>Judgement: correct|wrong</c> of a reply (true = correct); null when there is none.</summary>
+    public static bool? ParseStepJudgement(string? reply)
+    {
+        if (string.IsNullOrEmpty(reply)) return null;
+        var ms = JudgementLine.Matches(reply);
+        if (ms.Count == 0) return null;
+        return ms[^1].Groups[1].Value.Equals("correct", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// The last <c>Error step: k|none</c> of a reply as one bool per step: steps before k correct, step k and every later
+    /// one wrong (a solution stays wrong after its first error, as PRM labels are read); all correct for <c>none</c>. Null
+    /// when there is no such line or k lies outside 1..<paramref name="steps"/>.
+    /// </summary>
+    public static bool[]? ParseFirstError(string? reply, int steps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(steps);
+        if (string.IsNullOrEmpty(reply)) return null;
+        var ms = ErrorStepLine.Matches(reply);
+        if (ms.Count == 0) return null;
+        var v = ms[^1].Groups[1].Value;
+        if (v.Equals("none", StringComparison.OrdinalIgnoreCase)) return Enumerable.Repeat(true, steps).ToArray();
+        if (!int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int k) || k < 1 || k > steps) return null;
+        return [.. Enumerable.Range(0, steps).Select(i => i < k - 1)];
+    }
+
+    /// <summary>The last <c>Matches reference: yes|no</c> of a reply; null when there is none.</summary>
+    public static bool? ParseMatchesReference(string? reply)
+    {
+        if (string.IsNullOrEmpty(reply)) return null;
+        var ms = MatchesLine.Matches(reply);
+        if (ms.Count == 0) return null;
+        return ms[^1].Groups[1].Value.Equals("yes", StringComparison.OrdinalIgnoreCase);
+    }
+
     static readonly Regex VerdictLine = new(@"verdict\s*[:=]\s*\**\s*(?:answer\s+)?\[?\s*(A|B|tie)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
     static readonly Regex ScoreLine = new(@"score\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
     static readonly Regex StepsLine = new(@"steps\s*[:=]\s*([+\-−\s,]+)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Multiline);

@@ -18,26 +18,26 @@ namespace Sharpen.Tests.Serving;
 public class ChatJudgeTests
 {
     /// <summary>The last user message of an OpenAI chat request (content as a string or as text parts).</summary>
-    static string UserText(JsonObject body)
+    internal static string UserText(JsonObject body)
     {
         var content = body["messages"]!.AsArray()[^1]!["content"]!;
         return content is JsonArray parts ? string.Concat(parts.Select(p => p!["text"]?.GetValue<string>())) : content.GetValue<string>();
     }
 
-    static (int, string) Reply(string text) => (200, new JsonObject
+    internal static (int, string) Reply(string text) => (200, new JsonObject
     {
         ["id"] = "chatcmpl-1", ["object"] = "chat.completion", ["created"] = 0, ["model"] = "judge",
         ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text }, ["finish_reason"] = "stop" }),
         ["usage"] = new JsonObject { ["prompt_tokens"] = 1, ["completion_tokens"] = 1, ["total_tokens"] = 2 },
     }.ToJsonString());
 
-    static readonly Regex Answers = new(@"Answer A:\n(.*?)\n\nAnswer B:\n(.*?)\n\n", RegexOptions.Singleline);
+    internal static readonly Regex Answers = new(@"Answer A:\n(.*?)\n\nAnswer B:\n(.*?)\n\n", RegexOptions.Singleline);
 
     /// <summary>A server whose judge script maps the prompt text to the reply text.</summary>
-    static RewardServer Server(Func<string, string> script) => new("v1", (path, body, _) =>
+    internal static RewardServer Server(Func<string, string> script) => new("v1", (path, body, _) =>
         path == "/chat/completions" ? Reply(script(UserText(body))) : (404, "{}"));
 
-    static IChatClient Client(RewardServer s) =>
+    internal static IChatClient Client(RewardServer s) =>
         new OpenAIClient(new System.ClientModel.ApiKeyCredential("x"), new OpenAIClientOptions { Endpoint = new Uri(s.Url.TrimEnd('/')) })
             .GetChatClient("judge").AsIChatClient();
 

@@ -33,6 +33,12 @@ public sealed record PreferenceOptions : StepSchedule
     public double Gamma { get; init; } = 1.0;
     /// <summary>CPO's weight α of the chosen completion's NLL (cpo, cpo_simpo; TRL's <c>cpo_alpha</c>).</summary>
     public double Alpha { get; init; } = 1.0;
+    /// <summary>tpo only: TPO's Adaptive Step Reward (arXiv:2410.12854) — a response's reward is the weighted mean of its steps'
+    /// per-token log-ratios, each step weighted by 1 + the cosine similarity of its mean hidden state with the top-ranked
+    /// response's same step, instead of the summed log-ratio. Default false.</summary>
+    public bool AdaptiveStepReward { get; init; }
+    /// <summary>With <see cref="AdaptiveStepReward"/>: how completions are cut into steps (newline, countdown, delimiter:TEXT or regex:PATTERN).</summary>
+    public string StepSplitter { get; init; } = "newline";
 
     /// <summary>Whether the loss compares against a frozen reference policy (every loss but orpo, simpo, cpo and cpo_simpo).</summary>
     public bool NeedsReference => PreferenceLosses.Registry.Get(Loss).NeedsReference;
@@ -50,6 +56,9 @@ public sealed record PreferenceOptions : StepSchedule
             throw new ArgumentException($"preference.loss: unknown loss '{Loss}'. Known: {string.Join(", ", PreferenceLosses.Names)}.");
         Positive(Beta, "beta"); Rate(LabelSmoothing, "label_smoothing"); Rate(FlipRate, "flip_rate"); Positive(Tau, "tau");
         NonNegative(Lambda, "lambda"); NonNegative(Gamma, "gamma"); NonNegative(Alpha, "alpha");
+        if (AdaptiveStepReward && Loss != "tpo") throw new ArgumentException($"preference.adaptive_step_reward works with loss: tpo only (got '{Loss}')");
+        try { Sharpen.Data.StepSplitter.Parse(StepSplitter); }
+        catch (ArgumentException e) { throw new ArgumentException($"preference.step_splitter: {e.Message}", e); }
         ValidateSchedule("preference");
         return this;
     }
@@ -157,17 +166,29 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
     {
         long started = Stopwatch.GetTimestamp();
         Directory.CreateDirectory(outDir);
-        var lists = RankedLists.Group(pairs, tokenizer, CompletionTokens.EosId(tokenizer, policy.Config));
+        var splitter = _o.AdaptiveStepReward ? Sharpen.Data.StepSplitter.Parse(_o.StepSplitter) : null;
+        var lists = RankedLists.Group(pairs, tokenizer, CompletionTokens.EosId(tokenizer, policy.Config), splitter);
         _o = StepSchedule.Sized(_o, lists.Count);
         int padId = tokenizer.PadTokenId ?? 0;
-        float[][] reference;
+        float[][] reference = [];
+        float[][][] tokenReference = [];
         var (frozen, release) = policy.FrozenReference();
-        using (release) reference = RankedLists.SummedLogProbs(frozen, lists, padId);
+        using (release)
+        {
+            if (splitter is null) reference = RankedLists.SummedLogProbs(frozen, lists, padId);
+            else tokenReference = RankedLists.TokenLogProbs(frozen, lists, padId);
+        }
         Log?.Invoke($"reference log-probs: computed for {lists.Count} ranked lists ({lists.Sum(l => l.Completions.Length)} completions)");
 
         return Train(lists.Count,
-            batch => RankedLists.Loss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => reference[i]).ToList(), _o.Beta, padId),
-            summary => { summary["pairs"] = pairs.Count; summary["lists"] = lists.Count; }, outDir, resume, started, cancel);
+            batch => splitter is null
+                ? RankedLists.Loss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => reference[i]).ToList(), _o.Beta, padId)
+                : RankedLists.AdaptiveLoss(policy, batch.Select(i => lists[i]).ToList(), batch.Select(i => tokenReference[i]).ToList(), _o.Beta, padId),
+            summary =>
+            {
+                summary["pairs"] = pairs.Count; summary["lists"] = lists.Count;
+                if (splitter is not null) summary["completion_steps"] = lists.Sum(l => l.StepOf!.Sum(x => x[^1] + 1));
+            }, outDir, resume, started, cancel);
     }
 
     /// <summary>
