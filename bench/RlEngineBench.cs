@@ -27,6 +27,9 @@ public static class RlEngineBench
 {
     /// <summary>The engines measured by default.</summary>
     public static readonly string[] Engines = ["torch", "llamacpp", "openai"];
+    /// <summary>Also accepted: <c>llamacpp-async</c>, the llama.cpp engine with <c>rollout.async</c> (generation of the next
+    /// iteration overlaps the update: llama.cpp's threads and torch's run at the same time).</summary>
+    public static readonly string[] Variants = ["llamacpp-async"];
 
     /// <summary>
     /// The bench's size: the quickstart's SFT steps, RL prompts per iteration and held-out problems (defaults: the
@@ -116,7 +119,7 @@ public static class RlEngineBench
         {
             case "torch": engine = new RolloutEngine(policy, tokenizer); break;
             // llama.cpp computes with as many threads as the torch engine it is compared with (SHARPEN_NUM_THREADS or the default).
-            case "llamacpp": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = TorchSharp.torch.get_num_threads(), WorkDirectory = Path.Combine(outDir, "gguf") }); break;
+            case "llamacpp" or "llamacpp-async": engine = new LlamaCppEngine(policy, tokenizer, new LlamaCppOptions { Threads = TorchSharp.torch.get_num_threads(), WorkDirectory = Path.Combine(outDir, "gguf") }); break;
             case "openai":
                 var serveDir = Path.Combine(outDir, "served");
                 HfCheckpoint.SaveAtomically(serveDir, policy, tokenizer);
@@ -126,13 +129,13 @@ public static class RlEngineBench
                 engine = new OpenAiEngine(new OpenAiEngineOptions { BaseUrl = new Uri(server.BaseAddress, "v1"), Model = "policy", CheckpointDir = serveDir, PromptsPerRequest = Math.Max(1, maxBatch / options.SamplesPerPrompt) },
                     tokenizer, policy.Config.EosTokenIds);
                 break;
-            default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines)}");
+            default: throw new ArgumentException($"unknown engine '{engineName}'; bench rl measures {string.Join(", ", Engines.Concat(Variants))}");
         }
         RlResult result;
         JsonObject? llamaTimings = null;
         try
         {
-            result = new RlTrainer(policy, tokenizer, options, [new WeightedReward(new TaskReward(task))]) { Task = task, EvalProblems = test, Engine = engine }
+            result = new RlTrainer(policy, tokenizer, options, [new WeightedReward(new TaskReward(task))]) { Task = task, EvalProblems = test, Engine = engine, AsyncRollouts = engineName.EndsWith("-async", StringComparison.Ordinal) }
                 .Run(prompts, outDir);
             if (engine is LlamaCppEngine lc) llamaTimings = PerIteration(lc.Timings, result.Iterations);
         }
@@ -144,8 +147,8 @@ public static class RlEngineBench
         }
         var rows = new RunLog(outDir, append: true).ReadMetrics();
         double Mean(string key) => rows.Where(r => r[key] is not null).Select(r => r[key]!.GetValue<double>()).DefaultIfEmpty(double.NaN).Average();
-        var iterSeconds = rows.Select(r => new[] { "generate", "score", "reference", "advantage", "update_actor", "update_critic" }
-            .Sum(k => r[$"timing/{k}"]!.GetValue<double>())).ToList();
+        // Wall clock of each iteration without evaluation (with rollout.async its phases overlap, so they do not add up).
+        var iterSeconds = rows.Select(r => r["timing/iteration"]!.GetValue<double>()).ToList();
         double acc = result.Eval!.Accuracy;
         var json = new JsonObject
         {

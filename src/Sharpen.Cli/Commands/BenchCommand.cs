@@ -38,8 +38,8 @@ public static class BenchCommand
             if (pr.GetValue(engines) is { } list)
             {
                 var names = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                if (names.FirstOrDefault(n => !RlEngineBench.Engines.Contains(n)) is { } bad)
-                    throw new ArgumentException($"--engine: unknown engine '{bad}'; bench rl measures {string.Join(", ", RlEngineBench.Engines)}");
+                if (names.FirstOrDefault(n => !RlEngineBench.Engines.Contains(n) && !RlEngineBench.Variants.Contains(n)) is { } bad)
+                    throw new ArgumentException($"--engine: unknown engine '{bad}'; bench rl measures {string.Join(", ", RlEngineBench.Engines.Concat(RlEngineBench.Variants))}");
                 var engineResult = RlEngineBench.Run(Console.WriteLine, pr.GetValue(work)!, child, names, pr.GetValue(iterations),
                     new RlEngineBench.Size(pr.GetValue(sftSteps), pr.GetValue(prompts), pr.GetValue(heldOut)));
                 BenchReport.Write(pr.GetValue(dir)!.FullName, engineResult);

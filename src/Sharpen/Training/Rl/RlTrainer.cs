@@ -271,6 +271,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
                 _maskPolicy.Dispose();
                 _maskPolicy = Policy.Copy(trainable: false);
             }
+            var wall = Stopwatch.StartNew();
             var batch = TakePrefetched(it) ?? Collect(it);
             if (_t.AsyncRollouts && it + 1 < _o.Iterations) StartPrefetch(it + 1);
             Filter(batch, it);
@@ -289,6 +290,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
             batch.Timing["update_actor"] = Lap(phase);
             var (valueLoss, valueClip) = UpdateCritic(batch, it);
             batch.Timing["update_critic"] = Lap(phase);
+            batch.Timing["iteration"] = wall.Elapsed.TotalSeconds;   // wall clock before recording: with rollout.async the phases overlap
             var report = Record(batch, it, m, trainTokens, trainedRows, valueLoss, valueClip, phase);
             MemLog("record");
             return report;
