@@ -214,7 +214,7 @@ public static class TrainCommand
     {
         var result = OfflinePolicyPipeline.Run(r, Console.WriteLine, resume, ct);
         var loss = r.OfflinePolicyOptions().Loss;
-        var line = $"{loss}: {result.Result.Steps} steps on {result.Result.Items} {(loss == "copg" ? "pairs" : "positive-advantage rows")} from {result.Rows} scored completions" +
+        var line = $"{loss}: {result.Result.Steps} steps on {result.Result.Items} {(loss switch { "copg" => "pairs", "alol" => "positive-advantage rows", _ => "step-labelled solutions" })} from {result.Rows} {(loss == "direct_advantage_po" ? "rows" : "scored completions")}" +
             (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
         Console.WriteLine(line);

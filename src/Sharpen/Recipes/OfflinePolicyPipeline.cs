@@ -28,6 +28,7 @@ public static class OfflinePolicyPipeline
         var options = recipe.OfflinePolicyOptions();
         var trainPath = recipe.Data.Train ?? throw new RecipeException("recipe: an offline_pg recipe needs 'data.train'");
         Directory.CreateDirectory(recipe.Output);
+        if (options.Loss == "direct_advantage_po") return RunDirectAdvantagePo(recipe, options, trainPath, log, resume, cancel, sw);
 
         var loaded = ScoredCompletion.Load(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log);
         log?.Invoke($"data: {loaded.Items.Count} scored completions");
@@ -44,5 +45,26 @@ public static class OfflinePolicyPipeline
         summary["parameters"] = policy.ParameterCount();
         runLog.Summary(summary);
         return new OfflinePolicyPipelineResult(result, loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary><c>loss: direct_advantage_po</c>: step-labelled solutions (<see cref="StepLabelledExample.Load"/>, Monte-Carlo
+    /// step labels) into <see cref="DirectAdvantagePoTrainer"/>; the result maps its solutions to <c>Items</c> and its critic
+    /// MSE to <c>ValueMse</c>.</summary>
+    static OfflinePolicyPipelineResult RunDirectAdvantagePo(Recipe recipe, OfflinePolicyOptions options, string trainPath, Action<string>? log,
+        bool resume, CancellationToken cancel, Stopwatch sw)
+    {
+        var loaded = StepLabelledExample.Load(trainPath, recipe.Data.SkipBadLines).Reported(trainPath, log);
+        log?.Invoke($"data: {loaded.Items.Count} step-labelled solutions");
+        var (policy, tokenizer) = SftPipeline.LoadPolicy(recipe, null);
+        using var _ = policy;
+        log?.Invoke($"model: {policy.ParameterCount():N0} parameters ({policy.Config.ModelType}, d={policy.Config.HiddenSize}, {policy.Config.NumHiddenLayers} layers)");
+        var r = new DirectAdvantagePoTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
+        var runLog = new RunLog(recipe.Output, append: true);
+        var summary = runLog.ReadSummary();
+        summary["skipped_lines"] = loaded.SkippedLines;
+        summary["parameters"] = policy.ParameterCount();
+        runLog.Summary(summary);
+        return new OfflinePolicyPipelineResult(new OfflinePolicyResult(r.Steps, r.FinalLoss, r.Solutions, r.CriticMse, r.FinalCheckpoint),
+            loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 }

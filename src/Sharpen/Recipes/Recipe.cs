@@ -251,7 +251,7 @@ public sealed record Recipe
         {
             recipe.OfflinePolicyOptions(source);
             if (recipe.Data.Train is null)
-                throw new RecipeException($"{source}: an offline_pg recipe needs 'data.train' (a JSONL of prompt/completion/reward rows)");
+                throw new RecipeException($"{source}: an offline_pg recipe needs 'data.train' (a JSONL of prompt/completion/reward rows; prompt/steps/labels rows for loss direct_advantage_po)");
             if (recipe.Model.Init is not null && recipe.Model.Tokenizer == "task" && recipe.Task is null)
                 throw new RecipeException($"{source}: 'model.init' in an offline_pg recipe needs 'model.tokenizer' ('chars:ALPHABET' or a folder with tokenizer.json), since there is no task");
         }

@@ -45,9 +45,11 @@ public sealed record OfflinePolicyOptions : StepSchedule
     public OfflinePolicyOptions() { LearningRate = 2e-5; }
 
     /// <summary>Names accepted by <see cref="Loss"/>.</summary>
-    public static readonly IReadOnlyList<string> Losses = ["copg", "alol"];
+    public static readonly IReadOnlyList<string> Losses = ["copg", "alol", "direct_advantage_po"];
 
-    /// <summary><c>copg</c> (Contrastive Policy Gradient, pairs of completions of one prompt) or <c>alol</c> (A-LoL, one completion = one action).</summary>
+    /// <summary><c>copg</c> (Contrastive Policy Gradient, pairs of completions of one prompt), <c>alol</c> (A-LoL, one completion
+    /// = one action) or <c>direct_advantage_po</c> (step-level Direct Advantage Policy Optimization on step-labelled solutions,
+    /// <see cref="DirectAdvantagePoTrainer"/>).</summary>
     public string Loss { get; init; } = "copg";
     /// <summary>β, the strength of the KL regularisation towards the reference: CoPG's β, and A-LoL KL's penalty weight.</summary>
     public double Beta { get; init; } = 0.1;
@@ -71,6 +73,14 @@ public sealed record OfflinePolicyOptions : StepSchedule
     /// <summary>A-LoL: learning rate of the value-head fit.</summary>
     public double ValueLearningRate { get; init; } = 1e-2;
 
+    /// <summary>direct_advantage_po: a trained step critic (a PRM folder, <c>prm.json</c>) to score the steps with; null = fit
+    /// one first, from the starting policy's weights, on the data's Monte-Carlo step labels, into <c>OUTPUT/critic</c>.</summary>
+    public string? Critic { get; init; }
+    /// <summary>direct_advantage_po: optimizer steps of the critic fit (when <see cref="Critic"/> is not given).</summary>
+    public int CriticSteps { get; init; } = 200;
+    /// <summary>direct_advantage_po: peak learning rate of the critic fit.</summary>
+    public double CriticLearningRate { get; init; } = 1e-3;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field (recipe key in snake_case).</summary>
     public OfflinePolicyOptions Validate()
     {
@@ -84,6 +94,8 @@ public sealed record OfflinePolicyOptions : StepSchedule
         if (!Enum.IsDefined(AlolVariant)) throw new ArgumentException($"offline_pg.alol_variant: unknown variant {AlolVariant}");
         if (!Enum.IsDefined(AlolSampling)) throw new ArgumentException($"offline_pg.alol_sampling: unknown sampling {AlolSampling}");
         Positive(ValueFolds, "value_folds");
+        Positive(CriticSteps, "critic_steps"); Positive(CriticLearningRate, "critic_learning_rate");
+        if (Critic is not null && string.IsNullOrWhiteSpace(Critic)) throw new ArgumentException("offline_pg.critic is empty; give a PRM folder or leave the key out to fit the critic first");
         NonNegative(ValueFitSteps, "value_fit_steps"); Positive(ValueLearningRate, "value_learning_rate");
         ValidateSchedule("offline_pg");
         return this;
