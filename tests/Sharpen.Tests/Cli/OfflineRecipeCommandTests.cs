@@ -111,7 +111,7 @@ public class OfflineRecipeCommandTests
 
     [Theory]
     [InlineData("offline_pg: { bta: 0.1 }", "'offline_pg.bta'")]
-    [InlineData("offline_pg: { loss: ppo }", "offline_pg.loss: unknown loss 'ppo'. Known: copg, alol.")]
+    [InlineData("offline_pg: { loss: ppo }", "offline_pg.loss: unknown loss 'ppo'. Known: copg, alol, direct_advantage_po.")]
     [InlineData("offline_pg: { clip: 1.5 }", "offline_pg.clip must be in (0, 1)")]
     [InlineData("offline_pg: { alol_variant: ppo }", "'offline_pg.alol_variant'")]
     [InlineData("offline_pg: { alol_sampling: greedy }", "'offline_pg.alol_sampling'")]
