@@ -54,8 +54,8 @@ public sealed record AlignDistilResult(int Steps, double FinalLoss, string Final
 /// rows in a seeded order; run the frozen DPO model, reference (and reverse DPO model) over them without gradients and build
 /// the teacher distribution at every response position (<see cref="AlignDistilOptions"/>); run the student with gradients and
 /// minimise the token-level forward KL(π* ‖ π_θ) averaged over response tokens (<see cref="AlignDistilLosses.Distill"/>).
-/// The responses are the data's (off-policy), not samples from the student: a departure from the paper's on-policy setting
-/// (docs/recipes.md, "AlignDistil").
+/// The responses are the data's, never samples from the student (the RLHF objective behind the teacher takes y ~ π_θ; a
+/// sampling mode is not built): docs/recipes.md, "AlignDistil".
 /// </summary>
 public sealed class AlignDistilTrainer(CausalLM student, ITokenizer tokenizer, CausalLM dpo, CausalLM reference, CausalLM? reverse, AlignDistilOptions options)
 {
