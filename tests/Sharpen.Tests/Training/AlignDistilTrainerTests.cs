@@ -143,6 +143,27 @@ public class AlignDistilTrainerTests
     }
 
     [Fact]
+    public void AlignDistil_stopped_and_resumed_ends_with_the_weights_of_an_uninterrupted_run()
+    {
+        var o = new AlignDistilOptions { DpoModel = "in-memory", Alpha = 1.5, MaxSteps = 7, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, LogEvery = 1, CheckpointEvery = 3, KeepCheckpoints = 1 };
+        var rows = Pairs.Select(p => (p.Prompt, p.Chosen)).ToList();
+        using var dpo = Model(8);
+        using var reference = Model(7);
+        using var straightDir = new TempDir();
+        using var straight = Model(7);
+        new AlignDistilTrainer(straight, Tok, dpo, reference, null, o).Run(rows, straightDir.Path);
+
+        using var stoppedDir = new TempDir();
+        using (var first = Model(7))
+            PreferenceResumeTests.RunUntil("step 5/", (log, ct) => new AlignDistilTrainer(first, Tok, dpo, reference, null, o) { Log = log }.Run(rows, stoppedDir.Path, cancel: ct));
+        using var resumed = Model(7);
+        var result = new AlignDistilTrainer(resumed, Tok, dpo, reference, null, o).Run(rows, stoppedDir.Path, resume: true);
+        Assert.Equal(7, result.Steps);
+        PreferenceResumeTests.AssertSame(PreferenceResumeTests.Snapshot(straight.named_parameters()), PreferenceResumeTests.Snapshot(resumed.named_parameters()));
+        Assert.Equal(Enumerable.Range(1, 7), new RunLog(stoppedDir.Path, append: true).ReadMetrics().Select(r => r["step"]!.GetValue<int>()));
+    }
+
+    [Fact]
     public void Bad_align_distil_config_is_one_error_naming_the_key()
     {
         using var dir = new TempDir();
