@@ -109,6 +109,7 @@ public static class TrainCommand
             if (r.Kind == "offline_pg") return RunOfflinePg(r, name, resume, ct);
             if (r.Kind is "prm" or "implicit_prm") return ProcessRewardTraining.Run(r, name, resume, ct);
             if (r.Kind == "ranking") return RunRanking(r, name, resume, ct);
+            if (r.Kind == "align_distil") return RunAlignDistil(r, name, resume, ct);
             var result = SftPipeline.Run(r, Console.WriteLine, resume, ct);
             var metrics = new RunLog(r.Output, append: true).ReadMetrics();
             var lines = new List<string>
@@ -149,6 +150,17 @@ public static class TrainCommand
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
         Console.WriteLine(line);
         WriteReport(r, name, [line], "KTO loss");
+        return 0;
+    }
+
+    static int RunAlignDistil(Recipe r, string name, bool resume, CancellationToken ct)
+    {
+        var result = AlignDistilPipeline.Run(r, Console.WriteLine, resume, ct);
+        var line = $"align_distil: {result.Result.Steps} steps on {result.Examples} prompt/response rows" +
+            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final KL(teacher ‖ student) {result.Result.FinalLoss:F4}.";
+        Console.WriteLine(line);
+        WriteReport(r, name, [line], "AlignDistil loss (KL to the teacher)");
         return 0;
     }
 

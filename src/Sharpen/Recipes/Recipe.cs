@@ -39,7 +39,7 @@ public sealed record Recipe
     public string Kind { get; init; } = "sft";
 
     /// <summary>Every recipe kind <c>sharpen train</c> runs.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "kto", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm", "ranking"];
+    public static IReadOnlyList<string> Kinds { get; } = ["sft", "rl", "preference", "kto", "reward_model", "online_dpo", "dno", "spin", "offline_pg", "expert_iteration", "prm", "implicit_prm", "ranking", "align_distil"];
     /// <summary>Output folder (relative paths are relative to the working directory).</summary>
     public string Output { get; init; } = "runs/out";
     /// <summary>Seed for data generation and model initialisation.</summary>
@@ -98,6 +98,13 @@ public sealed record Recipe
     /// <summary>The KTO options: <see cref="global::Sharpen.Training.Preference.KtoOptions"/>' defaults with the recipe's <c>kto</c> keys on top.</summary>
     public KtoOptions KtoOptions(string source = "recipe") =>
         Bind(KtoSection, new global::Sharpen.Training.Preference.KtoOptions(), "kto", source, o => o.Validate());
+
+    /// <summary>AlignDistil settings as written (<c>kind: align_distil</c>); <see cref="AlignDistilOptions"/> applies them over the defaults.</summary>
+    [JsonPropertyName("align_distil")] public JsonObject? AlignDistilSection { get; init; }
+
+    /// <summary>The AlignDistil options: <see cref="global::Sharpen.Training.Preference.AlignDistilOptions"/>' defaults with the recipe's <c>align_distil</c> keys on top.</summary>
+    public global::Sharpen.Training.Preference.AlignDistilOptions AlignDistilOptions(string source = "recipe") =>
+        Bind(AlignDistilSection, new global::Sharpen.Training.Preference.AlignDistilOptions(), "align_distil", source, o => o.Validate());
 
     /// <summary>Reward-model settings as written; <see cref="RewardModelOptions"/> applies them over the defaults.</summary>
     [JsonPropertyName("reward_model")] public JsonObject? RewardModelSection { get; init; }
@@ -246,6 +253,7 @@ public sealed record Recipe
         }
         if (recipe.Kind == "preference") { recipe.PreferenceOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "kto") { recipe.KtoOptions(source); ValidatePairsData(recipe, source); }
+        if (recipe.Kind == "align_distil") { recipe.AlignDistilOptions(source); ValidateProcessData(recipe, source, "prompt/response rows {\"prompt\", \"completion\"} or {\"messages\"}"); }
         if (recipe.Kind == "reward_model") { recipe.RewardModelOptions(source); ValidatePairsData(recipe, source); }
         if (recipe.Kind == "offline_pg")
         {
