@@ -4,6 +4,7 @@ using Sharpen.Cli.Commands;
 using Sharpen.Data;
 using Sharpen.Environments;
 using Sharpen.Recipes;
+using Sharpen.Tokenizers;
 using Sharpen.Training.Rl;
 using static TorchSharp.torch;
 
@@ -51,6 +52,25 @@ public class AgentQuickstartTests
             }
         }
         Assert.True(firstGuesses.Count >= 10, $"first guesses should be spread over 1-15 (no strategy), got {string.Join(",", firstGuesses)}");
+    }
+
+    [Fact]
+    public void Every_number_of_the_game_is_one_token_of_the_quickstarts_tokenizer()
+    {
+        var s = new AgentQuickstartSettings { NumberTokens = true };
+        var alphabet = new GuessNumberEnvironment(AgentQuickstart.Options(s)).Alphabet;
+        var tok = AgentQuickstart.Tokenizer(s, alphabet);
+        // 1-15: the nine digits 1-9 are alphabet characters and 10-15 the six words; 15 distinct single ids.
+        var ids = Enumerable.Range(1, 15).Select(n => tok.Encode(n.ToString(System.Globalization.CultureInfo.InvariantCulture), addSpecialTokens: false)).ToList();
+        Assert.All(ids, x => Assert.Single(x));
+        Assert.Equal(15, ids.Select(x => x[0]).Distinct().Count());
+        Assert.Equal(CharTokenizer.Create(alphabet).VocabSize + 6, tok.VocabSize);
+        // The range in the feedback reads as number, '-', number: "lower 12-14" ends in three tokens.
+        var tail = tok.Encode("lower 12-14", addSpecialTokens: false).TakeLast(3).Select(i => tok.TokenToString(i)!).ToArray();
+        Assert.Equal(["12", "-", "14"], tail);
+        // With number tokens off (the default) the tokenizer is the plain character one: "12" is two tokens.
+        Assert.False(new AgentQuickstartSettings().NumberTokens);
+        Assert.Equal(2, AgentQuickstart.Tokenizer(new AgentQuickstartSettings(), alphabet).Encode("12", addSpecialTokens: false).Count);
     }
 
     [Fact]

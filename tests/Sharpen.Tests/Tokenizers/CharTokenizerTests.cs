@@ -55,6 +55,26 @@ public sealed class CharTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Words_are_single_tokens_after_the_alphabet_and_the_longest_one_wins()
+    {
+        var tok = CharTokenizer.Create("0123 -", ["10", "12", "123"]);
+        // <pad>=0 <bos>=1 <eos>=2 <unk>=3, '0'..'3' = 4..7, ' ' = 8, '-' = 9, "10" = 10, "12" = 11, "123" = 12
+        Assert.Equal(13, tok.VocabSize);
+        Assert.Equal([1, 10, 9, 12, 8, 11, 5], tok.Encode("10-123 121"));
+        Assert.Equal([5, 7, 8, 11], tok.Encode("13 12", addSpecialTokens: false));   // "13" is no word: '1', '3'
+        Assert.Equal([5], tok.Encode("1", addSpecialTokens: false));
+        Assert.Equal("10-123 1", tok.Decode([10, 9, 12, 8, 5]));
+        Assert.Equal("12", tok.TokenToString(11));
+        tok.Save(_dir);
+        var back = CharTokenizer.Load(_dir);
+        Assert.Equal(["10", "12", "123"], back.Words);
+        Assert.Equal(tok.Encode("12-3 10"), back.Encode("12-3 10"));
+        Assert.Contains("at least two", Assert.Throws<ArgumentException>(() => CharTokenizer.Create("01", ["1"])).Message);
+        Assert.Contains("not in the alphabet", Assert.Throws<ArgumentException>(() => CharTokenizer.Create("01", ["12"])).Message);
+        Assert.Contains("repeats", Assert.Throws<ArgumentException>(() => CharTokenizer.Create("01", ["10", "10"])).Message);
+    }
+
+    [Fact]
     public void Empty_alphabet_is_rejected() =>
         Assert.Contains("empty", Assert.Throws<ArgumentException>(() => CharTokenizer.Create("")).Message);
 
