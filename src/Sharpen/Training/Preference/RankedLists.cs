@@ -146,21 +146,7 @@ internal static class RankedLists
         var stepRatio = m.bmm(ratio.unsqueeze(2)).squeeze(2);                                // (N, S)
         var stepLen = m.sum(2);                                                              // (N, S)
         var stepEmb = m.bmm(hidden) / stepLen.clamp_min(1).unsqueeze(2);                    // (N, S, D)
-        var index = new long[b * k];
-        var scores = new float[b * k];
-        var mask = new float[b * k];
-        int at = 0;
-        for (int i = 0; i < b; i++)
-        {
-            for (int j = 0; j < k; j++)
-            {
-                bool real = j < lists[i].Completions.Length;
-                index[i * k + j] = real ? at + j : at;                                       // padding points at a real row; masked out
-                scores[i * k + j] = real ? (float)lists[i].Scores[j] : 0;
-                mask[i * k + j] = real ? 1 : 0;
-            }
-            at += lists[i].Completions.Length;
-        }
+        var (index, scores, mask) = Padded(lists, k);
         var idx = tensor(index);
         var listMask = tensor(mask).view(b, k);                                              // (B, K)
         var rewards = ListwisePreferenceLosses.AdaptiveStepRewards(
@@ -181,24 +167,37 @@ internal static class RankedLists
         var sb = SequenceBatch.Build([.. lists.SelectMany(l => l.Completions.Select(_ => (IReadOnlyList<int>)l.Prompt))],
             [.. lists.SelectMany(l => l.Completions.Select(c => (IReadOnlyList<int>)c))], padId);
         var summed = Scoring.CompletionLogProbs(policy, sb).sum(1);                            // (N) all completions
-        var index = new long[b * k];
+        var (index, scores, mask) = Padded(lists, k);
         var refs = new float[b * k];
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < lists[i].Completions.Length; j++) refs[i * k + j] = reference[i][j];
+        var policyLp = summed.index_select(0, tensor(index)).reshape(b, k);                   // (B, K)
+        var rewards = policyLp - tensor(refs).reshape(b, k).to_type(policyLp.dtype);          // (B, K)  log π_θ/π_ref
+        return ListwisePreferenceLosses.Tpo(rewards, tensor(scores).reshape(b, k), tensor(mask).reshape(b, k), beta);
+    }
+
+    /// <summary>The padded <c>(B, K)</c> layout of a batch of lists whose completions were scored as one flat batch: for
+    /// each slot the flat row to read (padding points at a real row of its list and is masked out), the slot's rank score
+    /// (0 for padding) and the list mask.</summary>
+    static (long[] Index, float[] Scores, float[] Mask) Padded(IReadOnlyList<RankedList> lists, int k)
+    {
+        int b = lists.Count;
+        var index = new long[b * k];
         var scores = new float[b * k];
         var mask = new float[b * k];
         int at = 0;
         for (int i = 0; i < b; i++)
+        {
             for (int j = 0; j < k; j++)
             {
                 bool real = j < lists[i].Completions.Length;
-                index[i * k + j] = real ? at + j : at;                                           // padding points at a real row; masked out
-                refs[i * k + j] = real ? reference[i][j] : 0;
+                index[i * k + j] = real ? at + j : at;
                 scores[i * k + j] = real ? (float)lists[i].Scores[j] : 0;
                 mask[i * k + j] = real ? 1 : 0;
-                if (j == k - 1) at += lists[i].Completions.Length;
             }
-        var policyLp = summed.index_select(0, tensor(index)).reshape(b, k);                   // (B, K)
-        var rewards = policyLp - tensor(refs).reshape(b, k).to_type(policyLp.dtype);          // (B, K)  log π_θ/π_ref
-        return ListwisePreferenceLosses.Tpo(rewards, tensor(scores).reshape(b, k), tensor(mask).reshape(b, k), beta);
+            at += lists[i].Completions.Length;
+        }
+        return (index, scores, mask);
     }
 
     static int[] Prompt(ITokenizer tokenizer, string prompt)
