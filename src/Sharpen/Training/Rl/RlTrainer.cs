@@ -242,7 +242,7 @@ public sealed class RlTrainer(CausalLM policy, ITokenizer tokenizer, RlOptions o
         {
             if (_prefetch is null || _prefetch.IsCompleted) return 0;
             var sw = Stopwatch.StartNew();
-            try { _prefetch.Wait(); } catch (AggregateException) { }   // its exception surfaces where the batch is taken
+            AwaitTask(_prefetch);   // its exception surfaces where the batch is taken
             return sw.Elapsed.TotalSeconds;
         }
 
