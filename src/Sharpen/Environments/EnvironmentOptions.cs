@@ -31,6 +31,14 @@ public sealed record GuessNumberOptions : EnvironmentOptions
     /// environments report invalid actions, as a reward and an info flag). Default 0: illegal guesses only waste a turn.
     /// A negative value (e.g. −0.5) makes them cost, which gives RL a direct signal against them.</summary>
     public double IllegalReward { get; init; }
+    /// <summary>A dense reward for narrowing the search: each guess that the game answers (a win, or <c>higher</c>/<c>lower</c>
+    /// before the last turn) earns this × log₂(n / n′), the bits of information it gained, where n is the size of the
+    /// interval still left before the guess and n′ after it (1 after a win). An illegal guess leaves the interval as it was
+    /// (0 bits); the last turn's wrong guess earns nothing (its feedback can no longer be used). A game's progress rewards
+    /// sum to this × log₂(n₀ / n_end): over a whole game they reward ending with a small interval, and a guess splitting
+    /// the interval in half gains the most in expectation (the expected reward of a guess is the entropy of the split it
+    /// makes). Default 0: only the win (1) and <see cref="IllegalReward"/> are rewarded.</summary>
+    public double ProgressReward { get; init; }
 
     /// <inheritdoc />
     public override void Validate()
@@ -38,6 +46,8 @@ public sealed record GuessNumberOptions : EnvironmentOptions
         base.Validate();
         if (!double.IsFinite(IllegalReward) || IllegalReward > 0)
             throw new ArgumentOutOfRangeException(nameof(IllegalReward), IllegalReward, "illegal_reward must be a finite number ≤ 0");
+        if (!double.IsFinite(ProgressReward) || ProgressReward < 0)
+            throw new ArgumentOutOfRangeException(nameof(ProgressReward), ProgressReward, "progress_reward must be a finite number ≥ 0");
         ArgumentOutOfRangeException.ThrowIfNegative(Low);
         ArgumentOutOfRangeException.ThrowIfLessThan(High, Low + 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(High, 1_000_000);

@@ -15,7 +15,8 @@ namespace Sharpen.Environments;
 /// </code>
 /// With <see cref="GuessNumberOptions.ShowRange"/> the feedback also states the interval the secret is still known to lie
 /// in (every <c>higher</c>/<c>lower</c> so far applied): <c>50 → lower 1-49</c>, <c>20 → higher 21-49</c>.
-/// Reward 1 for the winning guess, 0 otherwise; after <see cref="EnvironmentOptions.MaxTurns"/> wrong guesses the
+/// Reward 1 for the winning guess, 0 otherwise (plus <see cref="GuessNumberOptions.ProgressReward"/>'s bits of information
+/// and <see cref="GuessNumberOptions.IllegalReward"/> when set); after <see cref="EnvironmentOptions.MaxTurns"/> wrong guesses the
 /// episode is done with <c>lost</c>. Info: <c>outcome</c> (<c>playing</c>, <c>won</c>, <c>lost</c>), <c>valid</c>.
 /// </summary>
 public sealed class GuessNumberEnvironment : TextEnvironment
@@ -63,7 +64,8 @@ public sealed class GuessNumberEnvironment : TextEnvironment
             return last ? Answer("lost", illegal, true, ("outcome", "lost"), ("valid", "false"), ("legal", "false"))
                         : Answer("invalid", illegal, false, ("outcome", "playing"), ("valid", "false"), ("legal", "false"));
         int g = int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
-        if (g == _secret) return Answer("correct", 1, true, ("outcome", "won"), ("valid", "true"), ("legal", "true"));
+        int before = _hi - _lo + 1;
+        if (g == _secret) return Answer("correct", 1 + Progress(before, 1), true, ("outcome", "won"), ("valid", "true"), ("legal", "true"));
         // Legal: inside the interval the feedback so far leaves (the secret always is, so a win is always legal).
         bool legal = g >= _lo && g <= _hi;
         double reward = legal ? 0 : illegal;
@@ -71,8 +73,12 @@ public sealed class GuessNumberEnvironment : TextEnvironment
         if (last) return Answer("lost", reward, true, ("outcome", "lost"), ("valid", "true"), ("legal", legalText));
         if (_secret > g) _lo = Math.Max(_lo, g + 1);
         else _hi = Math.Min(_hi, g - 1);
+        reward += Progress(before, _hi - _lo + 1);
         var word = _secret > g ? "higher" : "lower";
         if (Options.ShowRange) word += $" {_lo.ToString(CultureInfo.InvariantCulture)}-{_hi.ToString(CultureInfo.InvariantCulture)}";
         return Answer(word, reward, false, ("outcome", "playing"), ("valid", "true"), ("legal", legalText));
     }
+
+    /// <summary><see cref="GuessNumberOptions.ProgressReward"/> × log₂(before / after): the bits a guess gained.</summary>
+    double Progress(int before, int after) => Options.ProgressReward == 0 ? 0 : Options.ProgressReward * Math.Log2((double)before / after);
 }

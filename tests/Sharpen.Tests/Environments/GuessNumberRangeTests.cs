@@ -59,4 +59,35 @@ public class GuessNumberRangeTests
         Assert.Equal(new[] { 0.0, 0.0 }, new[] { free.Step("8").Reward, free.Step("9").Reward });
         Assert.Throws<ArgumentOutOfRangeException>(() => new GuessNumberEnvironment(new GuessNumberOptions { IllegalReward = 0.5 }));
     }
+
+    [Fact]
+    public void Progress_reward_pays_the_bits_each_answered_guess_gains_and_nothing_for_an_illegal_or_last_wrong_guess()
+    {
+        var options = new GuessNumberOptions { Low = 1, High = 15, MaxTurns = 4, ShowRange = true, IllegalReward = -0.5, ProgressReward = 0.5 };
+        var env = new GuessNumberEnvironment(options);
+        int seed = Enumerable.Range(0, 500).First(s => { env.Reset(s); return env.Secret == 6; });
+        env.Reset(seed);
+        // Secret 6 in 1-15 (15 numbers). 8 → lower 1-7: 15 → 7 numbers, 0.5·log2(15/7). 12 (ruled out) → −0.5, the interval
+        // unchanged (0 bits). 4 → higher 5-7: 7 → 3, 0.5·log2(7/3). 6 wins: 3 → 1, 1 + 0.5·log2(3).
+        var rewards = new[] { "8", "12", "4", "6" }.Select(a => env.Step(a).Reward).ToArray();
+        Assert.Equal(0.5 * Math.Log(15.0 / 7) / Math.Log(2), rewards[0], 12);
+        Assert.Equal(-0.5, rewards[1], 12);
+        Assert.Equal(0.5 * Math.Log(7.0 / 3) / Math.Log(2), rewards[2], 12);
+        Assert.Equal(1 + 0.5 * Math.Log(3) / Math.Log(2), rewards[3], 12);
+        // The three answered guesses' bits sum to log2(15 / 1): 0.5·3.9069 + 1 − 0.5.
+        Assert.Equal(0.5 * 3.906890595608519 + 1 - 0.5, rewards.Sum(), 12);
+        // A lost game: 1 → higher 2-15 (15 → 14), 15 → lower 2-14 (14 → 13), 2 → higher 3-14 (13 → 12), then 14 on the last
+        // turn is wrong: lost, and its feedback cannot be used, so it earns nothing.
+        env.Reset(seed);
+        var lost = new[] { "1", "15", "2", "14" }.Select(a => env.Step(a)).ToArray();
+        Assert.Equal(new[] { 15.0 / 14, 14.0 / 13, 13.0 / 12 }.Select(r => 0.5 * Math.Log(r) / Math.Log(2)), lost.Take(3).Select(t => t.Reward), new ToleranceComparer(1e-12));
+        Assert.Equal((0.0, true, "lost"), (lost[3].Reward, lost[3].Done, lost[3].Info["outcome"]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GuessNumberEnvironment(options with { ProgressReward = -0.1 }));
+    }
+
+    sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
+    {
+        public bool Equals(double x, double y) => Math.Abs(x - y) <= tolerance;
+        public int GetHashCode(double obj) => 0;
+    }
 }
