@@ -51,11 +51,13 @@ public static class QuickstartCommand
         var envTrain = new Option<int>("--env-train-games") { Description = "--env: random-guess demonstration games of the SFT stage", DefaultValueFactory = _ => a.TrainGames };
         var envBeta = new Option<double>("--env-rl-beta") { Description = "--env: KL coefficient toward the SFT model during RL", DefaultValueFactory = _ => a.RlBeta };
         var envIllegal = new Option<double>("--env-illegal-reward") { Description = "--env: reward of an illegal guess (ruled out by the feedback, or not a number in range; ≤ 0)", DefaultValueFactory = _ => a.IllegalReward };
+        var envProgress = new Option<double>("--env-progress-reward") { Description = "--env: reward per bit of information a guess gains (the interval's size before / after, log2; ≥ 0)", DefaultValueFactory = _ => a.ProgressReward };
+        var envEntropy = new Option<double>("--env-rl-entropy") { Description = "--env: entropy bonus coefficient of the RL loss", DefaultValueFactory = _ => a.RlEntropy };
         var envGames = new Option<int>("--env-rl-games") { Description = "--env: games (seeds) per RL iteration", DefaultValueFactory = _ => a.RlGames };
         var envSamples = new Option<int>("--env-rl-samples") { Description = "--env: trajectories per seed (the group)", DefaultValueFactory = _ => a.RlSamples };
         var envNumberTokens = new Option<bool>("--env-number-tokens") { Description = "--env: every number one token of the policy's vocabulary (false: one token per character)", DefaultValueFactory = _ => a.NumberTokens };
         var cmd = new Command("quickstart", "Train a small policy on Countdown (SFT, then RL), evaluate it on held-out problems after each stage, and write a report.")
-            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr, envMini, envEpochs, envWarmup, envHidden, envLayers, envTrain, envBeta, envIllegal, envGames, envSamples, envNumberTokens };
+            { output, steps, train, test, seed, maxNumber, useAll, hidden, layers, algorithm, iterations, lr, beta, env, envHigh, envTurns, envSft, envIters, envLr, envMini, envEpochs, envWarmup, envHidden, envLayers, envTrain, envBeta, envIllegal, envGames, envSamples, envNumberTokens, envProgress, envEntropy };
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(env) is { } envName)
@@ -67,7 +69,7 @@ public static class QuickstartCommand
                     RlAlgorithm = pr.GetResult(algorithm) is { Implicit: false } ? pr.GetValue(algorithm)! : a.RlAlgorithm, RlMiniBatchSize = pr.GetValue(envMini), RlEpochs = pr.GetValue(envEpochs), RlWarmupSteps = pr.GetValue(envWarmup),
                     HiddenSize = pr.GetValue(envHidden), Layers = pr.GetValue(envLayers), TrainGames = pr.GetValue(envTrain), RlBeta = pr.GetValue(envBeta),
                     IllegalReward = pr.GetValue(envIllegal), RlGames = pr.GetValue(envGames), RlSamples = pr.GetValue(envSamples),
-                    NumberTokens = pr.GetValue(envNumberTokens),
+                    NumberTokens = pr.GetValue(envNumberTokens), ProgressReward = pr.GetValue(envProgress), RlEntropy = pr.GetValue(envEntropy),
                 };
                 RunAgent(agent, pr.GetValue(output) is "runs/quickstart" ? "runs/quickstart-guess-number" : pr.GetValue(output)!, Console.WriteLine);
                 return 0;

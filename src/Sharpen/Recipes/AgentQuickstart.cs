@@ -50,7 +50,7 @@ public record AgentQuickstartSettings
     /// gigpo: each guess is also judged against the other guesses made in the same interval.</summary>
     public string RlAlgorithm { get; init; } = "gigpo";
     /// <summary>RL iterations.</summary>
-    public int RlIterations { get; init; } = 100;
+    public int RlIterations { get; init; } = 300;
     /// <summary>Seeds per RL iteration.</summary>
     public int RlGames { get; init; } = 16;
     /// <summary>Trajectories per seed (the group).</summary>
@@ -70,6 +70,14 @@ public record AgentQuickstartSettings
     /// <summary>Reward of an illegal guess (<see cref="GuessNumberOptions.IllegalReward"/>: outside the interval the feedback
     /// leaves, a repeat, or not a number in range).</summary>
     public double IllegalReward { get; init; } = -0.5;
+    /// <summary>Reward per bit of information a guess gains (<see cref="GuessNumberOptions.ProgressReward"/>). Default 0.25
+    /// (a whole game's bits, log₂ 15 ≈ 3.9, are then worth about one win): with the win alone, a guess's effect on the
+    /// outcome is one Bernoulli draw two or three turns later, and 100 iterations of GiGPO moved greedy success by 1.8
+    /// points; with the bits, each turn is judged by how well it split the interval (README, agent quickstart).</summary>
+    public double ProgressReward { get; init; } = 0.25;
+    /// <summary>Entropy bonus of the RL loss (<see cref="RlOptions.EntropyCoefficient"/>). Default 0.01: without it the
+    /// sampled policy's entropy fell to 0.08 by iteration 300 and the later turns' choices froze where they were.</summary>
+    public double RlEntropy { get; init; } = 0.01;
     /// <summary>How the RL loss sums a trajectory's tokens. Default <see cref="LossAggregation.SeqMeanTokenSum"/>: every
     /// policy token of a trajectory carries the trajectory's whole advantage. GRPO's published per-trajectory token mean
     /// (<see cref="LossAggregation.SeqMeanTokenMean"/>) divides it by the trajectory's length, and in guess-the-number the
@@ -87,9 +95,12 @@ public sealed record AgentQuickstartResult(IReadOnlyList<AgentQuickstartStage> S
 
 /// <summary>
 /// The agent quickstart: RL doing what demonstrations cannot. A tiny policy first imitates format-correct games of
-/// guess-the-number whose guesses are random legal numbers (no strategy: a guess never depends on the feedback), then
-/// RL (GiGPO by default) in the environment, rewarded 1 for a win within the turn limit. Both stages are measured on the same held-out
-/// games (greedy): what SFT can reach is what a fixed guess order wins; reading higher/lower is what RL adds. An illegal
+/// guess-the-number whose guesses are random legal numbers (no strategy: each uniform among the numbers the feedback
+/// still allows), then
+/// RL (GiGPO by default) in the environment, rewarded 1 for a win within the turn limit and
+/// <see cref="AgentQuickstartSettings.ProgressReward"/> per bit of information each guess gains. Both stages are measured on the same held-out
+/// games (greedy): SFT learns to read the feedback and stay inside the interval; choosing the number that splits it
+/// (binary search) is what RL adds. An illegal
 /// guess (one the feedback already ruled out) costs <see cref="AgentQuickstartSettings.IllegalReward"/>.
 /// </summary>
 public static class AgentQuickstart
@@ -134,7 +145,7 @@ public static class AgentQuickstart
 
     /// <summary>The environment's options for <paramref name="s"/>.</summary>
     public static GuessNumberOptions Options(AgentQuickstartSettings s) =>
-        new() { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns, ShowRange = s.ShowRange, IllegalReward = s.IllegalReward };
+        new() { Low = s.Low, High = s.High, MaxTurns = s.MaxTurns, ShowRange = s.ShowRange, IllegalReward = s.IllegalReward, ProgressReward = s.ProgressReward };
 
     /// <summary>Runs both stages into <paramref name="outDir"/> (sft/, rl/, metrics.jsonl of the RL run, summary.json with
     /// <c>stages: [{name, success_rate, mean_turns, n, seconds}]</c> and <c>rl_gain_points</c>, transcripts of both evaluations).</summary>
@@ -181,7 +192,7 @@ public static class AgentQuickstart
             Iterations = s.RlIterations, PromptsPerIteration = s.RlGames, SamplesPerPrompt = s.RlSamples, MaxNewTokens = 4,
             LearningRate = s.RlLearningRate, Temperature = 1.0, Beta = s.RlBeta, EvalEvery = 0, EvalProblems = s.TestGames,
             CheckpointEvery = 0, MicroBatchSize = 128, Seed = s.Seed, MiniBatchSize = s.RlMiniBatchSize, Epochs = s.RlEpochs, WarmupSteps = s.RlWarmupSteps,
-            Aggregation = s.RlAggregation,
+            Aggregation = s.RlAggregation, EntropyCoefficient = s.RlEntropy,
         };
         var trainer = new RlTrainer(model, tokenizer, rlOptions, [])
         {
@@ -212,6 +223,7 @@ public static class AgentQuickstart
                 ["algorithm"] = s.RlAlgorithm, ["iterations"] = s.RlIterations, ["games"] = s.RlGames, ["samples"] = s.RlSamples,
                 ["learning_rate"] = s.RlLearningRate, ["warmup_steps"] = s.RlWarmupSteps, ["mini_batch_size"] = s.RlMiniBatchSize,
                 ["epochs"] = s.RlEpochs, ["aggregation"] = s.RlAggregation.ToString(), ["beta"] = s.RlBeta, ["illegal_reward"] = s.IllegalReward,
+                ["progress_reward"] = s.ProgressReward, ["entropy_coefficient"] = s.RlEntropy,
             },
             ["stages"] = new JsonArray(stages.Select(st => (JsonNode)new JsonObject
                 { ["name"] = st.Name, ["success_rate"] = st.SuccessRate, ["mean_turns"] = st.MeanTurns, ["n"] = st.N, ["seconds"] = st.Seconds }).ToArray()),

@@ -101,6 +101,9 @@ public class AgentQuickstartTests
         Assert.Equal(6, report.Split("```text").Length - 1);        // three transcripts before, three after
         Assert.True(File.Exists(dir.File("success_rate.png")));
         Assert.Equal(2, File.ReadAllLines(dir.File("metrics.jsonl")).Length);   // one row per RL iteration
+        // The reward and the entropy bonus the RL stage ran with are recorded with the stages.
+        Assert.Equal((0.25, 0.01, -0.5), (summary["rl"]!["progress_reward"]!.GetValue<double>(), summary["rl"]!["entropy_coefficient"]!.GetValue<double>(),
+            summary["rl"]!["illegal_reward"]!.GetValue<double>()));
     }
 
     // Two guess-the-number trajectories of one group (same secret), both opening with the same guess (token 3, then the
