@@ -19,43 +19,29 @@ namespace Sharpen.Tasks;
 /// The verifier reads the whole number after the last <c>answer:</c> (a leading <c>-</c> and commas
 /// between digits are accepted) and compares it exactly, so it never overflows.
 /// </summary>
-public sealed class ArithmeticTask : IVerifiableTask
+public sealed class ArithmeticTask : SeededTask<ArithmeticOptions>
 {
     const ulong Salt = 0xADD_0003;
 
     /// <summary>Creates the task; throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
-    public ArithmeticTask(ArithmeticOptions? options = null)
+    public ArithmeticTask(ArithmeticOptions? options = null) : base(options, Salt) { }
+
+    /// <inheritdoc />
+    public override string Name => "arithmetic";
+
+    /// <inheritdoc />
+    public override string Alphabet => " *+,.0123456789:=aenrsw";
+
+    /// <inheritdoc />
+    protected override Problem GenerateOne(SeededRandom rng)
     {
-        Options = options ?? new ArithmeticOptions();
-        Options.Validate();
-    }
-
-    /// <summary>The options this task was made with.</summary>
-    public ArithmeticOptions Options { get; }
-
-    /// <inheritdoc />
-    public string Name => "arithmetic";
-
-    /// <inheritdoc />
-    public string Alphabet => " *+,.0123456789:=aenrsw";
-
-    /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (var i = 0; i < count; i++)
+        var op = Options.Operation switch
         {
-            var rng = SeededRandom.ForProblem(seed, i, Salt);
-            var op = Options.Operation switch
-            {
-                ArithmeticOperation.Addition => '+',
-                ArithmeticOperation.Multiplication => '*',
-                _ => rng.Next(0, 1) == 0 ? '+' : '*',
-            };
-            problems[i] = Create(Operand(rng), op, Operand(rng));
-        }
-        return problems;
+            ArithmeticOperation.Addition => '+',
+            ArithmeticOperation.Multiplication => '*',
+            _ => rng.Next(0, 1) == 0 ? '+' : '*',
+        };
+        return Create(Operand(rng), op, Operand(rng));
     }
 
     long Operand(SeededRandom rng)
@@ -81,7 +67,7 @@ public sealed class ArithmeticTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string Solve(Problem problem)
+    public override string Solve(Problem problem)
     {
         var (a, op, b) = Read(problem);
         return op == '+' ? SolveAddition(a, b) : SolveMultiplication(a, b);
@@ -131,7 +117,7 @@ public sealed class ArithmeticTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         var fr = Options.FormatReward;
         if (completion is null) return new Verdict(0, false, VerdictReasons.NoAnswer, 0, null);
@@ -147,7 +133,7 @@ public sealed class ArithmeticTask : IVerifiableTask
 
     /// <inheritdoc />
     /// <remarks>The number on the answer line without leading zeros or commas; null if it is not a whole number.</remarks>
-    public string? ExtractFinalAnswer(string completion)
+    public override string? ExtractFinalAnswer(string completion)
     {
         if (completion is null || completion.Length > Options.MaxCompletionLength) return null;
         var line = AnswerText.FinalLine(completion);

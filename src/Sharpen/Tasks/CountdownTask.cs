@@ -16,7 +16,7 @@ namespace Sharpen.Tasks;
 /// The verifier reads only the text after the last <c>answer:</c> up to the end of that line (the
 /// steps are not checked), then in order: syntax, the numbers used, evaluation, the value.
 /// </summary>
-public sealed class CountdownTask : IVerifiableTask
+public sealed class CountdownTask : SeededTask<CountdownOptions>
 {
     const ulong Salt = 0xC0DE_0001;
     const int MaxAttempts = 10_000;
@@ -25,29 +25,13 @@ public sealed class CountdownTask : IVerifiableTask
     public const string Characters = " ()*+,-./0123456789:=>aenrsw";
 
     /// <summary>Creates the task; throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
-    public CountdownTask(CountdownOptions? options = null)
-    {
-        Options = options ?? new CountdownOptions();
-        Options.Validate();
-    }
-
-    /// <summary>The options this task was made with.</summary>
-    public CountdownOptions Options { get; }
+    public CountdownTask(CountdownOptions? options = null) : base(options, Salt) { }
 
     /// <inheritdoc />
-    public string Name => "countdown";
+    public override string Name => "countdown";
 
     /// <inheritdoc />
-    public string Alphabet => Characters;
-
-    /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (var i = 0; i < count; i++) problems[i] = GenerateOne(SeededRandom.ForProblem(seed, i, Salt));
-        return problems;
-    }
+    public override string Alphabet => Characters;
 
     /// <summary>Makes a problem from given numbers and target, with a reference answer; throws
     /// <see cref="ArgumentException"/> when it has no solution under the options' rules.</summary>
@@ -63,7 +47,8 @@ public sealed class CountdownTask : IVerifiableTask
             new Dictionary<string, string> { ["numbers"] = shown, ["target"] = t });
     }
 
-    Problem GenerateOne(SeededRandom rng)
+    /// <inheritdoc />
+    protected override Problem GenerateOne(SeededRandom rng)
     {
         // Build a random expression over a subset of the numbers, keeping every intermediate a
         // non-negative integer; its value becomes the target, so every problem is solvable.
@@ -97,7 +82,7 @@ public sealed class CountdownTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string Solve(Problem problem)
+    public override string Solve(Problem problem)
     {
         var (numbers, target) = Read(problem);
         var solution = ExpressionSearch.Find(numbers, Rational.Of(target), Options.UseAllNumbers, wholeSteps: true)
@@ -112,7 +97,7 @@ public sealed class CountdownTask : IVerifiableTask
             : " " + string.Join(", ", solution.Steps) + ". answer: " + solution.Expression;
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         var (numbers, target) = Read(problem);
         return VerifyExpression(completion, numbers, Rational.Of(target), Options.UseAllNumbers,
@@ -152,7 +137,7 @@ public sealed class CountdownTask : IVerifiableTask
 
     /// <inheritdoc />
     /// <remarks>The expression on the answer line with spaces and tabs removed.</remarks>
-    public string? ExtractFinalAnswer(string completion) => ExpressionAnswer(completion, Options);
+    public override string? ExtractFinalAnswer(string completion) => ExpressionAnswer(completion, Options);
 
     internal static string? ExpressionAnswer(string? completion, TaskOptions options)
     {

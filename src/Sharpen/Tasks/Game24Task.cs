@@ -13,35 +13,19 @@ namespace Sharpen.Tasks;
 /// <c>a/b</c> and in parentheses when they are operands, e.g.
 /// <c> 8/3=8/3, 3-(8/3)=1/3, 8/(1/3)=24. answer: 8/(3-8/3)</c>.
 /// </summary>
-public sealed class Game24Task : IVerifiableTask
+public sealed class Game24Task : SeededTask<Game24Options>
 {
     const ulong Salt = 0x24_0002;
     const int MaxAttempts = 10_000;
 
     /// <summary>Creates the task; throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
-    public Game24Task(Game24Options? options = null)
-    {
-        Options = options ?? new Game24Options();
-        Options.Validate();
-    }
-
-    /// <summary>The options this task was made with.</summary>
-    public Game24Options Options { get; }
+    public Game24Task(Game24Options? options = null) : base(options, Salt) { }
 
     /// <inheritdoc />
-    public string Name => "game24";
+    public override string Name => "game24";
 
     /// <inheritdoc />
-    public string Alphabet => CountdownTask.Characters;
-
-    /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (var i = 0; i < count; i++) problems[i] = GenerateOne(SeededRandom.ForProblem(seed, i, Salt));
-        return problems;
-    }
+    public override string Alphabet => CountdownTask.Characters;
 
     /// <summary>Makes a problem from four numbers; throws <see cref="ArgumentException"/> when there is no solution.</summary>
     public Problem Create(IReadOnlyList<int> numbers)
@@ -55,7 +39,8 @@ public sealed class Game24Task : IVerifiableTask
             new Dictionary<string, string> { ["numbers"] = shown, ["target"] = t });
     }
 
-    Problem GenerateOne(SeededRandom rng)
+    /// <inheritdoc />
+    protected override Problem GenerateOne(SeededRandom rng)
     {
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
@@ -82,7 +67,7 @@ public sealed class Game24Task : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string Solve(Problem problem)
+    public override string Solve(Problem problem)
     {
         var (numbers, _) = CountdownTask.Read(problem);
         var solution = Find(numbers) ?? throw new ArgumentException($"problem {problem.Id} has no solution", nameof(problem));
@@ -90,7 +75,7 @@ public sealed class Game24Task : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         var (numbers, target) = CountdownTask.Read(problem);
         return CountdownTask.VerifyExpression(completion, numbers, Rational.Of(target), useAll: true,
@@ -99,5 +84,5 @@ public sealed class Game24Task : IVerifiableTask
 
     /// <inheritdoc />
     /// <remarks>The expression on the answer line with spaces and tabs removed.</remarks>
-    public string? ExtractFinalAnswer(string completion) => CountdownTask.ExpressionAnswer(completion, Options);
+    public override string? ExtractFinalAnswer(string completion) => CountdownTask.ExpressionAnswer(completion, Options);
 }

@@ -2,18 +2,21 @@ namespace Sharpen.Tasks;
 
 /// <summary>
 /// SplitMix64 (Steele, Lea and Flood 2014): a tiny PRNG whose output depends only on the seed,
-/// so generated problems are the same on every run, runtime and machine.
+/// so generated problems are the same on every run, runtime and machine. Public for tasks written outside this
+/// assembly (<see cref="SeededTask{TOptions}"/> hands each problem its own stream).
 /// </summary>
-internal sealed class SeededRandom
+public sealed class SeededRandom
 {
     ulong _state;
 
+    /// <summary>A generator starting from <paramref name="seed"/>.</summary>
     public SeededRandom(ulong seed) => _state = seed;
 
     /// <summary>The generator for problem <paramref name="index"/> of a task run with <paramref name="seed"/>.</summary>
     public static SeededRandom ForProblem(int seed, int index, ulong salt) =>
         new(Mix(Mix((ulong)(uint)seed ^ salt) ^ (ulong)(uint)index));
 
+    /// <summary>The next 64 uniformly random bits.</summary>
     public ulong NextUInt64()
     {
         _state += 0x9E3779B97F4A7C15UL;

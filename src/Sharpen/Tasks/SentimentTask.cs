@@ -7,7 +7,7 @@ namespace Sharpen.Tasks;
 /// of polar ones; its label is <c>good</c> when the positive words outnumber the negative ones, else <c>bad</c>. The prompt is
 /// <c>"review: w1 w2 … wn. label:"</c>, the answer the label word. The verifier reads the completion's first word.
 /// </summary>
-public sealed class SentimentTask : IVerifiableTask
+public sealed class SentimentTask : SeededTask<SentimentOptions>
 {
     const ulong Salt = 0x5E47_0064;
 
@@ -19,42 +19,28 @@ public sealed class SentimentTask : IVerifiableTask
     public static IReadOnlyList<string> Neutral { get; } = ["the", "film", "room", "food", "staff", "plot", "was", "and"];
 
     /// <summary>A task with <paramref name="options"/> (default: 6 words, up to 3 polar).</summary>
-    public SentimentTask(SentimentOptions? options = null)
+    public SentimentTask(SentimentOptions? options = null) : base(options, Salt) { }
+
+    /// <inheritdoc />
+    public override string Name => "sentiment";
+
+    /// <inheritdoc />
+    public override string Alphabet => " .:abcdefghijklmnopqrstuvwxyz";
+
+    /// <inheritdoc />
+    protected override Problem GenerateOne(SeededRandom rng)
     {
-        Options = options ?? new SentimentOptions();
-        Options.Validate();
-    }
-
-    /// <summary>The options.</summary>
-    public SentimentOptions Options { get; }
-
-    /// <inheritdoc />
-    public string Name => "sentiment";
-
-    /// <inheritdoc />
-    public string Alphabet => " .:abcdefghijklmnopqrstuvwxyz";
-
-    /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (int i = 0; i < count; i++)
+        int polar = 2 * rng.Next(0, (Options.MaxPolarWords - 1) / 2) + 1;            // 1, 3, …: an odd count, no tie
+        int pos = 0;
+        var words = new List<string>();
+        for (int k = 0; k < polar; k++)
         {
-            var rng = SeededRandom.ForProblem(seed, i, Salt);
-            int polar = 2 * rng.Next(0, (Options.MaxPolarWords - 1) / 2) + 1;            // 1, 3, …: an odd count, no tie
-            int pos = 0;
-            var words = new List<string>();
-            for (int k = 0; k < polar; k++)
-            {
-                bool positive = rng.Next(0, 1) == 1;
-                pos += positive ? 1 : 0;
-                words.Add(positive ? Positive[rng.Next(0, Positive.Count - 1)] : Negative[rng.Next(0, Negative.Count - 1)]);
-            }
-            while (words.Count < Options.Words) words.Insert(rng.Next(0, words.Count), Neutral[rng.Next(0, Neutral.Count - 1)]);
-            problems[i] = Create(words, pos * 2 > polar ? "good" : "bad");
+            bool positive = rng.Next(0, 1) == 1;
+            pos += positive ? 1 : 0;
+            words.Add(positive ? Positive[rng.Next(0, Positive.Count - 1)] : Negative[rng.Next(0, Negative.Count - 1)]);
         }
-        return problems;
+        while (words.Count < Options.Words) words.Insert(rng.Next(0, words.Count), Neutral[rng.Next(0, Neutral.Count - 1)]);
+        return Create(words, pos * 2 > polar ? "good" : "bad");
     }
 
     /// <summary>The problem of a text and its label.</summary>
@@ -64,7 +50,7 @@ public sealed class SentimentTask : IVerifiableTask
         return new Problem($"sentiment:{text}", $"review: {text}. label:", label, new Dictionary<string, string> { ["text"] = text });
     }
 
-    /// <summary>The label counted from the lexicon (the ground truth of <see cref="Generate"/>): good, bad, or null on a tie.</summary>
+    /// <summary>The label counted from the lexicon (the ground truth of generated problems): good, bad, or null on a tie.</summary>
     public static string? Label(string text)
     {
         var words = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -73,17 +59,17 @@ public sealed class SentimentTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string Solve(Problem problem) => " " + problem.Answer;
+    public override string Solve(Problem problem) => " " + problem.Answer;
 
     /// <inheritdoc />
-    public string? ExtractFinalAnswer(string completion)
+    public override string? ExtractFinalAnswer(string completion)
     {
         var first = completion.Split([' ', '\n', '.'], StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
         return first;
     }
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         if (completion is null) return new Verdict(0, false, VerdictReasons.NoAnswer, 0, null);
         if (completion.Length > Options.MaxCompletionLength) return new Verdict(0, false, VerdictReasons.TooLong, 0, null);

@@ -17,7 +17,7 @@ namespace Sharpen.Tasks;
 /// separated by spaces), <c>solution</c> (the SFT program) and the reference program as <c>answer</c>, whose summed
 /// step count is E_ref of the <see cref="StackCodeReward.Runtime"/> reward.
 /// </summary>
-public sealed class StackCodeTask : IVerifiableTask
+public sealed class StackCodeTask : SeededTask<StackCodeOptions>
 {
     const ulong Salt = 0x5C0DE;
     const int MaxAttempts = 1_000;
@@ -26,31 +26,16 @@ public sealed class StackCodeTask : IVerifiableTask
     public const string Characters = " %()*+-/0123456789:=[]adefoprsuvwx";
 
     /// <summary>Creates the task; throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
-    public StackCodeTask(StackCodeOptions? options = null)
-    {
-        Options = options ?? new StackCodeOptions();
-        Options.Validate();
-    }
-
-    /// <summary>The options this task was made with.</summary>
-    public StackCodeOptions Options { get; }
+    public StackCodeTask(StackCodeOptions? options = null) : base(options, Salt) { }
 
     /// <inheritdoc />
-    public string Name => "stack-code";
+    public override string Name => "stack-code";
 
     /// <inheritdoc />
-    public string Alphabet => Characters;
+    public override string Alphabet => Characters;
 
     /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (var i = 0; i < count; i++) problems[i] = GenerateOne(SeededRandom.ForProblem(seed, i, Salt));
-        return problems;
-    }
-
-    Problem GenerateOne(SeededRandom rng)
+    protected override Problem GenerateOne(SeededRandom rng)
     {
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
@@ -79,7 +64,7 @@ public sealed class StackCodeTask : IVerifiableTask
 
     /// <inheritdoc />
     /// <remarks>The row's <c>solution</c> program (slow or not, see <see cref="StackCodeOptions.SlowSolutionFraction"/>), else the reference.</remarks>
-    public string Solve(Problem problem) => " " + (problem.Fields.GetValueOrDefault("solution") ?? problem.Answer);
+    public override string Solve(Problem problem) => " " + (problem.Fields.GetValueOrDefault("solution") ?? problem.Answer);
 
     /// <summary>The generated unit tests of a problem; throws <see cref="ArgumentException"/> naming the problem when the
     /// <c>tests</c> field is missing or malformed (a data error, not a model error).</summary>
@@ -100,7 +85,7 @@ public sealed class StackCodeTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         var tests = ReadTests(problem);
         var runtime = Options.Reward == StackCodeReward.Runtime;
@@ -153,7 +138,7 @@ public sealed class StackCodeTask : IVerifiableTask
 
     /// <inheritdoc />
     /// <remarks>The first line's words joined by single spaces when it parses as a program, else null.</remarks>
-    public string? ExtractFinalAnswer(string completion)
+    public override string? ExtractFinalAnswer(string completion)
     {
         if (completion.Length > Options.MaxCompletionLength) return null;
         var source = FirstLine(completion);

@@ -13,7 +13,7 @@ namespace Sharpen.Tasks;
 /// </code>
 /// The verifier reads the first integer after the last <c>answer:</c>, or else the first integer of the completion.
 /// </summary>
-public sealed class SymbolOpsTask : IVerifiableTask
+public sealed class SymbolOpsTask : SeededTask<SymbolOpsOptions>
 {
     const ulong Salt = 0x5E_0B5;
 
@@ -21,20 +21,13 @@ public sealed class SymbolOpsTask : IVerifiableTask
     public const string Operators = "#@&$";
 
     /// <summary>Creates the task; throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
-    public SymbolOpsTask(SymbolOpsOptions? options = null)
-    {
-        Options = options ?? new SymbolOpsOptions();
-        Options.Validate();
-    }
-
-    /// <summary>The options this task was made with.</summary>
-    public SymbolOpsOptions Options { get; }
+    public SymbolOpsTask(SymbolOpsOptions? options = null) : base(options, Salt) { }
 
     /// <inheritdoc />
-    public string Name => "symbol-ops";
+    public override string Name => "symbol-ops";
 
     /// <inheritdoc />
-    public string Alphabet => " #$&-0123456789:=@aenrsw";
+    public override string Alphabet => " #$&-0123456789:=@aenrsw";
 
     /// <summary>The value of <c>a op b</c>.</summary>
     public static long Apply(char op, long a, long b) => op switch
@@ -47,17 +40,10 @@ public sealed class SymbolOpsTask : IVerifiableTask
     };
 
     /// <inheritdoc />
-    public IReadOnlyList<Problem> Generate(int count, int seed)
+    protected override Problem GenerateOne(SeededRandom rng)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        var problems = new Problem[count];
-        for (var i = 0; i < count; i++)
-        {
-            var rng = SeededRandom.ForProblem(seed, i, Salt);
-            var op = Operators[rng.Next(0, Operators.Length - 1)];
-            problems[i] = Create(rng.Next(1, Options.MaxOperand), op, rng.Next(1, Options.MaxOperand));
-        }
-        return problems;
+        var op = Operators[rng.Next(0, Operators.Length - 1)];
+        return Create(rng.Next(1, Options.MaxOperand), op, rng.Next(1, Options.MaxOperand));
     }
 
     /// <summary>The problem <c>a op b</c>.</summary>
@@ -72,10 +58,10 @@ public sealed class SymbolOpsTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string Solve(Problem problem) => " " + problem.Answer;
+    public override string Solve(Problem problem) => " " + problem.Answer;
 
     /// <inheritdoc />
-    public Verdict Verify(Problem problem, string completion)
+    public override Verdict Verify(Problem problem, string completion)
     {
         if (completion.Length > Options.MaxCompletionLength) return new Verdict(0, false, VerdictReasons.TooLong, 0, null);
         var found = ExtractFinalAnswer(completion);
@@ -86,7 +72,7 @@ public sealed class SymbolOpsTask : IVerifiableTask
     }
 
     /// <inheritdoc />
-    public string? ExtractFinalAnswer(string completion)
+    public override string? ExtractFinalAnswer(string completion)
     {
         if (completion.Length > Options.MaxCompletionLength) return null;
         var text = AnswerText.FinalLine(completion) ?? completion;
