@@ -161,7 +161,8 @@ public static class GenerateBench
     /// (fused weights, cache allocation), the prompt phase, and the decode steps, split into the model's step and the
     /// greedy pick with its host sync (argmax, copy of the ids to .NET), in ms per generation and µs per step; the tensors one
     /// step creates (each a native call to make it and one to free it). The same session's general step (the path every
-    /// step took before the step lane) is timed beside it, alternating, so the two share the run's load.
+    /// step took before the step lane) and the lane without torch's inference mode (<see cref="DecodeSession.UseInferenceMode"/>)
+    /// are timed beside it, alternating, so the three share the run's load.
     /// </summary>
     static JsonArray Profile(Action<string> log, int newTokens, int promptLength, int repeats)
     {
@@ -173,21 +174,20 @@ public static class GenerateBench
             foreach (var b in new[] { 1, 64 })
             {
                 var prompts = RandomPrompts(new Random(7), b, promptLength, cfg.VocabSize);
-                var best = new Dictionary<bool, (double Start, double Prefill, double Step, double Pick)>
-                {
-                    [false] = (double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue),
-                    [true] = (double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue),
-                };
-                var handles = new Dictionary<bool, int>();                            // tensors one decode step creates
+                // Variants, alternating: the lane (what Generate runs), the general step, the lane without inference mode.
+                var variants = new[] { "lane", "general", "no-inference-mode" };
+                var best = variants.ToDictionary(v => v, _ => (Start: double.MaxValue, Prefill: double.MaxValue, Step: double.MaxValue, Pick: double.MaxValue));
+                var handles = new Dictionary<string, int>();                          // tensors one decode step creates
                 for (int r = 0; r <= repeats; r++)                                    // run 0 warms up
-                    foreach (var general in new[] { false, true })
+                    foreach (var variant in variants)
                     {
                         using var _ = no_grad();
                         using var scope = NewDisposeScope();
                         var ids = tensor(prompts.SelectMany(x => x.Select(t => (long)t)).ToArray()).view(b, promptLength);
                         var sw = Stopwatch.StartNew();
                         using var session = model.StartDecoding(b, promptLength + newTokens);
-                        session.ForceGeneralStep = general;
+                        session.ForceGeneralStep = variant == "general";
+                        session.UseInferenceMode = variant != "no-inference-mode";
                         double start = sw.Elapsed.TotalMilliseconds;
                         sw.Restart();
                         var logits = session.Prefill(ids, ones_like(ids));
@@ -202,7 +202,7 @@ public static class GenerateBench
                             sw.Restart();
                             logits = session.Step(fed);
                             step += sw.Elapsed.TotalMilliseconds;
-                            handles[general] = stepScope.DisposablesCount - before;
+                            handles[variant] = stepScope.DisposablesCount - before;
                             sw.Restart();
                             var picked = logits.argmax(-1);
                             var host = picked.data<long>().ToArray();
@@ -210,22 +210,25 @@ public static class GenerateBench
                             pick += sw.Elapsed.TotalMilliseconds;
                         }
                         if (r == 0) continue;
-                        var o = best[general];
-                        best[general] = (Math.Min(o.Start, start), Math.Min(o.Prefill, prefill), Math.Min(o.Step, step), Math.Min(o.Pick, pick));
+                        var o = best[variant];
+                        best[variant] = (Math.Min(o.Start, start), Math.Min(o.Prefill, prefill), Math.Min(o.Step, step), Math.Min(o.Pick, pick));
                     }
-                var (bs, bp, bst, bpk) = best[false];
-                double total = bs + bp + bst + bpk, generalStep = best[true].Step;
+                var (bs, bp, bst, bpk) = best["lane"];
+                double total = bs + bp + bst + bpk, generalStep = best["general"].Step, plainStep = best["no-inference-mode"].Step;
                 log($"profile {name} batch {b}: start {bs:F1} ms, prompt {bp:F1} ms, steps {bst:F1} ms ({bst * 1000 / (newTokens - 1):F0} µs/step, " +
-                    $"{handles[false]} tensors/step; general step {generalStep * 1000 / (newTokens - 1):F0} µs/step, {handles[true]} tensors/step), " +
+                    $"{handles["lane"]} tensors/step; general step {generalStep * 1000 / (newTokens - 1):F0} µs/step, {handles["general"]} tensors/step; " +
+                    $"lane without inference mode {plainStep * 1000 / (newTokens - 1):F0} µs/step), " +
                     $"pick + host sync {bpk:F1} ms; {b * newTokens / (total / 1000):F0} tokens/s");
                 result.Add(new JsonObject
                 {
                     ["model"] = name, ["batch"] = b, ["start_ms"] = Math.Round(bs, 2), ["prompt_ms"] = Math.Round(bp, 2),
                     ["steps_ms"] = Math.Round(bst, 2), ["us_per_step"] = Math.Round(bst * 1000 / (newTokens - 1), 1),
-                    ["tensors_per_step"] = handles[false],
+                    ["tensors_per_step"] = handles["lane"],
                     ["general_step_us_per_step"] = Math.Round(generalStep * 1000 / (newTokens - 1), 1),
-                    ["general_step_tensors_per_step"] = handles[true],
+                    ["general_step_tensors_per_step"] = handles["general"],
                     ["step_speedup_over_general"] = Math.Round(generalStep / bst, 2),
+                    ["no_inference_mode_us_per_step"] = Math.Round(plainStep * 1000 / (newTokens - 1), 1),
+                    ["step_speedup_over_no_inference_mode"] = Math.Round(plainStep / bst, 2),
                     ["pick_and_sync_ms"] = Math.Round(bpk, 2), ["tokens_per_s"] = Math.Round(b * newTokens / (total / 1000), 1),
                 });
             }

@@ -117,6 +117,17 @@ public sealed class DecodeSession : IDisposable
         Capacity = capacity;
     }
 
+    /// <summary>
+    /// Whether Prefill and Step run the layers under torch's inference mode (default; tests and the bench profile turn it off
+    /// to compare). Inference mode skips the autograd and view-tracking work every op does even under no_grad (version
+    /// counters, view metadata, the autograd dispatch layer); the arithmetic is the same, bit for bit (tested). Tensors made
+    /// inside are inference tensors, which torch refuses to modify in place outside the mode, so none is kept or returned: the
+    /// rotary tables (cached on the model and grown on demand) are looked up before entering, the cache and the H₂O state are
+    /// allocated outside (in-place writes to normal tensors are allowed inside), and the head projection runs after leaving,
+    /// so the logits a caller receives are a normal tensor it may modify (tested).
+    /// </summary>
+    internal bool UseInferenceMode { get; set; } = true;
+
     /// <summary>Whether decode steps take the step lane (<see cref="StepLane"/>): full cache, no soft-capping, sliding window or
     /// sandwich norms.</summary>
     internal bool HasStepLane => _stepLane;
@@ -306,12 +317,17 @@ public sealed class DecodeSession : IDisposable
         var sin = sinRows.view(b, 1, _headDim);
         // A cache with padding needs its key mask; (B, 1, 1, L) broadcasts over the KV heads and their G query rows.
         var mask = _padded ? _keyOk.narrow(1, 0, len).view(b, 1, 1, len) : null;
-        var x = _embed.index_select(0, ids.view(b));                                        // (B, C)
-        if (_embedScale != 1.0) x = x * _embedScale;
-        for (int i = 0; i < _layers.Length; i++) x = LaneLayer(i, x, cos, sin, mask, start, b);
+        Tensor x;
+        using (UseInferenceMode ? inference_mode() : null)                                  // see UseInferenceMode
+        {
+            x = _embed.index_select(0, ids.view(b));                                        // (B, C)
+            if (_embedScale != 1.0) x = x * _embedScale;
+            for (int i = 0; i < _layers.Length; i++) x = LaneLayer(i, x, cos, sin, mask, start, b);
+            x = RmsNormInPlace(x, _finalNorm);
+        }
         _filled += 1;
         _column0 += 1;
-        var logits = RmsNormInPlace(x, _finalNorm).mm(_headT);                              // (B, V)
+        var logits = x.mm(_headT);                                                          // (B, V), a normal tensor
         return _finalCap is { } cap ? (logits / cap).tanh() * cap : logits;
     }
 
@@ -407,15 +423,19 @@ public sealed class DecodeSession : IDisposable
             var kCol = arange(0, attend.shape[3], dtype: ScalarType.Int64).view(1, -1);
             windowMask = Grouped(attend & ((kCol > qCol - _window) | (kCol == qCol)).view(1, 1, t, -1));
         }
-        var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);                   // (B, T, C)
-        if (_embedScale != 1.0) x = x * _embedScale;
-        for (int i = 0; i < _layers.Length; i++)
-            x = _layers[i].Sliding ? Layer(i, x, cosLocal, sinLocal, windowMask ?? mask, start) : Layer(i, x, cos, sin, mask, start);
-        _filled += t;
-        _column0 += t;
-        if (_budget is not null) Evict();
-        var last = RmsNorm(x.narrow(1, t - 1, 1), _finalNorm).view(b, -1);                 // (B, C)
-        var logits = nn.functional.linear(last, _head);                                    // (B, V)
+        Tensor last;                                                                       // (B, C)
+        using (UseInferenceMode ? inference_mode() : null)                                  // see UseInferenceMode
+        {
+            var x = _embed.index_select(0, ids.reshape(-1)).view(b, t, -1);               // (B, T, C)
+            if (_embedScale != 1.0) x = x * _embedScale;
+            for (int i = 0; i < _layers.Length; i++)
+                x = _layers[i].Sliding ? Layer(i, x, cosLocal, sinLocal, windowMask ?? mask, start) : Layer(i, x, cos, sin, mask, start);
+            _filled += t;
+            _column0 += t;
+            if (_budget is not null) Evict();
+            last = RmsNorm(x.narrow(1, t - 1, 1), _finalNorm).view(b, -1);
+        }
+        var logits = nn.functional.linear(last, _head);                                    // (B, V), a normal tensor
         return _finalCap is { } cap ? (logits / cap).tanh() * cap : logits;
     }
 

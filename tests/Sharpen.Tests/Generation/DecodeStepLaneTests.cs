@@ -91,4 +91,46 @@ public class DecodeStepLaneTests
         using var llama = new CausalLM(CausalLMTests.Tiny(), seed: 1);
         using (var budgeted = llama.StartDecoding(1, 8, new KvBudget(4, 2))) Assert.False(budgeted.HasStepLane);
     }
+
+    // Prefill and `steps` greedy steps of two sessions over the same prompts, one with inference mode (the default) and one
+    // without; returns the largest logit difference. Each returned logits tensor gets an in-place add outside inference mode,
+    // which torch refuses for an inference tensor: callers (the rollout engine, the server) may modify the logits they get.
+    static double CompareInferenceMode(CausalLM model, bool general, KvBudget? budget, int steps = 10)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        model.eval();
+        long b = 2, p = 5;
+        var mask = tensor(new long[] { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1 }).view(b, p);
+        var ids = randint(3, 13, [b, p], generator: new Generator(5)) * mask;
+        using var inference = model.StartDecoding(b, p + steps + 1, budget);
+        using var plain = model.StartDecoding(b, p + steps + 1, budget);
+        Assert.True(inference.UseInferenceMode);
+        plain.UseInferenceMode = false;
+        inference.ForceGeneralStep = plain.ForceGeneralStep = general;
+        var a = inference.Prefill(ids, mask).add_(0);
+        var c = plain.Prefill(ids, mask);
+        double maxDiff = (a - c).abs().max().item<float>();
+        for (int s = 0; s < steps; s++)
+        {
+            var next = a.argmax(-1).view(b, 1);
+            a = inference.Step(next).add_(0);
+            c = plain.Step(next);
+            maxDiff = Math.Max(maxDiff, (a - c).abs().max().item<float>());
+        }
+        return maxDiff;
+    }
+
+    [Theory]
+    [InlineData("llama", false, 2, false, false)]
+    [InlineData("llama", false, 2, true, false)]
+    [InlineData("qwen2", true, 2, false, false)]
+    [InlineData("qwen2", true, 2, true, false)]
+    [InlineData("llama", false, 2, true, true)]   // H₂O: eviction (in-place scatter into the cache) runs inside inference mode
+    public void Inference_mode_gives_the_same_logits_bit_for_bit(string type, bool tied, int kvHeads, bool general, bool budget)
+    {
+        using var model = Model(type, tied, kvHeads);
+        double diff = CompareInferenceMode(model, general, budget ? new KvBudget(4, 2) : null);
+        Assert.Equal(0.0, diff);
+    }
 }
