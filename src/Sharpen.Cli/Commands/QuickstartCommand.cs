@@ -71,6 +71,10 @@ public static class QuickstartCommand
                     IllegalReward = pr.GetValue(envIllegal), RlGames = pr.GetValue(envGames), RlSamples = pr.GetValue(envSamples),
                     NumberTokens = pr.GetValue(envNumberTokens), ProgressReward = pr.GetValue(envProgress), RlEntropy = pr.GetValue(envEntropy),
                 };
+                // An 84k-parameter policy gains nothing from intra-op threads: measured with the defaults on the quiet 2-core
+                // machine, 2 threads took 6.2 minutes and 1 thread 2.6 (README). SHARPEN_NUM_THREADS still decides when set.
+                Sharpen.Torch.TorchRuntime.EnsureLoaded();
+                if (Environment.GetEnvironmentVariable("SHARPEN_NUM_THREADS") is null) TorchSharp.torch.set_num_threads(1);
                 RunAgent(agent, pr.GetValue(output) is "runs/quickstart" ? "runs/quickstart-guess-number" : pr.GetValue(output)!, Console.WriteLine);
                 return 0;
             }
@@ -120,7 +124,9 @@ public static class QuickstartCommand
         var r = AgentQuickstart.Run(s, outDir, log);
         var md = new System.Text.StringBuilder("# Sharpen agent quickstart\n\n");
         md.AppendLine($"Guess the number in {s.Low}–{s.High} within {s.MaxTurns} guesses, {r.Parameters:N0}-parameter model, {r.Seconds / 60:F1} minutes.");
-        md.AppendLine("SFT sees only games whose guesses are random legal numbers (no strategy); RL is rewarded 1 for a win.\n");
+        md.AppendLine("SFT sees only games whose guesses are random legal numbers (no strategy); RL is rewarded 1 for a win, " +
+            $"{s.ProgressReward.ToString(CultureInfo.InvariantCulture)} per bit of information a guess gains and {s.IllegalReward.ToString(CultureInfo.InvariantCulture)} per illegal guess. " +
+            "The success rate counts wins only.\n");
         md.AppendLine("| stage | held-out success rate | mean turns | n | seconds |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: |");
         foreach (var st in r.Stages)
