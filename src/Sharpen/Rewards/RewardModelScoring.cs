@@ -17,9 +17,5 @@ public static class RewardModelScoring
 
     /// <summary>Prompt tokens (with special tokens) and completion tokens followed by EOS, as the trainer and <see cref="ModelReward"/> encode them.</summary>
     public static (int[] Prompt, int[] Completion) Encode(ITokenizer tokenizer, ModelConfig config, string prompt, string completion)
-    {
-        var p = tokenizer.Encode(prompt).ToArray();
-        if (p.Length == 0) throw new ArgumentException($"a prompt encodes to no tokens: \"{prompt}\"");
-        return (p, CompletionTokens.Ids(tokenizer, CompletionTokens.EosId(tokenizer, config), completion));
-    }
+        => CompletionTokens.Row(tokenizer, CompletionTokens.EosId(tokenizer, config), prompt, completion);
 }

@@ -22,8 +22,7 @@ public static class StepEncoding
     /// <summary>Encodes one item; throws <see cref="ArgumentException"/> naming the step that encodes to no tokens.</summary>
     public static EncodedSteps Encode(ITokenizer tokenizer, string prompt, IReadOnlyList<string> steps, int? eos = null)
     {
-        var p = tokenizer.Encode(prompt).ToArray();
-        if (p.Length == 0) throw new ArgumentException($"a prompt encodes to no tokens: \"{prompt}\"");
+        var p = CompletionTokens.PromptIds(tokenizer, prompt);
         if (steps.Count == 0) throw new ArgumentException($"a solution of \"{prompt}\" has no steps");
         var ids = new List<int>();
         var ends = new int[steps.Count];

@@ -78,9 +78,8 @@ public sealed class AlignDistilTrainer(CausalLM student, ITokenizer tokenizer, C
         var eos = CompletionTokens.EosId(tokenizer, student.Config);
         var data = rows.Select(r =>
         {
-            var p = tokenizer.Encode(r.Prompt).ToArray();
-            if (p.Length == 0) throw new ArgumentException($"a row's prompt encodes to no tokens: \"{r.Prompt}\"");
-            return new Example(p, CompletionTokens.Ids(tokenizer, eos, r.Completion));
+            var (p, c) = CompletionTokens.Row(tokenizer, eos, r.Prompt, r.Completion, "a row's prompt");
+            return new Example(p, c);
         }).ToList();
         _o = StepSchedule.Sized(_o, data.Count);
         int padId = tokenizer.PadTokenId ?? 0;

@@ -76,9 +76,8 @@ public sealed class KtoTrainer(CausalLM policy, ITokenizer tokenizer, KtoOptions
         var eos = CompletionTokens.EosId(tokenizer, policy.Config);
         var data = examples.Select(e =>
         {
-            var p = tokenizer.Encode(e.Prompt).ToArray();
-            if (p.Length == 0) throw new ArgumentException($"an example's prompt encodes to no tokens: \"{e.Prompt}\"");
-            return new Example(p, CompletionTokens.Ids(tokenizer, eos, e.Completion), e.Desirable);
+            var (p, c) = CompletionTokens.Row(tokenizer, eos, e.Prompt, e.Completion, "an example's prompt");
+            return new Example(p, c, e.Desirable);
         }).ToList();
         _o = StepSchedule.Sized(_o, data.Count);   // epochs / warmup_ratio → steps, now that the item count is known
         int nd = data.Count(d => d.Desirable), nu = data.Count - nd;

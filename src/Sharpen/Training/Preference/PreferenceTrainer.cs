@@ -262,8 +262,7 @@ public sealed class PreferenceTrainer(CausalLM policy, ITokenizer tokenizer, Pre
         var weightField = PreferenceLosses.Registry.Get(_o.Loss).PairWeightField;
         return pairs.Select((e, i) =>
         {
-            var p = tokenizer.Encode(e.Prompt).ToArray();
-            if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{e.Prompt}\"");
+            var p = CompletionTokens.PromptIds(tokenizer, e.Prompt, "a pair's prompt");
             var c = CompletionTokens.Ids(tokenizer, eos, e.Chosen);
             var r = CompletionTokens.Ids(tokenizer, eos, e.Rejected);
             return new Pair(p, c, r, weightField is null ? 1 : PairWeight(e, i, weightField));

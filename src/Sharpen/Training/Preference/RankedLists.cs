@@ -200,10 +200,5 @@ internal static class RankedLists
         return (index, scores, mask);
     }
 
-    static int[] Prompt(ITokenizer tokenizer, string prompt)
-    {
-        var p = tokenizer.Encode(prompt).ToArray();
-        if (p.Length == 0) throw new ArgumentException($"a pair's prompt encodes to no tokens: \"{prompt}\"");
-        return p;
-    }
+    static int[] Prompt(ITokenizer tokenizer, string prompt) => CompletionTokens.PromptIds(tokenizer, prompt, "a pair's prompt");
 }

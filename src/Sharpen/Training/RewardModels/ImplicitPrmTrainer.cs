@@ -70,9 +70,7 @@ public sealed class ImplicitPrmTrainer(CausalLM policy, ITokenizer tokenizer, Im
         var steps = splitter.Split(completion);
         if (steps.Count == 0)
         {
-            var p = tokenizer.Encode(prompt).ToArray();
-            if (p.Length == 0) throw new ArgumentException($"a prompt encodes to no tokens: \"{prompt}\"");
-            return (p, [eos]);
+            return (CompletionTokens.PromptIds(tokenizer, prompt), [eos]);
         }
         var e = StepEncoding.Encode(tokenizer, prompt, steps, eos);
         return (e.Prompt, e.Completion);
