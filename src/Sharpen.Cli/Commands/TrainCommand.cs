@@ -131,49 +131,52 @@ public static class TrainCommand
         Console.WriteLine($"report: {RunReport.Write(r.Output, $"sharpen train {name}", metrics, lines, lossTitle: lossTitle)}");
     }
 
+    /// <summary>Prints a run's one-line result, writes report.md with it on top, and returns the exit code 0.</summary>
+    static int Finish(Recipe r, string name, string line, string lossTitle)
+    {
+        Console.WriteLine(line);
+        WriteReport(r, name, [line], lossTitle);
+        return 0;
+    }
+
+    /// <summary>" (N lines skipped)" when a data file had lines skipped, else nothing.</summary>
+    static string Skipped(int lines) => lines > 0 ? $" ({lines} lines skipped)" : "";
+
     static int RunPreference(Recipe r, string name, bool resume, CancellationToken ct)
     {
         var result = PreferencePipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"{r.PreferenceOptions().Loss}: {result.Result.Steps} steps on {result.Pairs} pairs" +
-            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            Skipped(result.SkippedLines) +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, pair accuracy {result.Result.FinalAccuracy:P0}.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "Preference loss");
-        return 0;
+        return Finish(r, name, line, "Preference loss");
     }
 
     static int RunKto(Recipe r, string name, bool resume, CancellationToken ct)
     {
         var result = KtoPipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"kto: {result.Result.Steps} steps on {result.Examples} unpaired examples" +
-            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            Skipped(result.SkippedLines) +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "KTO loss");
-        return 0;
+        return Finish(r, name, line, "KTO loss");
     }
 
     static int RunAlignDistil(Recipe r, string name, bool resume, CancellationToken ct)
     {
         var result = AlignDistilPipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"align_distil: {result.Result.Steps} steps on {result.Examples} prompt/response rows" +
-            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            Skipped(result.SkippedLines) +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final KL(teacher ‖ student) {result.Result.FinalLoss:F4}.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "AlignDistil loss (KL to the teacher)");
-        return 0;
+        return Finish(r, name, line, "AlignDistil loss (KL to the teacher)");
     }
 
     static int RunRewardModel(Recipe r, string name, bool resume, CancellationToken ct)
     {
         var result = RewardModelPipeline.Run(r, Console.WriteLine, resume, ct);
         var line = $"reward model: {result.Result.Steps} steps on {result.Pairs} pairs" +
-            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            Skipped(result.SkippedLines) +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}, " +
             $"pair accuracy {result.Result.FinalAccuracy:P0}, reward margin {result.Result.FinalMargin:F4}; checkpoint {result.Result.FinalCheckpoint}.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "Reward-model loss");
-        return 0;
+        return Finish(r, name, line, "Reward-model loss");
     }
 
     static int RunOnlinePreference(Recipe r, string name, bool resume, CancellationToken ct)
@@ -217,9 +220,7 @@ public static class TrainCommand
         if (resume) throw new RecipeException($"{name}: a ranking run writes no checkpoints (it takes seconds to minutes); run it again without --resume");
         var result = RankingPipeline.Run(r, Console.WriteLine, ct);
         var line = $"{r.RankingOptions().Task}: held-out {result.Metric} {result.Before:F4} before training, {result.After:F4} after {result.Rows.Count} steps.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "REINFORCE loss (Plackett-Luce ranking policy)");
-        return 0;
+        return Finish(r, name, line, "REINFORCE loss (Plackett-Luce ranking policy)");
     }
 
     static int RunOfflinePg(Recipe r, string name, bool resume, CancellationToken ct)
@@ -227,11 +228,9 @@ public static class TrainCommand
         var result = OfflinePolicyPipeline.Run(r, Console.WriteLine, resume, ct);
         var loss = r.OfflinePolicyOptions().Loss;
         var line = $"{loss}: {result.Result.Steps} steps on {result.Result.Items} {(loss switch { "copg" => "pairs", "alol" => "positive-advantage rows", _ => "step-labelled solutions" })} from {result.Rows} {(loss == "direct_advantage_po" ? "rows" : "scored completions")}" +
-            (result.SkippedLines > 0 ? $" ({result.SkippedLines} lines skipped)" : "") +
+            Skipped(result.SkippedLines) +
             $", {result.Parameters:N0} parameters, {result.Seconds:F0} s; final loss {result.Result.FinalLoss:F4}.";
-        Console.WriteLine(line);
-        WriteReport(r, name, [line], "Offline policy-gradient loss");
-        return 0;
+        return Finish(r, name, line, "Offline policy-gradient loss");
     }
 
     static int RunRl(Recipe r, string name, bool resume, CancellationToken ct)
