@@ -117,4 +117,13 @@ public sealed class RunLog
     /// <summary>Writes summary.json.</summary>
     public void Summary(JsonObject summary) => AtomicFile.WriteAllText(SummaryPath, Finite(summary).ToJsonString(Pretty));
 
+    /// <summary>Adds <paramref name="fields"/> to summary.json in order (replacing a field of the same name; the others stay):
+    /// what a pipeline knows beyond its trainer, such as <c>skipped_lines</c> and <c>parameters</c>.</summary>
+    public void AddToSummary(params (string Key, JsonNode? Value)[] fields)
+    {
+        var summary = ReadSummary();
+        foreach (var (key, value) in fields) summary[key] = value;
+        Summary(summary);
+    }
+
 }

@@ -44,11 +44,7 @@ public static class AlignDistilPipeline
         }
         catch (ArgumentException e) when (e.Message.StartsWith("align_distil.", StringComparison.Ordinal)) { throw new RecipeException($"recipe: {e.Message}"); }
 
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = student.ParameterCount();
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", loaded.SkippedLines), ("parameters", student.ParameterCount()));
         return new AlignDistilPipelineResult(result, loaded.Items.Count, loaded.SkippedLines, student.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 

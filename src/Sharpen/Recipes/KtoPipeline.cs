@@ -33,11 +33,7 @@ public static class KtoPipeline
         using var _ = policy;
         var result = new KtoTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = policy.ParameterCount();
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", loaded.SkippedLines), ("parameters", policy.ParameterCount()));
         return new KtoPipelineResult(result, loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 }

@@ -39,11 +39,7 @@ public static class OfflinePolicyPipeline
 
         var result = new OfflinePolicyTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = policy.ParameterCount();
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", loaded.SkippedLines), ("parameters", policy.ParameterCount()));
         return new OfflinePolicyPipelineResult(result, loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 
@@ -59,11 +55,7 @@ public static class OfflinePolicyPipeline
         using var _ = policy;
         log?.Invoke($"model: {policy.ParameterCount():N0} parameters ({policy.Config.ModelType}, d={policy.Config.HiddenSize}, {policy.Config.NumHiddenLayers} layers)");
         var r = new DirectAdvantagePoTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = policy.ParameterCount();
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", loaded.SkippedLines), ("parameters", policy.ParameterCount()));
         return new OfflinePolicyPipelineResult(new OfflinePolicyResult(r.Steps, r.FinalLoss, r.Solutions, r.CriticMse, r.FinalCheckpoint),
             loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }

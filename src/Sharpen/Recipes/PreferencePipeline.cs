@@ -43,12 +43,7 @@ public static class PreferencePipeline
 
         var result = new PreferenceTrainer(policy, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["pairs"] = loaded.Items.Count;
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = policy.ParameterCount();
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("pairs", loaded.Items.Count), ("skipped_lines", loaded.SkippedLines), ("parameters", policy.ParameterCount()));
         return new PreferencePipelineResult(result, loaded.Items.Count, loaded.SkippedLines, policy.ParameterCount(), sw.Elapsed.TotalSeconds);
     }
 }

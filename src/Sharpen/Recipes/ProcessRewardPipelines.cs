@@ -54,11 +54,7 @@ public static class ProcessRewardPipelines
         log?.Invoke($"model: {parameters:N0} parameters (d={backbone.Config.HiddenSize}, {backbone.Config.NumHiddenLayers} layers, scalar head per step)");
 
         var result = new PrmTrainer(backbone, head, tokenizer, options) { Log = log }.Run(train.Items, test.Items, recipe.Output, resume, cancel);
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = train.SkippedLines + test.SkippedLines;
-        summary["parameters"] = parameters;
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", train.SkippedLines + test.SkippedLines), ("parameters", parameters));
         return new PrmPipelineResult(result, train.Items.Count, test.Items.Count, train.SkippedLines + test.SkippedLines, parameters, sw.Elapsed.TotalSeconds);
     }
 
@@ -83,12 +79,7 @@ public static class ProcessRewardPipelines
         log?.Invoke($"model: {parameters:N0} parameters (policy and frozen reference), loss {options.Loss}, beta {options.Beta}");
 
         var result = new ImplicitPrmTrainer(policy, tokenizer, options) { Log = log }.Run(train.Items, recipe.Output, resume, cancel);
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["skipped_lines"] = train.SkippedLines;
-        summary["parameters"] = parameters;
-        summary["correct_completions"] = correct;
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("skipped_lines", train.SkippedLines), ("parameters", parameters), ("correct_completions", correct));
         return new ImplicitPrmPipelineResult(result, train.Items.Count, train.SkippedLines, parameters, sw.Elapsed.TotalSeconds);
     }
 }

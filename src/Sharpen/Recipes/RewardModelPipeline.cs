@@ -46,12 +46,7 @@ public static class RewardModelPipeline
 
         var result = new RewardModelTrainer(backbone, head, tokenizer, options) { Log = log }.Run(loaded.Items, recipe.Output, resume, cancel);
 
-        var runLog = new RunLog(recipe.Output, append: true);
-        var summary = runLog.ReadSummary();
-        summary["pairs"] = loaded.Items.Count;
-        summary["skipped_lines"] = loaded.SkippedLines;
-        summary["parameters"] = parameters;
-        runLog.Summary(summary);
+        new RunLog(recipe.Output, append: true).AddToSummary(("pairs", loaded.Items.Count), ("skipped_lines", loaded.SkippedLines), ("parameters", parameters));
         return new RewardModelPipelineResult(result, loaded.Items.Count, loaded.SkippedLines, parameters, sw.Elapsed.TotalSeconds);
     }
 }
