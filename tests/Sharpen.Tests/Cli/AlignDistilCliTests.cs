@@ -13,16 +13,6 @@ namespace Sharpen.Tests.Cli;
 [Collection("console")]
 public class AlignDistilCliTests
 {
-    static (int Code, string Out, string Err) Root(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (SharpenCli.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
-
     [Fact]
     public void Train_runs_an_align_distil_recipe_and_names_a_missing_teacher()
     {
@@ -40,7 +30,7 @@ public class AlignDistilCliTests
             align_distil: {"{"} dpo_model: {dpo}, alpha: 1.5, max_steps: 3, batch_size: 2, log_every: 1, checkpoint_every: 0 {"}"}
             """;
         File.WriteAllText(dir.File("r.yaml"), Yaml(dir.File("dpo")));
-        var (code, output, err) = Root("train", dir.File("r.yaml"));
+        var (code, output, err) = CliHarness.Root("train", dir.File("r.yaml"));
         Assert.True(code == 0, err);
         Assert.Contains("align_distil: 3 steps on 2 prompt/response rows", output);
         Assert.True(File.Exists(dir.File("run/report.md")));
@@ -49,7 +39,7 @@ public class AlignDistilCliTests
         Assert.Equal(("completed", "align_distil"), (summary["status"]!.GetValue<string>(), summary["loss_name"]!.GetValue<string>()));
 
         File.WriteAllText(dir.File("bad.yaml"), Yaml(dir.File("nowhere")).Replace(dir.File("run"), dir.File("run2")));
-        var (badCode, _, badErr) = Root("train", dir.File("bad.yaml"));
+        var (badCode, _, badErr) = CliHarness.Root("train", dir.File("bad.yaml"));
         Assert.Equal(1, badCode);
         var lines = badErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.True(lines.Length == 1, badErr);

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Sharpen.Cli;
+using Sharpen.Cli.Commands;
 
 namespace Sharpen.Tests.Cli;
 
@@ -6,13 +8,23 @@ namespace Sharpen.Tests.Cli;
 static class CliHarness
 {
     /// <summary>Invokes <paramref name="cmd"/> with <paramref name="args"/>; returns the exit code and what it wrote.</summary>
-    public static (int Code, string Out, string Err) Invoke(Command cmd, params string[] args)
+    public static (int Code, string Out, string Err) Invoke(Command cmd, params string[] args) => Captured(() => cmd.Parse(args).Invoke());
+
+    /// <summary>Runs the whole CLI (<see cref="SharpenCli.Run"/>, as the <c>sharpen</c> tool does) with <paramref name="args"/>;
+    /// returns the exit code and what it wrote, and turns <c>--debug</c>'s stack traces off again afterwards.</summary>
+    public static (int Code, string Out, string Err) Root(params string[] args)
+    {
+        try { return Captured(() => SharpenCli.Run(args)); }
+        finally { CliErrors.ShowStackTraces = false; }
+    }
+
+    static (int Code, string Out, string Err) Captured(Func<int> run)
     {
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (o, e) = (new StringWriter(), new StringWriter());
         Console.SetOut(o);
         Console.SetError(e);
-        try { return (cmd.Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        try { return (run(), o.ToString(), e.ToString()); }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 

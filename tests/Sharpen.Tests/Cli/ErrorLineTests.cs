@@ -43,24 +43,14 @@ public class ErrorLineTests
         return dir.File("m");
     }
 
-    static (int Code, string Out, string Err) Root(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (SharpenCli.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); CliErrors.ShowStackTraces = false; }
-    }
-
     [Fact]
     public void A_yaml_syntax_error_is_one_line_naming_file_and_line_and_debug_adds_the_stack()
     {
         using var dir = new TempDir();
         File.WriteAllText(dir.File("r.yaml"), "kind: sft\nmodel: { init: { hidden_size: 16\n");
-        var (code, _, err) = Root("train", dir.File("r.yaml"));
+        var (code, _, err) = CliHarness.Root("train", dir.File("r.yaml"));
         OneLine(code, err, "r.yaml:3: invalid YAML");
-        var (code2, _, err2) = Root("train", dir.File("r.yaml"), "--debug");
+        var (code2, _, err2) = CliHarness.Root("train", dir.File("r.yaml"), "--debug");
         Assert.Equal(1, code2);
         Assert.Contains("RecipeException", err2);
         Assert.Contains("   at ", err2);

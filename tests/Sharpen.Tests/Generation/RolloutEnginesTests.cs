@@ -5,6 +5,7 @@ using Sharpen.Generation;
 using Sharpen.LlamaCpp;
 using Sharpen.Models;
 using Sharpen.Recipes;
+using Sharpen.Tests.Cli;
 using Sharpen.Tests.Export;
 using Sharpen.Tokenizers;
 
@@ -105,29 +106,19 @@ public class RolloutEnginesTests
         Assert.Equal("openai", Recipe.Parse("kind: online_dpo\nmodel: { path: m }\ntask: { name: countdown }\nrollout: { engine: openai, base_url: 'http://h:1/v1', model: p }\n").Rollout().Engine);
     }
 
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (SharpenCli.Run(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
-
     [Fact]
     public void Generate_with_engine_llamacpp_prints_the_torch_engines_greedy_completions()
     {
         using var dir = new TempDir();
         using (var model = Model()) Sharpen.Checkpoints.HfCheckpoint.Save(dir.File("m"), model, Tok);
         string[] common = ["generate", "--model", dir.File("m"), "--prompt", "badge jab 12+3=", "--max-new-tokens", "12", "--temperature", "0", "--samples", "2"];
-        var torch = Cli(common);
-        var llama = Cli([.. common, "--engine", "llamacpp", "--engine-option", "threads=2"]);
+        var torch = CliHarness.Root(common);
+        var llama = CliHarness.Root([.. common, "--engine", "llamacpp", "--engine-option", "threads=2"]);
         Assert.True(torch.Code == 0, torch.Err);
         Assert.True(llama.Code == 0, llama.Err);
         Assert.Equal(torch.Out, llama.Out);
         Assert.Equal(2, llama.Out.Split('\n').Count(l => l.StartsWith("--- sample ")));
-        var bad = Cli([.. common, "--engine", "vllm"]);
+        var bad = CliHarness.Root([.. common, "--engine", "vllm"]);
         Assert.Equal(1, bad.Code);
         Assert.Contains("unknown rollout engine 'vllm'; known: llamacpp, openai, torch", bad.Err);
     }
